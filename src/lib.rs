@@ -1,0 +1,5 @@
+//! CLI Chatter: an end-to-end encrypted terminal chat for small groups, and its relay.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
+
+pub mod pake;
