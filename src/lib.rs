@@ -3,3 +3,4 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
 pub mod pake;
+pub mod secret;
