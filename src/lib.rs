@@ -3,4 +3,6 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
 pub mod pake;
+pub mod proto;
 pub mod secret;
+pub mod transport;

@@ -1,0 +1,447 @@
+//! The wire protocol spoken between `chatter` and `chatter-server`.
+//!
+//! Every frame on the wire is a 4-byte big-endian length followed by that many bytes
+//! (`tokio_util`'s `LengthDelimitedCodec` does the framing). The first two frames of a
+//! connection are the plaintext handshake ([`ClientHello`], [`ServerHello`]); the third
+//! ([`ClientFinish`]) and every frame after it are sealed by the transport (see `transport`).
+//! Inside, every frame is a postcard-encoded enum from this module: [`ClientFrame`] upstream,
+//! [`ServerFrame`] downstream. This is the only module whose types are serialized.
+//!
+//! MLS objects (KeyPackages, Commits, Welcomes, application messages) travel as opaque bytes:
+//! the relay cannot read them. Decoding is pure and never panics: malformed input is an
+//! [`DecodeError`].
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks. A peer with another version is refused with
+/// [`HelloRejection::UnsupportedVersion`], naming this one.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
+/// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
+/// is smaller. 2 MiB leaves room for both with a wide margin.
+pub const MAX_FRAME_LEN: usize = 2 * 1024 * 1024;
+
+/// The largest handshake frame. Handshake messages are a few dozen bytes; an unauthenticated
+/// peer gets no more room than that.
+pub const MAX_HANDSHAKE_FRAME_LEN: usize = 256;
+
+/// The longest nickname or room name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// The first frame of a connection, in the clear: the client's protocol version and its
+/// SPAKE2 message on the access code. Nothing in it identifies the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    pub version: u16,
+    pub pake_message: Vec<u8>,
+}
+
+/// The server's answer to [`ClientHello`], in the clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerHello {
+    /// The server's SPAKE2 message and its key confirmation. A client whose access code
+    /// differs fails to verify the confirmation and knows the code was wrong.
+    Accept { pake_message: Vec<u8>, confirmation: Vec<u8> },
+    /// The server will not run the handshake.
+    Reject(HelloRejection),
+}
+
+/// Why a server refused a handshake before it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum HelloRejection {
+    #[error("the server speaks protocol version {supported}; this client speaks another")]
+    UnsupportedVersion { supported: u16 },
+    #[error("too many connections from your address")]
+    TooManyConnections,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// The client's key confirmation, the first sealed frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFinish {
+    pub confirmation: Vec<u8>,
+}
+
+/// What a client sends once the handshake is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// Claims a nickname for this connection. Must come first; answered by `Registered`.
+    Register { nick: String },
+    /// Asks for [`ServerFrame::RoomList`].
+    ListRooms,
+    /// Asks for [`ServerFrame::MemberList`] of a room this client is in.
+    ListMembers { room: String },
+    /// Joins a room: creates it if nobody is in it, else starts admission by its leader.
+    Join { room: String },
+    /// Joiner to leader: the joiner's PAKE message on the room password.
+    AdmissionStart { room: String, pake_message: Vec<u8> },
+    /// Leader to joiner: the leader's PAKE message.
+    AdmissionReply { room: String, joiner: String, pake_message: Vec<u8> },
+    /// Joiner to leader: the joiner's key confirmation and its KeyPackage sealed under the
+    /// PAKE key.
+    AdmissionFinish { room: String, confirmation: Vec<u8>, sealed_key_package: Vec<u8> },
+    /// Leader to relay: the joiner is refused. The relay counts wrong passwords.
+    AdmissionRefused { room: String, joiner: String, reason: AdmissionRefusal },
+    /// An MLS Commit (a PrivateMessage), with the Welcome for the member it adds, if any.
+    /// The relay reads the epoch from the message header and accepts only the first commit
+    /// of each epoch.
+    Commit { room: String, commit: Vec<u8>, welcome: Option<Welcome> },
+    /// An MLS application message (a PrivateMessage) for every other member.
+    Application { room: String, message: Vec<u8> },
+    /// A member that missed a commit asks the leader to swap it back in with a fresh
+    /// KeyPackage.
+    RepairRequest { room: String, key_package: Vec<u8> },
+    /// Leaves a room. Answered by `Left`; the leader then commits the removal.
+    Leave { room: String },
+    /// Keepalive; answered by `Pong`.
+    Ping,
+    /// Leaves every room, erases this client's state on the relay and closes.
+    Quit,
+}
+
+/// A Welcome and the nickname it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub to: String,
+    pub message: Vec<u8>,
+}
+
+/// Why a leader refused a joiner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AdmissionRefusal {
+    #[error("wrong room password")]
+    WrongPassword,
+    #[error("the admission messages were malformed")]
+    Malformed,
+    #[error("the room leader changed; try again")]
+    LeaderChanged,
+    #[error("the room leader could not add you")]
+    LeaderFailed,
+    #[error("too many wrong passwords: you may not join this room")]
+    Banned,
+}
+
+/// A room and how many members it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub name: String,
+    pub members: u32,
+}
+
+/// What the relay sends a client once the handshake is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The nickname is this connection's until it closes.
+    Registered {
+        nick: String,
+    },
+    RoomList {
+        rooms: Vec<RoomSummary>,
+    },
+    /// Members in the order they joined; the first is the leader.
+    MemberList {
+        room: String,
+        members: Vec<String>,
+    },
+    /// The room was empty: this client is its first member and leader and creates its group.
+    RoomCreated {
+        room: String,
+    },
+    /// The room exists: run admission with its leader.
+    JoinPending {
+        room: String,
+        leader: String,
+    },
+    /// To the leader: a joiner's PAKE message.
+    AdmissionRequest {
+        room: String,
+        joiner: String,
+        pake_message: Vec<u8>,
+    },
+    /// To the joiner: the leader's PAKE message.
+    AdmissionReply {
+        room: String,
+        leader: String,
+        pake_message: Vec<u8>,
+    },
+    /// To the leader: the joiner's confirmation and sealed KeyPackage.
+    AdmissionFinish {
+        room: String,
+        joiner: String,
+        confirmation: Vec<u8>,
+        sealed_key_package: Vec<u8>,
+    },
+    /// To the joiner: admission failed.
+    AdmissionRefused {
+        room: String,
+        reason: AdmissionRefusal,
+    },
+    /// To a joiner (or a repaired member): the Welcome of the accepted commit that added it.
+    /// The joiner is a member from here on.
+    Welcome {
+        room: String,
+        message: Vec<u8>,
+    },
+    /// To every member but its sender: an accepted commit, in the order the relay accepted.
+    Commit {
+        room: String,
+        from: String,
+        commit: Vec<u8>,
+    },
+    /// To a commit's sender: the commit won its epoch; merge it.
+    CommitAccepted {
+        room: String,
+        epoch: u64,
+    },
+    /// To a commit's sender: the commit lost; discard it, process the winner, retry.
+    CommitRejected {
+        room: String,
+        reason: CommitRejection,
+    },
+    /// An application message from another member.
+    Application {
+        room: String,
+        from: String,
+        message: Vec<u8>,
+    },
+    /// A member was admitted (its Welcome was accepted).
+    MemberJoined {
+        room: String,
+        nick: String,
+    },
+    /// A member left or was disconnected. `leader` is the leader now, who commits the
+    /// removal.
+    MemberLeft {
+        room: String,
+        nick: String,
+        leader: String,
+    },
+    /// To the leader: a member asks to be swapped back in.
+    RepairRequest {
+        room: String,
+        from: String,
+        key_package: Vec<u8>,
+    },
+    /// This client has left the room.
+    Left {
+        room: String,
+    },
+    Pong,
+    /// A request failed; the connection carries on.
+    Error {
+        reason: ErrorReason,
+    },
+    /// The relay is closing this connection, and why.
+    Goodbye {
+        reason: DisconnectReason,
+    },
+}
+
+/// Why a commit lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommitRejection {
+    /// Another commit already moved the room past the commit's epoch.
+    #[error("the room moved on to epoch {current}; commit {attempted} came too late")]
+    EpochMovedOn { attempted: u64, current: u64 },
+    /// The commit names an epoch the room has not reached.
+    #[error("commit for epoch {attempted} is ahead of the room's epoch {current}")]
+    EpochAhead { attempted: u64, current: u64 },
+    /// The message is not an MLS commit of this room's group.
+    #[error("not a commit of this room's group")]
+    NotACommit,
+    /// The Welcome is addressed to someone who is not waiting to join or be repaired.
+    #[error("the welcome's recipient is not waiting to join")]
+    UnknownRecipient,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ErrorReason {
+    #[error("nickname is taken")]
+    NickTaken,
+    #[error("nickname must be 1 to 32 printable characters without spaces")]
+    NickInvalid,
+    #[error("room name must be 1 to 32 printable characters without spaces")]
+    RoomNameInvalid,
+    #[error("register a nickname first")]
+    NotRegistered,
+    #[error("a nickname is already registered on this connection")]
+    AlreadyRegistered,
+    #[error("you are not in that room")]
+    NotInRoom,
+    #[error("you are already in that room or joining it")]
+    AlreadyInRoom,
+    #[error("only the room leader may do that")]
+    NotLeader,
+    #[error("no such member is waiting to join")]
+    UnknownJoiner,
+    #[error("too many wrong passwords: you may not join this room")]
+    BannedFromRoom,
+    #[error("slow down: too many messages")]
+    RateLimited,
+    #[error("not an MLS message of the expected kind")]
+    NotMls,
+    #[error("you are in too many rooms")]
+    TooManyRooms,
+}
+
+/// Why the relay closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DisconnectReason {
+    #[error("the server is shutting down")]
+    ServerShutdown,
+    #[error("you stopped reading and fell too far behind")]
+    SlowReader,
+    #[error("a frame could not be decrypted or decoded")]
+    BadFrame,
+    #[error("a frame was too large")]
+    FrameTooLarge,
+    #[error("the protocol was not followed")]
+    ProtocolViolation,
+    #[error("the connection was idle too long")]
+    IdleTimeout,
+    #[error("goodbye")]
+    Quit,
+}
+
+/// What a room member's MLS application message carries, inside the encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatPayload {
+    Text(String),
+    /// `/me waves`: shown as "* alice waves".
+    Action(String),
+}
+
+/// Why bytes did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u16),
+    #[error("malformed frame")]
+    Malformed,
+    #[error("trailing bytes after frame")]
+    TrailingBytes,
+}
+
+/// Encodes any wire type. Encoding into a `Vec` cannot fail for these types (no maps with
+/// non-string keys, no unsized sequences), so the error is mapped away with a proof comment.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("wire types always encode into a Vec")
+}
+
+/// Decodes a wire type, rejecting trailing bytes so that a frame has exactly one meaning.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
+    if rest.is_empty() { Ok(value) } else { Err(DecodeError::TrailingBytes) }
+}
+
+/// Decodes a [`ClientHello`], checking the version first so that a future client whose hello
+/// has another shape still gets a clear "unsupported version" instead of "malformed".
+pub fn decode_client_hello(bytes: &[u8]) -> Result<ClientHello, DecodeError> {
+    let (version, _) =
+        postcard::take_from_bytes::<u16>(bytes).map_err(|_| DecodeError::Malformed)?;
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    decode(bytes)
+}
+
+/// Whether a nickname or room name is acceptable: 1 to [`MAX_NAME_CHARS`] characters, none of
+/// them whitespace or control characters (so names cannot fake layout on anyone's screen).
+pub fn is_valid_name(name: &str) -> bool {
+    let count = name.chars().count();
+    (1..=MAX_NAME_CHARS).contains(&count)
+        && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !is_format_char(c))
+}
+
+/// Invisible formatting characters (bidirectional overrides, zero-width joiners) that would
+/// let one name look like another.
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_client_frames() -> Vec<ClientFrame> {
+        vec![
+            ClientFrame::Register { nick: "alice".into() },
+            ClientFrame::Join { room: "lobby".into() },
+            ClientFrame::Commit {
+                room: "lobby".into(),
+                commit: vec![1, 2, 3],
+                welcome: Some(Welcome { to: "bob".into(), message: vec![4; 100] }),
+            },
+            ClientFrame::Application { room: "lobby".into(), message: vec![0; 64] },
+            ClientFrame::Quit,
+        ]
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        for frame in sample_client_frames() {
+            assert_eq!(decode::<ClientFrame>(&encode(&frame)).unwrap(), frame);
+        }
+        let server = ServerFrame::Error { reason: ErrorReason::NickTaken };
+        assert_eq!(decode::<ServerFrame>(&encode(&server)).unwrap(), server);
+    }
+
+    #[test]
+    fn truncated_frames_are_errors_not_panics() {
+        for frame in sample_client_frames() {
+            let bytes = encode(&frame);
+            for cut in 0..bytes.len() {
+                assert!(decode::<ClientFrame>(&bytes[..cut]).is_err(), "{frame:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode(&ClientFrame::Ping);
+        bytes.push(0);
+        assert_eq!(decode::<ClientFrame>(&bytes), Err(DecodeError::TrailingBytes));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A deterministic sweep of byte patterns; postcard must reject or accept, not panic.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for length in 0..200 {
+            let bytes: Vec<u8> = (0..length)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = decode::<ClientFrame>(&bytes);
+            let _ = decode::<ServerFrame>(&bytes);
+            let _ = decode_client_hello(&bytes);
+        }
+        // A huge claimed length must not allocate or panic.
+        let _ = decode::<ClientFrame>(&[6, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    }
+
+    #[test]
+    fn unknown_version_is_named() {
+        let hello = ClientHello { version: 7, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&hello)), Err(DecodeError::UnsupportedVersion(7)));
+        let hello = ClientHello { version: PROTOCOL_VERSION, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&hello)).unwrap(), hello);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["alice", "Bob_2", "příliš", "a", &"x".repeat(32), "#lobby"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "a b", "tab\t", "new\nline", "esc\x1b[2J", &"x".repeat(33), "rtl\u{202E}"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+}
