@@ -2,7 +2,9 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
+pub mod mls_header;
 pub mod pake;
 pub mod proto;
+pub mod relay;
 pub mod secret;
 pub mod transport;

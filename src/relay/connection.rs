@@ -1,0 +1,121 @@
+//! One client connection, from accept to close, in one task.
+//!
+//! The task runs the handshake, registers the session with the shared state, then loops
+//! over three things at once: frames from the client (handled under the state lock), frames
+//! queued for the client by anyone (sealed and written in batches), and orders to close
+//! (stalled reader, shutdown, idle). On the way out it erases the session from the state
+//! before saying goodbye, so nothing more is queued for it and no trace of it stays behind.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::gate::{Admission, HandshakeOutcome};
+use super::state::{Control, SessionChannel};
+use crate::proto::{self, ClientFrame, DisconnectReason, ServerFrame};
+use crate::transport::{self, HandshakeError, TransportError};
+
+/// Frames sealed into one write before flushing, so a busy room is not one syscall a frame
+/// and a quiet one is not delayed.
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
+pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, ip: IpAddr, stop: CancellationToken) {
+    let _permit = match shared.gate.admit(ip) {
+        Admission::Admit(permit) => permit,
+        Admission::Refuse(reason) => return transport::refuse(stream, reason).await,
+        Admission::Drop => return,
+    };
+    let config = &shared.config;
+    let handshake = tokio::select! {
+        result = transport::server_handshake(stream, &config.access_code, config.handshake_timeout) => result,
+        () = stop.cancelled() => return,
+    };
+    let (mut reader, mut writer) = match handshake {
+        Ok(connection) => {
+            shared.gate.record_handshake(ip, HandshakeOutcome::Authenticated);
+            connection
+        }
+        Err(error) => {
+            let outcome = match error {
+                HandshakeError::WrongAccessCode => HandshakeOutcome::WrongAccessCode,
+                _ => HandshakeOutcome::Failed,
+            };
+            tracing::debug!(%error, "handshake failed");
+            shared.gate.record_handshake(ip, outcome);
+            return;
+        }
+    };
+
+    let (outbound, mut queued) = mpsc::channel::<Bytes>(config.outgoing_queue_frames);
+    let (kick, mut kicked) = oneshot::channel::<DisconnectReason>();
+    let session = shared.state().add_session(ip, SessionChannel { outbound, kick });
+    let mut signals = Vec::new();
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+
+    let reason: Option<DisconnectReason> = loop {
+        tokio::select! {
+            read = reader.read_plaintext() => {
+                let plaintext = match read {
+                    Ok(Some(plaintext)) => plaintext,
+                    Ok(None) => break None,
+                    Err(error) => break Some(reason_for(&error)),
+                };
+                idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                let Ok(frame) = proto::decode::<ClientFrame>(&plaintext) else {
+                    break Some(DisconnectReason::BadFrame);
+                };
+                let control = shared.state().handle(session, frame, &mut signals);
+                for signal in signals.drain(..) {
+                    match signal {
+                        super::state::AbuseSignal::WrongRoomPassword { ip } => {
+                            shared.gate.record_wrong_room_password(ip);
+                        }
+                    }
+                }
+                if let Control::Close(reason) = control {
+                    break Some(reason);
+                }
+            }
+            Some(frame) = queued.recv() => {
+                let mut sealed = writer.queue(&frame).is_ok();
+                for _ in 1..MAX_FRAMES_PER_WRITE {
+                    let Ok(frame) = queued.try_recv() else { break };
+                    sealed &= writer.queue(&frame).is_ok();
+                }
+                if !sealed {
+                    break Some(DisconnectReason::ProtocolViolation);
+                }
+                tokio::select! {
+                    written = writer.flush() => if written.is_err() { break None },
+                    reason = &mut kicked => break reason.ok(),
+                    () = stop.cancelled() => break Some(DisconnectReason::ServerShutdown),
+                }
+            }
+            reason = &mut kicked => break reason.ok(),
+            () = stop.cancelled() => break Some(DisconnectReason::ServerShutdown),
+            () = &mut idle => break Some(DisconnectReason::IdleTimeout),
+        }
+    };
+
+    shared.state().remove_session(session);
+    if let Some(reason) = reason {
+        // Best effort, and brief: a reader that stalled may never take the goodbye.
+        let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
+        let _ = timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+    }
+}
+
+fn reason_for(error: &TransportError) -> DisconnectReason {
+    match error {
+        TransportError::FrameTooLarge => DisconnectReason::FrameTooLarge,
+        TransportError::BadSeal | TransportError::Decode(_) => DisconnectReason::BadFrame,
+        TransportError::Io(_) => DisconnectReason::BadFrame,
+    }
+}

@@ -1,0 +1,136 @@
+//! The relay: `chatter-server`'s whole behaviour, as a library so tests can run it.
+//!
+//! [`Relay::serve`] is the single entry point: it takes a bound listener and a shutdown
+//! future, so tests bind `127.0.0.1:0`, spawn it, and talk to it over real sockets. Each
+//! connection gets one task (`connection`), the shared routing state sits in `state`, and the
+//! per-address door in `gate`. Relay code never calls openmls: it reads MLS headers through
+//! `mls_header` only.
+
+mod connection;
+pub mod gate;
+pub mod state;
+
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::secret::Secret;
+pub use gate::{Gate, GateLimits};
+pub use state::RelayStats;
+
+/// How the relay behaves. `RelayConfig::new` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub access_code: Secret,
+    /// A connection must finish the handshake within this long.
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing (not even a keepalive) for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Frames queued for one client before it counts as a stalled reader and is cut off.
+    pub outgoing_queue_frames: usize,
+    /// Rooms one client may be in (or joining) at once.
+    pub max_rooms_per_client: usize,
+    pub gate: GateLimits,
+}
+
+impl RelayConfig {
+    pub fn new(access_code: Secret) -> Self {
+        RelayConfig {
+            access_code,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            outgoing_queue_frames: 1024,
+            max_rooms_per_client: 16,
+            gate: GateLimits::default(),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    config: RelayConfig,
+    state: Mutex<state::State>,
+    gate: Gate,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, state::State> {
+        // The state is only mutated through methods that keep it consistent at every await-free
+        // step; a poisoned lock means a bug panicked mid-frame, and the rest of the relay is
+        // better served by carrying on than by dying with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A relay: its configuration and in-memory state.
+#[derive(Clone)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    pub fn new(config: RelayConfig) -> Self {
+        let state = Mutex::new(state::State::new(config.max_rooms_per_client));
+        let gate = Gate::new(config.gate.clone());
+        Relay { shared: Arc::new(Shared { config, state, gate }) }
+    }
+
+    /// What the relay holds right now, as counts.
+    pub fn stats(&self) -> RelayStats {
+        self.shared.state().stats()
+    }
+
+    /// The per-address gate (for the abuse report and tests).
+    pub fn gate(&self) -> &Gate {
+        &self.shared.gate
+    }
+
+    /// Accepts connections until `shutdown` completes, then tells every client why it is
+    /// being disconnected and waits briefly for them to be told.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors or a connection reset before accept: keep
+                    // serving the others, after a pause so a persistent error does not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let shared = Arc::clone(&self.shared);
+            let stop = stop.clone();
+            tasks.spawn(connection::serve(shared, stream, peer.ip(), stop));
+        }
+        tracing::info!("shutting down");
+        stop.cancel();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
+        Ok(())
+    }
+}
+
+/// Runs a relay with `config` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: RelayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    Relay::new(config).serve(listener, shutdown).await
+}
