@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
+pub mod client;
 pub mod mls_header;
 pub mod pake;
 pub mod proto;

@@ -215,6 +215,12 @@ impl<W: AsyncWrite + Unpin> SealedWriter<W> {
         self.flush().await
     }
 
+    /// The underlying writer, for writing bytes outside the sealed framing (tests that play
+    /// a broken peer).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
     /// Closes the write side, so the peer reads a clean end of stream after the last frame.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;

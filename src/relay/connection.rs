@@ -25,7 +25,12 @@ use crate::transport::{self, HandshakeError, TransportError};
 /// and a quiet one is not delayed.
 const MAX_FRAMES_PER_WRITE: usize = 64;
 
-pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, ip: IpAddr, stop: CancellationToken) {
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    ip: IpAddr,
+    stop: CancellationToken,
+) {
     let _permit = match shared.gate.admit(ip) {
         Admission::Admit(permit) => permit,
         Admission::Refuse(reason) => return transport::refuse(stream, reason).await,

@@ -209,7 +209,9 @@ impl State {
             ClientFrame::AdmissionRefused { room, joiner, reason } => {
                 self.admission_refused(id, &room, &joiner, reason, signals)
             }
-            ClientFrame::Commit { room, commit, welcome } => self.commit(id, &room, commit, welcome),
+            ClientFrame::Commit { room, commit, welcome } => {
+                self.commit(id, &room, commit, welcome)
+            }
             ClientFrame::Application { room, message } => self.application(id, &room, message),
             ClientFrame::RepairRequest { room, key_package } => {
                 self.repair_request(id, &room, key_package)
@@ -284,7 +286,12 @@ impl State {
             return self.error(id, ErrorReason::BannedFromRoom);
         }
         let reply = if room.members.is_empty() {
-            room.members.push(RoomMember { session: id, nick, join_epoch: 0, awaiting_repair: false });
+            room.members.push(RoomMember {
+                session: id,
+                nick,
+                join_epoch: 0,
+                awaiting_repair: false,
+            });
             ServerFrame::RoomCreated { room: room_name.clone() }
         } else {
             let leader = room.members[0].nick.clone();
@@ -388,10 +395,19 @@ impl State {
             }
         }
         self.forget_room_of(joiner.session, room_name);
-        self.send(joiner.session, &ServerFrame::AdmissionRefused { room: room_name.into(), reason });
+        self.send(
+            joiner.session,
+            &ServerFrame::AdmissionRefused { room: room_name.into(), reason },
+        );
     }
 
-    fn commit(&mut self, id: SessionId, room_name: &str, commit: Vec<u8>, welcome: Option<Welcome>) {
+    fn commit(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        commit: Vec<u8>,
+        welcome: Option<Welcome>,
+    ) {
         let Some(room) = self.rooms.get_mut(room_name).filter(|room| room.member(id).is_some())
         else {
             return self.error(id, ErrorReason::NotInRoom);
@@ -405,10 +421,9 @@ impl State {
             Some(header) if room.group_id.as_ref().is_some_and(|id| *id != header.group_id) => {
                 Some(CommitRejection::NotACommit)
             }
-            Some(header) if header.epoch < room.epoch => Some(CommitRejection::EpochMovedOn {
-                attempted: header.epoch,
-                current: room.epoch,
-            }),
+            Some(header) if header.epoch < room.epoch => {
+                Some(CommitRejection::EpochMovedOn { attempted: header.epoch, current: room.epoch })
+            }
             Some(header) if header.epoch > room.epoch => {
                 Some(CommitRejection::EpochAhead { attempted: header.epoch, current: room.epoch })
             }
@@ -446,14 +461,17 @@ impl State {
             .members
             .iter()
             .filter(|member| member.session != id)
-            .filter(|member| !(member.awaiting_repair && welcome.as_ref().is_some_and(|w| w.to == member.nick)))
+            .filter(|member| {
+                !(member.awaiting_repair && welcome.as_ref().is_some_and(|w| w.to == member.nick))
+            })
             .map(|member| member.session)
             .collect();
 
         // The welcomed member joins (or is repaired) at the new epoch.
         let mut welcomed = None;
         if let Some(welcome) = welcome {
-            if let Some(position) = room.pending.iter().position(|joiner| joiner.nick == welcome.to) {
+            if let Some(position) = room.pending.iter().position(|joiner| joiner.nick == welcome.to)
+            {
                 let joiner = room.pending.remove(position);
                 room.members.push(RoomMember {
                     session: joiner.session,
@@ -474,7 +492,10 @@ impl State {
         for recipient in recipients {
             self.send_bytes(recipient, commit_frame.clone());
         }
-        self.send(id, &ServerFrame::CommitAccepted { room: room_name.to_owned(), epoch: new_epoch });
+        self.send(
+            id,
+            &ServerFrame::CommitAccepted { room: room_name.to_owned(), epoch: new_epoch },
+        );
         if let Some((session, message, joined_nick)) = welcomed {
             self.send(session, &ServerFrame::Welcome { room: room_name.to_owned(), message });
             if let Some(nick) = joined_nick {
@@ -526,8 +547,11 @@ impl State {
             return self.error(id, ErrorReason::NotLeader);
         };
         let repairer = repairer.session;
-        let frame =
-            ServerFrame::RepairRequest { room: room_name.to_owned(), from: self.nick_of(id), key_package };
+        let frame = ServerFrame::RepairRequest {
+            room: room_name.to_owned(),
+            from: self.nick_of(id),
+            key_package,
+        };
         self.send(repairer, &frame);
     }
 
@@ -544,12 +568,16 @@ impl State {
         if room.members.is_empty() {
             // The room is forgotten; anyone still waiting to join will find it empty and
             // create it afresh.
-            let orphans: Vec<SessionId> = room.pending.iter().map(|joiner| joiner.session).collect();
+            let orphans: Vec<SessionId> =
+                room.pending.iter().map(|joiner| joiner.session).collect();
             self.rooms.remove(room_name);
             for orphan in orphans {
                 self.forget_room_of(orphan, room_name);
                 let refusal = AdmissionRefusal::LeaderChanged;
-                self.send(orphan, &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal });
+                self.send(
+                    orphan,
+                    &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
+                );
             }
             return was_pending || left.is_some();
         }
@@ -557,14 +585,19 @@ impl State {
         let leader = room.members[0].nick.clone();
         if was_leader {
             // Admissions in flight were with the old leader; the joiners start over.
-            let orphans: Vec<SessionId> = room.pending.drain(..).map(|joiner| joiner.session).collect();
+            let orphans: Vec<SessionId> =
+                room.pending.drain(..).map(|joiner| joiner.session).collect();
             for orphan in orphans {
                 self.forget_room_of(orphan, room_name);
                 let refusal = AdmissionRefusal::LeaderChanged;
-                self.send(orphan, &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal });
+                self.send(
+                    orphan,
+                    &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
+                );
             }
         }
-        let notice = ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader };
+        let notice =
+            ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader };
         self.send_to_room(room_name, None, &notice);
         true
     }

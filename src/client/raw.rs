@@ -1,0 +1,89 @@
+//! A frame-level client: connect, handshake, register, then send and receive protocol
+//! frames. The chat engine is built on it; relay tests and the load generator use it
+//! directly.
+
+use std::io;
+
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::ClientError;
+use crate::proto::{ClientFrame, ErrorReason, ServerFrame};
+use crate::secret::Secret;
+use crate::transport::{self, SealedReader, SealedWriter, TransportError};
+
+/// An authenticated connection to a relay.
+#[derive(Debug)]
+pub struct RawClient {
+    pub reader: SealedReader<OwnedReadHalf>,
+    pub writer: SealedWriter<OwnedWriteHalf>,
+}
+
+impl RawClient {
+    /// Connects to `server` ("host:port") and completes the encrypted handshake.
+    pub async fn connect(server: &str, access_code: &Secret) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(server).await.map_err(|error| {
+            ClientError::Unreachable { server: server.to_owned(), reason: error.to_string() }
+        })?;
+        let (reader, writer) = transport::client_handshake(stream, access_code).await?;
+        Ok(RawClient { reader, writer })
+    }
+
+    /// Connects from a chosen local address (tests use 127.0.0.2, 127.0.0.3, … to be several
+    /// hosts on loopback).
+    pub async fn connect_from(
+        local: std::net::IpAddr,
+        server: std::net::SocketAddr,
+        access_code: &Secret,
+    ) -> Result<Self, ClientError> {
+        let socket = match local {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .and_then(|socket| socket.bind((local, 0).into()).map(|()| socket))
+        .map_err(|error| ClientError::Other(error.to_string()))?;
+        let stream = socket.connect(server).await.map_err(|error| ClientError::Unreachable {
+            server: server.to_string(),
+            reason: error.to_string(),
+        })?;
+        let (reader, writer) = transport::client_handshake(stream, access_code).await?;
+        Ok(RawClient { reader, writer })
+    }
+
+    /// Claims a nickname and waits for the answer.
+    pub async fn register(&mut self, nick: &str) -> Result<(), ClientError> {
+        self.send(&ClientFrame::Register { nick: nick.to_owned() }).await?;
+        match self.recv().await? {
+            ServerFrame::Registered { .. } => Ok(()),
+            ServerFrame::Error { reason: ErrorReason::NickTaken } => {
+                Err(ClientError::NickTaken(nick.to_owned()))
+            }
+            ServerFrame::Error { reason: ErrorReason::NickInvalid } => {
+                Err(ClientError::NickInvalid(nick.to_owned()))
+            }
+            ServerFrame::Goodbye { reason } => Err(reason.into()),
+            other => Err(ClientError::Other(format!("unexpected answer to register: {other:?}"))),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        self.writer.write_frame(frame).await.map_err(disconnected)
+    }
+
+    /// The next frame from the relay; a closed connection is an error.
+    pub async fn recv(&mut self) -> Result<ServerFrame, ClientError> {
+        match self.reader.read_frame().await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err(ClientError::Disconnected("the server closed the connection".into())),
+            Err(error) => Err(transport_error(error)),
+        }
+    }
+}
+
+fn disconnected(error: io::Error) -> ClientError {
+    ClientError::Disconnected(error.to_string())
+}
+
+pub(crate) fn transport_error(error: TransportError) -> ClientError {
+    ClientError::Disconnected(error.to_string())
+}

@@ -1,0 +1,468 @@
+//! The relay and its wire protocol, driven by frame-level clients over real sockets.
+
+use std::time::Duration;
+
+use chatter::client::{ClientError, RawClient};
+use chatter::proto::{
+    AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RoomSummary,
+    ServerFrame, Welcome,
+};
+use chatter::secret::Secret;
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{self, APPLICATION, COMMIT, expect_frame, fake_private_message, next_frame};
+
+const GROUP: &[u8] = b"group-1";
+
+/// Runs the admission message flow with opaque bytes (the relay cannot tell) and has the
+/// leader commit the add at `epoch`, as a real leader would after checking the password.
+async fn admit(
+    leader: &mut RawClient,
+    joiner: &mut RawClient,
+    joiner_nick: &str,
+    room: &str,
+    epoch: u64,
+) {
+    joiner.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+    assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
+    joiner
+        .send(&ClientFrame::AdmissionStart { room: room.into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
+    let request = expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await;
+    let ServerFrame::AdmissionRequest { joiner: asked, .. } = request else { unreachable!() };
+    assert_eq!(asked, joiner_nick);
+    leader
+        .send(&ClientFrame::AdmissionReply {
+            room: room.into(),
+            joiner: asked,
+            pake_message: vec![2; 32],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(next_frame(joiner).await, ServerFrame::AdmissionReply { .. }));
+    joiner
+        .send(&ClientFrame::AdmissionFinish {
+            room: room.into(),
+            confirmation: vec![3; 32],
+            sealed_key_package: vec![4; 200],
+        })
+        .await
+        .unwrap();
+    expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await;
+    let commit = fake_private_message(GROUP, epoch, COMMIT, b"add");
+    let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
+    leader
+        .send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) })
+        .await
+        .unwrap();
+    let accepted = expect_frame(leader, |f| matches!(f, ServerFrame::CommitAccepted { .. })).await;
+    assert_eq!(accepted, ServerFrame::CommitAccepted { room: room.into(), epoch: epoch + 1 });
+    let welcomed = next_frame(joiner).await;
+    assert_eq!(welcomed, ServerFrame::Welcome { room: room.into(), message: b"welcome".to_vec() });
+}
+
+/// A room of `nicks.len()` members, the first its creator, all at epoch `nicks.len() - 1`.
+async fn room_of(relay: &support::TestRelay, room: &str, nicks: &[&str]) -> Vec<RawClient> {
+    let mut clients = Vec::new();
+    for (index, nick) in nicks.iter().enumerate() {
+        let mut client = support::raw_client(relay, nick).await;
+        if index == 0 {
+            client.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+            assert_eq!(
+                next_frame(&mut client).await,
+                ServerFrame::RoomCreated { room: room.into() }
+            );
+        } else {
+            let (leader, _) = clients.split_first_mut().unwrap();
+            admit(leader, &mut client, nick, room, index as u64 - 1).await;
+        }
+        clients.push(client);
+    }
+    // Drain the joined notices so each test starts from a quiet room.
+    for client in &mut clients {
+        client.send(&ClientFrame::Ping).await.unwrap();
+        expect_frame(client, |f| *f == ServerFrame::Pong).await;
+    }
+    clients
+}
+
+#[tokio::test]
+async fn handshake_with_the_right_code_registers_and_the_wrong_code_is_named() {
+    let relay = support::start_relay().await;
+    support::raw_client(&relay, "alice").await;
+    let wrong = RawClient::connect(&relay.addr(), &Secret::from("guess")).await;
+    let error = wrong.expect_err("a wrong code must not connect");
+    assert!(matches!(error, ClientError::WrongAccessCode), "{error:?}");
+    assert_eq!(error.to_string(), "wrong access code");
+}
+
+#[tokio::test]
+async fn nicknames_are_unique_and_checked() {
+    let relay = support::start_relay().await;
+    let _alice = support::raw_client(&relay, "alice").await;
+    let mut second =
+        RawClient::connect(&relay.addr(), &Secret::from(support::ACCESS_CODE)).await.unwrap();
+    let taken = second.register("alice").await.expect_err("taken");
+    assert_eq!(taken.to_string(), "nickname \"alice\" is taken");
+    for bad in ["", "two words", "bell\x07", &"x".repeat(33)] {
+        let error = second.register(bad).await.expect_err("invalid");
+        assert!(matches!(error, ClientError::NickInvalid(_)), "{bad:?}: {error:?}");
+    }
+    // The connection survives the refusals and can still register.
+    second.register("alice2").await.unwrap();
+    // Before registering, nothing else is allowed.
+    let mut third =
+        RawClient::connect(&relay.addr(), &Secret::from(support::ACCESS_CODE)).await.unwrap();
+    third.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut third).await,
+        ServerFrame::Error { reason: ErrorReason::NotRegistered }
+    );
+}
+
+#[tokio::test]
+async fn rooms_are_created_joined_listed_and_handed_on() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol"]).await;
+    let mut dave = support::raw_client(&relay, "dave").await;
+    dave.send(&ClientFrame::ListRooms).await.unwrap();
+    assert_eq!(
+        next_frame(&mut dave).await,
+        ServerFrame::RoomList { rooms: vec![RoomSummary { name: "lobby".into(), members: 3 }] }
+    );
+    clients[1].send(&ClientFrame::ListMembers { room: "lobby".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut clients[1]).await,
+        ServerFrame::MemberList {
+            room: "lobby".into(),
+            members: vec!["alice".into(), "bob".into(), "carol".into()]
+        }
+    );
+    // A non-member may not list members.
+    dave.send(&ClientFrame::ListMembers { room: "lobby".into() }).await.unwrap();
+    assert_eq!(next_frame(&mut dave).await, ServerFrame::Error { reason: ErrorReason::NotInRoom });
+
+    // The leader leaves: the next longest-present member leads and is told so.
+    clients[0].send(&ClientFrame::Leave { room: "lobby".into() }).await.unwrap();
+    assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Left { room: "lobby".into() });
+    for client in &mut clients[1..] {
+        let notice = next_frame(client).await;
+        assert_eq!(
+            notice,
+            ServerFrame::MemberLeft {
+                room: "lobby".into(),
+                nick: "alice".into(),
+                leader: "bob".into()
+            }
+        );
+    }
+    // Joiners now go to bob.
+    dave.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut dave).await,
+        ServerFrame::JoinPending { room: "lobby".into(), leader: "bob".into() }
+    );
+
+    // When everyone leaves, the room is forgotten.
+    drop(clients);
+    drop(dave);
+    assert!(support::eventually(|| relay.relay.stats().rooms == 0).await);
+    assert_eq!(relay.relay.stats(), Default::default());
+}
+
+#[tokio::test]
+async fn application_messages_reach_everyone_but_the_sender_in_order() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol", "dave"]).await;
+    let messages: Vec<Vec<u8>> =
+        (0..50u8).map(|n| fake_private_message(GROUP, 3, APPLICATION, &[n; 100])).collect();
+    for message in &messages {
+        clients[1]
+            .send(&ClientFrame::Application { room: "lobby".into(), message: message.clone() })
+            .await
+            .unwrap();
+    }
+    for index in [0, 2, 3] {
+        for message in &messages {
+            let frame = next_frame(&mut clients[index]).await;
+            assert_eq!(
+                frame,
+                ServerFrame::Application {
+                    room: "lobby".into(),
+                    from: "bob".into(),
+                    message: message.clone()
+                }
+            );
+        }
+    }
+    // The sender got none of its own: the next thing it hears is the answer to a ping.
+    clients[1].send(&ClientFrame::Ping).await.unwrap();
+    assert_eq!(next_frame(&mut clients[1]).await, ServerFrame::Pong);
+    // Plaintext pretending to be a message is refused.
+    clients[1]
+        .send(&ClientFrame::Application {
+            room: "lobby".into(),
+            message: b"hello in clear".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_frame(&mut clients[1]).await,
+        ServerFrame::Error { reason: ErrorReason::NotMls }
+    );
+}
+
+#[tokio::test]
+async fn two_commits_for_one_epoch_exactly_one_wins_and_all_see_one_order() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol"]).await;
+    let commit_b = fake_private_message(GROUP, 2, COMMIT, b"from bob");
+    let commit_c = fake_private_message(GROUP, 2, COMMIT, b"from carol");
+    let (first, second) = clients.split_at_mut(2);
+    let (bob, carol) = (&mut first[1], &mut second[0]);
+    let frame_b =
+        ClientFrame::Commit { room: "lobby".into(), commit: commit_b.clone(), welcome: None };
+    let frame_c =
+        ClientFrame::Commit { room: "lobby".into(), commit: commit_c.clone(), welcome: None };
+    let (sent_b, sent_c) = tokio::join!(bob.send(&frame_b), carol.send(&frame_c));
+    sent_b.unwrap();
+    sent_c.unwrap();
+
+    // Each committer hears either "accepted" or the winner's commit then "rejected".
+    let mut outcomes = Vec::new();
+    for (index, name) in [(1, "bob"), (2, "carol")] {
+        let client = &mut clients[index];
+        let first = next_frame(client).await;
+        match first {
+            ServerFrame::CommitAccepted { epoch, .. } => {
+                assert_eq!(epoch, 3);
+                outcomes.push((name, true));
+            }
+            ServerFrame::Commit { from, .. } => {
+                assert_ne!(from, name);
+                let rejected = next_frame(client).await;
+                assert_eq!(
+                    rejected,
+                    ServerFrame::CommitRejected {
+                        room: "lobby".into(),
+                        reason: CommitRejection::EpochMovedOn { attempted: 2, current: 3 }
+                    }
+                );
+                outcomes.push((name, false));
+            }
+            other => panic!("{name} got {other:?}"),
+        }
+    }
+    let winners: Vec<_> = outcomes.iter().filter(|(_, won)| *won).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let winner = winners[0].0;
+    let winning_commit = if winner == "bob" { commit_b } else { commit_c };
+    // The bystander sees exactly the winner's commit.
+    assert_eq!(
+        next_frame(&mut clients[0]).await,
+        ServerFrame::Commit { room: "lobby".into(), from: winner.into(), commit: winning_commit }
+    );
+    clients[0].send(&ClientFrame::Ping).await.unwrap();
+    assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Pong);
+}
+
+/// A member sends something broken; only its own connection closes, with a reason, and the
+/// room carries on.
+async fn only_the_offender_is_closed(
+    mischief: impl AsyncFnOnce(&support::TestRelay) -> Option<DisconnectReason>,
+) {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
+    let reason = mischief(&relay).await;
+    assert!(reason.is_some(), "the offender should be told why it was closed");
+    let message = fake_private_message(GROUP, 1, APPLICATION, b"still here");
+    clients[0]
+        .send(&ClientFrame::Application { room: "lobby".into(), message: message.clone() })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_frame(&mut clients[1]).await,
+        ServerFrame::Application { room: "lobby".into(), from: "alice".into(), message }
+    );
+}
+
+async fn goodbye_reason(client: &mut RawClient) -> Option<DisconnectReason> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.recv()).await.ok()? {
+            Ok(ServerFrame::Goodbye { reason }) => return Some(reason),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_frame_closes_only_that_connection() {
+    only_the_offender_is_closed(async |relay| {
+        let mut mallory = support::raw_client(relay, "mallory").await;
+        mallory.writer.queue(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]).unwrap();
+        mallory.writer.flush().await.unwrap();
+        let reason = goodbye_reason(&mut mallory).await;
+        assert_eq!(reason, Some(DisconnectReason::BadFrame));
+        reason
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_only_that_connection() {
+    only_the_offender_is_closed(async |relay| {
+        let mut mallory = support::raw_client(relay, "mallory").await;
+        // A length prefix claiming 4 GiB: refused from the header alone, nothing allocated.
+        mallory.writer.get_mut().write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await.unwrap();
+        let reason = goodbye_reason(&mut mallory).await;
+        assert_eq!(reason, Some(DisconnectReason::FrameTooLarge));
+        reason
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn truncated_frame_closes_only_that_connection() {
+    only_the_offender_is_closed(async |relay| {
+        let mut mallory = support::raw_client(relay, "mallory").await;
+        let writer = mallory.writer.get_mut();
+        writer.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap();
+        writer.shutdown().await.unwrap();
+        let reason = goodbye_reason(&mut mallory).await;
+        assert_eq!(reason, Some(DisconnectReason::BadFrame));
+        reason
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replayed_and_altered_frames_close_only_that_connection() {
+    for mischief in [
+        support::proxy::Mischief::Replay { index: 2 },
+        support::proxy::Mischief::FlipByte { index: 2 },
+    ] {
+        only_the_offender_is_closed(async |relay| {
+            // Frame 0 is the hello, 1 the sealed finish, 2 the sealed Register.
+            let proxy = support::proxy::start(relay.address, mischief).await;
+            let mut mallory =
+                RawClient::connect(&proxy.to_string(), &Secret::from(support::ACCESS_CODE))
+                    .await
+                    .unwrap();
+            mallory.send(&ClientFrame::Register { nick: "mallory".into() }).await.unwrap();
+            let reason = goodbye_reason(&mut mallory).await;
+            assert_eq!(reason, Some(DisconnectReason::BadFrame), "{mischief:?}");
+            reason
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_reader_is_cut_off_without_slowing_the_room() {
+    let mut config = support::test_config();
+    config.outgoing_queue_frames = 64;
+    let relay = support::start_relay_with(config).await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob", "stalled"]).await;
+    let _stalled = clients.pop().unwrap(); // never read from again
+    let message = fake_private_message(GROUP, 2, APPLICATION, &[7; 1000]);
+    let total = 20_000; // 20 MB: more than the queue plus any loopback socket buffers
+    let (alice, bob) = clients.split_at_mut(1);
+    let (alice, bob) = (&mut alice[0], &mut bob[0]);
+    // Alice sends in batches that bob, an attentive reader, keeps up with (a rate-limited
+    // sender); the stalled member falls behind by the whole stream.
+    let mut received = 0;
+    let mut saw_left = false;
+    let batch = 32; // below the 64-frame queue: an attentive reader is never cut off
+    let moving = async {
+        for _ in 0..total / batch {
+            for _ in 0..batch {
+                let frame =
+                    ClientFrame::Application { room: "lobby".into(), message: message.clone() };
+                alice.send(&frame).await.unwrap();
+            }
+            let mut batch_received = 0;
+            while batch_received < batch {
+                match next_frame(bob).await {
+                    ServerFrame::Application { .. } => batch_received += 1,
+                    ServerFrame::MemberLeft { nick, .. } => {
+                        assert_eq!(nick, "stalled");
+                        saw_left = true;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            received += batch_received;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), moving).await.expect("the room kept moving");
+    assert!(saw_left, "the stalled reader was cut off and the room told");
+    assert_eq!(received, total);
+    assert_eq!(relay.relay.stats().sessions, 2);
+}
+
+#[tokio::test]
+async fn three_wrong_room_passwords_ban_the_nickname_from_the_room() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice"]).await;
+    let mut mallory = support::raw_client(&relay, "mallory").await;
+    for attempt in 1..=3 {
+        mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+        assert!(matches!(next_frame(&mut mallory).await, ServerFrame::JoinPending { .. }));
+        clients[0]
+            .send(&ClientFrame::AdmissionRefused {
+                room: "lobby".into(),
+                joiner: "mallory".into(),
+                reason: AdmissionRefusal::WrongPassword,
+            })
+            .await
+            .unwrap();
+        let expected =
+            if attempt < 3 { AdmissionRefusal::WrongPassword } else { AdmissionRefusal::Banned };
+        assert_eq!(
+            next_frame(&mut mallory).await,
+            ServerFrame::AdmissionRefused { room: "lobby".into(), reason: expected }
+        );
+    }
+    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut mallory).await,
+        ServerFrame::Error { reason: ErrorReason::BannedFromRoom }
+    );
+    // Another room is still open to mallory.
+    mallory.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut mallory).await,
+        ServerFrame::RoomCreated { room: "elsewhere".into() }
+    );
+}
+
+#[tokio::test]
+async fn quit_leaves_no_trace_and_the_nick_is_free_again() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
+    clients[1].send(&ClientFrame::Quit).await.unwrap();
+    assert_eq!(goodbye_reason(&mut clients[1]).await, Some(DisconnectReason::Quit));
+    assert_eq!(
+        next_frame(&mut clients[0]).await,
+        ServerFrame::MemberLeft {
+            room: "lobby".into(),
+            nick: "bob".into(),
+            leader: "alice".into()
+        }
+    );
+    let stats = relay.relay.stats();
+    assert_eq!((stats.sessions, stats.nicknames, stats.room_memberships), (1, 1, 1));
+    let _bob_again = support::raw_client(&relay, "bob").await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_every_client_why() {
+    let relay = support::start_relay().await;
+    let mut alice = support::raw_client(&relay, "alice").await;
+    let mut bob = support::raw_client(&relay, "bob").await;
+    relay.shutdown().await;
+    assert_eq!(goodbye_reason(&mut alice).await, Some(DisconnectReason::ServerShutdown));
+    assert_eq!(goodbye_reason(&mut bob).await, Some(DisconnectReason::ServerShutdown));
+}
