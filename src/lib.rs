@@ -2,4 +2,6 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
+pub mod mls;
+pub mod mls_header;
 pub mod pake;
