@@ -21,3 +21,6 @@ pub use error::MlsError;
 pub use events::{MemberInfo, OutgoingCommit, RoomEvent};
 pub use identity::MlsMember;
 pub use room::RoomGroup;
+
+#[cfg(test)]
+mod tests;
