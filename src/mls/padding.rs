@@ -23,7 +23,7 @@ pub(crate) fn pad(payload: &[u8]) -> Vec<u8> {
 /// Strips the padding; `None` if it is not well formed (only a buggy or hostile member that
 /// already authenticated can cause that, so the caller reports the message as malformed).
 pub(crate) fn unpad(mut padded: Vec<u8>) -> Option<Vec<u8>> {
-    if padded.is_empty() || padded.len() % BLOCK != 0 {
+    if padded.is_empty() || !padded.len().is_multiple_of(BLOCK) {
         return None;
     }
     let marker_at = padded.iter().rposition(|&byte| byte != 0)?;
@@ -43,7 +43,7 @@ mod tests {
         for len in [0, 1, 2, 62, 63, 64, 65, 127, 128, 1000] {
             let payload: Vec<u8> = (0..len).map(|i| if i % 3 == 0 { 0 } else { 0x80 }).collect();
             let padded = pad(&payload);
-            assert_eq!(padded.len() % BLOCK, 0);
+            assert!(padded.len().is_multiple_of(BLOCK));
             assert!(padded.len() > payload.len());
             assert_eq!(unpad(padded).unwrap(), payload);
         }

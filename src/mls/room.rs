@@ -183,9 +183,16 @@ impl RoomGroup {
                 let events = self.commit_events(&staged);
                 // Same as `discard_pending_commit`, written out to keep `session` borrowed.
                 let _ = self.group.clear_pending_commit(session.provider.storage());
+                let self_removed = staged.self_removed();
                 self.group
                     .merge_staged_commit(&session.provider, *staged)
                     .map_err(|error| MlsError::Internal(error.to_string()))?;
+                if self_removed {
+                    // Nothing of a group we were removed from is needed again, so its state
+                    // leaves the member's store now rather than when the session ends. As in
+                    // `discard_pending_commit`, the in-memory store cannot fail this.
+                    let _ = self.group.delete(session.provider.storage());
+                }
                 Ok(events)
             }
             // The relay fanned our own message back to us; there is nothing to learn from it.

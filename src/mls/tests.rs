@@ -284,7 +284,6 @@ fn messages_for_another_group_are_refused() {
     let mut elsewhere = room_of(&["carol", "dave"]);
     let ciphertext = elsewhere[0].room.encrypt_message(b"wrong room").unwrap();
     assert_eq!(clients[1].room.process_incoming(&ciphertext).unwrap_err(), MlsError::WrongGroup);
-    let _ = &mut elsewhere;
 }
 
 #[test]
@@ -442,4 +441,35 @@ fn member_and_room_cross_threads() {
     fn send<T: Send>() {}
     send_sync::<MlsMember>();
     send::<RoomGroup>();
+}
+
+/// Informal per-operation timings: `cargo test --lib mls::tests::timings -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn timings() {
+    use std::time::Instant;
+    fn time<T>(label: &str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let value = f();
+        println!("{label:<32} {:>8.2?}", start.elapsed());
+        value
+    }
+    let mut clients = vec![founder("m0")];
+    for n in 1..8 {
+        add(&mut clients, 0, &format!("m{n}"));
+    }
+    let newcomer = time("MlsMember::new", || MlsMember::new("new").unwrap());
+    let key_package = time("key_package", || newcomer.key_package().unwrap());
+    time("create_room", || newcomer.create_room().unwrap());
+    let commit =
+        time("commit_add (8 members)", || clients[0].room.commit_add(&key_package).unwrap());
+    time("merge_pending_commit", || clients[0].room.merge_pending_commit().unwrap());
+    time("process_incoming commit", || clients[1].room.process_incoming(&commit.commit).unwrap());
+    time("join_room (9 members)", || {
+        newcomer.join_room(commit.welcome.as_deref().unwrap()).unwrap()
+    });
+    let ciphertext =
+        time("encrypt_message 100 B", || clients[0].room.encrypt_message(&[7; 100]).unwrap());
+    time("process_incoming message", || clients[1].room.process_incoming(&ciphertext).unwrap());
+    time("commit_remove", || clients[0].room.commit_remove(&["new"]).unwrap());
 }
