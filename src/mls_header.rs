@@ -156,6 +156,14 @@ mod tests {
     }
 
     #[test]
+    fn this_module_does_not_use_openmls() {
+        // Split so that this test does not find itself.
+        let source = include_str!("mls_header.rs");
+        assert!(!source.contains(concat!("openmls", "::")));
+        assert!(!source.contains(concat!("use ", "openmls")));
+    }
+
+    #[test]
     fn reads_a_handmade_header() {
         let header = peek_header(&private_message(b"group", 7, CONTENT_TYPE_COMMIT)).unwrap();
         assert_eq!(header.wire_format, WIRE_FORMAT_PRIVATE_MESSAGE);

@@ -55,3 +55,26 @@ pub enum MlsError {
     #[error("internal mls error: {0}")]
     Internal(String),
 }
+
+/// openmls's error text in our style: lowercase first letter, no closing period. Its errors
+/// describe what failed and never include key material or plaintext.
+pub(crate) fn describe(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_follows_the_message_style() {
+        assert_eq!(describe(&"Verifying the signature failed."), "verifying the signature failed");
+        assert_eq!(describe(&""), "");
+    }
+}

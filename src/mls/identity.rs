@@ -16,6 +16,7 @@ use openmls_rust_crypto::OpenMlsRustCrypto;
 use sha2::{Digest, Sha256};
 
 use super::config::{CIPHERSUITE, create_config, join_config};
+use super::error::describe;
 use super::{MlsError, RoomGroup};
 
 /// The longest nickname accepted into a credential, in bytes.
@@ -83,10 +84,10 @@ impl MlsMember {
         let session = &*self.session;
         let bundle = KeyPackage::builder()
             .build(CIPHERSUITE, &session.provider, &session.signer, session.credential.clone())
-            .map_err(|error| MlsError::Internal(error.to_string()))?;
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
         MlsMessageOut::from(bundle)
             .tls_serialize_detached()
-            .map_err(|error| MlsError::Internal(error.to_string()))
+            .map_err(|error| MlsError::Internal(describe(&error)))
     }
 
     /// Creates a new room with a random group id and us as its only member.
@@ -98,7 +99,7 @@ impl MlsMember {
             &create_config(),
             session.credential.clone(),
         )
-        .map_err(|error| MlsError::Internal(error.to_string()))?;
+        .map_err(|error| MlsError::Internal(describe(&error)))?;
         Ok(RoomGroup::new(group, Arc::clone(&self.session)))
     }
 
@@ -113,7 +114,7 @@ impl MlsMember {
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
             return Err(MlsError::Malformed);
         };
-        let invalid = |error: &dyn std::fmt::Display| MlsError::InvalidWelcome(error.to_string());
+        let invalid = |error: &dyn std::fmt::Display| MlsError::InvalidWelcome(describe(error));
         let group = StagedWelcome::build_from_welcome(&session.provider, &join_config(), welcome)
             .map_err(|error| invalid(&error))?
             .replace_old_group()
@@ -144,10 +145,7 @@ pub(crate) fn nick_of(credential: &Credential) -> String {
     if credential.credential_type() != CredentialType::Basic {
         return "<non-basic credential>".to_owned();
     }
-    match std::str::from_utf8(credential.serialized_content()) {
-        Ok(nick) => nick.to_owned(),
-        Err(_) => String::from_utf8_lossy(credential.serialized_content()).into_owned(),
-    }
+    String::from_utf8_lossy(credential.serialized_content()).into_owned()
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use openmls::prelude::{
-    ContentType, KeyPackage, LeafNodeIndex, MlsGroup, MlsGroupStateError, MlsMessageBodyIn,
-    MlsMessageIn, MlsMessageOut, ProcessMessageError, ProcessedMessageContent, ProtocolMessage,
-    ProtocolVersion, StagedCommit, ValidationError, tls_codec::Deserialize as _,
-    tls_codec::Serialize as _,
+    ContentType, CreateMessageError, CredentialType, KeyPackage, LeafNodeIndex, MlsGroup,
+    MlsGroupStateError, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessMessageError,
+    ProcessedMessageContent, ProtocolMessage, ProtocolVersion, StagedCommit, ValidationError,
+    tls_codec::Deserialize as _, tls_codec::Serialize as _,
 };
 use openmls_traits::OpenMlsProvider as _;
 
 use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
+use super::error::describe;
 use super::identity::{Session, fingerprint_of, nick_of};
 use super::padding::{pad, unpad};
 use super::{MemberInfo, MlsError, OutgoingCommit, RoomEvent};
@@ -73,10 +74,10 @@ impl RoomGroup {
             .group
             .create_message(&session.provider, &session.signer, &pad(payload))
             .map_err(|error| match error {
-                openmls::prelude::CreateMessageError::GroupStateError(
-                    MlsGroupStateError::UseAfterEviction,
-                ) => MlsError::NotAMember,
-                other => MlsError::Internal(other.to_string()),
+                CreateMessageError::GroupStateError(MlsGroupStateError::UseAfterEviction) => {
+                    MlsError::NotAMember
+                }
+                other => MlsError::Internal(describe(&other)),
             })?;
         serialize(&message)
     }
@@ -139,7 +140,7 @@ impl RoomGroup {
         let events = self.commit_events(staged);
         self.group
             .merge_pending_commit(&self.session.provider)
-            .map_err(|error| MlsError::Internal(error.to_string()))?;
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
         Ok(events)
     }
 
@@ -186,7 +187,7 @@ impl RoomGroup {
                 let self_removed = staged.self_removed();
                 self.group
                     .merge_staged_commit(&session.provider, *staged)
-                    .map_err(|error| MlsError::Internal(error.to_string()))?;
+                    .map_err(|error| MlsError::Internal(describe(&error)))?;
                 if self_removed {
                     // Nothing of a group we were removed from is needed again, so its state
                     // leaves the member's store now rather than when the session ends. As in
@@ -238,12 +239,12 @@ impl RoomGroup {
         };
         let key_package = key_package
             .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
-            .map_err(|error| MlsError::InvalidKeyPackage(error.to_string()))?;
+            .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(invalid("unexpected ciphersuite"));
         }
         let credential = key_package.leaf_node().credential();
-        let nick_is_valid = credential.credential_type() == openmls::prelude::CredentialType::Basic
+        let nick_is_valid = credential.credential_type() == CredentialType::Basic
             && std::str::from_utf8(credential.serialized_content())
                 .is_ok_and(|nick| !nick.is_empty() && nick.len() <= super::identity::MAX_NICK_LEN);
         if !nick_is_valid {
@@ -279,7 +280,7 @@ impl RoomGroup {
         let adding = add.is_some();
         let session = &*self.session;
         let provider = &session.provider;
-        let internal = |error: &dyn std::fmt::Display| MlsError::Internal(error.to_string());
+        let internal = |error: &dyn std::fmt::Display| MlsError::Internal(describe(error));
         let bundle = self
             .group
             .commit_builder()
@@ -293,7 +294,7 @@ impl RoomGroup {
                 // The key package is the only input a peer chose, so a failure to build a
                 // commit that adds one is most likely its fault.
                 if adding {
-                    MlsError::InvalidKeyPackage(error.to_string())
+                    MlsError::InvalidKeyPackage(describe(&error))
                 } else {
                     internal(&error)
                 }
@@ -334,7 +335,7 @@ impl RoomGroup {
 }
 
 fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
-    message.tls_serialize_detached().map_err(|error| MlsError::Internal(error.to_string()))
+    message.tls_serialize_detached().map_err(|error| MlsError::Internal(describe(&error)))
 }
 
 /// Folds openmls's processing errors into what the caller can act on.
@@ -346,17 +347,17 @@ fn process_error<E: std::fmt::Debug + std::fmt::Display>(
             ValidationError::WrongEpoch | ValidationError::NoPastEpochData,
         ) => MlsError::Undecryptable("no keys for the message's epoch".into()),
         ProcessMessageError::ValidationError(ValidationError::LibraryError(error)) => {
-            MlsError::Internal(error.to_string())
+            MlsError::Internal(describe(&error))
         }
         ProcessMessageError::ValidationError(ValidationError::WrongGroupId) => MlsError::WrongGroup,
-        ProcessMessageError::ValidationError(error) => MlsError::Undecryptable(error.to_string()),
+        ProcessMessageError::ValidationError(error) => MlsError::Undecryptable(describe(&error)),
         ProcessMessageError::InvalidCommit(error) => {
-            MlsError::Undecryptable(format!("invalid commit: {error}"))
+            MlsError::Undecryptable(format!("invalid commit: {}", describe(&error)))
         }
         ProcessMessageError::GroupStateError(MlsGroupStateError::UseAfterEviction) => {
             MlsError::NotAMember
         }
         ProcessMessageError::IncompatibleWireFormat => MlsError::Unexpected,
-        other => MlsError::Internal(other.to_string()),
+        other => MlsError::Internal(describe(&other)),
     }
 }
