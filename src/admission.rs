@@ -211,6 +211,23 @@ mod tests {
     }
 
     #[test]
+    fn the_leader_sends_only_its_exchange_message() {
+        // A confirmation from the leader would let a joiner test password guesses offline, so
+        // its reply must be a bare SPAKE2 message, exactly as long as the joiner's.
+        let (_, joiner_message) =
+            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, JOINER.password);
+        let (_, leader_message) = LeaderAdmission::respond(
+            JOINER.room,
+            JOINER.joiner,
+            JOINER.leader,
+            JOINER.password,
+            &joiner_message,
+        )
+        .unwrap();
+        assert_eq!(leader_message.len(), joiner_message.len());
+    }
+
+    #[test]
     fn wrong_password_is_reported_to_the_leader() {
         let leader = Side { password: b"correct horsf", ..JOINER };
         assert_eq!(admit(&JOINER, &leader), Err(AdmissionError::WrongPassword));
