@@ -2,7 +2,9 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
+pub mod admission;
 pub mod client;
+pub mod mls;
 pub mod mls_header;
 pub mod pake;
 pub mod proto;

@@ -1,76 +1,142 @@
-//! Reads the three public fields of an MLS PrivateMessage header without openmls.
+//! The cleartext header of an MLS message, read without an MLS library.
 //!
-//! The relay orders each room's commits by epoch and checks that application messages are
-//! ciphertext, so it needs the group id, the epoch and the content type, which RFC 9420
-//! leaves in the clear. This module reads those and nothing else, by hand over the TLS
-//! presentation encoding, so that relay code never links openmls.
+//! The relay routes and orders room traffic by the few fields an MLS `PrivateMessage` leaves in
+//! the clear: which group it belongs to, which epoch it was sent in, and whether it is an
+//! application message or a commit. Reading them needs only the RFC 9420 TLS encoding, so this
+//! module is written by hand and imports nothing from openmls: the relay stays free of the MLS
+//! dependency and never holds anything it could decrypt with. Nothing here allocates beyond the
+//! group id, and no input makes it panic.
 
-/// `wire_format` of a PrivateMessage (RFC 9420 §6).
+/// `ProtocolVersion::mls10`, the only version RFC 9420 defines.
+pub const PROTOCOL_VERSION_MLS10: u16 = 1;
+
+/// `WireFormat` values from RFC 9420 §6.
+pub const WIRE_FORMAT_PUBLIC_MESSAGE: u16 = 1;
+/// An encrypted handshake or application message.
 pub const WIRE_FORMAT_PRIVATE_MESSAGE: u16 = 2;
-/// `content_type` of an application message.
+/// A Welcome for new members.
+pub const WIRE_FORMAT_WELCOME: u16 = 3;
+/// A signed GroupInfo.
+pub const WIRE_FORMAT_GROUP_INFO: u16 = 4;
+/// A KeyPackage.
+pub const WIRE_FORMAT_KEY_PACKAGE: u16 = 5;
+
+/// `ContentType` values from RFC 9420 §6.
 pub const CONTENT_TYPE_APPLICATION: u8 = 1;
-/// `content_type` of a commit.
+/// A standalone proposal.
+pub const CONTENT_TYPE_PROPOSAL: u8 = 2;
+/// A commit: it moves the group to the next epoch.
 pub const CONTENT_TYPE_COMMIT: u8 = 3;
 
-/// The readable part of an MLS message header.
+/// The cleartext fields at the front of an MLS `PrivateMessage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageHeader {
+    /// Always [`WIRE_FORMAT_PRIVATE_MESSAGE`] today; kept so callers can match on it.
     pub wire_format: u16,
+    /// The MLS group id, which is random and names nothing.
     pub group_id: Vec<u8>,
+    /// The epoch the sender was in when it encrypted the message.
     pub epoch: u64,
+    /// One of the `CONTENT_TYPE_*` values (unknown values are passed through).
     pub content_type: u8,
 }
 
-/// Reads the header of a serialized `MLSMessage` holding a PrivateMessage. `None` for
-/// anything else, truncated or malformed.
+impl MessageHeader {
+    /// Whether this is a commit, i.e. a message that ends its epoch.
+    pub fn is_commit(&self) -> bool {
+        self.content_type == CONTENT_TYPE_COMMIT
+    }
+
+    /// Whether this is an application (chat) message.
+    pub fn is_application(&self) -> bool {
+        self.content_type == CONTENT_TYPE_APPLICATION
+    }
+}
+
+/// Reads the header of a serialized `MLSMessage` carrying a `PrivateMessage`.
+///
+/// Returns `None` for any other wire format, an unknown protocol version, or input too short
+/// or malformed to hold the header; the bytes after the header are not looked at.
 pub fn peek_header(bytes: &[u8]) -> Option<MessageHeader> {
-    let mut reader = Reader { bytes };
-    let version = reader.u16()?;
-    if version != 1 {
+    let mut reader = Reader { rest: bytes };
+    if reader.u16()? != PROTOCOL_VERSION_MLS10 {
         return None;
     }
     let wire_format = reader.u16()?;
     if wire_format != WIRE_FORMAT_PRIVATE_MESSAGE {
         return None;
     }
-    let group_id_len = reader.varint()?;
-    let group_id = reader.take(group_id_len)?.to_vec();
-    let epoch = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
-    let content_type = reader.take(1)?[0];
+    let group_id = reader.opaque_vector()?.to_vec();
+    let epoch = reader.u64()?;
+    let content_type = reader.u8()?;
     Some(MessageHeader { wire_format, group_id, epoch, content_type })
 }
 
+/// Reads only the version and wire format of any `MLSMessage`, e.g. to tell a KeyPackage
+/// ([`WIRE_FORMAT_KEY_PACKAGE`]) from a Welcome ([`WIRE_FORMAT_WELCOME`]).
+pub fn peek_wire_format(bytes: &[u8]) -> Option<u16> {
+    let mut reader = Reader { rest: bytes };
+    if reader.u16()? != PROTOCOL_VERSION_MLS10 {
+        return None;
+    }
+    reader.u16()
+}
+
+/// A cursor over the input that only ever moves forward and fails instead of overrunning.
 struct Reader<'a> {
-    bytes: &'a [u8],
+    rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
+        if self.rest.len() < n {
             return None;
         }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
         Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
     }
 
     fn u16(&mut self) -> Option<u16> {
         Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
 
-    /// RFC 9420 §2.1.2 variable-length integer: the top two bits give the length.
-    fn varint(&mut self) -> Option<usize> {
-        let first = *self.bytes.first()?;
-        let length = 1usize << (first >> 6);
-        if length > 4 {
-            return None;
-        }
-        let raw = self.take(length)?;
-        let mut value = u64::from(raw[0] & 0x3f);
-        for byte in &raw[1..] {
-            value = (value << 8) | u64::from(*byte);
-        }
-        usize::try_from(value).ok()
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// An `opaque<V>`: a variable-length integer length (RFC 9420 §2.1.2), then that many bytes.
+    fn opaque_vector(&mut self) -> Option<&'a [u8]> {
+        let length = self.varint()?;
+        self.take(usize::try_from(length).ok()?)
+    }
+
+    /// The two top bits of the first byte give the encoding's length (1, 2 or 4 bytes; `11` is
+    /// invalid), the rest is the value. RFC 9420 requires the shortest encoding, and so do we,
+    /// so that the relay never accepts a header openmls would refuse.
+    fn varint(&mut self) -> Option<u32> {
+        let first = self.u8()?;
+        let (value, minimum) = match first >> 6 {
+            0 => return Some(u32::from(first)),
+            1 => {
+                let second = self.u8()?;
+                (u32::from(first & 0x3f) << 8 | u32::from(second), 1 << 6)
+            }
+            2 => {
+                let tail = self.take(3)?;
+                let value = u32::from(first & 0x3f) << 24
+                    | u32::from(tail[0]) << 16
+                    | u32::from(tail[1]) << 8
+                    | u32::from(tail[2]);
+                (value, 1 << 14)
+            }
+            _ => return None,
+        };
+        (value >= minimum).then_some(value)
     }
 }
 
@@ -78,31 +144,89 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    /// A PrivateMessage header as RFC 9420 lays it out, followed by opaque bytes.
-    pub fn fake_private_message(group_id: &[u8], epoch: u64, content_type: u8) -> Vec<u8> {
-        let mut bytes = vec![0, 1, 0, 2, group_id.len() as u8];
+    fn private_message(group_id: &[u8], epoch: u64, content_type: u8) -> Vec<u8> {
+        let mut bytes = vec![0, 1, 0, 2];
+        assert!(group_id.len() < 64);
+        bytes.push(group_id.len() as u8);
         bytes.extend_from_slice(group_id);
         bytes.extend_from_slice(&epoch.to_be_bytes());
         bytes.push(content_type);
-        bytes.extend_from_slice(&[0xAA; 40]);
+        bytes.extend_from_slice(b"rest of the message");
         bytes
     }
 
     #[test]
-    fn reads_the_fields() {
-        let header = peek_header(&fake_private_message(b"group", 7, 3)).unwrap();
-        assert_eq!(header.group_id, b"group");
-        assert_eq!(header.epoch, 7);
-        assert_eq!(header.content_type, CONTENT_TYPE_COMMIT);
+    fn this_module_does_not_use_openmls() {
+        // Split so that this test does not find itself.
+        let source = include_str!("mls_header.rs");
+        assert!(!source.contains(concat!("openmls", "::")));
+        assert!(!source.contains(concat!("use ", "openmls")));
     }
 
     #[test]
-    fn truncations_and_garbage_are_none() {
-        let bytes = fake_private_message(b"group", 7, 1);
-        for cut in 0..19 {
-            assert!(peek_header(&bytes[..cut]).is_none());
+    fn reads_a_handmade_header() {
+        let header = peek_header(&private_message(b"group", 7, CONTENT_TYPE_COMMIT)).unwrap();
+        assert_eq!(header.wire_format, WIRE_FORMAT_PRIVATE_MESSAGE);
+        assert_eq!(header.group_id, b"group");
+        assert_eq!(header.epoch, 7);
+        assert!(header.is_commit());
+        assert!(!header.is_application());
+    }
+
+    #[test]
+    fn two_byte_length_prefix() {
+        let group_id = [0xabu8; 100];
+        let mut bytes = vec![0, 1, 0, 2, 0x40, 100];
+        bytes.extend_from_slice(&group_id);
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.push(CONTENT_TYPE_APPLICATION);
+        let header = peek_header(&bytes).unwrap();
+        assert_eq!(header.group_id, group_id);
+        assert!(header.is_application());
+    }
+
+    #[test]
+    fn non_minimal_and_invalid_length_prefixes_are_refused() {
+        // 5 encoded in two bytes, and the reserved `11` prefix.
+        for prefix in [&[0x40u8, 5][..], &[0xc0, 0, 0, 0, 0, 0, 0, 5]] {
+            let mut bytes = vec![0, 1, 0, 2];
+            bytes.extend_from_slice(prefix);
+            bytes.extend_from_slice(&[0u8; 64]);
+            assert_eq!(peek_header(&bytes), None);
         }
-        assert!(peek_header(&[0xff; 64]).is_none());
-        assert!(peek_header(&[0, 1, 0, 1, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn other_wire_formats_and_versions_are_none() {
+        let mut bytes = private_message(b"g", 1, 1);
+        bytes[3] = WIRE_FORMAT_WELCOME as u8;
+        assert_eq!(peek_header(&bytes), None);
+        assert_eq!(peek_wire_format(&bytes), Some(WIRE_FORMAT_WELCOME));
+        bytes[1] = 2;
+        assert_eq!(peek_wire_format(&bytes), None);
+    }
+
+    #[test]
+    fn every_truncation_is_none_and_garbage_never_panics() {
+        let bytes = private_message(b"group id", u64::MAX, CONTENT_TYPE_APPLICATION);
+        let header_len = 4 + 1 + 8 + 8 + 1;
+        for len in 0..header_len {
+            assert_eq!(peek_header(&bytes[..len]), None, "length {len}");
+        }
+        assert!(peek_header(&bytes[..header_len]).is_some());
+        // A cheap deterministic generator is enough to shake out index arithmetic.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            let mut garbage: Vec<u8> = (0..len).map(|i| (state >> (i % 8 * 8)) as u8).collect();
+            if garbage.len() >= 4 && state & 1 == 0 {
+                garbage[..4].copy_from_slice(&[0, 1, 0, 2]);
+            }
+            let _ = peek_header(&garbage);
+            let _ = peek_wire_format(&garbage);
+        }
     }
 }

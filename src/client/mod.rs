@@ -1,11 +1,227 @@
 //! The headless client: everything `chatter` does short of drawing on a terminal.
 //!
 //! `raw` speaks frames; `engine` (one tokio task per connection) owns the connection and the
-//! MLS groups and turns them into a [`Client`] handle with async methods and a stream of
-//! [`Event`]s. The REPL, line mode and tests drive the same engine.
+//! room's MLS group, and `room` is the sans-IO state of one room. [`connect`] returns a
+//! [`Client`] handle with async methods and an [`Events`] stream; the REPL, line mode, the
+//! load generator and the tests all drive this same engine.
 
+mod engine;
 mod error;
 pub mod raw;
+mod room;
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::mls::MlsMember;
+use crate::proto::ChatPayload;
+pub use crate::proto::RoomSummary;
+use crate::secret::Secret;
+use engine::Request;
 pub use error::ClientError;
 pub use raw::RawClient;
+
+/// How long a connection and handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a join may wait for the room's leader.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long any other request may wait for the relay.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to connect and as whom.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `host:port` of the relay.
+    pub server: String,
+    pub nick: String,
+    pub access_code: Secret,
+}
+
+/// Something the user should see.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A chat line; `from` is the sender MLS authenticated.
+    Message { room: String, from: String, text: String, action: bool, time: SystemTime },
+    /// Someone (possibly us) entered the room.
+    Joined { room: String, nick: String },
+    /// Someone (possibly us) left the room.
+    Left { room: String, nick: String },
+    /// Something informative that is not chat (e.g. a failed admission attempt).
+    Notice { room: Option<String>, text: String },
+    /// Something went wrong with a message or the room's keys; nothing is dropped silently.
+    Warning { room: Option<String>, text: String },
+    Error { text: String },
+    /// The connection is over.
+    Disconnected { reason: String },
+}
+
+/// One member as `/who` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub nick: String,
+    /// Short fingerprint of the member's signature key, from the MLS group.
+    pub fingerprint: Option<String>,
+    pub is_leader: bool,
+    pub is_self: bool,
+}
+
+/// A room's members in the relay's order (the leader first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMembers {
+    pub room: String,
+    pub members: Vec<MemberView>,
+}
+
+/// What the handle can read without asking the engine.
+#[derive(Debug)]
+pub(crate) struct View {
+    nick: String,
+    room: Option<String>,
+    connected: bool,
+}
+
+/// A cheap, cloneable handle to a running engine.
+#[derive(Clone)]
+pub struct Client {
+    requests: mpsc::UnboundedSender<Request>,
+    view: Arc<Mutex<View>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("view", &self.view).finish()
+    }
+}
+
+/// The engine's events, in order.
+#[derive(Debug)]
+pub struct Events {
+    receiver: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.receiver.recv().await
+    }
+
+    /// For threads outside the runtime (the REPL's printer).
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        self.receiver.blocking_recv()
+    }
+
+    /// An event if one is waiting, without blocking.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+/// Connects, completes the encrypted handshake, registers the nickname and starts the
+/// engine.
+pub async fn connect(options: ClientOptions) -> Result<(Client, Events), ClientError> {
+    let ClientOptions { server, nick, access_code } = options;
+    if !crate::proto::is_valid_name(&nick) {
+        return Err(ClientError::NickInvalid(nick));
+    }
+    let setup = async {
+        let mut raw = RawClient::connect(&server, &access_code).await?;
+        raw.register(&nick).await?;
+        Ok::<_, ClientError>(raw)
+    };
+    let raw = tokio::time::timeout(CONNECT_TIMEOUT, setup)
+        .await
+        .map_err(|_| ClientError::Timeout("the server"))??;
+    let mls = MlsMember::new(&nick).map_err(|error| ClientError::Other(error.to_string()))?;
+    let (requests, request_receiver) = mpsc::unbounded_channel();
+    let (event_sender, receiver) = mpsc::unbounded_channel();
+    let view = Arc::new(Mutex::new(View { nick: nick.clone(), room: None, connected: true }));
+    engine::spawn(nick, mls, raw.reader, raw.writer, request_receiver, event_sender, view.clone());
+    Ok((Client { requests, view }, Events { receiver }))
+}
+
+impl Client {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn nick(&self) -> String {
+        self.view().nick.clone()
+    }
+
+    pub fn current_room(&self) -> Option<String> {
+        self.view().room.clone()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.view().connected
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(engine::Reply<T>) -> Request,
+        limit: Duration,
+        waiting_for: &'static str,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(make(reply))
+            .map_err(|_| ClientError::Disconnected("not connected".into()))?;
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Disconnected("not connected".into())),
+            Err(_) => Err(ClientError::Timeout(waiting_for)),
+        }
+    }
+
+    /// Enters a room, creating it (with this password) if it is empty, otherwise proving the
+    /// password to its leader. Leaves the current room first.
+    pub async fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
+        if !crate::proto::is_valid_name(room) {
+            return Err(ClientError::RoomNameInvalid(room.to_owned()));
+        }
+        let room = room.to_owned();
+        let result = self
+            .ask(|reply| Request::Join { room, password, reply }, JOIN_TIMEOUT, "the room's leader")
+            .await;
+        if let Err(ClientError::Timeout(_)) = result {
+            let _ = self.requests.send(Request::AbandonJoin);
+        }
+        result
+    }
+
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        self.ask(|reply| Request::Leave { reply }, REQUEST_TIMEOUT, "the client engine").await
+    }
+
+    /// Sends one chat message; multi-line text stays one message.
+    pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
+        let payload = ChatPayload::Text(text.to_owned());
+        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine").await
+    }
+
+    /// Sends an action ("/me waves").
+    pub async fn send_action(&self, text: &str) -> Result<(), ClientError> {
+        let payload = ChatPayload::Action(text.to_owned());
+        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine").await
+    }
+
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        self.ask(|reply| Request::Rooms { reply }, REQUEST_TIMEOUT, "the server").await
+    }
+
+    pub async fn members(&self) -> Result<RoomMembers, ClientError> {
+        self.ask(|reply| Request::Members { reply }, REQUEST_TIMEOUT, "the server").await
+    }
+
+    /// Leaves, has the relay erase everything about this client, and closes.
+    pub async fn quit(&self) -> Result<(), ClientError> {
+        if !self.is_connected() {
+            return Ok(());
+        }
+        match self.ask(|reply| Request::Quit { reply }, REQUEST_TIMEOUT, "the server").await {
+            Err(ClientError::Disconnected(_)) => Ok(()),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The group settings every room uses, in one place so creator and joiners cannot disagree.
+
+use openmls::prelude::{
+    Ciphersuite, MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+};
+
+/// X25519, AES-128-GCM, SHA-256 and Ed25519: the mandatory-to-implement suite.
+pub(crate) const CIPHERSUITE: Ciphersuite =
+    Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// How many past epochs keep their message keys, so that a message sent just before a commit
+/// still decrypts after it. Kept low: every retained epoch weakens forward secrecy.
+pub(crate) const MAX_PAST_EPOCHS: usize = 2;
+
+/// openmls pads the encrypted content of every private message (commits included) to this
+/// block size. Application payloads are additionally padded by [`super::padding`], because
+/// openmls pads the whole content (signature included), which alone does not make payloads
+/// of 1 and 60 bytes look alike.
+const PADDING_SIZE: usize = 64;
+
+/// Settings for creating a room.
+///
+/// - Handshake messages are encrypted too (`PURE_CIPHERTEXT`): the relay sees no membership.
+/// - The ratchet tree travels inside the Welcome, because there is no directory service to
+///   fetch it from (joining would otherwise fail with a missing ratchet tree).
+pub(crate) fn create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .padding_size(PADDING_SIZE)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .use_ratchet_tree_extension(true)
+        .build()
+}
+
+/// Settings for joining a room from a Welcome; the same policies as [`create_config`].
+pub(crate) fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .padding_size(PADDING_SIZE)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .use_ratchet_tree_extension(true)
+        .build()
+}

@@ -1,0 +1,37 @@
+//! What the MLS layer hands back to the client engine besides bytes.
+
+/// Something that happened in a room, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A chat message. `from` is the nickname in the sender's credential, which MLS
+    /// authenticated; `payload` is exactly what the sender passed to `encrypt_message`.
+    Message { from: String, payload: Vec<u8> },
+    /// A commit added this member.
+    MemberAdded { nick: String },
+    /// A commit removed this member (a repair removes and re-adds the same nickname).
+    MemberRemoved { nick: String },
+    /// A commit removed us: the group is dead for us and should be dropped.
+    SelfRemoved,
+}
+
+/// One member of a room, as the member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The nickname in the member's credential.
+    pub nick: String,
+    /// The member's signature-key fingerprint (see `MlsMember::fingerprint`).
+    pub fingerprint: String,
+    /// Whether this is our own leaf.
+    pub is_self: bool,
+}
+
+/// A commit waiting for the relay's decision, and the Welcome for members it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingCommit {
+    /// The epoch the commit was created in (the one it ends).
+    pub epoch: u64,
+    /// The serialized commit, for every current member.
+    pub commit: Vec<u8>,
+    /// The serialized Welcome, for the added members only; `None` if the commit adds nobody.
+    pub welcome: Option<Vec<u8>>,
+}

@@ -1,0 +1,191 @@
+//! One client session's MLS identity: a nickname and a fresh signature key.
+//!
+//! The signature key is generated when the session starts and lives only in memory, so a
+//! stolen disk reveals no room keys and every session shows a new fingerprint (which is the
+//! point: members compare fingerprints out of band for the session they are in).
+
+use std::sync::Arc;
+
+use openmls::prelude::{
+    BasicCredential, Credential, CredentialType, CredentialWithKey, KeyPackage, MlsGroup,
+    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome, tls_codec::Deserialize as _,
+    tls_codec::Serialize as _,
+};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use sha2::{Digest, Sha256};
+
+use super::config::{CIPHERSUITE, create_config, join_config};
+use super::error::describe;
+use super::{MlsError, RoomGroup};
+
+/// The longest nickname accepted into a credential, in bytes.
+pub(crate) const MAX_NICK_LEN: usize = 64;
+
+/// What a member and all its rooms share: the crypto provider with its in-memory key store
+/// (key packages' private keys must be found there when a Welcome arrives), the signer and the
+/// credential. Shared through an `Arc` so that creating a room clones no key material.
+pub(crate) struct Session {
+    pub(crate) nick: String,
+    pub(crate) provider: OpenMlsRustCrypto,
+    pub(crate) signer: SignatureKeyPair,
+    pub(crate) credential: CredentialWithKey,
+}
+
+/// The MLS identity of one client session.
+pub struct MlsMember {
+    session: Arc<Session>,
+}
+
+impl std::fmt::Debug for MlsMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlsMember")
+            .field("nick", &self.session.nick)
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MlsMember {
+    /// Creates the identity for this session, with a new Ed25519 key.
+    pub fn new(nick: &str) -> Result<Self, MlsError> {
+        if nick.is_empty() || nick.len() > MAX_NICK_LEN {
+            return Err(MlsError::InvalidNick);
+        }
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+            .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(nick.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        let session = Session {
+            nick: nick.to_owned(),
+            provider: OpenMlsRustCrypto::default(),
+            signer,
+            credential,
+        };
+        Ok(MlsMember { session: Arc::new(session) })
+    }
+
+    /// This member's nickname, as its credential carries it.
+    pub fn nick(&self) -> &str {
+        &self.session.nick
+    }
+
+    /// The short fingerprint of this session's signature key, e.g. `ab12:cd34:ef56:7890`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(self.session.signer.public())
+    }
+
+    /// A fresh KeyPackage, serialized as an MLS message, for someone to add us with.
+    ///
+    /// Its private keys stay in this member's in-memory store until a Welcome uses them.
+    pub fn key_package(&self) -> Result<Vec<u8>, MlsError> {
+        let session = &*self.session;
+        let bundle = KeyPackage::builder()
+            .build(CIPHERSUITE, &session.provider, &session.signer, session.credential.clone())
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        MlsMessageOut::from(bundle)
+            .tls_serialize_detached()
+            .map_err(|error| MlsError::Internal(describe(&error)))
+    }
+
+    /// Creates a new room with a random group id and us as its only member.
+    pub fn create_room(&self) -> Result<RoomGroup, MlsError> {
+        let session = &*self.session;
+        let group = MlsGroup::new(
+            &session.provider,
+            &session.signer,
+            &create_config(),
+            session.credential.clone(),
+        )
+        .map_err(|error| MlsError::Internal(describe(&error)))?;
+        Ok(RoomGroup::new(group, Arc::clone(&self.session)))
+    }
+
+    /// Joins a room from a serialized Welcome made for one of our key packages.
+    ///
+    /// Any earlier state of the same group is replaced: after a repair the Welcome is the
+    /// truth, and the stale [`RoomGroup`] must be dropped by the caller.
+    pub fn join_room(&self, welcome: &[u8]) -> Result<RoomGroup, MlsError> {
+        let session = &*self.session;
+        let message =
+            MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| MlsError::Malformed)?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(MlsError::Malformed);
+        };
+        let invalid = |error: &dyn std::fmt::Display| MlsError::InvalidWelcome(describe(error));
+        let group = StagedWelcome::build_from_welcome(&session.provider, &join_config(), welcome)
+            .map_err(|error| invalid(&error))?
+            .replace_old_group()
+            .build()
+            .map_err(|error| invalid(&error))?
+            .into_group(&session.provider)
+            .map_err(|error| invalid(&error))?;
+        if group.ciphersuite() != CIPHERSUITE {
+            return Err(MlsError::InvalidWelcome("unexpected ciphersuite".into()));
+        }
+        Ok(RoomGroup::new(group, Arc::clone(&self.session)))
+    }
+}
+
+/// First 8 bytes of SHA-256 of a signature public key, as four colon-separated hex pairs.
+pub(crate) fn fingerprint_of(signature_public_key: &[u8]) -> String {
+    let digest = Sha256::digest(signature_public_key);
+    digest[..8]
+        .chunks(2)
+        .map(|pair| format!("{:02x}{:02x}", pair[0], pair[1]))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The nickname in a basic credential. Peers choose their credentials, so anything but a
+/// basic credential holding UTF-8 is shown as a placeholder rather than trusted or rejected.
+pub(crate) fn nick_of(credential: &Credential) -> String {
+    if credential.credential_type() != CredentialType::Basic {
+        return "<non-basic credential>".to_owned();
+    }
+    String::from_utf8_lossy(credential.serialized_content()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_four_hex_groups_and_fresh_per_session() {
+        let first = MlsMember::new("alice").unwrap();
+        let second = MlsMember::new("alice").unwrap();
+        let fingerprint = first.fingerprint();
+        assert_eq!(fingerprint.len(), 19);
+        assert_eq!(fingerprint.split(':').count(), 4);
+        assert!(fingerprint.chars().all(|c| c == ':' || c.is_ascii_hexdigit()));
+        assert_ne!(fingerprint, second.fingerprint());
+        assert_eq!(first.nick(), "alice");
+    }
+
+    #[test]
+    fn bad_nicks_are_refused() {
+        assert_eq!(MlsMember::new("").unwrap_err(), MlsError::InvalidNick);
+        assert_eq!(MlsMember::new(&"x".repeat(65)).unwrap_err(), MlsError::InvalidNick);
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let member = MlsMember::new("alice").unwrap();
+        let shown = format!("{member:?}");
+        assert!(shown.contains("alice"));
+        assert!(shown.contains(&member.fingerprint()));
+        assert!(!shown.contains("private"));
+    }
+
+    #[test]
+    fn garbage_welcome_is_an_error() {
+        let member = MlsMember::new("alice").unwrap();
+        for garbage in [&b""[..], b"\x00\x01\x00\x03", &[0xff; 100]] {
+            assert!(member.join_room(garbage).is_err());
+        }
+        let key_package = member.key_package().unwrap();
+        assert_eq!(member.join_room(&key_package).unwrap_err(), MlsError::Malformed);
+    }
+}

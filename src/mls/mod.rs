@@ -1,0 +1,26 @@
+//! End-to-end encryption of rooms with MLS (RFC 9420), sans IO.
+//!
+//! Everything here takes bytes and returns bytes and [`RoomEvent`]s: no sockets, clocks,
+//! printing or tasks. The client engine moves the bytes through the relay; the tests move them
+//! between in-memory members. Each client session is one [`MlsMember`] (a nickname and a fresh
+//! Ed25519 signature key that is never written anywhere); each room it takes part in is one
+//! [`RoomGroup`].
+//!
+//! The relay orders commits: a member creates a commit, sends it, and merges it only when the
+//! relay says it won the epoch ([`RoomGroup::merge_pending_commit`]), or drops it when it lost
+//! ([`RoomGroup::discard_pending_commit`]) and then processes the winner like any other message.
+
+mod config;
+mod error;
+mod events;
+mod identity;
+mod padding;
+mod room;
+
+pub use error::MlsError;
+pub use events::{MemberInfo, OutgoingCommit, RoomEvent};
+pub use identity::MlsMember;
+pub use room::RoomGroup;
+
+#[cfg(test)]
+mod tests;

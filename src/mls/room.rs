@@ -1,0 +1,363 @@
+//! One room's MLS group: encrypting, committing membership changes and processing input.
+
+use std::sync::Arc;
+
+use openmls::prelude::{
+    ContentType, CreateMessageError, CredentialType, KeyPackage, LeafNodeIndex, MlsGroup,
+    MlsGroupStateError, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessMessageError,
+    ProcessedMessageContent, ProtocolMessage, ProtocolVersion, StagedCommit, ValidationError,
+    tls_codec::Deserialize as _, tls_codec::Serialize as _,
+};
+use openmls_traits::OpenMlsProvider as _;
+
+use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
+use super::error::describe;
+use super::identity::{Session, fingerprint_of, nick_of};
+use super::padding::{pad, unpad};
+use super::{MemberInfo, MlsError, OutgoingCommit, RoomEvent};
+
+/// One MLS group, as seen by one member.
+pub struct RoomGroup {
+    group: MlsGroup,
+    session: Arc<Session>,
+}
+
+impl std::fmt::Debug for RoomGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomGroup")
+            .field("nick", &self.session.nick)
+            .field("epoch", &self.epoch())
+            .field("members", &self.group.members().count())
+            .field("pending_commit", &self.has_pending_commit())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoomGroup {
+    pub(crate) fn new(group: MlsGroup, session: Arc<Session>) -> Self {
+        RoomGroup { group, session }
+    }
+
+    /// The current epoch; every merged commit increments it.
+    pub fn epoch(&self) -> u64 {
+        self.group.epoch().as_u64()
+    }
+
+    /// The random MLS group id, which the relay sees in every message header.
+    pub fn group_id(&self) -> Vec<u8> {
+        self.group.group_id().as_slice().to_vec()
+    }
+
+    /// Whether we are still a member (false once a commit removed us).
+    pub fn is_active(&self) -> bool {
+        self.group.is_active()
+    }
+
+    /// The members, in leaf order.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let own_index = self.group.own_leaf_index();
+        self.group
+            .members()
+            .map(|member| MemberInfo {
+                nick: nick_of(&member.credential),
+                fingerprint: fingerprint_of(&member.signature_key),
+                is_self: member.index == own_index,
+            })
+            .collect()
+    }
+
+    /// Encrypts a chat message for the current epoch (allowed while a commit is pending:
+    /// receivers keep the keys of past epochs for a while).
+    pub fn encrypt_message(&mut self, payload: &[u8]) -> Result<Vec<u8>, MlsError> {
+        let session = &*self.session;
+        let message = self
+            .group
+            .create_message(&session.provider, &session.signer, &pad(payload))
+            .map_err(|error| match error {
+                CreateMessageError::GroupStateError(MlsGroupStateError::UseAfterEviction) => {
+                    MlsError::NotAMember
+                }
+                other => MlsError::Internal(describe(&other)),
+            })?;
+        serialize(&message)
+    }
+
+    /// Commits adding the owner of `key_package`. The returned Welcome is for them.
+    pub fn commit_add(&mut self, key_package: &[u8]) -> Result<OutgoingCommit, MlsError> {
+        let key_package = self.validate_key_package(key_package)?;
+        let nick = nick_of(key_package.leaf_node().credential());
+        if self.group.members().any(|member| nick_of(&member.credential) == nick) {
+            // Nicknames name leaves in `commit_remove`, so they must stay unique; a member
+            // that came back with a new key package is repaired with `commit_replace`.
+            return Err(MlsError::InvalidKeyPackage(format!("{nick:?} is already a member")));
+        }
+        self.commit(Vec::new(), Some(key_package))
+    }
+
+    /// Commits removing every leaf whose credential carries one of `nicks`.
+    pub fn commit_remove(&mut self, nicks: &[&str]) -> Result<OutgoingCommit, MlsError> {
+        if nicks.contains(&self.session.nick.as_str()) {
+            return Err(MlsError::CannotRemoveSelf);
+        }
+        let leaves = self.leaves_named(|nick| nicks.contains(&nick));
+        if leaves.is_empty() {
+            return Err(MlsError::NoSuchMember(nicks.join(", ")));
+        }
+        self.commit(leaves, None)
+    }
+
+    /// Repairs a member that fell out of step: one commit removes its old leaf (or leaves)
+    /// and adds its new key package. The returned Welcome is for it.
+    pub fn commit_replace(
+        &mut self,
+        nick: &str,
+        key_package: &[u8],
+    ) -> Result<OutgoingCommit, MlsError> {
+        if nick == self.session.nick {
+            return Err(MlsError::CannotRemoveSelf);
+        }
+        let key_package = self.validate_key_package(key_package)?;
+        if nick_of(key_package.leaf_node().credential()) != nick {
+            return Err(MlsError::InvalidKeyPackage("key package is for another nick".into()));
+        }
+        let leaves = self.leaves_named(|candidate| candidate == nick);
+        if leaves.is_empty() {
+            return Err(MlsError::NoSuchMember(nick.to_owned()));
+        }
+        self.commit(leaves, Some(key_package))
+    }
+
+    /// Whether a commit of ours waits for the relay's decision.
+    pub fn has_pending_commit(&self) -> bool {
+        self.group.pending_commit().is_some()
+    }
+
+    /// Applies our pending commit, once the relay accepted it, and reports what it changed.
+    pub fn merge_pending_commit(&mut self) -> Result<Vec<RoomEvent>, MlsError> {
+        let Some(staged) = self.group.pending_commit() else {
+            return Err(MlsError::NoPendingCommit);
+        };
+        let events = self.commit_events(staged);
+        self.group
+            .merge_pending_commit(&self.session.provider)
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        Ok(events)
+    }
+
+    /// Drops our pending commit, after the relay rejected it (another commit won the epoch).
+    pub fn discard_pending_commit(&mut self) {
+        // The in-memory store cannot fail a write; were it ever to, the in-memory group state
+        // (which is what every later operation uses) is already reset by this call.
+        let _ = self.group.clear_pending_commit(self.session.provider.storage());
+    }
+
+    /// Processes a message from the room: a chat message, or someone else's commit.
+    ///
+    /// A commit for our current epoch means the relay chose it; if we hold a pending commit,
+    /// it lost and is discarded before the winner is merged. Our own messages echoed back
+    /// produce no events and leave a pending commit alone.
+    pub fn process_incoming(&mut self, message: &[u8]) -> Result<Vec<RoomEvent>, MlsError> {
+        if !self.group.is_active() {
+            return Err(MlsError::NotAMember);
+        }
+        let message =
+            MlsMessageIn::tls_deserialize_exact(message).map_err(|_| MlsError::Malformed)?;
+        let protocol_message: ProtocolMessage = match message.extract() {
+            MlsMessageBodyIn::PrivateMessage(message) => message.into(),
+            // Our rooms encrypt everything, so a plaintext handshake message is never valid.
+            _ => return Err(MlsError::Unexpected),
+        };
+        self.check_routing(&protocol_message)?;
+
+        let session = &*self.session;
+        let processed = self
+            .group
+            .process_message(&session.provider, protocol_message)
+            .map_err(process_error)?;
+        let from = nick_of(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(message) => {
+                let payload = unpad(message.into_bytes()).ok_or(MlsError::Malformed)?;
+                Ok(vec![RoomEvent::Message { from, payload }])
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let events = self.commit_events(&staged);
+                // Same as `discard_pending_commit`, written out to keep `session` borrowed.
+                let _ = self.group.clear_pending_commit(session.provider.storage());
+                let self_removed = staged.self_removed();
+                self.group
+                    .merge_staged_commit(&session.provider, *staged)
+                    .map_err(|error| MlsError::Internal(describe(&error)))?;
+                if self_removed {
+                    // Nothing of a group we were removed from is needed again, so its state
+                    // leaves the member's store now rather than when the session ends. As in
+                    // `discard_pending_commit`, the in-memory store cannot fail this.
+                    let _ = self.group.delete(session.provider.storage());
+                }
+                Ok(events)
+            }
+            // The relay fanned our own message back to us; there is nothing to learn from it.
+            ProcessedMessageContent::OwnPrivateMessage
+            | ProcessedMessageContent::OwnPendingCommit => Ok(Vec::new()),
+            // We never send standalone proposals, and accepting one would let a member queue
+            // changes that the next committer applies without meaning to.
+            ProcessedMessageContent::ProposalMessage(_)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(MlsError::Unexpected),
+        }
+    }
+
+    /// Rejects messages for other groups and sorts out epochs before any cryptography, so that
+    /// the caller learns whether to repair (too new) or drop (too old).
+    fn check_routing(&self, message: &ProtocolMessage) -> Result<(), MlsError> {
+        if message.group_id() != self.group.group_id() {
+            return Err(MlsError::WrongGroup);
+        }
+        let message_epoch = message.epoch().as_u64();
+        let group_epoch = self.epoch();
+        if message_epoch > group_epoch {
+            return Err(MlsError::EpochTooNew { message_epoch, group_epoch });
+        }
+        let too_old = match message.content_type() {
+            // A commit for an epoch that already ended lost to the one that ended it.
+            ContentType::Commit | ContentType::Proposal => message_epoch < group_epoch,
+            ContentType::Application => group_epoch - message_epoch > MAX_PAST_EPOCHS as u64,
+        };
+        if too_old {
+            return Err(MlsError::EpochTooOld { message_epoch, group_epoch });
+        }
+        Ok(())
+    }
+
+    /// Parses and checks a serialized key package: signature, protocol version, ciphersuite,
+    /// and a credential we can show.
+    fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, MlsError> {
+        let invalid = |reason: &str| MlsError::InvalidKeyPackage(reason.to_owned());
+        let message = MlsMessageIn::tls_deserialize_exact(bytes)
+            .map_err(|_| invalid("not an mls message"))?;
+        let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
+            return Err(invalid("not a key package"));
+        };
+        let key_package = key_package
+            .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
+        if key_package.ciphersuite() != CIPHERSUITE {
+            return Err(invalid("unexpected ciphersuite"));
+        }
+        let credential = key_package.leaf_node().credential();
+        let nick_is_valid = credential.credential_type() == CredentialType::Basic
+            && std::str::from_utf8(credential.serialized_content())
+                .is_ok_and(|nick| !nick.is_empty() && nick.len() <= super::identity::MAX_NICK_LEN);
+        if !nick_is_valid {
+            return Err(invalid("credential is not a valid nickname"));
+        }
+        Ok(key_package)
+    }
+
+    /// Other members' leaves whose nickname satisfies `wanted`.
+    fn leaves_named(&self, wanted: impl Fn(&str) -> bool) -> Vec<LeafNodeIndex> {
+        let own_index = self.group.own_leaf_index();
+        self.group
+            .members()
+            .filter(|member| member.index != own_index && wanted(&nick_of(&member.credential)))
+            .map(|member| member.index)
+            .collect()
+    }
+
+    /// Builds, signs and stages one commit. It always carries an update path, which renews our
+    /// own leaf key (post-compromise security) at the cost of a few HPKE encryptions.
+    fn commit(
+        &mut self,
+        removals: Vec<LeafNodeIndex>,
+        add: Option<KeyPackage>,
+    ) -> Result<OutgoingCommit, MlsError> {
+        if !self.group.is_active() {
+            return Err(MlsError::NotAMember);
+        }
+        if self.has_pending_commit() {
+            return Err(MlsError::CommitPending);
+        }
+        let epoch = self.epoch();
+        let adding = add.is_some();
+        let session = &*self.session;
+        let provider = &session.provider;
+        let internal = |error: &dyn std::fmt::Display| MlsError::Internal(describe(error));
+        let bundle = self
+            .group
+            .commit_builder()
+            .propose_removals(removals)
+            .propose_adds(add)
+            .force_self_update(true)
+            .load_psks(provider.storage())
+            .map_err(|error| internal(&error))?
+            .build(provider.rand(), provider.crypto(), &session.signer, |_| true)
+            .map_err(|error| {
+                // The key package is the only input a peer chose, so a failure to build a
+                // commit that adds one is most likely its fault.
+                if adding {
+                    MlsError::InvalidKeyPackage(describe(&error))
+                } else {
+                    internal(&error)
+                }
+            })?
+            .stage_commit(provider)
+            .map_err(|error| internal(&error))?;
+        let (commit, welcome, _group_info) = bundle.into_messages();
+        let welcome = match welcome {
+            Some(welcome) => Some(serialize(&welcome)?),
+            None if adding => return Err(MlsError::Internal("commit made no welcome".into())),
+            None => None,
+        };
+        Ok(OutgoingCommit { epoch, commit: serialize(&commit)?, welcome })
+    }
+
+    /// What a commit changes, described against the tree before it is merged (removed members'
+    /// nicknames are gone afterwards). Removals come first, as the commit applies them first.
+    fn commit_events(&self, staged: &StagedCommit) -> Vec<RoomEvent> {
+        let own_index = self.group.own_leaf_index();
+        let mut events = Vec::new();
+        for removal in staged.remove_proposals() {
+            let removed = removal.remove_proposal().removed();
+            if removed == own_index {
+                continue;
+            }
+            let nick = self.group.member(removed).map(nick_of).unwrap_or_default();
+            events.push(RoomEvent::MemberRemoved { nick });
+        }
+        for addition in staged.add_proposals() {
+            let nick = nick_of(addition.add_proposal().key_package().leaf_node().credential());
+            events.push(RoomEvent::MemberAdded { nick });
+        }
+        if staged.self_removed() {
+            events.push(RoomEvent::SelfRemoved);
+        }
+        events
+    }
+}
+
+fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
+    message.tls_serialize_detached().map_err(|error| MlsError::Internal(describe(&error)))
+}
+
+/// Folds openmls's processing errors into what the caller can act on.
+fn process_error<E: std::fmt::Debug + std::fmt::Display>(
+    error: ProcessMessageError<E>,
+) -> MlsError {
+    match error {
+        ProcessMessageError::ValidationError(
+            ValidationError::WrongEpoch | ValidationError::NoPastEpochData,
+        ) => MlsError::Undecryptable("no keys for the message's epoch".into()),
+        ProcessMessageError::ValidationError(ValidationError::LibraryError(error)) => {
+            MlsError::Internal(describe(&error))
+        }
+        ProcessMessageError::ValidationError(ValidationError::WrongGroupId) => MlsError::WrongGroup,
+        ProcessMessageError::ValidationError(error) => MlsError::Undecryptable(describe(&error)),
+        ProcessMessageError::InvalidCommit(error) => {
+            MlsError::Undecryptable(format!("invalid commit: {}", describe(&error)))
+        }
+        ProcessMessageError::GroupStateError(MlsGroupStateError::UseAfterEviction) => {
+            MlsError::NotAMember
+        }
+        ProcessMessageError::IncompatibleWireFormat => MlsError::Unexpected,
+        other => MlsError::Internal(describe(&other)),
+    }
+}

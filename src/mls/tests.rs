@@ -1,0 +1,503 @@
+//! Rooms of in-memory members passing bytes to each other, as the relay would.
+
+use super::*;
+use crate::mls_header::{
+    CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, WIRE_FORMAT_KEY_PACKAGE,
+    WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_WELCOME, peek_header, peek_wire_format,
+};
+
+/// A member and its view of the one room under test.
+struct Client {
+    member: MlsMember,
+    room: RoomGroup,
+}
+
+fn founder(nick: &str) -> Client {
+    let member = MlsMember::new(nick).unwrap();
+    let room = member.create_room().unwrap();
+    Client { member, room }
+}
+
+/// The relay's part: the committer's commit is accepted, everyone else processes it.
+fn accept_commit(clients: &mut [Client], committer: usize, commit: &OutgoingCommit) {
+    clients[committer].room.merge_pending_commit().unwrap();
+    for (index, client) in clients.iter_mut().enumerate() {
+        if index != committer {
+            client.room.process_incoming(&commit.commit).unwrap();
+        }
+    }
+}
+
+/// `committer` adds a new member named `nick`; returns its index.
+fn add(clients: &mut Vec<Client>, committer: usize, nick: &str) -> usize {
+    let member = MlsMember::new(nick).unwrap();
+    let commit = clients[committer].room.commit_add(&member.key_package().unwrap()).unwrap();
+    accept_commit(clients, committer, &commit);
+    let room = member.join_room(commit.welcome.as_deref().unwrap()).unwrap();
+    clients.push(Client { member, room });
+    clients.len() - 1
+}
+
+fn room_of(nicks: &[&str]) -> Vec<Client> {
+    let mut clients = vec![founder(nicks[0])];
+    for nick in &nicks[1..] {
+        add(&mut clients, 0, nick);
+    }
+    clients
+}
+
+fn message(from: &str, payload: &[u8]) -> Vec<RoomEvent> {
+    vec![RoomEvent::Message { from: from.into(), payload: payload.to_vec() }]
+}
+
+#[test]
+fn create_gives_a_one_member_room_with_a_random_id() {
+    let alice = founder("alice");
+    let other = alice.member.create_room().unwrap();
+    assert_eq!(alice.room.epoch(), 0);
+    assert_ne!(alice.room.group_id(), other.group_id());
+    assert!(alice.room.group_id().len() >= 16);
+    let members = alice.room.members();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].nick, "alice");
+    assert_eq!(members[0].fingerprint, alice.member.fingerprint());
+    assert!(members[0].is_self);
+    assert!(!alice.room.has_pending_commit());
+}
+
+#[test]
+fn four_members_chat_in_all_directions_in_order() {
+    let mut clients = room_of(&["alice", "bob", "carol", "dave"]);
+    let epoch = clients[0].room.epoch();
+    assert_eq!(epoch, 3);
+    for client in &clients {
+        assert_eq!(client.room.epoch(), epoch);
+        assert_eq!(client.room.group_id(), clients[0].room.group_id());
+        let nicks: Vec<_> = client.room.members().into_iter().map(|m| m.nick).collect();
+        assert_eq!(nicks, ["alice", "bob", "carol", "dave"]);
+    }
+    for sender in 0..clients.len() {
+        let nick = clients[sender].member.nick().to_owned();
+        let sent: Vec<Vec<u8>> = (0..3)
+            .map(|n| {
+                let payload = format!("{nick} says {n}").into_bytes();
+                clients[sender].room.encrypt_message(&payload).unwrap()
+            })
+            .collect();
+        for (receiver, client) in clients.iter_mut().enumerate() {
+            if receiver == sender {
+                continue;
+            }
+            for (n, ciphertext) in sent.iter().enumerate() {
+                let events = client.room.process_incoming(ciphertext).unwrap();
+                assert_eq!(events, message(&nick, format!("{nick} says {n}").as_bytes()));
+            }
+        }
+    }
+}
+
+#[test]
+fn fingerprints_in_member_lists_match_each_session() {
+    let clients = room_of(&["alice", "bob"]);
+    let seen_by_alice = clients[0].room.members();
+    assert_eq!(seen_by_alice[1].fingerprint, clients[1].member.fingerprint());
+    assert!(!seen_by_alice[1].is_self);
+    assert_eq!(clients[1].room.members(), {
+        let mut expected = seen_by_alice.clone();
+        expected[0].is_self = false;
+        expected[1].is_self = true;
+        expected
+    });
+}
+
+#[test]
+fn add_and_remove_report_events_and_the_removed_member_is_locked_out() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let carol = MlsMember::new("carol").unwrap();
+    let commit = clients[0].room.commit_add(&carol.key_package().unwrap()).unwrap();
+    assert!(clients[0].room.has_pending_commit());
+    assert_eq!(commit.epoch, 1);
+    assert_eq!(peek_header(&commit.commit).unwrap().content_type, CONTENT_TYPE_COMMIT);
+    assert_eq!(
+        clients[0].room.merge_pending_commit().unwrap(),
+        [RoomEvent::MemberAdded { nick: "carol".into() }]
+    );
+    assert_eq!(
+        clients[1].room.process_incoming(&commit.commit).unwrap(),
+        [RoomEvent::MemberAdded { nick: "carol".into() }]
+    );
+    let carol_room = carol.join_room(commit.welcome.as_deref().unwrap()).unwrap();
+    clients.push(Client { member: carol, room: carol_room });
+
+    let removal = clients[0].room.commit_remove(&["bob"]).unwrap();
+    assert_eq!(removal.welcome, None);
+    assert_eq!(
+        clients[0].room.merge_pending_commit().unwrap(),
+        [RoomEvent::MemberRemoved { nick: "bob".into() }]
+    );
+    assert_eq!(
+        clients[2].room.process_incoming(&removal.commit).unwrap(),
+        [RoomEvent::MemberRemoved { nick: "bob".into() }]
+    );
+    assert_eq!(
+        clients[1].room.process_incoming(&removal.commit).unwrap(),
+        [RoomEvent::SelfRemoved]
+    );
+    assert!(!clients[1].room.is_active());
+
+    let secret = clients[0].room.encrypt_message(b"bob is gone").unwrap();
+    assert_eq!(
+        clients[2].room.process_incoming(&secret).unwrap(),
+        message("alice", b"bob is gone")
+    );
+    assert!(clients[1].room.process_incoming(&secret).is_err());
+    assert_eq!(clients[1].room.encrypt_message(b"hello?").unwrap_err(), MlsError::NotAMember);
+    let nicks: Vec<_> = clients[0].room.members().into_iter().map(|m| m.nick).collect();
+    assert_eq!(nicks, ["alice", "carol"]);
+}
+
+#[test]
+fn a_joiner_cannot_read_what_was_sent_before_it_joined() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let earlier = clients[0].room.encrypt_message(b"before carol").unwrap();
+    let carol = add(&mut clients, 0, "carol");
+    assert!(clients[carol].room.process_incoming(&earlier).is_err());
+    assert_eq!(
+        clients[1].room.process_incoming(&earlier).unwrap(),
+        message("alice", b"before carol")
+    );
+}
+
+#[test]
+fn concurrent_commits_loser_discards_processes_winner_and_retries() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let carol = MlsMember::new("carol").unwrap();
+    let dave = MlsMember::new("dave").unwrap();
+    let dave_key_package = dave.key_package().unwrap();
+    let alice_commit = clients[0].room.commit_add(&carol.key_package().unwrap()).unwrap();
+    let bob_commit = clients[1].room.commit_add(&dave_key_package).unwrap();
+    assert_eq!(alice_commit.epoch, bob_commit.epoch);
+    assert_eq!(clients[1].room.commit_add(&dave_key_package).unwrap_err(), MlsError::CommitPending);
+
+    // The relay takes alice's commit and rejects bob's.
+    clients[0].room.merge_pending_commit().unwrap();
+    clients[1].room.discard_pending_commit();
+    assert!(!clients[1].room.has_pending_commit());
+    assert_eq!(
+        clients[1].room.process_incoming(&alice_commit.commit).unwrap(),
+        [RoomEvent::MemberAdded { nick: "carol".into() }]
+    );
+    let carol_room = carol.join_room(alice_commit.welcome.as_deref().unwrap()).unwrap();
+    clients.push(Client { member: carol, room: carol_room });
+    // Bob's losing commit reaches nobody; if it did, it would be too old.
+    assert!(matches!(
+        clients[2].room.process_incoming(&bob_commit.commit),
+        Err(MlsError::EpochTooOld { message_epoch: 1, group_epoch: 2 })
+    ));
+
+    let retry = clients[1].room.commit_add(&dave_key_package).unwrap();
+    assert_eq!(retry.epoch, 2);
+    accept_commit(&mut clients, 1, &retry);
+    let dave_room = dave.join_room(retry.welcome.as_deref().unwrap()).unwrap();
+    clients.push(Client { member: dave, room: dave_room });
+    let hello = clients[3].room.encrypt_message(b"hi all").unwrap();
+    for client in &mut clients[..3] {
+        assert_eq!(client.room.process_incoming(&hello).unwrap(), message("dave", b"hi all"));
+    }
+}
+
+#[test]
+fn a_pending_commit_is_discarded_when_another_commit_wins() {
+    let mut clients = room_of(&["alice", "bob", "carol"]);
+    let alice_commit = clients[0].room.commit_remove(&["carol"]).unwrap();
+    let _bob_commit = clients[1].room.commit_remove(&["carol"]).unwrap();
+    clients[0].room.merge_pending_commit().unwrap();
+    // Bob is told nothing but receives alice's commit: it won, so his own is dropped.
+    assert_eq!(
+        clients[1].room.process_incoming(&alice_commit.commit).unwrap(),
+        [RoomEvent::MemberRemoved { nick: "carol".into() }]
+    );
+    assert!(!clients[1].room.has_pending_commit());
+    assert_eq!(clients[1].room.epoch(), clients[0].room.epoch());
+    let ciphertext = clients[1].room.encrypt_message(b"in sync").unwrap();
+    assert_eq!(clients[0].room.process_incoming(&ciphertext).unwrap(), message("bob", b"in sync"));
+}
+
+#[test]
+fn own_messages_echoed_back_are_ignored() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let ciphertext = clients[0].room.encrypt_message(b"echo").unwrap();
+    assert_eq!(clients[0].room.process_incoming(&ciphertext).unwrap(), []);
+    let commit = clients[0].room.commit_remove(&["bob"]).unwrap();
+    assert_eq!(clients[0].room.process_incoming(&commit.commit).unwrap(), []);
+    assert!(clients[0].room.has_pending_commit());
+    assert_eq!(
+        clients[0].room.merge_pending_commit().unwrap(),
+        [RoomEvent::MemberRemoved { nick: "bob".into() }]
+    );
+}
+
+#[test]
+fn every_flipped_byte_is_an_error_never_a_message() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let ciphertext = clients[0].room.encrypt_message(b"integrity").unwrap();
+    for position in 0..ciphertext.len() {
+        for flip in [0x01, 0x80] {
+            let mut tampered = ciphertext.clone();
+            tampered[position] ^= flip;
+            assert!(
+                clients[1].room.process_incoming(&tampered).is_err(),
+                "flipping bit {flip:#x} of byte {position} went unnoticed"
+            );
+        }
+    }
+    assert_eq!(
+        clients[1].room.process_incoming(&ciphertext).unwrap(),
+        message("alice", b"integrity")
+    );
+}
+
+#[test]
+fn garbage_input_is_an_error_not_a_panic() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let ciphertext = clients[0].room.encrypt_message(b"x").unwrap();
+    for len in 0..ciphertext.len() {
+        assert!(clients[1].room.process_incoming(&ciphertext[..len]).is_err());
+    }
+    let mut long = ciphertext.clone();
+    long.push(0);
+    assert_eq!(clients[1].room.process_incoming(&long).unwrap_err(), MlsError::Malformed);
+    for garbage in [&b""[..], &[0u8; 1], &[0xff; 300], b"\x00\x01\x00\x02\x10"] {
+        assert!(clients[1].room.process_incoming(garbage).is_err());
+        assert!(clients[1].room.commit_add(garbage).is_err());
+    }
+    let welcome_or_key_package = clients[1].member.key_package().unwrap();
+    assert_eq!(
+        clients[1].room.process_incoming(&welcome_or_key_package).unwrap_err(),
+        MlsError::Unexpected
+    );
+}
+
+#[test]
+fn messages_for_another_group_are_refused() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let mut elsewhere = room_of(&["carol", "dave"]);
+    let ciphertext = elsewhere[0].room.encrypt_message(b"wrong room").unwrap();
+    assert_eq!(clients[1].room.process_incoming(&ciphertext).unwrap_err(), MlsError::WrongGroup);
+}
+
+#[test]
+fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
+    let mut clients = room_of(&["alice", "bob", "carol"]);
+    // Carol misses this commit (say her connection dropped at the wrong moment).
+    let dave = MlsMember::new("dave").unwrap();
+    let commit = clients[0].room.commit_add(&dave.key_package().unwrap()).unwrap();
+    clients[0].room.merge_pending_commit().unwrap();
+    clients[1].room.process_incoming(&commit.commit).unwrap();
+    let after = clients[0].room.encrypt_message(b"you missed something").unwrap();
+    assert_eq!(
+        clients[2].room.process_incoming(&after).unwrap_err(),
+        MlsError::EpochTooNew { message_epoch: 3, group_epoch: 2 }
+    );
+
+    // The repair: carol sends a fresh key package, bob replaces her old leaf.
+    let fresh = clients[2].member.key_package().unwrap();
+    let repair = clients[1].room.commit_replace("carol", &fresh).unwrap();
+    assert_eq!(
+        clients[1].room.merge_pending_commit().unwrap(),
+        [
+            RoomEvent::MemberRemoved { nick: "carol".into() },
+            RoomEvent::MemberAdded { nick: "carol".into() }
+        ]
+    );
+    clients[0].room.process_incoming(&repair.commit).unwrap();
+    clients[2].room = clients[2].member.join_room(repair.welcome.as_deref().unwrap()).unwrap();
+    assert_eq!(clients[2].room.epoch(), clients[0].room.epoch());
+    let nicks: Vec<_> = clients[2].room.members().into_iter().map(|m| m.nick).collect();
+    assert_eq!(nicks.iter().filter(|nick| *nick == "carol").count(), 1);
+    let hello = clients[0].room.encrypt_message(b"welcome back").unwrap();
+    assert_eq!(
+        clients[2].room.process_incoming(&hello).unwrap(),
+        message("alice", b"welcome back")
+    );
+    let reply = clients[2].room.encrypt_message(b"thanks").unwrap();
+    assert_eq!(clients[1].room.process_incoming(&reply).unwrap(), message("carol", b"thanks"));
+}
+
+#[test]
+fn a_message_sent_just_before_a_commit_still_decrypts_after_it() {
+    let mut clients = room_of(&["alice", "bob", "carol"]);
+    let in_flight = clients[2].room.encrypt_message(b"sent at epoch 2").unwrap();
+    let commit = clients[0].room.commit_remove(&["carol"]).unwrap();
+    accept_commit(&mut clients[..2], 0, &commit);
+    assert_eq!(
+        clients[1].room.process_incoming(&in_flight).unwrap(),
+        message("carol", b"sent at epoch 2")
+    );
+
+    // Two more epochs later the keys of epoch 2 are gone.
+    let older = clients[0].room.encrypt_message(b"sent at epoch 3").unwrap();
+    for _ in 0..2 {
+        let dave = MlsMember::new("dave").unwrap();
+        let commit = clients[0].room.commit_add(&dave.key_package().unwrap()).unwrap();
+        accept_commit(&mut clients[..2], 0, &commit);
+        let removal = clients[0].room.commit_remove(&["dave"]).unwrap();
+        accept_commit(&mut clients[..2], 0, &removal);
+    }
+    assert_eq!(clients[1].room.epoch(), 7);
+    assert!(matches!(
+        clients[1].room.process_incoming(&older),
+        Err(MlsError::EpochTooOld { message_epoch: 3, group_epoch: 7 })
+    ));
+}
+
+#[test]
+fn payload_lengths_are_hidden_within_a_block() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let short = clients[0].room.encrypt_message(&[1]).unwrap();
+    let longer = clients[0].room.encrypt_message(&[2; 60]).unwrap();
+    let two_blocks = clients[0].room.encrypt_message(&[3; 64]).unwrap();
+    assert_eq!(short.len(), longer.len());
+    assert!(two_blocks.len() > longer.len());
+    let empty = clients[0].room.encrypt_message(b"").unwrap();
+    assert_eq!(empty.len(), short.len());
+    for (ciphertext, payload) in
+        [(&short, vec![1]), (&longer, vec![2; 60]), (&two_blocks, vec![3; 64]), (&empty, vec![])]
+    {
+        assert_eq!(
+            clients[1].room.process_incoming(ciphertext).unwrap(),
+            message("alice", &payload)
+        );
+    }
+}
+
+#[test]
+fn peek_header_reads_real_openmls_messages() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let group_id = clients[0].room.group_id();
+    let application = clients[0].room.encrypt_message(b"hi").unwrap();
+    let header = peek_header(&application).unwrap();
+    assert_eq!(header.wire_format, WIRE_FORMAT_PRIVATE_MESSAGE);
+    assert_eq!(header.group_id, group_id);
+    assert_eq!(header.epoch, 1);
+    assert_eq!(header.content_type, CONTENT_TYPE_APPLICATION);
+
+    let carol = MlsMember::new("carol").unwrap();
+    let key_package = carol.key_package().unwrap();
+    assert_eq!(peek_header(&key_package), None);
+    assert_eq!(peek_wire_format(&key_package), Some(WIRE_FORMAT_KEY_PACKAGE));
+    let commit = clients[1].room.commit_add(&key_package).unwrap();
+    let header = peek_header(&commit.commit).unwrap();
+    assert_eq!(
+        (header.group_id, header.epoch, header.content_type),
+        (group_id, 1, CONTENT_TYPE_COMMIT)
+    );
+    let welcome = commit.welcome.unwrap();
+    assert_eq!(peek_header(&welcome), None);
+    assert_eq!(peek_wire_format(&welcome), Some(WIRE_FORMAT_WELCOME));
+}
+
+#[test]
+fn invalid_key_packages_and_names_are_refused() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let carol = MlsMember::new("carol").unwrap();
+    let mut tampered = carol.key_package().unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(matches!(clients[0].room.commit_add(&tampered), Err(MlsError::InvalidKeyPackage(_))));
+    let second_bob = MlsMember::new("bob").unwrap();
+    assert!(matches!(
+        clients[0].room.commit_add(&second_bob.key_package().unwrap()),
+        Err(MlsError::InvalidKeyPackage(_))
+    ));
+    assert!(matches!(
+        clients[0].room.commit_replace("bob", &carol.key_package().unwrap()),
+        Err(MlsError::InvalidKeyPackage(_))
+    ));
+    assert_eq!(
+        clients[0].room.commit_remove(&["mallory"]).unwrap_err(),
+        MlsError::NoSuchMember("mallory".into())
+    );
+    assert_eq!(clients[0].room.commit_remove(&["alice"]).unwrap_err(), MlsError::CannotRemoveSelf);
+    assert_eq!(clients[0].room.merge_pending_commit().unwrap_err(), MlsError::NoPendingCommit);
+    assert!(!clients[0].room.has_pending_commit());
+}
+
+#[test]
+fn a_welcome_is_only_for_its_key_package() {
+    let mut clients = room_of(&["alice"]);
+    let bob = MlsMember::new("bob").unwrap();
+    let eve = MlsMember::new("eve").unwrap();
+    let commit = clients[0].room.commit_add(&bob.key_package().unwrap()).unwrap();
+    assert!(matches!(
+        eve.join_room(commit.welcome.as_deref().unwrap()),
+        Err(MlsError::InvalidWelcome(_))
+    ));
+}
+
+#[test]
+fn member_and_room_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<MlsMember>();
+    send::<RoomGroup>();
+}
+
+/// Informal per-operation timings: `cargo test --lib mls::tests::timings -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn timings() {
+    use std::time::Instant;
+    fn time<T>(label: &str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let value = f();
+        println!("{label:<32} {:>8.2?}", start.elapsed());
+        value
+    }
+    let mut clients = vec![founder("m0")];
+    for n in 1..8 {
+        add(&mut clients, 0, &format!("m{n}"));
+    }
+    let newcomer = time("MlsMember::new", || MlsMember::new("new").unwrap());
+    let key_package = time("key_package", || newcomer.key_package().unwrap());
+    time("create_room", || newcomer.create_room().unwrap());
+    let commit =
+        time("commit_add (8 members)", || clients[0].room.commit_add(&key_package).unwrap());
+    time("merge_pending_commit", || clients[0].room.merge_pending_commit().unwrap());
+    time("process_incoming commit", || clients[1].room.process_incoming(&commit.commit).unwrap());
+    time("join_room (9 members)", || {
+        newcomer.join_room(commit.welcome.as_deref().unwrap()).unwrap()
+    });
+    let ciphertext =
+        time("encrypt_message 100 B", || clients[0].room.encrypt_message(&[7; 100]).unwrap());
+    time("process_incoming message", || clients[1].room.process_incoming(&ciphertext).unwrap());
+    time("commit_remove", || clients[0].room.commit_remove(&["new"]).unwrap());
+}
+
+#[test]
+fn the_mls_layer_performs_no_io() {
+    let sources = [
+        ("config.rs", include_str!("config.rs")),
+        ("error.rs", include_str!("error.rs")),
+        ("events.rs", include_str!("events.rs")),
+        ("identity.rs", include_str!("identity.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("padding.rs", include_str!("padding.rs")),
+        ("room.rs", include_str!("room.rs")),
+    ];
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::io",
+        "tokio",
+        "println!",
+        "eprintln!",
+        "SystemTime",
+        "Instant",
+    ];
+    for (file, source) in sources {
+        for word in forbidden {
+            assert!(!source.contains(word), "src/mls/{file} mentions {word}");
+        }
+    }
+}
