@@ -180,7 +180,8 @@ impl Engine {
                     self.send(&ClientFrame::Leave { room: current.name }).await?;
                 }
                 if let Some(previous) = self.join_reply.replace(reply) {
-                    let _ = previous.send(Err(ClientError::Other("superseded by a newer /join".into())));
+                    let _ = previous
+                        .send(Err(ClientError::Other("superseded by a newer /join".into())));
                 }
                 self.join_restarts = 0;
                 self.room = Some(Room::new(room.clone(), password));
@@ -213,7 +214,8 @@ impl Engine {
                         let _ = reply.send(Ok(()));
                     }
                     Err(text) if self.room.as_ref().is_some_and(Room::is_member) => {
-                        let _ = reply.send(Err(ClientError::Other(format!("message not sent: {text}"))));
+                        let _ = reply
+                            .send(Err(ClientError::Other(format!("message not sent: {text}"))));
                     }
                     Err(_) => {
                         let _ = reply.send(Err(ClientError::NotInRoom));
@@ -224,16 +226,18 @@ impl Engine {
                 self.room_list_waiters.push_back(reply);
                 self.send(&ClientFrame::ListRooms).await?;
             }
-            Request::Members { reply } => match self.room.as_ref().filter(|room| room.is_member()) {
-                Some(room) => {
-                    let frame = ClientFrame::ListMembers { room: room.name.clone() };
-                    self.member_list_waiters.push_back(Some(reply));
-                    self.send(&frame).await?;
+            Request::Members { reply } => {
+                match self.room.as_ref().filter(|room| room.is_member()) {
+                    Some(room) => {
+                        let frame = ClientFrame::ListMembers { room: room.name.clone() };
+                        self.member_list_waiters.push_back(Some(reply));
+                        self.send(&frame).await?;
+                    }
+                    None => {
+                        let _ = reply.send(Err(ClientError::NotInRoom));
+                    }
                 }
-                None => {
-                    let _ = reply.send(Err(ClientError::NotInRoom));
-                }
-            },
+            }
             Request::Quit { reply } => {
                 self.quit_reply = Some(reply);
                 self.send(&ClientFrame::Quit).await?;
@@ -278,13 +282,16 @@ impl Engine {
         match frame {
             ServerFrame::RoomCreated { room } => {
                 let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room) else {
+                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
+                else {
                     return Ok(());
                 };
                 match current.created(mls) {
                     Ok(()) => self.joined_room(&room),
                     Err(error) => {
-                        self.fail_join(ClientError::Other(format!("cannot create the room: {error}")));
+                        self.fail_join(ClientError::Other(format!(
+                            "cannot create the room: {error}"
+                        )));
                         self.send(&ClientFrame::Leave { room }).await?;
                     }
                 }
@@ -296,7 +303,8 @@ impl Engine {
             }
             ServerFrame::AdmissionReply { room, pake_message, .. } => {
                 let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room) else {
+                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
+                else {
                     return Ok(());
                 };
                 match current.admission_reply(mls, &pake_message) {
@@ -319,13 +327,16 @@ impl Engine {
                         }
                         self.send(&ClientFrame::Join { room }).await?;
                     }
-                    AdmissionRefusal::WrongPassword => self.fail_join(ClientError::WrongRoomPassword),
+                    AdmissionRefusal::WrongPassword => {
+                        self.fail_join(ClientError::WrongRoomPassword)
+                    }
                     reason => self.fail_join(ClientError::AdmissionRefused(reason)),
                 }
             }
             ServerFrame::Welcome { room, message } => {
                 let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room) else {
+                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
+                else {
                     return Ok(());
                 };
                 let was_member = current.is_member();
@@ -341,7 +352,9 @@ impl Engine {
                         outbox.frames.push(ClientFrame::ListMembers { room: room.clone() });
                     }
                     Err(error) => {
-                        self.fail_join(ClientError::Other(format!("could not enter the room: {error}")));
+                        self.fail_join(ClientError::Other(format!(
+                            "could not enter the room: {error}"
+                        )));
                         outbox.frames.push(ClientFrame::Leave { room: room.clone() });
                     }
                 }
@@ -353,7 +366,12 @@ impl Engine {
             }
             ServerFrame::AdmissionFinish { room, joiner, confirmation, sealed_key_package } => {
                 if let Some(current) = self.room_named(&room) {
-                    current.admission_finish(joiner, &confirmation, &sealed_key_package, &mut outbox);
+                    current.admission_finish(
+                        joiner,
+                        &confirmation,
+                        &sealed_key_package,
+                        &mut outbox,
+                    );
                     current.drive_commits(&mut outbox);
                 }
             }

@@ -43,18 +43,40 @@ pub struct ClientOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A chat line; `from` is the sender MLS authenticated.
-    Message { room: String, from: String, text: String, action: bool, time: SystemTime },
+    Message {
+        room: String,
+        from: String,
+        text: String,
+        action: bool,
+        time: SystemTime,
+    },
     /// Someone (possibly us) entered the room.
-    Joined { room: String, nick: String },
+    Joined {
+        room: String,
+        nick: String,
+    },
     /// Someone (possibly us) left the room.
-    Left { room: String, nick: String },
+    Left {
+        room: String,
+        nick: String,
+    },
     /// Something informative that is not chat (e.g. a failed admission attempt).
-    Notice { room: Option<String>, text: String },
+    Notice {
+        room: Option<String>,
+        text: String,
+    },
     /// Something went wrong with a message or the room's keys; nothing is dropped silently.
-    Warning { room: Option<String>, text: String },
-    Error { text: String },
+    Warning {
+        room: Option<String>,
+        text: String,
+    },
+    Error {
+        text: String,
+    },
     /// The connection is over.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
 }
 
 /// One member as `/who` shows it.
@@ -197,13 +219,15 @@ impl Client {
     /// Sends one chat message; multi-line text stays one message.
     pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
         let payload = ChatPayload::Text(text.to_owned());
-        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine").await
+        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine")
+            .await
     }
 
     /// Sends an action ("/me waves").
     pub async fn send_action(&self, text: &str) -> Result<(), ClientError> {
         let payload = ChatPayload::Action(text.to_owned());
-        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine").await
+        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine")
+            .await
     }
 
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {

@@ -22,7 +22,7 @@ pub enum Phase {
     /// Sent `Join`; waiting to hear whether we create the room or are admitted to it.
     Requested,
     /// Ran our half of the password exchange; waiting for the leader's.
-    Admitting { leader: String, admission: JoinerAdmission },
+    Admitting { leader: String, admission: Box<JoinerAdmission> },
     /// Sent our sealed KeyPackage; waiting for the Welcome (or a refusal).
     AwaitingWelcome { leader: String },
     /// In the group.
@@ -118,7 +118,7 @@ impl Room {
     pub fn admission_pending(&mut self, me: &str, leader: String) -> ClientFrame {
         let (admission, pake_message) =
             JoinerAdmission::start(&self.name, me, &leader, self.password.expose().as_bytes());
-        self.phase = Phase::Admitting { leader, admission };
+        self.phase = Phase::Admitting { leader, admission: Box::new(admission) };
         ClientFrame::AdmissionStart { room: self.name.clone(), pake_message }
     }
 
@@ -252,9 +252,11 @@ impl Room {
             .map(|member| member.nick)
             .collect();
         for nick in departed {
-            let owed = self.intents.iter().chain(&self.in_flight).any(
-                |intent| matches!(intent, Intent::Remove { nick: owed } if *owed == nick),
-            );
+            let owed = self
+                .intents
+                .iter()
+                .chain(&self.in_flight)
+                .any(|intent| matches!(intent, Intent::Remove { nick: owed } if *owed == nick));
             if !owed {
                 self.intents.push_back(Intent::Remove { nick });
             }
@@ -263,7 +265,8 @@ impl Room {
 
     /// As leader (or next in line): a member missed a commit and sent a fresh KeyPackage.
     pub fn repair_request(&mut self, from: String, key_package: Vec<u8>) {
-        self.intents.retain(|intent| !matches!(intent, Intent::Replace { nick, .. } if *nick == from));
+        self.intents
+            .retain(|intent| !matches!(intent, Intent::Replace { nick, .. } if *nick == from));
         self.intents.push_back(Intent::Replace { nick: from, key_package });
     }
 
@@ -321,7 +324,9 @@ impl Room {
         if let Some(group) = self.group_mut() {
             match group.merge_pending_commit() {
                 Ok(events) => self.room_events(events, out),
-                Err(error) => out.warn(&name, format!("could not apply our own key change: {error}")),
+                Err(error) => {
+                    out.warn(&name, format!("could not apply our own key change: {error}"))
+                }
             }
         }
         self.drive_commits(out);
@@ -356,7 +361,13 @@ impl Room {
     }
 
     /// Another member's commit, in the relay's order.
-    pub fn incoming_commit(&mut self, mls: &MlsMember, from: &str, commit: &[u8], out: &mut Outbox) {
+    pub fn incoming_commit(
+        &mut self,
+        mls: &MlsMember,
+        from: &str,
+        commit: &[u8],
+        out: &mut Outbox,
+    ) {
         let name = self.name.clone();
         if self.repairing {
             return; // this group is stale; the Welcome that repairs it is on its way
@@ -367,7 +378,10 @@ impl Room {
             Err(MlsError::EpochTooNew { .. }) => self.start_repair(mls, out),
             Err(MlsError::EpochTooOld { .. }) => {}
             Err(error) => {
-                out.warn(&name, format!("a key change claimed to be from {from} was rejected: {error}"));
+                out.warn(
+                    &name,
+                    format!("a key change claimed to be from {from} was rejected: {error}"),
+                );
                 self.start_repair(mls, out);
             }
         }
@@ -375,7 +389,13 @@ impl Room {
     }
 
     /// An application message from another member.
-    pub fn incoming_message(&mut self, mls: &MlsMember, from: &str, message: &[u8], out: &mut Outbox) {
+    pub fn incoming_message(
+        &mut self,
+        mls: &MlsMember,
+        from: &str,
+        message: &[u8],
+        out: &mut Outbox,
+    ) {
         let name = self.name.clone();
         let Some(group) = self.group_mut() else { return };
         match group.process_incoming(message) {
@@ -410,7 +430,8 @@ impl Room {
         match mls.key_package() {
             Ok(key_package) => {
                 self.repairing = true;
-                out.frames.push(ClientFrame::RepairRequest { room: self.name.clone(), key_package });
+                out.frames
+                    .push(ClientFrame::RepairRequest { room: self.name.clone(), key_package });
             }
             Err(error) => out.warn(&self.name.clone(), format!("cannot repair room keys: {error}")),
         }
@@ -445,27 +466,33 @@ impl Room {
                 _ => None,
             })
             .collect();
-        let repaired: Vec<String> =
-            removed.iter().filter(|nick| added.contains(nick)).map(|nick| (*nick).clone()).collect();
+        let repaired: Vec<String> = removed
+            .iter()
+            .filter(|nick| added.contains(nick))
+            .map(|nick| (*nick).clone())
+            .collect();
         for event in events {
             match event {
-                RoomEvent::Message { from, payload } => match proto::decode::<ChatPayload>(&payload) {
-                    Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
-                        room: room.clone(),
-                        from,
-                        text,
-                        action: false,
-                        time: SystemTime::now(),
-                    }),
-                    Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
-                        room: room.clone(),
-                        from,
-                        text,
-                        action: true,
-                        time: SystemTime::now(),
-                    }),
-                    Err(_) => out.warn(&room, format!("{from} sent a message this version cannot show")),
-                },
+                RoomEvent::Message { from, payload } => {
+                    match proto::decode::<ChatPayload>(&payload) {
+                        Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
+                            room: room.clone(),
+                            from,
+                            text,
+                            action: false,
+                            time: SystemTime::now(),
+                        }),
+                        Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
+                            room: room.clone(),
+                            from,
+                            text,
+                            action: true,
+                            time: SystemTime::now(),
+                        }),
+                        Err(_) => out
+                            .warn(&room, format!("{from} sent a message this version cannot show")),
+                    }
+                }
                 RoomEvent::MemberAdded { nick } if !repaired.contains(&nick) => {
                     out.events.push(Event::Joined { room: room.clone(), nick });
                 }

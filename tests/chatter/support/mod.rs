@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: a real relay on 127.0.0.1:0, clients, and a
 //! byte-level proxy that misbehaves on purpose.
 
+pub mod mitm;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -124,4 +125,54 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     condition()
+}
+
+/// A chat client (the full engine) connected to `server` as `nick`.
+pub async fn chat_client_at(
+    server: &str,
+    nick: &str,
+) -> (chatter::client::Client, chatter::client::Events) {
+    chatter::client::connect(chatter::client::ClientOptions {
+        server: server.to_owned(),
+        nick: nick.to_owned(),
+        access_code: Secret::from(ACCESS_CODE),
+    })
+    .await
+    .expect("connect chat client")
+}
+
+pub async fn chat_client(
+    relay: &TestRelay,
+    nick: &str,
+) -> (chatter::client::Client, chatter::client::Events) {
+    chat_client_at(&relay.addr(), nick).await
+}
+
+/// Waits (at most five seconds) for an event that matches, returning it; other events are
+/// collected into `skipped` for assertions about what else arrived.
+pub async fn expect_event(
+    events: &mut chatter::client::Events,
+    mut wanted: impl FnMut(&chatter::client::Event) -> bool,
+) -> chatter::client::Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("timed out waiting for an event")
+            .expect("the engine stopped");
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+/// Every event that arrives within a short quiet period.
+pub async fn drain_events(events: &mut chatter::client::Events) -> Vec<chatter::client::Event> {
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), events.recv()).await
+    {
+        seen.push(event);
+    }
+    seen
 }
