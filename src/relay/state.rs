@@ -169,15 +169,6 @@ impl State {
         }
     }
 
-    /// Sends every session a frame (shutdown notices).
-    pub fn broadcast_all(&mut self, frame: &ServerFrame) {
-        let bytes = Bytes::from(proto::encode(frame));
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        for id in ids {
-            self.send_bytes(id, bytes.clone());
-        }
-    }
-
     /// Handles one decoded frame from a session.
     pub fn handle(
         &mut self,
