@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::gate::{Admission, HandshakeOutcome};
+use super::rate::{ConnectionLimiter, Verdict};
 use super::state::{Control, SessionChannel};
-use crate::proto::{self, ClientFrame, DisconnectReason, ServerFrame};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
 use crate::transport::{self, HandshakeError, TransportError};
 
 /// Frames sealed into one write before flushing, so a busy room is not one syscall a frame
@@ -59,6 +60,8 @@ pub(super) async fn serve(
 
     let (outbound, mut queued) = mpsc::channel::<Bytes>(config.outgoing_queue_frames);
     let (kick, mut kicked) = oneshot::channel::<DisconnectReason>();
+    let own_queue = outbound.clone();
+    let mut limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
     let session = shared.state().add_session(ip, SessionChannel { outbound, kick });
     let mut signals = Vec::new();
     let idle = tokio::time::sleep(config.idle_timeout);
@@ -76,6 +79,16 @@ pub(super) async fn serve(
                 let Ok(frame) = proto::decode::<ClientFrame>(&plaintext) else {
                     break Some(DisconnectReason::BadFrame);
                 };
+                match limiter.check(&frame, Instant::now()) {
+                    Verdict::Pass => {}
+                    Verdict::Refuse => {
+                        // Best effort: a client too busy sending to read loses the notice.
+                        let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
+                        let _ = own_queue.try_send(Bytes::from(proto::encode(&refusal)));
+                        continue;
+                    }
+                    Verdict::Disconnect => break Some(DisconnectReason::RateLimited),
+                }
                 let control = shared.state().handle(session, frame, &mut signals);
                 for signal in signals.drain(..) {
                     match signal {
@@ -110,6 +123,9 @@ pub(super) async fn serve(
     };
 
     shared.state().remove_session(session);
+    if reason == Some(DisconnectReason::IdleTimeout) {
+        shared.gate.record_idle_drop(ip);
+    }
     if let Some(reason) = reason {
         // Best effort, and brief: a reader that stalled may never take the goodbye.
         let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));

@@ -8,6 +8,8 @@
 
 mod connection;
 pub mod gate;
+pub mod rate;
+pub mod report;
 pub mod state;
 
 use std::future::Future;
@@ -21,6 +23,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::secret::Secret;
 pub use gate::{Gate, GateLimits};
+pub use rate::RateLimit;
+pub use report::ReportConfig;
 pub use state::RelayStats;
 
 /// How the relay behaves. `RelayConfig::new` gives the documented defaults.
@@ -36,6 +40,10 @@ pub struct RelayConfig {
     /// Rooms one client may be in (or joining) at once.
     pub max_rooms_per_client: usize,
     pub gate: GateLimits,
+    /// Frames per second each connection may send, chat and room traffic counted apart.
+    pub rate_limit: RateLimit,
+    /// Where to write the abuse report; `None` writes nothing at all.
+    pub report: Option<ReportConfig>,
 }
 
 impl RelayConfig {
@@ -47,6 +55,8 @@ impl RelayConfig {
             outgoing_queue_frames: 1024,
             max_rooms_per_client: 16,
             gate: GateLimits::default(),
+            rate_limit: RateLimit::default(),
+            report: None,
         }
     }
 }
@@ -98,6 +108,11 @@ impl Relay {
     ) -> io::Result<()> {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let housekeeping = tokio::spawn(report::run(
+            self.shared.gate.clone(),
+            self.shared.config.report.clone(),
+            stop.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -116,12 +131,16 @@ impl Relay {
             };
             let shared = Arc::clone(&self.shared);
             let stop = stop.clone();
-            tasks.spawn(connection::serve(shared, stream, peer.ip(), stop));
+            // An IPv4 client of a dual-stack listener is counted (and reported) as IPv4.
+            let ip = peer.ip().to_canonical();
+            tasks.spawn(connection::serve(shared, stream, ip, stop));
         }
         tracing::info!("shutting down");
         stop.cancel();
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
+        // Housekeeping writes the last report when stopped; wait for it.
+        let _ = housekeeping.await;
         Ok(())
     }
 }
