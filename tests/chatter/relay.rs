@@ -64,7 +64,11 @@ async fn admit(
 }
 
 /// A room of `nicks.len()` members, the first its creator, all at epoch `nicks.len() - 1`.
-async fn room_of(relay: &support::TestRelay, room: &str, nicks: &[&str]) -> Vec<RawClient> {
+pub(crate) async fn room_of(
+    relay: &support::TestRelay,
+    room: &str,
+    nicks: &[&str],
+) -> Vec<RawClient> {
     let mut clients = Vec::new();
     for (index, nick) in nicks.iter().enumerate() {
         let mut client = support::raw_client(relay, nick).await;
