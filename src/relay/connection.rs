@@ -34,7 +34,10 @@ pub(super) async fn serve(
 ) {
     let _permit = match shared.gate.admit(ip) {
         Admission::Admit(permit) => permit,
-        Admission::Refuse(reason) => return transport::refuse(stream, reason).await,
+        Admission::Refuse(reason) => {
+            tracing::info!(%reason, "connection refused before the handshake");
+            return transport::refuse(stream, reason).await;
+        }
         Admission::Drop => return,
     };
     let config = &shared.config;
@@ -45,6 +48,7 @@ pub(super) async fn serve(
     let (mut reader, mut writer) = match handshake {
         Ok(connection) => {
             shared.gate.record_handshake(ip, HandshakeOutcome::Authenticated);
+            tracing::info!("client authenticated");
             connection
         }
         Err(error) => {
@@ -126,6 +130,8 @@ pub(super) async fn serve(
     if reason == Some(DisconnectReason::IdleTimeout) {
         shared.gate.record_idle_drop(ip);
     }
+    // Operational only: a reason, never who, where from, or what they said.
+    tracing::info!(?reason, "client disconnected");
     if let Some(reason) = reason {
         // Best effort, and brief: a reader that stalled may never take the goodbye.
         let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
