@@ -107,6 +107,8 @@ impl Relay {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let stop = CancellationToken::new();
+        // If this future is dropped instead of shut down, connections and housekeeping stop too.
+        let _stop_when_dropped = stop.clone().drop_guard();
         let tasks = TaskTracker::new();
         let housekeeping = tokio::spawn(report::run(
             self.shared.gate.clone(),

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::gate::Gate;
@@ -92,6 +93,9 @@ pub(super) async fn run(gate: Gate, report: Option<ReportConfig>, stop: Cancella
     let mut sweep = tokio::time::interval(sweep_every);
     let report_every = report.as_ref().map_or(Duration::from_secs(3600), |report| report.interval);
     let mut write = tokio::time::interval(report_every.max(Duration::from_millis(100)));
+    // A slow disk delays the next report rather than causing a burst of them.
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    write.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = sweep.tick() => gate.forget_idle(),
