@@ -137,6 +137,43 @@ mod unix {
         Ok(code)
     }
 
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use clap::CommandFactory;
+
+        #[test]
+        fn flags_are_consistent() {
+            Args::command().debug_assert();
+        }
+
+        #[test]
+        fn flag_defaults_are_the_library_defaults() {
+            let args = Args::try_parse_from(["chatter-server"]).unwrap();
+            let config = relay_config(&args, Secret::from("code"));
+            let library = RelayConfig::new(Secret::from("code"));
+            assert_eq!(config.handshake_timeout, library.handshake_timeout);
+            assert_eq!(config.idle_timeout, library.idle_timeout);
+            let (flags, defaults) = (&config.gate, GateLimits::default());
+            assert_eq!(flags.max_connections_per_ip, defaults.max_connections_per_ip);
+            assert_eq!(flags.preauth_budget, defaults.preauth_budget);
+            assert_eq!(flags.max_access_code_failures, defaults.max_access_code_failures);
+            assert_eq!(flags.preauth_forget_after, defaults.preauth_forget_after);
+            assert_eq!(config.rate_limit, RateLimit::default());
+            assert_eq!(config.report, Some(ReportConfig::new("./report.txt")));
+        }
+
+        #[test]
+        fn no_report_writes_nothing_and_limits_must_be_positive() {
+            let args = Args::try_parse_from(["chatter-server", "--no-report"]).unwrap();
+            assert_eq!(relay_config(&args, Secret::from("code")).report, None);
+            for bad in [["--rate", "0"], ["--burst", "0"], ["--idle-timeout", "0"]] {
+                let parsed = Args::try_parse_from(["chatter-server", bad[0], bad[1]]);
+                assert!(parsed.is_err(), "{bad:?}");
+            }
+        }
+    }
+
     pub fn main() -> anyhow::Result<()> {
         let args = Args::parse();
         let level = if args.verbose { "info" } else { "warn" };
