@@ -137,6 +137,34 @@ mod unix {
         Ok(code)
     }
 
+    pub fn main() -> anyhow::Result<()> {
+        let args = Args::parse();
+        let level = if args.verbose { "info" } else { "warn" };
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(std::io::stderr)
+            .init();
+        let code = access_code(&args)?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            eprintln!("chatter-server listening on {}", listener.local_addr()?);
+            let relay = Relay::new(relay_config(&args, code));
+            let mut terminate = signal(SignalKind::terminate())?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            relay.serve(listener, shutdown).await?;
+            eprintln!("chatter-server stopped");
+            Ok(())
+        })
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -172,34 +200,6 @@ mod unix {
                 assert!(parsed.is_err(), "{bad:?}");
             }
         }
-    }
-
-    pub fn main() -> anyhow::Result<()> {
-        let args = Args::parse();
-        let level = if args.verbose { "info" } else { "warn" };
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-            .with_writer(std::io::stderr)
-            .init();
-        let code = access_code(&args)?;
-        let runtime = tokio::runtime::Runtime::new()?;
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", args.listen))?;
-            eprintln!("chatter-server listening on {}", listener.local_addr()?);
-            let relay = Relay::new(relay_config(&args, code));
-            let mut terminate = signal(SignalKind::terminate())?;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            };
-            relay.serve(listener, shutdown).await?;
-            eprintln!("chatter-server stopped");
-            Ok(())
-        })
     }
 }
 
