@@ -304,6 +304,8 @@ pub enum DisconnectReason {
     IdleTimeout,
     #[error("goodbye")]
     Quit,
+    #[error("too many messages, far past the rate limit")]
+    RateLimited,
 }
 
 /// What a room member's MLS application message carries, inside the encryption.

@@ -8,9 +8,10 @@ mod unix {
     use std::io::IsTerminal;
     use std::net::SocketAddr;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     use anyhow::{Context, bail};
-    use chatter::relay::{Relay, RelayConfig};
+    use chatter::relay::{GateLimits, RateLimit, Relay, RelayConfig, ReportConfig};
     use chatter::secret::Secret;
     use clap::Parser;
     use tokio::signal::unix::{SignalKind, signal};
@@ -33,6 +34,89 @@ mod unix {
         /// addresses.
         #[arg(long, short)]
         verbose: bool,
+
+        /// Connections one address may hold at once; the next is refused with "too many
+        /// connections from your address".
+        #[arg(long, env = "CHATTER_MAX_CLIENTS_PER_IP", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_clients_per_ip: u32,
+
+        /// Connection attempts an address may make without completing a handshake before it
+        /// is refused for the life of the process (and listed in the report).
+        #[arg(long, env = "CHATTER_PREAUTH_BUDGET", default_value_t = 30,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        preauth_budget: u32,
+
+        /// Wrong access codes an address may give before it is refused for the life of the
+        /// process (and listed in the report).
+        #[arg(long, env = "CHATTER_MAX_ACCESS_CODE_FAILURES", default_value_t = 10,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_access_code_failures: u32,
+
+        /// Seconds after which the counters of a quiet address that is not banned are
+        /// forgotten.
+        #[arg(long, env = "CHATTER_PREAUTH_FORGET_AFTER", value_name = "SECONDS",
+              default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        preauth_forget_after: u64,
+
+        /// Messages per second each connection may send, sustained. Room traffic (joins,
+        /// admissions, commits) has a separate allowance of the same size.
+        #[arg(long, env = "CHATTER_RATE", value_name = "PER_SECOND", default_value_t = 20.0,
+              value_parser = positive_rate)]
+        rate: f64,
+
+        /// Messages each connection may send at once after a quiet spell.
+        #[arg(long, env = "CHATTER_BURST", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        burst: u32,
+
+        /// Seconds a connection has to complete the handshake.
+        #[arg(long, env = "CHATTER_HANDSHAKE_TIMEOUT", value_name = "SECONDS",
+              default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        handshake_timeout: u64,
+
+        /// Seconds a connection may send nothing (not even a keepalive) before it is dropped.
+        #[arg(long, env = "CHATTER_IDLE_TIMEOUT", value_name = "SECONDS",
+              default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout: u64,
+
+        /// Where to write the abuse report for fail2ban: the only file the relay writes.
+        #[arg(long, env = "CHATTER_REPORT", value_name = "PATH", default_value = "./report.txt")]
+        report: PathBuf,
+
+        /// Seconds between rewrites of the report (it is also written at shutdown).
+        #[arg(long, env = "CHATTER_REPORT_INTERVAL", value_name = "SECONDS",
+              default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        report_interval: u64,
+
+        /// Write no report: the relay then writes no file at all.
+        #[arg(long, env = "CHATTER_NO_REPORT")]
+        no_report: bool,
+    }
+
+    fn positive_rate(text: &str) -> Result<f64, String> {
+        match text.parse::<f64>() {
+            Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+            _ => Err("expected a positive number of messages per second".to_owned()),
+        }
+    }
+
+    fn relay_config(args: &Args, access_code: Secret) -> RelayConfig {
+        let mut config = RelayConfig::new(access_code);
+        config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
+        config.idle_timeout = Duration::from_secs(args.idle_timeout);
+        config.gate = GateLimits {
+            max_connections_per_ip: args.max_clients_per_ip as usize,
+            preauth_budget: args.preauth_budget,
+            max_access_code_failures: args.max_access_code_failures,
+            preauth_forget_after: Duration::from_secs(args.preauth_forget_after),
+        };
+        config.rate_limit = RateLimit { per_second: args.rate, burst: args.burst };
+        config.report = (!args.no_report).then(|| ReportConfig {
+            path: args.report.clone(),
+            interval: Duration::from_secs(args.report_interval),
+        });
+        config
     }
 
     fn access_code(args: &Args) -> anyhow::Result<Secret> {
@@ -67,7 +151,7 @@ mod unix {
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
-            let relay = Relay::new(RelayConfig::new(code));
+            let relay = Relay::new(relay_config(&args, code));
             let mut terminate = signal(SignalKind::terminate())?;
             let shutdown = async move {
                 tokio::select! {
@@ -79,6 +163,43 @@ mod unix {
             eprintln!("chatter-server stopped");
             Ok(())
         })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use clap::CommandFactory;
+
+        #[test]
+        fn flags_are_consistent() {
+            Args::command().debug_assert();
+        }
+
+        #[test]
+        fn flag_defaults_are_the_library_defaults() {
+            let args = Args::try_parse_from(["chatter-server"]).unwrap();
+            let config = relay_config(&args, Secret::from("code"));
+            let library = RelayConfig::new(Secret::from("code"));
+            assert_eq!(config.handshake_timeout, library.handshake_timeout);
+            assert_eq!(config.idle_timeout, library.idle_timeout);
+            let (flags, defaults) = (&config.gate, GateLimits::default());
+            assert_eq!(flags.max_connections_per_ip, defaults.max_connections_per_ip);
+            assert_eq!(flags.preauth_budget, defaults.preauth_budget);
+            assert_eq!(flags.max_access_code_failures, defaults.max_access_code_failures);
+            assert_eq!(flags.preauth_forget_after, defaults.preauth_forget_after);
+            assert_eq!(config.rate_limit, RateLimit::default());
+            assert_eq!(config.report, Some(ReportConfig::new("./report.txt")));
+        }
+
+        #[test]
+        fn no_report_writes_nothing_and_limits_must_be_positive() {
+            let args = Args::try_parse_from(["chatter-server", "--no-report"]).unwrap();
+            assert_eq!(relay_config(&args, Secret::from("code")).report, None);
+            for bad in [["--rate", "0"], ["--burst", "0"], ["--idle-timeout", "0"]] {
+                let parsed = Args::try_parse_from(["chatter-server", bad[0], bad[1]]);
+                assert!(parsed.is_err(), "{bad:?}");
+            }
+        }
     }
 }
 

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::gate::{Admission, HandshakeOutcome};
+use super::rate::{ConnectionLimiter, Verdict};
 use super::state::{Control, SessionChannel};
-use crate::proto::{self, ClientFrame, DisconnectReason, ServerFrame};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
 use crate::transport::{self, HandshakeError, TransportError};
 
 /// Frames sealed into one write before flushing, so a busy room is not one syscall a frame
@@ -33,7 +34,10 @@ pub(super) async fn serve(
 ) {
     let _permit = match shared.gate.admit(ip) {
         Admission::Admit(permit) => permit,
-        Admission::Refuse(reason) => return transport::refuse(stream, reason).await,
+        Admission::Refuse(reason) => {
+            tracing::info!(%reason, "connection refused before the handshake");
+            return transport::refuse(stream, reason).await;
+        }
         Admission::Drop => return,
     };
     let config = &shared.config;
@@ -44,6 +48,7 @@ pub(super) async fn serve(
     let (mut reader, mut writer) = match handshake {
         Ok(connection) => {
             shared.gate.record_handshake(ip, HandshakeOutcome::Authenticated);
+            tracing::info!("client authenticated");
             connection
         }
         Err(error) => {
@@ -59,6 +64,8 @@ pub(super) async fn serve(
 
     let (outbound, mut queued) = mpsc::channel::<Bytes>(config.outgoing_queue_frames);
     let (kick, mut kicked) = oneshot::channel::<DisconnectReason>();
+    let own_queue = outbound.clone();
+    let mut limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
     let session = shared.state().add_session(ip, SessionChannel { outbound, kick });
     let mut signals = Vec::new();
     let idle = tokio::time::sleep(config.idle_timeout);
@@ -76,6 +83,16 @@ pub(super) async fn serve(
                 let Ok(frame) = proto::decode::<ClientFrame>(&plaintext) else {
                     break Some(DisconnectReason::BadFrame);
                 };
+                match limiter.check(&frame, Instant::now()) {
+                    Verdict::Pass => {}
+                    Verdict::Refuse => {
+                        // Best effort: a client too busy sending to read loses the notice.
+                        let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
+                        let _ = own_queue.try_send(Bytes::from(proto::encode(&refusal)));
+                        continue;
+                    }
+                    Verdict::Disconnect => break Some(DisconnectReason::RateLimited),
+                }
                 let control = shared.state().handle(session, frame, &mut signals);
                 for signal in signals.drain(..) {
                     match signal {
@@ -110,6 +127,11 @@ pub(super) async fn serve(
     };
 
     shared.state().remove_session(session);
+    if reason == Some(DisconnectReason::IdleTimeout) {
+        shared.gate.record_idle_drop(ip);
+    }
+    // Operational only: a reason, never who, where from, or what they said.
+    tracing::info!(?reason, "client disconnected");
     if let Some(reason) = reason {
         // Best effort, and brief: a reader that stalled may never take the goodbye.
         let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));

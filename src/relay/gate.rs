@@ -1,13 +1,29 @@
 //! The door of the relay: per-address admission at accept time and after the handshake.
 //!
-//! This is where the abuse controls live (pre-authentication budgets, bans, per-address
-//! connection caps). The accept loop asks [`Gate::admit`] before spending anything on a
-//! connection, and the connection task reports how its handshake ended.
+//! This is where the abuse controls that concern addresses live:
+//!
+//! - **Pre-authentication budget.** Every connection attempt from an address that has not
+//!   completed a handshake costs one unit of its budget, and every wrong access code counts
+//!   as a failure. An address past either limit is refused at accept (closed at once,
+//!   nothing sent) for the life of the process and listed in the abuse report. A successful
+//!   handshake clears the address's counters.
+//! - **Forgetting.** Counters of addresses that are not banned are dropped once the address
+//!   has been quiet for the forget window, so the relay keeps no history of who came by.
+//! - **Connection cap.** At most so many connections from one address at once, counted
+//!   before the handshake, so slow handshakes from one address cannot take every slot.
+//! - **Room-password guessing.** The rooms themselves ban a guesser (see `state`); the gate
+//!   only hears of each wrong password so that a guessing address shows in the report.
+//!
+//! Addresses are kept only as counters, only while they matter, and never logged.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use super::state::WRONG_PASSWORDS_BEFORE_BAN;
 use crate::proto::HelloRejection;
 
 /// Limits the gate enforces.
@@ -15,11 +31,22 @@ use crate::proto::HelloRejection;
 pub struct GateLimits {
     /// Connections one address may hold at once (the Python original allowed 10).
     pub max_connections_per_ip: usize,
+    /// Connection attempts an address may make without completing a handshake.
+    pub preauth_budget: u32,
+    /// Wrong access codes an address may give before it is banned.
+    pub max_access_code_failures: u32,
+    /// Counters of an address that is not banned are forgotten after it was quiet this long.
+    pub preauth_forget_after: Duration,
 }
 
 impl Default for GateLimits {
     fn default() -> Self {
-        GateLimits { max_connections_per_ip: 10 }
+        GateLimits {
+            max_connections_per_ip: 10,
+            preauth_budget: 30,
+            max_access_code_failures: 10,
+            preauth_forget_after: Duration::from_secs(600),
+        }
     }
 }
 
@@ -43,9 +70,52 @@ pub enum HandshakeOutcome {
     Failed,
 }
 
+/// What the gate counts of one address while it matters.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    /// Connection attempts (and dropped idle connections) since the last authentication.
+    attempts: u32,
+    access_code_failures: u32,
+    wrong_room_passwords: u32,
+    last_seen: Instant,
+}
+
+impl Tally {
+    fn new(now: Instant) -> Self {
+        Tally { attempts: 0, access_code_failures: 0, wrong_room_passwords: 0, last_seen: now }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.attempts == 0 && self.access_code_failures == 0 && self.wrong_room_passwords == 0
+    }
+}
+
 #[derive(Default)]
 struct GateState {
     connections: HashMap<IpAddr, usize>,
+    tallies: HashMap<IpAddr, Tally>,
+    /// Refused at accept for the life of the process, with the attempts counted before.
+    banned: HashMap<IpAddr, u64>,
+    /// Listed in the report without being refused (room-password guessing), with the count.
+    flagged: HashMap<IpAddr, u64>,
+}
+
+impl GateState {
+    /// The address's tally, started afresh if it was quiet for `forget_after`.
+    fn tally(&mut self, ip: IpAddr, now: Instant, forget_after: Duration) -> &mut Tally {
+        let tally = self.tallies.entry(ip).or_insert_with(|| Tally::new(now));
+        if now.saturating_duration_since(tally.last_seen) >= forget_after {
+            *tally = Tally::new(now);
+        }
+        tally.last_seen = now;
+        tally
+    }
+
+    fn ban(&mut self, ip: IpAddr) {
+        let attempts = self.tallies.remove(&ip).map_or(0, |tally| tally.attempts);
+        self.banned.insert(ip, u64::from(attempts));
+        tracing::info!("an address went past its pre-authentication limits and is now refused");
+    }
 }
 
 /// Shared per-address bookkeeping. Holds only counters, and only while they matter.
@@ -60,6 +130,10 @@ impl Gate {
         Gate { limits, state: Arc::default() }
     }
 
+    pub fn limits(&self) -> &GateLimits {
+        &self.limits
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         // A panic while holding this lock would be a bug in counting code; the counters are
         // still usable, so carry on rather than take the relay down.
@@ -68,20 +142,109 @@ impl Gate {
 
     /// Decides about a connection from `ip` before any byte is read.
     pub fn admit(&self, ip: IpAddr) -> Admission {
+        let now = Instant::now();
+        let limits = &self.limits;
         let mut state = self.lock();
+        if state.banned.contains_key(&ip) {
+            return Admission::Drop;
+        }
+        let tally = state.tally(ip, now, limits.preauth_forget_after);
+        if tally.attempts >= limits.preauth_budget
+            || tally.access_code_failures >= limits.max_access_code_failures
+        {
+            state.ban(ip);
+            return Admission::Drop;
+        }
+        tally.attempts += 1;
         let count = state.connections.entry(ip).or_default();
-        if *count >= self.limits.max_connections_per_ip {
+        if *count >= limits.max_connections_per_ip {
             return Admission::Refuse(HelloRejection::TooManyConnections);
         }
         *count += 1;
         Admission::Admit(ConnectionPermit { gate: self.clone(), ip })
     }
 
-    /// Hears how a connection's handshake ended.
-    pub fn record_handshake(&self, _ip: IpAddr, _outcome: HandshakeOutcome) {}
+    /// Hears how a connection's handshake ended. A failed handshake has already cost its
+    /// attempt at accept; a wrong access code also counts as a failure.
+    pub fn record_handshake(&self, ip: IpAddr, outcome: HandshakeOutcome) {
+        let now = Instant::now();
+        let limits = &self.limits;
+        let mut state = self.lock();
+        if state.banned.contains_key(&ip) {
+            return;
+        }
+        let tally = state.tally(ip, now, limits.preauth_forget_after);
+        match outcome {
+            HandshakeOutcome::Authenticated => {
+                tally.attempts = 0;
+                tally.access_code_failures = 0;
+                if tally.is_empty() {
+                    state.tallies.remove(&ip);
+                }
+            }
+            HandshakeOutcome::WrongAccessCode => {
+                tally.access_code_failures += 1;
+                if tally.access_code_failures >= limits.max_access_code_failures {
+                    state.ban(ip);
+                }
+            }
+            HandshakeOutcome::Failed => {}
+        }
+    }
 
-    /// Hears that a member of a room from `ip` gave a wrong room password.
-    pub fn record_wrong_room_password(&self, _ip: IpAddr) {}
+    /// Hears that an authenticated connection from `ip` was dropped for sending nothing
+    /// (not even a keepalive): a half-open or abandoned connection costs its address one
+    /// attempt.
+    pub fn record_idle_drop(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if !state.banned.contains_key(&ip) {
+            state.tally(ip, now, self.limits.preauth_forget_after).attempts += 1;
+        }
+    }
+
+    /// Hears that a member of a room from `ip` gave a wrong room password. The room bans
+    /// the guesser; an address with this many wrong passwords in the forget window is
+    /// listed in the report.
+    pub fn record_wrong_room_password(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let tally = state.tally(ip, now, self.limits.preauth_forget_after);
+        tally.wrong_room_passwords += 1;
+        let count = tally.wrong_room_passwords;
+        if count >= WRONG_PASSWORDS_BEFORE_BAN {
+            let listed = state.flagged.entry(ip).or_default();
+            *listed = (*listed).max(u64::from(count));
+        }
+    }
+
+    /// Drops the counters of addresses that were quiet for the forget window. Banned and
+    /// flagged addresses stay listed.
+    pub fn forget_idle(&self) {
+        let now = Instant::now();
+        let forget_after = self.limits.preauth_forget_after;
+        self.lock()
+            .tallies
+            .retain(|_, tally| now.saturating_duration_since(tally.last_seen) < forget_after);
+    }
+
+    /// Whether `ip` is refused at accept.
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.lock().banned.contains_key(&ip)
+    }
+
+    /// Every address the report lists, with its count, in address order.
+    pub fn flagged(&self) -> Vec<(IpAddr, u64)> {
+        let state = self.lock();
+        let mut listed: HashMap<IpAddr, u64> = state.flagged.clone();
+        for (ip, count) in &state.banned {
+            let entry = listed.entry(*ip).or_default();
+            *entry = (*entry).max(*count);
+        }
+        let mut listed: Vec<(IpAddr, u64)> = listed.into_iter().collect();
+        listed.sort();
+        listed
+    }
 
     fn release(&self, ip: IpAddr) {
         let mut state = self.lock();
@@ -93,9 +256,15 @@ impl Gate {
         }
     }
 
-    /// Addresses currently tracked, for tests of "the relay forgets".
+    /// Addresses the gate currently remembers anything of (open connections or counters),
+    /// banned and flagged addresses aside: for tests of "the relay forgets".
     pub fn tracked_addresses(&self) -> usize {
-        self.lock().connections.len()
+        let state = self.lock();
+        let mut addresses: Vec<&IpAddr> =
+            state.connections.keys().chain(state.tallies.keys()).collect();
+        addresses.sort();
+        addresses.dedup();
+        addresses.len()
     }
 }
 
@@ -115,5 +284,74 @@ impl std::fmt::Debug for Gate {
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.gate.release(self.ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    fn gate(budget: u32, failures: u32) -> Gate {
+        Gate::new(GateLimits {
+            max_connections_per_ip: 100,
+            preauth_budget: budget,
+            max_access_code_failures: failures,
+            ..GateLimits::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_attempt_past_the_budget_is_dropped_and_banned_for_good() {
+        let gate = gate(3, 10);
+        for _ in 0..3 {
+            assert!(matches!(gate.admit(IP), Admission::Admit(_)));
+        }
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+        assert_eq!(gate.flagged(), vec![(IP, 3)]);
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        gate.forget_idle();
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wrong_access_codes_ban_at_the_limit() {
+        let gate = gate(100, 2);
+        gate.record_handshake(IP, HandshakeOutcome::WrongAccessCode);
+        assert!(!gate.is_banned(IP));
+        gate.record_handshake(IP, HandshakeOutcome::WrongAccessCode);
+        assert!(gate.is_banned(IP));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn authentication_clears_and_quiet_addresses_are_forgotten() {
+        let gate = gate(3, 10);
+        for _ in 0..3 {
+            drop(gate.admit(IP));
+        }
+        gate.record_handshake(IP, HandshakeOutcome::Authenticated);
+        assert_eq!(gate.tracked_addresses(), 0);
+        for _ in 0..3 {
+            drop(gate.admit(IP));
+        }
+        assert_eq!(gate.tracked_addresses(), 1);
+        tokio::time::advance(Duration::from_secs(599)).await;
+        gate.forget_idle();
+        assert_eq!(gate.tracked_addresses(), 1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        gate.forget_idle();
+        assert_eq!(gate.tracked_addresses(), 0);
+        assert!(matches!(gate.admit(IP), Admission::Admit(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_password_guessers_are_listed_but_not_refused() {
+        let gate = gate(30, 10);
+        for _ in 0..WRONG_PASSWORDS_BEFORE_BAN {
+            gate.record_wrong_room_password(IP);
+        }
+        assert_eq!(gate.flagged(), vec![(IP, u64::from(WRONG_PASSWORDS_BEFORE_BAN))]);
+        assert!(matches!(gate.admit(IP), Admission::Admit(_)));
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! [`Relay::serve`] is the single entry point: it takes a bound listener and a shutdown
 //! future, so tests bind `127.0.0.1:0`, spawn it, and talk to it over real sockets. Each
-//! connection gets one task (`connection`), the shared routing state sits in `state`, and the
-//! per-address door in `gate`. Relay code never calls openmls: it reads MLS headers through
-//! `mls_header` only.
+//! connection gets one task (`connection`), the shared routing state sits in `state`, the
+//! per-address door in `gate`, per-connection rate limits in `rate`, and the abuse report
+//! (the only file the relay ever writes) in `report`. Relay code never calls openmls: it
+//! reads MLS headers through `mls_header` only.
 
 mod connection;
 pub mod gate;
+pub mod rate;
+pub mod report;
 pub mod state;
 
 use std::future::Future;
@@ -21,6 +24,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::secret::Secret;
 pub use gate::{Gate, GateLimits};
+pub use rate::RateLimit;
+pub use report::ReportConfig;
 pub use state::RelayStats;
 
 /// How the relay behaves. `RelayConfig::new` gives the documented defaults.
@@ -36,6 +41,10 @@ pub struct RelayConfig {
     /// Rooms one client may be in (or joining) at once.
     pub max_rooms_per_client: usize,
     pub gate: GateLimits,
+    /// Frames per second each connection may send, chat and room traffic counted apart.
+    pub rate_limit: RateLimit,
+    /// Where to write the abuse report; `None` writes nothing at all.
+    pub report: Option<ReportConfig>,
 }
 
 impl RelayConfig {
@@ -47,6 +56,8 @@ impl RelayConfig {
             outgoing_queue_frames: 1024,
             max_rooms_per_client: 16,
             gate: GateLimits::default(),
+            rate_limit: RateLimit::default(),
+            report: None,
         }
     }
 }
@@ -97,7 +108,14 @@ impl Relay {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let stop = CancellationToken::new();
+        // If this future is dropped instead of shut down, connections and housekeeping stop too.
+        let _stop_when_dropped = stop.clone().drop_guard();
         let tasks = TaskTracker::new();
+        let housekeeping = tokio::spawn(report::run(
+            self.shared.gate.clone(),
+            self.shared.config.report.clone(),
+            stop.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -116,12 +134,16 @@ impl Relay {
             };
             let shared = Arc::clone(&self.shared);
             let stop = stop.clone();
-            tasks.spawn(connection::serve(shared, stream, peer.ip(), stop));
+            // An IPv4 client of a dual-stack listener is counted (and reported) as IPv4.
+            let ip = peer.ip().to_canonical();
+            tasks.spawn(connection::serve(shared, stream, ip, stop));
         }
         tracing::info!("shutting down");
         stop.cancel();
         tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
+        // Housekeeping writes the last report when stopped; wait for it.
+        let _ = housekeeping.await;
         Ok(())
     }
 }

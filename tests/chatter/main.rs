@@ -1,5 +1,6 @@
 //! The integration tests: one binary, real relays on 127.0.0.1:0, real clients.
 
+mod abuse;
 mod relay;
 mod rooms;
 mod support;

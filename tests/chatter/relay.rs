@@ -7,6 +7,7 @@ use chatter::proto::{
     AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RoomSummary,
     ServerFrame, Welcome,
 };
+use chatter::relay::RateLimit;
 use chatter::secret::Secret;
 use tokio::io::AsyncWriteExt;
 
@@ -63,7 +64,11 @@ async fn admit(
 }
 
 /// A room of `nicks.len()` members, the first its creator, all at epoch `nicks.len() - 1`.
-async fn room_of(relay: &support::TestRelay, room: &str, nicks: &[&str]) -> Vec<RawClient> {
+pub(crate) async fn room_of(
+    relay: &support::TestRelay,
+    room: &str,
+    nicks: &[&str],
+) -> Vec<RawClient> {
     let mut clients = Vec::new();
     for (index, nick) in nicks.iter().enumerate() {
         let mut client = support::raw_client(relay, nick).await;
@@ -363,6 +368,8 @@ async fn replayed_and_altered_frames_close_only_that_connection() {
 async fn a_stalled_reader_is_cut_off_without_slowing_the_room() {
     let mut config = support::test_config();
     config.outgoing_queue_frames = 64;
+    // Alice sends far faster than a person types; this test is about the reader.
+    config.rate_limit = RateLimit { per_second: 1e9, burst: u32::MAX };
     let relay = support::start_relay_with(config).await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "stalled"]).await;
     let _stalled = clients.pop().unwrap(); // never read from again

@@ -1,0 +1,493 @@
+//! The relay's abuse controls, on virtual time, with clients on several loopback addresses
+//! (127.0.0.2, 127.0.0.3, … are all this host): pre-authentication budgets and bans, the
+//! per-address cap, handshake and idle deadlines, rate limits, room-password bans, the
+//! fail2ban report, and the relay forgetting everyone who left.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use chatter::client::{ClientError, RawClient};
+use chatter::proto::{
+    AdmissionRefusal, ClientFrame, DisconnectReason, ErrorReason, HelloRejection, ServerFrame,
+};
+use chatter::relay::report::{self, HEADER, HINT};
+use chatter::relay::{RateLimit, RelayConfig, ReportConfig};
+use chatter::secret::Secret;
+use regex::Regex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use crate::relay::room_of;
+use crate::support::{
+    self, ACCESS_CODE, APPLICATION, TestRelay, eventually, expect_frame, fake_private_message,
+    next_frame,
+};
+
+const fn loopback(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+const ATTACKER: IpAddr = loopback(2);
+const BYSTANDER: IpAddr = loopback(3);
+
+/// The fail2ban filter shipped for the Python original.
+const FAILREGEX: &str = r"^<HOST>\s+->\s+\d+x packets$";
+const IGNOREREGEX: &str = r"^Logged IP addresses|^If needed|^$";
+
+/// What a bare TCP connection from an address met at the relay.
+#[derive(Debug)]
+enum Probe {
+    /// Closed at once with nothing sent: the address is banned.
+    Dropped,
+    /// The relay answered before the handshake (a plaintext refusal).
+    Replied,
+    /// The relay is waiting for a handshake.
+    Admitted(TcpStream),
+}
+
+async fn connect_from(from: IpAddr, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback address");
+    socket.connect(server).await.expect("connect")
+}
+
+/// Connects from `from` and waits a (virtual) second to see what the relay does.
+async fn probe(from: IpAddr, relay: &TestRelay) -> Probe {
+    let mut stream = connect_from(from, relay.address).await;
+    let mut buffer = vec![0; 256];
+    match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buffer)).await {
+        Err(_) => Probe::Admitted(stream),
+        Ok(Ok(0)) | Ok(Err(_)) => Probe::Dropped,
+        Ok(Ok(_)) => Probe::Replied,
+    }
+}
+
+fn refusal_bytes(reason: HelloRejection) -> Vec<u8> {
+    let body = chatter::proto::encode(&chatter::proto::ServerHello::Reject(reason));
+    let mut bytes = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    bytes.extend(body);
+    bytes
+}
+
+async fn client_from(relay: &TestRelay, from: IpAddr, nick: &str) -> RawClient {
+    let code = Secret::from(ACCESS_CODE);
+    let mut client = RawClient::connect_from(from, relay.address, &code).await.expect("connect");
+    client.register(nick).await.expect("register");
+    client
+}
+
+/// Reads until a Goodbye (its reason) or the end of the connection (`None`), at most
+/// `limit` frames, counting the frames before it that match `counted`.
+async fn frames_until_goodbye(
+    client: &mut RawClient,
+    limit: usize,
+    counted: impl Fn(&ServerFrame) -> bool,
+) -> (usize, Option<DisconnectReason>) {
+    let mut count = 0;
+    for _ in 0..limit {
+        match tokio::time::timeout(Duration::from_secs(300), client.recv()).await {
+            Ok(Ok(ServerFrame::Goodbye { reason })) => return (count, Some(reason)),
+            Ok(Ok(frame)) => count += usize::from(counted(&frame)),
+            Ok(Err(_)) | Err(_) => return (count, None),
+        }
+    }
+    panic!("no goodbye within {limit} frames");
+}
+
+fn config_with(change: impl FnOnce(&mut RelayConfig)) -> RelayConfig {
+    let mut config = support::test_config();
+    change(&mut config);
+    config
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_past_its_preauth_budget_is_dropped_at_accept_for_good() {
+    let relay = support::start_relay_with(config_with(|c| c.gate.preauth_budget = 5)).await;
+    for attempt in 0..5 {
+        let probe = probe(ATTACKER, &relay).await;
+        assert!(matches!(probe, Probe::Admitted(_)), "attempt {attempt}: {probe:?}");
+    }
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    assert!(relay.relay.gate().is_banned(ATTACKER));
+    assert_eq!(relay.relay.gate().flagged(), vec![(ATTACKER, 5)]);
+    // Another address is untouched, and the ban outlives the forget window.
+    client_from(&relay, BYSTANDER, "bystander").await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    let code = Secret::from(ACCESS_CODE);
+    let refused = RawClient::connect_from(ATTACKER, relay.address, &code).await;
+    assert!(refused.is_err(), "even the right code is refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_access_codes_ban_the_address_and_only_it() {
+    let relay =
+        support::start_relay_with(config_with(|c| c.gate.max_access_code_failures = 3)).await;
+    for _ in 0..3 {
+        let wrong = RawClient::connect_from(ATTACKER, relay.address, &Secret::from("guess")).await;
+        assert!(matches!(wrong, Err(ClientError::WrongAccessCode)), "{wrong:?}");
+    }
+    assert!(eventually(|| relay.relay.gate().is_banned(ATTACKER)).await);
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    let code = Secret::from(ACCESS_CODE);
+    let right = RawClient::connect_from(ATTACKER, relay.address, &code).await;
+    assert!(right.is_err(), "a banned address may not log in with the right code");
+    assert_eq!(relay.relay.gate().flagged(), vec![(ATTACKER, 3)]);
+    client_from(&relay, BYSTANDER, "bystander").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn authenticating_clears_the_preauth_counters() {
+    let relay = support::start_relay_with(config_with(|c| c.gate.preauth_budget = 3)).await;
+    for _ in 0..2 {
+        assert!(matches!(probe(ATTACKER, &relay).await, Probe::Admitted(_)));
+    }
+    // The third attempt authenticates and clears the two before it.
+    let mut member = client_from(&relay, ATTACKER, "member").await;
+    member.send(&ClientFrame::Quit).await.unwrap();
+    for _ in 0..3 {
+        assert!(matches!(probe(ATTACKER, &relay).await, Probe::Admitted(_)));
+    }
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+}
+
+#[tokio::test(start_paused = true)]
+async fn counters_of_quiet_addresses_are_forgotten_after_the_window() {
+    let relay = support::start_relay_with(config_with(|c| c.gate.preauth_budget = 3)).await;
+    for _ in 0..3 {
+        drop(probe(ATTACKER, &relay).await);
+    }
+    assert!(eventually(|| relay.relay.gate().tracked_addresses() == 1).await);
+    tokio::time::sleep(Duration::from_secs(599)).await;
+    assert_eq!(relay.relay.gate().tracked_addresses(), 1, "not yet: the window is 10 minutes");
+    // The sweep runs every minute: within one more minute the address is forgotten.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(relay.relay.gate().tracked_addresses(), 0);
+    assert!(relay.relay.gate().flagged().is_empty());
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Admitted(_)), "a fresh budget");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_client_past_the_per_address_cap_is_told_why() {
+    let relay = support::start_relay_with(config_with(|c| c.gate.max_connections_per_ip = 3)).await;
+    let mut clients = Vec::new();
+    for index in 0..3 {
+        clients.push(client_from(&relay, ATTACKER, &format!("user{index}")).await);
+    }
+    let fourth = RawClient::connect_from(ATTACKER, relay.address, &Secret::from(ACCESS_CODE)).await;
+    let error = fourth.expect_err("a fourth connection is refused");
+    assert!(matches!(error, ClientError::Refused(HelloRejection::TooManyConnections)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "the server refused the connection: too many connections from your address"
+    );
+    let _bystander = client_from(&relay, BYSTANDER, "bystander").await;
+    // A slot freed is a slot to take.
+    clients[0].send(&ClientFrame::Quit).await.unwrap();
+    assert!(eventually(|| relay.relay.stats().sessions == 3).await);
+    client_from(&relay, ATTACKER, "user3").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_or_slow_handshake_is_dropped_at_the_deadline() {
+    let relay = support::start_relay().await;
+    let Probe::Admitted(mut silent) = probe(ATTACKER, &relay).await else { panic!("admitted") };
+    let Probe::Admitted(mut slow) = probe(ATTACKER, &relay).await else { panic!("admitted") };
+    let opened = Instant::now();
+    // The slow one trickles a hello of 100 claimed bytes, one byte a second.
+    slow.write_all(&100u32.to_be_bytes()).await.unwrap();
+    let mut buffer = [0; 64];
+    for _ in 0..30 {
+        if slow.write_all(&[0]).await.is_err() {
+            break;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(1), slow.read(&mut buffer)).await;
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+            break;
+        }
+    }
+    let slow_lasted = opened.elapsed();
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent connection was closed");
+    let silent_lasted = opened.elapsed();
+    for lasted in [slow_lasted, silent_lasted] {
+        assert!(
+            lasted >= Duration::from_secs(8) && lasted <= Duration::from_secs(11),
+            "{lasted:?}"
+        );
+    }
+    assert_eq!(relay.relay.stats().sessions, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_half_open_connections_do_not_lock_out_another_address() {
+    let relay = support::start_relay().await;
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        held.push(connect_from(ATTACKER, relay.address).await);
+    }
+    // Another address logs in at once, while all of them are still open.
+    let login = client_from(&relay, BYSTANDER, "bystander");
+    let mut bystander = tokio::time::timeout(Duration::from_secs(2), login).await.expect("in time");
+    bystander.send(&ClientFrame::Ping).await.unwrap();
+    assert_eq!(next_frame(&mut bystander).await, ServerFrame::Pong);
+    // The attacker held at most ten slots, was told "too many" up to its budget of 30
+    // attempts, and is banned after that.
+    let (mut admitted, mut refused, mut dropped) = (0, 0, 0);
+    let too_many = refusal_bytes(HelloRejection::TooManyConnections);
+    for stream in &mut held {
+        let mut buffer = vec![0; 64];
+        match tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buffer)).await {
+            Err(_) => admitted += 1,
+            Ok(Ok(read)) if read > 0 => {
+                assert_eq!(buffer[..read], too_many[..]);
+                refused += 1;
+            }
+            Ok(_) => dropped += 1,
+        }
+    }
+    assert_eq!((admitted, refused, dropped), (10, 20, 970));
+    assert!(relay.relay.gate().is_banned(ATTACKER));
+    assert!(!relay.relay.gate().is_banned(BYSTANDER));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalives_keep_a_member_and_silence_drops_it_and_counts() {
+    let relay = support::start_relay().await;
+    let mut talker = client_from(&relay, BYSTANDER, "talker").await;
+    let mut silent = client_from(&relay, ATTACKER, "silent").await;
+    let started = Instant::now();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        talker.send(&ClientFrame::Ping).await.unwrap();
+        assert_eq!(expect_frame(&mut talker, |f| *f == ServerFrame::Pong).await, ServerFrame::Pong);
+    }
+    let (_, reason) = frames_until_goodbye(&mut silent, 10, |_| false).await;
+    assert_eq!(reason, Some(DisconnectReason::IdleTimeout));
+    assert!(started.elapsed() >= Duration::from_secs(120));
+    assert_eq!(relay.relay.stats().sessions, 1, "the pinging member is still there");
+    // The dropped connection cost its address an attempt, forgotten in time like any other.
+    assert!(eventually(|| relay.relay.gate().tracked_addresses() == 2).await);
+    drop(talker);
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+    assert_eq!(relay.relay.gate().tracked_addresses(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_is_refused_message_by_message_and_joins_still_go_through() {
+    let limit = RateLimit { per_second: 1.0, burst: 10 };
+    let relay = support::start_relay_with(config_with(|c| c.rate_limit = limit)).await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
+    let (alice, bob) = clients.split_at_mut(1);
+    let (alice, bob) = (&mut alice[0], &mut bob[0]);
+    let message = fake_private_message(b"group-1", 1, APPLICATION, b"paste\nof\nlines");
+    for _ in 0..15 {
+        let frame = ClientFrame::Application { room: "lobby".into(), message: message.clone() };
+        alice.send(&frame).await.unwrap();
+    }
+    alice.send(&ClientFrame::Ping).await.unwrap();
+    let mut refused = 0;
+    for _ in 0..20 {
+        match next_frame(alice).await {
+            ServerFrame::Error { reason: ErrorReason::RateLimited } => refused += 1,
+            ServerFrame::Pong => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, 5);
+    bob.send(&ClientFrame::Ping).await.unwrap();
+    let mut delivered = 0;
+    for _ in 0..20 {
+        match next_frame(bob).await {
+            ServerFrame::Application { .. } => delivered += 1,
+            ServerFrame::Pong => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered, 10);
+    // Room traffic has its own allowance: a newcomer can still be admitted by alice.
+    let mut carol = support::raw_client(&relay, "carol").await;
+    carol.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert!(matches!(next_frame(&mut carol).await, ServerFrame::JoinPending { .. }));
+    alice.send(&ClientFrame::ListMembers { room: "lobby".into() }).await.unwrap();
+    assert!(matches!(next_frame(alice).await, ServerFrame::MemberList { .. }));
+    // A second later, one more message is allowed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let frame = ClientFrame::Application { room: "lobby".into(), message };
+    alice.send(&frame).await.unwrap();
+    assert!(matches!(next_frame(bob).await, ServerFrame::Application { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hammering_ten_times_past_the_limit_disconnects_with_a_reason() {
+    let limit = RateLimit { per_second: 1.0, burst: 10 };
+    let relay = support::start_relay_with(config_with(|c| c.rate_limit = limit)).await;
+    let mut clients = room_of(&relay, "lobby", &["alice"]).await;
+    let alice = &mut clients[0];
+    let message = fake_private_message(b"group-1", 0, APPLICATION, b"spam");
+    // Ten pass, a hundred (ten times the burst) are refused, the next one ends it.
+    for _ in 0..111 {
+        let frame = ClientFrame::Application { room: "lobby".into(), message: message.clone() };
+        if alice.send(&frame).await.is_err() {
+            break;
+        }
+    }
+    let rate_limited =
+        |f: &ServerFrame| *f == ServerFrame::Error { reason: ErrorReason::RateLimited };
+    let (refused, reason) = frames_until_goodbye(alice, 200, rate_limited).await;
+    assert_eq!(reason, Some(DisconnectReason::RateLimited));
+    // Refusals still queued when the connection is cut are not sent; most are.
+    assert!((1..=100).contains(&refused), "{refused}");
+    assert!(eventually(|| relay.relay.stats() == Default::default()).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn room_password_guessing_bans_nickname_and_address_for_the_life_of_the_room() {
+    let relay = support::start_relay().await;
+    let mut leader = room_of(&relay, "lobby", &["alice"]).await.remove(0);
+    let refuse = async |leader: &mut RawClient, joiner: &mut RawClient, nick: &str| {
+        joiner.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+        assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
+        let refusal = ClientFrame::AdmissionRefused {
+            room: "lobby".into(),
+            joiner: nick.into(),
+            reason: AdmissionRefusal::WrongPassword,
+        };
+        leader.send(&refusal).await.unwrap();
+        match next_frame(joiner).await {
+            ServerFrame::AdmissionRefused { reason, .. } => reason,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let banned_from_room = ServerFrame::Error { reason: ErrorReason::BannedFromRoom };
+
+    // Three guesses from one address: the nickname and the address are banned.
+    let mut mallory = client_from(&relay, ATTACKER, "mallory").await;
+    for attempt in 1..=3 {
+        let expected =
+            if attempt < 3 { AdmissionRefusal::WrongPassword } else { AdmissionRefusal::Banned };
+        assert_eq!(refuse(&mut leader, &mut mallory, "mallory").await, expected);
+    }
+    let mut accomplice = client_from(&relay, ATTACKER, "accomplice").await;
+    accomplice.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(next_frame(&mut accomplice).await, banned_from_room, "same address, new nick");
+
+    // Three guesses under one nickname from three addresses: the nickname is banned.
+    for (index, last) in [4u8, 5, 6].into_iter().enumerate() {
+        let mut eve = client_from(&relay, loopback(last), "eve").await;
+        let expected =
+            if index < 2 { AdmissionRefusal::WrongPassword } else { AdmissionRefusal::Banned };
+        assert_eq!(refuse(&mut leader, &mut eve, "eve").await, expected);
+        eve.send(&ClientFrame::Quit).await.unwrap();
+        assert!(eventually(|| relay.relay.stats().nicknames == 3).await);
+    }
+    let mut eve = client_from(&relay, loopback(7), "eve").await;
+    eve.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(next_frame(&mut eve).await, banned_from_room, "same nick, new address");
+
+    // The guessing address is in the report; addresses with one wrong guess each are not.
+    assert_eq!(relay.relay.gate().flagged(), vec![(ATTACKER, 3)]);
+    assert!(!relay.relay.gate().is_banned(ATTACKER), "listed, not refused at accept");
+
+    // The bans live as long as the room: once it is empty and gone, it is a new room.
+    leader.send(&ClientFrame::Quit).await.unwrap();
+    assert!(eventually(|| relay.relay.stats().rooms == 0).await);
+    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    assert_eq!(next_frame(&mut mallory).await, ServerFrame::RoomCreated { room: "lobby".into() });
+}
+
+fn check_report_format(text: &str) -> Vec<String> {
+    // fail2ban's <HOST> matches an IPv4 or IPv6 address; this stands in for it.
+    let host = r"(?P<host>[0-9A-Fa-f:.]+)";
+    let failregex = Regex::new(&FAILREGEX.replace("<HOST>", host)).unwrap();
+    let ignoreregex = Regex::new(IGNOREREGEX).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], [HEADER, HINT, ""]);
+    assert!(text.ends_with('\n'));
+    let mut hosts = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if index < 3 {
+            assert!(ignoreregex.is_match(line), "{line:?} is ignored");
+            assert!(!failregex.is_match(line), "{line:?} is not a hit");
+        } else {
+            assert!(!ignoreregex.is_match(line), "{line:?} is not ignored");
+            let hit = failregex.captures(line).unwrap_or_else(|| panic!("{line:?} is a hit"));
+            let host = hit["host"].to_owned();
+            host.parse::<IpAddr>().expect("the host is an address");
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_lists_flagged_addresses_in_the_fail2ban_format() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("report.txt");
+    let report = ReportConfig { path: path.clone(), interval: Duration::from_secs(60) };
+    let relay = support::start_relay_with(config_with(|c| {
+        c.gate.preauth_budget = 2;
+        c.gate.max_access_code_failures = 1;
+        c.report = Some(report);
+    }))
+    .await;
+    // Written at start, so fail2ban has a file to watch.
+    assert!(eventually(|| path.exists()).await);
+    assert!(check_report_format(&std::fs::read_to_string(&path).unwrap()).is_empty());
+
+    for _ in 0..3 {
+        drop(probe(ATTACKER, &relay).await);
+    }
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(check_report_format(&text), ["127.0.0.2"]);
+    assert!(text.ends_with("\n127.0.0.2 -> 2x packets\n"), "{text}");
+
+    // Flagged just before shutdown: in the report written at shutdown.
+    let wrong = RawClient::connect_from(BYSTANDER, relay.address, &Secret::from("guess")).await;
+    assert!(matches!(wrong, Err(ClientError::WrongAccessCode)));
+    assert!(eventually(|| relay.relay.gate().is_banned(BYSTANDER)).await);
+    relay.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(check_report_format(&text), ["127.0.0.2", "127.0.0.3"]);
+    let names: Vec<_> = std::fs::read_dir(directory.path()).unwrap().map(|e| e.unwrap()).collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    assert!(!report::temporary_path(&path).exists());
+}
+
+#[test]
+fn the_report_format_matches_the_filter_for_ipv4_and_ipv6() {
+    let flagged =
+        [(loopback(2), 31), ("2001:db8::5".parse().unwrap(), 10), ("::1".parse().unwrap(), 1)];
+    let hosts = check_report_format(&report::render(&flagged));
+    assert_eq!(hosts, ["127.0.0.2", "2001:db8::5", "::1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_of_a_client_remains_after_it_quits_or_drops() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
+    let mut carol = client_from(&relay, BYSTANDER, "carol").await;
+    carol.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
+    assert!(matches!(next_frame(&mut carol).await, ServerFrame::RoomCreated { .. }));
+    let message = fake_private_message(b"group-1", 1, APPLICATION, b"hello");
+    clients[0].send(&ClientFrame::Application { room: "lobby".into(), message }).await.unwrap();
+    assert!(matches!(next_frame(&mut clients[1]).await, ServerFrame::Application { .. }));
+    let stats = relay.relay.stats();
+    assert_eq!((stats.sessions, stats.nicknames, stats.rooms), (3, 3, 2));
+
+    // One quits, one just goes away, one half-opens a connection and never finishes.
+    clients[0].send(&ClientFrame::Quit).await.unwrap();
+    clients.truncate(0);
+    carol.send(&ClientFrame::Quit).await.unwrap();
+    let half_open = probe(ATTACKER, &relay).await;
+    assert!(eventually(|| relay.relay.stats() == Default::default()).await);
+    drop(half_open);
+
+    // The gate forgets too: the addresses that logged in at once, the other within the window.
+    assert!(eventually(|| relay.relay.gate().tracked_addresses() == 1).await);
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+    assert_eq!(relay.relay.gate().tracked_addresses(), 0);
+    assert!(relay.relay.gate().flagged().is_empty());
+}
