@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::state::WRONG_PASSWORDS_BEFORE_BAN;
 use crate::proto::HelloRejection;
 
 /// Limits the gate enforces.
@@ -203,19 +202,14 @@ impl Gate {
         }
     }
 
-    /// Hears that a member of a room from `ip` gave a wrong room password. The room bans
-    /// the guesser; an address with this many wrong passwords in the forget window is
-    /// listed in the report.
+    /// Hears that a member of a room from `ip` gave a wrong room password. The room itself
+    /// bans the guesser (see `state`); the address is counted but deliberately NOT listed in
+    /// the report: the relay cannot check room passwords and only has the room leader's
+    /// word, and a leader's word must not get someone firewalled off the whole server.
     pub fn record_wrong_room_password(&self, ip: IpAddr) {
         let now = Instant::now();
         let mut state = self.lock();
-        let tally = state.tally(ip, now, self.limits.preauth_forget_after);
-        tally.wrong_room_passwords += 1;
-        let count = tally.wrong_room_passwords;
-        if count >= WRONG_PASSWORDS_BEFORE_BAN {
-            let listed = state.flagged.entry(ip).or_default();
-            *listed = (*listed).max(u64::from(count));
-        }
+        state.tally(ip, now, self.limits.preauth_forget_after).wrong_room_passwords += 1;
     }
 
     /// Drops the counters of addresses that were quiet for the forget window. Banned and
@@ -346,12 +340,12 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn room_password_guessers_are_listed_but_not_refused() {
+    async fn room_password_guessers_are_neither_listed_nor_refused() {
         let gate = gate(30, 10);
-        for _ in 0..WRONG_PASSWORDS_BEFORE_BAN {
+        for _ in 0..super::super::state::WRONG_PASSWORDS_BEFORE_BAN {
             gate.record_wrong_room_password(IP);
         }
-        assert_eq!(gate.flagged(), vec![(IP, u64::from(WRONG_PASSWORDS_BEFORE_BAN))]);
+        assert_eq!(gate.flagged(), vec![]);
         assert!(matches!(gate.admit(IP), Admission::Admit(_)));
     }
 }
