@@ -28,7 +28,8 @@ fn dist_path(relative: &str) -> PathBuf {
 
 fn read_dist(relative: &str) -> String {
     let path = dist_path(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
 }
 
 /// The value of `key` in an INI file as fail2ban's config parser reads it: `key = value`, where
@@ -68,7 +69,8 @@ impl Filter {
         assert!(failregex.contains("<HOST>"), "failregex must capture the address with <HOST>");
         assert!(!failregex.contains('\n'), "one failregex is expected, got: {failregex}");
         Filter {
-            fail: Regex::new(&failregex.replace("<HOST>", HOST_PATTERN)).expect("failregex compiles"),
+            fail: Regex::new(&failregex.replace("<HOST>", HOST_PATTERN))
+                .expect("failregex compiles"),
             ignore: Regex::new(&ignoreregex).expect("ignoreregex compiles"),
         }
     }
@@ -205,7 +207,10 @@ fn jail_log_paths_match_where_the_relay_writes() {
         .lines()
         .find_map(|line| line.strip_prefix("Environment=CHATTER_REPORT="))
         .expect("the unit sets CHATTER_REPORT");
-    assert_eq!(ini_value(section_body(&jail, "[chatter]"), "logpath").as_deref(), Some(systemd_report));
+    assert_eq!(
+        ini_value(section_body(&jail, "[chatter]"), "logpath").as_deref(),
+        Some(systemd_report)
+    );
 
     let host_directory = compose
         .lines()
@@ -281,10 +286,16 @@ fn no_access_code_is_written_into_dist_files() {
         .lines()
         .find(|line| line.trim_start().starts_with("CHATTER_ACCESS_CODE:"))
         .expect("compose passes the code from the environment");
-    assert!(code_line.contains("${CHATTER_ACCESS_CODE"), "compose must interpolate, not embed: {code_line}");
+    assert!(
+        code_line.contains("${CHATTER_ACCESS_CODE"),
+        "compose must interpolate, not embed: {code_line}"
+    );
 
     let example = read_dist("docker/env.example");
-    assert!(example.lines().any(|line| line == "CHATTER_ACCESS_CODE="), "env.example must leave it empty");
+    assert!(
+        example.lines().any(|line| line == "CHATTER_ACCESS_CODE="),
+        "env.example must leave it empty"
+    );
 }
 
 #[test]
