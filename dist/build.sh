@@ -372,7 +372,7 @@ cmd_bundle() {
             --color) color="${2:?--color needs true or false}" && shift 2 ;;
             --target) targets+=("${2:?--target needs a value}") && shift 2 ;;
             --access-code* | --code* | --password* | --secret* | --passphrase*)
-                die "refusing $1: the access code is never written into a bundle. Send it to your friend by another channel (say it, or use a messenger), never together with the bundle"
+                die "refusing ${1%%=*}: the access code is never written into a bundle. Send it to your friend by another channel (say it, or use a messenger), never together with the bundle"
                 ;;
             -h | --help) usage && exit 0 ;;
             *) die "unknown option for bundle: $1 (see --help)" ;;
@@ -413,7 +413,7 @@ cmd_bundle() {
         dir="chatter-$VERSION-$name-$label"
         mv "$work/tmp-$requested" "$work/$dir"
         write_client_config "$work/$dir/chatter.toml" "$server" "$nick" "$color"
-        write_friend_readme "$work/$dir/README.txt" "$server" "$rust_target"
+        write_friend_readme "$work/$dir/README.txt" "$server" "$rust_target" "$nick"
         if [[ "$rust_target" == *windows* ]]; then
             # Notepad before Windows 10 shows LF-only files as one long line.
             sed -i 's/$/\r/' "$work/$dir/README.txt"
@@ -432,13 +432,17 @@ write_client_config() {
         printf '# CLI Chatter client settings. The client reads this file (next to the\n'
         printf '# program) first, then your own config file. The access code is never stored here.\n'
         printf 'server = %s\n' "$(toml_string "$server")"
-        [[ -n "$nick" ]] && printf 'nick = %s\n' "$(toml_string "$nick")"
-        [[ -n "$color" ]] && printf 'color = %s\n' "$color"
+        if [[ -n "$nick" ]]; then
+            printf 'nick = %s\n' "$(toml_string "$nick")"
+        fi
+        if [[ -n "$color" ]]; then
+            printf 'color = %s\n' "$color"
+        fi
     } >"$file"
 }
 
 write_friend_readme() {
-    local file="$1" server="$2" rust_target="$3" run
+    local file="$1" server="$2" rust_target="$3" nick="$4" run
     if [[ "$rust_target" == *windows* ]]; then
         run='Double-click chatter.exe, or open a terminal (PowerShell) in this folder
 and type:  .\chatter.exe'
@@ -453,11 +457,11 @@ This copy is already set up to talk to the server $server
 (see chatter.toml next to the program).
 
 1. $run
-2. Type the nickname you want to use.
+2. Type the nickname you want to use${nick:+ (this copy suggests "$nick")}.
 3. Type the access code the person who sent you this gave you. It is not in
    this folder on purpose: ask them for it by phone or another messenger.
 
-Type /help inside the chat for the list of commands, /quit to leave.
+Type /help inside the chat for the list of commands.
 
 Keep chatter.toml next to the program. To use another server, edit the
 "server" line in it.

@@ -314,14 +314,19 @@ fn build_script_is_valid_shell() {
     }
 }
 
+/// `build.sh bundle` stops before building anything, and does not echo the code back.
 #[test]
 fn bundle_refuses_an_access_code() {
-    let output = Command::new("bash")
-        .arg(dist_path("build.sh"))
-        .args(["bundle", "--server", "chat.example.org:9001", "--access-code", "secret"])
-        .output()
-        .expect("running dist/build.sh");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("never written into a bundle"), "stderr: {stderr}");
+    for flags in [&["--access-code", "hunter2-value"][..], &["--access-code=hunter2-value"][..]] {
+        let output = Command::new("bash")
+            .arg(dist_path("build.sh"))
+            .args(["bundle", "--server", "chat.example.org:9001"])
+            .args(flags)
+            .output()
+            .expect("running dist/build.sh");
+        assert!(!output.status.success(), "{flags:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("never written into a bundle"), "stderr: {stderr}");
+        assert!(!stderr.contains("hunter2-value"), "the code was echoed: {stderr}");
+    }
 }
