@@ -6,7 +6,9 @@
 #                        [--target TRIPLE]...
 #
 # Everything is written to dist/out/ (gitignored). See dist/README.md.
-set -euo pipefail
+set -Eeuo pipefail
+# set -e alone exits silently; say which command stopped the script.
+trap 'printf "error: \"%s\" failed (dist/build.sh line %d)\n" "$BASH_COMMAND" "$LINENO" >&2' ERR
 
 readonly DEFAULT_TARGETS=(
     x86_64-unknown-linux-musl
@@ -257,7 +259,7 @@ build_and_stage() {
         warn "cargo build failed for $rust_target"
         return 1
     }
-    mkdir -p "$stage"
+    mkdir -p "$stage" || return 1
     local bin path suffix
     suffix="$(exe_suffix "$rust_target")"
     for bin in "${bins[@]}"; do
@@ -269,7 +271,7 @@ build_and_stage() {
         if [[ "$rust_target" == *linux* ]]; then
             check_static "$path" || return 1
         fi
-        install -m 0755 "$path" "$stage/$bin$suffix"
+        install -m 0755 "$path" "$stage/$bin$suffix" || return 1
     done
     echo "$label $rust_target"
 }
@@ -324,7 +326,7 @@ cmd_build() {
         built+=("$archive")
     done
     write_checksums "$OUT_DIR"
-    report_summary "$OUT_DIR" "${#missing[@]}" "${built[@]}" "${missing[@]}"
+    report_summary "$OUT_DIR" "${#missing[@]}" "${built[@]}" "${missing[@]}" || exit 1
 }
 
 # Prints what was built and what was not. $1 out dir, $2 number of missing, then built, then missing.
@@ -423,7 +425,7 @@ cmd_bundle() {
         built+=("$archive")
     done
     write_checksums "$out"
-    report_summary "$out" "${#missing[@]}" "${built[@]}" "${missing[@]}"
+    report_summary "$out" "${#missing[@]}" "${built[@]}" "${missing[@]}" || exit 1
 }
 
 write_client_config() {
