@@ -330,3 +330,19 @@ fn bundle_refuses_an_access_code() {
         assert!(!stderr.contains("hunter2-value"), "the code was echoed: {stderr}");
     }
 }
+
+#[test]
+fn build_script_explains_itself() {
+    let output = Command::new("bash")
+        .arg(dist_path("build.sh"))
+        .arg("--help")
+        .output()
+        .expect("running dist/build.sh --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in
+        ["bundle --server HOST:PORT", "--static-glibc", "SHA256SUMS", "x86_64-pc-windows-gnu"]
+    {
+        assert!(help.contains(word), "--help does not mention {word}");
+    }
+}
