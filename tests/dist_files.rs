@@ -1,0 +1,348 @@
+//! Checks the deployment files in `dist/`: the fail2ban filter against report lines in the relay's
+//! format, the hardening of the systemd unit, the paths the jail, unit and compose file share,
+//! that no access code is written into any of them, and that `dist/build.sh` is valid shell.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regex::Regex;
+
+/// The two header lines of the report, exactly as the Python original writes them.
+const REPORT_HEADER: [&str; 2] = [
+    "Logged IP addresses (packets count before they were blocked):",
+    "If needed, you can use these IPs with fail2ban.",
+];
+
+/// What fail2ban substitutes for `<HOST>`, restricted to addresses (its `<ADDR>` tag): IPv4, an
+/// IPv4-mapped IPv6 address reported as IPv4, or IPv6, optionally in brackets. fail2ban's IPv6
+/// pattern ends in `(?<=:):`; that lookbehind always holds, because every repetition before it
+/// ends in ':', so a plain ':' is equivalent here (the regex crate has no lookbehind).
+const HOST_PATTERN: &str = concat!(
+    r"\[?(?:(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})",
+    r"|(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)))\]?",
+);
+
+fn dist_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("dist").join(relative)
+}
+
+fn read_dist(relative: &str) -> String {
+    let path = dist_path(relative);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+}
+
+/// The value of `key` in an INI file as fail2ban's config parser reads it: `key = value`, where
+/// indented lines that follow continue the value.
+fn ini_value(text: &str, key: &str) -> Option<String> {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once('=') else { continue };
+        if line.starts_with([' ', '\t', '#', ';']) || name.trim() != key {
+            continue;
+        }
+        let mut value = value.trim().to_owned();
+        while let Some(next) = lines.peek() {
+            if !next.starts_with([' ', '\t']) || next.trim().is_empty() {
+                break;
+            }
+            value.push('\n');
+            value.push_str(next.trim());
+            lines.next();
+        }
+        return Some(value);
+    }
+    None
+}
+
+/// The filter's failregex and ignoreregex, compiled the way fail2ban compiles them.
+struct Filter {
+    fail: Regex,
+    ignore: Regex,
+}
+
+impl Filter {
+    fn load() -> Filter {
+        let text = read_dist("fail2ban/filter.d/chatter.conf");
+        let failregex = ini_value(&text, "failregex").expect("the filter has a failregex");
+        let ignoreregex = ini_value(&text, "ignoreregex").expect("the filter has an ignoreregex");
+        assert!(failregex.contains("<HOST>"), "failregex must capture the address with <HOST>");
+        assert!(!failregex.contains('\n'), "one failregex is expected, got: {failregex}");
+        Filter {
+            fail: Regex::new(&failregex.replace("<HOST>", HOST_PATTERN))
+                .expect("failregex compiles"),
+            ignore: Regex::new(&ignoreregex).expect("ignoreregex compiles"),
+        }
+    }
+
+    /// The address fail2ban would ban for this line: failregex matches and ignoreregex does not.
+    fn banned_host(&self, line: &str) -> Option<String> {
+        if self.ignore.is_match(line) {
+            return None;
+        }
+        let captures = self.fail.captures(line)?;
+        let host = captures.name("ip4").or_else(|| captures.name("ip6"))?;
+        Some(host.as_str().to_owned())
+    }
+}
+
+#[test]
+fn filter_bans_ipv4_and_ipv6_entries() {
+    let filter = Filter::load();
+    let cases = [
+        ("203.0.113.7 -> 42x packets", "203.0.113.7"),
+        ("198.51.100.250 -> 1x packets", "198.51.100.250"),
+        ("2001:db8::1 -> 3x packets", "2001:db8::1"),
+        ("2001:db8:85a3:0:0:8a2e:370:7334 -> 17x packets", "2001:db8:85a3:0:0:8a2e:370:7334"),
+        ("fe80::1 -> 5x packets", "fe80::1"),
+        ("::1 -> 2x packets", "::1"),
+        ("2001:db8:: -> 2x packets", "2001:db8::"),
+        ("::ffff:192.0.2.1 -> 9x packets", "192.0.2.1"),
+        ("[2001:db8::2] -> 4x packets", "2001:db8::2"),
+        ("192.0.2.44\t->\t1000x packets", "192.0.2.44"),
+        ("192.0.2.45   ->   12x packets", "192.0.2.45"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(filter.banned_host(line).as_deref(), Some(expected), "line: {line:?}");
+    }
+}
+
+#[test]
+fn filter_ignores_the_report_header_and_blank_lines() {
+    let filter = Filter::load();
+    for line in REPORT_HEADER.into_iter().chain([""]) {
+        assert!(filter.ignore.is_match(line), "ignoreregex should cover {line:?}");
+        assert_eq!(filter.banned_host(line), None, "line: {line:?}");
+    }
+}
+
+#[test]
+fn filter_rejects_malformed_lines() {
+    let filter = Filter::load();
+    let malformed = [
+        "203.0.113.7 -> x packets",
+        "203.0.113.7 -> 5 packets",
+        "203.0.113.7 -> 5x packet",
+        "203.0.113.7 -> -5x packets",
+        "203.0.113.7 - 5x packets",
+        "203.0.113.7 5x packets",
+        "203.0.113.7 -> 5x packets and more",
+        " 203.0.113.7 -> 5x packets",
+        "-> 5x packets",
+        "x203.0.113.7 -> 5x packets",
+        "Logged IP addresses 203.0.113.7 -> 5x packets",
+        "garbage",
+    ];
+    for line in malformed {
+        assert_eq!(filter.banned_host(line), None, "line: {line:?}");
+    }
+}
+
+#[test]
+fn filter_finds_every_entry_of_a_whole_report() {
+    let filter = Filter::load();
+    let report = format!(
+        "{}\n{}\n\n203.0.113.7 -> 42x packets\n2001:db8::1 -> 3x packets\n",
+        REPORT_HEADER[0], REPORT_HEADER[1]
+    );
+    let banned: Vec<String> = report.lines().filter_map(|line| filter.banned_host(line)).collect();
+    assert_eq!(banned, ["203.0.113.7", "2001:db8::1"]);
+}
+
+/// The report has no timestamps; without `datepattern = {NONE}` fail2ban skips every line.
+#[test]
+fn filter_reads_lines_without_timestamps() {
+    let text = read_dist("fail2ban/filter.d/chatter.conf");
+    assert_eq!(ini_value(&text, "datepattern").as_deref(), Some("{NONE}"));
+}
+
+/// Runs the real fail2ban on a sample report when it is installed.
+#[test]
+fn fail2ban_regex_agrees_when_installed() {
+    let Ok(output) = Command::new("fail2ban-regex").arg("--version").output() else {
+        eprintln!("fail2ban-regex is not installed; skipping");
+        return;
+    };
+    assert!(output.status.success());
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let report = directory.path().join("report.txt");
+    std::fs::write(
+        &report,
+        format!(
+            "{}\n{}\n\n203.0.113.7 -> 42x packets\n2001:db8::1 -> 3x packets\n203.0.113.8 -> x packets\n",
+            REPORT_HEADER[0], REPORT_HEADER[1]
+        ),
+    )
+    .expect("writing the sample report");
+    let output = Command::new("fail2ban-regex")
+        .arg(&report)
+        .arg(dist_path("fail2ban/filter.d/chatter.conf"))
+        .output()
+        .expect("running fail2ban-regex");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "fail2ban-regex failed: {stdout}");
+    assert!(stdout.contains("2 matched"), "expected 2 matched lines: {stdout}");
+}
+
+#[test]
+fn jail_bans_on_the_first_line_at_the_relay_port() {
+    let text = read_dist("fail2ban/jail.d/chatter.conf");
+    for section in ["[chatter]", "[chatter-docker]"] {
+        let body = section_body(&text, section);
+        assert_eq!(ini_value(body, "filter").as_deref(), Some("chatter"), "{section}");
+        assert_eq!(ini_value(body, "port").as_deref(), Some("9001"), "{section}");
+        assert_eq!(ini_value(body, "maxretry").as_deref(), Some("1"), "{section}");
+        assert!(ini_value(body, "bantime").is_some(), "{section} sets a bantime");
+    }
+}
+
+/// The jail must read the file the relay writes, under systemd and under Docker.
+#[test]
+fn jail_log_paths_match_where_the_relay_writes() {
+    let jail = read_dist("fail2ban/jail.d/chatter.conf");
+    let unit = read_dist("systemd/chatter-server.service");
+    let compose = read_dist("docker/compose.yml");
+
+    let systemd_report = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("Environment=CHATTER_REPORT="))
+        .expect("the unit sets CHATTER_REPORT");
+    assert_eq!(
+        ini_value(section_body(&jail, "[chatter]"), "logpath").as_deref(),
+        Some(systemd_report)
+    );
+
+    let host_directory = compose
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("- ${CHATTER_REPORT_DIR:-"))
+        .and_then(|rest| rest.split_once("}:/var/lib/chatter-server"))
+        .map(|(directory, _)| directory)
+        .expect("compose mounts the report directory from the host");
+    assert!(compose.contains("CHATTER_REPORT: /var/lib/chatter-server/report.txt"));
+    assert_eq!(
+        ini_value(section_body(&jail, "[chatter-docker]"), "logpath"),
+        Some(format!("{host_directory}/report.txt"))
+    );
+}
+
+/// The text of one `[section]` of an INI file, up to the next section.
+fn section_body<'a>(text: &'a str, section: &str) -> &'a str {
+    let start = text.find(&format!("\n{section}\n")).unwrap_or_else(|| panic!("no {section}")) + 1;
+    let body = &text[start + section.len()..];
+    body.find("\n[").map_or(body, |end| &body[..end])
+}
+
+#[test]
+fn systemd_unit_is_hardened() {
+    let unit = read_dist("systemd/chatter-server.service");
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    let required = [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "StateDirectory=chatter-server",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallFilter=@system-service",
+        "SystemCallArchitectures=native",
+        "RestrictNamespaces=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        "LoadCredential=access-code:/etc/chatter-server/access-code",
+    ];
+    for directive in required {
+        assert!(lines.contains(&directive), "the unit lacks {directive}");
+    }
+    let exec_start = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("ExecStart="))
+        .expect("the unit has an ExecStart");
+    assert!(exec_start.contains("--access-code-file ${CREDENTIALS_DIRECTORY}/access-code"));
+    // Nothing but the state directory may be writable.
+    assert!(!lines.iter().any(|line| line.starts_with("ReadWritePaths=")));
+}
+
+/// A secret in a unit file is world-readable (`systemctl cat`) and ends up in backups.
+#[test]
+fn no_access_code_is_written_into_dist_files() {
+    let unit = read_dist("systemd/chatter-server.service");
+    for line in unit.lines().filter(|line| !line.trim_start().starts_with('#')) {
+        assert!(!line.contains("CHATTER_ACCESS_CODE"), "the unit sets the code: {line}");
+        assert!(!line.starts_with("SetCredential"), "the unit embeds a credential: {line}");
+        let without_file_flag = line.replace("--access-code-file", "");
+        assert!(!without_file_flag.contains("--access-code"), "the unit passes the code: {line}");
+    }
+
+    let compose = read_dist("docker/compose.yml");
+    let code_line = compose
+        .lines()
+        .find(|line| line.trim_start().starts_with("CHATTER_ACCESS_CODE:"))
+        .expect("compose passes the code from the environment");
+    assert!(
+        code_line.contains("${CHATTER_ACCESS_CODE"),
+        "compose must interpolate, not embed: {code_line}"
+    );
+
+    let example = read_dist("docker/env.example");
+    assert!(
+        example.lines().any(|line| line == "CHATTER_ACCESS_CODE="),
+        "env.example must leave it empty"
+    );
+}
+
+#[test]
+fn build_script_is_valid_shell() {
+    let script = dist_path("build.sh");
+    let status = Command::new("bash").arg("-n").arg(&script).status().expect("running bash -n");
+    assert!(status.success(), "bash -n dist/build.sh failed");
+
+    match Command::new("shellcheck").arg(&script).output() {
+        Ok(output) => assert!(
+            output.status.success(),
+            "shellcheck dist/build.sh:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        ),
+        Err(_) => eprintln!("shellcheck is not installed; skipping"),
+    }
+}
+
+/// `build.sh bundle` stops before building anything, and does not echo the code back.
+#[test]
+fn bundle_refuses_an_access_code() {
+    for flags in [&["--access-code", "hunter2-value"][..], &["--access-code=hunter2-value"][..]] {
+        let output = Command::new("bash")
+            .arg(dist_path("build.sh"))
+            .args(["bundle", "--server", "chat.example.org:9001"])
+            .args(flags)
+            .output()
+            .expect("running dist/build.sh");
+        assert!(!output.status.success(), "{flags:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("never written into a bundle"), "stderr: {stderr}");
+        assert!(!stderr.contains("hunter2-value"), "the code was echoed: {stderr}");
+    }
+}
+
+#[test]
+fn build_script_explains_itself() {
+    let output = Command::new("bash")
+        .arg(dist_path("build.sh"))
+        .arg("--help")
+        .output()
+        .expect("running dist/build.sh --help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in
+        ["bundle --server HOST:PORT", "--static-glibc", "SHA256SUMS", "x86_64-pc-windows-gnu"]
+    {
+        assert!(help.contains(word), "--help does not mention {word}");
+    }
+}
