@@ -203,9 +203,17 @@ mod unix {
     }
 }
 
+/// Errors are printed as one line a person can act on (never a backtrace, whatever
+/// `RUST_BACKTRACE` says) and give a non-zero exit status.
 #[cfg(unix)]
-fn main() -> anyhow::Result<()> {
-    unix::main()
+fn main() -> std::process::ExitCode {
+    match unix::main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chatter-server: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(not(unix))]
