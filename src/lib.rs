@@ -4,3 +4,10 @@
 
 pub mod pake;
 pub mod secret;
+
+pub mod cli;
+pub mod client;
+#[path = "../commands/mod.rs"]
+pub mod commands;
+pub mod relay;
+pub mod repl;
