@@ -141,8 +141,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    Repl { session, inbox, screen, renderer, color, history_file: config::history_path(), quit }
-        .run()?;
+    Repl {
+        session,
+        inbox,
+        screen,
+        renderer,
+        color,
+        history_file: config::history_path(),
+        quit,
+        stock_printer: false,
+    }
+    .run()?;
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
 }

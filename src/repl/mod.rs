@@ -50,10 +50,27 @@ impl QuitFlags {
     }
 }
 
+/// What the REPL needs from the engine beyond the commands' [`Engine`].
+pub trait ChatEngine: Engine {
+    /// What the prompt shows.
+    fn status(&self) -> prompt::PromptStatus;
+    /// Sends a chat line to the current room.
+    fn send_text(&self, text: &str) -> Result<(), crate::client::ClientError>;
+}
+
+impl ChatEngine for Session {
+    fn status(&self) -> prompt::PromptStatus {
+        Session::status(self)
+    }
+    fn send_text(&self, text: &str) -> Result<(), crate::client::ClientError> {
+        Session::send_text(self, text)
+    }
+}
+
 /// Everything the REPL needs.
 pub struct Repl {
     /// The engine.
-    pub session: Arc<Session>,
+    pub session: Arc<dyn ChatEngine>,
     /// Rendered events waiting to be printed.
     pub inbox: Inbox,
     /// What reedline last painted; shared with the inbox.
@@ -66,6 +83,9 @@ pub struct Repl {
     pub history_file: Option<PathBuf>,
     /// Signal flags.
     pub quit: Arc<QuitFlags>,
+    /// Use reedline's printer without our fix, to reproduce its faults
+    /// (`examples/printer_demo.rs --stock`); always `false` in `chatter`.
+    pub stock_printer: bool,
 }
 
 impl Repl {
@@ -73,7 +93,8 @@ impl Repl {
     /// quit when this returns.
     pub fn run(self) -> std::io::Result<()> {
         let engine: Arc<dyn Engine> = self.session.clone();
-        let mut editor = self.editor(engine.clone());
+        let stock = self.stock_printer;
+        let mut editor = self.editor(engine.clone(), stock);
         let status_session = self.session.clone();
         let prompt =
             prompt::ChatPrompt::new(Box::new(move || status_session.status()), self.screen.clone());
@@ -113,7 +134,9 @@ impl Repl {
                             }
                         }
                     } else {
-                        self.erase_echo(&line);
+                        if !stock {
+                            self.erase_echo(&line);
+                        }
                         self.send_chat(&line, &mut out);
                     }
                 }
@@ -131,7 +154,7 @@ impl Repl {
         Ok(())
     }
 
-    fn editor(&self, engine: Arc<dyn Engine>) -> Reedline {
+    fn editor(&self, engine: Arc<dyn Engine>, stock: bool) -> Reedline {
         let mut keybindings = default_emacs_keybindings();
         keybindings.add_binding(
             KeyModifiers::NONE,
@@ -149,7 +172,11 @@ impl Repl {
         );
         let menu = ColumnarMenu::default().with_name("completion_menu");
         let printer = ExternalPrinter::new(screen::PRINTER_CAPACITY);
-        let idle = self.inbox.clone().idle_callback(&printer);
+        let idle = if stock {
+            self.inbox.clone().stock_callback(&printer)
+        } else {
+            self.inbox.clone().idle_callback(&printer)
+        };
         Reedline::create()
             .with_history(Box::new(history::CommandHistory::open(self.history_file.clone())))
             .with_completer(Box::new(complete::ChatCompleter::new(engine)))

@@ -139,6 +139,18 @@ impl Inbox {
     }
 }
 
+impl Inbox {
+    /// An idle callback that feeds reedline's printer without the fix, to show its faults.
+    pub fn stock_callback(self, printer: &ExternalPrinter<String>) -> Box<dyn FnMut() + Send> {
+        let sender: SyncSender<String> = printer.sender();
+        Box::new(move || {
+            for line in self.take(PRINTER_CAPACITY) {
+                let _ = sender.try_send(line);
+            }
+        })
+    }
+}
+
 /// Queues the moves that leave the cursor where reedline's printer starts from the prompt's
 /// first row: up to that row, clear it and everything below, then down as many rows as the
 /// printer is about to move up.
