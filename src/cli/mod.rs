@@ -44,10 +44,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         && config.color != Some(false)
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
         && std::io::stdout().is_terminal();
-    let format = match (args.json, color) {
-        (true, _) => Format::Json,
-        (false, true) => Format::Color,
-        (false, false) => Format::Plain,
+    let format = match (args.json, interactive, color) {
+        (true, _, _) => Format::Json,
+        (false, false, _) => Format::Line,
+        (false, true, true) => Format::Color,
+        (false, true, false) => Format::Plain,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

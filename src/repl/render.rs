@@ -32,8 +32,10 @@ const PEER_COLORS: [Color; 8] = [
 pub enum Format {
     /// ANSI colours, continuation lines, bell on mention.
     Color,
-    /// No escape sequences at all; one event per line.
+    /// A terminal without colours: continuation lines and the bell, no other escapes.
     Plain,
+    /// Line mode: no escapes at all, one event per line.
+    Line,
     /// One JSON object per line.
     Json,
 }
@@ -147,7 +149,7 @@ impl Renderer {
     ) -> String {
         match self.format {
             Format::Json => json(kind, room, from, text, time),
-            Format::Plain => format!("{} -- {text}", local_hhmm(time)),
+            Format::Plain | Format::Line => format!("{} -- {text}", local_hhmm(time)),
             Format::Color => {
                 let stamp = Style::new().fg(Color::DarkGray).paint(local_hhmm(time));
                 format!("{stamp} {}", style.paint(format!("-- {text}")))
@@ -164,7 +166,9 @@ impl Renderer {
         time: SystemTime,
     ) -> Rendered {
         let own = from == self.own_nick;
-        let bell = !own && mentions(text, &self.own_nick);
+        let bell = !own
+            && matches!(self.format, Format::Color | Format::Plain)
+            && mentions(text, &self.own_nick);
         if self.format == Format::Json {
             let kind = if action { "action" } else { "message" };
             return Rendered { text: json(kind, Some(room), Some(from), text, time), bell: false };
@@ -174,10 +178,17 @@ impl Renderer {
         let header =
             if action { format!("{stamp} * {nick} ") } else { format!("{stamp} {nick}: ") };
         let lines = sanitize_lines(text);
-        if self.format == Format::Plain {
+        if self.format == Format::Line {
             return Rendered { text: format!("{header}{}", lines.join(" \u{21b5} ")), bell: false };
         }
         let indent = " ".repeat(header.width());
+        if self.format == Format::Plain {
+            let mut out = header + &lines.join(&format!("\n{indent}"));
+            if bell {
+                out.push_str(BELL);
+            }
+            return Rendered { text: out, bell };
+        }
         let nick_style = if own {
             Style::new().fg(Color::Green).bold()
         } else {
@@ -329,6 +340,15 @@ mod tests {
     }
 
     #[test]
+    fn without_colour_a_terminal_still_gets_continuations_and_the_bell() {
+        let r = renderer(Format::Plain);
+        let rendered = r.event(&message("bob", "alice\nsecond")).unwrap();
+        assert!(rendered.bell);
+        assert!(!rendered.text.contains('\x1b'));
+        assert!(rendered.text.contains("\n           second\x07"), "{:?}", rendered.text);
+    }
+
+    #[test]
     fn mentions_ring_the_bell_and_own_echoes_are_dropped() {
         let r = renderer(Format::Color);
         assert!(r.event(&message("bob", "hey Alice, look")).unwrap().bell);
@@ -338,8 +358,8 @@ mod tests {
     }
 
     #[test]
-    fn plain_has_no_escapes_and_one_line_per_event() {
-        let text = renderer(Format::Plain).event(&message("bob", "a\nb")).unwrap().text;
+    fn line_mode_has_no_escapes_and_one_line_per_event() {
+        let text = renderer(Format::Line).event(&message("bob", "a\nb")).unwrap().text;
         assert!(!text.contains('\x1b') && !text.contains('\n'), "{text:?}");
     }
 
