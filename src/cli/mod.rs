@@ -128,17 +128,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         let quit = quit.clone();
         let session = session.clone();
         runtime.spawn(async move {
-            wait_for_signal(false).await;
-            quit.request();
-            // The REPL notices within one poll; if it is stuck (a command waiting on input
-            // from a terminal that is gone), quit from here.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            if !quit.quitting.load(Ordering::SeqCst) {
+            let hangup = wait_for_signal(false).await == Received::Hangup;
+            if !hangup {
+                // The REPL notices within one poll and restores the terminal on its way out.
+                quit.request();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            // The terminal is gone (nothing to restore, and reedline would wait for it to
+            // answer a cursor query), or the REPL is stuck in a command: quit from here.
+            if !quit.quitting.swap(true, Ordering::SeqCst) {
                 if let Ok(client) = session.client() {
                     let _ = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
                 }
                 let _ = crossterm::terminal::disable_raw_mode();
-                std::process::exit(0);
+                crate::repl::exit_now();
             }
         });
     }
@@ -166,9 +169,18 @@ async fn pump(mut events: client::Events, renderer: Renderer, sink: Box<dyn Fn(S
     }
 }
 
+/// Which signal ended the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// SIGTERM (or Ctrl-C where that quits).
+    Terminate,
+    /// SIGHUP: the terminal is gone.
+    Hangup,
+}
+
 /// Resolves on SIGTERM or SIGHUP (and on SIGINT when `interrupt_quits`; otherwise SIGINT is
 /// swallowed, since at the prompt Ctrl-C only clears the line).
-async fn wait_for_signal(interrupt_quits: bool) {
+async fn wait_for_signal(interrupt_quits: bool) -> Received {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -181,9 +193,9 @@ async fn wait_for_signal(interrupt_quits: bool) {
         };
         loop {
             tokio::select! {
-                _ = term.recv() => return,
-                _ = hup.recv() => return,
-                _ = int.recv() => if interrupt_quits { return },
+                _ = term.recv() => return Received::Terminate,
+                _ = hup.recv() => return Received::Hangup,
+                _ = int.recv() => if interrupt_quits { return Received::Terminate },
             }
         }
     }
@@ -191,6 +203,7 @@ async fn wait_for_signal(interrupt_quits: bool) {
     {
         let _ = interrupt_quits;
         let _ = tokio::signal::ctrl_c().await;
+        Received::Terminate
     }
 }
 

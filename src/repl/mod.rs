@@ -146,7 +146,12 @@ impl Repl {
                 _ => {}
             }
         }
-        self.quit.quitting.store(true, Ordering::SeqCst);
+        if self.quit.quitting.swap(true, Ordering::SeqCst) {
+            // A signal handler is already quitting and will exit the process.
+            loop {
+                std::thread::park();
+            }
+        }
         if !quit_done && let Err(error) = engine.quit() {
             out.error(&format!("quitting: {error}"));
         }
@@ -171,12 +176,25 @@ impl Repl {
             ReedlineEvent::Edit(vec![reedline::EditCommand::InsertNewline]),
         );
         let menu = ColumnarMenu::default().with_name("completion_menu");
+        let engine_for_hangup = engine.clone();
         let printer = ExternalPrinter::new(screen::PRINTER_CAPACITY);
-        let idle = if stock {
+        let mut print = if stock {
             self.inbox.clone().stock_callback(&printer)
         } else {
             self.inbox.clone().idle_callback(&printer)
         };
+        let quit = self.quit.clone();
+        let idle = Box::new(move || {
+            print();
+            // A closed terminal does not always deliver SIGHUP (and reading it then returns
+            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
+            // normally would wait seconds for the dead terminal to answer a cursor query, and
+            // there is no terminal left to restore, so quit the engine and exit from here.
+            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
+                let _ = engine_for_hangup.quit();
+                exit_now();
+            }
+        });
         Reedline::create()
             .with_history(Box::new(history::CommandHistory::open(self.history_file.clone())))
             .with_completer(Box::new(complete::ChatCompleter::new(engine)))
@@ -222,6 +240,33 @@ impl Repl {
             Ok(()) => out.own_message(text, false),
             Err(error) => out.error(&format!("not sent: {error}")),
         }
+    }
+}
+
+/// Ends the process at once with status 0, without flushing stdout: used when the terminal
+/// is gone (flushing could wait on a lock the REPL thread holds while writing to it).
+pub fn exit_now() -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` takes no pointers; skipping destructors is the point.
+    unsafe {
+        libc::_exit(0)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(0)
+}
+
+/// Whether the terminal on stdin has been closed.
+fn terminal_hung_up() -> bool {
+    #[cfg(unix)]
+    {
+        let mut poll_fd = libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid `pollfd` we own, a count of 1 and a zero timeout.
+        let ready = unsafe { libc::poll(&mut poll_fd, 1, 0) };
+        ready > 0 && poll_fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+    }
+    #[cfg(not(unix))]
+    {
+        false
     }
 }
 
