@@ -185,7 +185,11 @@ impl Repl {
         };
         let quit = self.quit.clone();
         let idle = Box::new(move || {
-            print();
+            // reedline checks the break signal between this callback and draining its printer,
+            // so lines handed over now could be stranded there; leave them in the inbox.
+            if !quit.break_signal.load(Ordering::SeqCst) {
+                print();
+            }
             // A closed terminal does not always deliver SIGHUP (and reading it then returns
             // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
             // normally would wait seconds for the dead terminal to answer a cursor query, and
