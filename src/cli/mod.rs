@@ -64,7 +64,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             (server, code, None)
         }
         None => {
-            let (server, code, guard) = start_local_relay(&runtime)?;
+            let (server, code, guard) = start_local_relay(&runtime, interactive)?;
             (server, code, Some(guard))
         }
     };
@@ -289,6 +289,7 @@ struct RelayGuard(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
 /// Starts `chatter::relay` on 127.0.0.1 with a random access code and says how to join it.
 fn start_local_relay(
     runtime: &tokio::runtime::Runtime,
+    interactive: bool,
 ) -> anyhow::Result<(String, Secret, RelayGuard)> {
     use rand::Rng;
     let listener = runtime
@@ -311,10 +312,17 @@ fn start_local_relay(
         }
     });
     let server = address.to_string();
-    println!("No server given, so a local relay is running at {server} until you quit.");
-    println!("In a second terminal, join the same chat with:");
-    println!("  {}", join_command(&code, &server));
-    println!();
+    let banner = format!(
+        "No server given, so a local relay is running at {server} until you quit.\n\
+         In a second terminal, join the same chat with:\n  {}\n",
+        join_command(&code, &server)
+    );
+    // Line mode keeps stdout for events.
+    if interactive {
+        println!("{banner}");
+    } else {
+        eprintln!("{banner}");
+    }
     Ok((server, Secret::new(code), RelayGuard(stop)))
 }
 
