@@ -325,6 +325,20 @@ mod tests {
     }
 
     #[test]
+    fn a_wrapped_line_under_a_long_prompt_is_climbed_in_full() {
+        // reedline counts (51 + 3) / 60 + 1 = 1 row and would not move up at all, leaving
+        // the first row of the input behind; we move up one row and add no newline.
+        let text = "the quick brown fox jumps over the lazy dog again!!";
+        let s = state("alice@lobby> ", text, text.len());
+        assert_eq!(rows_above_cursor(&s, 60), 1);
+        assert_eq!(printer_move_up(text, 60), 1);
+        let mut out = Vec::new();
+        queue_start_of_prompt(&mut out, &s, 60).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("\x1b[1A") && !out.contains("\r\n"), "{out:?}");
+    }
+
+    #[test]
     fn the_moves_start_the_printer_on_the_prompt_row() {
         let text = "příliš žluťoučký kůň";
         let s = state("a> ", text, text.len());
