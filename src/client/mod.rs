@@ -71,6 +71,7 @@ pub enum Event {
     Message { room: String, from: String, text: String, action: bool, time: std::time::SystemTime },
     Joined { room: String, nick: String },
     Left { room: String, nick: String },
+    Notice { room: Option<String>, text: String },
     Warning { room: Option<String>, text: String },
     Error { text: String },
     Disconnected { reason: String },

@@ -59,13 +59,12 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Renders an engine event; `None` for events that are shown otherwise (our own messages
-    /// and our own leaving, which the commands print).
+    /// Renders an engine event; `None` for our own messages, which the REPL prints when it
+    /// sends them (the engine does not echo them; the check guards against a double line).
     pub fn event(&self, event: &Event) -> Option<Rendered> {
         let now = SystemTime::now();
         let rendered = match event {
             Event::Message { from, .. } if *from == self.own_nick => return None,
-            Event::Left { nick, .. } if *nick == self.own_nick => return None,
             Event::Message { room, from, text, action, time } => {
                 return Some(self.message(room, from, text, *action, *time));
             }
@@ -85,11 +84,27 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::DarkGray),
             ),
+            Event::Left { room, nick } if *nick == self.own_nick => self.line(
+                "left",
+                Some(room),
+                None,
+                &format!("you left {}", sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::Green),
+            ),
             Event::Left { room, nick } => self.line(
                 "left",
                 Some(room),
                 Some(nick),
                 &format!("{} left {}", sanitize_inline(nick), sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::DarkGray),
+            ),
+            Event::Notice { room, text } => self.line(
+                "notice",
+                room.as_deref(),
+                None,
+                &sanitize_inline(text),
                 now,
                 Style::new().fg(Color::DarkGray),
             ),
