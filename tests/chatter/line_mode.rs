@@ -1,6 +1,6 @@
 //! Line mode: stdin is a pipe, one event per line out, plain or JSON.
 
-use super::{ACCESS_CODE, chatter, start_relay};
+use super::repl_support::{ACCESS_CODE, chatter, start_relay};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};

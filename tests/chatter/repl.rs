@@ -1,6 +1,6 @@
 //! The interactive client through a real pseudo-terminal.
 
-use super::{ACCESS_CODE, chatter, start_relay};
+use super::repl_support::{ACCESS_CODE, chatter, start_relay};
 use expectrl::{ControlCode, Expect, Session};
 use std::path::Path;
 use std::time::{Duration, Instant};
