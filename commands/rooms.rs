@@ -31,7 +31,8 @@ impl Command for Rooms {
             Ok(mut rooms) => {
                 rooms.sort_by(|a, b| a.name.cmp(&b.name));
                 let current = ctx.engine.current_room();
-                ctx.out.notice(&format!("{} rooms:", rooms.len()));
+                let noun = if rooms.len() == 1 { "room" } else { "rooms" };
+                ctx.out.notice(&format!("{} {noun}:", rooms.len()));
                 for room in rooms {
                     let noun = if room.members == 1 { "member" } else { "members" };
                     let here = if current.as_deref() == Some(&room.name) { "  (here)" } else { "" };
