@@ -70,8 +70,6 @@ pub enum Outcome {
 /// The real implementation wraps `chatter::client::Client` and a tokio runtime handle; unit
 /// tests use a fake, so commands are tested without a network.
 pub trait Engine: Send + Sync {
-    /// Our nickname.
-    fn nick(&self) -> String;
     /// The room we are in, if any.
     fn current_room(&self) -> Option<String>;
     /// Joins `room` (leaving the current one); an empty password means an open room.
@@ -251,9 +249,6 @@ pub(crate) mod testing {
     }
 
     impl Engine for FakeEngine {
-        fn nick(&self) -> String {
-            "alice".into()
-        }
         fn current_room(&self) -> Option<String> {
             self.room.lock().expect("not poisoned").clone()
         }

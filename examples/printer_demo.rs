@@ -19,9 +19,6 @@ struct Demo {
 }
 
 impl Engine for Demo {
-    fn nick(&self) -> String {
-        "alice".into()
-    }
     fn current_room(&self) -> Option<String> {
         self.room.lock().unwrap().clone()
     }

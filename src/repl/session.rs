@@ -86,9 +86,6 @@ impl Session {
 }
 
 impl Engine for Session {
-    fn nick(&self) -> String {
-        self.client.get().map_or_else(|| self.nick.clone(), Client::nick)
-    }
     fn current_room(&self) -> Option<String> {
         self.client.get().and_then(Client::current_room)
     }
