@@ -3,11 +3,15 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view and the code map.
 
 pub mod admission;
+pub mod cli;
 pub mod client;
+#[path = "../commands/mod.rs"]
+pub mod commands;
 pub mod mls;
 pub mod mls_header;
 pub mod pake;
 pub mod proto;
 pub mod relay;
+pub mod repl;
 pub mod secret;
 pub mod transport;

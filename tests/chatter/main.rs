@@ -1,7 +1,14 @@
 //! The integration tests: one binary, real relays on 127.0.0.1:0, real clients.
+//!
+//! `relay`, `rooms` and `abuse` drive the library (frame-level clients and full engines);
+//! `repl` and `line_mode` run the real `chatter` binary through a pseudo-terminal or pipes;
+//! `dist_files` checks the deployment files.
 
 mod abuse;
 mod dist_files;
+mod line_mode;
 mod relay;
+mod repl;
+mod repl_support;
 mod rooms;
 mod support;

@@ -1,0 +1,418 @@
+//! The slash commands: one file per command, one ordered registry.
+//!
+//! [`REGISTRY`] is the single list that feeds dispatch, `/help` and tab completion, so adding a
+//! command costs one new file here plus one line in the registry (a unit test fails when a file
+//! is left out). Commands are thin adapters: they parse their arguments, ask the [`Engine`] for
+//! one thing, and print through [`Output`]. None of them touches sockets, MLS or tokio; the
+//! REPL core names no particular command.
+
+mod clear;
+mod details;
+mod help;
+mod join;
+mod leave;
+mod me;
+mod quit;
+mod rooms;
+mod who;
+
+use crate::client::{ClientError, RoomMembers, RoomSummary};
+use crate::secret::Secret;
+
+/// Every command, in the order `/help` lists them.
+pub static REGISTRY: &[&dyn Command] = &[
+    &join::Join,
+    &leave::Leave,
+    &who::Who,
+    &rooms::Rooms,
+    &details::Details,
+    &me::Me,
+    &clear::Clear,
+    &help::Help,
+    &quit::Quit,
+];
+
+/// A slash command.
+pub trait Command: Sync {
+    /// The name typed after the slash, e.g. `join`.
+    fn name(&self) -> &'static str;
+    /// Other names that run the same command, e.g. `exit` for `quit`.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// One line of syntax, e.g. `/join ROOM`.
+    fn usage(&self) -> &'static str;
+    /// One sentence for the `/help` overview.
+    fn about(&self) -> &'static str;
+    /// A paragraph for `/help NAME`.
+    fn long_help(&self) -> &'static str;
+    /// Completions for the argument being typed, given its prefix.
+    fn complete(&self, _engine: &dyn Engine, _arg_prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Runs the command with everything after its name (trimmed).
+    fn run(&self, ctx: &mut Context<'_>, args: &str) -> Outcome;
+}
+
+/// What the REPL does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Read the next line.
+    Continue,
+    /// Clear the screen, then read the next line.
+    ClearScreen,
+    /// The session is over: the engine has already been told to quit.
+    Quit,
+}
+
+/// The client engine as the commands see it: one blocking call per question.
+///
+/// The real implementation wraps `chatter::client::Client` and a tokio runtime handle; unit
+/// tests use a fake, so commands are tested without a network.
+pub trait Engine: Send + Sync {
+    /// The room we are in, if any.
+    fn current_room(&self) -> Option<String>;
+    /// Joins `room` (leaving the current one); an empty password means an open room.
+    fn join(&self, room: &str, password: Secret) -> Result<(), ClientError>;
+    /// Leaves the current room.
+    fn leave(&self) -> Result<(), ClientError>;
+    /// Sends a `/me` action to the current room.
+    fn send_action(&self, text: &str) -> Result<(), ClientError>;
+    /// The rooms on the relay with their member counts.
+    fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError>;
+    /// The members of the current room.
+    fn members(&self) -> Result<RoomMembers, ClientError>;
+    /// Leaves, asks the relay to forget us, and closes the connection.
+    fn quit(&self) -> Result<(), ClientError>;
+}
+
+/// Where command results go: the terminal (coloured or not) or JSON lines.
+pub trait Output {
+    /// Local information, e.g. a table row of `/who`.
+    fn notice(&mut self, text: &str);
+    /// Something went wrong with a command.
+    fn error(&mut self, text: &str);
+    /// A line we just sent, shown as the others will see it.
+    fn own_message(&mut self, text: &str, action: bool);
+}
+
+/// Where secrets typed by the user come from: a hidden prompt, or the environment and files.
+pub trait SecretSource {
+    /// The password for `room`; an empty secret means an open room.
+    fn room_password(&mut self, room: &str) -> std::io::Result<Secret>;
+}
+
+/// What a command may use.
+pub struct Context<'a> {
+    /// The client engine.
+    pub engine: &'a dyn Engine,
+    /// Where results are printed.
+    pub out: &'a mut dyn Output,
+    /// Where room passwords come from.
+    pub secrets: &'a mut dyn SecretSource,
+}
+
+/// Splits `/name args` into the name and the trimmed arguments; `None` for a chat line.
+pub fn parse_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.trim_start().strip_prefix('/')?;
+    let (name, args) = match rest.find(char::is_whitespace) {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    Some((name, args.trim()))
+}
+
+/// The command called `name` or one of its aliases (case-insensitive).
+pub fn find(name: &str) -> Option<&'static dyn Command> {
+    REGISTRY.iter().copied().find(|command| {
+        command.name().eq_ignore_ascii_case(name)
+            || command.aliases().iter().any(|alias| alias.eq_ignore_ascii_case(name))
+    })
+}
+
+/// The closest command name to a mistyped one, if it is close enough to be a typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_lowercase();
+    REGISTRY
+        .iter()
+        .flat_map(|command| {
+            std::iter::once(command.name()).chain(command.aliases().iter().copied())
+        })
+        .map(|candidate| (edit_distance(&name, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.min(candidate.len() / 2).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| find(candidate).map_or(candidate, |command| command.name()))
+}
+
+/// Runs one `/command` line.
+pub fn dispatch(ctx: &mut Context<'_>, line: &str) -> Outcome {
+    let Some((name, args)) = parse_line(line) else {
+        return Outcome::Continue;
+    };
+    match find(name) {
+        Some(command) => command.run(ctx, args),
+        None => {
+            let shown = crate::repl::sanitize::sanitize_inline(name);
+            match suggest(name) {
+                Some(near) => {
+                    ctx.out.error(&format!("unknown command /{shown} — did you mean /{near}?"))
+                }
+                None => ctx.out.error(&format!("unknown command /{shown} — try /help")),
+            }
+            Outcome::Continue
+        }
+    }
+}
+
+/// Completions for a whole input line whose cursor is at its end: command names after a lone
+/// `/`, or the command's own argument completions after `/name `.
+pub fn complete_line(engine: &dyn Engine, line: &str) -> Vec<String> {
+    let Some(rest) = line.strip_prefix('/') else {
+        return Vec::new();
+    };
+    match rest.find(char::is_whitespace) {
+        None => {
+            // Names first; aliases only when no name fits (`/e` → `/exit`).
+            let prefix = rest.to_lowercase();
+            let names = REGISTRY.iter().map(|c| c.name()).filter(|n| n.starts_with(&prefix));
+            let mut found: Vec<String> = names.map(|name| format!("/{name}")).collect();
+            if found.is_empty() {
+                let aliases = REGISTRY.iter().flat_map(|c| c.aliases().iter().copied());
+                found =
+                    aliases.filter(|a| a.starts_with(&prefix)).map(|a| format!("/{a}")).collect();
+            }
+            found
+        }
+        Some(at) => match find(&rest[..at]) {
+            Some(command) => command.complete(engine, rest[at..].trim_start()),
+            None => Vec::new(),
+        },
+    }
+}
+
+/// Keeps the candidates starting with `prefix`, sorted and without repeats.
+pub(crate) fn matching(candidates: impl IntoIterator<Item = String>, prefix: &str) -> Vec<String> {
+    let mut found: Vec<String> =
+        candidates.into_iter().filter(|candidate| candidate.starts_with(prefix)).collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Formats an engine error for the user.
+pub(crate) fn describe(error: &ClientError) -> String {
+    error.to_string()
+}
+
+/// A fake engine and a recording output for the commands' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::client::MemberView;
+    use std::sync::Mutex;
+
+    /// An engine that answers from memory and records what it was asked.
+    #[derive(Default)]
+    pub struct FakeEngine {
+        pub room: Mutex<Option<String>>,
+        pub rooms: Vec<(String, u32)>,
+        pub members: Vec<(String, bool, bool)>,
+        pub calls: Mutex<Vec<String>>,
+        pub wrong_password: bool,
+    }
+
+    impl FakeEngine {
+        pub fn in_room(room: &str) -> Self {
+            FakeEngine { room: Mutex::new(Some(room.to_owned())), ..Default::default() }
+        }
+        fn record(&self, call: String) {
+            self.calls.lock().expect("not poisoned").push(call);
+        }
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("not poisoned").clone()
+        }
+    }
+
+    impl Engine for FakeEngine {
+        fn current_room(&self) -> Option<String> {
+            self.room.lock().expect("not poisoned").clone()
+        }
+        fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
+            self.record(format!("join {room} {}", password.expose()));
+            if self.wrong_password {
+                return Err(ClientError::WrongRoomPassword);
+            }
+            *self.room.lock().expect("not poisoned") = Some(room.to_owned());
+            Ok(())
+        }
+        fn leave(&self) -> Result<(), ClientError> {
+            self.record("leave".into());
+            *self.room.lock().expect("not poisoned") = None;
+            Ok(())
+        }
+        fn send_action(&self, text: &str) -> Result<(), ClientError> {
+            self.record(format!("action {text}"));
+            Ok(())
+        }
+        fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+            Ok(self
+                .rooms
+                .iter()
+                .map(|(name, members)| RoomSummary { name: name.clone(), members: *members })
+                .collect())
+        }
+        fn members(&self) -> Result<RoomMembers, ClientError> {
+            let room = self.current_room().ok_or(ClientError::Other("not in a room".into()))?;
+            let members = self
+                .members
+                .iter()
+                .map(|(nick, is_leader, is_self)| MemberView {
+                    nick: nick.clone(),
+                    fingerprint: Some("ab12:cd34:ef56:7890".into()),
+                    is_leader: *is_leader,
+                    is_self: *is_self,
+                })
+                .collect();
+            Ok(RoomMembers { room, members })
+        }
+        fn quit(&self) -> Result<(), ClientError> {
+            self.record("quit".into());
+            Ok(())
+        }
+    }
+
+    /// Records everything printed, and answers password prompts with `password`.
+    #[derive(Default)]
+    pub struct Recorder {
+        pub notices: Vec<String>,
+        pub errors: Vec<String>,
+        pub own: Vec<(String, bool)>,
+        pub password: String,
+    }
+
+    impl Output for Recorder {
+        fn notice(&mut self, text: &str) {
+            self.notices.push(text.to_owned());
+        }
+        fn error(&mut self, text: &str) {
+            self.errors.push(text.to_owned());
+        }
+        fn own_message(&mut self, text: &str, action: bool) {
+            self.own.push((text.to_owned(), action));
+        }
+    }
+
+    impl Recorder {
+        /// Dispatches `line` with this recorder as output and password source.
+        pub fn run(&mut self, engine: &dyn Engine, line: &str) -> Outcome {
+            let mut secrets = FixedSecret(self.password.clone());
+            let mut ctx = Context { engine, out: self, secrets: &mut secrets };
+            dispatch(&mut ctx, line)
+        }
+    }
+
+    struct FixedSecret(String);
+
+    impl SecretSource for FixedSecret {
+        fn room_password(&mut self, _room: &str) -> std::io::Result<Secret> {
+            Ok(Secret::new(self.0.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{FakeEngine, Recorder};
+    use super::*;
+
+    #[test]
+    fn every_file_in_commands_is_registered() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("commands");
+        let mut unregistered = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("commands/ is readable") {
+            let path = entry.expect("directory entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            if path.extension().is_none_or(|ext| ext != "rs") || stem == "mod" {
+                continue;
+            }
+            if find(stem).is_none() {
+                unregistered.push(stem.to_owned());
+            }
+        }
+        assert!(unregistered.is_empty(), "not in REGISTRY: {unregistered:?}");
+    }
+
+    #[test]
+    fn names_and_aliases_are_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for command in REGISTRY {
+            for name in std::iter::once(command.name()).chain(command.aliases().iter().copied()) {
+                assert_eq!(name, name.to_lowercase());
+                assert!(seen.insert(name), "/{name} registered twice");
+            }
+            assert!(command.usage().starts_with(&format!("/{}", command.name())));
+            assert!(!command.about().is_empty() && !command.long_help().is_empty());
+        }
+    }
+
+    #[test]
+    fn parse_line_splits_name_and_arguments() {
+        assert_eq!(parse_line("/join  lobby "), Some(("join", "lobby")));
+        assert_eq!(parse_line("/who"), Some(("who", "")));
+        assert_eq!(parse_line("hello /join"), None);
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(suggest("jion"), Some("join"));
+        assert_eq!(suggest("quti"), Some("quit"));
+        assert_eq!(suggest("exti"), Some("quit"));
+        assert_eq!(suggest("xyzzy"), None);
+    }
+
+    #[test]
+    fn unknown_command_says_did_you_mean() {
+        let engine = FakeEngine::default();
+        let mut recorder = Recorder::default();
+        let outcome = recorder.run(&engine, "/jion lobby");
+        assert_eq!(outcome, Outcome::Continue);
+        assert_eq!(recorder.errors, ["unknown command /jion — did you mean /join?"]);
+    }
+
+    #[test]
+    fn aliases_dispatch_to_their_command() {
+        assert_eq!(find("exit").map(|c| c.name()), Some("quit"));
+        assert_eq!(find("JOIN").map(|c| c.name()), Some("join"));
+    }
+
+    #[test]
+    fn command_names_complete_from_the_registry() {
+        let engine = FakeEngine::default();
+        assert_eq!(complete_line(&engine, "/j"), ["/join"]);
+        assert_eq!(complete_line(&engine, "/e"), ["/exit"]);
+        assert_eq!(complete_line(&engine, "/").len(), REGISTRY.len());
+        assert!(complete_line(&engine, "hello").is_empty());
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("jion", "join"), 2);
+        assert_eq!(edit_distance("who", "who"), 0);
+        assert_eq!(edit_distance("lev", "leave"), 2);
+    }
+}

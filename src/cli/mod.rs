@@ -1,0 +1,393 @@
+//! `chatter`'s entry point: flags and config, secrets, the connection, then the REPL or line
+//! mode. `src/bin/chatter.rs` only calls [`main`].
+
+pub mod args;
+pub mod config;
+
+use crate::client::{self, ClientOptions};
+use crate::repl::line_mode::{self, RoomPasswordSource};
+use crate::repl::render::{Format, Renderer};
+use crate::repl::screen::{Inbox, SharedScreen};
+use crate::repl::session::Session;
+use crate::repl::{QuitFlags, Repl};
+use crate::secret::Secret;
+use anyhow::{Context as _, bail};
+use args::Args;
+use clap::Parser;
+use config::Config;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The relay's port when the address names none.
+pub const DEFAULT_PORT: u16 = 9001;
+
+/// Runs `chatter` with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("chatter: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let interactive = std::io::stdin().is_terminal() && !args.json;
+    let config = Config::load()?;
+    let color = interactive
+        && !args.no_color
+        && config.color != Some(false)
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+        && std::io::stdout().is_terminal();
+    let format = match (args.json, interactive, color) {
+        (true, _, _) => Format::Json,
+        (false, false, _) => Format::Line,
+        (false, true, true) => Format::Color,
+        (false, true, false) => Format::Plain,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    // Without a server, a local relay for a demo; its access code is ours.
+    let (server, access_code, _relay_guard) = match args.server.clone().or(config.server.clone()) {
+        Some(server) => {
+            let server = normalize_server(&server)?;
+            let code = access_code(&args, &server, interactive)?;
+            (server, code, None)
+        }
+        None => {
+            let (server, code, guard) = start_local_relay(&runtime, interactive)?;
+            (server, code, Some(guard))
+        }
+    };
+    let nick = match args.nick.clone().or(config.nick.clone()) {
+        Some(nick) => nick,
+        None if interactive => ask_nick()?,
+        None => bail!("no nickname: pass --nick or set CHATTER_NICK (stdin is not a terminal)"),
+    };
+    validate_nick(&nick)?;
+
+    let renderer = Renderer { own_nick: nick.clone(), format };
+    let session = Session::new(nick.clone(), runtime.handle().clone());
+    let options = ClientOptions { server: server.clone(), nick, access_code };
+
+    if !interactive {
+        let (client, events) = runtime
+            .block_on(client::connect(options))
+            .with_context(|| format!("could not connect to {server}"))?;
+        session.connected(client);
+        runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
+        let signal_session = session.clone();
+        runtime.spawn(async move {
+            wait_for_signal(true).await;
+            // Line mode has no terminal to restore: quit and go.
+            if let Ok(client) = signal_session.client() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), client.quit()).await;
+            }
+            std::process::exit(0);
+        });
+        line_mode::run(&session, &renderer, RoomPasswordSource { file: args.room_password_file });
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let screen = SharedScreen::default();
+    let (inbox, outbox) = Inbox::new(screen.clone());
+    let quit = Arc::new(QuitFlags::default());
+    {
+        let session = session.clone();
+        let renderer = renderer.clone();
+        let outbox = outbox.clone();
+        runtime.spawn(async move {
+            match client::connect(options).await {
+                Ok((client, events)) => {
+                    session.connected(client);
+                    let _ = outbox.send(renderer.notice(&format!(
+                        "connected to {server} — /join ROOM to enter a room, /help for commands"
+                    )));
+                    pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
+                }
+                Err(error) => {
+                    session.connect_failed();
+                    let _ = outbox.send(renderer.error(&format!(
+                        "could not connect to {server}: {error} — Ctrl-D to exit"
+                    )));
+                }
+            }
+        });
+    }
+    {
+        let quit = quit.clone();
+        let session = session.clone();
+        runtime.spawn(async move {
+            let hangup = wait_for_signal(false).await == Received::Hangup;
+            if !hangup {
+                // The REPL notices within one poll and restores the terminal on its way out.
+                quit.request();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            // The terminal is gone (nothing to restore, and reedline would wait for it to
+            // answer a cursor query), or the REPL is stuck in a command: quit from here.
+            if !quit.quitting.swap(true, Ordering::SeqCst) {
+                if let Ok(client) = session.client() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
+                }
+                let _ = crossterm::terminal::disable_raw_mode();
+                crate::repl::exit_now();
+            }
+        });
+    }
+    Repl {
+        session,
+        inbox,
+        screen,
+        renderer,
+        color,
+        history_file: config::history_path(),
+        quit,
+        stock_printer: false,
+    }
+    .run()?;
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders engine events into `sink` until the engine closes the stream.
+async fn pump(mut events: client::Events, renderer: Renderer, sink: Box<dyn Fn(String) + Send>) {
+    while let Some(event) = events.recv().await {
+        if let Some(rendered) = renderer.event(&event) {
+            sink(rendered.text);
+        }
+    }
+}
+
+/// Which signal ended the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// SIGTERM (or Ctrl-C where that quits).
+    Terminate,
+    /// SIGHUP: the terminal is gone.
+    Hangup,
+}
+
+/// Resolves on SIGTERM or SIGHUP (and on SIGINT when `interrupt_quits`; otherwise SIGINT is
+/// swallowed, since at the prompt Ctrl-C only clears the line).
+async fn wait_for_signal(interrupt_quits: bool) -> Received {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Received::Terminate,
+                _ = hup.recv() => return Received::Hangup,
+                _ = int.recv() => if interrupt_quits { return Received::Terminate },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt_quits;
+        let _ = tokio::signal::ctrl_c().await;
+        Received::Terminate
+    }
+}
+
+/// `host` → `host:9001`; `host:port` and `[v6]:port` are kept; a bare IPv6 gets brackets.
+pub fn normalize_server(server: &str) -> anyhow::Result<String> {
+    let server = server.trim();
+    if server.is_empty() || server.contains(char::is_whitespace) {
+        bail!("invalid server address {server:?}: expected host[:port]");
+    }
+    let (host, port) = if let Some(rest) = server.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            bail!("invalid server address {server:?}: missing ]");
+        };
+        (format!("[{host}]"), after.strip_prefix(':'))
+    } else if server.matches(':').count() > 1 {
+        (format!("[{server}]"), None)
+    } else {
+        match server.split_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (server.to_owned(), None),
+        }
+    };
+    let port = match port {
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| anyhow::anyhow!("invalid port {port:?} in server address"))?,
+        None => DEFAULT_PORT,
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+/// Nicknames: 1–32 characters, no spaces or control characters, not starting with `/`.
+pub fn validate_nick(nick: &str) -> anyhow::Result<()> {
+    let n_chars = nick.chars().count();
+    if n_chars == 0 || n_chars > 32 {
+        bail!("a nickname has 1 to 32 characters");
+    }
+    if nick.chars().any(|c| c.is_whitespace() || c.is_control()) || nick.starts_with('/') {
+        bail!("a nickname has no spaces or control characters and does not start with /");
+    }
+    Ok(())
+}
+
+fn ask_nick() -> anyhow::Result<String> {
+    let mut stdout = std::io::stdout();
+    loop {
+        write!(stdout, "nickname: ")?;
+        stdout.flush()?;
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line)? == 0 {
+            bail!("no nickname given");
+        }
+        let nick = line.trim().to_owned();
+        match validate_nick(&nick) {
+            Ok(()) => return Ok(nick),
+            Err(error) => eprintln!("{error}"),
+        }
+    }
+}
+
+/// The access code: `CHATTER_ACCESS_CODE`, `--access-code-file`, or a hidden prompt.
+fn access_code(args: &Args, server: &str, interactive: bool) -> anyhow::Result<Secret> {
+    if let Ok(code) = std::env::var("CHATTER_ACCESS_CODE") {
+        return Ok(Secret::new(code));
+    }
+    if let Some(path) = &args.access_code_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the access code from {}", path.display()))?;
+        let first_line = text.lines().next().unwrap_or("");
+        return Ok(Secret::from(first_line));
+    }
+    if interactive {
+        let code = rpassword::prompt_password(format!("access code for {server}: "))
+            .context("reading the access code")?;
+        return Ok(Secret::new(code));
+    }
+    bail!("no access code: set CHATTER_ACCESS_CODE or pass --access-code-file")
+}
+
+/// Keeps the local relay running; dropping it shuts the relay down.
+struct RelayGuard(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+
+/// Starts `chatter::relay` on 127.0.0.1 with a random access code and says how to join it.
+fn start_local_relay(
+    runtime: &tokio::runtime::Runtime,
+    interactive: bool,
+) -> anyhow::Result<(String, Secret, RelayGuard)> {
+    use rand::Rng;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .context("starting a local relay")?;
+    let address = listener.local_addr()?;
+    let code: String = rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = crate::relay::RelayConfig::new(Secret::from(code.as_str()));
+    runtime.spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(error) = crate::relay::run(listener, config, shutdown).await {
+            eprintln!("chatter: local relay stopped: {error}");
+        }
+    });
+    let server = address.to_string();
+    let banner = format!(
+        "No server given, so a local relay is running at {server} until you quit.\n\
+         In a second terminal, join the same chat with:\n  {}\n",
+        join_command(&code, &server)
+    );
+    // Line mode keeps stdout for events.
+    if interactive {
+        println!("{banner}");
+    } else {
+        eprintln!("{banner}");
+    }
+    Ok((server, Secret::new(code), RelayGuard(stop)))
+}
+
+/// The command a second terminal runs to join this process's local relay.
+fn join_command(code: &str, server: &str) -> String {
+    // `cargo run` sets CARGO_MANIFEST_DIR for the program it runs.
+    let program = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(_) => "cargo run --release --".to_owned(),
+        None => std::env::current_exe()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| "chatter".to_owned()),
+    };
+    format!("CHATTER_ACCESS_CODE={code} {program} {server}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn server_addresses_get_the_default_port() {
+        assert_eq!(normalize_server("chat.example").unwrap(), "chat.example:9001");
+        assert_eq!(normalize_server("chat.example:7000").unwrap(), "chat.example:7000");
+        assert_eq!(normalize_server("[::1]").unwrap(), "[::1]:9001");
+        assert_eq!(normalize_server("[::1]:5").unwrap(), "[::1]:5");
+        assert_eq!(normalize_server("::1").unwrap(), "[::1]:9001");
+        assert!(normalize_server("host:port").is_err());
+        assert!(normalize_server("").is_err());
+    }
+
+    #[test]
+    fn nicknames_are_checked() {
+        assert!(validate_nick("alice").is_ok());
+        assert!(validate_nick("žofie").is_ok());
+        assert!(validate_nick("").is_err());
+        assert!(validate_nick("a b").is_err());
+        assert!(validate_nick("bad\x1b").is_err());
+        assert!(validate_nick("/join").is_err());
+    }
+
+    #[test]
+    fn help_documents_every_flag_and_variable() {
+        let help = Args::command().render_long_help().to_string();
+        for needle in [
+            "--nick",
+            "--access-code-file",
+            "--room-password-file",
+            "--json",
+            "--no-color",
+            "CHATTER_ACCESS_CODE",
+            "CHATTER_ROOM_PASSWORD",
+            "CHATTER_NICK",
+            "NO_COLOR",
+            "chatter.toml",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle}");
+        }
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn the_join_command_names_the_code_and_address() {
+        let command = join_command("abc", "127.0.0.1:4000");
+        assert!(command.starts_with("CHATTER_ACCESS_CODE=abc "));
+        assert!(command.ends_with(" 127.0.0.1:4000"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Line mode, for when stdin is not a terminal: scripts, pipes, tests.
+//!
+//! Plain lines in (a line starting with `/` is a command, `//` sends a literal slash), one
+//! event per line out, without colour, or as JSON objects with `--json`. Nothing is ever asked
+//! for interactively: the access code comes from `CHATTER_ACCESS_CODE` or
+//! `--access-code-file`, room passwords from `CHATTER_ROOM_PASSWORD` or
+//! `--room-password-file` (none means an open room).
+
+use crate::commands::{self, Context, Engine, Outcome, Output, SecretSource};
+use crate::repl::render::Renderer;
+use crate::repl::session::Session;
+use crate::secret::Secret;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// Where `/join` gets room passwords in line mode.
+#[derive(Debug, Clone, Default)]
+pub struct RoomPasswordSource {
+    /// `--room-password-file`.
+    pub file: Option<PathBuf>,
+}
+
+impl SecretSource for RoomPasswordSource {
+    fn room_password(&mut self, _room: &str) -> std::io::Result<Secret> {
+        if let Ok(password) = std::env::var("CHATTER_ROOM_PASSWORD") {
+            return Ok(Secret::new(password));
+        }
+        match &self.file {
+            Some(path) => std::fs::read_to_string(path).map(Secret::new),
+            None => Ok(Secret::default()),
+        }
+    }
+}
+
+/// Prints one line to stdout, flushed, so a reader on a pipe sees it at once.
+pub fn emit(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+struct LineOutput<'a> {
+    renderer: &'a Renderer,
+    engine: &'a dyn Engine,
+}
+
+impl Output for LineOutput<'_> {
+    fn notice(&mut self, text: &str) {
+        emit(&self.renderer.notice(text));
+    }
+    fn error(&mut self, text: &str) {
+        emit(&self.renderer.error(text));
+    }
+    fn own_message(&mut self, text: &str, action: bool) {
+        let room = self.engine.current_room();
+        emit(&self.renderer.own_message(room.as_deref(), text, action));
+    }
+}
+
+/// Reads lines from stdin until end of input or `/quit`; the engine has been told to quit
+/// when this returns.
+pub fn run(session: &Session, renderer: &Renderer, mut passwords: RoomPasswordSource) {
+    let mut out = LineOutput { renderer, engine: session };
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with('/') && !line.starts_with("//") {
+            let mut ctx = Context { engine: session, out: &mut out, secrets: &mut passwords };
+            if commands::dispatch(&mut ctx, line.trim()) == Outcome::Quit {
+                return;
+            }
+            continue;
+        }
+        let text = line.strip_prefix('/').filter(|rest| rest.starts_with('/')).unwrap_or(line);
+        match session.send_text(text) {
+            Ok(()) => out.own_message(text, false),
+            Err(error) => out.error(&format!("not sent: {error}")),
+        }
+    }
+    if let Err(error) = session.quit() {
+        out.error(&format!("quitting: {error}"));
+    }
+}

@@ -1,0 +1,305 @@
+//! The interactive terminal client: a reedline REPL over the client engine.
+//!
+//! The REPL runs on the main thread; the engine and the event task run on tokio. Incoming
+//! events are rendered by the event task and queued in an [`screen::Inbox`], printed above
+//! the prompt from inside `read_line` (see [`screen`] for why that needs care) or directly
+//! between two reads. Lines starting with `/` go to the command registry; the core names no
+//! particular command and only acts on the [`Outcome`] it gets back.
+
+pub mod complete;
+pub mod history;
+pub mod line_mode;
+pub mod prompt;
+pub mod render;
+pub mod sanitize;
+pub mod screen;
+pub mod session;
+
+use crate::commands::{self, Context, Engine, Outcome, Output, SecretSource};
+use crate::secret::Secret;
+use crossterm::{QueueableCommand, cursor, terminal};
+use reedline::{
+    ColumnarMenu, Emacs, ExternalPrinter, KeyCode, KeyModifiers, MenuBuilder, Reedline,
+    ReedlineEvent, ReedlineMenu, Signal, default_emacs_keybindings,
+};
+use render::Renderer;
+use screen::{Inbox, ScreenState, SharedScreen};
+use session::Session;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Flags raised by signal handlers (SIGTERM, SIGHUP) for the REPL thread.
+#[derive(Debug, Default)]
+pub struct QuitFlags {
+    /// Makes reedline's `read_line` return at its next poll.
+    pub break_signal: Arc<AtomicBool>,
+    /// A signal asked us to quit.
+    pub requested: AtomicBool,
+    /// The REPL thread has started quitting (so a signal handler need not).
+    pub quitting: AtomicBool,
+}
+
+impl QuitFlags {
+    /// Asks the REPL to quit as soon as it can.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.break_signal.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the REPL needs from the engine beyond the commands' [`Engine`].
+pub trait ChatEngine: Engine {
+    /// What the prompt shows.
+    fn status(&self) -> prompt::PromptStatus;
+    /// Sends a chat line to the current room.
+    fn send_text(&self, text: &str) -> Result<(), crate::client::ClientError>;
+}
+
+impl ChatEngine for Session {
+    fn status(&self) -> prompt::PromptStatus {
+        Session::status(self)
+    }
+    fn send_text(&self, text: &str) -> Result<(), crate::client::ClientError> {
+        Session::send_text(self, text)
+    }
+}
+
+/// Everything the REPL needs.
+pub struct Repl {
+    /// The engine.
+    pub session: Arc<dyn ChatEngine>,
+    /// Rendered events waiting to be printed.
+    pub inbox: Inbox,
+    /// What reedline last painted; shared with the inbox.
+    pub screen: SharedScreen,
+    /// How lines are rendered.
+    pub renderer: Renderer,
+    /// Whether colours are on.
+    pub color: bool,
+    /// Where `/commands` are remembered; `None` keeps history in memory only.
+    pub history_file: Option<PathBuf>,
+    /// Signal flags.
+    pub quit: Arc<QuitFlags>,
+    /// Use reedline's printer without our fix, to reproduce its faults
+    /// (`examples/printer_demo.rs --stock`); always `false` in `chatter`.
+    pub stock_printer: bool,
+}
+
+impl Repl {
+    /// Reads and runs lines until the user or a signal quits. The engine has been told to
+    /// quit when this returns.
+    pub fn run(self) -> std::io::Result<()> {
+        let engine: Arc<dyn Engine> = self.session.clone();
+        let stock = self.stock_printer;
+        let mut editor = self.editor(engine.clone(), stock);
+        let status_session = self.session.clone();
+        let prompt =
+            prompt::ChatPrompt::new(Box::new(move || status_session.status()), self.screen.clone());
+        let mut out = TerminalOutput { renderer: &self.renderer, engine: engine.as_ref() };
+        let mut quit_done = false;
+        loop {
+            self.inbox.print_pending();
+            if self.quit.requested.load(Ordering::SeqCst) {
+                break;
+            }
+            let signal = match editor.read_line(&prompt) {
+                Ok(signal) => signal,
+                // The terminal is gone (closed window): quit cleanly all the same.
+                Err(_) => break,
+            };
+            match signal {
+                Signal::Success(line) => {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    if commands::parse_line(&line).is_some() && !line.trim_start().starts_with("//")
+                    {
+                        let mut secrets = TtyPassword;
+                        let mut ctx = Context {
+                            engine: engine.as_ref(),
+                            out: &mut out,
+                            secrets: &mut secrets,
+                        };
+                        match commands::dispatch(&mut ctx, line.trim()) {
+                            Outcome::Continue => {}
+                            Outcome::ClearScreen => {
+                                let _ = editor.clear_screen();
+                            }
+                            Outcome::Quit => {
+                                quit_done = true;
+                                break;
+                            }
+                        }
+                    } else {
+                        if !stock {
+                            self.erase_echo(&line);
+                        }
+                        self.send_chat(&line, &mut out);
+                    }
+                }
+                Signal::CtrlD => break,
+                Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
+                // Ctrl-C has cleared the line; anything else needs no action.
+                _ => {}
+            }
+        }
+        if self.quit.quitting.swap(true, Ordering::SeqCst) {
+            // A signal handler is already quitting and will exit the process.
+            loop {
+                std::thread::park();
+            }
+        }
+        if !quit_done && let Err(error) = engine.quit() {
+            out.error(&format!("quitting: {error}"));
+        }
+        self.inbox.print_pending();
+        Ok(())
+    }
+
+    fn editor(&self, engine: Arc<dyn Engine>, stock: bool) -> Reedline {
+        let mut keybindings = default_emacs_keybindings();
+        keybindings.add_binding(
+            KeyModifiers::NONE,
+            KeyCode::Tab,
+            ReedlineEvent::UntilFound(vec![
+                ReedlineEvent::Menu("completion_menu".to_string()),
+                ReedlineEvent::MenuNext,
+            ]),
+        );
+        // Alt-Enter starts a new line in the same message.
+        keybindings.add_binding(
+            KeyModifiers::ALT,
+            KeyCode::Enter,
+            ReedlineEvent::Edit(vec![reedline::EditCommand::InsertNewline]),
+        );
+        let menu = ColumnarMenu::default().with_name("completion_menu");
+        let engine_for_hangup = engine.clone();
+        let printer = ExternalPrinter::new(screen::PRINTER_CAPACITY);
+        let mut print = if stock {
+            self.inbox.clone().stock_callback(&printer)
+        } else {
+            self.inbox.clone().idle_callback(&printer)
+        };
+        let quit = self.quit.clone();
+        let idle = Box::new(move || {
+            // reedline checks the break signal between this callback and draining its printer,
+            // so lines handed over now could be stranded there; leave them in the inbox.
+            if !quit.break_signal.load(Ordering::SeqCst) {
+                print();
+            }
+            // A closed terminal does not always deliver SIGHUP (and reading it then returns
+            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
+            // normally would wait seconds for the dead terminal to answer a cursor query, and
+            // there is no terminal left to restore, so quit the engine and exit from here.
+            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
+                let _ = engine_for_hangup.quit();
+                exit_now();
+            }
+        });
+        Reedline::create()
+            .with_history(Box::new(history::CommandHistory::open(self.history_file.clone())))
+            .with_completer(Box::new(complete::ChatCompleter::new(engine)))
+            .with_quick_completions(true)
+            .with_partial_completions(true)
+            .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
+            .with_edit_mode(Box::new(Emacs::new(keybindings)))
+            .with_hinter(Box::new(complete::CommandHinter::default()))
+            .with_highlighter(Box::new(complete::InputHighlighter::new(
+                self.screen.clone(),
+                self.color,
+            )))
+            .with_ansi_colors(self.color)
+            .use_bracketed_paste(true)
+            .with_break_signal(self.quit.break_signal.clone())
+            .with_poll_interval(Duration::from_millis(50))
+            .with_idle_callback(idle)
+            .with_external_printer(printer)
+    }
+
+    /// Removes the prompt and the line just submitted, which the formatted own line replaces.
+    fn erase_echo(&self, line: &str) {
+        let Ok((width, _)) = terminal::size() else { return };
+        let state =
+            ScreenState { buffer: line.to_owned(), cursor: line.len(), ..self.screen.get() };
+        let rows = screen::rows_of_input(&state, width.max(1));
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .queue(cursor::MoveUp(rows))
+            .and_then(|out| out.queue(cursor::MoveToColumn(0)))
+            .and_then(|out| out.queue(terminal::Clear(terminal::ClearType::FromCursorDown)));
+        let _ = stdout.flush();
+    }
+
+    fn send_chat(&self, line: &str, out: &mut TerminalOutput<'_>) {
+        // `//text` sends `/text`.
+        let text = line.strip_prefix('/').filter(|rest| rest.starts_with('/')).unwrap_or(line);
+        if self.session.current_room().is_none() {
+            out.error("not in a room — /join ROOM first (/help lists the commands)");
+            return;
+        }
+        match self.session.send_text(text) {
+            Ok(()) => out.own_message(text, false),
+            Err(error) => out.error(&format!("not sent: {error}")),
+        }
+    }
+}
+
+/// Ends the process at once with status 0, without flushing stdout: used when the terminal
+/// is gone (flushing could wait on a lock the REPL thread holds while writing to it).
+pub fn exit_now() -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` takes no pointers; skipping destructors is the point.
+    unsafe {
+        libc::_exit(0)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(0)
+}
+
+/// Whether the terminal on stdin has been closed.
+fn terminal_hung_up() -> bool {
+    #[cfg(unix)]
+    {
+        let mut poll_fd = libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid `pollfd` we own, a count of 1 and a zero timeout.
+        let ready = unsafe { libc::poll(&mut poll_fd, 1, 0) };
+        ready > 0 && poll_fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Command output on the terminal.
+struct TerminalOutput<'a> {
+    renderer: &'a Renderer,
+    engine: &'a dyn Engine,
+}
+
+impl Output for TerminalOutput<'_> {
+    fn notice(&mut self, text: &str) {
+        println!("{}", self.renderer.notice(text));
+    }
+    fn error(&mut self, text: &str) {
+        println!("{}", self.renderer.error(text));
+    }
+    fn own_message(&mut self, text: &str, action: bool) {
+        let room = self.engine.current_room();
+        println!("{}", self.renderer.own_message(room.as_deref(), text, action));
+    }
+}
+
+/// Room passwords from a hidden prompt on the terminal.
+struct TtyPassword;
+
+impl SecretSource for TtyPassword {
+    fn room_password(&mut self, room: &str) -> std::io::Result<Secret> {
+        let room = sanitize::sanitize_inline(room);
+        rpassword::prompt_password(format!("password for {room} (Enter for an open room): "))
+            .map(Secret::new)
+    }
+}

@@ -1,0 +1,126 @@
+//! The prompt: nickname, room and connection state, e.g. `alice@lobby> `.
+
+use crate::repl::screen::SharedScreen;
+use reedline::{Color, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus};
+use std::borrow::Cow;
+
+/// What the prompt shows, asked for at every repaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptStatus {
+    /// Our nickname.
+    pub nick: String,
+    /// The room we are in.
+    pub room: Option<String>,
+    /// The connection state.
+    pub state: ConnectionState,
+}
+
+/// The connection state shown in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Handshake under way.
+    Connecting,
+    /// Connected to the relay.
+    Connected,
+    /// Connection lost or refused.
+    Offline,
+}
+
+/// The REPL's prompt.
+pub struct ChatPrompt {
+    status: Box<dyn Fn() -> PromptStatus + Send>,
+    screen: SharedScreen,
+}
+
+/// The indicator reedline shows in front of continuation lines of a multi-line input.
+pub const MULTILINE_INDICATOR: &str = "… ";
+
+impl ChatPrompt {
+    /// A prompt asking `status` for what to show, recording what it renders in `screen`.
+    pub fn new(status: Box<dyn Fn() -> PromptStatus + Send>, screen: SharedScreen) -> Self {
+        ChatPrompt { status, screen }
+    }
+
+    /// The text of the left prompt for a status.
+    pub fn left(status: &PromptStatus) -> String {
+        let room = status.room.as_deref().map(crate::repl::sanitize::sanitize_inline);
+        match (status.state, room) {
+            (ConnectionState::Connecting, _) => format!("{} (connecting…)", status.nick),
+            (ConnectionState::Offline, _) => format!("{} (offline)", status.nick),
+            (ConnectionState::Connected, Some(room)) => format!("{}@{room}", status.nick),
+            (ConnectionState::Connected, None) => format!("{} (no room)", status.nick),
+        }
+    }
+}
+
+const INDICATOR: &str = "> ";
+
+impl Prompt for ChatPrompt {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        let left = Self::left(&(self.status)());
+        self.screen.set_prompt(format!("{left}{INDICATOR}"), MULTILINE_INDICATOR.to_owned());
+        Cow::Owned(left)
+    }
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        // Must stay empty: the printer workaround in `screen` relies on it.
+        Cow::Borrowed("")
+    }
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
+        Cow::Borrowed(INDICATOR)
+    }
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed(MULTILINE_INDICATOR)
+    }
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> Cow<'_, str> {
+        let prefix = match search.status {
+            PromptHistorySearchStatus::Passing => "",
+            PromptHistorySearchStatus::Failing => "failing ",
+        };
+        Cow::Owned(format!("({prefix}search: {}) ", search.term))
+    }
+    fn get_prompt_color(&self) -> Color {
+        match (self.status)().state {
+            ConnectionState::Connected => Color::Green,
+            ConnectionState::Connecting => Color::Yellow,
+            ConnectionState::Offline => Color::Red,
+        }
+    }
+    fn get_indicator_color(&self) -> Color {
+        Color::DarkGray
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_nick_room_and_state() {
+        let status = |room: Option<&str>, state| PromptStatus {
+            nick: "alice".into(),
+            room: room.map(Into::into),
+            state,
+        };
+        assert_eq!(
+            ChatPrompt::left(&status(Some("lobby"), ConnectionState::Connected)),
+            "alice@lobby"
+        );
+        assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Connected)), "alice (no room)");
+        assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Offline)), "alice (offline)");
+    }
+
+    #[test]
+    fn records_what_it_renders() {
+        let screen = SharedScreen::default();
+        let prompt = ChatPrompt::new(
+            Box::new(|| PromptStatus {
+                nick: "bob".into(),
+                room: Some("x".into()),
+                state: ConnectionState::Connected,
+            }),
+            screen.clone(),
+        );
+        prompt.render_prompt_left();
+        assert_eq!(screen.get().prompt, "bob@x> ");
+    }
+}

@@ -1,0 +1,407 @@
+//! Turning engine events and local results into the lines the user sees.
+//!
+//! Three forms: coloured terminal lines (the REPL), plain lines (line mode, `--no-color`) and
+//! JSON objects (`--json`). Everything a peer chose (text, nick, room) goes through
+//! [`crate::repl::sanitize`] first, except in JSON, whose string escaping already keeps the
+//! output inert. Multi-line messages print their later lines indented under the first, so no
+//! line of a message can pass for a message of its own.
+
+use crate::client::Event;
+use crate::repl::sanitize::{sanitize_inline, sanitize_lines};
+use nu_ansi_term::{Color, Style};
+use std::time::SystemTime;
+use unicode_width::UnicodeWidthStr;
+
+/// The terminal bell, rung when someone mentions us.
+pub const BELL: &str = "\x07";
+
+/// Colours given to peers, chosen by a hash of the nickname so a peer keeps theirs.
+const PEER_COLORS: [Color; 8] = [
+    Color::Cyan,
+    Color::Magenta,
+    Color::Blue,
+    Color::Yellow,
+    Color::LightCyan,
+    Color::LightMagenta,
+    Color::LightBlue,
+    Color::LightRed,
+];
+
+/// How lines are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// ANSI colours, continuation lines, bell on mention.
+    Color,
+    /// A terminal without colours: continuation lines and the bell, no other escapes.
+    Plain,
+    /// Line mode: no escapes at all, one event per line.
+    Line,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A rendered event: the text to print (possibly several lines, no trailing newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The lines, joined by `\n`.
+    pub text: String,
+    /// Whether the line mentions us and the bell should ring.
+    pub bell: bool,
+}
+
+/// Renders events for one user.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    /// Our nickname, for own lines and mentions.
+    pub own_nick: String,
+    /// The output form.
+    pub format: Format,
+}
+
+impl Renderer {
+    /// Renders an engine event; `None` for our own messages, which the REPL prints when it
+    /// sends them (the engine does not echo them; the check guards against a double line).
+    pub fn event(&self, event: &Event) -> Option<Rendered> {
+        let now = SystemTime::now();
+        let rendered = match event {
+            Event::Message { from, .. } if *from == self.own_nick => return None,
+            Event::Message { room, from, text, action, time } => {
+                return Some(self.message(room, from, text, *action, *time));
+            }
+            Event::Joined { room, nick } if *nick == self.own_nick => self.line(
+                "joined",
+                Some(room),
+                None,
+                &format!("you joined {}", sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::Green),
+            ),
+            Event::Joined { room, nick } => self.line(
+                "joined",
+                Some(room),
+                Some(nick),
+                &format!("{} joined {}", sanitize_inline(nick), sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::DarkGray),
+            ),
+            Event::Left { room, nick } if *nick == self.own_nick => self.line(
+                "left",
+                Some(room),
+                None,
+                &format!("you left {}", sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::Green),
+            ),
+            Event::Left { room, nick } => self.line(
+                "left",
+                Some(room),
+                Some(nick),
+                &format!("{} left {}", sanitize_inline(nick), sanitize_inline(room)),
+                now,
+                Style::new().fg(Color::DarkGray),
+            ),
+            Event::Notice { room, text } => self.line(
+                "notice",
+                room.as_deref(),
+                None,
+                &sanitize_inline(text),
+                now,
+                Style::new().fg(Color::DarkGray),
+            ),
+            Event::Warning { room, text } => self.line(
+                "warning",
+                room.as_deref(),
+                None,
+                &format!("warning: {}", sanitize_inline(text)),
+                now,
+                Style::new().fg(Color::Yellow),
+            ),
+            Event::Error { text } => self.line(
+                "error",
+                None,
+                None,
+                &format!("error: {}", sanitize_inline(text)),
+                now,
+                Style::new().fg(Color::Red),
+            ),
+            Event::Disconnected { reason } => self.line(
+                "disconnected",
+                None,
+                None,
+                &format!("disconnected: {} — Ctrl-D to exit", sanitize_inline(reason)),
+                now,
+                Style::new().fg(Color::Red).bold(),
+            ),
+        };
+        Some(Rendered { text: rendered, bell: false })
+    }
+
+    /// A message we just sent, as the others see it.
+    pub fn own_message(&self, room: Option<&str>, text: &str, action: bool) -> String {
+        let rendered =
+            self.message(room.unwrap_or(""), &self.own_nick, text, action, SystemTime::now());
+        rendered.text
+    }
+
+    /// Local information (command output).
+    pub fn notice(&self, text: &str) -> String {
+        self.line("notice", None, None, text, SystemTime::now(), Style::new().fg(Color::DarkGray))
+    }
+
+    /// A local error (a command failed).
+    pub fn error(&self, text: &str) -> String {
+        self.line("error", None, None, text, SystemTime::now(), Style::new().fg(Color::Red))
+    }
+
+    fn line(
+        &self,
+        kind: &str,
+        room: Option<&str>,
+        from: Option<&str>,
+        text: &str,
+        time: SystemTime,
+        style: Style,
+    ) -> String {
+        match self.format {
+            Format::Json => json(kind, room, from, text, time),
+            Format::Plain | Format::Line => format!("{} -- {text}", local_hhmm(time)),
+            Format::Color => {
+                let stamp = Style::new().fg(Color::DarkGray).paint(local_hhmm(time));
+                format!("{stamp} {}", style.paint(format!("-- {text}")))
+            }
+        }
+    }
+
+    fn message(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        action: bool,
+        time: SystemTime,
+    ) -> Rendered {
+        let own = from == self.own_nick;
+        let bell = !own
+            && matches!(self.format, Format::Color | Format::Plain)
+            && mentions(text, &self.own_nick);
+        if self.format == Format::Json {
+            let kind = if action { "action" } else { "message" };
+            return Rendered { text: json(kind, Some(room), Some(from), text, time), bell: false };
+        }
+        let stamp = local_hhmm(time);
+        let nick = sanitize_inline(from);
+        let header =
+            if action { format!("{stamp} * {nick} ") } else { format!("{stamp} {nick}: ") };
+        let lines = sanitize_lines(text);
+        if self.format == Format::Line {
+            return Rendered { text: format!("{header}{}", lines.join(" \u{21b5} ")), bell: false };
+        }
+        let indent = " ".repeat(header.width());
+        if self.format == Format::Plain {
+            let mut out = header + &lines.join(&format!("\n{indent}"));
+            if bell {
+                out.push_str(BELL);
+            }
+            return Rendered { text: out, bell };
+        }
+        let nick_style = if own {
+            Style::new().fg(Color::Green).bold()
+        } else {
+            Style::new().fg(peer_color(from)).bold()
+        };
+        let text_style =
+            if bell { Style::new().fg(Color::Black).on(Color::Yellow) } else { Style::new() };
+        let painted_header = if action {
+            format!("{} {}", Color::DarkGray.paint(&stamp), nick_style.paint(format!("* {nick} ")))
+        } else {
+            format!("{} {}", Color::DarkGray.paint(&stamp), nick_style.paint(format!("{nick}:")))
+                + " "
+        };
+        let mut out = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                out.push_str(&painted_header);
+            } else {
+                out.push('\n');
+                out.push_str(&indent);
+            }
+            out.push_str(&text_style.paint(line).to_string());
+        }
+        if bell {
+            out.push_str(BELL);
+        }
+        Rendered { text: out, bell }
+    }
+}
+
+/// The stable colour of a peer: FNV-1a of the nickname picks from [`PEER_COLORS`].
+pub fn peer_color(nick: &str) -> Color {
+    let hash = nick.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    PEER_COLORS[(hash % PEER_COLORS.len() as u64) as usize]
+}
+
+/// Whether `text` mentions `nick` as a whole word, ignoring case.
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let nick = nick.to_lowercase();
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    text.match_indices(&nick).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + nick.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+fn json(
+    kind: &str,
+    room: Option<&str>,
+    from: Option<&str>,
+    text: &str,
+    time: SystemTime,
+) -> String {
+    serde_json::json!({
+        "type": kind,
+        "room": room,
+        "from": from,
+        "text": text,
+        "time": rfc3339_utc(time),
+    })
+    .to_string()
+}
+
+/// `HH:MM` in the local time zone.
+pub fn local_hhmm(time: SystemTime) -> String {
+    let seconds = unix_seconds(time);
+    #[cfg(unix)]
+    {
+        let t = seconds as libc::time_t;
+        // SAFETY: `localtime_r` only reads `t` and writes the `tm` we own; a zeroed `tm` is a
+        // valid value of this plain C struct.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        if !unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+            return format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+        }
+    }
+    let of_day = seconds.rem_euclid(86_400);
+    format!("{:02}:{:02}", of_day / 3600, of_day % 3600 / 60)
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => since.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs() as i64),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, from Howard Hinnant's days-to-civil algorithm.
+pub fn rfc3339_utc(time: SystemTime) -> String {
+    let seconds = unix_seconds(time);
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn renderer(format: Format) -> Renderer {
+        Renderer { own_nick: "alice".into(), format }
+    }
+
+    fn message(from: &str, text: &str) -> Event {
+        Event::Message {
+            room: "lobby".into(),
+            from: from.into(),
+            text: text.into(),
+            action: false,
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn multi_line_messages_continue_indented() {
+        let rendered = renderer(Format::Color).event(&message("bob", "hi\n12:00 carol: fake"));
+        let text = rendered.expect("shown").text;
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].starts_with("           "), "{:?}", lines[1]);
+    }
+
+    #[test]
+    fn escape_sequences_from_peers_are_neutralised() {
+        let text =
+            renderer(Format::Plain).event(&message("b\x1b[2Job", "\x1b]0;x\x07")).unwrap().text;
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    }
+
+    #[test]
+    fn without_colour_a_terminal_still_gets_continuations_and_the_bell() {
+        let r = renderer(Format::Plain);
+        let rendered = r.event(&message("bob", "alice\nsecond")).unwrap();
+        assert!(rendered.bell);
+        assert!(!rendered.text.contains('\x1b'));
+        assert!(rendered.text.contains("\n           second\x07"), "{:?}", rendered.text);
+    }
+
+    #[test]
+    fn mentions_ring_the_bell_and_own_echoes_are_dropped() {
+        let r = renderer(Format::Color);
+        assert!(r.event(&message("bob", "hey Alice, look")).unwrap().bell);
+        assert!(r.event(&message("bob", "hey Alice, look")).unwrap().text.ends_with(BELL));
+        assert!(!r.event(&message("bob", "malice")).unwrap().bell);
+        assert!(r.event(&message("alice", "me")).is_none());
+    }
+
+    #[test]
+    fn line_mode_has_no_escapes_and_one_line_per_event() {
+        let text = renderer(Format::Line).event(&message("bob", "a\nb")).unwrap().text;
+        assert!(!text.contains('\x1b') && !text.contains('\n'), "{text:?}");
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let text = renderer(Format::Json).event(&message("bob", "a\nb")).unwrap().text;
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["type"], "message");
+        assert_eq!(value["room"], "lobby");
+        assert_eq!(value["from"], "bob");
+        assert_eq!(value["text"], "a\nb");
+        assert_eq!(value["time"], "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn peer_colours_are_stable() {
+        assert_eq!(peer_color("bob"), peer_color("bob"));
+        let distinct: std::collections::HashSet<String> = ["bob", "carol", "dave", "erin", "frank"]
+            .iter()
+            .map(|n| format!("{:?}", peer_color(n)))
+            .collect();
+        assert!(distinct.len() > 1);
+    }
+
+    #[test]
+    fn epoch_formats() {
+        assert_eq!(rfc3339_utc(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(local_hhmm(SystemTime::now()).len(), 5);
+    }
+}

@@ -1,0 +1,159 @@
+//! Line mode: stdin is a pipe, one event per line out, plain or JSON.
+
+use super::repl_support::{ACCESS_CODE, chatter, start_relay};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn start(server: &str, nick: &str, extra: &[&str]) -> (Client, tempfile::TempDir) {
+        let home = tempfile::tempdir().unwrap();
+        let mut command = chatter(home.path());
+        command
+            .env("CHATTER_ACCESS_CODE", ACCESS_CODE)
+            .args([server, "--nick", nick])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn chatter");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        (Client { child, stdin, lines, seen: Vec::new() }, home)
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for a line containing `needle`, returning it.
+    fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!("no line with {needle:?}; saw {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "chatter did not exit at end of input");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn plain_lines_in_one_event_per_line_out() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &[]);
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    alice.send("/join lobby");
+    alice.expect("you joined lobby");
+    bob.send("/join lobby");
+    bob.expect("you joined lobby");
+    alice.expect("bob joined lobby");
+    bob.send("hi alice");
+    let line = alice.expect("bob: hi alice");
+    assert!(!line.contains('\x1b') && !line.contains('\x07'), "no escapes: {line:?}");
+    assert!(alice.finish().success(), "end of input quits cleanly");
+    bob.expect("alice left lobby");
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn json_events_have_type_room_from_text_time() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json"]);
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    alice.send("/join lobby");
+    alice.expect("\"joined\"");
+    bob.send("/join lobby");
+    bob.expect("you joined lobby");
+    bob.send("two\\nlines? no: one line");
+    let line = alice.expect("\"message\"");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(value["type"], "message");
+    assert_eq!(value["room"], "lobby");
+    assert_eq!(value["from"], "bob");
+    assert_eq!(value["text"], "two\\nlines? no: one line");
+    assert!(value["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    alice.send("/quit");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn room_passwords_come_from_the_environment() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let password_file = home.path().join("room-password");
+    std::fs::write(&password_file, "sesame\n").unwrap();
+    let file = password_file.to_str().unwrap();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--room-password-file", file]);
+    alice.send("/join vault");
+    alice.expect("you joined vault");
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    bob.send("/join vault");
+    bob.expect("wrong password for room vault");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn line_mode_never_prompts_for_secrets() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let output = chatter(home.path())
+        .args([relay.address.as_str(), "--nick", "alice"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CHATTER_ACCESS_CODE"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_access_code_is_reported() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let output = chatter(home.path())
+        .env("CHATTER_ACCESS_CODE", "not the code")
+        .args([relay.address.as_str(), "--nick", "alice"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("wrong access code"), "{stderr}");
+}

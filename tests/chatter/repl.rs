@@ -1,0 +1,146 @@
+//! The interactive client through a real pseudo-terminal.
+
+use super::repl_support::{ACCESS_CODE, chatter, start_relay};
+use expectrl::{ControlCode, Expect, Session};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+type Pty = expectrl::session::OsSession;
+
+fn spawn(home: &Path, server: &str, nick: &str) -> Pty {
+    let mut command = chatter(home);
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).args([server, "--nick", nick]);
+    let mut pty = Session::spawn(command).expect("spawn chatter in a pty");
+    pty.set_expect_timeout(Some(Duration::from_secs(15)));
+    pty.expect("connected to").expect("connects");
+    pty
+}
+
+fn join(pty: &mut Pty, room: &str) {
+    pty.send_line(format!("/join {room}")).unwrap();
+    pty.expect("password for").unwrap();
+    pty.send_line("").unwrap();
+    pty.expect(format!("you joined {room}").as_str()).expect("joined");
+}
+
+fn wait_for_exit(pty: &Pty) -> bool {
+    use expectrl::process::Healthcheck;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !pty.get_process().is_alive().unwrap_or(false) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn messages_reach_the_other_member_and_mentions_ring() {
+    let relay = start_relay();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(home_a.path(), &relay.address, "alice");
+    let mut bob = spawn(home_b.path(), &relay.address, "bob");
+    join(&mut alice, "lobby");
+    join(&mut bob, "lobby");
+    alice.expect("bob joined lobby").unwrap();
+
+    alice.send_line("hello bob, příliš žluťoučký kůň").unwrap();
+    bob.expect("alice: hello bob, příliš žluťoučký kůň\x07").expect("message with a bell");
+    alice.expect("alice: hello bob").expect("own line shown");
+
+    alice.send_line("/me waves").unwrap();
+    bob.expect("* alice waves").unwrap();
+
+    bob.send_line("/who").unwrap();
+    bob.expect("2 members").unwrap();
+
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice), "alice exits after /quit");
+    bob.expect("alice left lobby").unwrap();
+    bob.send(ControlCode::EndOfTransmission).unwrap();
+    assert!(wait_for_exit(&bob), "Ctrl-D on an empty line quits");
+}
+
+#[test]
+fn escape_sequences_from_peers_are_shown_not_obeyed() {
+    let relay = start_relay();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(home_a.path(), &relay.address, "alice");
+    let mut bob = spawn(home_b.path(), &relay.address, "bob");
+    join(&mut alice, "lobby");
+    join(&mut bob, "lobby");
+    alice.expect("bob joined lobby").unwrap();
+    // Bracketed paste carries the ESC through reedline as text.
+    bob.send("\x1b[200~\x1b]0;pwned\x07 and\nalice: fake line\x1b[201~").unwrap();
+    bob.send("\r").unwrap();
+    alice.expect("bob: ^[]0;pwned^G and").expect("escapes made visible");
+    // "HH:MM bob: " is 11 columns: the second line starts under the text, never at column 0.
+    // The line starts after a CR or LF (reedline's printer erases each row with a CR first).
+    alice.expect(expectrl::Regex("[\r\n] {11}alice: fake line")).expect("second line indented");
+}
+
+#[test]
+fn typos_get_a_suggestion_and_only_commands_reach_the_history_file() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &relay.address, "alice");
+    alice.send_line("/jion lobby").unwrap();
+    alice.expect("unknown command /jion — did you mean /join?").unwrap();
+    join(&mut alice, "lobby");
+    alice.send_line("a secret plan").unwrap();
+    alice.expect("alice: a secret plan").unwrap();
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+
+    let history = home.path().join("data").join("chatter").join("history");
+    let text = std::fs::read_to_string(&history).expect("history file");
+    assert!(text.contains("/join lobby"), "{text}");
+    assert!(!text.contains("secret plan"), "chat line on disk: {text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&history).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn sigterm_quits_cleanly() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let alice = spawn(home.path(), &relay.address, "alice");
+    let pid = alice.get_process().pid();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(wait_for_exit(&alice), "SIGTERM ends the client");
+}
+
+#[test]
+fn without_a_server_a_local_relay_starts_and_says_how_to_join() {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.args(["--nick", "alice"]);
+    let mut pty = Session::spawn(command).unwrap();
+    pty.set_expect_timeout(Some(Duration::from_secs(15)));
+    let found = pty
+        .expect(expectrl::Regex("CHATTER_ACCESS_CODE=[A-Za-z0-9]+ \\S+ 127\\.0\\.0\\.1:[0-9]+"))
+        .unwrap();
+    let command_line = String::from_utf8_lossy(found.get(0).unwrap()).to_string();
+    pty.expect("connected to").unwrap();
+    join(&mut pty, "demo");
+
+    // A second client joins with exactly the printed code and address.
+    let code =
+        command_line.split_whitespace().next().unwrap().trim_start_matches("CHATTER_ACCESS_CODE=");
+    let address = command_line.split_whitespace().last().unwrap();
+    let home_b = tempfile::tempdir().unwrap();
+    let mut bob_command = chatter(home_b.path());
+    bob_command.env("CHATTER_ACCESS_CODE", code).args([address, "--nick", "bob"]);
+    let mut bob = Session::spawn(bob_command).unwrap();
+    bob.set_expect_timeout(Some(Duration::from_secs(15)));
+    bob.expect("connected to").unwrap();
+    join(&mut bob, "demo");
+    pty.expect("bob joined demo").unwrap();
+    pty.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&pty));
+}
