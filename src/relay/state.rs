@@ -295,11 +295,22 @@ impl State {
         self.send(id, &reply);
     }
 
+    /// The leader a waiting joiner's admission messages go to; a session that is not waiting
+    /// to join the room is told so.
+    fn leader_for_joiner(&mut self, id: SessionId, room_name: &str) -> Option<SessionId> {
+        let leader = self
+            .rooms
+            .get(room_name)
+            .filter(|room| room.is_pending(id))
+            .and_then(|room| room.leader().map(|leader| leader.session));
+        if leader.is_none() {
+            self.error(id, ErrorReason::NotInRoom);
+        }
+        leader
+    }
+
     fn admission_start(&mut self, id: SessionId, room_name: &str, pake_message: Vec<u8>) {
-        let Some(room) = self.rooms.get(room_name).filter(|room| room.is_pending(id)) else {
-            return self.error(id, ErrorReason::NotInRoom);
-        };
-        let Some(leader) = room.leader().map(|leader| leader.session) else { return };
+        let Some(leader) = self.leader_for_joiner(id, room_name) else { return };
         let frame = ServerFrame::AdmissionRequest {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
@@ -333,10 +344,7 @@ impl State {
         confirmation: Vec<u8>,
         sealed_key_package: Vec<u8>,
     ) {
-        let Some(room) = self.rooms.get(room_name).filter(|room| room.is_pending(id)) else {
-            return self.error(id, ErrorReason::NotInRoom);
-        };
-        let Some(leader) = room.leader().map(|leader| leader.session) else { return };
+        let Some(leader) = self.leader_for_joiner(id, room_name) else { return };
         let frame = ServerFrame::AdmissionFinish {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
