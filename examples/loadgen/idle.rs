@@ -1,0 +1,8 @@
+//! `loadgen idle`.
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! `loadgen latency`.
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<()> {
+    Ok(())
+}
