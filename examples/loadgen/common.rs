@@ -152,17 +152,18 @@ pub async fn connect_raw(
         .with_context(|| format!("{nick}: connecting to {server}"))
 }
 
-/// Connects `count` registered raw clients named `{prefix}{index}`, a few at a time, in
-/// index order.
+/// Connects registered raw clients `indices`, named `{prefix}{index}`, a few at a time;
+/// returns them in index order.
 pub async fn connect_many(
-    count: usize,
+    indices: std::ops::Range<usize>,
     server: SocketAddr,
     code: &Secret,
     prefix: &str,
 ) -> anyhow::Result<Vec<RawClient>> {
+    let (first, count) = (indices.start, indices.len());
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
-    for index in 0..count {
+    for index in indices {
         let permit = Arc::clone(&permits).acquire_owned().await?;
         let (code, nick) = (code.clone(), format!("{prefix}{index}"));
         tasks.spawn(async move {
@@ -174,7 +175,7 @@ pub async fn connect_many(
     let mut clients: Vec<Option<RawClient>> = (0..count).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         let (index, client) = joined??;
-        clients[index] = Some(client);
+        clients[index - first] = Some(client);
     }
     Ok(clients.into_iter().flatten().collect())
 }

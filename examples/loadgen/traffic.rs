@@ -162,6 +162,7 @@ struct ReceiverOutcome {
 pub struct Outcome {
     pub expected: u64,
     pub deliveries: u64,
+    pub expected_sent: u64,
     pub sent: u64,
     pub elapsed: Duration,
     pub latencies: Histogram,
@@ -247,6 +248,7 @@ pub async fn run<Sink: FrameSink, Source: FrameSource>(
     Outcome {
         expected: plan.expected_total(),
         deliveries: latencies.count(),
+        expected_sent: (plan.rooms * plan.senders) as u64 * plan.messages,
         sent,
         elapsed: Duration::from_nanos(last_nanos - start_nanos),
         latencies,
