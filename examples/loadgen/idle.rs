@@ -77,12 +77,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let per_connection = at_full.saturating_sub(baseline) / args.clients as u64;
     let marginal = at_full.saturating_sub(at_half) / (args.clients - half) as u64;
-    println!("relay RSS: {} KiB before, {} KiB with {half} clients, {} KiB with {} (peak {} KiB)",
+    println!(
+        "relay RSS: {} KiB before, {} KiB with {half} clients, {} KiB with {} (peak {} KiB)",
         group_thousands(baseline / 1024),
         group_thousands(at_half / 1024),
         group_thousands(at_full / 1024),
         clients.len(),
-        group_thousands(peak / 1024));
+        group_thousands(peak / 1024)
+    );
     println!(
         "bytes per idle connection: {} (whole run), {} (second half only); target ≤ {}: {}",
         group_thousands(per_connection),
@@ -104,7 +106,10 @@ fn default_server_binary() -> anyhow::Result<PathBuf> {
     let profile_dir = exe.parent().and_then(|examples| examples.parent());
     let binary = profile_dir.context("cannot locate the build directory")?.join("chatter-server");
     if !binary.exists() {
-        bail!("{} not found: run `cargo build --release --bins` or pass --server-bin", binary.display());
+        bail!(
+            "{} not found: run `cargo build --release --bins` or pass --server-bin",
+            binary.display()
+        );
     }
     Ok(binary)
 }

@@ -95,7 +95,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let nick = format!("joiner{attempt}");
         let (joiner, joiner_events) = engine_client(server, &code, &nick).await?;
         let began = Instant::now();
-        joiner.join(ROOM, Secret::from(PASSWORD)).await.with_context(|| format!("{nick} joining"))?;
+        joiner
+            .join(ROOM, Secret::from(PASSWORD))
+            .await
+            .with_context(|| format!("{nick} joining"))?;
         let took = began.elapsed();
         println!("  {nick}: can send after {}", millis(took));
         times.push(took);
@@ -182,7 +185,10 @@ async fn build_room(
     let mut next = 0;
     while admitted < total {
         if Instant::now() >= deadline {
-            bail!("room not built in {} s ({admitted} of {total} admitted)", args.build_timeout_secs);
+            bail!(
+                "room not built in {} s ({admitted} of {total} admitted)",
+                args.build_timeout_secs
+            );
         }
         while next < total && permits.available_permits() > 0 {
             let permit = Arc::clone(&permits).acquire_owned().await?;

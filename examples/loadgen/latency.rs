@@ -67,9 +67,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let nick = format!("m{member}");
         let options =
             ClientOptions { server: server.clone(), nick: nick.clone(), access_code: code.clone() };
-        let (client, events) =
-            chatter::client::connect(options).await.with_context(|| format!("connecting {nick}"))?;
-        client.join(ROOM, Secret::from(PASSWORD)).await.with_context(|| format!("{nick} joining"))?;
+        let (client, events) = chatter::client::connect(options)
+            .await
+            .with_context(|| format!("connecting {nick}"))?;
+        client
+            .join(ROOM, Secret::from(PASSWORD))
+            .await
+            .with_context(|| format!("{nick} joining"))?;
         clients.push(client);
         all_events.push(events);
     }

@@ -44,16 +44,26 @@ pub struct RawRoom {
 impl RawRoom {
     /// An application message of `length` bytes in all (header included) for this room.
     pub fn application_message(&self, length: usize) -> anyhow::Result<Vec<u8>> {
-        let header = fake_private_message(&self.group_id, self.epoch, CONTENT_TYPE_APPLICATION, b"");
+        let header =
+            fake_private_message(&self.group_id, self.epoch, CONTENT_TYPE_APPLICATION, b"");
         let Some(body) = length.checked_sub(header.len()) else {
             bail!("a payload must be at least {} bytes (the MLS header)", header.len());
         };
-        Ok(fake_private_message(&self.group_id, self.epoch, CONTENT_TYPE_APPLICATION, &vec![0x5a; body]))
+        Ok(fake_private_message(
+            &self.group_id,
+            self.epoch,
+            CONTENT_TYPE_APPLICATION,
+            &vec![0x5a; body],
+        ))
     }
 }
 
 /// Makes a room of `clients` (registered as `nicks`), the first one leading.
-pub async fn build(name: &str, clients: Vec<RawClient>, nicks: &[String]) -> anyhow::Result<RawRoom> {
+pub async fn build(
+    name: &str,
+    clients: Vec<RawClient>,
+    nicks: &[String],
+) -> anyhow::Result<RawRoom> {
     let group_id = format!("loadgen-{name}").into_bytes();
     let mut members: Vec<RawClient> = Vec::with_capacity(clients.len());
     for (index, mut client) in clients.into_iter().enumerate() {
@@ -87,16 +97,18 @@ async fn admit(
     epoch: u64,
 ) -> anyhow::Result<()> {
     joiner.send(&ClientFrame::Join { room: room.into() }).await?;
-    let pending = expect(joiner, "join pending", |f| matches!(f, ServerFrame::JoinPending { .. }))
-        .await?;
+    let pending =
+        expect(joiner, "join pending", |f| matches!(f, ServerFrame::JoinPending { .. })).await?;
     if !matches!(&pending, ServerFrame::JoinPending { leader, .. } if leader == leader_nick) {
         bail!("unexpected leader: {pending:?}");
     }
     let pake_message = vec![1; 33];
     joiner.send(&ClientFrame::AdmissionStart { room: room.into(), pake_message }).await?;
-    expect(leader, "admission request", |f| {
-        matches!(f, ServerFrame::AdmissionRequest { joiner, .. } if joiner == joiner_nick)
-    })
+    expect(
+        leader,
+        "admission request",
+        |f| matches!(f, ServerFrame::AdmissionRequest { joiner, .. } if joiner == joiner_nick),
+    )
     .await?;
     let reply = ClientFrame::AdmissionReply {
         room: room.into(),
@@ -116,11 +128,10 @@ async fn admit(
     let commit = fake_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
-    let accepted =
-        expect(leader, "commit verdict", |f| {
-            matches!(f, ServerFrame::CommitAccepted { .. } | ServerFrame::CommitRejected { .. })
-        })
-        .await?;
+    let accepted = expect(leader, "commit verdict", |f| {
+        matches!(f, ServerFrame::CommitAccepted { .. } | ServerFrame::CommitRejected { .. })
+    })
+    .await?;
     if let ServerFrame::CommitRejected { reason, .. } = accepted {
         bail!("the relay rejected the add: {reason}");
     }

@@ -97,7 +97,8 @@ impl RoomProgress {
                 return true;
             }
             let wake = (Instant::now() + Duration::from_millis(10)).min(deadline);
-            if tokio::time::timeout_at(wake, progressed).await.is_err() && Instant::now() >= deadline
+            if tokio::time::timeout_at(wake, progressed).await.is_err()
+                && Instant::now() >= deadline
             {
                 return false;
             }
@@ -197,7 +198,8 @@ pub async fn run<Sink: FrameSink, Source: FrameSource>(
         let progress = Arc::new(RoomProgress::new(members.len()));
         for (member, Member { sink, source }) in members.into_iter().enumerate() {
             let expected = plan.expected_for(member);
-            let receiving = receive(source, Arc::clone(&progress), member, expected, receive_deadline);
+            let receiving =
+                receive(source, Arc::clone(&progress), member, expected, receive_deadline);
             if member < plan.senders {
                 let sender = send(
                     sink,
