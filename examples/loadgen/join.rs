@@ -30,6 +30,9 @@ const PASSWORD: &str = "loadgen room password";
 /// How long one raw member may wait for its Welcome (admissions queue at the leader).
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How often a draining member pings: well within the relay's idle timeout (120 s).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Frames a draining member reads at most (about a commit per later member, and notices).
 const MAX_DRAINED_FRAMES: u64 = 10_000_000;
 
@@ -89,6 +92,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let built = started.elapsed();
     let members = leader.members().await?.members.len();
     println!("room of {members} members built in {:.1} s", built.as_secs_f64());
+    if members != args.members {
+        println!("  (asked for {}: some members were disconnected)", args.members);
+    }
 
     let mut times = Vec::new();
     for attempt in 0..args.repeats {
@@ -267,12 +273,22 @@ async fn raw_member(index: usize, server: SocketAddr, code: &Secret) -> anyhow::
 }
 
 /// Reads and discards frames until stopped, so the relay never counts the member as a
-/// stalled reader.
+/// stalled reader, and pings now and then, so it never counts it as idle.
 async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant) {
     let deadline = tokio::time::Instant::from_std(deadline);
+    let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
     for _ in 0..MAX_DRAINED_FRAMES {
         tokio::select! {
-            frame = client.recv() => if frame.is_err() { return },
+            frame = client.reader.read_frame::<ServerFrame>() => {
+                if !matches!(frame, Ok(Some(_))) {
+                    return;
+                }
+            }
+            _ = keepalive.tick() => {
+                if client.writer.write_frame(&ClientFrame::Ping).await.is_err() {
+                    return;
+                }
+            }
             () = stop.cancelled() => return,
             () = tokio::time::sleep_until(deadline) => return,
         }
