@@ -62,7 +62,10 @@ pub struct Args {
 
 impl Args {
     fn plan(&self) -> anyhow::Result<Plan> {
-        if self.rooms == 0 || self.clients % self.rooms != 0 || self.clients / self.rooms < 2 {
+        if self.rooms == 0
+            || !self.clients.is_multiple_of(self.rooms)
+            || self.clients / self.rooms < 2
+        {
             bail!("--clients must be a multiple of --rooms, with at least two clients a room");
         }
         let members = self.clients / self.rooms;

@@ -27,7 +27,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Largest frame accepted.
 const MAX_FRAME: usize = 1 << 20;
 
-type Rooms = Arc<Mutex<HashMap<u32, Vec<(u64, mpsc::Sender<Bytes>)>>>>;
+/// Each room's members: connection id and queue.
+type RoomMap = HashMap<u32, Vec<(u64, mpsc::Sender<Bytes>)>>;
+type Rooms = Arc<Mutex<RoomMap>>;
 
 /// Accepts until `stopped` fires.
 pub async fn serve(listener: TcpListener, stopped: oneshot::Receiver<()>) {
@@ -46,7 +48,7 @@ pub async fn serve(listener: TcpListener, stopped: oneshot::Receiver<()>) {
     }
 }
 
-fn lock(rooms: &Rooms) -> std::sync::MutexGuard<'_, HashMap<u32, Vec<(u64, mpsc::Sender<Bytes>)>>> {
+fn lock(rooms: &Rooms) -> std::sync::MutexGuard<'_, RoomMap> {
     rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
