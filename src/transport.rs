@@ -420,6 +420,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frames_queued_together_arrive_whole_and_in_order() {
+        let (client, server) = pair("sesame", "sesame").await;
+        let (_, mut client_writer) = client.unwrap();
+        let (mut server_reader, _) = server.unwrap();
+        let frames: Vec<ClientFrame> = (0..5)
+            .map(|n| ClientFrame::Application {
+                room: "lobby".into(),
+                message: vec![n; 100 * n as usize],
+            })
+            .collect();
+        for frame in &frames {
+            client_writer.queue(&proto::encode(frame)).unwrap();
+        }
+        client_writer.flush().await.unwrap();
+        for frame in &frames {
+            let received: ClientFrame = server_reader.read_frame().await.unwrap().unwrap();
+            assert_eq!(&received, frame);
+        }
+    }
+
+    #[tokio::test]
     async fn wrong_code_is_named_on_both_sides() {
         let (client, server) = pair("sesame", "open-sesame").await;
         assert!(matches!(client, Err(HandshakeError::WrongAccessCode)), "{client:?}");
