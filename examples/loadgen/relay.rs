@@ -20,6 +20,9 @@ use crate::{rooms, yardstick};
 const TARGET_DELIVERIES_PER_SECOND: f64 = 200_000.0;
 const TARGET_RATIO: f64 = 0.5;
 
+/// Longest run: receivers never send, and the relay's idle timeout is 120 s.
+const MAX_DURATION_SECS: u64 = 100;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Raw clients in all.
@@ -74,6 +77,12 @@ impl Args {
         }
         if self.batch == 0 || self.batch as u64 > self.window {
             bail!("--batch must be between 1 and --window");
+        }
+        if self.duration_secs == 0 || self.duration_secs > MAX_DURATION_SECS {
+            bail!(
+                "--duration-secs must be 1 to {MAX_DURATION_SECS}: receivers send nothing, and \
+                 the relay drops connections silent for 120 s"
+            );
         }
         Ok(Plan {
             rooms: self.rooms,

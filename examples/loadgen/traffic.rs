@@ -23,6 +23,9 @@ use crate::histogram::Histogram;
 /// Bytes at the end of every frame that carry the send time.
 pub const STAMP_LEN: usize = 8;
 
+/// Rounds a sender waits for its window at most, whatever the deadline.
+const MAX_WAIT_ROUNDS: u32 = 10_000_000;
+
 /// How long receivers keep waiting after the send deadline for frames still in flight.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -85,7 +88,9 @@ impl RoomProgress {
 
     /// Waits until `batch` more frames fit in the window; false when the deadline passed.
     async fn wait_for_room(&self, window: u64, batch: u64, deadline: Instant) -> bool {
-        loop {
+        // Each round waits for a receiver's progress or 10 ms, so the deadline ends it first;
+        // the count is a backstop.
+        for _ in 0..MAX_WAIT_ROUNDS {
             if self.lag() + batch <= window {
                 return true;
             }
@@ -103,6 +108,7 @@ impl RoomProgress {
                 return false;
             }
         }
+        false
     }
 
     fn sent(&self, member: usize, count: u64) {
