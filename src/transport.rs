@@ -21,7 +21,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use futures_util::StreamExt;
@@ -41,6 +41,9 @@ use crate::secret::Secret;
 
 /// Poly1305 tag length: what sealing adds to each frame.
 pub const TAG_LEN: usize = 16;
+
+/// The 4-byte big-endian length before every frame (`LengthDelimitedCodec`'s default).
+const LENGTH_PREFIX_LEN: usize = 4;
 
 /// The PAKE context of the transport handshake. Versioned, so a future handshake cannot be
 /// confused with this one.
@@ -163,7 +166,6 @@ impl<R> std::fmt::Debug for SealedReader<R> {
 /// out in one write.
 pub struct SealedWriter<W> {
     writer: W,
-    codec: LengthDelimitedCodec,
     buffer: BytesMut,
     sealer: DirectionCipher,
 }
@@ -179,7 +181,9 @@ impl<W> std::fmt::Debug for SealedWriter<W> {
 const RETAINED_WRITE_BUFFER: usize = 16 * 1024;
 
 impl<W: AsyncWrite + Unpin> SealedWriter<W> {
-    /// Seals one plaintext frame into the send buffer.
+    /// Seals one plaintext frame into the send buffer: length prefix, ciphertext and tag are
+    /// written in place, so a frame costs no allocation and one copy (the relay seals one per
+    /// delivery).
     pub fn queue(&mut self, plaintext: &[u8]) -> io::Result<()> {
         if plaintext.len() > MAX_FRAME_LEN {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large to send"));
@@ -188,13 +192,27 @@ impl<W: AsyncWrite + Unpin> SealedWriter<W> {
             .sealer
             .next_nonce()
             .ok_or_else(|| io::Error::other("nonce counter exhausted; reconnect"))?;
-        let mut sealed = Vec::with_capacity(plaintext.len() + TAG_LEN);
-        sealed.extend_from_slice(plaintext);
-        self.sealer
-            .cipher
-            .encrypt_in_place(&nonce, b"", &mut sealed)
-            .map_err(|_| io::Error::other("encryption failed"))?;
-        self.codec.encode(Bytes::from(sealed), &mut self.buffer)
+        let sealed_len = plaintext.len() + TAG_LEN;
+        let frame_start = self.buffer.len();
+        self.buffer.reserve(LENGTH_PREFIX_LEN + sealed_len);
+        // Fits: sealed_len ≤ MAX_FRAME_LEN + TAG_LEN, far below u32::MAX.
+        self.buffer.put_u32(sealed_len as u32);
+        let body_start = self.buffer.len();
+        self.buffer.extend_from_slice(plaintext);
+        match self.sealer.cipher.encrypt_in_place_detached(
+            &nonce,
+            b"",
+            &mut self.buffer[body_start..],
+        ) {
+            Ok(tag) => {
+                self.buffer.extend_from_slice(&tag);
+                Ok(())
+            }
+            Err(_) => {
+                self.buffer.truncate(frame_start);
+                Err(io::Error::other("encryption failed"))
+            }
+        }
     }
 
     /// Sends everything queued.
@@ -241,7 +259,6 @@ fn seal_halves(
     let reader = SealedReader { frames, opener: DirectionCipher::new(keys.receiving_key()) };
     let writer = SealedWriter {
         writer,
-        codec: length_codec(MAX_FRAME_LEN + TAG_LEN),
         buffer: BytesMut::new(),
         sealer: DirectionCipher::new(keys.sending_key()),
     };
@@ -400,6 +417,27 @@ mod tests {
         client_writer.write_frame(&ClientFrame::Register { nick: "alice".into() }).await.unwrap();
         let frame: ClientFrame = server_reader.read_frame().await.unwrap().unwrap();
         assert_eq!(frame, ClientFrame::Register { nick: "alice".into() });
+    }
+
+    #[tokio::test]
+    async fn frames_queued_together_arrive_whole_and_in_order() {
+        let (client, server) = pair("sesame", "sesame").await;
+        let (_, mut client_writer) = client.unwrap();
+        let (mut server_reader, _) = server.unwrap();
+        let frames: Vec<ClientFrame> = (0..5)
+            .map(|n| ClientFrame::Application {
+                room: "lobby".into(),
+                message: vec![n; 100 * n as usize],
+            })
+            .collect();
+        for frame in &frames {
+            client_writer.queue(&proto::encode(frame)).unwrap();
+        }
+        client_writer.flush().await.unwrap();
+        for frame in &frames {
+            let received: ClientFrame = server_reader.read_frame().await.unwrap().unwrap();
+            assert_eq!(&received, frame);
+        }
     }
 
     #[tokio::test]

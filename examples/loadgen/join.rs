@@ -1,0 +1,296 @@
+//! `loadgen join`: how long a joiner waits before it can send, in a room of N members.
+//!
+//! The leader is a real client engine: it creates the room, checks every joiner's password
+//! and commits every add. The other members are raw clients that run the joiner's side of
+//! admission themselves (a real SPAKE2 exchange and a real KeyPackage, so the leader's work
+//! is real), then only drain what the relay sends them. The measured joiner is a real engine
+//! again; `Client::join` returns once the Welcome is processed, when it can send.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chatter::admission::JoinerAdmission;
+use chatter::client::{Client, ClientOptions, Event, Events, RawClient};
+use chatter::mls::MlsMember;
+use chatter::proto::{ClientFrame, ServerFrame};
+use chatter::secret::Secret;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{RelayPlace, connect_raw, raise_fd_limit};
+use crate::histogram::millis;
+use crate::rooms::expect;
+
+const ROOM: &str = "bench";
+const PASSWORD: &str = "loadgen room password";
+
+/// How long one raw member may wait for its Welcome (admissions queue at the leader).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often a draining member pings: well within the relay's idle timeout (120 s).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Frames a draining member reads at most (about a commit per later member, and notices).
+const MAX_DRAINED_FRAMES: u64 = 10_000_000;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Members of the room before the measured joiner (the leader included).
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Measured joins (a fresh joiner each time).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Raw members in admission at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Give up building the room after this long.
+    #[arg(long, default_value_t = 900)]
+    build_timeout_secs: u64,
+    /// An external `chatter-server` instead of one started in this process.
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    /// The relay's access code (for an in-process relay, any value).
+    #[arg(long, env = "CHATTER_ACCESS_CODE", default_value = "loadgen", hide_env_values = true)]
+    access_code: String,
+    /// Worker threads for the in-process relay; 0 shares the load generator's.
+    #[arg(long, default_value_t = 0)]
+    server_threads: usize,
+}
+
+/// The targets: members → milliseconds.
+fn target_for(members: usize) -> Option<Duration> {
+    match members {
+        0..=10 => Some(Duration::from_millis(20)),
+        11..=100 => Some(Duration::from_millis(50)),
+        101..=1000 => Some(Duration::from_millis(500)),
+        _ => None,
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.members < 1 || args.repeats < 1 || args.concurrency < 1 {
+        bail!("--members, --repeats and --concurrency must be at least 1");
+    }
+    raise_fd_limit(2 * args.members as u64 + 256)?;
+    let code = Secret::new(args.access_code.clone());
+    let relay = RelayPlace::start(args.server, args.server_threads, &code).await?;
+    let server = relay.address();
+
+    let (leader, leader_events) = engine_client(server, &code, "leader").await?;
+    let (departures_sender, mut departures) = mpsc::unbounded_channel();
+    let watching = tokio::spawn(watch_leader(leader_events, departures_sender));
+    leader.join(ROOM, Secret::from(PASSWORD)).await.context("creating the room")?;
+
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.build_timeout_secs);
+    let mut drains = build_room(&args, server, &code, &stop, deadline).await?;
+    let built = started.elapsed();
+    let members = leader.members().await?.members.len();
+    println!("room of {members} members built in {:.1} s", built.as_secs_f64());
+    if members != args.members {
+        println!("  (asked for {}: some members were disconnected)", args.members);
+    }
+
+    let mut times = Vec::new();
+    for attempt in 0..args.repeats {
+        let nick = format!("joiner{attempt}");
+        let (joiner, joiner_events) = engine_client(server, &code, &nick).await?;
+        let began = Instant::now();
+        joiner
+            .join(ROOM, Secret::from(PASSWORD))
+            .await
+            .with_context(|| format!("{nick} joining"))?;
+        let took = began.elapsed();
+        println!("  {nick}: can send after {}", millis(took));
+        times.push(took);
+        joiner.quit().await?;
+        drop(joiner_events);
+        // The leader commits the joiner's removal; wait for it so the next join meets a
+        // room of the same size and a leader with nothing queued.
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(left) = departures.recv().await {
+                if left == nick {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if !matches!(waited, Ok(true)) {
+            println!("  (the leader did not report {nick}'s removal in time)");
+        }
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let target = target_for(members);
+    println!(
+        "join into {members} members: median {} (min {}, max {}, {} runs){}",
+        millis(median),
+        millis(times[0]),
+        millis(times[times.len() - 1]),
+        times.len(),
+        target.map_or(String::new(), |target| format!(
+            "; target ≤ {}: {}",
+            millis(target),
+            if median <= target { "met" } else { "NOT met" }
+        ))
+    );
+
+    stop.cancel();
+    while drains.join_next().await.is_some() {}
+    let _ = leader.quit().await;
+    watching.abort();
+    relay.stop().await;
+    Ok(())
+}
+
+async fn engine_client(
+    server: SocketAddr,
+    code: &Secret,
+    nick: &str,
+) -> anyhow::Result<(Client, Events)> {
+    let options =
+        ClientOptions { server: server.to_string(), nick: nick.into(), access_code: code.clone() };
+    chatter::client::connect(options).await.with_context(|| format!("connecting {nick}"))
+}
+
+/// Forwards the nicknames the leader sees leave (once their removal is committed).
+async fn watch_leader(mut events: Events, departures: mpsc::UnboundedSender<String>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Left { nick, .. } => {
+                let _ = departures.send(nick);
+            }
+            Event::Warning { text, .. } | Event::Error { text } => eprintln!("leader: {text}"),
+            _ => {}
+        }
+    }
+}
+
+/// Admits `members - 1` raw members, `concurrency` at a time, printing progress; returns the
+/// tasks that drain them.
+async fn build_room(
+    args: &Args,
+    server: SocketAddr,
+    code: &Secret,
+    stop: &CancellationToken,
+    deadline: Instant,
+) -> anyhow::Result<JoinSet<()>> {
+    let permits = Arc::new(Semaphore::new(args.concurrency));
+    let mut admissions = JoinSet::new();
+    let mut drains = JoinSet::new();
+    let total = args.members - 1;
+    let mut admitted = 0;
+    let mut last_report = Instant::now();
+    let started = Instant::now();
+    let mut next = 0;
+    while admitted < total {
+        if Instant::now() >= deadline {
+            bail!(
+                "room not built in {} s ({admitted} of {total} admitted)",
+                args.build_timeout_secs
+            );
+        }
+        while next < total && permits.available_permits() > 0 {
+            let permit = Arc::clone(&permits).acquire_owned().await?;
+            let code = code.clone();
+            let index = next;
+            admissions.spawn(async move {
+                let member = raw_member(index, server, &code).await;
+                drop(permit);
+                member.with_context(|| format!("member m{index}"))
+            });
+            next += 1;
+        }
+        let Some(joined) = admissions.join_next().await else { break };
+        let client = joined??;
+        drains.spawn(drain(client, stop.clone(), deadline_after(deadline)));
+        admitted += 1;
+        if last_report.elapsed() >= Duration::from_secs(5) || admitted == total {
+            println!(
+                "  {admitted}/{total} members admitted ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+    }
+    Ok(drains)
+}
+
+/// Drains run past the build deadline by at most this much (the measured joins).
+fn deadline_after(build_deadline: Instant) -> Instant {
+    build_deadline + Duration::from_secs(600)
+}
+
+/// Connects raw member `index` and runs the joiner's side of admission; returns once the
+/// member is welcomed.
+async fn raw_member(index: usize, server: SocketAddr, code: &Secret) -> anyhow::Result<RawClient> {
+    let nick = format!("m{index}");
+    let mut client = connect_raw(index, server, code, &nick).await?;
+    client.send(&ClientFrame::Join { room: ROOM.into() }).await?;
+    let ServerFrame::JoinPending { leader, .. } =
+        expect(&mut client, "join pending", |f| matches!(f, ServerFrame::JoinPending { .. }))
+            .await?
+    else {
+        unreachable!("expect returns only what it was asked for")
+    };
+    let (admission, pake_message) =
+        JoinerAdmission::start(ROOM, &nick, &leader, PASSWORD.as_bytes());
+    client.send(&ClientFrame::AdmissionStart { room: ROOM.into(), pake_message }).await?;
+    let reply = expect(&mut client, "admission reply", |f| {
+        matches!(f, ServerFrame::AdmissionReply { .. } | ServerFrame::AdmissionRefused { .. })
+    })
+    .await?;
+    let ServerFrame::AdmissionReply { pake_message, .. } = reply else {
+        bail!("refused: {reply:?}");
+    };
+    let key_package = MlsMember::new(&nick)?.key_package()?;
+    let finish = admission.finish(&pake_message, &key_package)?;
+    client
+        .send(&ClientFrame::AdmissionFinish {
+            room: ROOM.into(),
+            confirmation: finish.confirmation.to_vec(),
+            sealed_key_package: finish.sealed_key_package,
+        })
+        .await?;
+    let welcomed = tokio::time::timeout(WELCOME_TIMEOUT, async {
+        loop {
+            match client.recv().await? {
+                ServerFrame::Welcome { .. } => return Ok(()),
+                ServerFrame::AdmissionRefused { reason, .. } => bail!("refused: {reason}"),
+                ServerFrame::Goodbye { reason } => bail!("disconnected: {reason}"),
+                _ => {}
+            }
+        }
+    });
+    welcomed.await.context("no welcome in time")??;
+    Ok(client)
+}
+
+/// Reads and discards frames until stopped, so the relay never counts the member as a
+/// stalled reader, and pings now and then, so it never counts it as idle.
+async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant) {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
+    for _ in 0..MAX_DRAINED_FRAMES {
+        tokio::select! {
+            frame = client.reader.read_frame::<ServerFrame>() => {
+                if !matches!(frame, Ok(Some(_))) {
+                    return;
+                }
+            }
+            _ = keepalive.tick() => {
+                if client.writer.write_frame(&ClientFrame::Ping).await.is_err() {
+                    return;
+                }
+            }
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `loadgen`: the project's load generator and its yardstick.
+//!
+//! Four scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
+//!
+//! - `relay`: fan-out throughput and latency of the relay with raw clients, then of a bare TCP
+//!   fan-out (the yardstick, in `yardstick`) carrying the same traffic, and their ratio.
+//! - `idle`: the relay's resident memory per idle, registered connection.
+//! - `join`: how long a real client waits to send in a room of 10, 100 or 1000 members.
+//! - `latency`: end-to-end latency between real clients (MLS included).
+//!
+//! Every loop is bounded in count and in time. Run release builds for figures:
+//! `cargo run --release --example loadgen -- relay --help`. `docs/benchmarks.md` explains each
+//! scenario and records what this machine measured.
+
+mod common;
+mod histogram;
+mod idle;
+mod join;
+mod latency;
+mod relay;
+mod rooms;
+mod traffic;
+mod yardstick;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about = "Load generator for the CLI Chatter relay (loopback only)")]
+struct Cli {
+    /// Worker threads of the load generator's runtime (and of an in-process server that
+    /// does not get its own).
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Fan-out deliveries/s and latency: relay, then the plain-TCP yardstick, and the ratio.
+    Relay(relay::Args),
+    /// Relay memory per idle registered connection (an external chatter-server process).
+    Idle(idle::Args),
+    /// Time until a joiner can send in a room of N members.
+    Join(join::Args),
+    /// End-to-end latency between real clients in one room.
+    Latency(latency::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()?;
+    common::now_nanos();
+    runtime.block_on(async move {
+        match cli.scenario {
+            Scenario::Relay(args) => relay::run(args).await,
+            Scenario::Idle(args) => idle::run(args).await,
+            Scenario::Join(args) => join::run(args).await,
+            Scenario::Latency(args) => latency::run(args).await,
+        }
+    })
+}
