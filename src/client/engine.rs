@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
@@ -378,12 +378,12 @@ impl Engine {
             ServerFrame::Commit { room, from, commit } => {
                 let mls = &self.mls;
                 if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
-                    current.incoming_commit(mls, &from, &commit, &mut outbox);
+                    current.incoming_commit(mls, &from, &commit, SystemTime::now(), &mut outbox);
                 }
             }
             ServerFrame::CommitAccepted { room, .. } => {
                 if let Some(current) = self.room_named(&room) {
-                    current.commit_accepted(&mut outbox);
+                    current.commit_accepted(SystemTime::now(), &mut outbox);
                 }
             }
             ServerFrame::CommitRejected { room, reason } => {
@@ -395,7 +395,7 @@ impl Engine {
             ServerFrame::Application { room, from, message } => {
                 let mls = &self.mls;
                 if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
-                    current.incoming_message(mls, &from, &message, &mut outbox);
+                    current.incoming_message(mls, &from, &message, SystemTime::now(), &mut outbox);
                 }
             }
             ServerFrame::MemberJoined { room, nick } => {

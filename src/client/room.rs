@@ -318,12 +318,12 @@ impl Room {
     }
 
     /// The relay accepted our commit: it is the room's new epoch.
-    pub fn commit_accepted(&mut self, out: &mut Outbox) {
+    pub fn commit_accepted(&mut self, now: SystemTime, out: &mut Outbox) {
         self.in_flight = None;
         let name = self.name.clone();
         if let Some(group) = self.group_mut() {
             match group.merge_pending_commit() {
-                Ok(events) => self.room_events(events, out),
+                Ok(events) => self.room_events(events, now, out),
                 Err(error) => {
                     out.warn(&name, format!("could not apply our own key change: {error}"))
                 }
@@ -366,6 +366,7 @@ impl Room {
         mls: &MlsMember,
         from: &str,
         commit: &[u8],
+        now: SystemTime,
         out: &mut Outbox,
     ) {
         let name = self.name.clone();
@@ -374,7 +375,7 @@ impl Room {
         }
         let Some(group) = self.group_mut() else { return };
         match group.process_incoming(commit) {
-            Ok(events) => self.room_events(events, out),
+            Ok(events) => self.room_events(events, now, out),
             Err(MlsError::EpochTooNew { .. }) => self.start_repair(mls, out),
             Err(MlsError::EpochTooOld { .. }) => {}
             Err(error) => {
@@ -394,6 +395,7 @@ impl Room {
         mls: &MlsMember,
         from: &str,
         message: &[u8],
+        now: SystemTime,
         out: &mut Outbox,
     ) {
         let name = self.name.clone();
@@ -410,7 +412,7 @@ impl Room {
                         );
                     }
                 }
-                self.room_events(events, out);
+                self.room_events(events, now, out);
             }
             Err(MlsError::EpochTooNew { .. }) => {
                 out.warn(&name, format!("missed a key change: a message from {from} could not be read; rejoining the room's keys"));
@@ -449,7 +451,7 @@ impl Room {
         Ok(ClientFrame::Application { room: name, message })
     }
 
-    fn room_events(&mut self, events: Vec<RoomEvent>, out: &mut Outbox) {
+    fn room_events(&mut self, events: Vec<RoomEvent>, now: SystemTime, out: &mut Outbox) {
         let room = self.name.clone();
         // A repair removes and re-adds the same member in one commit: not news to anyone.
         let removed: Vec<&String> = events
@@ -480,14 +482,14 @@ impl Room {
                             from,
                             text,
                             action: false,
-                            time: SystemTime::now(),
+                            time: now,
                         }),
                         Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
                             room: room.clone(),
                             from,
                             text,
                             action: true,
-                            time: SystemTime::now(),
+                            time: now,
                         }),
                         Err(_) => out
                             .warn(&room, format!("{from} sent a message this version cannot show")),

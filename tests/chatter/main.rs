@@ -6,6 +6,7 @@
 
 mod abuse;
 mod dist_files;
+mod invariants;
 mod line_mode;
 mod relay;
 mod repl;
