@@ -274,49 +274,15 @@ fn json(
     .to_string()
 }
 
-/// `HH:MM` in the local time zone.
+/// `HH:MM` in the local time zone (chrono reads the zone database on Unix and asks the
+/// system on Windows).
 pub fn local_hhmm(time: SystemTime) -> String {
-    let seconds = unix_seconds(time);
-    #[cfg(unix)]
-    {
-        let t = seconds as libc::time_t;
-        // SAFETY: `localtime_r` only reads `t` and writes the `tm` we own; a zeroed `tm` is a
-        // valid value of this plain C struct.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        if !unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-            return format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
-        }
-    }
-    let of_day = seconds.rem_euclid(86_400);
-    format!("{:02}:{:02}", of_day / 3600, of_day % 3600 / 60)
+    chrono::DateTime::<chrono::Local>::from(time).format("%H:%M").to_string()
 }
 
-fn unix_seconds(time: SystemTime) -> i64 {
-    match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(since) => since.as_secs() as i64,
-        Err(before) => -(before.duration().as_secs() as i64),
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`, from Howard Hinnant's days-to-civil algorithm.
+/// `YYYY-MM-DDTHH:MM:SSZ`, for `--json`.
 pub fn rfc3339_utc(time: SystemTime) -> String {
-    let seconds = unix_seconds(time);
-    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
