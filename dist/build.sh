@@ -172,7 +172,7 @@ cargo_build() {
     fi
     if [[ "$flavour" == glibc-static ]]; then
         # With an explicit --target, these flags reach only the target, not build scripts.
-        env_vars+=("CARGO_TARGET_${env_prefix}_RUSTFLAGS=-C target-feature=+crt-static --cfg poly1305_force_soft")
+        env_vars+=("CARGO_TARGET_${env_prefix}_RUSTFLAGS=-C target-feature=+crt-static")
     fi
     say "cargo build --release --locked --target $target ${bin_args[*]}${env_vars[*]:+ (with ${env_vars[*]})}"
     env "${env_vars[@]}" "$CARGO" build --manifest-path "$REPO_ROOT/Cargo.toml" \

@@ -11,7 +11,7 @@
 //!   sealed frames both ways …
 //! ```
 //!
-//! After the hello, every frame is sealed with ChaCha20-Poly1305 under a key per direction
+//! After the hello, every frame is sealed with AES-256-GCM under a key per direction
 //! and a nonce that is the frame's counter in that direction. The receiver keeps its own
 //! counter, so an altered, replayed, dropped or reordered frame fails to open and the
 //! connection ends. The access code never crosses the wire, and a recorded handshake gives
@@ -22,8 +22,14 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+// AES-256-GCM rather than ChaCha20-Poly1305: with AES-NI and carry-less multiply (every
+// x86-64 server CPU, ARMv8 crypto extensions likewise, detected at run time) it costs far
+// less per frame, and the relay seals one frame per delivery. Measured with the load
+// generator, 10-member fan-out: ~790,000 deliveries/s with chacha20poly1305 0.10 (its
+// Poly1305 forced to the portable backend, which was faster than its AVX2 one) against
+// 1.18–1.38 million with aes-gcm 0.10. RustCrypto's software fallback is constant-time.
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, aead::consts::U12};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -107,18 +113,18 @@ fn length_codec(max_frame_length: usize) -> LengthDelimitedCodec {
 
 /// One direction's AEAD state: the key and the next frame's counter.
 struct DirectionCipher {
-    cipher: ChaCha20Poly1305,
+    cipher: Aes256Gcm,
     counter: u64,
 }
 
 impl DirectionCipher {
     fn new(key: &SecretKey) -> Self {
-        DirectionCipher { cipher: ChaCha20Poly1305::new(key.expose().into()), counter: 0 }
+        DirectionCipher { cipher: Aes256Gcm::new(key.expose().into()), counter: 0 }
     }
 
     /// The nonce for the next frame. A connection would need 2^64 frames to wrap it; we stop
     /// long before by refusing at `u64::MAX`.
-    fn next_nonce(&mut self) -> Option<Nonce> {
+    fn next_nonce(&mut self) -> Option<Nonce<U12>> {
         let counter = self.counter;
         self.counter = self.counter.checked_add(1)?;
         let mut nonce = [0u8; 12];
