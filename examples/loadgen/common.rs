@@ -191,6 +191,29 @@ pub enum RelayPlace {
     External(SocketAddr),
 }
 
+/// Where a scenario's relay runs: the flags `relay`, `join` and `latency` share.
+#[derive(Debug, clap::Args)]
+pub struct RelayTarget {
+    /// An external `chatter-server` instead of one started in this process.
+    #[arg(long)]
+    pub server: Option<SocketAddr>,
+    /// The relay's access code (for an in-process relay, any value).
+    #[arg(long, env = "CHATTER_ACCESS_CODE", default_value = "loadgen", hide_env_values = true)]
+    pub access_code: String,
+    /// Worker threads for the in-process relay (and yardstick); 0 shares the load generator's.
+    #[arg(long, default_value_t = 0)]
+    pub server_threads: usize,
+}
+
+impl RelayTarget {
+    /// The access code and the relay, started here unless `--server` names one.
+    pub async fn start(&self) -> anyhow::Result<(Secret, RelayPlace)> {
+        let code = Secret::new(self.access_code.clone());
+        let relay = RelayPlace::start(self.server, self.server_threads, &code).await?;
+        Ok((code, relay))
+    }
+}
+
 impl RelayPlace {
     pub async fn start(
         external: Option<SocketAddr>,

@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{RelayPlace, connect_raw, raise_fd_limit};
+use crate::common::{RelayTarget, connect_raw, raise_fd_limit};
 use crate::histogram::millis;
 use crate::rooms::expect;
 
@@ -50,15 +50,8 @@ pub struct Args {
     /// Give up building the room after this long.
     #[arg(long, default_value_t = 900)]
     build_timeout_secs: u64,
-    /// An external `chatter-server` instead of one started in this process.
-    #[arg(long)]
-    server: Option<SocketAddr>,
-    /// The relay's access code (for an in-process relay, any value).
-    #[arg(long, env = "CHATTER_ACCESS_CODE", default_value = "loadgen", hide_env_values = true)]
-    access_code: String,
-    /// Worker threads for the in-process relay; 0 shares the load generator's.
-    #[arg(long, default_value_t = 0)]
-    server_threads: usize,
+    #[command(flatten)]
+    target: RelayTarget,
 }
 
 /// The targets: members → milliseconds.
@@ -76,8 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--members, --repeats and --concurrency must be at least 1");
     }
     raise_fd_limit(2 * args.members as u64 + 256)?;
-    let code = Secret::new(args.access_code.clone());
-    let relay = RelayPlace::start(args.server, args.server_threads, &code).await?;
+    let (code, relay) = args.target.start().await?;
     let server = relay.address();
 
     let (leader, leader_events) = engine_client(server, &code, "leader").await?;

@@ -2,7 +2,6 @@
 //! member to `Event::Message` (decrypted and verified by MLS) at each of the others. Messages
 //! are paced, so this measures latency, not queueing.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use chatter::secret::Secret;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::common::{CLIENTS_PER_ADDRESS, RelayPlace, now_nanos};
+use crate::common::{CLIENTS_PER_ADDRESS, RelayTarget, now_nanos};
 use crate::histogram::{Histogram, millis};
 
 const ROOM: &str = "latency";
@@ -39,15 +38,8 @@ pub struct Args {
     /// Only the first member sends (instead of taking turns).
     #[arg(long)]
     one_sender: bool,
-    /// An external `chatter-server` instead of one started in this process.
-    #[arg(long)]
-    server: Option<SocketAddr>,
-    /// The relay's access code (for an in-process relay, any value).
-    #[arg(long, env = "CHATTER_ACCESS_CODE", default_value = "loadgen", hide_env_values = true)]
-    access_code: String,
-    /// Worker threads for the in-process relay; 0 shares the load generator's.
-    #[arg(long, default_value_t = 0)]
-    server_threads: usize,
+    #[command(flatten)]
+    target: RelayTarget,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -57,8 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.messages == 0 || args.interval_us == 0 {
         bail!("--messages and --interval-us must be positive");
     }
-    let code = Secret::new(args.access_code.clone());
-    let relay = RelayPlace::start(args.server, args.server_threads, &code).await?;
+    let (code, relay) = args.target.start().await?;
     let server = relay.address().to_string();
 
     let mut clients = Vec::new();

@@ -11,7 +11,9 @@ use chatter::secret::Secret;
 use chatter::transport::{SealedReader, SealedWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::common::{LocalServer, RelayPlace, connect_many, group_thousands, raise_fd_limit, rate};
+use crate::common::{
+    LocalServer, RelayTarget, connect_many, group_thousands, raise_fd_limit, rate,
+};
 use crate::histogram::millis;
 use crate::traffic::{self, FrameSink, FrameSource, Member, Outcome, Plan, Received, stamp_of};
 use crate::{rooms, yardstick};
@@ -49,15 +51,8 @@ pub struct Args {
     /// Frames a sender queues before one write.
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// An external `chatter-server` instead of one started in this process.
-    #[arg(long)]
-    server: Option<SocketAddr>,
-    /// The relay's access code (for an in-process relay, any value).
-    #[arg(long, env = "CHATTER_ACCESS_CODE", default_value = "loadgen", hide_env_values = true)]
-    access_code: String,
-    /// Worker threads for the in-process relay and yardstick; 0 shares the load generator's.
-    #[arg(long, default_value_t = 0)]
-    server_threads: usize,
+    #[command(flatten)]
+    target: RelayTarget,
     /// Skip the yardstick run.
     #[arg(long)]
     no_yardstick: bool,
@@ -99,7 +94,6 @@ impl Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plan = args.plan()?;
     raise_fd_limit(2 * args.clients as u64 + 256)?;
-    let code = Secret::new(args.access_code.clone());
     println!(
         "traffic: {} rooms × {} members, {} sender(s) a room × {} messages of {} bytes; \
          {} deliveries expected",
@@ -111,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         group_thousands(plan.expected_total())
     );
 
-    let relay = RelayPlace::start(args.server, args.server_threads, &code).await?;
+    let (code, relay) = args.target.start().await?;
     let (relay_outcome, messages) = run_relay(&args, &plan, relay.address(), &code).await?;
     relay.stop().await;
     report("relay", &relay_outcome);
@@ -119,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.no_yardstick {
         return Ok(());
     }
-    let server = LocalServer::start(args.server_threads, yardstick::serve).await?;
+    let server = LocalServer::start(args.target.server_threads, yardstick::serve).await?;
     let yardstick_outcome = run_yardstick(&plan, server.address, &messages).await?;
     server.stop().await;
     report("yardstick", &yardstick_outcome);
