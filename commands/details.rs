@@ -1,6 +1,6 @@
 //! `/details`: how many members the current room has (as the original Python client had).
 
-use super::{Command, Context, Outcome, describe};
+use super::{Command, Context, Outcome, count, describe};
 use crate::repl::sanitize::sanitize_inline;
 
 /// `/details`
@@ -26,10 +26,8 @@ impl Command for Details {
         }
         match ctx.engine.members() {
             Ok(view) => {
-                let n_members = view.members.len();
-                let noun = if n_members == 1 { "member" } else { "members" };
-                ctx.out
-                    .notice(&format!("room {}: {n_members} {noun}", sanitize_inline(&view.room)));
+                let members = count(view.members.len(), "member", "members");
+                ctx.out.notice(&format!("room {}: {members}", sanitize_inline(&view.room)));
             }
             Err(error) => ctx.out.error(&format!("could not get details: {}", describe(&error))),
         }

@@ -214,6 +214,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// "1 member", "3 members": a count with its noun, as the listing commands print it.
+pub(crate) fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// Formats an engine error for the user.
 pub(crate) fn describe(error: &ClientError) -> String {
     error.to_string()

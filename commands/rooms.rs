@@ -1,6 +1,6 @@
 //! `/rooms`: the rooms on the relay with their member counts.
 
-use super::{Command, Context, Outcome, describe};
+use super::{Command, Context, Outcome, count, describe};
 use crate::repl::sanitize::sanitize_inline;
 
 /// `/rooms`
@@ -31,13 +31,12 @@ impl Command for Rooms {
             Ok(mut rooms) => {
                 rooms.sort_by(|a, b| a.name.cmp(&b.name));
                 let current = ctx.engine.current_room();
-                let noun = if rooms.len() == 1 { "room" } else { "rooms" };
-                ctx.out.notice(&format!("{} {noun}:", rooms.len()));
+                ctx.out.notice(&format!("{}:", count(rooms.len(), "room", "rooms")));
                 for room in rooms {
-                    let noun = if room.members == 1 { "member" } else { "members" };
+                    let members = count(room.members as usize, "member", "members");
                     let here = if current.as_deref() == Some(&room.name) { "  (here)" } else { "" };
                     let name = sanitize_inline(&room.name);
-                    ctx.out.notice(&format!("  {name}  {} {noun}{here}", room.members));
+                    ctx.out.notice(&format!("  {name}  {members}{here}"));
                 }
             }
             Err(error) => ctx.out.error(&format!("could not list rooms: {}", describe(&error))),

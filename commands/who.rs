@@ -1,6 +1,6 @@
 //! `/who`: the members of the current room, the leader marked, with key fingerprints.
 
-use super::{Command, Context, Outcome, describe};
+use super::{Command, Context, Outcome, count, describe};
 use crate::repl::sanitize::sanitize_inline;
 
 /// `/who`
@@ -31,9 +31,8 @@ impl Command for Who {
         }
         match ctx.engine.members() {
             Ok(view) => {
-                let n_members = view.members.len();
-                let noun = if n_members == 1 { "member" } else { "members" };
-                ctx.out.notice(&format!("{} — {n_members} {noun}:", sanitize_inline(&view.room)));
+                let members = count(view.members.len(), "member", "members");
+                ctx.out.notice(&format!("{} — {members}:", sanitize_inline(&view.room)));
                 let width = view.members.iter().map(|m| m.nick.chars().count()).max();
                 for member in &view.members {
                     let nick = sanitize_inline(&member.nick);
