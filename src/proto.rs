@@ -1,21 +1,24 @@
 //! The wire protocol spoken between `chatter` and `chatter-server`.
 //!
-//! Every frame on the wire is a 4-byte big-endian length followed by that many bytes
+//! Everything on the wire is a 4-byte big-endian length followed by that many bytes
 //! (`tokio_util`'s `LengthDelimitedCodec` does the framing). The first two frames of a
-//! connection are the plaintext handshake ([`ClientHello`], [`ServerHello`]); the third
-//! ([`ClientFinish`]) and every frame after it are sealed by the transport (see `transport`).
-//! Inside, every frame is a postcard-encoded enum from this module: [`ClientFrame`] upstream,
-//! [`ServerFrame`] downstream. This is the only module whose types are serialized.
+//! connection are the plaintext handshake ([`ClientHello`], [`ServerHello`]); after them the
+//! transport sends sealed records, each holding one or more length-prefixed frames (see
+//! `transport`), the first of them [`ClientFinish`]. Every frame is a postcard-encoded value
+//! from this module: [`ClientFrame`] upstream, [`ServerFrame`] downstream. This is the only
+//! module whose types are serialized.
 //!
 //! MLS objects (KeyPackages, Commits, Welcomes, application messages) travel as opaque bytes:
-//! the relay cannot read them. Decoding is pure and never panics: malformed input is an
-//! [`DecodeError`].
+//! the relay cannot read them. They are marked `serde_bytes` so postcard copies them whole
+//! instead of visiting them a byte at a time (the encoding is the same: a varint length, then
+//! the bytes). Decoding is pure and never panics: malformed input is an [`DecodeError`].
 
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. A peer with another version is refused with
 /// [`HelloRejection::UnsupportedVersion`], naming this one.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 seals several frames per transport record (version 1 sealed each frame alone).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -34,6 +37,7 @@ pub const MAX_NAME_CHARS: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientHello {
     pub version: u16,
+    #[serde(with = "serde_bytes")]
     pub pake_message: Vec<u8>,
 }
 
@@ -42,7 +46,12 @@ pub struct ClientHello {
 pub enum ServerHello {
     /// The server's SPAKE2 message and its key confirmation. A client whose access code
     /// differs fails to verify the confirmation and knows the code was wrong.
-    Accept { pake_message: Vec<u8>, confirmation: Vec<u8> },
+    Accept {
+        #[serde(with = "serde_bytes")]
+        pake_message: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        confirmation: Vec<u8>,
+    },
     /// The server will not run the handshake.
     Reject(HelloRejection),
 }
@@ -61,6 +70,7 @@ pub enum HelloRejection {
 /// The client's key confirmation, the first sealed frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientFinish {
+    #[serde(with = "serde_bytes")]
     pub confirmation: Vec<u8>,
 }
 
@@ -76,23 +86,51 @@ pub enum ClientFrame {
     /// Joins a room: creates it if nobody is in it, else starts admission by its leader.
     Join { room: String },
     /// Joiner to leader: the joiner's PAKE message on the room password.
-    AdmissionStart { room: String, pake_message: Vec<u8> },
+    AdmissionStart {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        pake_message: Vec<u8>,
+    },
     /// Leader to joiner: the leader's PAKE message.
-    AdmissionReply { room: String, joiner: String, pake_message: Vec<u8> },
+    AdmissionReply {
+        room: String,
+        joiner: String,
+        #[serde(with = "serde_bytes")]
+        pake_message: Vec<u8>,
+    },
     /// Joiner to leader: the joiner's key confirmation and its KeyPackage sealed under the
     /// PAKE key.
-    AdmissionFinish { room: String, confirmation: Vec<u8>, sealed_key_package: Vec<u8> },
+    AdmissionFinish {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        confirmation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        sealed_key_package: Vec<u8>,
+    },
     /// Leader to relay: the joiner is refused. The relay counts wrong passwords.
     AdmissionRefused { room: String, joiner: String, reason: AdmissionRefusal },
     /// An MLS Commit (a PrivateMessage), with the Welcome for the member it adds, if any.
     /// The relay reads the epoch from the message header and accepts only the first commit
     /// of each epoch.
-    Commit { room: String, commit: Vec<u8>, welcome: Option<Welcome> },
+    Commit {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        commit: Vec<u8>,
+        welcome: Option<Welcome>,
+    },
     /// An MLS application message (a PrivateMessage) for every other member.
-    Application { room: String, message: Vec<u8> },
+    Application {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
     /// A member that missed a commit asks the leader to swap it back in with a fresh
     /// KeyPackage.
-    RepairRequest { room: String, key_package: Vec<u8> },
+    RepairRequest {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        key_package: Vec<u8>,
+    },
     /// Leaves a room. Answered by `Left`; the leader then commits the removal.
     Leave { room: String },
     /// Keepalive; answered by `Pong`.
@@ -105,6 +143,7 @@ pub enum ClientFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     pub to: String,
+    #[serde(with = "serde_bytes")]
     pub message: Vec<u8>,
 }
 
@@ -158,19 +197,23 @@ pub enum ServerFrame {
     AdmissionRequest {
         room: String,
         joiner: String,
+        #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
     /// To the joiner: the leader's PAKE message.
     AdmissionReply {
         room: String,
         leader: String,
+        #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
     /// To the leader: the joiner's confirmation and sealed KeyPackage.
     AdmissionFinish {
         room: String,
         joiner: String,
+        #[serde(with = "serde_bytes")]
         confirmation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         sealed_key_package: Vec<u8>,
     },
     /// To the joiner: admission failed.
@@ -182,12 +225,14 @@ pub enum ServerFrame {
     /// The joiner is a member from here on.
     Welcome {
         room: String,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
     /// To every member but its sender: an accepted commit, in the order the relay accepted.
     Commit {
         room: String,
         from: String,
+        #[serde(with = "serde_bytes")]
         commit: Vec<u8>,
     },
     /// To a commit's sender: the commit won its epoch; merge it.
@@ -204,6 +249,7 @@ pub enum ServerFrame {
     Application {
         room: String,
         from: String,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
     /// A member was admitted (its Welcome was accepted).
@@ -222,6 +268,7 @@ pub enum ServerFrame {
     RepairRequest {
         room: String,
         from: String,
+        #[serde(with = "serde_bytes")]
         key_package: Vec<u8>,
     },
     /// This client has left the room.
@@ -380,6 +427,17 @@ mod tests {
             ClientFrame::Application { room: "lobby".into(), message: vec![0; 64] },
             ClientFrame::Quit,
         ]
+    }
+
+    #[test]
+    fn opaque_bytes_are_encoded_as_a_length_and_the_bytes() {
+        // `serde_bytes` must not change the encoding: a varint length, then the bytes.
+        let message: Vec<u8> = (0..200u8).collect();
+        let frame = ClientFrame::Application { room: "r".into(), message: message.clone() };
+        let variant = 9; // Application's index in ClientFrame.
+        let mut expected = vec![variant, 1, b'r', 0xc8, 0x01];
+        expected.extend_from_slice(&message);
+        assert_eq!(encode(&frame), expected);
     }
 
     #[test]

@@ -142,7 +142,9 @@ pub(super) async fn serve(
 fn reason_for(error: &TransportError) -> DisconnectReason {
     match error {
         TransportError::FrameTooLarge => DisconnectReason::FrameTooLarge,
-        TransportError::BadSeal | TransportError::Decode(_) => DisconnectReason::BadFrame,
+        TransportError::BadSeal | TransportError::BadRecord | TransportError::Decode(_) => {
+            DisconnectReason::BadFrame
+        }
         TransportError::Io(_) => DisconnectReason::BadFrame,
     }
 }
