@@ -377,7 +377,12 @@ pub enum DecodeError {
 /// Encodes any wire type. Encoding into a `Vec` cannot fail for these types (no maps with
 /// non-string keys, no unsized sequences), so the error is mapped away with a proof comment.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("wire types always encode into a Vec")
+    // One exact allocation, rather than a Vec grown from nothing (several reallocations for
+    // a chat message) or a guess that wastes memory on the many small frames. Measuring is
+    // a cheap pass that only counts.
+    let size = postcard::experimental::serialized_size(value).unwrap_or(0);
+    postcard::to_extend(value, Vec::with_capacity(size))
+        .expect("wire types always encode into a Vec")
 }
 
 /// Decodes a wire type, rejecting trailing bytes so that a frame has exactly one meaning.

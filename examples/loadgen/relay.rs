@@ -259,9 +259,9 @@ struct RelaySource {
 
 impl FrameSource for RelaySource {
     async fn next(&mut self) -> std::io::Result<Received> {
-        match self.reader.read_plaintext().await {
+        match self.reader.next_frame().await {
             Ok(Some(plaintext)) if plaintext.first() == Some(&self.application_tag) => {
-                Ok(stamp_of(&plaintext).map_or(Received::Other, Received::Delivery))
+                Ok(stamp_of(plaintext).map_or(Received::Other, Received::Delivery))
             }
             Ok(Some(_)) => Ok(Received::Other),
             Ok(None) => Ok(Received::Closed),

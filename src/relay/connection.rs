@@ -68,22 +68,25 @@ pub(super) async fn serve(
     let mut limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
     let session = shared.state().add_session(ip, SessionChannel { outbound, kick });
     let mut signals = Vec::new();
+    // The idle timer is not reset on every frame (that would touch the timer wheel each
+    // time): it fires at the first deadline, and is set again from the last frame heard.
+    let mut last_heard = Instant::now();
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
 
     let reason: Option<DisconnectReason> = loop {
         tokio::select! {
-            read = reader.read_plaintext() => {
+            read = reader.next_frame() => {
                 let plaintext = match read {
                     Ok(Some(plaintext)) => plaintext,
                     Ok(None) => break None,
                     Err(error) => break Some(reason_for(&error)),
                 };
-                idle.as_mut().reset(Instant::now() + config.idle_timeout);
-                let Ok(frame) = proto::decode::<ClientFrame>(&plaintext) else {
+                last_heard = Instant::now();
+                let Ok(frame) = proto::decode::<ClientFrame>(plaintext) else {
                     break Some(DisconnectReason::BadFrame);
                 };
-                match limiter.check(&frame, Instant::now()) {
+                match limiter.check(&frame, last_heard) {
                     Verdict::Pass => {}
                     Verdict::Refuse => {
                         // Best effort: a client too busy sending to read loses the notice.
@@ -122,7 +125,13 @@ pub(super) async fn serve(
             }
             reason = &mut kicked => break reason.ok(),
             () = stop.cancelled() => break Some(DisconnectReason::ServerShutdown),
-            () = &mut idle => break Some(DisconnectReason::IdleTimeout),
+            () = &mut idle => {
+                let deadline = last_heard + config.idle_timeout;
+                if Instant::now() >= deadline {
+                    break Some(DisconnectReason::IdleTimeout);
+                }
+                idle.as_mut().reset(deadline);
+            }
         }
     };
 

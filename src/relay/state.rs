@@ -45,6 +45,9 @@ struct Session {
 struct RoomMember {
     session: SessionId,
     nick: String,
+    /// The session's outgoing queue, held here too so that relaying to a room looks nothing
+    /// up per recipient.
+    outbound: mpsc::Sender<Bytes>,
     /// The first epoch this member can decrypt. Application messages of older epochs are not
     /// forwarded to it: they were never meant for it and would only show as undecryptable.
     join_epoch: u64,
@@ -55,6 +58,7 @@ struct RoomMember {
 struct PendingJoiner {
     session: SessionId,
     nick: String,
+    outbound: mpsc::Sender<Bytes>,
 }
 
 #[derive(Default)]
@@ -266,6 +270,7 @@ impl State {
         }
         let Some(session) = self.sessions.get(&id) else { return };
         let (ip, nick) = (session.ip, session.nick.clone().unwrap_or_default());
+        let outbound = session.outbound.clone();
         if session.rooms.contains(&room_name) {
             return self.error(id, ErrorReason::AlreadyInRoom);
         }
@@ -280,13 +285,14 @@ impl State {
             room.members.push(RoomMember {
                 session: id,
                 nick,
+                outbound,
                 join_epoch: 0,
                 awaiting_repair: false,
             });
             ServerFrame::RoomCreated { room: room_name.clone() }
         } else {
             let leader = room.members[0].nick.clone();
-            room.pending.push(PendingJoiner { session: id, nick });
+            room.pending.push(PendingJoiner { session: id, nick, outbound });
             ServerFrame::JoinPending { room: room_name.clone(), leader }
         };
         if let Some(session) = self.sessions.get_mut(&id) {
@@ -475,6 +481,7 @@ impl State {
                 room.members.push(RoomMember {
                     session: joiner.session,
                     nick: joiner.nick.clone(),
+                    outbound: joiner.outbound,
                     join_epoch: new_epoch,
                     awaiting_repair: false,
                 });
@@ -505,8 +512,10 @@ impl State {
     }
 
     fn application(&mut self, id: SessionId, room_name: &str, message: Vec<u8>) {
-        let Some(room) = self.rooms.get_mut(room_name).filter(|room| room.member(id).is_some())
-        else {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.error(id, ErrorReason::NotInRoom);
+        };
+        let Some(sender) = room.member(id) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
         let Some(header) = mls_header::peek_header(&message)
@@ -515,21 +524,24 @@ impl State {
         else {
             return self.error(id, ErrorReason::NotMls);
         };
-        room.group_id.get_or_insert(header.group_id);
-        let recipients: Vec<SessionId> = room
-            .members
-            .iter()
-            .filter(|member| member.session != id && member.join_epoch <= header.epoch)
-            .map(|member| member.session)
-            .collect();
-        let from = self.nick_of(id);
         let frame = Bytes::from(proto::encode(&ServerFrame::Application {
             room: room_name.to_owned(),
-            from,
+            from: sender.nick.clone(),
             message,
         }));
-        for recipient in recipients {
-            self.send_bytes(recipient, frame.clone());
+        // The hot path of the relay: one queue push per recipient, nothing looked up.
+        let mut stalled = Vec::new();
+        for member in &room.members {
+            if member.session != id
+                && member.join_epoch <= header.epoch
+                && member.outbound.try_send(frame.clone()).is_err()
+            {
+                stalled.push(member.session);
+            }
+        }
+        room.group_id.get_or_insert(header.group_id);
+        for session in stalled {
+            self.kick_slow_reader(session);
         }
     }
 
@@ -634,7 +646,14 @@ impl State {
     /// growing the relay's memory.
     fn send_bytes(&mut self, id: SessionId, bytes: Bytes) {
         let Some(session) = self.sessions.get_mut(&id) else { return };
-        if session.outbound.try_send(bytes).is_err()
+        if session.outbound.try_send(bytes).is_err() {
+            self.kick_slow_reader(id);
+        }
+    }
+
+    /// Tells a session whose queue is full (or already closed) to go.
+    fn kick_slow_reader(&mut self, id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&id)
             && let Some(kick) = session.kick.take()
         {
             let _ = kick.send(DisconnectReason::SlowReader);
