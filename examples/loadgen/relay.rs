@@ -159,7 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len() % 2 == 0 && middle > 0 {
+    if values.len().is_multiple_of(2) && middle > 0 {
         (values[middle - 1] + values[middle]) / 2.0
     } else {
         values.get(middle).copied().unwrap_or(0.0)
