@@ -12,11 +12,11 @@ use openmls::prelude::{
     tls_codec::Serialize as _,
 };
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::OpenMlsRustCrypto;
 use sha2::{Digest, Sha256};
 
 use super::config::{CIPHERSUITE, create_config, join_config};
 use super::error::describe;
+use super::provider::MemberProvider;
 use super::{MlsError, RoomGroup};
 
 /// The longest nickname accepted into a credential, in bytes.
@@ -27,7 +27,7 @@ pub(crate) const MAX_NICK_LEN: usize = 64;
 /// credential. Shared through an `Arc` so that creating a room clones no key material.
 pub(crate) struct Session {
     pub(crate) nick: String,
-    pub(crate) provider: OpenMlsRustCrypto,
+    pub(crate) provider: MemberProvider,
     pub(crate) signer: SignatureKeyPair,
     pub(crate) credential: CredentialWithKey,
 }
@@ -60,7 +60,7 @@ impl MlsMember {
         };
         let session = Session {
             nick: nick.to_owned(),
-            provider: OpenMlsRustCrypto::default(),
+            provider: MemberProvider::default(),
             signer,
             credential,
         };

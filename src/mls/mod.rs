@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod identity;
 mod padding;
+mod provider;
 mod room;
 
 pub use error::MlsError;

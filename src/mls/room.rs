@@ -38,6 +38,16 @@ impl RoomGroup {
         RoomGroup { group, session }
     }
 
+    /// The same room loaded afresh from the member's store, as OpenMLS would after a restart:
+    /// proves that everything the store holds reads back.
+    #[cfg(test)]
+    pub(crate) fn reloaded_from_storage(&self) -> Self {
+        let group = MlsGroup::load(self.session.provider.storage(), self.group.group_id())
+            .expect("the store reads back")
+            .expect("the group is in the store");
+        RoomGroup::new(group, Arc::clone(&self.session))
+    }
+
     /// The current epoch; every merged commit increments it.
     pub fn epoch(&self) -> u64 {
         self.group.epoch().as_u64()

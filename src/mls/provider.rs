@@ -1,0 +1,314 @@
+//! The OpenMLS provider of one member: RustCrypto for cryptography and randomness, and an
+//! in-memory store.
+//!
+//! The store is `openmls_memory_storage` with one change. OpenMLS writes a group's message
+//! secrets (the secret tree and every sender's ratchet, for this epoch and the retained past
+//! ones) back to storage after every message it encrypts or decrypts, and `MemoryStorage`
+//! serializes them to JSON, a decimal number per byte: profiled in a 10-member room, that was
+//! a quarter of a receiver's CPU per message. Here the message secrets are kept in postcard,
+//! which writes bytes as bytes. Everything else, written only on joins and commits, goes to
+//! `MemoryStorage` as before (some of it, such as the join config, has serde forms postcard
+//! cannot read back).
+//!
+//! Nothing here reaches a disk: the store lives as long as the member.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use openmls_rust_crypto::{MemoryStorage, MemoryStorageError, RustCrypto};
+use openmls_traits::OpenMlsProvider;
+use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits as storage_traits};
+use zeroize::Zeroize;
+
+/// RustCrypto and [`MemberStorage`].
+#[derive(Default)]
+pub(crate) struct MemberProvider {
+    crypto: RustCrypto,
+    storage: MemberStorage,
+}
+
+impl OpenMlsProvider for MemberProvider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = MemberStorage;
+
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &Self::CryptoProvider {
+        &self.crypto
+    }
+
+    fn rand(&self) -> &Self::RandProvider {
+        &self.crypto
+    }
+}
+
+/// `MemoryStorage`, with each group's message secrets held apart in postcard.
+#[derive(Default)]
+pub(crate) struct MemberStorage {
+    inner: MemoryStorage,
+    /// Postcard of the group id → postcard of its message secrets store.
+    message_secrets: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemberStorage {
+    fn group_key<GroupId: storage_traits::GroupId<CURRENT_VERSION>>(
+        group_id: &GroupId,
+    ) -> Result<Vec<u8>, MemoryStorageError> {
+        postcard::to_stdvec(group_id).map_err(|_| MemoryStorageError::SerializationError)
+    }
+
+    fn secrets(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Vec<u8>>> {
+        // A panic elsewhere while holding the lock leaves the map itself intact.
+        self.message_secrets.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn secrets_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vec<u8>, Vec<u8>>> {
+        self.message_secrets.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Writes the `StorageProvider` methods that [`MemberStorage`] hands to `MemoryStorage`
+/// unchanged. Each is the trait's signature with `&self`, the bounds'
+/// `storage_traits::…<CURRENT_VERSION>` and the `Result<…, Self::Error>` left implicit.
+macro_rules! delegate_to_inner {
+    ($(
+        fn $name:ident<$($param:ident: $bound:ident),* $(,)?>($($arg:ident: $ty:ty),* $(,)?)
+            -> $ret:ty;
+    )*) => {
+        $(
+            fn $name<$($param: storage_traits::$bound<CURRENT_VERSION>),*>(
+                &self,
+                $($arg: $ty),*
+            ) -> Result<$ret, Self::Error> {
+                self.inner.$name::<$($param),*>($($arg),*)
+            }
+        )*
+    };
+}
+
+impl StorageProvider<CURRENT_VERSION> for MemberStorage {
+    type Error = MemoryStorageError;
+
+    fn write_message_secrets<
+        GroupId: storage_traits::GroupId<CURRENT_VERSION>,
+        MessageSecrets: storage_traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        message_secrets: &MessageSecrets,
+    ) -> Result<(), Self::Error> {
+        let key = Self::group_key(group_id)?;
+        let mut secrets = self.secrets_mut();
+        // Reuse the previous value's buffer (the size hardly changes from one message to the
+        // next), wiped first: the secrets it held are exactly what forward secrecy says must
+        // be gone once used.
+        let mut buffer = secrets.remove(&key).unwrap_or_default();
+        buffer.zeroize();
+        let value = postcard::to_extend(message_secrets, buffer)
+            .map_err(|_| MemoryStorageError::SerializationError)?;
+        secrets.insert(key, value);
+        Ok(())
+    }
+
+    fn message_secrets<
+        GroupId: storage_traits::GroupId<CURRENT_VERSION>,
+        MessageSecrets: storage_traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<MessageSecrets>, Self::Error> {
+        let key = Self::group_key(group_id)?;
+        match self.secrets().get(&key) {
+            Some(value) => postcard::from_bytes(value)
+                .map(Some)
+                .map_err(|_| MemoryStorageError::SerializationError),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_message_secrets<GroupId: storage_traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), Self::Error> {
+        let key = Self::group_key(group_id)?;
+        if let Some(mut value) = self.secrets_mut().remove(&key) {
+            value.zeroize();
+        }
+        Ok(())
+    }
+
+    // Everything else is MemoryStorage's.
+    delegate_to_inner! {
+        fn write_mls_join_config<GroupId: GroupId, MlsGroupJoinConfig: MlsGroupJoinConfig>(
+            group_id: &GroupId,
+            config: &MlsGroupJoinConfig,
+        ) -> ();
+        fn append_own_leaf_node<GroupId: GroupId, LeafNode: LeafNode>(
+            group_id: &GroupId,
+            leaf_node: &LeafNode,
+        ) -> ();
+        fn queue_proposal<
+            GroupId: GroupId,
+            ProposalRef: ProposalRef,
+            QueuedProposal: QueuedProposal,
+        >(
+            group_id: &GroupId,
+            proposal_ref: &ProposalRef,
+            proposal: &QueuedProposal,
+        ) -> ();
+        fn write_tree<GroupId: GroupId, TreeSync: TreeSync>(
+            group_id: &GroupId,
+            tree: &TreeSync,
+        ) -> ();
+        fn write_interim_transcript_hash<
+            GroupId: GroupId,
+            InterimTranscriptHash: InterimTranscriptHash,
+        >(
+            group_id: &GroupId,
+            interim_transcript_hash: &InterimTranscriptHash,
+        ) -> ();
+        fn write_context<GroupId: GroupId, GroupContext: GroupContext>(
+            group_id: &GroupId,
+            group_context: &GroupContext,
+        ) -> ();
+        fn write_confirmation_tag<GroupId: GroupId, ConfirmationTag: ConfirmationTag>(
+            group_id: &GroupId,
+            confirmation_tag: &ConfirmationTag,
+        ) -> ();
+        fn write_group_state<GroupState: GroupState, GroupId: GroupId>(
+            group_id: &GroupId,
+            group_state: &GroupState,
+        ) -> ();
+        fn write_resumption_psk_store<GroupId: GroupId, ResumptionPskStore: ResumptionPskStore>(
+            group_id: &GroupId,
+            resumption_psk_store: &ResumptionPskStore,
+        ) -> ();
+        fn write_own_leaf_index<GroupId: GroupId, LeafNodeIndex: LeafNodeIndex>(
+            group_id: &GroupId,
+            own_leaf_index: &LeafNodeIndex,
+        ) -> ();
+        fn write_group_epoch_secrets<GroupId: GroupId, GroupEpochSecrets: GroupEpochSecrets>(
+            group_id: &GroupId,
+            group_epoch_secrets: &GroupEpochSecrets,
+        ) -> ();
+        fn write_signature_key_pair<
+            SignaturePublicKey: SignaturePublicKey,
+            SignatureKeyPair: SignatureKeyPair,
+        >(
+            public_key: &SignaturePublicKey,
+            signature_key_pair: &SignatureKeyPair,
+        ) -> ();
+        fn write_encryption_key_pair<EncryptionKey: EncryptionKey, HpkeKeyPair: HpkeKeyPair>(
+            public_key: &EncryptionKey,
+            key_pair: &HpkeKeyPair,
+        ) -> ();
+        fn write_encryption_epoch_key_pairs<
+            GroupId: GroupId,
+            EpochKey: EpochKey,
+            HpkeKeyPair: HpkeKeyPair,
+        >(
+            group_id: &GroupId,
+            epoch: &EpochKey,
+            leaf_index: u32,
+            key_pairs: &[HpkeKeyPair],
+        ) -> ();
+        fn write_key_package<HashReference: HashReference, KeyPackage: KeyPackage>(
+            hash_ref: &HashReference,
+            key_package: &KeyPackage,
+        ) -> ();
+        fn write_psk<PskId: PskId, PskBundle: PskBundle>(psk_id: &PskId, psk: &PskBundle) -> ();
+        fn mls_group_join_config<GroupId: GroupId, MlsGroupJoinConfig: MlsGroupJoinConfig>(
+            group_id: &GroupId,
+        ) -> Option<MlsGroupJoinConfig>;
+        fn own_leaf_nodes<GroupId: GroupId, LeafNode: LeafNode>(
+            group_id: &GroupId,
+        ) -> Vec<LeafNode>;
+        fn queued_proposal_refs<GroupId: GroupId, ProposalRef: ProposalRef>(
+            group_id: &GroupId,
+        ) -> Vec<ProposalRef>;
+        fn queued_proposals<
+            GroupId: GroupId,
+            ProposalRef: ProposalRef,
+            QueuedProposal: QueuedProposal,
+        >(
+            group_id: &GroupId,
+        ) -> Vec<(ProposalRef, QueuedProposal)>;
+        fn tree<GroupId: GroupId, TreeSync: TreeSync>(group_id: &GroupId) -> Option<TreeSync>;
+        fn group_context<GroupId: GroupId, GroupContext: GroupContext>(
+            group_id: &GroupId,
+        ) -> Option<GroupContext>;
+        fn interim_transcript_hash<GroupId: GroupId, InterimTranscriptHash: InterimTranscriptHash>(
+            group_id: &GroupId,
+        ) -> Option<InterimTranscriptHash>;
+        fn confirmation_tag<GroupId: GroupId, ConfirmationTag: ConfirmationTag>(
+            group_id: &GroupId,
+        ) -> Option<ConfirmationTag>;
+        fn group_state<GroupState: GroupState, GroupId: GroupId>(
+            group_id: &GroupId,
+        ) -> Option<GroupState>;
+        fn resumption_psk_store<GroupId: GroupId, ResumptionPskStore: ResumptionPskStore>(
+            group_id: &GroupId,
+        ) -> Option<ResumptionPskStore>;
+        fn own_leaf_index<GroupId: GroupId, LeafNodeIndex: LeafNodeIndex>(
+            group_id: &GroupId,
+        ) -> Option<LeafNodeIndex>;
+        fn group_epoch_secrets<GroupId: GroupId, GroupEpochSecrets: GroupEpochSecrets>(
+            group_id: &GroupId,
+        ) -> Option<GroupEpochSecrets>;
+        fn signature_key_pair<
+            SignaturePublicKey: SignaturePublicKey,
+            SignatureKeyPair: SignatureKeyPair,
+        >(
+            public_key: &SignaturePublicKey,
+        ) -> Option<SignatureKeyPair>;
+        fn encryption_key_pair<HpkeKeyPair: HpkeKeyPair, EncryptionKey: EncryptionKey>(
+            public_key: &EncryptionKey,
+        ) -> Option<HpkeKeyPair>;
+        fn encryption_epoch_key_pairs<
+            GroupId: GroupId,
+            EpochKey: EpochKey,
+            HpkeKeyPair: HpkeKeyPair,
+        >(
+            group_id: &GroupId,
+            epoch: &EpochKey,
+            leaf_index: u32,
+        ) -> Vec<HpkeKeyPair>;
+        fn key_package<KeyPackageRef: HashReference, KeyPackage: KeyPackage>(
+            hash_ref: &KeyPackageRef,
+        ) -> Option<KeyPackage>;
+        fn psk<PskBundle: PskBundle, PskId: PskId>(psk_id: &PskId) -> Option<PskBundle>;
+        fn remove_proposal<GroupId: GroupId, ProposalRef: ProposalRef>(
+            group_id: &GroupId,
+            proposal_ref: &ProposalRef,
+        ) -> ();
+        fn delete_own_leaf_nodes<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_group_config<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_tree<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_confirmation_tag<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_group_state<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_context<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_interim_transcript_hash<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_all_resumption_psk_secrets<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_own_leaf_index<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn delete_group_epoch_secrets<GroupId: GroupId>(group_id: &GroupId) -> ();
+        fn clear_proposal_queue<GroupId: GroupId, ProposalRef: ProposalRef>(
+            group_id: &GroupId,
+        ) -> ();
+        fn delete_signature_key_pair<SignaturePublicKey: SignaturePublicKey>(
+            public_key: &SignaturePublicKey,
+        ) -> ();
+        fn delete_encryption_key_pair<EncryptionKey: EncryptionKey>(
+            public_key: &EncryptionKey,
+        ) -> ();
+        fn delete_encryption_epoch_key_pairs<GroupId: GroupId, EpochKey: EpochKey>(
+            group_id: &GroupId,
+            epoch: &EpochKey,
+            leaf_index: u32,
+        ) -> ();
+        fn delete_key_package<KeyPackageRef: HashReference>(hash_ref: &KeyPackageRef) -> ();
+        fn delete_psk<PskKey: PskId>(psk_id: &PskKey) -> ();
+    }
+}
