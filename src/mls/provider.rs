@@ -10,25 +10,36 @@
 //! `MemoryStorage` as before (some of it, such as the join config, has serde forms postcard
 //! cannot read back).
 //!
+//! The crypto is RustCrypto with one change too: Ed25519 verifying keys are kept decompressed.
+//! `RustCrypto` decompresses the sender's public key (a square root in the field) for every
+//! signature it checks, and each message is checked by every member; a member's key is
+//! the same for the whole session, so each is decompressed once.
+//!
 //! Nothing here reaches a disk: the store lives as long as the member.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
+use openmls::prelude::tls_codec::SecretVLBytes;
 use openmls_rust_crypto::{MemoryStorage, MemoryStorageError, RustCrypto};
 use openmls_traits::OpenMlsProvider;
+use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits as storage_traits};
+use openmls_traits::types::{
+    AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
+    HpkeKeyPair, KemOutput, SignatureScheme,
+};
 use zeroize::Zeroize;
 
-/// RustCrypto and [`MemberStorage`].
+/// [`MemberCrypto`], RustCrypto's randomness and [`MemberStorage`].
 #[derive(Default)]
 pub(crate) struct MemberProvider {
-    crypto: RustCrypto,
+    crypto: MemberCrypto,
     storage: MemberStorage,
 }
 
 impl OpenMlsProvider for MemberProvider {
-    type CryptoProvider = RustCrypto;
+    type CryptoProvider = MemberCrypto;
     type RandProvider = RustCrypto;
     type StorageProvider = MemberStorage;
 
@@ -41,7 +52,192 @@ impl OpenMlsProvider for MemberProvider {
     }
 
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto
+        &self.crypto.inner
+    }
+}
+
+/// A room of a few thousand members at most; past this many keys (members come and go over
+/// a long session) the cache starts again rather than grow.
+const MAX_CACHED_VERIFYING_KEYS: usize = 4096;
+
+/// RustCrypto, with decompressed Ed25519 verifying keys kept by their encoding.
+#[derive(Default)]
+pub(crate) struct MemberCrypto {
+    inner: RustCrypto,
+    verifying_keys: Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+}
+
+impl MemberCrypto {
+    /// The decompressed key for `encoded`, from the cache or decompressed now. `None` for an
+    /// encoding that is not a point (as RustCrypto, an error for the caller).
+    fn verifying_key(&self, encoded: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+        let mut keys = self.verifying_keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(key) = keys.get(encoded) {
+            return Some(*key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(encoded).ok()?;
+        if keys.len() >= MAX_CACHED_VERIFYING_KEYS {
+            keys.clear();
+        }
+        keys.insert(*encoded, key);
+        Some(key)
+    }
+}
+
+impl OpenMlsCrypto for MemberCrypto {
+    fn verify_signature(
+        &self,
+        alg: SignatureScheme,
+        data: &[u8],
+        pk: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CryptoError> {
+        let (SignatureScheme::ED25519, Ok(encoded)) = (alg, <&[u8; 32]>::try_from(pk)) else {
+            return self.inner.verify_signature(alg, data, pk, signature);
+        };
+        // The same checks and errors as RustCrypto's, with the key from the cache.
+        let key = self.verifying_key(encoded).ok_or(CryptoError::CryptoLibraryError)?;
+        let signature = ed25519_dalek::Signature::from_slice(signature)
+            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        key.verify_strict(data, &signature).map_err(|_| CryptoError::InvalidSignature)
+    }
+
+    // Everything else is RustCrypto's.
+
+    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
+        self.inner.supports(ciphersuite)
+    }
+
+    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+        self.inner.supported_ciphersuites()
+    }
+
+    fn hkdf_extract(
+        &self,
+        hash_type: HashType,
+        salt: &[u8],
+        ikm: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.inner.hkdf_extract(hash_type, salt, ikm)
+    }
+
+    fn hmac(
+        &self,
+        hash_type: HashType,
+        key: &[u8],
+        message: &[u8],
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.inner.hmac(hash_type, key, message)
+    }
+
+    fn hkdf_expand(
+        &self,
+        hash_type: HashType,
+        prk: &[u8],
+        info: &[u8],
+        okm_len: usize,
+    ) -> Result<SecretVLBytes, CryptoError> {
+        self.inner.hkdf_expand(hash_type, prk, info, okm_len)
+    }
+
+    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.hash(hash_type, data)
+    }
+
+    fn aead_encrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        data: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.inner.aead_encrypt(alg, key, data, nonce, aad)
+    }
+
+    fn aead_decrypt(
+        &self,
+        alg: AeadType,
+        key: &[u8],
+        ct_tag: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
+    }
+
+    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        self.inner.signature_key_gen(alg)
+    }
+
+    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(alg, data, key)
+    }
+
+    fn hpke_seal(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        ptxt: &[u8],
+    ) -> Result<HpkeCiphertext, CryptoError> {
+        self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
+    }
+
+    fn hpke_open(
+        &self,
+        config: HpkeConfig,
+        input: &HpkeCiphertext,
+        sk_r: &[u8],
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.inner.hpke_open(config, input, sk_r, info, aad)
+    }
+
+    fn hpke_setup_sender_and_export(
+        &self,
+        config: HpkeConfig,
+        pk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
+        self.inner.hpke_setup_sender_and_export(
+            config,
+            pk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        )
+    }
+
+    fn hpke_setup_receiver_and_export(
+        &self,
+        config: HpkeConfig,
+        enc: &[u8],
+        sk_r: &[u8],
+        info: &[u8],
+        exporter_context: &[u8],
+        exporter_length: usize,
+    ) -> Result<ExporterSecret, CryptoError> {
+        self.inner.hpke_setup_receiver_and_export(
+            config,
+            enc,
+            sk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        )
+    }
+
+    fn derive_hpke_keypair(
+        &self,
+        config: HpkeConfig,
+        ikm: &[u8],
+    ) -> Result<HpkeKeyPair, CryptoError> {
+        self.inner.derive_hpke_keypair(config, ikm)
     }
 }
 
@@ -310,5 +506,50 @@ impl StorageProvider<CURRENT_VERSION> for MemberStorage {
         ) -> ();
         fn delete_key_package<KeyPackageRef: HashReference>(hash_ref: &KeyPackageRef) -> ();
         fn delete_psk<PskKey: PskId>(psk_id: &PskKey) -> ();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_verifying_keys_verify_like_rustcrypto() {
+        let crypto = MemberCrypto::default();
+        let (private, public) = crypto.signature_key_gen(SignatureScheme::ED25519).unwrap();
+        let signature = crypto.sign(SignatureScheme::ED25519, b"hello", &private).unwrap();
+        for _ in 0..2 {
+            // The second time the key comes from the cache.
+            crypto
+                .verify_signature(SignatureScheme::ED25519, b"hello", &public, &signature)
+                .unwrap();
+        }
+        assert_eq!(crypto.verifying_keys.lock().unwrap().len(), 1);
+
+        let mut forged = signature.clone();
+        forged[10] ^= 1;
+        for (data, key, signature) in [
+            (&b"hello"[..], &public[..], &forged[..]),
+            (b"hellO", &public, &signature),
+            (b"hello", &public, &signature[..63]),
+            (b"hello", &public[..31], &signature),
+        ] {
+            let ours = crypto.verify_signature(SignatureScheme::ED25519, data, key, signature);
+            let theirs =
+                crypto.inner.verify_signature(SignatureScheme::ED25519, data, key, signature);
+            assert!(ours.is_err());
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn the_key_cache_is_bounded() {
+        let crypto = MemberCrypto::default();
+        for _ in 0..MAX_CACHED_VERIFYING_KEYS + 1 {
+            let (private, public) = crypto.signature_key_gen(SignatureScheme::ED25519).unwrap();
+            let signature = crypto.sign(SignatureScheme::ED25519, b"m", &private).unwrap();
+            crypto.verify_signature(SignatureScheme::ED25519, b"m", &public, &signature).unwrap();
+        }
+        assert!(crypto.verifying_keys.lock().unwrap().len() <= MAX_CACHED_VERIFYING_KEYS);
     }
 }
