@@ -167,7 +167,8 @@ cargo_build() {
     if [[ -n "$linker" ]]; then
         env_vars+=("CARGO_TARGET_${env_prefix}_LINKER=$linker" "CC_${target//-/_}=$linker")
     elif [[ "$target" == x86_64-unknown-linux-musl ]] && command -v musl-gcc >/dev/null 2>&1; then
-        # Only matters once a dependency compiles C code: then it sees musl's headers.
+        # ring compiles C and assembly (the transport's AES-GCM); with musl-gcc it sees musl's
+        # headers. The host gcc builds it too, so this is a preference, not a requirement.
         env_vars+=("CC_${target//-/_}=musl-gcc")
     fi
     if [[ "$flavour" == glibc-static ]]; then
