@@ -82,6 +82,39 @@ pub fn peek_wire_format(bytes: &[u8]) -> Option<u16> {
     reader.u16()
 }
 
+/// Writes an MLS `PrivateMessage` with the given header and `rest` as its opaque remainder:
+/// exactly what [`peek_header`] reads. Real messages come from openmls; this is for the relay's
+/// tests and the load generator, which need messages the relay accepts without MLS groups.
+///
+/// Panics if `group_id` is 2^30 bytes or longer (MLS's variable-length limit).
+pub fn build_private_message(
+    group_id: &[u8],
+    epoch: u64,
+    content_type: u8,
+    rest: &[u8],
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16 + group_id.len() + rest.len());
+    bytes.extend_from_slice(&PROTOCOL_VERSION_MLS10.to_be_bytes());
+    bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
+    // RFC 9420's variable-length prefix: the top two bits say 1, 2 or 4 bytes.
+    let length = group_id.len();
+    match u32::try_from(length) {
+        Ok(length) if length < 1 << 6 => bytes.push(length as u8),
+        Ok(length) if length < 1 << 14 => {
+            bytes.extend_from_slice(&(0x4000 | length as u16).to_be_bytes());
+        }
+        Ok(length) if length < 1 << 30 => {
+            bytes.extend_from_slice(&(0x8000_0000 | length).to_be_bytes())
+        }
+        _ => panic!("a group id of {length} bytes has no MLS length prefix"),
+    }
+    bytes.extend_from_slice(group_id);
+    bytes.extend_from_slice(&epoch.to_be_bytes());
+    bytes.push(content_type);
+    bytes.extend_from_slice(rest);
+    bytes
+}
+
 /// A cursor over the input that only ever moves forward and fails instead of overrunning.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -145,14 +178,7 @@ mod tests {
     use super::*;
 
     fn private_message(group_id: &[u8], epoch: u64, content_type: u8) -> Vec<u8> {
-        let mut bytes = vec![0, 1, 0, 2];
-        assert!(group_id.len() < 64);
-        bytes.push(group_id.len() as u8);
-        bytes.extend_from_slice(group_id);
-        bytes.extend_from_slice(&epoch.to_be_bytes());
-        bytes.push(content_type);
-        bytes.extend_from_slice(b"rest of the message");
-        bytes
+        build_private_message(group_id, epoch, content_type, b"rest of the message")
     }
 
     #[test]
@@ -183,6 +209,16 @@ mod tests {
         let header = peek_header(&bytes).unwrap();
         assert_eq!(header.group_id, group_id);
         assert!(header.is_application());
+    }
+
+    #[test]
+    fn built_messages_read_back_with_every_prefix_length() {
+        for length in [0, 63, 64, 16383, 16384] {
+            let group_id = vec![0x5a; length];
+            let bytes = build_private_message(&group_id, 9, CONTENT_TYPE_APPLICATION, b"x");
+            let header = peek_header(&bytes).unwrap();
+            assert_eq!((header.group_id, header.epoch), (group_id, 9));
+        }
     }
 
     #[test]

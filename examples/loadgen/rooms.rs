@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chatter::client::RawClient;
-use chatter::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT};
+use chatter::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
 use chatter::proto::{ClientFrame, ServerFrame, Welcome};
 
 /// How long any one expected answer may take.
@@ -20,17 +20,6 @@ const MAX_SKIPPED_FRAMES: usize = 100_000;
 /// Admissions after which every member is drained, so notices of joins do not fill the
 /// relay's per-connection queue (1024 frames; each admission queues two per member).
 const DRAIN_EVERY: usize = 200;
-
-/// The bytes of an MLS PrivateMessage header (RFC 9420) followed by opaque ciphertext: all
-/// the relay reads of a real MLS message.
-pub fn fake_private_message(group_id: &[u8], epoch: u64, content_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 1, 0, 2, group_id.len() as u8];
-    bytes.extend_from_slice(group_id);
-    bytes.extend_from_slice(&epoch.to_be_bytes());
-    bytes.push(content_type);
-    bytes.extend_from_slice(body);
-    bytes
-}
 
 /// A room of raw clients, in the relay's member order (the leader first).
 pub struct RawRoom {
@@ -45,11 +34,11 @@ impl RawRoom {
     /// An application message of `length` bytes in all (header included) for this room.
     pub fn application_message(&self, length: usize) -> anyhow::Result<Vec<u8>> {
         let header =
-            fake_private_message(&self.group_id, self.epoch, CONTENT_TYPE_APPLICATION, b"");
+            build_private_message(&self.group_id, self.epoch, CONTENT_TYPE_APPLICATION, b"");
         let Some(body) = length.checked_sub(header.len()) else {
             bail!("a payload must be at least {} bytes (the MLS header)", header.len());
         };
-        Ok(fake_private_message(
+        Ok(build_private_message(
             &self.group_id,
             self.epoch,
             CONTENT_TYPE_APPLICATION,
@@ -125,7 +114,7 @@ async fn admit(
     joiner.send(&finish).await?;
     expect(leader, "admission finish", |f| matches!(f, ServerFrame::AdmissionFinish { .. }))
         .await?;
-    let commit = fake_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
+    let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
     let accepted = expect(leader, "commit verdict", |f| {

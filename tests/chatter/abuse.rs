@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use chatter::client::{ClientError, RawClient};
+use chatter::mls_header::build_private_message;
 use chatter::proto::{
     AdmissionRefusal, ClientFrame, DisconnectReason, ErrorReason, HelloRejection, ServerFrame,
 };
@@ -21,8 +22,7 @@ use tokio::time::Instant;
 
 use crate::relay::room_of;
 use crate::support::{
-    self, ACCESS_CODE, APPLICATION, TestRelay, eventually, expect_frame, fake_private_message,
-    next_frame,
+    self, ACCESS_CODE, APPLICATION, TestRelay, eventually, expect_frame, next_frame,
 };
 
 const fn loopback(last: u8) -> IpAddr {
@@ -298,7 +298,7 @@ async fn a_flood_is_refused_message_by_message_and_joins_still_go_through() {
     let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
     let (alice, bob) = clients.split_at_mut(1);
     let (alice, bob) = (&mut alice[0], &mut bob[0]);
-    let message = fake_private_message(b"group-1", 1, APPLICATION, b"paste\nof\nlines");
+    let message = build_private_message(b"group-1", 1, APPLICATION, b"paste\nof\nlines");
     for _ in 0..15 {
         let frame = ClientFrame::Application { room: "lobby".into(), message: message.clone() };
         alice.send(&frame).await.unwrap();
@@ -342,7 +342,7 @@ async fn hammering_ten_times_past_the_limit_disconnects_with_a_reason() {
     let relay = support::start_relay_with(config_with(|c| c.rate_limit = limit)).await;
     let mut clients = room_of(&relay, "lobby", &["alice"]).await;
     let alice = &mut clients[0];
-    let message = fake_private_message(b"group-1", 0, APPLICATION, b"spam");
+    let message = build_private_message(b"group-1", 0, APPLICATION, b"spam");
     // Ten pass, a hundred (ten times the burst) are refused, the next one ends it.
     for _ in 0..111 {
         let frame = ClientFrame::Application { room: "lobby".into(), message: message.clone() };
@@ -489,7 +489,7 @@ async fn nothing_of_a_client_remains_after_it_quits_or_drops() {
     let mut carol = client_from(&relay, BYSTANDER, "carol").await;
     carol.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
     assert!(matches!(next_frame(&mut carol).await, ServerFrame::RoomCreated { .. }));
-    let message = fake_private_message(b"group-1", 1, APPLICATION, b"hello");
+    let message = build_private_message(b"group-1", 1, APPLICATION, b"hello");
     clients[0].send(&ClientFrame::Application { room: "lobby".into(), message }).await.unwrap();
     assert!(matches!(next_frame(&mut clients[1]).await, ServerFrame::Application { .. }));
     let stats = relay.relay.stats();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chatter::client::{ClientError, RawClient};
+use chatter::mls_header::build_private_message;
 use chatter::proto::{
     AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RoomSummary,
     ServerFrame, Welcome,
@@ -11,7 +12,7 @@ use chatter::relay::RateLimit;
 use chatter::secret::Secret;
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{self, APPLICATION, COMMIT, expect_frame, fake_private_message, next_frame};
+use crate::support::{self, APPLICATION, COMMIT, expect_frame, next_frame};
 
 const GROUP: &[u8] = b"group-1";
 
@@ -51,7 +52,7 @@ async fn admit(
         .await
         .unwrap();
     expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await;
-    let commit = fake_private_message(GROUP, epoch, COMMIT, b"add");
+    let commit = build_private_message(GROUP, epoch, COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
     leader
         .send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) })
@@ -181,7 +182,7 @@ async fn application_messages_reach_everyone_but_the_sender_in_order() {
     let relay = support::start_relay().await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol", "dave"]).await;
     let messages: Vec<Vec<u8>> =
-        (0..50u8).map(|n| fake_private_message(GROUP, 3, APPLICATION, &[n; 100])).collect();
+        (0..50u8).map(|n| build_private_message(GROUP, 3, APPLICATION, &[n; 100])).collect();
     for message in &messages {
         clients[1]
             .send(&ClientFrame::Application { room: "lobby".into(), message: message.clone() })
@@ -222,8 +223,8 @@ async fn application_messages_reach_everyone_but_the_sender_in_order() {
 async fn two_commits_for_one_epoch_exactly_one_wins_and_all_see_one_order() {
     let relay = support::start_relay().await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol"]).await;
-    let commit_b = fake_private_message(GROUP, 2, COMMIT, b"from bob");
-    let commit_c = fake_private_message(GROUP, 2, COMMIT, b"from carol");
+    let commit_b = build_private_message(GROUP, 2, COMMIT, b"from bob");
+    let commit_c = build_private_message(GROUP, 2, COMMIT, b"from carol");
     let (first, second) = clients.split_at_mut(2);
     let (bob, carol) = (&mut first[1], &mut second[0]);
     let frame_b =
@@ -281,7 +282,7 @@ async fn only_the_offender_is_closed(
     let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
     let reason = mischief(&relay).await;
     assert!(reason.is_some(), "the offender should be told why it was closed");
-    let message = fake_private_message(GROUP, 1, APPLICATION, b"still here");
+    let message = build_private_message(GROUP, 1, APPLICATION, b"still here");
     clients[0]
         .send(&ClientFrame::Application { room: "lobby".into(), message: message.clone() })
         .await
@@ -373,7 +374,7 @@ async fn a_stalled_reader_is_cut_off_without_slowing_the_room() {
     let relay = support::start_relay_with(config).await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "stalled"]).await;
     let _stalled = clients.pop().unwrap(); // never read from again
-    let message = fake_private_message(GROUP, 2, APPLICATION, &[7; 1000]);
+    let message = build_private_message(GROUP, 2, APPLICATION, &[7; 1000]);
     let total = 20_000; // 20 MB: more than the queue plus any loopback socket buffers
     let (alice, bob) = clients.split_at_mut(1);
     let (alice, bob) = (&mut alice[0], &mut bob[0]);

@@ -102,17 +102,6 @@ pub async fn expect_frame(
     }
 }
 
-/// The bytes of an MLS PrivateMessage header (RFC 9420) followed by opaque ciphertext: what
-/// the relay reads of real MLS messages. Relay tests use these; MLS tests use real ones.
-pub fn fake_private_message(group_id: &[u8], epoch: u64, content_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 1, 0, 2, group_id.len() as u8];
-    bytes.extend_from_slice(group_id);
-    bytes.extend_from_slice(&epoch.to_be_bytes());
-    bytes.push(content_type);
-    bytes.extend_from_slice(body);
-    bytes
-}
-
 pub const APPLICATION: u8 = 1;
 pub const COMMIT: u8 = 3;
 
