@@ -84,6 +84,18 @@ impl MemberCrypto {
     }
 }
 
+/// Writes the `OpenMlsCrypto` methods that [`MemberCrypto`] hands to RustCrypto unchanged:
+/// each is the trait's signature without `&self`.
+macro_rules! delegate_crypto {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self, $($arg: $ty),*) -> $ret {
+                self.inner.$name($($arg),*)
+            }
+        )*
+    };
+}
+
 impl OpenMlsCrypto for MemberCrypto {
     fn verify_signature(
         &self,
@@ -103,141 +115,47 @@ impl OpenMlsCrypto for MemberCrypto {
     }
 
     // Everything else is RustCrypto's.
-
-    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
-        self.inner.supports(ciphersuite)
-    }
-
-    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
-        self.inner.supported_ciphersuites()
-    }
-
-    fn hkdf_extract(
-        &self,
-        hash_type: HashType,
-        salt: &[u8],
-        ikm: &[u8],
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hkdf_extract(hash_type, salt, ikm)
-    }
-
-    fn hmac(
-        &self,
-        hash_type: HashType,
-        key: &[u8],
-        message: &[u8],
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hmac(hash_type, key, message)
-    }
-
-    fn hkdf_expand(
-        &self,
-        hash_type: HashType,
-        prk: &[u8],
-        info: &[u8],
-        okm_len: usize,
-    ) -> Result<SecretVLBytes, CryptoError> {
-        self.inner.hkdf_expand(hash_type, prk, info, okm_len)
-    }
-
-    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.hash(hash_type, data)
-    }
-
-    fn aead_encrypt(
-        &self,
-        alg: AeadType,
-        key: &[u8],
-        data: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.aead_encrypt(alg, key, data, nonce, aad)
-    }
-
-    fn aead_decrypt(
-        &self,
-        alg: AeadType,
-        key: &[u8],
-        ct_tag: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
-    }
-
-    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        self.inner.signature_key_gen(alg)
-    }
-
-    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.sign(alg, data, key)
-    }
-
-    fn hpke_seal(
-        &self,
-        config: HpkeConfig,
-        pk_r: &[u8],
-        info: &[u8],
-        aad: &[u8],
-        ptxt: &[u8],
-    ) -> Result<HpkeCiphertext, CryptoError> {
-        self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
-    }
-
-    fn hpke_open(
-        &self,
-        config: HpkeConfig,
-        input: &HpkeCiphertext,
-        sk_r: &[u8],
-        info: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.hpke_open(config, input, sk_r, info, aad)
-    }
-
-    fn hpke_setup_sender_and_export(
-        &self,
-        config: HpkeConfig,
-        pk_r: &[u8],
-        info: &[u8],
-        exporter_context: &[u8],
-        exporter_length: usize,
-    ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        self.inner.hpke_setup_sender_and_export(
-            config,
-            pk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        )
-    }
-
-    fn hpke_setup_receiver_and_export(
-        &self,
-        config: HpkeConfig,
-        enc: &[u8],
-        sk_r: &[u8],
-        info: &[u8],
-        exporter_context: &[u8],
-        exporter_length: usize,
-    ) -> Result<ExporterSecret, CryptoError> {
-        self.inner.hpke_setup_receiver_and_export(
-            config,
-            enc,
-            sk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        )
-    }
-
-    fn derive_hpke_keypair(
-        &self,
-        config: HpkeConfig,
-        ikm: &[u8],
-    ) -> Result<HpkeKeyPair, CryptoError> {
-        self.inner.derive_hpke_keypair(config, ikm)
+    delegate_crypto! {
+        fn supports(ciphersuite: Ciphersuite) -> Result<(), CryptoError>;
+        fn supported_ciphersuites() -> Vec<Ciphersuite>;
+        fn hkdf_extract(hash_type: HashType, salt: &[u8], ikm: &[u8])
+            -> Result<SecretVLBytes, CryptoError>;
+        fn hmac(hash_type: HashType, key: &[u8], message: &[u8])
+            -> Result<SecretVLBytes, CryptoError>;
+        fn hkdf_expand(hash_type: HashType, prk: &[u8], info: &[u8], okm_len: usize)
+            -> Result<SecretVLBytes, CryptoError>;
+        fn hash(hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+        fn aead_encrypt(alg: AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8])
+            -> Result<Vec<u8>, CryptoError>;
+        fn aead_decrypt(alg: AeadType, key: &[u8], ct_tag: &[u8], nonce: &[u8], aad: &[u8])
+            -> Result<Vec<u8>, CryptoError>;
+        fn signature_key_gen(alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError>;
+        fn sign(alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError>;
+        fn hpke_seal(config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8])
+            -> Result<HpkeCiphertext, CryptoError>;
+        fn hpke_open(
+            config: HpkeConfig,
+            input: &HpkeCiphertext,
+            sk_r: &[u8],
+            info: &[u8],
+            aad: &[u8],
+        ) -> Result<Vec<u8>, CryptoError>;
+        fn hpke_setup_sender_and_export(
+            config: HpkeConfig,
+            pk_r: &[u8],
+            info: &[u8],
+            exporter_context: &[u8],
+            exporter_length: usize,
+        ) -> Result<(KemOutput, ExporterSecret), CryptoError>;
+        fn hpke_setup_receiver_and_export(
+            config: HpkeConfig,
+            enc: &[u8],
+            sk_r: &[u8],
+            info: &[u8],
+            exporter_context: &[u8],
+            exporter_length: usize,
+        ) -> Result<ExporterSecret, CryptoError>;
+        fn derive_hpke_keypair(config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError>;
     }
 }
 
