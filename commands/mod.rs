@@ -228,7 +228,7 @@ pub(crate) fn describe(error: &ClientError) -> String {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::client::MemberView;
+    use crate::client::{MemberView, Presence};
     use std::sync::Mutex;
 
     /// An engine that answers from memory and records what it was asked.
@@ -237,6 +237,8 @@ pub(crate) mod testing {
         pub room: Mutex<Option<String>>,
         pub rooms: Vec<(String, u32)>,
         pub members: Vec<(String, bool, bool)>,
+        /// Members whose presence is not "in the group and connected".
+        pub presence: Vec<(String, Presence)>,
         pub calls: Mutex<Vec<String>>,
         pub wrong_password: bool,
     }
@@ -291,6 +293,11 @@ pub(crate) mod testing {
                     fingerprint: Some("ab12:cd34:ef56:7890".into()),
                     is_leader: *is_leader,
                     is_self: *is_self,
+                    presence: self
+                        .presence
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map_or(Presence::InGroupAndConnected, |(_, presence)| *presence),
                 })
                 .collect();
             Ok(RoomMembers { room, members })

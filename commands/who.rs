@@ -1,6 +1,8 @@
-//! `/who`: the members of the current room, the leader marked, with key fingerprints.
+//! `/who`: the members of the current room's MLS group — who actually holds its keys — the
+//! leader marked, with key fingerprints, and anyone the relay lists differently marked.
 
 use super::{Command, Context, Outcome, count, describe};
+use crate::client::Presence;
 use crate::repl::sanitize::sanitize_inline;
 
 /// `/who`
@@ -20,9 +22,13 @@ impl Command for Who {
         "list the members of the room with their key fingerprints"
     }
     fn long_help(&self) -> &'static str {
-        "Lists the members of the current room. The leader (who admits newcomers) is marked \
-         with *, you with (you). The fingerprint is a short form of each member's signature \
-         key: compare it with them over another channel to be sure nobody is impersonating them."
+        "Lists who holds the current room's keys (the members of its MLS group). The leader \
+         (who admits newcomers) is marked with *, you with (you). The fingerprint is a short \
+         form of each member's signature key: compare it with them over another channel to be \
+         sure nobody is impersonating them. Someone in the group whom the relay no longer \
+         lists is marked \"in the group, not connected\" (its removal is on its way); someone \
+         the relay lists who holds no key is marked \"connected, not in the group\": they \
+         cannot read the room."
     }
     fn run(&self, ctx: &mut Context<'_>, _args: &str) -> Outcome {
         if ctx.engine.current_room().is_none() {
@@ -42,8 +48,15 @@ impl Command for Who {
                         .as_deref()
                         .map_or_else(|| "(no key yet)".to_owned(), sanitize_inline);
                     let you = if member.is_self { "  (you)" } else { "" };
+                    let presence = match member.presence {
+                        Presence::InGroupAndConnected => "",
+                        Presence::InGroupNotConnected => "  (in the group, not connected)",
+                        Presence::ConnectedNotInGroup => "  (connected, not in the group)",
+                    };
                     let width = width.unwrap_or(0);
-                    ctx.out.notice(&format!("  {marker} {nick:<width$}  {fingerprint}{you}"));
+                    ctx.out.notice(&format!(
+                        "  {marker} {nick:<width$}  {fingerprint}{you}{presence}"
+                    ));
                 }
             }
             Err(error) => ctx.out.error(&format!("could not list members: {}", describe(&error))),
@@ -55,6 +68,7 @@ impl Command for Who {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{FakeEngine, Recorder};
+    use crate::client::Presence;
 
     #[test]
     fn marks_the_leader_and_self() {
@@ -71,6 +85,32 @@ mod tests {
                 "    alice  ab12:cd34:ef56:7890  (you)",
                 "  * bob    ab12:cd34:ef56:7890",
             ]
+        );
+    }
+
+    #[test]
+    fn marks_whoever_the_relay_and_the_group_disagree_on() {
+        let engine = FakeEngine {
+            members: vec![
+                ("alice".into(), true, true),
+                ("ghost".into(), false, false),
+                ("lurker".into(), false, false),
+            ],
+            presence: vec![
+                ("ghost".into(), Presence::InGroupNotConnected),
+                ("lurker".into(), Presence::ConnectedNotInGroup),
+            ],
+            ..FakeEngine::in_room("lobby")
+        };
+        let mut out = Recorder::default();
+        out.run(&engine, "/who");
+        assert_eq!(
+            out.notices[2],
+            "    ghost   ab12:cd34:ef56:7890  (in the group, not connected)"
+        );
+        assert_eq!(
+            out.notices[3],
+            "    lurker  ab12:cd34:ef56:7890  (connected, not in the group)"
         );
     }
 

@@ -4,7 +4,7 @@
 //! `cargo run --example printer_demo` uses chatter's printer; `-- --stock` uses reedline's
 //! printer unfixed, to reproduce its faults with non-ASCII and wrapped input.
 
-use chatter::client::{ClientError, MemberView, RoomMembers, RoomSummary};
+use chatter::client::{ClientError, MemberView, Presence, RoomMembers, RoomSummary};
 use chatter::commands::Engine;
 use chatter::repl::prompt::{ConnectionState, PromptStatus};
 use chatter::repl::render::{Format, Renderer};
@@ -42,6 +42,7 @@ impl Engine for Demo {
             fingerprint: Some("ab12:cd34:ef56:7890".into()),
             is_leader: !is_self,
             is_self,
+            presence: Presence::InGroupAndConnected,
         };
         Ok(RoomMembers {
             room: "lobby".into(),

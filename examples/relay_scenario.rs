@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         welcome: Some(welcome),
     };
     alice.send(&commit).await?;
-    recv_until(&mut alice, |f| matches!(f, ServerFrame::CommitAccepted { .. })).await?;
+    recv_until(&mut alice, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::Welcome { .. })).await?;
 
     for line in 0..10u8 {

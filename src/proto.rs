@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. A peer with another version is refused with
 /// [`HelloRejection::UnsupportedVersion`], naming this one.
-/// Version 2 seals several frames per transport record (version 1 sealed each frame alone).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2 sealed several frames per transport record (version 1 sealed each frame alone);
+/// version 3 confirms every commit by the members' votes and has no repair path.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -31,6 +32,19 @@ pub const MAX_HANDSHAKE_FRAME_LEN: usize = 256;
 
 /// The longest nickname or room name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
+
+/// The largest MLS application message (an encrypted chat line) the relay forwards. Chat is
+/// for lines and short pastes; the 2 MiB frame limit exists for Welcomes of large rooms, and
+/// a relay that queued 2 MiB chat messages for a stalled member would pin memory for nothing.
+pub const MAX_APPLICATION_LEN: usize = 64 * 1024;
+
+/// The longest chat text a client sends, in bytes of UTF-8. With padding, signature and MLS
+/// framing it stays well under [`MAX_APPLICATION_LEN`].
+pub const MAX_CHAT_TEXT_BYTES: usize = 48 * 1024;
+
+/// The most members a room may have: the relay refuses joiners past it, and every member
+/// refuses a commit that would grow the group past it.
+pub const MAX_ROOM_MEMBERS: usize = 1000;
 
 /// The first frame of a connection, in the clear: the client's protocol version and its
 /// SPAKE2 message on the access code. Nothing in it identifies the user.
@@ -109,9 +123,9 @@ pub enum ClientFrame {
     },
     /// Leader to relay: the joiner is refused. The relay counts wrong passwords.
     AdmissionRefused { room: String, joiner: String, reason: AdmissionRefusal },
-    /// An MLS Commit (a PrivateMessage), with the Welcome for the member it adds, if any.
-    /// The relay reads the epoch from the message header and accepts only the first commit
-    /// of each epoch.
+    /// The leader's MLS Commit (a PrivateMessage), with the Welcome for the member it adds,
+    /// if any. The relay reads the epoch from the message header, takes one commit at a time,
+    /// and applies it once every other member voted for it.
     Commit {
         room: String,
         #[serde(with = "serde_bytes")]
@@ -124,13 +138,10 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
-    /// A member that missed a commit asks the leader to swap it back in with a fresh
-    /// KeyPackage.
-    RepairRequest {
-        room: String,
-        #[serde(with = "serde_bytes")]
-        key_package: Vec<u8>,
-    },
+    /// A member's verdict on the commit the relay is confirming: `accept` once it verified
+    /// the commit and found it within the room's commit policy. The relay applies a commit
+    /// only when every member accepted it (see ARCHITECTURE.md, "Trust model").
+    CommitVote { room: String, epoch: u64, accept: bool },
     /// Leaves a room. Answered by `Left`; the leader then commits the removal.
     Leave { room: String },
     /// Keepalive; answered by `Pong`.
@@ -160,6 +171,8 @@ pub enum AdmissionRefusal {
     LeaderFailed,
     #[error("too many wrong passwords: you may not join this room")]
     Banned,
+    #[error("the room's leader did not answer in time")]
+    LeaderUnresponsive,
 }
 
 /// A room and how many members it has.
@@ -221,26 +234,37 @@ pub enum ServerFrame {
         room: String,
         reason: AdmissionRefusal,
     },
-    /// To a joiner (or a repaired member): the Welcome of the accepted commit that added it.
-    /// The joiner is a member from here on.
+    /// To a joiner: the Welcome of the confirmed commit that added it, and the room's
+    /// members in the relay's order (the leader first). The joiner is a member from here on.
     Welcome {
         room: String,
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
+        members: Vec<String>,
     },
-    /// To every member but its sender: an accepted commit, in the order the relay accepted.
+    /// To every member but its sender: the leader's commit, to verify and vote on
+    /// ([`ClientFrame::CommitVote`]). `joiner` names the member it adds, if any: the one whose
+    /// admission the relay saw.
     Commit {
         room: String,
         from: String,
         #[serde(with = "serde_bytes")]
         commit: Vec<u8>,
+        joiner: Option<String>,
     },
-    /// To a commit's sender: the commit won its epoch; merge it.
-    CommitAccepted {
+    /// To every member, the committer included: every member accepted the commit that ends
+    /// `epoch - 1`; merge it. The room is now at `epoch`.
+    CommitConfirmed {
         room: String,
         epoch: u64,
     },
-    /// To a commit's sender: the commit lost; discard it, process the winner, retry.
+    /// To every member, the committer included: the commit that would have ended `epoch` was
+    /// refused by members (or its committer left); discard it. The room stays at `epoch`.
+    CommitAborted {
+        room: String,
+        epoch: u64,
+    },
+    /// To a commit's sender: the relay did not take the commit; discard it.
     CommitRejected {
         room: String,
         reason: CommitRejection,
@@ -264,12 +288,16 @@ pub enum ServerFrame {
         nick: String,
         leader: String,
     },
-    /// To the leader: a member asks to be swapped back in.
-    RepairRequest {
+    /// The leader did not answer a joiner in time and was moved to the end of the room's
+    /// order; `leader` leads now.
+    LeaderChanged {
         room: String,
-        from: String,
-        #[serde(with = "serde_bytes")]
-        key_package: Vec<u8>,
+        leader: String,
+    },
+    /// The relay took this client out of a room, and why. The client may join again.
+    Removed {
+        room: String,
+        reason: RemovalReason,
     },
     /// This client has left the room.
     Left {
@@ -298,9 +326,29 @@ pub enum CommitRejection {
     /// The message is not an MLS commit of this room's group.
     #[error("not a commit of this room's group")]
     NotACommit,
-    /// The Welcome is addressed to someone who is not waiting to join or be repaired.
+    /// The Welcome is addressed to someone who is not waiting to join.
     #[error("the welcome's recipient is not waiting to join")]
     UnknownRecipient,
+    /// Only the room's leader commits.
+    #[error("only the room's leader changes its keys")]
+    NotLeader,
+    /// Another commit is still being confirmed.
+    #[error("another key change is being confirmed")]
+    Busy,
+}
+
+/// Why the relay took a member out of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RemovalReason {
+    /// The member did not vote on a key change in time.
+    #[error("you did not confirm a key change in time")]
+    NoVote,
+    /// Most members refused the member's key change.
+    #[error("the room refused your key change")]
+    KeyChangeRefused,
+    /// The member refused a key change that most members accepted.
+    #[error("you refused a key change the rest of the room accepted")]
+    OutVoted,
 }
 
 /// Why a request failed.
@@ -332,6 +380,10 @@ pub enum ErrorReason {
     NotMls,
     #[error("you are in too many rooms")]
     TooManyRooms,
+    #[error("message too large")]
+    MessageTooLarge,
+    #[error("the room is full")]
+    RoomFull,
 }
 
 /// Why the relay closed a connection.
@@ -408,6 +460,23 @@ pub fn is_valid_name(name: &str) -> bool {
     let count = name.chars().count();
     (1..=MAX_NAME_CHARS).contains(&count)
         && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !is_format_char(c))
+}
+
+/// Whether a nickname is acceptable: a valid name ([`is_valid_name`]) whose letters all come
+/// from one script (digits and punctuation go with any), so that "аlice" with a Cyrillic "а"
+/// cannot pass for "alice". The one rule for nicknames: the relay, the client's flags and
+/// every member checking a credential call this.
+pub fn is_valid_nick(nick: &str) -> bool {
+    use unicode_security::MixedScript as _;
+    is_valid_name(nick) && nick.is_single_script()
+}
+
+/// The form under which two nicknames count as the same: the Unicode confusable skeleton
+/// (UTS #39), so "alice" and "аlice", or "paypal" and "paypa1"-like look-alikes that Unicode
+/// lists, collide. The relay keeps nicknames unique by it, and members refuse a group in which
+/// two members share one.
+pub fn nick_skeleton(nick: &str) -> String {
+    unicode_security::skeleton(nick).collect()
 }
 
 /// Invisible formatting characters (bidirectional overrides, zero-width joiners) that would
@@ -498,6 +567,21 @@ mod tests {
         assert_eq!(decode_client_hello(&encode(&hello)), Err(DecodeError::UnsupportedVersion(7)));
         let hello = ClientHello { version: PROTOCOL_VERSION, pake_message: vec![1; 33] };
         assert_eq!(decode_client_hello(&encode(&hello)).unwrap(), hello);
+    }
+
+    #[test]
+    fn nicks_must_be_of_one_script_and_look_alikes_share_a_skeleton() {
+        for good in ["alice", "Bob_2", "příliš", "Ελένη", "дмитрий", "山田", "a-1"]
+        {
+            assert!(is_valid_nick(good), "{good}");
+        }
+        // "аlice" with a Cyrillic "а", and a name mixing Greek and Latin.
+        for bad in ["\u{0430}lice", "\u{03BF}scar", "a b", ""] {
+            assert!(!is_valid_nick(bad), "{bad:?}");
+        }
+        assert_eq!(nick_skeleton("alice"), nick_skeleton("\u{0430}lice"));
+        assert_eq!(nick_skeleton("\u{0440}\u{0430}\u{0443}"), nick_skeleton("pay"));
+        assert_ne!(nick_skeleton("alice"), nick_skeleton("bob"));
     }
 
     #[test]

@@ -61,10 +61,17 @@ pub async fn build(
             expect(&mut client, "room created", |f| matches!(f, ServerFrame::RoomCreated { .. }))
                 .await?;
         } else {
-            let leader = &mut members[0];
-            admit(leader, &nicks[0], &mut client, &nicks[index], name, &group_id, index as u64 - 1)
-                .await
-                .with_context(|| format!("admitting {} to {name}", nicks[index]))?;
+            admit(
+                &mut members,
+                &nicks[0],
+                &mut client,
+                &nicks[index],
+                name,
+                &group_id,
+                index as u64 - 1,
+            )
+            .await
+            .with_context(|| format!("admitting {} to {name}", nicks[index]))?;
         }
         members.push(client);
         if index % DRAIN_EVERY == DRAIN_EVERY - 1 {
@@ -76,8 +83,11 @@ pub async fn build(
     Ok(RawRoom { name: name.into(), group_id, members, epoch })
 }
 
+/// Admits a joiner as the real protocol does, with made-up cryptography: the password
+/// exchange through the leader (`members[0]`), the leader's commit, every other member's
+/// vote for it, and the Welcome.
 async fn admit(
-    leader: &mut RawClient,
+    members: &mut [RawClient],
     leader_nick: &str,
     joiner: &mut RawClient,
     joiner_nick: &str,
@@ -85,6 +95,7 @@ async fn admit(
     group_id: &[u8],
     epoch: u64,
 ) -> anyhow::Result<()> {
+    let (leader, voters) = members.split_first_mut().context("a room has a leader")?;
     joiner.send(&ClientFrame::Join { room: room.into() }).await?;
     let pending =
         expect(joiner, "join pending", |f| matches!(f, ServerFrame::JoinPending { .. })).await?;
@@ -117,8 +128,11 @@ async fn admit(
     let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
+    for voter in voters {
+        voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true }).await?;
+    }
     let accepted = expect(leader, "commit verdict", |f| {
-        matches!(f, ServerFrame::CommitAccepted { .. } | ServerFrame::CommitRejected { .. })
+        matches!(f, ServerFrame::CommitConfirmed { .. } | ServerFrame::CommitRejected { .. })
     })
     .await?;
     if let ServerFrame::CommitRejected { reason, .. } = accepted {

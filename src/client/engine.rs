@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
-use super::room::{Outbox, Phase, Room};
-use super::{ClientError, Event, MemberView, RoomMembers, View};
+use super::room::{Outbox, Room, Welcomed};
+use super::{ClientError, Event, MemberView, Presence, RoomMembers, View};
 use crate::mls::MlsMember;
 use crate::proto::{
-    AdmissionRefusal, ChatPayload, ClientFrame, DisconnectReason, ErrorReason, RoomSummary,
-    ServerFrame,
+    AdmissionRefusal, ChatPayload, ClientFrame, DisconnectReason, ErrorReason, MAX_CHAT_TEXT_BYTES,
+    RoomSummary, ServerFrame,
 };
 use crate::secret::Secret;
 use crate::transport::{SealedReader, SealedWriter};
@@ -205,20 +205,24 @@ impl Engine {
             },
             Request::Send { payload, reply } => {
                 let frame = match self.room.as_mut() {
-                    Some(room) if room.is_member() => room.encrypt(&payload),
-                    _ => Err(ClientError::NotInRoom.to_string()),
+                    _ if payload_len(&payload) > MAX_CHAT_TEXT_BYTES => {
+                        Err(ClientError::MessageTooLong {
+                            len: payload_len(&payload),
+                            max: MAX_CHAT_TEXT_BYTES,
+                        })
+                    }
+                    Some(room) if room.is_member() => room
+                        .encrypt(&payload)
+                        .map_err(|error| ClientError::Other(format!("message not sent: {error}"))),
+                    _ => Err(ClientError::NotInRoom),
                 };
                 match frame {
                     Ok(frame) => {
                         self.send(&frame).await?;
                         let _ = reply.send(Ok(()));
                     }
-                    Err(text) if self.room.as_ref().is_some_and(Room::is_member) => {
-                        let _ = reply
-                            .send(Err(ClientError::Other(format!("message not sent: {text}"))));
-                    }
-                    Err(_) => {
-                        let _ = reply.send(Err(ClientError::NotInRoom));
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
                     }
                 }
             }
@@ -276,166 +280,183 @@ impl Engine {
         self.room.as_mut().filter(|room| room.name == name)
     }
 
+    /// One frame from the relay. Room frames go to the room they name (frames about any
+    /// other room are stale and dropped); everything a room produces goes out in one flush.
     async fn on_frame(&mut self, frame: ServerFrame) -> std::io::Result<()> {
-        let me = self.nick.clone();
         let mut outbox = Outbox::default();
         match frame {
-            ServerFrame::RoomCreated { room } => {
-                let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
-                else {
-                    return Ok(());
-                };
-                match current.created(mls) {
-                    Ok(()) => self.joined_room(&room),
-                    Err(error) => {
-                        self.fail_join(ClientError::Other(format!(
-                            "cannot create the room: {error}"
-                        )));
-                        self.send(&ClientFrame::Leave { room }).await?;
-                    }
-                }
-            }
-            ServerFrame::JoinPending { room, leader } => {
-                let Some(current) = self.room_named(&room) else { return Ok(()) };
-                let frame = current.admission_pending(&me, leader);
-                self.send(&frame).await?;
-            }
-            ServerFrame::AdmissionReply { room, pake_message, .. } => {
-                let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
-                else {
-                    return Ok(());
-                };
-                match current.admission_reply(mls, &pake_message) {
-                    Ok(frame) => self.send(&frame).await?,
-                    Err(error) => {
-                        self.fail_join(ClientError::Other(format!("admission failed: {error}")));
-                        self.send(&ClientFrame::Leave { room }).await?;
-                    }
-                }
-            }
-            ServerFrame::AdmissionRefused { room, reason } => {
-                if self.room_named(&room).is_none() {
-                    return Ok(());
-                }
-                match reason {
-                    AdmissionRefusal::LeaderChanged if self.join_restarts < MAX_JOIN_RESTARTS => {
-                        self.join_restarts += 1;
-                        if let Some(current) = self.room_named(&room) {
-                            current.phase = Phase::Requested;
-                        }
-                        self.send(&ClientFrame::Join { room }).await?;
-                    }
-                    AdmissionRefusal::WrongPassword => {
-                        self.fail_join(ClientError::WrongRoomPassword)
-                    }
-                    reason => self.fail_join(ClientError::AdmissionRefused(reason)),
-                }
-            }
-            ServerFrame::Welcome { room, message } => {
-                let mls = &self.mls;
-                let Some(current) = self.room.as_mut().filter(|current| current.name == room)
-                else {
-                    return Ok(());
-                };
-                let was_member = current.is_member();
-                match current.welcomed(mls, &message) {
-                    Ok(()) if was_member => outbox.events.push(Event::Notice {
-                        room: Some(room.clone()),
-                        text: "the room's keys were repaired".into(),
-                    }),
-                    Ok(()) => {
-                        self.joined_room(&room);
-                        // Learn the room's order (who leads next) from the relay.
-                        self.member_list_waiters.push_back(None);
-                        outbox.frames.push(ClientFrame::ListMembers { room: room.clone() });
-                    }
-                    Err(error) => {
-                        self.fail_join(ClientError::Other(format!(
-                            "could not enter the room: {error}"
-                        )));
-                        outbox.frames.push(ClientFrame::Leave { room: room.clone() });
-                    }
-                }
-            }
-            ServerFrame::AdmissionRequest { room, joiner, pake_message } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.admission_request(&me, joiner, &pake_message, &mut outbox);
-                }
-            }
-            ServerFrame::AdmissionFinish { room, joiner, confirmation, sealed_key_package } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.admission_finish(
-                        joiner,
-                        &confirmation,
-                        &sealed_key_package,
-                        &mut outbox,
-                    );
-                    current.drive_commits(&mut outbox);
-                }
-            }
-            ServerFrame::Commit { room, from, commit } => {
-                let mls = &self.mls;
-                if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
-                    current.incoming_commit(mls, &from, &commit, SystemTime::now(), &mut outbox);
-                }
-            }
-            ServerFrame::CommitAccepted { room, .. } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.commit_accepted(SystemTime::now(), &mut outbox);
-                }
-            }
-            ServerFrame::CommitRejected { room, reason } => {
-                let mls = &self.mls;
-                if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
-                    current.commit_rejected(mls, reason, &mut outbox);
-                }
-            }
-            ServerFrame::Application { room, from, message } => {
-                let mls = &self.mls;
-                if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
-                    current.incoming_message(mls, &from, &message, SystemTime::now(), &mut outbox);
-                }
-            }
-            ServerFrame::MemberJoined { room, nick } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.member_joined(nick);
-                }
-            }
-            ServerFrame::MemberLeft { room, nick, leader } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.member_left(&me, &nick, leader);
-                    current.drive_commits(&mut outbox);
-                }
-            }
-            ServerFrame::RepairRequest { room, from, key_package } => {
-                if let Some(current) = self.room_named(&room) {
-                    current.repair_request(from, key_package);
-                    current.drive_commits(&mut outbox);
-                }
-            }
             ServerFrame::RoomList { rooms } => {
                 if let Some(reply) = self.room_list_waiters.pop_front() {
                     let _ = reply.send(Ok(rooms));
                 }
             }
-            ServerFrame::MemberList { room, members } => {
-                let waiter = self.member_list_waiters.pop_front().flatten();
-                if let Some(current) = self.room_named(&room) {
-                    current.relay_members = members;
-                    if let Some(reply) = waiter {
-                        let _ = reply.send(Ok(member_views(current, &me)));
-                    }
-                } else if let Some(reply) = waiter {
-                    let _ = reply.send(Err(ClientError::NotInRoom));
-                }
-            }
+            ServerFrame::MemberList { room, members } => self.on_member_list(&room, members),
             ServerFrame::Error { reason } => self.on_error(reason),
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             ServerFrame::Goodbye { .. } => {} // handled by the read loop
+            room_frame => self.on_room_frame(room_frame, &mut outbox),
         }
         self.flush_outbox(outbox).await
+    }
+
+    /// Joining: the relay's and the leader's answers to our `Join`.
+    fn on_join_frame(&mut self, frame: ServerFrame, out: &mut Outbox) {
+        let me = self.nick.clone();
+        let mls = &self.mls;
+        let Some(name) = frame_room(&frame).map(str::to_owned) else { return };
+        let Some(room) = self.room.as_mut().filter(|room| room.name == name) else { return };
+        let result = match frame {
+            ServerFrame::RoomCreated { .. } => room
+                .created(mls, out)
+                .map(|()| None)
+                .map_err(|error| format!("cannot create the room: {error}")),
+            ServerFrame::JoinPending { leader, .. } => {
+                room.admission_pending(&me, leader).map(Some).map_err(|error| error.to_string())
+            }
+            ServerFrame::AdmissionReply { pake_message, .. } => room
+                .admission_reply(mls, &pake_message)
+                .map(Some)
+                .map_err(|error| error.to_string()),
+            ServerFrame::Welcome { message, members, .. } => {
+                match room.welcomed(mls, &message, members) {
+                    Ok(Welcomed::Joined) => Ok(None),
+                    Ok(Welcomed::Rejoined { newcomers }) => {
+                        let mut text =
+                            "back in the room, in the same group with the same members".to_owned();
+                        if !newcomers.is_empty() {
+                            text.push_str(&format!(
+                                "; joined while you were out: {}",
+                                newcomers.join(", ")
+                            ));
+                        }
+                        out.events.push(Event::Notice { room: Some(name.clone()), text });
+                        self.join_restarts = 0;
+                        return;
+                    }
+                    Err(error) => Err(format!("could not enter the room: {error}")),
+                }
+            }
+            _ => return,
+        };
+        match result {
+            Ok(Some(frame)) => out.frames.push(frame),
+            Ok(None) => self.joined_room(&name),
+            Err(text) => {
+                let was_rejoin = self.room.as_ref().is_some_and(|room| room.rejoining());
+                if was_rejoin {
+                    out.events.push(Event::Warning { room: Some(name.clone()), text });
+                    self.room = None;
+                    self.set_view(|view| view.room = None);
+                } else {
+                    self.fail_join(ClientError::Other(text));
+                }
+                out.frames.push(ClientFrame::Leave { room: name });
+            }
+        }
+    }
+
+    /// Everything else about a room: admissions we run as leader, key changes, members.
+    fn on_room_frame(&mut self, frame: ServerFrame, out: &mut Outbox) {
+        let me = self.nick.clone();
+        let Some(name) = frame_room(&frame).map(str::to_owned) else { return };
+        if self.room.as_ref().is_none_or(|room| room.name != name) {
+            return;
+        }
+        match frame {
+            ServerFrame::RoomCreated { .. }
+            | ServerFrame::JoinPending { .. }
+            | ServerFrame::AdmissionReply { .. } => self.on_join_frame(frame, out),
+            ServerFrame::Welcome { .. } => {
+                let awaiting = self.room.as_ref().is_some_and(|room| room.awaiting_welcome());
+                if awaiting {
+                    self.on_join_frame(frame, out);
+                } else {
+                    // Only our own admission may bring a Welcome; anything else is forged.
+                    out.events.push(Event::Warning {
+                        room: Some(name),
+                        text: "refused a welcome nobody asked for (a relay or impostor trying to move you into another group)".into(),
+                    });
+                }
+            }
+            ServerFrame::AdmissionRefused { reason, .. } => self.on_admission_refused(reason, out),
+            ServerFrame::Removed { reason, .. } => {
+                if self.join_restarts >= MAX_JOIN_RESTARTS {
+                    self.room = None;
+                    self.set_view(|view| view.room = None);
+                    out.events.push(Event::Warning {
+                        room: Some(name),
+                        text: format!("taken out of the room again ({reason}); not rejoining — /join it to try again"),
+                    });
+                    return;
+                }
+                self.join_restarts += 1;
+                if let Some(room) = self.room.as_mut() {
+                    let frame = room.removed(reason, out);
+                    out.frames.push(frame);
+                }
+            }
+            frame => {
+                let Some(room) = self.room.as_mut() else { return };
+                let now = SystemTime::now();
+                match frame {
+                    ServerFrame::AdmissionRequest { joiner, pake_message, .. } => {
+                        room.admission_request(&me, joiner, &pake_message, out)
+                    }
+                    ServerFrame::AdmissionFinish {
+                        joiner,
+                        confirmation,
+                        sealed_key_package,
+                        ..
+                    } => {
+                        room.admission_finish(&me, joiner, &confirmation, &sealed_key_package, out)
+                    }
+                    ServerFrame::Commit { from, commit, joiner, .. } => {
+                        room.incoming_commit(&from, &commit, joiner.as_deref(), out)
+                    }
+                    ServerFrame::CommitConfirmed { .. } => room.commit_confirmed(&me, now, out),
+                    ServerFrame::CommitAborted { .. } => room.commit_aborted(),
+                    ServerFrame::CommitRejected { reason, .. } => room.commit_rejected(reason, out),
+                    ServerFrame::Application { from, message, .. } => {
+                        room.incoming_message(&from, &message, now, out)
+                    }
+                    ServerFrame::MemberJoined { nick, .. } => room.member_joined(nick),
+                    ServerFrame::MemberLeft { nick, leader, .. } => {
+                        room.member_left(&me, &nick, leader, out)
+                    }
+                    ServerFrame::LeaderChanged { leader, .. } => {
+                        room.leader_changed(&me, &leader, out)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The leader (or the relay) refused our admission.
+    fn on_admission_refused(&mut self, reason: AdmissionRefusal, out: &mut Outbox) {
+        match reason {
+            AdmissionRefusal::LeaderChanged if self.join_restarts < MAX_JOIN_RESTARTS => {
+                self.join_restarts += 1;
+                if let Some(room) = self.room.as_mut() {
+                    out.frames.push(room.restart_join());
+                }
+            }
+            AdmissionRefusal::WrongPassword => self.fail_join(ClientError::WrongRoomPassword),
+            reason => self.fail_join(ClientError::AdmissionRefused(reason)),
+        }
+    }
+
+    fn on_member_list(&mut self, room: &str, members: Vec<String>) {
+        let me = self.nick.clone();
+        let waiter = self.member_list_waiters.pop_front().flatten();
+        if let Some(current) = self.room_named(room) {
+            current.relay_members = members;
+            if let Some(reply) = waiter {
+                let _ = reply.send(Ok(member_views(current, &me)));
+            }
+        } else if let Some(reply) = waiter {
+            let _ = reply.send(Err(ClientError::NotInRoom));
+        }
     }
 
     /// Relay errors answer the request that caused them; match them to what is waiting.
@@ -464,23 +485,78 @@ impl Engine {
     }
 }
 
+/// `/who`: every leaf of the MLS group (who actually holds the room's keys), with the
+/// relay's leader marked, and whoever is only on one side of the relay's list and the group
+/// marked as such, so a relay that adds or hides a member shows.
 fn member_views(room: &Room, me: &str) -> RoomMembers {
-    let fingerprints = room.group().map(|group| group.members()).unwrap_or_default();
-    let members = room
-        .relay_members
+    let group = room.group().map(|group| group.members()).unwrap_or_default();
+    let leader = room.leader();
+    let mut members: Vec<MemberView> = group
         .iter()
-        .enumerate()
-        .map(|(index, nick)| MemberView {
-            nick: nick.clone(),
-            fingerprint: fingerprints
-                .iter()
-                .find(|member| member.nick == *nick)
-                .map(|member| member.fingerprint.clone()),
-            is_leader: index == 0,
-            is_self: nick == me,
+        .map(|member| MemberView {
+            nick: member.nick.clone(),
+            fingerprint: Some(member.fingerprint.clone()),
+            is_leader: leader == Some(member.nick.as_str()),
+            is_self: member.is_self,
+            presence: if member.is_self || room.relay_members.contains(&member.nick) {
+                Presence::InGroupAndConnected
+            } else {
+                Presence::InGroupNotConnected
+            },
         })
         .collect();
+    for (index, nick) in room.relay_members.iter().enumerate() {
+        if !group.iter().any(|member| member.nick == *nick) {
+            members.push(MemberView {
+                nick: nick.clone(),
+                fingerprint: None,
+                is_leader: index == 0,
+                is_self: nick == me,
+                presence: Presence::ConnectedNotInGroup,
+            });
+        }
+    }
+    // The relay's order (the leader first, then by seniority) reads best; leaves only in the
+    // group come last.
+    let rank = |nick: &str| room.relay_members.iter().position(|member| member == nick);
+    members.sort_by_key(|member| rank(&member.nick).unwrap_or(usize::MAX));
     RoomMembers { room: room.name.clone(), members }
+}
+
+/// The bytes of chat text in a payload.
+fn payload_len(payload: &ChatPayload) -> usize {
+    match payload {
+        ChatPayload::Text(text) | ChatPayload::Action(text) => text.len(),
+    }
+}
+
+/// The room a room frame is about.
+fn frame_room(frame: &ServerFrame) -> Option<&str> {
+    match frame {
+        ServerFrame::RoomCreated { room }
+        | ServerFrame::JoinPending { room, .. }
+        | ServerFrame::AdmissionRequest { room, .. }
+        | ServerFrame::AdmissionReply { room, .. }
+        | ServerFrame::AdmissionFinish { room, .. }
+        | ServerFrame::AdmissionRefused { room, .. }
+        | ServerFrame::Welcome { room, .. }
+        | ServerFrame::Commit { room, .. }
+        | ServerFrame::CommitConfirmed { room, .. }
+        | ServerFrame::CommitAborted { room, .. }
+        | ServerFrame::CommitRejected { room, .. }
+        | ServerFrame::Application { room, .. }
+        | ServerFrame::MemberJoined { room, .. }
+        | ServerFrame::MemberLeft { room, .. }
+        | ServerFrame::LeaderChanged { room, .. }
+        | ServerFrame::Removed { room, .. }
+        | ServerFrame::MemberList { room, .. }
+        | ServerFrame::Left { room } => Some(room),
+        ServerFrame::Registered { .. }
+        | ServerFrame::RoomList { .. }
+        | ServerFrame::Pong
+        | ServerFrame::Error { .. }
+        | ServerFrame::Goodbye { .. } => None,
+    }
 }
 
 fn goodbye_text(reason: DisconnectReason) -> String {

@@ -28,6 +28,8 @@ pub enum ClientError {
     Relay(ErrorReason),
     #[error("you are not in a room; /join one first")]
     NotInRoom,
+    #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]
+    MessageTooLong { len: usize, max: usize },
     #[error("disconnected: {0}")]
     Disconnected(String),
     #[error("no answer from {0} in time")]

@@ -5,9 +5,11 @@
 //! [`Client`] handle with async methods and an [`Events`] stream; the REPL, line mode, the
 //! load generator and the tests all drive this same engine.
 
+pub mod commit_policy;
 mod engine;
 mod error;
 pub mod raw;
+pub mod rejoin;
 mod room;
 
 use std::sync::{Arc, Mutex};
@@ -83,13 +85,29 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     pub nick: String,
-    /// Short fingerprint of the member's signature key, from the MLS group.
+    /// Short fingerprint of the member's signature key, from the MLS group; `None` for
+    /// someone the relay lists who holds no key in the group.
     pub fingerprint: Option<String>,
     pub is_leader: bool,
     pub is_self: bool,
+    pub presence: Presence,
 }
 
-/// A room's members in the relay's order (the leader first).
+/// Whether a member is in the MLS group, connected to the relay's room, or both. Only the
+/// group can read the room; a difference means someone is joining or leaving — or that the
+/// relay shows a list that is not the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    InGroupAndConnected,
+    /// Holds the room's keys but the relay does not list it (it left, and its removal is
+    /// pending).
+    InGroupNotConnected,
+    /// Listed by the relay but holds no key: cannot read the room.
+    ConnectedNotInGroup,
+}
+
+/// A room's members: the group's leaves in the relay's order (the leader first), then any
+/// only in the group, then anyone only the relay lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomMembers {
     pub room: String,

@@ -1,40 +1,106 @@
-//! One room as this client sees it: joining, membership, and the commits it owes the room.
+//! One room as this client sees it: joining, membership, votes, and the commits a leader
+//! owes the room.
 //!
-//! Sans-IO like `mls`: each method takes what arrived and returns the frames to send, pushing
-//! user-facing events into an [`Outbox`]. The engine does the sending.
+//! Sans-IO like `mls`: each method takes what arrived and returns or queues the frames to
+//! send, pushing user-facing events into an [`Outbox`]. The engine does the sending.
 //!
-//! Commits are serialised: a member holds at most one commit in flight, and the work it owes
-//! (admit a joiner, remove a departed member, repair a member) waits in a queue of
-//! [`Intent`]s. When the relay rejects a commit because another won the epoch, the intent is
-//! tried again on top of the winner; an intent the winner made moot is dropped.
+//! The room's phases are the variants of [`Phase`], and each owns what only it may use: the
+//! password exchange lives in `Admitting`, the memory of a group we were taken out of rides
+//! along the joining phases, and the MLS group exists only in `Member`. So a Welcome is
+//! accepted only in `AwaitingWelcome` — after our own password exchange — and a commit is
+//! judged only by a member; anything out of turn is refused with a warning.
+//!
+//! Key changes (ARCHITECTURE.md, "Trust model"): only the leader commits, one commit at a
+//! time, from a queue of [`Intent`]s (admit a joiner, remove a departed member). Every other
+//! member verifies the commit, checks it against the room's `commit_policy`, and votes; it
+//! merges only when the relay reports that every member accepted, and discards otherwise.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
 use super::Event;
-use crate::admission::{JoinerAdmission, LeaderAdmission};
+use super::commit_policy::{self, PolicyViolation, RoomView};
+use super::rejoin::{self, Departed, RejoinRefusal};
+use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, RoomEvent, RoomGroup};
-use crate::proto::{self, AdmissionRefusal, ChatPayload, ClientFrame, CommitRejection, Welcome};
+use crate::proto::{
+    self, AdmissionRefusal, ChatPayload, ClientFrame, CommitRejection, MAX_APPLICATION_LEN,
+    RemovalReason, Welcome,
+};
 use crate::secret::Secret;
+
+/// Why a room operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("not in the room yet")]
+    NotMember,
+    #[error("{0} arrived out of turn")]
+    OutOfTurn(&'static str),
+    #[error("message too long once encrypted: {len} bytes, at most {max}")]
+    TooLong { len: usize, max: usize },
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    #[error("admission failed: {0}")]
+    Admission(#[from] AdmissionError),
+    #[error("not rejoining: {0}")]
+    Rejoin(#[from] RejoinRefusal),
+    #[error("the welcome's group breaks the room's rules: {0}")]
+    UnsafeGroup(#[from] PolicyViolation),
+    #[error("the welcome is for a group without {0}, the leader who admitted you")]
+    WithoutLeader(String),
+}
 
 /// Where a room stands for this client.
 pub enum Phase {
     /// Sent `Join`; waiting to hear whether we create the room or are admitted to it.
-    Requested,
+    Requested { departed: Option<Departed> },
     /// Ran our half of the password exchange; waiting for the leader's.
-    Admitting { leader: String, admission: Box<JoinerAdmission> },
+    Admitting { leader: String, admission: Box<JoinerAdmission>, departed: Option<Departed> },
     /// Sent our sealed KeyPackage; waiting for the Welcome (or a refusal).
-    AwaitingWelcome { leader: String },
+    AwaitingWelcome { leader: String, departed: Option<Departed> },
     /// In the group.
-    Member(Box<RoomGroup>),
+    Member(Box<Membership>),
 }
 
-/// Work this member owes the room as a commit.
+/// What only a member has: the group, and the key changes in progress.
+pub struct Membership {
+    group: RoomGroup,
+    /// As leader: work owed to the room as commits, in order.
+    intents: VecDeque<Intent>,
+    /// As leader: the intent behind our commit that the room is voting on.
+    own_commit: Option<Intent>,
+    /// As leader: joiners in the middle of the password exchange.
+    admissions: HashMap<String, LeaderAdmission>,
+    /// The epoch of another member's commit we accepted and staged, until the room settles it.
+    voted: Option<u64>,
+}
+
+impl Membership {
+    fn new(group: RoomGroup) -> Box<Self> {
+        Box::new(Membership {
+            group,
+            intents: VecDeque::new(),
+            own_commit: None,
+            admissions: HashMap::new(),
+            voted: None,
+        })
+    }
+}
+
+/// Work the leader owes the room as a commit.
 #[derive(Debug, Clone)]
 enum Intent {
     Add { joiner: String, key_package: Vec<u8> },
     Remove { nick: String },
-    Replace { nick: String, key_package: Vec<u8> },
+}
+
+/// How a Welcome went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Welcomed {
+    /// We are in the room for the first time.
+    Joined,
+    /// We are back in the group we were taken out of; these joined while we were out.
+    Rejoined { newcomers: Vec<String> },
 }
 
 /// Events and frames produced while handling one input.
@@ -48,22 +114,22 @@ impl Outbox {
     fn warn(&mut self, room: &str, text: String) {
         self.events.push(Event::Warning { room: Some(room.to_owned()), text });
     }
+
+    fn notice(&mut self, room: &str, text: String) {
+        self.events.push(Event::Notice { room: Some(room.to_owned()), text });
+    }
 }
 
 /// One room and everything this client tracks about it.
 pub struct Room {
     pub name: String,
     /// Kept while we are in the room: any member may become leader and must then check
-    /// joiners' passwords. Never leaves this process.
+    /// joiners' passwords, and a member taken out of the room joins again with it. Never
+    /// leaves this process.
     password: Secret,
     pub phase: Phase,
     /// Members in the relay's order; the first is the leader.
     pub relay_members: Vec<String>,
-    admissions: HashMap<String, LeaderAdmission>,
-    intents: VecDeque<Intent>,
-    in_flight: Option<Intent>,
-    /// Set while we wait to be swapped back in after missing a commit.
-    repairing: bool,
 }
 
 impl Room {
@@ -71,17 +137,28 @@ impl Room {
         Room {
             name,
             password,
-            phase: Phase::Requested,
+            phase: Phase::Requested { departed: None },
             relay_members: Vec::new(),
-            admissions: HashMap::new(),
-            intents: VecDeque::new(),
-            in_flight: None,
-            repairing: false,
         }
     }
 
     pub fn is_member(&self) -> bool {
         matches!(self.phase, Phase::Member(_))
+    }
+
+    /// Whether our own password exchange is done and only the Welcome is missing.
+    pub fn awaiting_welcome(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingWelcome { .. })
+    }
+
+    /// Whether we are joining a group we were taken out of.
+    pub fn rejoining(&self) -> bool {
+        matches!(
+            &self.phase,
+            Phase::Requested { departed: Some(_) }
+                | Phase::Admitting { departed: Some(_), .. }
+                | Phase::AwaitingWelcome { departed: Some(_), .. }
+        )
     }
 
     pub fn leader(&self) -> Option<&str> {
@@ -90,14 +167,14 @@ impl Room {
 
     pub fn group(&self) -> Option<&RoomGroup> {
         match &self.phase {
-            Phase::Member(group) => Some(group),
+            Phase::Member(membership) => Some(&membership.group),
             _ => None,
         }
     }
 
-    fn group_mut(&mut self) -> Option<&mut RoomGroup> {
+    fn membership(&mut self) -> Option<&mut Membership> {
         match &mut self.phase {
-            Phase::Member(group) => Some(group),
+            Phase::Member(membership) => Some(membership),
             _ => None,
         }
     }
@@ -107,19 +184,33 @@ impl Room {
     }
 
     /// The relay says the room was empty: we create its group and lead it.
-    pub fn created(&mut self, mls: &MlsMember) -> Result<(), MlsError> {
+    pub fn created(&mut self, mls: &MlsMember, out: &mut Outbox) -> Result<(), RoomError> {
         let group = mls.create_room()?;
-        self.phase = Phase::Member(Box::new(group));
+        if let Phase::Requested { departed: Some(_) } = &self.phase {
+            out.notice(
+                &self.name,
+                "everyone else had left: you started the room afresh, as a new group".into(),
+            );
+        }
+        self.phase = Phase::Member(Membership::new(group));
         self.relay_members = vec![mls.nick().to_owned()];
         Ok(())
     }
 
     /// The relay says the room exists: start the password exchange with its leader.
-    pub fn admission_pending(&mut self, me: &str, leader: String) -> ClientFrame {
+    pub fn admission_pending(
+        &mut self,
+        me: &str,
+        leader: String,
+    ) -> Result<ClientFrame, RoomError> {
+        let Phase::Requested { departed } = &mut self.phase else {
+            return Err(RoomError::OutOfTurn("a join answer"));
+        };
+        let departed = departed.take();
         let (admission, pake_message) =
             JoinerAdmission::start(&self.name, me, &leader, self.password.expose().as_bytes());
-        self.phase = Phase::Admitting { leader, admission: Box::new(admission) };
-        ClientFrame::AdmissionStart { room: self.name.clone(), pake_message }
+        self.phase = Phase::Admitting { leader, admission: Box::new(admission), departed };
+        Ok(ClientFrame::AdmissionStart { room: self.name.clone(), pake_message })
     }
 
     /// The leader answered: finish the exchange and send our sealed KeyPackage.
@@ -127,19 +218,18 @@ impl Room {
         &mut self,
         mls: &MlsMember,
         pake_message: &[u8],
-    ) -> Result<ClientFrame, String> {
+    ) -> Result<ClientFrame, RoomError> {
         let Phase::Admitting { .. } = self.phase else {
-            return Err("an admission reply arrived out of turn".into());
+            return Err(RoomError::OutOfTurn("an admission reply"));
         };
-        let Phase::Admitting { leader, admission } =
-            std::mem::replace(&mut self.phase, Phase::Requested)
+        let Phase::Admitting { leader, admission, departed } =
+            std::mem::replace(&mut self.phase, Phase::Requested { departed: None })
         else {
-            unreachable!("checked just above")
+            return Err(RoomError::OutOfTurn("an admission reply"));
         };
-        let key_package = mls.key_package().map_err(|error| error.to_string())?;
-        let finish =
-            admission.finish(pake_message, &key_package).map_err(|error| error.to_string())?;
-        self.phase = Phase::AwaitingWelcome { leader };
+        let key_package = mls.key_package()?;
+        let finish = admission.finish(pake_message, &key_package)?;
+        self.phase = Phase::AwaitingWelcome { leader, departed };
         Ok(ClientFrame::AdmissionFinish {
             room: self.name.clone(),
             confirmation: finish.confirmation.to_vec(),
@@ -147,35 +237,60 @@ impl Room {
         })
     }
 
-    /// A Welcome arrived: we are in (or, after a repair, back in) the group.
-    pub fn welcomed(&mut self, mls: &MlsMember, welcome: &[u8]) -> Result<(), MlsError> {
+    /// The leader changed before admitting us: start over, remembering what we remembered.
+    pub fn restart_join(&mut self) -> ClientFrame {
+        let departed = match std::mem::replace(&mut self.phase, Phase::Requested { departed: None })
+        {
+            Phase::Requested { departed }
+            | Phase::Admitting { departed, .. }
+            | Phase::AwaitingWelcome { departed, .. } => departed,
+            Phase::Member(membership) => Some(departed_from(&membership.group)),
+        };
+        self.phase = Phase::Requested { departed };
+        ClientFrame::Join { room: self.name.clone() }
+    }
+
+    /// A Welcome arrived. Accepted only after our own password exchange, and, when we are
+    /// coming back, only into the group we were taken out of with the members we knew.
+    pub fn welcomed(
+        &mut self,
+        mls: &MlsMember,
+        welcome: &[u8],
+        members: Vec<String>,
+    ) -> Result<Welcomed, RoomError> {
+        let Phase::AwaitingWelcome { departed, leader } = &self.phase else {
+            return Err(RoomError::OutOfTurn("a welcome"));
+        };
         let group = mls.join_room(welcome)?;
-        if let Phase::AwaitingWelcome { leader } = &self.phase {
-            // Until the relay's full list arrives, we know the leader and ourselves.
-            self.relay_members = vec![leader.clone(), mls.nick().to_owned()];
+        let group_members = group.members();
+        commit_policy::look_alikes(&group_members)?;
+        if !group_members.iter().any(|member| member.nick == *leader) {
+            return Err(RoomError::WithoutLeader(leader.clone()));
         }
-        self.phase = Phase::Member(Box::new(group));
-        self.repairing = false;
-        Ok(())
+        let outcome = match departed {
+            Some(departed) => Welcomed::Rejoined {
+                newcomers: rejoin::check(departed, &group.group_id(), &group_members)?,
+            },
+            None => Welcomed::Joined,
+        };
+        self.relay_members = members;
+        self.phase = Phase::Member(Membership::new(group));
+        Ok(outcome)
     }
 
     /// As leader: a joiner opened the password exchange.
     pub fn admission_request(&mut self, me: &str, joiner: String, pake: &[u8], out: &mut Outbox) {
-        if !self.is_member() {
-            return;
-        }
-        let password = self.password.expose().as_bytes();
-        match LeaderAdmission::respond(&self.name, &joiner, me, password, pake) {
+        let name = self.name.clone();
+        let is_leader = self.is_leader(me);
+        let password = self.password.clone();
+        let Some(membership) = self.membership().filter(|_| is_leader) else { return };
+        match LeaderAdmission::respond(&name, &joiner, me, password.expose().as_bytes(), pake) {
             Ok((admission, pake_message)) => {
-                self.admissions.insert(joiner.clone(), admission);
-                out.frames.push(ClientFrame::AdmissionReply {
-                    room: self.name.clone(),
-                    joiner,
-                    pake_message,
-                });
+                membership.admissions.insert(joiner.clone(), admission);
+                out.frames.push(ClientFrame::AdmissionReply { room: name, joiner, pake_message });
             }
             Err(_) => out.frames.push(ClientFrame::AdmissionRefused {
-                room: self.name.clone(),
+                room: name,
                 joiner,
                 reason: AdmissionRefusal::Malformed,
             }),
@@ -186,54 +301,48 @@ impl Room {
     /// KeyPackage.
     pub fn admission_finish(
         &mut self,
+        me: &str,
         joiner: String,
         confirmation: &[u8],
         sealed_key_package: &[u8],
         out: &mut Outbox,
     ) {
-        let Some(admission) = self.admissions.remove(&joiner) else {
-            out.frames.push(ClientFrame::AdmissionRefused {
-                room: self.name.clone(),
-                joiner,
-                reason: AdmissionRefusal::LeaderChanged,
-            });
-            return;
+        let name = self.name.clone();
+        let refuse = |out: &mut Outbox, joiner: String, reason| {
+            out.frames.push(ClientFrame::AdmissionRefused { room: name.clone(), joiner, reason });
+        };
+        let Some(admission) =
+            self.membership().and_then(|membership| membership.admissions.remove(&joiner))
+        else {
+            return refuse(out, joiner, AdmissionRefusal::LeaderChanged);
         };
         match admission.verify(confirmation, sealed_key_package) {
             Ok(key_package) => {
-                self.intents.push_back(Intent::Add { joiner, key_package });
+                if let Some(membership) = self.membership() {
+                    membership.intents.push_back(Intent::Add { joiner, key_package });
+                }
+                self.drive_commits(me, out);
             }
-            Err(crate::admission::AdmissionError::WrongPassword) => {
-                out.events.push(Event::Notice {
-                    room: Some(self.name.clone()),
-                    text: format!("{joiner} gave a wrong room password"),
-                });
-                out.frames.push(ClientFrame::AdmissionRefused {
-                    room: self.name.clone(),
-                    joiner,
-                    reason: AdmissionRefusal::WrongPassword,
-                });
+            Err(AdmissionError::WrongPassword) => {
+                out.notice(&name, format!("{joiner} gave a wrong room password"));
+                refuse(out, joiner, AdmissionRefusal::WrongPassword);
             }
-            Err(_) => out.frames.push(ClientFrame::AdmissionRefused {
-                room: self.name.clone(),
-                joiner,
-                reason: AdmissionRefusal::Malformed,
-            }),
+            Err(_) => refuse(out, joiner, AdmissionRefusal::Malformed),
         }
     }
 
-    /// The relay's member list changed; a new leader owes the removals the old one did not
-    /// commit.
-    pub fn member_left(&mut self, me: &str, nick: &str, leader: String) {
+    /// The relay's member list changed; the leader owes the removals.
+    pub fn member_left(&mut self, me: &str, nick: &str, leader: String, out: &mut Outbox) {
         self.relay_members.retain(|member| member != nick);
         if self.relay_members.first() != Some(&leader) {
             self.relay_members.retain(|member| *member != leader);
             self.relay_members.insert(0, leader);
         }
-        self.admissions.remove(nick);
-        if self.is_leader(me) {
-            self.reconcile(me);
+        if let Some(membership) = self.membership() {
+            membership.admissions.remove(nick);
         }
+        self.reconcile(me);
+        self.drive_commits(me, out);
     }
 
     pub fn member_joined(&mut self, nick: String) {
@@ -242,57 +351,84 @@ impl Room {
         }
     }
 
+    /// The leader kept a joiner waiting and the relay moved it to the back of the line.
+    pub fn leader_changed(&mut self, me: &str, leader: &str, out: &mut Outbox) {
+        if let Some(position) = self.relay_members.iter().position(|member| member == leader) {
+            self.relay_members.rotate_left(position);
+        }
+        if !self.is_leader(me)
+            && let Some(membership) = self.membership()
+        {
+            // The joiners start over with the new leader; what we owed is the new leader's.
+            membership.admissions.clear();
+            membership.intents.clear();
+        }
+        self.reconcile(me);
+        self.drive_commits(me, out);
+    }
+
     /// As leader: every group member the relay no longer lists is owed a removal.
     fn reconcile(&mut self, me: &str) {
-        let Some(group) = self.group() else { return };
-        let departed: Vec<String> = group
+        if !self.is_leader(me) {
+            return;
+        }
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        let departed: Vec<String> = membership
+            .group
             .members()
             .into_iter()
-            .filter(|member| member.nick != me && !self.relay_members.contains(&member.nick))
+            .filter(|member| !member.is_self && !relay_members.contains(&member.nick))
             .map(|member| member.nick)
             .collect();
         for nick in departed {
-            let owed = self
+            let owed = membership
                 .intents
                 .iter()
-                .chain(&self.in_flight)
+                .chain(&membership.own_commit)
                 .any(|intent| matches!(intent, Intent::Remove { nick: owed } if *owed == nick));
             if !owed {
-                self.intents.push_back(Intent::Remove { nick });
+                membership.intents.push_back(Intent::Remove { nick });
             }
         }
     }
 
-    /// As leader (or next in line): a member missed a commit and sent a fresh KeyPackage.
-    pub fn repair_request(&mut self, from: String, key_package: Vec<u8>) {
-        self.intents
-            .retain(|intent| !matches!(intent, Intent::Replace { nick, .. } if *nick == from));
-        self.intents.push_back(Intent::Replace { nick: from, key_package });
-    }
-
-    /// Sends the next owed commit if none is in flight.
-    pub fn drive_commits(&mut self, out: &mut Outbox) {
-        while self.in_flight.is_none() {
-            let Some(intent) = self.intents.pop_front() else { return };
-            let room = self.name.clone();
-            let Some(group) = self.group_mut() else {
-                self.intents.push_front(intent);
-                return;
-            };
+    /// As leader: sends the next owed commit if none is being voted on.
+    pub fn drive_commits(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        if !self.is_leader(me) {
+            return;
+        }
+        let Some(membership) = self.membership() else { return };
+        while membership.own_commit.is_none() && membership.voted.is_none() {
+            let Some(intent) = membership.intents.pop_front() else { return };
+            let group = &mut membership.group;
             let result = match &intent {
                 Intent::Add { joiner, key_package } => {
-                    if group.members().iter().any(|member| member.nick == *joiner) {
-                        continue; // already admitted by a commit that won the race
+                    let stale_leaf = group.members().iter().any(|member| member.nick == *joiner);
+                    if stale_leaf && relay_members.contains(joiner) {
+                        // A connected member of that name is in the group: never two.
+                        out.frames.push(ClientFrame::AdmissionRefused {
+                            room: room.clone(),
+                            joiner: joiner.clone(),
+                            reason: AdmissionRefusal::LeaderFailed,
+                        });
+                        continue;
                     }
-                    group.commit_add(key_package).map(|commit| (commit, Some(joiner.clone())))
+                    let commit = if stale_leaf {
+                        // It was taken out of the room and comes back: its old leaf goes in
+                        // the same commit that adds the new one.
+                        group.commit_replace(joiner, key_package)
+                    } else {
+                        group.commit_add(key_package, joiner)
+                    };
+                    commit.map(|commit| (commit, Some(joiner.clone())))
                 }
                 Intent::Remove { nick } => match group.commit_remove(&[nick.as_str()]) {
-                    Err(MlsError::NoSuchMember(_)) => continue, // someone else removed it
+                    Err(MlsError::NoSuchMember(_)) => continue, // already gone
                     other => other.map(|commit| (commit, None)),
                 },
-                Intent::Replace { nick, key_package } => group
-                    .commit_replace(nick, key_package)
-                    .map(|commit| (commit, Some(nick.clone()))),
             };
             match result {
                 Ok((commit, welcome_to)) => {
@@ -300,212 +436,266 @@ impl Room {
                         (Some(to), Some(message)) => Some(Welcome { to, message }),
                         _ => None,
                     };
-                    out.frames.push(ClientFrame::Commit { room, commit: commit.commit, welcome });
-                    self.in_flight = Some(intent);
+                    out.frames.push(ClientFrame::Commit {
+                        room: room.clone(),
+                        commit: commit.commit,
+                        welcome,
+                    });
+                    membership.own_commit = Some(intent);
                 }
-                Err(error) => {
-                    out.warn(&room, format!("could not update the room's keys: {error}"));
-                    if let Intent::Add { joiner, .. } = intent {
+                Err(error) => match intent {
+                    Intent::Add { joiner, .. } => {
+                        out.warn(&room, format!("could not admit {joiner}: {error}"));
+                        let reason = match error {
+                            MlsError::InvalidKeyPackage(_) => AdmissionRefusal::Malformed,
+                            _ => AdmissionRefusal::LeaderFailed,
+                        };
                         out.frames.push(ClientFrame::AdmissionRefused {
-                            room,
+                            room: room.clone(),
                             joiner,
-                            reason: AdmissionRefusal::LeaderFailed,
+                            reason,
                         });
                     }
-                }
+                    Intent::Remove { nick } => out.warn(
+                        &room,
+                        format!("could not remove {nick} from the room's keys: {error}"),
+                    ),
+                },
             }
         }
     }
 
-    /// The relay accepted our commit: it is the room's new epoch.
-    pub fn commit_accepted(&mut self, now: SystemTime, out: &mut Outbox) {
-        self.in_flight = None;
-        let name = self.name.clone();
-        if let Some(group) = self.group_mut() {
-            match group.merge_pending_commit() {
-                Ok(events) => self.room_events(events, now, out),
-                Err(error) => {
-                    out.warn(&name, format!("could not apply our own key change: {error}"))
-                }
-            }
+    /// The relay did not take our commit at all.
+    pub fn commit_rejected(&mut self, reason: CommitRejection, out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        membership.group.discard_pending_commit();
+        if let Some(Intent::Add { joiner, .. }) = membership.own_commit.take() {
+            out.frames.push(ClientFrame::AdmissionRefused {
+                room: room.clone(),
+                joiner,
+                reason: AdmissionRefusal::LeaderFailed,
+            });
         }
-        self.drive_commits(out);
+        out.warn(&room, format!("the relay refused a key change: {reason}"));
     }
 
-    /// The relay rejected our commit: another won the epoch (and has already been
-    /// processed, as the relay sends it first), so try again on top of it.
-    pub fn commit_rejected(&mut self, mls: &MlsMember, reason: CommitRejection, out: &mut Outbox) {
-        let intent = self.in_flight.take();
-        if let Some(group) = self.group_mut() {
-            group.discard_pending_commit();
-        }
-        match reason {
-            CommitRejection::EpochMovedOn { .. } => {
-                if let Some(intent) = intent {
-                    self.intents.push_front(intent);
-                }
-            }
-            CommitRejection::EpochAhead { .. } => {
-                // We are behind the room: we missed a commit. Retry once repaired.
-                if let Some(intent) = intent {
-                    self.intents.push_front(intent);
-                }
-                self.start_repair(mls, out);
-                return;
-            }
-            CommitRejection::NotACommit | CommitRejection::UnknownRecipient => {
-                out.warn(&self.name.clone(), format!("the relay refused a key change: {reason}"));
-            }
-        }
-        self.drive_commits(out);
-    }
-
-    /// Another member's commit, in the relay's order.
+    /// Another member's commit, for us to verify, judge and vote on.
     pub fn incoming_commit(
         &mut self,
-        mls: &MlsMember,
         from: &str,
         commit: &[u8],
-        now: SystemTime,
+        joiner: Option<&str>,
         out: &mut Outbox,
     ) {
-        let name = self.name.clone();
-        if self.repairing {
-            return; // this group is stale; the Welcome that repairs it is on its way
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        // The relay only forwards commits whose header it could read.
+        let Some(epoch) = crate::mls_header::peek_header(commit).map(|header| header.epoch) else {
+            return out.warn(
+                &room,
+                format!("a malformed key change claimed to be from {from} was ignored"),
+            );
+        };
+        if membership.voted.is_some() || membership.own_commit.is_some() {
+            return out.warn(
+                &room,
+                format!("a second key change claimed to be from {from} arrived while one is being confirmed; ignored"),
+            );
         }
-        let Some(group) = self.group_mut() else { return };
-        match group.process_incoming(commit) {
-            Ok(events) => self.room_events(events, now, out),
-            Err(MlsError::EpochTooNew { .. }) => self.start_repair(mls, out),
-            Err(MlsError::EpochTooOld { .. }) => {}
+        let group_members = membership.group.members();
+        let verdict =
+            membership.group.stage_commit(commit).map_err(RoomError::from).and_then(|summary| {
+                let view = RoomView {
+                    relay_members: &relay_members,
+                    joiner,
+                    group_members: &group_members,
+                };
+                commit_policy::check(&summary, view).map_err(RoomError::from)
+            });
+        let accept = match verdict {
+            Ok(()) => {
+                membership.voted = Some(epoch);
+                true
+            }
             Err(error) => {
-                out.warn(
-                    &name,
-                    format!("a key change claimed to be from {from} was rejected: {error}"),
-                );
-                self.start_repair(mls, out);
+                membership.group.discard_staged_commit();
+                out.warn(&room, format!("refused a key change claimed to be from {from}: {error}"));
+                false
+            }
+        };
+        out.frames.push(ClientFrame::CommitVote { room, epoch, accept });
+    }
+
+    /// Every member accepted the commit in flight: merge it (ours, or the one we staged).
+    pub fn commit_confirmed(&mut self, me: &str, now: SystemTime, out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        let merged = if let Some(intent) = membership.own_commit.take() {
+            let joined = match intent {
+                Intent::Add { joiner, .. } => Some(joiner),
+                Intent::Remove { .. } => None,
+            };
+            membership.group.merge_pending_commit().map(|events| (events, joined))
+        } else if membership.voted.take().is_some() {
+            membership.group.merge_staged_commit().map(|events| (events, None))
+        } else {
+            return out.warn(&room, "the room confirmed a key change this client never saw; its messages may not decrypt until you rejoin".into());
+        };
+        match merged {
+            Ok((events, joined)) => {
+                if let Some(joined) = joined {
+                    // The relay made the joiner a member with this confirmation.
+                    self.member_joined(joined);
+                }
+                for event in &events {
+                    if let RoomEvent::MemberAdded { nick } = event {
+                        self.member_joined(nick.clone());
+                    }
+                }
+                room_events(&room, events, now, out);
+            }
+            Err(error) => {
+                out.warn(&room, format!("could not apply a confirmed key change: {error}"))
             }
         }
-        self.drive_commits(out);
+        self.reconcile(me);
+        self.drive_commits(me, out);
+    }
+
+    /// The commit in flight was refused (or its committer left): nobody merges it.
+    pub fn commit_aborted(&mut self) {
+        let Some(membership) = self.membership() else { return };
+        if membership.own_commit.take().is_some() {
+            // An aborted commit of ours means we were refused or are no longer leader:
+            // whatever it was for is now someone else's to do.
+            membership.group.discard_pending_commit();
+            membership.intents.clear();
+            membership.admissions.clear();
+        }
+        if membership.voted.take().is_some() {
+            membership.group.discard_staged_commit();
+        }
+        // No new commit now: the relay is about to take the committer out or hand the lead
+        // on, and whoever leads next owes the room's changes on its next membership news.
+    }
+
+    /// The relay took us out of the room. We join again with the remembered password, and
+    /// remember the group so that we go back only into it.
+    pub fn removed(&mut self, reason: RemovalReason, out: &mut Outbox) -> ClientFrame {
+        out.warn(&self.name, format!("taken out of the room: {reason}; joining again"));
+        self.relay_members.clear();
+        self.restart_join()
     }
 
     /// An application message from another member.
     pub fn incoming_message(
         &mut self,
-        mls: &MlsMember,
         from: &str,
         message: &[u8],
         now: SystemTime,
         out: &mut Outbox,
     ) {
-        let name = self.name.clone();
-        let Some(group) = self.group_mut() else { return };
-        match group.process_incoming(message) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        match membership.group.process_incoming(message) {
             Ok(events) => {
                 for event in &events {
                     if let RoomEvent::Message { from: signer, .. } = event
                         && signer != from
                     {
                         out.warn(
-                            &name,
+                            &room,
                             format!("the relay said a message came from {from}, but {signer} signed it"),
                         );
                     }
                 }
-                self.room_events(events, now, out);
+                room_events(&room, events, now, out);
             }
-            Err(MlsError::EpochTooNew { .. }) => {
-                out.warn(&name, format!("missed a key change: a message from {from} could not be read; rejoining the room's keys"));
-                self.start_repair(mls, out);
-            }
+            Err(MlsError::EpochTooNew { .. }) => out.warn(
+                &room,
+                format!("a message claimed to be from {from} is from a key change this client has not seen; it was not shown"),
+            ),
             Err(error) => out.warn(
-                &name,
+                &room,
                 format!("could not decrypt a message claimed to be from {from} ({error}); it was not shown"),
             ),
         }
     }
 
-    fn start_repair(&mut self, mls: &MlsMember, out: &mut Outbox) {
-        if self.repairing {
-            return;
-        }
-        match mls.key_package() {
-            Ok(key_package) => {
-                self.repairing = true;
-                out.frames
-                    .push(ClientFrame::RepairRequest { room: self.name.clone(), key_package });
-            }
-            Err(error) => out.warn(&self.name.clone(), format!("cannot repair room keys: {error}")),
-        }
-    }
-
     /// Encrypts a chat payload for the room.
-    pub fn encrypt(&mut self, payload: &ChatPayload) -> Result<ClientFrame, String> {
+    pub fn encrypt(&mut self, payload: &ChatPayload) -> Result<ClientFrame, RoomError> {
         let name = self.name.clone();
-        if self.repairing {
-            return Err("the room's keys are being repaired; try again in a moment".into());
+        let membership = self.membership().ok_or(RoomError::NotMember)?;
+        let message = membership.group.encrypt_message(&proto::encode(payload))?;
+        if message.len() > MAX_APPLICATION_LEN {
+            return Err(RoomError::TooLong { len: message.len(), max: MAX_APPLICATION_LEN });
         }
-        let group = self.group_mut().ok_or("not in the room yet")?;
-        let message =
-            group.encrypt_message(&proto::encode(payload)).map_err(|error| error.to_string())?;
         Ok(ClientFrame::Application { room: name, message })
     }
+}
 
-    fn room_events(&mut self, events: Vec<RoomEvent>, now: SystemTime, out: &mut Outbox) {
-        let room = self.name.clone();
-        // A repair removes and re-adds the same member in one commit: not news to anyone.
-        let removed: Vec<&String> = events
-            .iter()
-            .filter_map(|event| match event {
-                RoomEvent::MemberRemoved { nick } => Some(nick),
-                _ => None,
-            })
-            .collect();
-        let added: Vec<&String> = events
-            .iter()
-            .filter_map(|event| match event {
-                RoomEvent::MemberAdded { nick } => Some(nick),
-                _ => None,
-            })
-            .collect();
-        let repaired: Vec<String> = removed
-            .iter()
-            .filter(|nick| added.contains(nick))
-            .map(|nick| (*nick).clone())
-            .collect();
-        for event in events {
-            match event {
-                RoomEvent::Message { from, payload } => {
-                    match proto::decode::<ChatPayload>(&payload) {
-                        Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
-                            room: room.clone(),
-                            from,
-                            text,
-                            action: false,
-                            time: now,
-                        }),
-                        Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
-                            room: room.clone(),
-                            from,
-                            text,
-                            action: true,
-                            time: now,
-                        }),
-                        Err(_) => out
-                            .warn(&room, format!("{from} sent a message this version cannot show")),
-                    }
-                }
-                RoomEvent::MemberAdded { nick } if !repaired.contains(&nick) => {
-                    out.events.push(Event::Joined { room: room.clone(), nick });
-                }
-                RoomEvent::MemberRemoved { nick } if !repaired.contains(&nick) => {
-                    out.events.push(Event::Left { room: room.clone(), nick });
-                }
-                RoomEvent::MemberAdded { .. } | RoomEvent::MemberRemoved { .. } => {}
-                RoomEvent::SelfRemoved => {
-                    out.warn(&room, "you were removed from the room's keys".into());
-                }
+/// What we remember of a group we are leaving, to check the one we come back into.
+fn departed_from(group: &RoomGroup) -> Departed {
+    Departed {
+        group_id: group.group_id(),
+        members: group.members().into_iter().filter(|member| !member.is_self).collect(),
+    }
+}
+
+fn room_events(room: &str, events: Vec<RoomEvent>, now: SystemTime, out: &mut Outbox) {
+    // A rejoin removes and re-adds the same member in one commit: not news to anyone.
+    let removed: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            RoomEvent::MemberRemoved { nick } => Some(nick.clone()),
+            _ => None,
+        })
+        .collect();
+    let added: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            RoomEvent::MemberAdded { nick } => Some(nick.clone()),
+            _ => None,
+        })
+        .collect();
+    let rejoined = |nick: &String| removed.contains(nick) && added.contains(nick);
+    for event in events {
+        match event {
+            RoomEvent::Message { from, payload } => match proto::decode::<ChatPayload>(&payload) {
+                Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
+                    room: room.to_owned(),
+                    from,
+                    text,
+                    action: false,
+                    time: now,
+                }),
+                Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
+                    room: room.to_owned(),
+                    from,
+                    text,
+                    action: true,
+                    time: now,
+                }),
+                Err(_) => out.warn(room, format!("{from} sent a message this version cannot show")),
+            },
+            RoomEvent::MemberAdded { nick } if rejoined(&nick) => {
+                out.notice(room, format!("{nick} is back"));
+            }
+            RoomEvent::MemberAdded { nick } => {
+                out.events.push(Event::Joined { room: room.to_owned(), nick });
+            }
+            RoomEvent::MemberRemoved { nick } if !rejoined(&nick) => {
+                out.events.push(Event::Left { room: room.to_owned(), nick });
+            }
+            RoomEvent::MemberRemoved { .. } => {}
+            RoomEvent::SelfRemoved => {
+                out.warn(room, "you were removed from the room's keys".into());
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ pub enum RoomEvent {
     Message { from: String, payload: Vec<u8> },
     /// A commit added this member.
     MemberAdded { nick: String },
-    /// A commit removed this member (a repair removes and re-adds the same nickname).
+    /// A commit removed this member (a rejoin removes and re-adds the same nickname).
     MemberRemoved { nick: String },
     /// A commit removed us: the group is dead for us and should be dropped.
     SelfRemoved,
@@ -21,6 +21,8 @@ pub struct MemberInfo {
     pub nick: String,
     /// The member's signature-key fingerprint (see `MlsMember::fingerprint`).
     pub fingerprint: String,
+    /// The member's whole signature public key, to pin and compare.
+    pub signature_key: Vec<u8>,
     /// Whether this is our own leaf.
     pub is_self: bool,
 }
@@ -34,4 +36,28 @@ pub struct OutgoingCommit {
     pub commit: Vec<u8>,
     /// The serialized Welcome, for the added members only; `None` if the commit adds nobody.
     pub welcome: Option<Vec<u8>>,
+}
+
+/// Someone else's commit, verified by MLS and staged but not applied: what it would change,
+/// for the receiver's commit policy to judge before it votes and merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// The epoch the commit ends.
+    pub epoch: u64,
+    /// The member that signed the commit, as the tree knows it before the commit.
+    pub committer: MemberInfo,
+    /// Members the commit removes, as the tree knows them before the commit.
+    pub removed: Vec<MemberInfo>,
+    /// Members the commit adds, from their key packages.
+    pub added: Vec<MemberInfo>,
+    /// Proposals of any other kind (updates by reference, pre-shared keys, re-init, group
+    /// context extensions, self-removes, custom): this client never makes them.
+    pub other_proposals: usize,
+    /// Whether the committer's new leaf (the update path) carries another credential or
+    /// signature key than its current one.
+    pub committer_identity_changed: bool,
+    /// Whether the commit removes us.
+    pub removes_us: bool,
+    /// The number of members after the commit.
+    pub members_after: usize,
 }

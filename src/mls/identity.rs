@@ -19,9 +19,6 @@ use super::error::describe;
 use super::provider::MemberProvider;
 use super::{MlsError, RoomGroup};
 
-/// The longest nickname accepted into a credential, in bytes.
-pub(crate) const MAX_NICK_LEN: usize = 64;
-
 /// What a member and all its rooms share: the crypto provider with its in-memory key store
 /// (key packages' private keys must be found there when a Welcome arrives), the signer and the
 /// credential. Shared through an `Arc` so that creating a room clones no key material.
@@ -49,7 +46,7 @@ impl std::fmt::Debug for MlsMember {
 impl MlsMember {
     /// Creates the identity for this session, with a new Ed25519 key.
     pub fn new(nick: &str) -> Result<Self, MlsError> {
-        if nick.is_empty() || nick.len() > MAX_NICK_LEN {
+        if !crate::proto::is_valid_nick(nick) {
             return Err(MlsError::InvalidNick);
         }
         let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
@@ -105,8 +102,9 @@ impl MlsMember {
 
     /// Joins a room from a serialized Welcome made for one of our key packages.
     ///
-    /// Any earlier state of the same group is replaced: after a repair the Welcome is the
-    /// truth, and the stale [`RoomGroup`] must be dropped by the caller.
+    /// Any earlier state of the same group is replaced: after a rejoin the Welcome is the
+    /// truth, and the stale [`RoomGroup`] must be dropped by the caller, which checks that
+    /// the group is the one it left (`client::rejoin`).
     pub fn join_room(&self, welcome: &[u8]) -> Result<RoomGroup, MlsError> {
         let session = &*self.session;
         let message =
@@ -167,7 +165,8 @@ mod tests {
     #[test]
     fn bad_nicks_are_refused() {
         assert_eq!(MlsMember::new("").unwrap_err(), MlsError::InvalidNick);
-        assert_eq!(MlsMember::new(&"x".repeat(65)).unwrap_err(), MlsError::InvalidNick);
+        assert_eq!(MlsMember::new(&"x".repeat(33)).unwrap_err(), MlsError::InvalidNick);
+        assert_eq!(MlsMember::new("\u{0430}lice").unwrap_err(), MlsError::InvalidNick);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod provider;
 mod room;
 
 pub use error::MlsError;
-pub use events::{MemberInfo, OutgoingCommit, RoomEvent};
+pub use events::{CommitSummary, MemberInfo, OutgoingCommit, RoomEvent};
 pub use identity::MlsMember;
 pub use room::RoomGroup;
 

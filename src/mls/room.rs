@@ -5,8 +5,8 @@ use std::sync::Arc;
 use openmls::prelude::{
     ContentType, CreateMessageError, CredentialType, KeyPackage, LeafNodeIndex, MlsGroup,
     MlsGroupStateError, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessMessageError,
-    ProcessedMessageContent, ProtocolMessage, ProtocolVersion, StagedCommit, ValidationError,
-    tls_codec::Deserialize as _, tls_codec::Serialize as _,
+    ProcessedMessageContent, Proposal, ProtocolMessage, ProtocolVersion, Sender, StagedCommit,
+    ValidationError, tls_codec::Deserialize as _, tls_codec::Serialize as _,
 };
 use openmls_traits::OpenMlsProvider as _;
 
@@ -14,12 +14,15 @@ use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
 use super::error::describe;
 use super::identity::{Session, fingerprint_of, nick_of};
 use super::padding::{pad, unpad};
-use super::{MemberInfo, MlsError, OutgoingCommit, RoomEvent};
+use super::{CommitSummary, MemberInfo, MlsError, OutgoingCommit, RoomEvent};
 
 /// One MLS group, as seen by one member.
 pub struct RoomGroup {
     group: MlsGroup,
     session: Arc<Session>,
+    /// Another member's commit, verified and waiting for the room's verdict. Nothing of it
+    /// is applied until [`RoomGroup::merge_staged_commit`].
+    staged: Option<Box<StagedCommit>>,
 }
 
 impl std::fmt::Debug for RoomGroup {
@@ -35,7 +38,7 @@ impl std::fmt::Debug for RoomGroup {
 
 impl RoomGroup {
     pub(crate) fn new(group: MlsGroup, session: Arc<Session>) -> Self {
-        RoomGroup { group, session }
+        RoomGroup { group, session, staged: None }
     }
 
     /// The same room loaded afresh from the member's store, as OpenMLS would after a restart:
@@ -71,9 +74,17 @@ impl RoomGroup {
             .map(|member| MemberInfo {
                 nick: nick_of(&member.credential),
                 fingerprint: fingerprint_of(&member.signature_key),
+                signature_key: member.signature_key.clone(),
                 is_self: member.index == own_index,
             })
             .collect()
+    }
+
+    /// The current epoch's authenticator (RFC 9420, 8.7): equal for every member of the same
+    /// group and epoch, and different across a relay's split, so comparing it out of band
+    /// proves both sides hold the same keys.
+    pub fn epoch_authenticator(&self) -> Vec<u8> {
+        self.group.epoch_authenticator().as_slice().to_vec()
     }
 
     /// Encrypts a chat message for the current epoch (allowed while a commit is pending:
@@ -92,14 +103,20 @@ impl RoomGroup {
         serialize(&message)
     }
 
-    /// Commits adding the owner of `key_package`. The returned Welcome is for them.
-    pub fn commit_add(&mut self, key_package: &[u8]) -> Result<OutgoingCommit, MlsError> {
-        let key_package = self.validate_key_package(key_package)?;
-        let nick = nick_of(key_package.leaf_node().credential());
-        if self.group.members().any(|member| nick_of(&member.credential) == nick) {
+    /// Commits adding the owner of `key_package`, who must be `expected_nick`: the joiner the
+    /// relay named and the password exchange bound. The returned Welcome is for them.
+    pub fn commit_add(
+        &mut self,
+        key_package: &[u8],
+        expected_nick: &str,
+    ) -> Result<OutgoingCommit, MlsError> {
+        let key_package = self.validate_key_package(key_package, expected_nick)?;
+        if self.group.members().any(|member| nick_of(&member.credential) == expected_nick) {
             // Nicknames name leaves in `commit_remove`, so they must stay unique; a member
-            // that came back with a new key package is repaired with `commit_replace`.
-            return Err(MlsError::InvalidKeyPackage(format!("{nick:?} is already a member")));
+            // that comes back with a new key package is re-added with `commit_replace`.
+            return Err(MlsError::InvalidKeyPackage(format!(
+                "{expected_nick:?} is already a member"
+            )));
         }
         self.commit(Vec::new(), Some(key_package))
     }
@@ -116,8 +133,8 @@ impl RoomGroup {
         self.commit(leaves, None)
     }
 
-    /// Repairs a member that fell out of step: one commit removes its old leaf (or leaves)
-    /// and adds its new key package. The returned Welcome is for it.
+    /// Re-admits a member that was taken out of the room and comes back: one commit removes
+    /// its old leaf (or leaves) and adds its new key package. The returned Welcome is for it.
     pub fn commit_replace(
         &mut self,
         nick: &str,
@@ -126,10 +143,7 @@ impl RoomGroup {
         if nick == self.session.nick {
             return Err(MlsError::CannotRemoveSelf);
         }
-        let key_package = self.validate_key_package(key_package)?;
-        if nick_of(key_package.leaf_node().credential()) != nick {
-            return Err(MlsError::InvalidKeyPackage("key package is for another nick".into()));
-        }
+        let key_package = self.validate_key_package(key_package, nick)?;
         let leaves = self.leaves_named(|candidate| candidate == nick);
         if leaves.is_empty() {
             return Err(MlsError::NoSuchMember(nick.to_owned()));
@@ -161,24 +175,14 @@ impl RoomGroup {
         let _ = self.group.clear_pending_commit(self.session.provider.storage());
     }
 
-    /// Processes a message from the room: a chat message, or someone else's commit.
-    ///
-    /// A commit for our current epoch means the relay chose it; if we hold a pending commit,
-    /// it lost and is discarded before the winner is merged. Our own messages echoed back
-    /// produce no events and leave a pending commit alone.
+    /// Processes a chat message from the room. Our own messages echoed back produce no
+    /// events. A commit is refused here: key changes arrive only as commits, through
+    /// [`RoomGroup::stage_commit`], so a relay cannot slip one in as a chat message.
     pub fn process_incoming(&mut self, message: &[u8]) -> Result<Vec<RoomEvent>, MlsError> {
-        if !self.group.is_active() {
-            return Err(MlsError::NotAMember);
+        let protocol_message = self.open(message)?;
+        if protocol_message.content_type() != ContentType::Application {
+            return Err(MlsError::Unexpected);
         }
-        let message =
-            MlsMessageIn::tls_deserialize_exact(message).map_err(|_| MlsError::Malformed)?;
-        let protocol_message: ProtocolMessage = match message.extract() {
-            MlsMessageBodyIn::PrivateMessage(message) => message.into(),
-            // Our rooms encrypt everything, so a plaintext handshake message is never valid.
-            _ => return Err(MlsError::Unexpected),
-        };
-        self.check_routing(&protocol_message)?;
-
         let session = &*self.session;
         let processed = self
             .group
@@ -190,30 +194,148 @@ impl RoomGroup {
                 let payload = unpad(message.into_bytes()).ok_or(MlsError::Malformed)?;
                 Ok(vec![RoomEvent::Message { from, payload }])
             }
-            ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let events = self.commit_events(&staged);
-                // Same as `discard_pending_commit`, written out to keep `session` borrowed.
-                let _ = self.group.clear_pending_commit(session.provider.storage());
-                let self_removed = staged.self_removed();
-                self.group
-                    .merge_staged_commit(&session.provider, *staged)
-                    .map_err(|error| MlsError::Internal(describe(&error)))?;
-                if self_removed {
-                    // Nothing of a group we were removed from is needed again, so its state
-                    // leaves the member's store now rather than when the session ends. As in
-                    // `discard_pending_commit`, the in-memory store cannot fail this.
-                    let _ = self.group.delete(session.provider.storage());
-                }
-                Ok(events)
-            }
             // The relay fanned our own message back to us; there is nothing to learn from it.
-            ProcessedMessageContent::OwnPrivateMessage
-            | ProcessedMessageContent::OwnPendingCommit => Ok(Vec::new()),
-            // We never send standalone proposals, and accepting one would let a member queue
-            // changes that the next committer applies without meaning to.
-            ProcessedMessageContent::ProposalMessage(_)
-            | ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(MlsError::Unexpected),
+            ProcessedMessageContent::OwnPrivateMessage => Ok(Vec::new()),
+            _ => Err(MlsError::Unexpected),
         }
+    }
+
+    /// Verifies another member's commit (signature, membership tag, every proposal and the
+    /// update path, as openmls does) and stages it without applying anything. Returns what it
+    /// would change, for the caller's commit policy; the caller then merges it once the room
+    /// confirms, or discards it.
+    ///
+    /// One staged commit at a time: the relay sends one commit per epoch and waits for the
+    /// verdicts, so a second one while the first is staged is refused.
+    pub fn stage_commit(&mut self, message: &[u8]) -> Result<CommitSummary, MlsError> {
+        if self.staged.is_some() {
+            return Err(MlsError::CommitPending);
+        }
+        let protocol_message = self.open(message)?;
+        if protocol_message.content_type() != ContentType::Commit {
+            return Err(MlsError::Unexpected);
+        }
+        let session = &*self.session;
+        let processed = self
+            .group
+            .process_message(&session.provider, protocol_message)
+            .map_err(process_error)?;
+        let committer_index = match processed.sender() {
+            Sender::Member(index) => *index,
+            // Rooms accept no external committers or senders.
+            _ => return Err(MlsError::Unexpected),
+        };
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(MlsError::Unexpected);
+        };
+        let summary = self.summarize(committer_index, &staged)?;
+        self.staged = Some(staged);
+        Ok(summary)
+    }
+
+    /// Whether another member's commit is staged, waiting for the room's verdict.
+    pub fn has_staged_commit(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Applies the staged commit once the room confirmed it, and reports what it changed.
+    pub fn merge_staged_commit(&mut self) -> Result<Vec<RoomEvent>, MlsError> {
+        let staged = self.staged.take().ok_or(MlsError::NoPendingCommit)?;
+        let events = self.commit_events(&staged);
+        let session = &*self.session;
+        let self_removed = staged.self_removed();
+        self.group
+            .merge_staged_commit(&session.provider, *staged)
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        if self_removed {
+            // Nothing of a group we were removed from is needed again, so its state leaves
+            // the member's store now rather than when the session ends. The in-memory store
+            // cannot fail this.
+            let _ = self.group.delete(session.provider.storage());
+        }
+        Ok(events)
+    }
+
+    /// Drops the staged commit: the room aborted it, or we refused it.
+    pub fn discard_staged_commit(&mut self) {
+        self.staged = None;
+    }
+
+    /// Parses a private message of this group and sorts out its epoch.
+    fn open(&self, message: &[u8]) -> Result<ProtocolMessage, MlsError> {
+        if !self.group.is_active() {
+            return Err(MlsError::NotAMember);
+        }
+        let message =
+            MlsMessageIn::tls_deserialize_exact(message).map_err(|_| MlsError::Malformed)?;
+        let protocol_message: ProtocolMessage = match message.extract() {
+            MlsMessageBodyIn::PrivateMessage(message) => message.into(),
+            // Our rooms encrypt everything, so a plaintext handshake message is never valid.
+            _ => return Err(MlsError::Unexpected),
+        };
+        self.check_routing(&protocol_message)?;
+        Ok(protocol_message)
+    }
+
+    /// What a verified, staged commit would change, described against the current tree.
+    fn summarize(
+        &self,
+        committer_index: LeafNodeIndex,
+        staged: &StagedCommit,
+    ) -> Result<CommitSummary, MlsError> {
+        let info = |index: LeafNodeIndex| {
+            self.group.member(index).map(|credential| {
+                let key = self
+                    .group
+                    .members()
+                    .find(|member| member.index == index)
+                    .map(|member| member.signature_key)
+                    .unwrap_or_default();
+                MemberInfo {
+                    nick: nick_of(credential),
+                    fingerprint: fingerprint_of(&key),
+                    signature_key: key,
+                    is_self: index == self.group.own_leaf_index(),
+                }
+            })
+        };
+        let committer = info(committer_index).ok_or(MlsError::Unexpected)?;
+        let removed: Vec<MemberInfo> = staged
+            .remove_proposals()
+            .filter_map(|removal| info(removal.remove_proposal().removed()))
+            .collect();
+        let added: Vec<MemberInfo> = staged
+            .add_proposals()
+            .map(|addition| {
+                let leaf = addition.add_proposal().key_package().leaf_node();
+                let key = leaf.signature_key().as_slice().to_vec();
+                MemberInfo {
+                    nick: nick_of(leaf.credential()),
+                    fingerprint: fingerprint_of(&key),
+                    signature_key: key,
+                    is_self: false,
+                }
+            })
+            .collect();
+        let other_proposals = staged
+            .queued_proposals()
+            .filter(|queued| !matches!(queued.proposal(), Proposal::Add(_) | Proposal::Remove(_)))
+            .count();
+        let committer_identity_changed = staged.update_path_leaf_node().is_some_and(|leaf| {
+            nick_of(leaf.credential()) != committer.nick
+                || leaf.signature_key().as_slice() != committer.signature_key.as_slice()
+        });
+        let members_before = self.group.members().count();
+        Ok(CommitSummary {
+            epoch: self.epoch(),
+            removes_us: staged.self_removed(),
+            members_after: (members_before + added.len()).saturating_sub(removed.len()),
+            committer,
+            removed,
+            added,
+            other_proposals,
+            committer_identity_changed,
+        })
     }
 
     /// Rejects messages for other groups and sorts out epochs before any cryptography, so that
@@ -239,8 +361,13 @@ impl RoomGroup {
     }
 
     /// Parses and checks a serialized key package: signature, protocol version, ciphersuite,
-    /// and a credential we can show.
-    fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, MlsError> {
+    /// and a basic credential carrying exactly `expected_nick`, which must be a valid
+    /// nickname (`proto::is_valid_nick`, the one rule for nicknames).
+    fn validate_key_package(
+        &self,
+        bytes: &[u8],
+        expected_nick: &str,
+    ) -> Result<KeyPackage, MlsError> {
         let invalid = |reason: &str| MlsError::InvalidKeyPackage(reason.to_owned());
         let message = MlsMessageIn::tls_deserialize_exact(bytes)
             .map_err(|_| invalid("not an mls message"))?;
@@ -254,11 +381,15 @@ impl RoomGroup {
             return Err(invalid("unexpected ciphersuite"));
         }
         let credential = key_package.leaf_node().credential();
-        let nick_is_valid = credential.credential_type() == CredentialType::Basic
-            && std::str::from_utf8(credential.serialized_content())
-                .is_ok_and(|nick| !nick.is_empty() && nick.len() <= super::identity::MAX_NICK_LEN);
-        if !nick_is_valid {
-            return Err(invalid("credential is not a valid nickname"));
+        let nick = (credential.credential_type() == CredentialType::Basic)
+            .then(|| std::str::from_utf8(credential.serialized_content()).ok())
+            .flatten()
+            .filter(|nick| crate::proto::is_valid_nick(nick))
+            .ok_or_else(|| invalid("credential is not a valid nickname"))?;
+        if nick != expected_nick {
+            return Err(MlsError::InvalidKeyPackage(format!(
+                "the key package is for {nick:?}, not {expected_nick:?}"
+            )));
         }
         Ok(key_package)
     }

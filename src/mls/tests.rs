@@ -23,7 +23,7 @@ fn accept_commit(clients: &mut [Client], committer: usize, commit: &OutgoingComm
     clients[committer].room.merge_pending_commit().unwrap();
     for (index, client) in clients.iter_mut().enumerate() {
         if index != committer {
-            client.room.process_incoming(&commit.commit).unwrap();
+            apply(&mut client.room, &commit.commit).unwrap();
         }
     }
 }
@@ -31,7 +31,7 @@ fn accept_commit(clients: &mut [Client], committer: usize, commit: &OutgoingComm
 /// `committer` adds a new member named `nick`; returns its index.
 fn add(clients: &mut Vec<Client>, committer: usize, nick: &str) -> usize {
     let member = MlsMember::new(nick).unwrap();
-    let commit = clients[committer].room.commit_add(&member.key_package().unwrap()).unwrap();
+    let commit = clients[committer].room.commit_add(&member.key_package().unwrap(), nick).unwrap();
     accept_commit(clients, committer, &commit);
     let room = member.join_room(commit.welcome.as_deref().unwrap()).unwrap();
     clients.push(Client { member, room });
@@ -44,6 +44,12 @@ fn room_of(nicks: &[&str]) -> Vec<Client> {
         add(&mut clients, 0, nick);
     }
     clients
+}
+
+/// What a member does with a commit the room confirmed: verify and stage it, then merge it.
+fn apply(room: &mut RoomGroup, commit: &[u8]) -> Result<Vec<RoomEvent>, MlsError> {
+    room.stage_commit(commit)?;
+    room.merge_staged_commit()
 }
 
 fn message(from: &str, payload: &[u8]) -> Vec<RoomEvent> {
@@ -144,7 +150,7 @@ fn fingerprints_in_member_lists_match_each_session() {
 fn add_and_remove_report_events_and_the_removed_member_is_locked_out() {
     let mut clients = room_of(&["alice", "bob"]);
     let carol = MlsMember::new("carol").unwrap();
-    let commit = clients[0].room.commit_add(&carol.key_package().unwrap()).unwrap();
+    let commit = clients[0].room.commit_add(&carol.key_package().unwrap(), "carol").unwrap();
     assert!(clients[0].room.has_pending_commit());
     assert_eq!(commit.epoch, 1);
     assert_eq!(peek_header(&commit.commit).unwrap().content_type, CONTENT_TYPE_COMMIT);
@@ -153,7 +159,7 @@ fn add_and_remove_report_events_and_the_removed_member_is_locked_out() {
         [RoomEvent::MemberAdded { nick: "carol".into() }]
     );
     assert_eq!(
-        clients[1].room.process_incoming(&commit.commit).unwrap(),
+        apply(&mut clients[1].room, &commit.commit).unwrap(),
         [RoomEvent::MemberAdded { nick: "carol".into() }]
     );
     let carol_room = carol.join_room(commit.welcome.as_deref().unwrap()).unwrap();
@@ -166,13 +172,10 @@ fn add_and_remove_report_events_and_the_removed_member_is_locked_out() {
         [RoomEvent::MemberRemoved { nick: "bob".into() }]
     );
     assert_eq!(
-        clients[2].room.process_incoming(&removal.commit).unwrap(),
+        apply(&mut clients[2].room, &removal.commit).unwrap(),
         [RoomEvent::MemberRemoved { nick: "bob".into() }]
     );
-    assert_eq!(
-        clients[1].room.process_incoming(&removal.commit).unwrap(),
-        [RoomEvent::SelfRemoved]
-    );
+    assert_eq!(apply(&mut clients[1].room, &removal.commit).unwrap(), [RoomEvent::SelfRemoved]);
     assert!(!clients[1].room.is_active());
 
     let secret = clients[0].room.encrypt_message(b"bob is gone").unwrap();
@@ -204,28 +207,31 @@ fn concurrent_commits_loser_discards_processes_winner_and_retries() {
     let carol = MlsMember::new("carol").unwrap();
     let dave = MlsMember::new("dave").unwrap();
     let dave_key_package = dave.key_package().unwrap();
-    let alice_commit = clients[0].room.commit_add(&carol.key_package().unwrap()).unwrap();
-    let bob_commit = clients[1].room.commit_add(&dave_key_package).unwrap();
+    let alice_commit = clients[0].room.commit_add(&carol.key_package().unwrap(), "carol").unwrap();
+    let bob_commit = clients[1].room.commit_add(&dave_key_package, "dave").unwrap();
     assert_eq!(alice_commit.epoch, bob_commit.epoch);
-    assert_eq!(clients[1].room.commit_add(&dave_key_package).unwrap_err(), MlsError::CommitPending);
+    assert_eq!(
+        clients[1].room.commit_add(&dave_key_package, "dave").unwrap_err(),
+        MlsError::CommitPending
+    );
 
     // The relay takes alice's commit and rejects bob's.
     clients[0].room.merge_pending_commit().unwrap();
     clients[1].room.discard_pending_commit();
     assert!(!clients[1].room.has_pending_commit());
     assert_eq!(
-        clients[1].room.process_incoming(&alice_commit.commit).unwrap(),
+        apply(&mut clients[1].room, &alice_commit.commit).unwrap(),
         [RoomEvent::MemberAdded { nick: "carol".into() }]
     );
     let carol_room = carol.join_room(alice_commit.welcome.as_deref().unwrap()).unwrap();
     clients.push(Client { member: carol, room: carol_room });
     // Bob's losing commit reaches nobody; if it did, it would be too old.
     assert!(matches!(
-        clients[2].room.process_incoming(&bob_commit.commit),
+        apply(&mut clients[2].room, &bob_commit.commit),
         Err(MlsError::EpochTooOld { message_epoch: 1, group_epoch: 2 })
     ));
 
-    let retry = clients[1].room.commit_add(&dave_key_package).unwrap();
+    let retry = clients[1].room.commit_add(&dave_key_package, "dave").unwrap();
     assert_eq!(retry.epoch, 2);
     accept_commit(&mut clients, 1, &retry);
     let dave_room = dave.join_room(retry.welcome.as_deref().unwrap()).unwrap();
@@ -244,7 +250,7 @@ fn a_pending_commit_is_discarded_when_another_commit_wins() {
     clients[0].room.merge_pending_commit().unwrap();
     // Bob is told nothing but receives alice's commit: it won, so his own is dropped.
     assert_eq!(
-        clients[1].room.process_incoming(&alice_commit.commit).unwrap(),
+        apply(&mut clients[1].room, &alice_commit.commit).unwrap(),
         [RoomEvent::MemberRemoved { nick: "carol".into() }]
     );
     assert!(!clients[1].room.has_pending_commit());
@@ -258,8 +264,11 @@ fn own_messages_echoed_back_are_ignored() {
     let mut clients = room_of(&["alice", "bob"]);
     let ciphertext = clients[0].room.encrypt_message(b"echo").unwrap();
     assert_eq!(clients[0].room.process_incoming(&ciphertext).unwrap(), []);
+    // The relay never echoes a commit; one that comes back anyway is refused, and leaves the
+    // pending commit alone.
     let commit = clients[0].room.commit_remove(&["bob"]).unwrap();
-    assert_eq!(clients[0].room.process_incoming(&commit.commit).unwrap(), []);
+    assert!(clients[0].room.stage_commit(&commit.commit).is_err());
+    assert!(!clients[0].room.has_staged_commit());
     assert!(clients[0].room.has_pending_commit());
     assert_eq!(
         clients[0].room.merge_pending_commit().unwrap(),
@@ -299,7 +308,7 @@ fn garbage_input_is_an_error_not_a_panic() {
     assert_eq!(clients[1].room.process_incoming(&long).unwrap_err(), MlsError::Malformed);
     for garbage in [&b""[..], &[0u8; 1], &[0xff; 300], b"\x00\x01\x00\x02\x10"] {
         assert!(clients[1].room.process_incoming(garbage).is_err());
-        assert!(clients[1].room.commit_add(garbage).is_err());
+        assert!(clients[1].room.commit_add(garbage, "x").is_err());
     }
     let welcome_or_key_package = clients[1].member.key_package().unwrap();
     assert_eq!(
@@ -321,9 +330,9 @@ fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
     let mut clients = room_of(&["alice", "bob", "carol"]);
     // Carol misses this commit (say her connection dropped at the wrong moment).
     let dave = MlsMember::new("dave").unwrap();
-    let commit = clients[0].room.commit_add(&dave.key_package().unwrap()).unwrap();
+    let commit = clients[0].room.commit_add(&dave.key_package().unwrap(), "dave").unwrap();
     clients[0].room.merge_pending_commit().unwrap();
-    clients[1].room.process_incoming(&commit.commit).unwrap();
+    apply(&mut clients[1].room, &commit.commit).unwrap();
     let after = clients[0].room.encrypt_message(b"you missed something").unwrap();
     assert_eq!(
         clients[2].room.process_incoming(&after).unwrap_err(),
@@ -340,7 +349,7 @@ fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
             RoomEvent::MemberAdded { nick: "carol".into() }
         ]
     );
-    clients[0].room.process_incoming(&repair.commit).unwrap();
+    apply(&mut clients[0].room, &repair.commit).unwrap();
     clients[2].room = clients[2].member.join_room(repair.welcome.as_deref().unwrap()).unwrap();
     assert_eq!(clients[2].room.epoch(), clients[0].room.epoch());
     let nicks: Vec<_> = clients[2].room.members().into_iter().map(|m| m.nick).collect();
@@ -369,7 +378,7 @@ fn a_message_sent_just_before_a_commit_still_decrypts_after_it() {
     let older = clients[0].room.encrypt_message(b"sent at epoch 3").unwrap();
     for _ in 0..2 {
         let dave = MlsMember::new("dave").unwrap();
-        let commit = clients[0].room.commit_add(&dave.key_package().unwrap()).unwrap();
+        let commit = clients[0].room.commit_add(&dave.key_package().unwrap(), "dave").unwrap();
         accept_commit(&mut clients[..2], 0, &commit);
         let removal = clients[0].room.commit_remove(&["dave"]).unwrap();
         accept_commit(&mut clients[..2], 0, &removal);
@@ -416,7 +425,7 @@ fn peek_header_reads_real_openmls_messages() {
     let key_package = carol.key_package().unwrap();
     assert_eq!(peek_header(&key_package), None);
     assert_eq!(peek_wire_format(&key_package), Some(WIRE_FORMAT_KEY_PACKAGE));
-    let commit = clients[1].room.commit_add(&key_package).unwrap();
+    let commit = clients[1].room.commit_add(&key_package, "carol").unwrap();
     let header = peek_header(&commit.commit).unwrap();
     assert_eq!(
         (header.group_id, header.epoch, header.content_type),
@@ -434,10 +443,19 @@ fn invalid_key_packages_and_names_are_refused() {
     let mut tampered = carol.key_package().unwrap();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    assert!(matches!(clients[0].room.commit_add(&tampered), Err(MlsError::InvalidKeyPackage(_))));
+    assert!(matches!(
+        clients[0].room.commit_add(&tampered, "carol"),
+        Err(MlsError::InvalidKeyPackage(_))
+    ));
+    // A joiner who knows the password but offers a key package under another member's name.
+    assert!(matches!(
+        clients[0].room.commit_add(&carol.key_package().unwrap(), "dave"),
+        Err(MlsError::InvalidKeyPackage(reason)) if reason.contains("not \"dave\"")
+    ));
+    assert!(!clients[0].room.has_pending_commit());
     let second_bob = MlsMember::new("bob").unwrap();
     assert!(matches!(
-        clients[0].room.commit_add(&second_bob.key_package().unwrap()),
+        clients[0].room.commit_add(&second_bob.key_package().unwrap(), "bob"),
         Err(MlsError::InvalidKeyPackage(_))
     ));
     assert!(matches!(
@@ -458,7 +476,7 @@ fn a_welcome_is_only_for_its_key_package() {
     let mut clients = room_of(&["alice"]);
     let bob = MlsMember::new("bob").unwrap();
     let eve = MlsMember::new("eve").unwrap();
-    let commit = clients[0].room.commit_add(&bob.key_package().unwrap()).unwrap();
+    let commit = clients[0].room.commit_add(&bob.key_package().unwrap(), "bob").unwrap();
     assert!(matches!(
         eve.join_room(commit.welcome.as_deref().unwrap()),
         Err(MlsError::InvalidWelcome(_))
@@ -492,9 +510,9 @@ fn timings() {
     let key_package = time("key_package", || newcomer.key_package().unwrap());
     time("create_room", || newcomer.create_room().unwrap());
     let commit =
-        time("commit_add (8 members)", || clients[0].room.commit_add(&key_package).unwrap());
+        time("commit_add (8 members)", || clients[0].room.commit_add(&key_package, "new").unwrap());
     time("merge_pending_commit", || clients[0].room.merge_pending_commit().unwrap());
-    time("process_incoming commit", || clients[1].room.process_incoming(&commit.commit).unwrap());
+    time("process_incoming commit", || apply(&mut clients[1].room, &commit.commit).unwrap());
     time("join_room (9 members)", || {
         newcomer.join_room(commit.welcome.as_deref().unwrap()).unwrap()
     });

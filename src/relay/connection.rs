@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::gate::{Admission, HandshakeOutcome};
+use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
 use super::state::{Control, SessionChannel};
 use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
@@ -62,7 +63,7 @@ pub(super) async fn serve(
         }
     };
 
-    let (outbound, mut queued) = mpsc::channel::<Bytes>(config.outgoing_queue_frames);
+    let (outbound, mut queued) = outbound::queue(config.queue_limits, &shared.queued);
     let (kick, mut kicked) = oneshot::channel::<DisconnectReason>();
     let own_queue = outbound.clone();
     let mut limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
@@ -96,7 +97,7 @@ pub(super) async fn serve(
                     }
                     Verdict::Disconnect => break Some(DisconnectReason::RateLimited),
                 }
-                let control = shared.state().handle(session, frame, &mut signals);
+                let control = shared.state().handle(session, frame, last_heard, &mut signals);
                 for signal in signals.drain(..) {
                     match signal {
                         super::state::AbuseSignal::WrongRoomPassword { ip } => {
@@ -111,7 +112,7 @@ pub(super) async fn serve(
             Some(frame) = queued.recv() => {
                 let mut sealed = writer.queue(&frame).is_ok();
                 for _ in 1..MAX_FRAMES_PER_WRITE {
-                    let Ok(frame) = queued.try_recv() else { break };
+                    let Some(frame) = queued.try_recv() else { break };
                     sealed &= writer.queue(&frame).is_ok();
                 }
                 if !sealed {
@@ -135,7 +136,7 @@ pub(super) async fn serve(
         }
     };
 
-    shared.state().remove_session(session);
+    shared.state().remove_session(session, Instant::now());
     if reason == Some(DisconnectReason::IdleTimeout) {
         shared.gate.record_idle_drop(ip);
     }

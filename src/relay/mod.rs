@@ -9,9 +9,11 @@
 
 mod connection;
 pub mod gate;
+pub mod outbound;
 pub mod rate;
 pub mod report;
 pub mod state;
+mod vote;
 
 use std::future::Future;
 use std::io;
@@ -36,10 +38,13 @@ pub struct RelayConfig {
     pub handshake_timeout: Duration,
     /// A connection that sends nothing (not even a keepalive) for this long is dropped.
     pub idle_timeout: Duration,
-    /// Frames queued for one client before it counts as a stalled reader and is cut off.
-    pub outgoing_queue_frames: usize,
+    /// Frames and bytes queued for one client (and bytes for all clients together) before a
+    /// client counts as a stalled reader and is cut off.
+    pub queue_limits: outbound::QueueLimits,
     /// Rooms one client may be in (or joining) at once.
     pub max_rooms_per_client: usize,
+    /// How long members have to vote on a commit, and a leader to answer a joiner.
+    pub room_deadlines: state::RoomDeadlines,
     pub gate: GateLimits,
     /// Frames per second each connection may send, chat and room traffic counted apart.
     pub rate_limit: RateLimit,
@@ -53,8 +58,9 @@ impl RelayConfig {
             access_code,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
-            outgoing_queue_frames: 1024,
+            queue_limits: outbound::QueueLimits::default(),
             max_rooms_per_client: 16,
+            room_deadlines: state::RoomDeadlines::default(),
             gate: GateLimits::default(),
             rate_limit: RateLimit::default(),
             report: None,
@@ -66,6 +72,7 @@ pub(crate) struct Shared {
     config: RelayConfig,
     state: Mutex<state::State>,
     gate: Gate,
+    queued: Arc<outbound::GlobalQueue>,
 }
 
 impl Shared {
@@ -85,9 +92,16 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(config: RelayConfig) -> Self {
-        let state = Mutex::new(state::State::new(config.max_rooms_per_client));
+        let state =
+            Mutex::new(state::State::new(config.max_rooms_per_client, config.room_deadlines));
         let gate = Gate::new(config.gate.clone());
-        Relay { shared: Arc::new(Shared { config, state, gate }) }
+        let queued = Arc::new(outbound::GlobalQueue::default());
+        Relay { shared: Arc::new(Shared { config, state, gate, queued }) }
+    }
+
+    /// Bytes queued for clients right now, across every connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.queued_bytes()
     }
 
     /// What the relay holds right now, as counts.
@@ -116,6 +130,7 @@ impl Relay {
             self.shared.config.report.clone(),
             stop.clone(),
         ));
+        let deadlines = tokio::spawn(enforce_deadlines(Arc::clone(&self.shared), stop.clone()));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -144,7 +159,24 @@ impl Relay {
         let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
         // Housekeeping writes the last report when stopped; wait for it.
         let _ = housekeeping.await;
+        let _ = deadlines.await;
         Ok(())
+    }
+}
+
+/// How often the room deadlines (votes, leaders owing joiners an answer) are checked. They
+/// are seconds long, so a fifth of a second late is on time.
+const DEADLINE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Enforces the rooms' deadlines until the relay stops.
+async fn enforce_deadlines(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(DEADLINE_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.state().expire(tokio::time::Instant::now()),
+            () = stop.cancelled() => return,
+        }
     }
 }
 

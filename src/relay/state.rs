@@ -1,27 +1,61 @@
 //! Everything the relay knows, in memory: sessions, nicknames and rooms.
 //!
-//! All of it sits behind one `std::sync::Mutex` in [`Shared`]. That is deliberate: no
-//! `.await` happens while the lock is held (sending to a session is a non-blocking
-//! `try_send`), and one lock gives one global order, so every member of a room sees its
-//! commits and messages in the same order. Nothing here is ever written anywhere; a session's
-//! traces (nickname, memberships, pending admissions) go when it disconnects and a room goes
-//! when its last member leaves.
+//! All of it sits behind one `std::sync::Mutex` in `Shared`. That is deliberate: no `.await`
+//! happens while the lock is held (sending to a session is a non-blocking `try_send`), and
+//! one lock gives one global order, so every member of a room sees its commits and messages
+//! in the same order. Nothing here is ever written anywhere; a session's traces (nickname,
+//! memberships, pending admissions) go when it disconnects and a room goes when its last
+//! member leaves.
+//!
+//! The relay coordinates a room's key changes without reading them (see ARCHITECTURE.md,
+//! "Trust model"): only the leader commits, one commit at a time; every other member
+//! verifies the commit and votes; the relay applies it (`CommitConfirmed`) only when every
+//! remaining member accepted it, and otherwise aborts it and takes the offender out of the
+//! room (`vote`). Deadlines — for votes, and for a leader that owes a joiner an answer — are
+//! checked by [`State::expire`], which the relay calls a few times a second.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
+use super::outbound::Outbound;
+use super::vote::{Tally, Verdict};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT};
 use crate::proto::{
     self, AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason,
-    RoomSummary, ServerFrame, Welcome,
+    MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, RoomSummary, ServerFrame, Welcome,
 };
 
-/// Failed admissions for one nickname (or one address) before it may not ask to join that
-/// room again, as in the Python original.
+/// Failed admissions for one nickname before it may not ask to join that room again, as in
+/// the Python original. Counted per nickname only: an address may be a whole household or
+/// campus behind one NAT, and the relay has only the leader's word for a wrong password.
 pub const WRONG_PASSWORDS_BEFORE_BAN: u32 = 3;
+
+/// How long members have to vote on a commit, by default. A member that has not voted by then
+/// is taken out of the room (it can join again), so a silent member cannot hold the room's
+/// keys still.
+pub const VOTE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a leader may owe a joiner an answer (its half of the password exchange, or the
+/// commit that adds it) before the next member leads instead, by default.
+pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
+
+/// The deadlines of room traffic; [`RoomDeadlines::default`] gives the documented ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomDeadlines {
+    pub vote: Duration,
+    pub leader: Duration,
+}
+
+impl Default for RoomDeadlines {
+    fn default() -> Self {
+        RoomDeadlines { vote: VOTE_DEADLINE, leader: LEADER_DEADLINE }
+    }
+}
 
 /// Identifies one connection for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,17 +63,17 @@ pub struct SessionId(pub u64);
 
 /// What a connection task hears from the state: frames to send, or an order to close.
 pub struct SessionChannel {
-    pub outbound: mpsc::Sender<Bytes>,
+    pub outbound: Outbound,
     pub kick: oneshot::Sender<DisconnectReason>,
 }
 
 struct Session {
-    ip: IpAddr,
     nick: Option<String>,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: Outbound,
     kick: Option<oneshot::Sender<DisconnectReason>>,
     /// Rooms this session is a member of or waiting to join.
     rooms: Vec<String>,
+    ip: IpAddr,
 }
 
 struct RoomMember {
@@ -47,40 +81,53 @@ struct RoomMember {
     nick: String,
     /// The session's outgoing queue, held here too so that relaying to a room looks nothing
     /// up per recipient.
-    outbound: mpsc::Sender<Bytes>,
+    outbound: Outbound,
     /// The first epoch this member can decrypt. Application messages of older epochs are not
     /// forwarded to it: they were never meant for it and would only show as undecryptable.
     join_epoch: u64,
-    /// Asked to be swapped back in after missing a commit; may receive a Welcome.
-    awaiting_repair: bool,
 }
 
 struct PendingJoiner {
     session: SessionId,
     nick: String,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: Outbound,
+    /// Since when the leader owes this joiner an answer, if it does.
+    leader_owes_since: Option<Instant>,
+}
+
+/// The leader's commit while the members vote on it.
+struct CommitInFlight {
+    /// The epoch the commit ends.
+    epoch: u64,
+    committer: SessionId,
+    welcome: Option<Welcome>,
+    tally: Tally,
+    deadline: Instant,
 }
 
 #[derive(Default)]
 struct Room {
     /// In the order they joined; the first is the leader, who admits joiners and commits
-    /// removals.
+    /// every change of the group.
     members: Vec<RoomMember>,
     pending: Vec<PendingJoiner>,
-    /// The epoch the next accepted commit must have been created in.
+    /// The room's epoch: the one the next commit must have been created in.
     epoch: u64,
     /// Learned from the first handshake or application message; messages of another group
     /// are refused, so a confused client cannot fork the room.
     group_id: Option<Vec<u8>>,
+    in_flight: Option<CommitInFlight>,
     wrong_passwords_by_nick: HashMap<String, u32>,
-    wrong_passwords_by_ip: HashMap<IpAddr, u32>,
     banned_nicks: HashSet<String>,
-    banned_ips: HashSet<IpAddr>,
 }
 
 impl Room {
     fn leader(&self) -> Option<&RoomMember> {
         self.members.first()
+    }
+
+    fn is_leader(&self, session: SessionId) -> bool {
+        self.leader().is_some_and(|leader| leader.session == session)
     }
 
     fn member(&self, session: SessionId) -> Option<&RoomMember> {
@@ -91,8 +138,16 @@ impl Room {
         self.pending.iter().find(|joiner| joiner.nick == nick)
     }
 
+    fn pending_by_nick_mut(&mut self, nick: &str) -> Option<&mut PendingJoiner> {
+        self.pending.iter_mut().find(|joiner| joiner.nick == nick)
+    }
+
     fn is_pending(&self, session: SessionId) -> bool {
         self.pending.iter().any(|joiner| joiner.session == session)
+    }
+
+    fn member_nicks(&self) -> Vec<String> {
+        self.members.iter().map(|member| member.nick.clone()).collect()
     }
 }
 
@@ -124,14 +179,17 @@ pub enum AbuseSignal {
 pub struct State {
     next_session: u64,
     sessions: HashMap<SessionId, Session>,
+    /// Registered nicknames by their confusable skeleton (`proto::nick_skeleton`), so that a
+    /// look-alike of a connected nickname is "taken".
     nicks: HashMap<String, SessionId>,
     rooms: HashMap<String, Room>,
     max_rooms_per_session: usize,
+    deadlines: RoomDeadlines,
 }
 
 impl State {
-    pub fn new(max_rooms_per_session: usize) -> Self {
-        State { max_rooms_per_session, ..State::default() }
+    pub fn new(max_rooms_per_session: usize, deadlines: RoomDeadlines) -> Self {
+        State { max_rooms_per_session, deadlines, ..State::default() }
     }
 
     pub fn stats(&self) -> RelayStats {
@@ -149,11 +207,11 @@ impl State {
         self.next_session += 1;
         let id = SessionId(self.next_session);
         let session = Session {
-            ip,
             nick: None,
             outbound: channel.outbound,
             kick: Some(channel.kick),
             rooms: Vec::new(),
+            ip,
         };
         self.sessions.insert(id, session);
         id
@@ -161,15 +219,15 @@ impl State {
 
     /// Erases every trace of a session: nickname, memberships, pending joins. The remaining
     /// members of its rooms are told, with the leader that must commit the removal.
-    pub fn remove_session(&mut self, id: SessionId) {
+    pub fn remove_session(&mut self, id: SessionId, now: Instant) {
         let Some(session) = self.sessions.get(&id) else { return };
         for room in session.rooms.clone() {
-            self.leave_room(id, &room);
+            self.leave_room(id, &room, now);
         }
         if let Some(session) = self.sessions.remove(&id)
             && let Some(nick) = session.nick
         {
-            self.nicks.remove(&nick);
+            self.nicks.remove(&proto::nick_skeleton(&nick));
         }
     }
 
@@ -178,6 +236,7 @@ impl State {
         &mut self,
         id: SessionId,
         frame: ClientFrame,
+        now: Instant,
         signals: &mut Vec<AbuseSignal>,
     ) -> Control {
         let Some(session) = self.sessions.get(&id) else {
@@ -193,26 +252,26 @@ impl State {
             ClientFrame::ListMembers { room } => self.list_members(id, &room),
             ClientFrame::Join { room } => self.join(id, room),
             ClientFrame::AdmissionStart { room, pake_message } => {
-                self.admission_start(id, &room, pake_message)
+                self.admission_start(id, &room, pake_message, now)
             }
             ClientFrame::AdmissionReply { room, joiner, pake_message } => {
                 self.admission_reply(id, &room, &joiner, pake_message)
             }
             ClientFrame::AdmissionFinish { room, confirmation, sealed_key_package } => {
-                self.admission_finish(id, &room, confirmation, sealed_key_package)
+                self.admission_finish(id, &room, confirmation, sealed_key_package, now)
             }
             ClientFrame::AdmissionRefused { room, joiner, reason } => {
                 self.admission_refused(id, &room, &joiner, reason, signals)
             }
             ClientFrame::Commit { room, commit, welcome } => {
-                self.commit(id, &room, commit, welcome)
+                self.commit(id, &room, commit, welcome, now)
+            }
+            ClientFrame::CommitVote { room, epoch, accept } => {
+                self.vote(id, &room, epoch, accept, now)
             }
             ClientFrame::Application { room, message } => self.application(id, &room, message),
-            ClientFrame::RepairRequest { room, key_package } => {
-                self.repair_request(id, &room, key_package)
-            }
             ClientFrame::Leave { room } => {
-                if self.leave_room(id, &room) {
+                if self.leave_room(id, &room, now) {
                     self.send(id, &ServerFrame::Left { room });
                 } else {
                     self.error(id, ErrorReason::NotInRoom);
@@ -222,21 +281,57 @@ impl State {
         Control::Continue
     }
 
+    /// Enforces the deadlines: members that did not vote in time are taken out of the room
+    /// (and the commit settled without them); a leader that owes a joiner an answer for too
+    /// long hands the lead to the next member.
+    pub fn expire(&mut self, now: Instant) {
+        let late_votes: Vec<(String, Vec<SessionId>)> = self
+            .rooms
+            .iter()
+            .filter_map(|(name, room)| {
+                let in_flight = room.in_flight.as_ref()?;
+                (now >= in_flight.deadline).then(|| (name.clone(), in_flight.tally.waiting()))
+            })
+            .collect();
+        for (room_name, silent) in late_votes {
+            for session in silent {
+                self.remove_from_room(session, &room_name, RemovalReason::NoVote, now);
+            }
+            self.settle(&room_name, now);
+        }
+        let slow_leaders: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| {
+                room.pending.iter().any(|joiner| {
+                    joiner
+                        .leader_owes_since
+                        .is_some_and(|since| now >= since + self.deadlines.leader)
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for room_name in slow_leaders {
+            self.replace_slow_leader(&room_name, now);
+        }
+    }
+
     fn nick_of(&self, id: SessionId) -> String {
         self.sessions.get(&id).and_then(|session| session.nick.clone()).unwrap_or_default()
     }
 
     fn register(&mut self, id: SessionId, nick: String) {
-        if !proto::is_valid_name(&nick) {
+        if !proto::is_valid_nick(&nick) {
             return self.error(id, ErrorReason::NickInvalid);
         }
         if self.sessions.get(&id).is_some_and(|session| session.nick.is_some()) {
             return self.error(id, ErrorReason::AlreadyRegistered);
         }
-        if self.nicks.contains_key(&nick) {
+        let skeleton = proto::nick_skeleton(&nick);
+        if self.nicks.contains_key(&skeleton) {
             return self.error(id, ErrorReason::NickTaken);
         }
-        self.nicks.insert(nick.clone(), id);
+        self.nicks.insert(skeleton, id);
         if let Some(session) = self.sessions.get_mut(&id) {
             session.nick = Some(nick.clone());
         }
@@ -260,7 +355,7 @@ impl State {
         let Some(room) = self.rooms.get(room_name).filter(|room| room.member(id).is_some()) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
-        let members = room.members.iter().map(|member| member.nick.clone()).collect();
+        let members = room.member_nicks();
         self.send(id, &ServerFrame::MemberList { room: room_name.to_owned(), members });
     }
 
@@ -269,7 +364,7 @@ impl State {
             return self.error(id, ErrorReason::RoomNameInvalid);
         }
         let Some(session) = self.sessions.get(&id) else { return };
-        let (ip, nick) = (session.ip, session.nick.clone().unwrap_or_default());
+        let nick = session.nick.clone().unwrap_or_default();
         let outbound = session.outbound.clone();
         if session.rooms.contains(&room_name) {
             return self.error(id, ErrorReason::AlreadyInRoom);
@@ -277,22 +372,26 @@ impl State {
         if session.rooms.len() >= self.max_rooms_per_session {
             return self.error(id, ErrorReason::TooManyRooms);
         }
-        let room = self.rooms.entry(room_name.clone()).or_default();
-        if room.banned_nicks.contains(&nick) || room.banned_ips.contains(&ip) {
-            return self.error(id, ErrorReason::BannedFromRoom);
+        if let Some(room) = self.rooms.get(&room_name) {
+            if room.banned_nicks.contains(&nick) {
+                return self.error(id, ErrorReason::BannedFromRoom);
+            }
+            if room.members.len() + room.pending.len() >= MAX_ROOM_MEMBERS {
+                return self.error(id, ErrorReason::RoomFull);
+            }
         }
+        let room = self.rooms.entry(room_name.clone()).or_default();
         let reply = if room.members.is_empty() {
-            room.members.push(RoomMember {
-                session: id,
-                nick,
-                outbound,
-                join_epoch: 0,
-                awaiting_repair: false,
-            });
+            room.members.push(RoomMember { session: id, nick, outbound, join_epoch: 0 });
             ServerFrame::RoomCreated { room: room_name.clone() }
         } else {
             let leader = room.members[0].nick.clone();
-            room.pending.push(PendingJoiner { session: id, nick, outbound });
+            room.pending.push(PendingJoiner {
+                session: id,
+                nick,
+                outbound,
+                leader_owes_since: None,
+            });
             ServerFrame::JoinPending { room: room_name.clone(), leader }
         };
         if let Some(session) = self.sessions.get_mut(&id) {
@@ -301,22 +400,34 @@ impl State {
         self.send(id, &reply);
     }
 
-    /// The leader a waiting joiner's admission messages go to; a session that is not waiting
-    /// to join the room is told so.
-    fn leader_for_joiner(&mut self, id: SessionId, room_name: &str) -> Option<SessionId> {
-        let leader = self
-            .rooms
-            .get(room_name)
-            .filter(|room| room.is_pending(id))
-            .and_then(|room| room.leader().map(|leader| leader.session));
+    /// The leader a waiting joiner's admission messages go to, now owing it an answer; a
+    /// session that is not waiting to join the room is told so.
+    fn leader_for_joiner(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        now: Instant,
+    ) -> Option<SessionId> {
+        let leader = self.rooms.get_mut(room_name).and_then(|room| {
+            let leader = room.leader()?.session;
+            let joiner = room.pending.iter_mut().find(|joiner| joiner.session == id)?;
+            joiner.leader_owes_since = Some(now);
+            Some(leader)
+        });
         if leader.is_none() {
             self.error(id, ErrorReason::NotInRoom);
         }
         leader
     }
 
-    fn admission_start(&mut self, id: SessionId, room_name: &str, pake_message: Vec<u8>) {
-        let Some(leader) = self.leader_for_joiner(id, room_name) else { return };
+    fn admission_start(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        pake_message: Vec<u8>,
+        now: Instant,
+    ) {
+        let Some(leader) = self.leader_for_joiner(id, room_name, now) else { return };
         let frame = ServerFrame::AdmissionRequest {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
@@ -326,15 +437,18 @@ impl State {
     }
 
     fn admission_reply(&mut self, id: SessionId, room_name: &str, joiner: &str, pake: Vec<u8>) {
-        let Some(room) = self.rooms.get(room_name) else {
+        let Some(room) = self.rooms.get_mut(room_name) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
-        if room.leader().map(|leader| leader.session) != Some(id) {
+        if !room.is_leader(id) {
             return self.error(id, ErrorReason::NotLeader);
         }
-        let Some(joiner) = room.pending_by_nick(joiner).map(|joiner| joiner.session) else {
+        let Some(joiner) = room.pending_by_nick_mut(joiner) else {
             return self.error(id, ErrorReason::UnknownJoiner);
         };
+        // The leader answered; the joiner owes the next step.
+        joiner.leader_owes_since = None;
+        let joiner = joiner.session;
         let frame = ServerFrame::AdmissionReply {
             room: room_name.to_owned(),
             leader: self.nick_of(id),
@@ -349,8 +463,9 @@ impl State {
         room_name: &str,
         confirmation: Vec<u8>,
         sealed_key_package: Vec<u8>,
+        now: Instant,
     ) {
-        let Some(leader) = self.leader_for_joiner(id, room_name) else { return };
+        let Some(leader) = self.leader_for_joiner(id, room_name, now) else { return };
         let frame = ServerFrame::AdmissionFinish {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
@@ -371,7 +486,7 @@ impl State {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
-        if room.leader().map(|leader| leader.session) != Some(id) {
+        if !room.is_leader(id) {
             return self.error(id, ErrorReason::NotLeader);
         }
         let Some(position) = room.pending.iter().position(|joiner| joiner.nick == joiner_nick)
@@ -381,22 +496,14 @@ impl State {
         let joiner = room.pending.remove(position);
         let mut reason = reason;
         if reason == AdmissionRefusal::WrongPassword {
-            let ip = self.sessions.get(&joiner.session).map(|session| session.ip);
             let by_nick = room.wrong_passwords_by_nick.entry(joiner.nick.clone()).or_default();
             *by_nick += 1;
-            let mut banned = *by_nick >= WRONG_PASSWORDS_BEFORE_BAN;
-            if let Some(ip) = ip {
-                signals.push(AbuseSignal::WrongRoomPassword { ip });
-                let by_ip = room.wrong_passwords_by_ip.entry(ip).or_default();
-                *by_ip += 1;
-                if *by_ip >= WRONG_PASSWORDS_BEFORE_BAN {
-                    room.banned_ips.insert(ip);
-                    banned = true;
-                }
-            }
-            if banned {
+            if *by_nick >= WRONG_PASSWORDS_BEFORE_BAN {
                 room.banned_nicks.insert(joiner.nick.clone());
                 reason = AdmissionRefusal::Banned;
+            }
+            if let Some(session) = self.sessions.get(&joiner.session) {
+                signals.push(AbuseSignal::WrongRoomPassword { ip: session.ip });
             }
         }
         self.forget_room_of(joiner.session, room_name);
@@ -406,26 +513,27 @@ impl State {
         );
     }
 
+    /// The leader's commit: checked as far as a relay can (leader, one at a time, epoch,
+    /// group, a Welcome only for a waiting joiner), then put to the vote of the other members.
     fn commit(
         &mut self,
         id: SessionId,
         room_name: &str,
         commit: Vec<u8>,
         welcome: Option<Welcome>,
+        now: Instant,
     ) {
         let Some(room) = self.rooms.get_mut(room_name).filter(|room| room.member(id).is_some())
         else {
             return self.error(id, ErrorReason::NotInRoom);
         };
-        let header = mls_header::peek_header(&commit);
+        let header = mls_header::peek_header(&commit)
+            .filter(|header| header.content_type == CONTENT_TYPE_COMMIT)
+            .filter(|header| room.group_id.as_ref().is_none_or(|id| *id == header.group_id));
         let rejection = match &header {
+            _ if !room.is_leader(id) => Some(CommitRejection::NotLeader),
+            _ if room.in_flight.is_some() => Some(CommitRejection::Busy),
             None => Some(CommitRejection::NotACommit),
-            Some(header) if header.content_type != CONTENT_TYPE_COMMIT => {
-                Some(CommitRejection::NotACommit)
-            }
-            Some(header) if room.group_id.as_ref().is_some_and(|id| *id != header.group_id) => {
-                Some(CommitRejection::NotACommit)
-            }
             Some(header) if header.epoch < room.epoch => {
                 Some(CommitRejection::EpochMovedOn { attempted: header.epoch, current: room.epoch })
             }
@@ -433,85 +541,198 @@ impl State {
                 Some(CommitRejection::EpochAhead { attempted: header.epoch, current: room.epoch })
             }
             Some(_) => match &welcome {
-                Some(welcome)
-                    if room.pending_by_nick(&welcome.to).is_none()
-                        && !room
-                            .members
-                            .iter()
-                            .any(|member| member.nick == welcome.to && member.awaiting_repair) =>
-                {
+                Some(welcome) if room.pending_by_nick(&welcome.to).is_none() => {
                     Some(CommitRejection::UnknownRecipient)
                 }
                 _ => None,
             },
         };
-        if let Some(reason) = rejection {
+        let Some(header) = header.filter(|_| rejection.is_none()) else {
+            let reason = rejection.unwrap_or(CommitRejection::NotACommit);
             let frame = ServerFrame::CommitRejected { room: room_name.to_owned(), reason };
             return self.send(id, &frame);
-        }
-        let header = header.expect("a commit without a header was rejected above");
+        };
         room.group_id.get_or_insert(header.group_id);
-        room.epoch += 1;
-        let new_epoch = room.epoch;
-
-        // Existing members other than the sender get the commit, in the order accepted.
-        let sender = self.nick_of(id);
-        let commit_frame = Bytes::from(proto::encode(&ServerFrame::Commit {
-            room: room_name.to_owned(),
-            from: sender,
-            commit,
-        }));
-        let Some(room) = self.rooms.get_mut(room_name) else { return };
-        let recipients: Vec<SessionId> = room
+        let joiner = welcome.as_ref().map(|welcome| welcome.to.clone());
+        if let Some(joiner) = joiner.as_deref().and_then(|nick| room.pending_by_nick_mut(nick)) {
+            // The leader answered with the commit; from here the vote's deadline governs.
+            joiner.leader_owes_since = None;
+        }
+        let voters: Vec<SessionId> = room
             .members
             .iter()
-            .filter(|member| member.session != id)
-            .filter(|member| {
-                !(member.awaiting_repair && welcome.as_ref().is_some_and(|w| w.to == member.nick))
-            })
             .map(|member| member.session)
+            .filter(|session| *session != id)
             .collect();
+        room.in_flight = Some(CommitInFlight {
+            epoch: room.epoch,
+            committer: id,
+            welcome,
+            tally: Tally::new(voters.clone()),
+            deadline: now + self.deadlines.vote,
+        });
+        let frame = Bytes::from(proto::encode(&ServerFrame::Commit {
+            room: room_name.to_owned(),
+            from: self.nick_of(id),
+            commit,
+            joiner,
+        }));
+        for voter in voters {
+            self.send_bytes(voter, frame.clone());
+        }
+        self.settle(room_name, now);
+    }
 
-        // The welcomed member joins (or is repaired) at the new epoch.
-        let mut welcomed = None;
-        if let Some(welcome) = welcome {
-            if let Some(position) = room.pending.iter().position(|joiner| joiner.nick == welcome.to)
-            {
-                let joiner = room.pending.remove(position);
-                room.members.push(RoomMember {
-                    session: joiner.session,
-                    nick: joiner.nick.clone(),
-                    outbound: joiner.outbound,
-                    join_epoch: new_epoch,
-                    awaiting_repair: false,
-                });
-                welcomed = Some((joiner.session, welcome.message, Some(joiner.nick)));
-            } else if let Some(member) =
-                room.members.iter_mut().find(|member| member.nick == welcome.to)
-            {
-                member.awaiting_repair = false;
-                member.join_epoch = new_epoch;
-                welcomed = Some((member.session, welcome.message, None));
+    /// A member's verdict on the commit in flight. Votes for any other epoch (late, or about
+    /// a commit a man in the middle made up) change nothing.
+    fn vote(&mut self, id: SessionId, room_name: &str, epoch: u64, accept: bool, now: Instant) {
+        let Some(in_flight) = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|room| room.in_flight.as_mut())
+            .filter(|in_flight| in_flight.epoch == epoch)
+        else {
+            return;
+        };
+        in_flight.tally.record(id, accept);
+        self.settle(room_name, now);
+    }
+
+    /// Applies or aborts the commit in flight once every vote is in.
+    fn settle(&mut self, room_name: &str, now: Instant) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(verdict) = room.in_flight.as_ref().and_then(|in_flight| in_flight.tally.verdict())
+        else {
+            return;
+        };
+        let Some(in_flight) = room.in_flight.take() else { return };
+        match verdict {
+            Verdict::Confirmed => self.confirm(room_name, in_flight),
+            Verdict::ConfirmedOverObjections(objectors) => {
+                // A minority refused what the rest verified: they are out of step with the
+                // room (or lying about it), and leave it; they may join again.
+                for objector in objectors {
+                    self.remove_from_room(objector, room_name, RemovalReason::OutVoted, now);
+                }
+                self.confirm(room_name, in_flight);
             }
-        }
-
-        for recipient in recipients {
-            self.send_bytes(recipient, commit_frame.clone());
-        }
-        self.send(
-            id,
-            &ServerFrame::CommitAccepted { room: room_name.to_owned(), epoch: new_epoch },
-        );
-        if let Some((session, message, joined_nick)) = welcomed {
-            self.send(session, &ServerFrame::Welcome { room: room_name.to_owned(), message });
-            if let Some(nick) = joined_nick {
-                let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick };
-                self.send_to_room(room_name, Some(session), &notice);
+            Verdict::Refused => {
+                self.abort(room_name, &in_flight);
+                let committer = in_flight.committer;
+                self.remove_from_room(committer, room_name, RemovalReason::KeyChangeRefused, now);
             }
         }
     }
 
+    /// Every member merges the commit; its joiner, if still waiting, gets the Welcome.
+    fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        room.epoch = in_flight.epoch + 1;
+        let epoch = room.epoch;
+        self.send_to_room(
+            room_name,
+            None,
+            &ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch },
+        );
+        let Some(welcome) = in_flight.welcome else { return };
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(position) = room.pending.iter().position(|joiner| joiner.nick == welcome.to)
+        else {
+            // The joiner left while the room voted. Members count it in with the confirmation,
+            // so they hear that it left, and the leader removes its leaf next.
+            let leader = room.leader().map(|leader| leader.nick.clone()).unwrap_or_default();
+            let notice =
+                ServerFrame::MemberLeft { room: room_name.to_owned(), nick: welcome.to, leader };
+            return self.send_to_room(room_name, None, &notice);
+        };
+        let joiner = room.pending.remove(position);
+        room.members.push(RoomMember {
+            session: joiner.session,
+            nick: joiner.nick.clone(),
+            outbound: joiner.outbound,
+            join_epoch: epoch,
+        });
+        let members = room.member_nicks();
+        let welcome_frame =
+            ServerFrame::Welcome { room: room_name.to_owned(), message: welcome.message, members };
+        self.send(joiner.session, &welcome_frame);
+        let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick: joiner.nick };
+        self.send_to_room(room_name, Some(joiner.session), &notice);
+    }
+
+    /// Every member discards the commit; its joiner starts its admission again.
+    fn abort(&mut self, room_name: &str, in_flight: &CommitInFlight) {
+        self.send_to_room(
+            room_name,
+            None,
+            &ServerFrame::CommitAborted { room: room_name.to_owned(), epoch: in_flight.epoch },
+        );
+        if let Some(welcome) = &in_flight.welcome {
+            self.restart_admission(room_name, &welcome.to);
+        }
+    }
+
+    /// Tells a waiting joiner to start over (with whoever leads now).
+    fn restart_admission(&mut self, room_name: &str, joiner_nick: &str) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(position) = room.pending.iter().position(|joiner| joiner.nick == joiner_nick)
+        else {
+            return;
+        };
+        let joiner = room.pending.remove(position);
+        self.forget_room_of(joiner.session, room_name);
+        let refusal = AdmissionRefusal::LeaderChanged;
+        self.send(
+            joiner.session,
+            &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
+        );
+    }
+
+    /// The leader kept a joiner waiting too long: the next member leads. The old leader stays
+    /// a member, last in line; joiners start over with the new one.
+    fn replace_slow_leader(&mut self, room_name: &str, now: Instant) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        if room.members.len() < 2 {
+            // Nobody to hand over to: the joiners are told why they cannot get in.
+            let waiting: Vec<SessionId> = room
+                .pending
+                .iter()
+                .filter(|joiner| {
+                    joiner
+                        .leader_owes_since
+                        .is_some_and(|since| now >= since + self.deadlines.leader)
+                })
+                .map(|joiner| joiner.session)
+                .collect();
+            room.pending.retain(|joiner| !waiting.contains(&joiner.session));
+            for session in waiting {
+                self.forget_room_of(session, room_name);
+                let reason = AdmissionRefusal::LeaderUnresponsive;
+                self.send(
+                    session,
+                    &ServerFrame::AdmissionRefused { room: room_name.into(), reason },
+                );
+            }
+            return;
+        }
+        if let Some(in_flight) = room.in_flight.take() {
+            self.abort(room_name, &in_flight);
+        }
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        room.members.rotate_left(1);
+        let leader = room.members[0].nick.clone();
+        let joiners: Vec<String> = room.pending.iter().map(|joiner| joiner.nick.clone()).collect();
+        for joiner in joiners {
+            self.restart_admission(room_name, &joiner);
+        }
+        let notice = ServerFrame::LeaderChanged { room: room_name.to_owned(), leader };
+        self.send_to_room(room_name, None, &notice);
+    }
+
     fn application(&mut self, id: SessionId, room_name: &str, message: Vec<u8>) {
+        if message.len() > MAX_APPLICATION_LEN {
+            return self.error(id, ErrorReason::MessageTooLarge);
+        }
         let Some(room) = self.rooms.get_mut(room_name) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
@@ -545,71 +766,68 @@ impl State {
         }
     }
 
-    fn repair_request(&mut self, id: SessionId, room_name: &str, key_package: Vec<u8>) {
-        let Some(room) = self.rooms.get_mut(room_name) else {
-            return self.error(id, ErrorReason::NotInRoom);
-        };
-        let Some(member) = room.members.iter_mut().find(|member| member.session == id) else {
-            return self.error(id, ErrorReason::NotInRoom);
-        };
-        member.awaiting_repair = true;
-        // The leader repairs; a leader that lost track asks the next member.
-        let Some(repairer) = room.members.iter().find(|member| member.session != id) else {
-            return self.error(id, ErrorReason::NotLeader);
-        };
-        let repairer = repairer.session;
-        let frame = ServerFrame::RepairRequest {
-            room: room_name.to_owned(),
-            from: self.nick_of(id),
-            key_package,
-        };
-        self.send(repairer, &frame);
+    /// Takes a member out of a room on the relay's own decision, telling it why.
+    fn remove_from_room(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        reason: RemovalReason,
+        now: Instant,
+    ) {
+        if self.leave_room(id, room_name, now) {
+            self.send(id, &ServerFrame::Removed { room: room_name.to_owned(), reason });
+        }
     }
 
     /// Removes a session from a room (as member or pending joiner). Returns whether it was in.
-    fn leave_room(&mut self, id: SessionId, room_name: &str) -> bool {
+    fn leave_room(&mut self, id: SessionId, room_name: &str, now: Instant) -> bool {
         let Some(room) = self.rooms.get_mut(room_name) else { return false };
         let was_pending = room.is_pending(id);
         room.pending.retain(|joiner| joiner.session != id);
         let position = room.members.iter().position(|member| member.session == id);
         let was_leader = position == Some(0);
         let left = position.map(|position| room.members.remove(position));
+        // A vote in flight goes on without a member that left; a commit whose committer left
+        // is aborted, since nobody will merge it on the committer's side.
+        let committer_left = room.in_flight.as_ref().is_some_and(|f| f.committer == id);
+        if let Some(in_flight) = room.in_flight.as_mut() {
+            in_flight.tally.forget(id);
+        }
         self.forget_room_of(id, room_name);
+        if committer_left
+            && let Some(in_flight) = self.rooms.get_mut(room_name).and_then(|r| r.in_flight.take())
+        {
+            self.abort(room_name, &in_flight);
+        }
         let Some(room) = self.rooms.get_mut(room_name) else { return was_pending };
         if room.members.is_empty() {
             // The room is forgotten; anyone still waiting to join will find it empty and
             // create it afresh.
-            let orphans: Vec<SessionId> =
-                room.pending.iter().map(|joiner| joiner.session).collect();
-            self.rooms.remove(room_name);
+            let orphans: Vec<String> =
+                room.pending.iter().map(|joiner| joiner.nick.clone()).collect();
             for orphan in orphans {
-                self.forget_room_of(orphan, room_name);
-                let refusal = AdmissionRefusal::LeaderChanged;
-                self.send(
-                    orphan,
-                    &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
-                );
+                self.restart_admission(room_name, &orphan);
             }
+            self.rooms.remove(room_name);
             return was_pending || left.is_some();
         }
-        let Some(left) = left else { return was_pending };
+        let Some(left) = left else {
+            self.settle(room_name, now);
+            return was_pending;
+        };
         let leader = room.members[0].nick.clone();
         if was_leader {
             // Admissions in flight were with the old leader; the joiners start over.
-            let orphans: Vec<SessionId> =
-                room.pending.drain(..).map(|joiner| joiner.session).collect();
+            let orphans: Vec<String> =
+                room.pending.iter().map(|joiner| joiner.nick.clone()).collect();
             for orphan in orphans {
-                self.forget_room_of(orphan, room_name);
-                let refusal = AdmissionRefusal::LeaderChanged;
-                self.send(
-                    orphan,
-                    &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
-                );
+                self.restart_admission(room_name, &orphan);
             }
         }
         let notice =
             ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader };
         self.send_to_room(room_name, None, &notice);
+        self.settle(room_name, now);
         true
     }
 
@@ -641,9 +859,9 @@ impl State {
         self.send_bytes(id, Bytes::from(proto::encode(frame)));
     }
 
-    /// Queues a frame for a session without waiting. A session whose queue is full has
-    /// stopped reading: it is told to close rather than slowing everyone else down or
-    /// growing the relay's memory.
+    /// Queues a frame for a session without waiting. A session whose queue is full (in
+    /// frames or bytes) has stopped reading: it is told to close rather than slowing everyone
+    /// else down or growing the relay's memory.
     fn send_bytes(&mut self, id: SessionId, bytes: Bytes) {
         let Some(session) = self.sessions.get_mut(&id) else { return };
         if session.outbound.try_send(bytes).is_err() {
@@ -660,3 +878,6 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! `dist_files` checks the deployment files.
 
 mod abuse;
+mod attacks;
 mod dist_files;
 mod invariants;
 mod line_mode;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chatter::client::{ClientError, RawClient};
 use chatter::mls_header::build_private_message;
 use chatter::proto::{
-    AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RoomSummary,
-    ServerFrame, Welcome,
+    AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RemovalReason,
+    RoomSummary, ServerFrame, Welcome,
 };
 use chatter::relay::RateLimit;
 use chatter::secret::Secret;
@@ -16,15 +16,17 @@ use crate::support::{self, APPLICATION, COMMIT, expect_frame, next_frame};
 
 const GROUP: &[u8] = b"group-1";
 
-/// Runs the admission message flow with opaque bytes (the relay cannot tell) and has the
-/// leader commit the add at `epoch`, as a real leader would after checking the password.
+/// Runs the admission message flow with opaque bytes (the relay cannot tell), has the leader
+/// (`members[0]`) commit the add at `epoch`, as a real leader would after checking the
+/// password, and every other member vote for it.
 async fn admit(
-    leader: &mut RawClient,
+    members: &mut [RawClient],
     joiner: &mut RawClient,
     joiner_nick: &str,
     room: &str,
     epoch: u64,
 ) {
+    let (leader, voters) = members.split_first_mut().unwrap();
     joiner.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
     assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
     joiner
@@ -58,10 +60,26 @@ async fn admit(
         .send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) })
         .await
         .unwrap();
-    let accepted = expect_frame(leader, |f| matches!(f, ServerFrame::CommitAccepted { .. })).await;
-    assert_eq!(accepted, ServerFrame::CommitAccepted { room: room.into(), epoch: epoch + 1 });
-    let welcomed = next_frame(joiner).await;
-    assert_eq!(welcomed, ServerFrame::Welcome { room: room.into(), message: b"welcome".to_vec() });
+    for voter in voters.iter_mut() {
+        let commit = expect_frame(voter, |f| matches!(f, ServerFrame::Commit { .. })).await;
+        assert!(
+            matches!(&commit, ServerFrame::Commit { joiner: Some(named), .. } if named == joiner_nick),
+            "{commit:?}"
+        );
+        vote(voter, room, epoch, true).await;
+    }
+    let confirmed =
+        expect_frame(leader, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await;
+    assert_eq!(confirmed, ServerFrame::CommitConfirmed { room: room.into(), epoch: epoch + 1 });
+    let ServerFrame::Welcome { message, members, .. } = next_frame(joiner).await else {
+        panic!("expected the welcome")
+    };
+    assert_eq!(message, b"welcome");
+    assert_eq!(members.last().map(String::as_str), Some(joiner_nick));
+}
+
+async fn vote(voter: &mut RawClient, room: &str, epoch: u64, accept: bool) {
+    voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept }).await.unwrap();
 }
 
 /// A room of `nicks.len()` members, the first its creator, all at epoch `nicks.len() - 1`.
@@ -80,8 +98,7 @@ pub(crate) async fn room_of(
                 ServerFrame::RoomCreated { room: room.into() }
             );
         } else {
-            let (leader, _) = clients.split_first_mut().unwrap();
-            admit(leader, &mut client, nick, room, index as u64 - 1).await;
+            admit(&mut clients, &mut client, nick, room, index as u64 - 1).await;
         }
         clients.push(client);
     }
@@ -220,57 +237,119 @@ async fn application_messages_reach_everyone_but_the_sender_in_order() {
 }
 
 #[tokio::test]
-async fn two_commits_for_one_epoch_exactly_one_wins_and_all_see_one_order() {
+async fn only_the_leader_commits_and_one_commit_at_a_time() {
     let relay = support::start_relay().await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol"]).await;
-    let commit_b = build_private_message(GROUP, 2, COMMIT, b"from bob");
-    let commit_c = build_private_message(GROUP, 2, COMMIT, b"from carol");
-    let (first, second) = clients.split_at_mut(2);
-    let (bob, carol) = (&mut first[1], &mut second[0]);
-    let frame_b =
-        ClientFrame::Commit { room: "lobby".into(), commit: commit_b.clone(), welcome: None };
-    let frame_c =
-        ClientFrame::Commit { room: "lobby".into(), commit: commit_c.clone(), welcome: None };
-    let (sent_b, sent_c) = tokio::join!(bob.send(&frame_b), carol.send(&frame_c));
-    sent_b.unwrap();
-    sent_c.unwrap();
-
-    // Each committer hears either "accepted" or the winner's commit then "rejected".
-    let mut outcomes = Vec::new();
-    for (index, name) in [(1, "bob"), (2, "carol")] {
-        let client = &mut clients[index];
-        let first = next_frame(client).await;
-        match first {
-            ServerFrame::CommitAccepted { epoch, .. } => {
-                assert_eq!(epoch, 3);
-                outcomes.push((name, true));
-            }
-            ServerFrame::Commit { from, .. } => {
-                assert_ne!(from, name);
-                let rejected = next_frame(client).await;
-                assert_eq!(
-                    rejected,
-                    ServerFrame::CommitRejected {
-                        room: "lobby".into(),
-                        reason: CommitRejection::EpochMovedOn { attempted: 2, current: 3 }
-                    }
-                );
-                outcomes.push((name, false));
-            }
-            other => panic!("{name} got {other:?}"),
-        }
-    }
-    let winners: Vec<_> = outcomes.iter().filter(|(_, won)| *won).collect();
-    assert_eq!(winners.len(), 1, "{outcomes:?}");
-    let winner = winners[0].0;
-    let winning_commit = if winner == "bob" { commit_b } else { commit_c };
-    // The bystander sees exactly the winner's commit.
+    let commit = |text: &[u8]| ClientFrame::Commit {
+        room: "lobby".into(),
+        commit: build_private_message(GROUP, 2, COMMIT, text),
+        welcome: None,
+    };
+    clients[1].send(&commit(b"from bob")).await.unwrap();
+    assert_eq!(
+        next_frame(&mut clients[1]).await,
+        ServerFrame::CommitRejected { room: "lobby".into(), reason: CommitRejection::NotLeader }
+    );
+    clients[0].send(&commit(b"first")).await.unwrap();
+    clients[0].send(&commit(b"second")).await.unwrap();
     assert_eq!(
         next_frame(&mut clients[0]).await,
-        ServerFrame::Commit { room: "lobby".into(), from: winner.into(), commit: winning_commit }
+        ServerFrame::CommitRejected { room: "lobby".into(), reason: CommitRejection::Busy }
     );
+    // Bob and carol get the first commit only, and nothing is applied until both vote.
+    for voter in &mut clients[1..] {
+        let frame = next_frame(voter).await;
+        assert!(
+            matches!(&frame, ServerFrame::Commit { from, joiner: None, .. } if from == "alice")
+        );
+    }
+    vote(&mut clients[1], "lobby", 2, true).await;
     clients[0].send(&ClientFrame::Ping).await.unwrap();
-    assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Pong);
+    assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Pong, "not confirmed with one vote");
+    // A vote about another epoch (a late one, or one about a made-up commit) counts for nothing.
+    vote(&mut clients[2], "lobby", 7, false).await;
+    vote(&mut clients[2], "lobby", 2, true).await;
+    for client in &mut clients {
+        assert_eq!(
+            next_frame(client).await,
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["mallory", "alice", "bob"]).await;
+    let garbage = build_private_message(GROUP, 2, COMMIT, &[0x55; 300]);
+    clients[0]
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit: garbage, welcome: None })
+        .await
+        .unwrap();
+    for voter in &mut clients[1..] {
+        expect_frame(voter, |f| matches!(f, ServerFrame::Commit { .. })).await;
+        vote(voter, "lobby", 2, false).await;
+    }
+    assert_eq!(
+        expect_frame(&mut clients[0], |f| matches!(f, ServerFrame::Removed { .. })).await,
+        ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::KeyChangeRefused }
+    );
+    for honest in &mut clients[1..] {
+        assert_eq!(
+            next_frame(honest).await,
+            ServerFrame::CommitAborted { room: "lobby".into(), epoch: 2 }
+        );
+        assert_eq!(
+            next_frame(honest).await,
+            ServerFrame::MemberLeft {
+                room: "lobby".into(),
+                nick: "mallory".into(),
+                leader: "alice".into()
+            }
+        );
+    }
+    // The room's epoch did not move: alice, who leads now, commits at epoch 2.
+    let commit = build_private_message(GROUP, 2, COMMIT, b"remove mallory");
+    clients[1]
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None })
+        .await
+        .unwrap();
+    expect_frame(&mut clients[2], |f| matches!(f, ServerFrame::Commit { .. })).await;
+    vote(&mut clients[2], "lobby", 2, true).await;
+    assert_eq!(
+        next_frame(&mut clients[1]).await,
+        ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }
+    );
+}
+
+#[tokio::test]
+async fn a_lone_objector_is_outvoted_and_taken_out() {
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol", "mallory"]).await;
+    let commit = build_private_message(GROUP, 3, COMMIT, b"honest");
+    clients[0]
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None })
+        .await
+        .unwrap();
+    for (index, accept) in [(1, true), (2, true), (3, false)] {
+        expect_frame(&mut clients[index], |f| matches!(f, ServerFrame::Commit { .. })).await;
+        vote(&mut clients[index], "lobby", 3, accept).await;
+    }
+    assert_eq!(
+        expect_frame(&mut clients[3], |f| matches!(f, ServerFrame::Removed { .. })).await,
+        ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::OutVoted }
+    );
+    for client in &mut clients[..3] {
+        let left = next_frame(client).await;
+        assert!(
+            matches!(&left, ServerFrame::MemberLeft { nick, .. } if nick == "mallory"),
+            "{left:?}"
+        );
+        assert_eq!(
+            next_frame(client).await,
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 4 }
+        );
+    }
 }
 
 /// A member sends something broken; only its own connection closes, with a reason, and the
@@ -368,7 +447,7 @@ async fn replayed_and_altered_frames_close_only_that_connection() {
 #[tokio::test]
 async fn a_stalled_reader_is_cut_off_without_slowing_the_room() {
     let mut config = support::test_config();
-    config.outgoing_queue_frames = 64;
+    config.queue_limits.frames_per_session = 64;
     // Alice sends far faster than a person types; this test is about the reader.
     config.rate_limit = RateLimit { per_second: 1e9, burst: u32::MAX };
     let relay = support::start_relay_with(config).await;

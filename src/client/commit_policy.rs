@@ -1,0 +1,267 @@
+//! What a room's commit may change, checked by every honest member before it votes.
+//!
+//! MLS checks that a commit is well formed and signed by a member; it does not know what a
+//! room allows. Here is what ours allows (ARCHITECTURE.md, "Trust model"): only the leader
+//! the relay names commits; a commit adds at most one member, the joiner whose admission the
+//! relay saw, under a valid nickname; it removes only members the relay says are gone; it
+//! makes no proposal of any other kind; the committer keeps its own credential and key; the
+//! group never holds two look-alike nicknames nor more than [`MAX_ROOM_MEMBERS`] members.
+//! A member refuses anything else, and the relay's vote takes the committer out.
+//!
+//! Pure: the caller passes the commit's summary and its own view of the room.
+
+use crate::mls::{CommitSummary, MemberInfo};
+use crate::proto::{self, MAX_ROOM_MEMBERS};
+
+/// The most proposals one commit may carry. A leader removes departed members and adds one
+/// joiner; a commit with more is someone trying to make every member do a lot of work.
+pub const MAX_PROPOSALS_PER_COMMIT: usize = 64;
+
+/// What the receiving member knows when it judges a commit.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomView<'a> {
+    /// The room's members as the relay lists them, the leader first.
+    pub relay_members: &'a [String],
+    /// The member the relay says this commit admits, if any.
+    pub joiner: Option<&'a str>,
+    /// The group's members before the commit.
+    pub group_members: &'a [MemberInfo],
+}
+
+/// Why a commit is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    #[error("{committer} is not the room's leader ({leader})")]
+    NotFromLeader { committer: String, leader: String },
+    #[error("it carries proposals this room never makes")]
+    ForeignProposals,
+    #[error("it has {0} changes, more than one key change may make")]
+    TooManyProposals(usize),
+    #[error("{0} changed their own credential or signature key")]
+    IdentityChanged(String),
+    #[error("it adds more than one member")]
+    SeveralAdds,
+    #[error("it adds {added}, whom the relay did not see being admitted")]
+    AddWithoutAdmission { added: String },
+    #[error("it adds someone under the invalid nickname {0:?}")]
+    InvalidNick(String),
+    #[error("it removes {0}, who is still in the room")]
+    RemovesPresentMember(String),
+    #[error("it removes you")]
+    RemovesUs,
+    #[error("it would leave two members who look alike: {0} and {1}")]
+    LookAlikes(String, String),
+    #[error("it would grow the room past {MAX_ROOM_MEMBERS} members")]
+    TooLarge,
+}
+
+/// Checks a staged commit against the room's rules.
+pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyViolation> {
+    let leader = view.relay_members.first().map(String::as_str).unwrap_or_default();
+    if summary.committer.nick != leader {
+        return Err(PolicyViolation::NotFromLeader {
+            committer: summary.committer.nick.clone(),
+            leader: leader.to_owned(),
+        });
+    }
+    if summary.other_proposals > 0 {
+        return Err(PolicyViolation::ForeignProposals);
+    }
+    let proposals = summary.added.len() + summary.removed.len();
+    if proposals > MAX_PROPOSALS_PER_COMMIT {
+        return Err(PolicyViolation::TooManyProposals(proposals));
+    }
+    if summary.committer_identity_changed {
+        return Err(PolicyViolation::IdentityChanged(summary.committer.nick.clone()));
+    }
+    if summary.removes_us {
+        return Err(PolicyViolation::RemovesUs);
+    }
+    match summary.added.as_slice() {
+        [] => {}
+        [added] => {
+            if !proto::is_valid_nick(&added.nick) {
+                return Err(PolicyViolation::InvalidNick(added.nick.clone()));
+            }
+            if view.joiner != Some(added.nick.as_str()) {
+                return Err(PolicyViolation::AddWithoutAdmission { added: added.nick.clone() });
+            }
+        }
+        _ => return Err(PolicyViolation::SeveralAdds),
+    }
+    if let Some(present) =
+        summary.removed.iter().find(|removed| view.relay_members.contains(&removed.nick))
+    {
+        return Err(PolicyViolation::RemovesPresentMember(present.nick.clone()));
+    }
+    if summary.members_after > MAX_ROOM_MEMBERS {
+        return Err(PolicyViolation::TooLarge);
+    }
+    let remaining = view.group_members.iter().filter(|member| !summary.removed.contains(member));
+    look_alikes(remaining.chain(&summary.added))
+}
+
+/// Refuses a set of members in which two nicknames share a confusable skeleton (identical
+/// nicknames included).
+pub fn look_alikes<'a>(
+    members: impl IntoIterator<Item = &'a MemberInfo>,
+) -> Result<(), PolicyViolation> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for member in members {
+        if let Some(earlier) = seen.insert(proto::nick_skeleton(&member.nick), &member.nick) {
+            return Err(PolicyViolation::LookAlikes(earlier.to_owned(), member.nick.clone()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(nick: &str, key: u8) -> MemberInfo {
+        MemberInfo {
+            nick: nick.into(),
+            fingerprint: format!("{key:02x}"),
+            signature_key: vec![key; 32],
+            is_self: false,
+        }
+    }
+
+    fn summary() -> CommitSummary {
+        CommitSummary {
+            epoch: 3,
+            committer: member("alice", 1),
+            removed: Vec::new(),
+            added: Vec::new(),
+            other_proposals: 0,
+            committer_identity_changed: false,
+            removes_us: false,
+            members_after: 3,
+        }
+    }
+
+    struct Fixture {
+        relay: Vec<String>,
+        group: Vec<MemberInfo>,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            relay: vec!["alice".into(), "bob".into(), "me".into()],
+            group: vec![member("alice", 1), member("bob", 2), member("me", 3)],
+        }
+    }
+
+    fn view<'a>(fixture: &'a Fixture, joiner: Option<&'a str>) -> RoomView<'a> {
+        RoomView { relay_members: &fixture.relay, joiner, group_members: &fixture.group }
+    }
+
+    #[test]
+    fn the_leaders_plain_update_passes() {
+        let fixture = fixture();
+        assert_eq!(check(&summary(), view(&fixture, None)), Ok(()));
+    }
+
+    #[test]
+    fn only_the_leader_commits() {
+        let fixture = fixture();
+        let commit = CommitSummary { committer: member("bob", 2), ..summary() };
+        assert!(matches!(
+            check(&commit, view(&fixture, None)),
+            Err(PolicyViolation::NotFromLeader { .. })
+        ));
+    }
+
+    #[test]
+    fn the_admitted_joiner_and_nobody_else_is_added() {
+        let fixture = fixture();
+        let commit = CommitSummary { added: vec![member("carol", 4)], ..summary() };
+        assert_eq!(check(&commit, view(&fixture, Some("carol"))), Ok(()));
+        assert_eq!(
+            check(&commit, view(&fixture, None)),
+            Err(PolicyViolation::AddWithoutAdmission { added: "carol".into() })
+        );
+        assert_eq!(
+            check(&commit, view(&fixture, Some("dave"))),
+            Err(PolicyViolation::AddWithoutAdmission { added: "carol".into() })
+        );
+        let ghosts =
+            CommitSummary { added: vec![member("carol", 4), member("dave", 5)], ..summary() };
+        assert_eq!(
+            check(&ghosts, view(&fixture, Some("carol"))),
+            Err(PolicyViolation::SeveralAdds)
+        );
+    }
+
+    #[test]
+    fn a_second_bob_or_a_look_alike_alice_is_refused() {
+        let fixture = fixture();
+        let second_bob = CommitSummary { added: vec![member("bob", 9)], ..summary() };
+        assert!(matches!(
+            check(&second_bob, view(&fixture, Some("bob"))),
+            Err(PolicyViolation::LookAlikes(..))
+        ));
+        let cyrillic = "\u{0430}lice";
+        let look_alike = CommitSummary { added: vec![member(cyrillic, 9)], ..summary() };
+        // Mixed script: invalid before it is even a look-alike.
+        assert!(check(&look_alike, view(&fixture, Some(cyrillic))).is_err());
+        let whole_script = "\u{0430}\u{0435}"; // Cyrillic "ае", which reads as Latin "ae"
+        let fixture = Fixture { group: vec![member("ae", 7), member("alice", 1)], ..fixture };
+        let commit = CommitSummary { added: vec![member(whole_script, 9)], ..summary() };
+        assert!(matches!(
+            check(&commit, view(&fixture, Some(whole_script))),
+            Err(PolicyViolation::LookAlikes(..))
+        ));
+    }
+
+    #[test]
+    fn only_departed_members_are_removed() {
+        let mut fixture = fixture();
+        let remove_bob = CommitSummary { removed: vec![member("bob", 2)], ..summary() };
+        assert_eq!(
+            check(&remove_bob, view(&fixture, None)),
+            Err(PolicyViolation::RemovesPresentMember("bob".into()))
+        );
+        fixture.relay.retain(|nick| nick != "bob");
+        assert_eq!(check(&remove_bob, view(&fixture, None)), Ok(()));
+        let remove_us = CommitSummary { removes_us: true, ..summary() };
+        assert_eq!(check(&remove_us, view(&fixture, None)), Err(PolicyViolation::RemovesUs));
+    }
+
+    #[test]
+    fn a_rejoining_member_replaces_its_old_leaf() {
+        let mut fixture = fixture();
+        fixture.relay.retain(|nick| nick != "bob");
+        let rejoin = CommitSummary {
+            removed: vec![member("bob", 2)],
+            added: vec![member("bob", 8)],
+            ..summary()
+        };
+        assert_eq!(check(&rejoin, view(&fixture, Some("bob"))), Ok(()));
+    }
+
+    #[test]
+    fn foreign_proposals_identity_changes_and_floods_are_refused() {
+        let fixture = fixture();
+        let foreign = CommitSummary { other_proposals: 1, ..summary() };
+        assert_eq!(check(&foreign, view(&fixture, None)), Err(PolicyViolation::ForeignProposals));
+        let changed = CommitSummary { committer_identity_changed: true, ..summary() };
+        assert_eq!(
+            check(&changed, view(&fixture, None)),
+            Err(PolicyViolation::IdentityChanged("alice".into()))
+        );
+        let flood = CommitSummary {
+            removed: (0..MAX_PROPOSALS_PER_COMMIT as u8 + 1)
+                .map(|n| member(&format!("g{n}"), n))
+                .collect(),
+            ..summary()
+        };
+        assert!(matches!(
+            check(&flood, view(&fixture, None)),
+            Err(PolicyViolation::TooManyProposals(_))
+        ));
+        let huge = CommitSummary { members_after: MAX_ROOM_MEMBERS + 1, ..summary() };
+        assert_eq!(check(&huge, view(&fixture, None)), Err(PolicyViolation::TooLarge));
+    }
+}

@@ -1,0 +1,177 @@
+//! The attacks of the room-protocol review, each turned into a regression test with real
+//! engines, a real relay and a real man in the middle (`support::mitm`), which knows the
+//! access code as every user and the operator do.
+
+use chatter::client::{ClientError, Event, Events};
+use chatter::mls::MlsMember;
+use chatter::mls_header::{
+    CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message, peek_header,
+};
+use chatter::proto::{ClientFrame, ServerFrame};
+use chatter::secret::Secret;
+
+use crate::support::{self, chat_client, chat_client_at, expect_event};
+
+fn is_message(from: &str, text: &str) -> impl Fn(&Event) -> bool {
+    let (from, text) = (from.to_owned(), text.to_owned());
+    move |event| matches!(event, Event::Message { from: f, text: t, .. } if *f == from && *t == text)
+}
+
+fn is_warning(containing: &str) -> impl Fn(&Event) -> bool {
+    let containing = containing.to_owned();
+    move |event| matches!(event, Event::Warning { text, .. } if text.contains(&containing))
+}
+
+async fn joined(events: &mut Events, nick: &str) {
+    expect_event(events, |e| matches!(e, Event::Joined { nick: n, .. } if n == nick)).await;
+}
+
+#[tokio::test]
+async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
+    let relay = support::start_relay().await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    bob.send_text("hi").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "hi")).await;
+    let header = {
+        let sent = control.sent_by_client.lock().unwrap();
+        let Some(ClientFrame::Application { message, .. }) = sent.last() else {
+            panic!("bob's message went through the middle")
+        };
+        peek_header(message).unwrap()
+    };
+    let seen_before = control.sent_by_client.lock().unwrap().len();
+
+    // Trigger one: a garbage commit "from alice". Bob refuses it and says so.
+    let garbage =
+        build_private_message(&header.group_id, header.epoch, CONTENT_TYPE_COMMIT, &[0x55; 300]);
+    let forged = ServerFrame::Commit {
+        room: "vault".into(),
+        from: "alice".into(),
+        commit: garbage,
+        joiner: None,
+    };
+    control.inject.send(forged).unwrap();
+    expect_event(&mut bob_events, is_warning("refused a key change claimed to be from alice"))
+        .await;
+    // Trigger two: a well-formed message stamped with an epoch bob has not reached (empty
+    // authenticated data, then one byte each of sender data and ciphertext).
+    let ahead = build_private_message(
+        &header.group_id,
+        header.epoch + 1,
+        CONTENT_TYPE_APPLICATION,
+        &[0, 1, 7, 1, 7],
+    );
+    control
+        .inject
+        .send(ServerFrame::Application {
+            room: "vault".into(),
+            from: "alice".into(),
+            message: ahead,
+        })
+        .unwrap();
+    expect_event(&mut bob_events, is_warning("key change this client has not seen")).await;
+    // The middle's own group, with its own "alice", and a Welcome into it.
+    let fake_alice = MlsMember::new("alice").unwrap();
+    let mut fake_group = fake_alice.create_room().unwrap();
+    let stand_in = MlsMember::new("bob").unwrap();
+    let add = fake_group.commit_add(&stand_in.key_package().unwrap(), "bob").unwrap();
+    control
+        .inject
+        .send(ServerFrame::Welcome {
+            room: "vault".into(),
+            message: add.welcome.unwrap(),
+            members: vec!["alice".into(), "bob".into()],
+        })
+        .unwrap();
+    expect_event(&mut bob_events, is_warning("refused a welcome nobody asked for")).await;
+
+    // Bob asked for nothing: no key package, no repair; only his "no" votes left him.
+    let sent_after: Vec<ClientFrame> =
+        control.sent_by_client.lock().unwrap()[seen_before..].to_vec();
+    assert!(
+        sent_after.iter().all(|frame| matches!(
+            frame,
+            ClientFrame::CommitVote { accept: false, .. } | ClientFrame::Ping
+        )),
+        "{sent_after:?}"
+    );
+    // And he is still with the real alice, whose key his /who shows.
+    alice.send_text("still us").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "still us")).await;
+    bob.send_text("yes").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "yes")).await;
+    let real_alice = alice.members().await.unwrap();
+    let real_fingerprint =
+        real_alice.members.iter().find(|m| m.is_self).unwrap().fingerprint.clone();
+    let bobs_view = bob.members().await.unwrap();
+    let alice_for_bob = bobs_view.members.iter().find(|m| m.nick == "alice").unwrap();
+    assert_eq!(alice_for_bob.fingerprint, real_fingerprint);
+    assert_ne!(alice_for_bob.fingerprint, Some(fake_alice.fingerprint()));
+}
+
+#[tokio::test]
+async fn a_garbage_commit_costs_the_leader_the_room_and_the_others_nothing() {
+    let relay = support::start_relay().await;
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (mallory, mut mallory_events) = chat_client_at(&mitm.to_string(), "mallory").await;
+    mallory.join("den", Secret::from("pw")).await.unwrap();
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("den", Secret::from("pw")).await.unwrap();
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    bob.join("den", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+
+    // Mallory's next commit (carol's admission) goes out as garbage.
+    control.corrupt_commits.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (carol, mut carol_events) = chat_client(&relay, "carol").await;
+    let carol_joins =
+        tokio::spawn(async move { carol.join("den", Secret::from("pw")).await.map(|()| carol) });
+    for events in [&mut alice_events, &mut bob_events] {
+        expect_event(events, is_warning("refused a key change claimed to be from mallory")).await;
+        expect_event(events, |e| matches!(e, Event::Left { nick, .. } if nick == "mallory")).await;
+    }
+    expect_event(&mut mallory_events, is_warning("the room refused your key change")).await;
+    // Right away, the honest members talk; the room never stopped for them.
+    alice.send_text("still here").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "still here")).await;
+    bob.send_text("me too").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "me too")).await;
+    // Carol, with the right password, still gets in (through alice, who leads now).
+    let carol = carol_joins.await.unwrap().expect("carol gets in");
+    joined(&mut carol_events, "carol").await;
+    alice.send_text("welcome carol").await.unwrap();
+    expect_event(&mut carol_events, is_message("alice", "welcome carol")).await;
+    carol.send_text("thanks").await.unwrap();
+    expect_event(&mut bob_events, is_message("carol", "thanks")).await;
+}
+
+#[tokio::test]
+async fn a_paste_over_the_limit_is_refused_by_the_sender_and_the_connection_stays() {
+    let relay = support::start_relay().await;
+    let (alice, _alice_events) = chat_client(&relay, "alice").await;
+    alice.join("lobby", Secret::from("")).await.unwrap();
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    bob.join("lobby", Secret::from("")).await.unwrap();
+    let paste = "x".repeat(3 * 1024 * 1024);
+    let refused = alice.send_text(&paste).await.unwrap_err();
+    assert!(matches!(refused, ClientError::MessageTooLong { .. }), "{refused:?}");
+    assert!(refused.to_string().contains("at most"), "{refused}");
+    alice.send_text("a normal line").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "a normal line")).await;
+    assert!(alice.is_connected());
+}
