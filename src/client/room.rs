@@ -45,7 +45,9 @@ pub enum RoomError {
     #[error("not rejoining: {0}")]
     Rejoin(#[from] RejoinRefusal),
     #[error("the welcome's group breaks the room's rules: {0}")]
-    UnsafeGroup(#[from] PolicyViolation),
+    UnsafeGroup(PolicyViolation),
+    #[error("{0}")]
+    Policy(#[from] PolicyViolation),
     #[error("the welcome is for a group without {0}, the leader who admitted you")]
     WithoutLeader(String),
 }
@@ -263,7 +265,7 @@ impl Room {
         };
         let group = mls.join_room(welcome)?;
         let group_members = group.members();
-        commit_policy::look_alikes(&group_members)?;
+        commit_policy::look_alikes(&group_members).map_err(RoomError::UnsafeGroup)?;
         if !group_members.iter().any(|member| member.nick == *leader) {
             return Err(RoomError::WithoutLeader(leader.clone()));
         }

@@ -175,3 +175,124 @@ async fn a_paste_over_the_limit_is_refused_by_the_sender_and_the_connection_stay
     expect_event(&mut bob_events, is_message("alice", "a normal line")).await;
     assert!(alice.is_connected());
 }
+
+/// A leader that speaks the protocol by hand with real MLS: it admits members honestly, then
+/// commits what it likes.
+struct RogueLeader {
+    raw: chatter::client::RawClient,
+    group: chatter::mls::RoomGroup,
+    epoch: u64,
+}
+
+impl RogueLeader {
+    async fn create(relay: &support::TestRelay, room: &str) -> (Self, MlsMember) {
+        let mls = MlsMember::new("mallory").unwrap();
+        let mut raw = support::raw_client(relay, "mallory").await;
+        raw.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+        assert!(matches!(support::next_frame(&mut raw).await, ServerFrame::RoomCreated { .. }));
+        let group = mls.create_room().unwrap();
+        (RogueLeader { raw, group, epoch: 0 }, mls)
+    }
+
+    /// Admits whoever asks, honestly, with the room password; voters are the members so far.
+    async fn admit(&mut self, joiner: &chatter::client::Client, room: &str, password: &str) {
+        let joining = {
+            let joiner = joiner.clone();
+            let (room, password) = (room.to_owned(), password.to_owned());
+            tokio::spawn(async move { joiner.join(&room, Secret::from(password.as_str())).await })
+        };
+        let request = support::expect_frame(&mut self.raw, |f| {
+            matches!(f, ServerFrame::AdmissionRequest { .. })
+        })
+        .await;
+        let ServerFrame::AdmissionRequest { joiner: nick, pake_message, .. } = request else {
+            unreachable!()
+        };
+        let (admission, reply) = chatter::admission::LeaderAdmission::respond(
+            room,
+            &nick,
+            "mallory",
+            password.as_bytes(),
+            &pake_message,
+        )
+        .unwrap();
+        self.raw
+            .send(&ClientFrame::AdmissionReply {
+                room: room.into(),
+                joiner: nick.clone(),
+                pake_message: reply,
+            })
+            .await
+            .unwrap();
+        let finish = support::expect_frame(&mut self.raw, |f| {
+            matches!(f, ServerFrame::AdmissionFinish { .. })
+        })
+        .await;
+        let ServerFrame::AdmissionFinish { confirmation, sealed_key_package, .. } = finish else {
+            unreachable!()
+        };
+        let key_package = admission.verify(&confirmation, &sealed_key_package).unwrap();
+        let add = self.group.commit_add(&key_package, &nick).unwrap();
+        let welcome = chatter::proto::Welcome { to: nick, message: add.welcome.unwrap() };
+        self.commit(room, add.commit, Some(welcome)).await;
+        assert!(matches!(self.verdict().await, ServerFrame::CommitConfirmed { .. }));
+        self.group.merge_pending_commit().unwrap();
+        joining.await.unwrap().unwrap();
+    }
+
+    async fn commit(
+        &mut self,
+        room: &str,
+        commit: Vec<u8>,
+        welcome: Option<chatter::proto::Welcome>,
+    ) {
+        self.raw.send(&ClientFrame::Commit { room: room.into(), commit, welcome }).await.unwrap();
+        self.epoch += 1;
+    }
+
+    async fn verdict(&mut self) -> ServerFrame {
+        support::expect_frame(&mut self.raw, |f| {
+            matches!(
+                f,
+                ServerFrame::CommitConfirmed { .. }
+                    | ServerFrame::CommitAborted { .. }
+                    | ServerFrame::CommitRejected { .. }
+            )
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_leader_cannot_remove_the_members_who_are_still_here() {
+    let relay = support::start_relay().await;
+    let (mut mallory, _) = RogueLeader::create(&relay, "den").await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    mallory.admit(&alice, "den", "pw").await;
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    mallory.admit(&bob, "den", "pw").await;
+    joined(&mut alice_events, "bob").await;
+
+    let remove_everyone = mallory.group.commit_remove(&["alice", "bob"]).unwrap();
+    mallory.commit("den", remove_everyone.commit, None).await;
+    assert_eq!(
+        mallory.verdict().await,
+        ServerFrame::CommitAborted { room: "den".into(), epoch: 2 }
+    );
+    for events in [&mut alice_events, &mut bob_events] {
+        let warned = expect_event(events, |e| matches!(e, Event::Warning { .. })).await;
+        assert!(
+            matches!(&warned, Event::Warning { text, .. }
+                if text.contains("refused a key change claimed to be from mallory: it removes you")),
+            "{warned:?}"
+        );
+        expect_event(events, |e| matches!(e, Event::Left { nick, .. } if nick == "mallory")).await;
+    }
+    // Nobody was removed: alice (leading now) and bob carry on, and mallory is out.
+    alice.send_text("still both here").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "still both here")).await;
+    let who = bob.members().await.unwrap();
+    let nicks: Vec<&str> = who.members.iter().map(|m| m.nick.as_str()).collect();
+    assert_eq!(nicks, ["alice", "bob"]);
+    assert!(who.members[0].is_leader);
+}
