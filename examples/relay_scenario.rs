@@ -58,10 +58,15 @@ async fn main() -> anyhow::Result<()> {
     bob.send(&ClientFrame::Join { room: ROOM.into() }).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::JoinPending { .. })).await?;
     bob.send(&ClientFrame::AdmissionStart { room: ROOM.into(), pake_message: vec![1; 32] }).await?;
-    recv_until(&mut alice, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await?;
+    let request =
+        recv_until(&mut alice, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await?;
+    let ServerFrame::AdmissionRequest { attempt, .. } = request else {
+        bail!("expected an admission request")
+    };
     let reply = ClientFrame::AdmissionReply {
         room: ROOM.into(),
         joiner: "bob".into(),
+        attempt,
         pake_message: vec![2; 32],
     };
     alice.send(&reply).await?;
@@ -73,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     };
     bob.send(&finish).await?;
     recv_until(&mut alice, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await?;
-    let welcome = Welcome { to: "bob".into(), message: b"welcome".to_vec() };
+    let welcome = Welcome { to: "bob".into(), attempt, message: b"welcome".to_vec() };
     let commit = ClientFrame::Commit {
         room: ROOM.into(),
         commit: private_message(0, 3, b"add bob"),

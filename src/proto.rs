@@ -105,10 +105,11 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
-    /// Leader to joiner: the leader's PAKE message.
+    /// Leader to joiner: the leader's PAKE message, for the joiner's admission `attempt`.
     AdmissionReply {
         room: String,
         joiner: String,
+        attempt: u64,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
@@ -121,8 +122,9 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         sealed_key_package: Vec<u8>,
     },
-    /// Leader to relay: the joiner is refused. The relay counts wrong passwords.
-    AdmissionRefused { room: String, joiner: String, reason: AdmissionRefusal },
+    /// Leader to relay: the joiner's admission `attempt` is refused. The relay counts wrong
+    /// passwords.
+    AdmissionRefused { room: String, joiner: String, attempt: u64, reason: AdmissionRefusal },
     /// The leader's MLS Commit (a PrivateMessage), with the Welcome for the member it adds,
     /// if any. The relay reads the epoch from the message header, takes one commit at a time,
     /// and applies it once every other member voted for it.
@@ -142,7 +144,8 @@ pub enum ClientFrame {
     /// the commit and found it within the room's commit policy. The relay applies a commit
     /// only when every member accepted it (see ARCHITECTURE.md, "Trust model").
     CommitVote { room: String, epoch: u64, accept: bool },
-    /// Leaves a room. Answered by `Left`; the leader then commits the removal.
+    /// Leaves a room (or gives up joining it). Always answered by `Left`; the leader then
+    /// commits the removal.
     Leave { room: String },
     /// Keepalive; answered by `Pong`.
     Ping,
@@ -150,10 +153,11 @@ pub enum ClientFrame {
     Quit,
 }
 
-/// A Welcome and the nickname it is for.
+/// A Welcome, the nickname it is for, and the admission attempt it answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     pub to: String,
+    pub attempt: u64,
     #[serde(with = "serde_bytes")]
     pub message: Vec<u8>,
 }
@@ -206,10 +210,14 @@ pub enum ServerFrame {
         room: String,
         leader: String,
     },
-    /// To the leader: a joiner's PAKE message.
+    /// To the leader: a joiner's PAKE message. `attempt` names this admission: a joiner
+    /// that gives up and tries again starts another, and the relay passes on only what
+    /// answers the current one, so a slow leader's answer to an old attempt cannot be taken
+    /// for an answer to the new one.
     AdmissionRequest {
         room: String,
         joiner: String,
+        attempt: u64,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
@@ -224,6 +232,7 @@ pub enum ServerFrame {
     AdmissionFinish {
         room: String,
         joiner: String,
+        attempt: u64,
         #[serde(with = "serde_bytes")]
         confirmation: Vec<u8>,
         #[serde(with = "serde_bytes")]
@@ -299,7 +308,8 @@ pub enum ServerFrame {
         room: String,
         reason: RemovalReason,
     },
-    /// This client has left the room.
+    /// The answer to [`ClientFrame::Leave`], whether or not the client was still in the room:
+    /// no frame about its earlier membership follows it.
     Left {
         room: String,
     },
@@ -496,7 +506,7 @@ mod tests {
             ClientFrame::Commit {
                 room: "lobby".into(),
                 commit: vec![1, 2, 3],
-                welcome: Some(Welcome { to: "bob".into(), message: vec![4; 100] }),
+                welcome: Some(Welcome { to: "bob".into(), attempt: 1, message: vec![4; 100] }),
             },
             ClientFrame::Application { room: "lobby".into(), message: vec![0; 64] },
             ClientFrame::Quit,

@@ -104,15 +104,19 @@ async fn admit(
     }
     let pake_message = vec![1; 33];
     joiner.send(&ClientFrame::AdmissionStart { room: room.into(), pake_message }).await?;
-    expect(
+    let request = expect(
         leader,
         "admission request",
         |f| matches!(f, ServerFrame::AdmissionRequest { joiner, .. } if joiner == joiner_nick),
     )
     .await?;
+    let ServerFrame::AdmissionRequest { attempt, .. } = request else {
+        bail!("expected an admission request, got {request:?}")
+    };
     let reply = ClientFrame::AdmissionReply {
         room: room.into(),
         joiner: joiner_nick.into(),
+        attempt,
         pake_message: vec![2; 33],
     };
     leader.send(&reply).await?;
@@ -126,7 +130,7 @@ async fn admit(
     expect(leader, "admission finish", |f| matches!(f, ServerFrame::AdmissionFinish { .. }))
         .await?;
     let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
-    let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
+    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
     for voter in voters {
         voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true }).await?;

@@ -6,7 +6,7 @@
 //! work is synchronous inside it (through `room::Room`), so no lock is held across an await
 //! and the order of frames is the order of processing.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +55,8 @@ struct Engine {
     /// `None` marks a list the engine asked for itself, to learn the room's order.
     member_list_waiters: VecDeque<Option<Reply<RoomMembers>>>,
     quit_reply: Option<Reply<()>>,
+    /// `Leave`s sent per room whose `Left` has not come back yet.
+    leaving: HashMap<String, u32>,
 }
 
 /// Starts the engine for an authenticated, registered connection.
@@ -79,6 +81,7 @@ pub(super) fn spawn(
         room_list_waiters: VecDeque::new(),
         member_list_waiters: VecDeque::new(),
         quit_reply: None,
+        leaving: HashMap::new(),
     };
     tokio::spawn(engine.run(reader, requests));
 }
@@ -159,6 +162,7 @@ impl Engine {
     }
 
     async fn send(&mut self, frame: &ClientFrame) -> std::io::Result<()> {
+        self.note_leave(frame);
         self.writer.write_frame(frame).await
     }
 
@@ -167,9 +171,32 @@ impl Engine {
             self.emit(event);
         }
         for frame in &outbox.frames {
+            self.note_leave(frame);
             self.writer.queue(&crate::proto::encode(frame))?;
         }
         self.writer.flush().await
+    }
+
+    /// Counts a `Leave` on its way: until the relay's `Left` for it arrives, frames about
+    /// that room belong to the membership we ended, not to a new one.
+    fn note_leave(&mut self, frame: &ClientFrame) {
+        if let ClientFrame::Leave { room } = frame {
+            *self.leaving.entry(room.clone()).or_default() += 1;
+        }
+    }
+
+    /// Whether a frame belongs to a membership we already ended; consumes the `Left` that
+    /// closes one.
+    fn is_stale(&mut self, frame: &ServerFrame) -> bool {
+        let Some(room) = frame_room(frame) else { return false };
+        let Some(pending) = self.leaving.get_mut(room) else { return false };
+        if let ServerFrame::Left { .. } = frame {
+            *pending -= 1;
+            if *pending == 0 {
+                self.leaving.remove(room);
+            }
+        }
+        true
     }
 
     async fn on_request(&mut self, request: Request) -> std::io::Result<()> {
@@ -284,6 +311,9 @@ impl Engine {
     /// other room are stale and dropped); everything a room produces goes out in one flush.
     async fn on_frame(&mut self, frame: ServerFrame) -> std::io::Result<()> {
         let mut outbox = Outbox::default();
+        if self.is_stale(&frame) {
+            return Ok(());
+        }
         match frame {
             ServerFrame::RoomList { rooms } => {
                 if let Some(reply) = self.room_list_waiters.pop_front() {
@@ -399,17 +429,23 @@ impl Engine {
                 let Some(room) = self.room.as_mut() else { return };
                 let now = SystemTime::now();
                 match frame {
-                    ServerFrame::AdmissionRequest { joiner, pake_message, .. } => {
-                        room.admission_request(&me, joiner, &pake_message, out)
+                    ServerFrame::AdmissionRequest { joiner, attempt, pake_message, .. } => {
+                        room.admission_request(&me, joiner, attempt, &pake_message, out)
                     }
                     ServerFrame::AdmissionFinish {
                         joiner,
+                        attempt,
                         confirmation,
                         sealed_key_package,
                         ..
-                    } => {
-                        room.admission_finish(&me, joiner, &confirmation, &sealed_key_package, out)
-                    }
+                    } => room.admission_finish(
+                        &me,
+                        joiner,
+                        attempt,
+                        &confirmation,
+                        &sealed_key_package,
+                        out,
+                    ),
                     ServerFrame::Commit { from, commit, joiner, .. } => {
                         room.incoming_commit(&from, &commit, joiner.as_deref(), out)
                     }

@@ -11,6 +11,8 @@ mod error;
 pub mod raw;
 pub mod rejoin;
 mod room;
+#[cfg(test)]
+mod room_simulation;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

@@ -71,8 +71,9 @@ pub struct Membership {
     intents: VecDeque<Intent>,
     /// As leader: the intent behind our commit that the room is voting on.
     own_commit: Option<Intent>,
-    /// As leader: joiners in the middle of the password exchange.
-    admissions: HashMap<String, LeaderAdmission>,
+    /// As leader: joiners in the middle of the password exchange, with the relay's number
+    /// for their attempt.
+    admissions: HashMap<String, (u64, LeaderAdmission)>,
     /// The epoch of another member's commit we accepted and staged, until the room settles it.
     voted: Option<u64>,
 }
@@ -92,7 +93,7 @@ impl Membership {
 /// Work the leader owes the room as a commit.
 #[derive(Debug, Clone)]
 enum Intent {
-    Add { joiner: String, key_package: Vec<u8> },
+    Add { joiner: String, attempt: u64, key_package: Vec<u8> },
     Remove { nick: String },
 }
 
@@ -281,19 +282,32 @@ impl Room {
     }
 
     /// As leader: a joiner opened the password exchange.
-    pub fn admission_request(&mut self, me: &str, joiner: String, pake: &[u8], out: &mut Outbox) {
+    pub fn admission_request(
+        &mut self,
+        me: &str,
+        joiner: String,
+        attempt: u64,
+        pake: &[u8],
+        out: &mut Outbox,
+    ) {
         let name = self.name.clone();
         let is_leader = self.is_leader(me);
         let password = self.password.clone();
         let Some(membership) = self.membership().filter(|_| is_leader) else { return };
         match LeaderAdmission::respond(&name, &joiner, me, password.expose().as_bytes(), pake) {
             Ok((admission, pake_message)) => {
-                membership.admissions.insert(joiner.clone(), admission);
-                out.frames.push(ClientFrame::AdmissionReply { room: name, joiner, pake_message });
+                membership.admissions.insert(joiner.clone(), (attempt, admission));
+                out.frames.push(ClientFrame::AdmissionReply {
+                    room: name,
+                    joiner,
+                    attempt,
+                    pake_message,
+                });
             }
             Err(_) => out.frames.push(ClientFrame::AdmissionRefused {
                 room: name,
                 joiner,
+                attempt,
                 reason: AdmissionRefusal::Malformed,
             }),
         }
@@ -305,23 +319,29 @@ impl Room {
         &mut self,
         me: &str,
         joiner: String,
+        attempt: u64,
         confirmation: &[u8],
         sealed_key_package: &[u8],
         out: &mut Outbox,
     ) {
         let name = self.name.clone();
         let refuse = |out: &mut Outbox, joiner: String, reason| {
-            out.frames.push(ClientFrame::AdmissionRefused { room: name.clone(), joiner, reason });
+            let room = name.clone();
+            out.frames.push(ClientFrame::AdmissionRefused { room, joiner, attempt, reason });
         };
-        let Some(admission) =
-            self.membership().and_then(|membership| membership.admissions.remove(&joiner))
+        // An exchange for another attempt (the joiner gave up and started again) is not this
+        // one's: its keys would only make the password look wrong.
+        let Some((_, admission)) = self
+            .membership()
+            .and_then(|membership| membership.admissions.remove(&joiner))
+            .filter(|(started, _)| *started == attempt)
         else {
             return refuse(out, joiner, AdmissionRefusal::LeaderChanged);
         };
         match admission.verify(confirmation, sealed_key_package) {
             Ok(key_package) => {
                 if let Some(membership) = self.membership() {
-                    membership.intents.push_back(Intent::Add { joiner, key_package });
+                    membership.intents.push_back(Intent::Add { joiner, attempt, key_package });
                 }
                 self.drive_commits(me, out);
             }
@@ -407,13 +427,14 @@ impl Room {
             let Some(intent) = membership.intents.pop_front() else { return };
             let group = &mut membership.group;
             let result = match &intent {
-                Intent::Add { joiner, key_package } => {
+                Intent::Add { joiner, attempt, key_package } => {
                     let stale_leaf = group.members().iter().any(|member| member.nick == *joiner);
                     if stale_leaf && relay_members.contains(joiner) {
                         // A connected member of that name is in the group: never two.
                         out.frames.push(ClientFrame::AdmissionRefused {
                             room: room.clone(),
                             joiner: joiner.clone(),
+                            attempt: *attempt,
                             reason: AdmissionRefusal::LeaderFailed,
                         });
                         continue;
@@ -425,7 +446,7 @@ impl Room {
                     } else {
                         group.commit_add(key_package, joiner)
                     };
-                    commit.map(|commit| (commit, Some(joiner.clone())))
+                    commit.map(|commit| (commit, Some((joiner.clone(), *attempt))))
                 }
                 Intent::Remove { nick } => match group.commit_remove(&[nick.as_str()]) {
                     Err(MlsError::NoSuchMember(_)) => continue, // already gone
@@ -435,7 +456,9 @@ impl Room {
             match result {
                 Ok((commit, welcome_to)) => {
                     let welcome = match (welcome_to, commit.welcome) {
-                        (Some(to), Some(message)) => Some(Welcome { to, message }),
+                        (Some((to, attempt)), Some(message)) => {
+                            Some(Welcome { to, attempt, message })
+                        }
                         _ => None,
                     };
                     out.frames.push(ClientFrame::Commit {
@@ -446,7 +469,7 @@ impl Room {
                     membership.own_commit = Some(intent);
                 }
                 Err(error) => match intent {
-                    Intent::Add { joiner, .. } => {
+                    Intent::Add { joiner, attempt, .. } => {
                         out.warn(&room, format!("could not admit {joiner}: {error}"));
                         let reason = match error {
                             MlsError::InvalidKeyPackage(_) => AdmissionRefusal::Malformed,
@@ -455,6 +478,7 @@ impl Room {
                         out.frames.push(ClientFrame::AdmissionRefused {
                             room: room.clone(),
                             joiner,
+                            attempt,
                             reason,
                         });
                     }
@@ -470,16 +494,35 @@ impl Room {
     /// The relay did not take our commit at all.
     pub fn commit_rejected(&mut self, reason: CommitRejection, out: &mut Outbox) {
         let room = self.name.clone();
+        let out_of_step = matches!(
+            reason,
+            CommitRejection::EpochMovedOn { .. } | CommitRejection::EpochAhead { .. }
+        );
         let Some(membership) = self.membership() else { return };
         membership.group.discard_pending_commit();
-        if let Some(Intent::Add { joiner, .. }) = membership.own_commit.take() {
+        if let Some(Intent::Add { joiner, attempt, .. }) = membership.own_commit.take() {
             out.frames.push(ClientFrame::AdmissionRefused {
                 room: room.clone(),
                 joiner,
+                attempt,
                 reason: AdmissionRefusal::LeaderFailed,
             });
         }
         out.warn(&room, format!("the relay refused a key change: {reason}"));
+        if out_of_step {
+            self.resync(out);
+        }
+    }
+
+    /// Our group and the relay's room disagree on the epoch (a commit the relay confirmed
+    /// that we never saw, or one we saw that it never confirmed): leave and join again, back
+    /// into the same group only, as a member taken out of the room does.
+    fn resync(&mut self, out: &mut Outbox) {
+        out.warn(&self.name, "out of step with the room's keys; joining again".into());
+        self.relay_members.clear();
+        out.frames.push(ClientFrame::Leave { room: self.name.clone() });
+        let join = self.restart_join();
+        out.frames.push(join);
     }
 
     /// Another member's commit, for us to verify, judge and vote on.
@@ -543,7 +586,8 @@ impl Room {
         } else if membership.voted.take().is_some() {
             membership.group.merge_staged_commit().map(|events| (events, None))
         } else {
-            return out.warn(&room, "the room confirmed a key change this client never saw; its messages may not decrypt until you rejoin".into());
+            // The relay's epoch moved without us: we are out of step, and rejoin.
+            return self.resync(out);
         };
         match merged {
             Ok((events, joined)) => {

@@ -90,6 +90,8 @@ struct RoomMember {
 struct PendingJoiner {
     session: SessionId,
     nick: String,
+    /// The relay's number for this admission attempt: answers to any other are stale.
+    attempt: u64,
     outbound: Outbound,
     /// Since when the leader owes this joiner an answer, if it does.
     leader_owes_since: Option<Instant>,
@@ -134,12 +136,13 @@ impl Room {
         self.members.iter().find(|member| member.session == session)
     }
 
-    fn pending_by_nick(&self, nick: &str) -> Option<&PendingJoiner> {
-        self.pending.iter().find(|joiner| joiner.nick == nick)
-    }
-
     fn pending_by_nick_mut(&mut self, nick: &str) -> Option<&mut PendingJoiner> {
         self.pending.iter_mut().find(|joiner| joiner.nick == nick)
+    }
+
+    /// The waiting joiner of this name, if this is its current attempt.
+    fn pending_attempt(&mut self, nick: &str, attempt: u64) -> Option<&mut PendingJoiner> {
+        self.pending.iter_mut().find(|joiner| joiner.nick == nick && joiner.attempt == attempt)
     }
 
     fn is_pending(&self, session: SessionId) -> bool {
@@ -178,6 +181,7 @@ pub enum AbuseSignal {
 #[derive(Default)]
 pub struct State {
     next_session: u64,
+    next_attempt: u64,
     sessions: HashMap<SessionId, Session>,
     /// Registered nicknames by their confusable skeleton (`proto::nick_skeleton`), so that a
     /// look-alike of a connected nickname is "taken".
@@ -254,14 +258,14 @@ impl State {
             ClientFrame::AdmissionStart { room, pake_message } => {
                 self.admission_start(id, &room, pake_message, now)
             }
-            ClientFrame::AdmissionReply { room, joiner, pake_message } => {
-                self.admission_reply(id, &room, &joiner, pake_message)
+            ClientFrame::AdmissionReply { room, joiner, attempt, pake_message } => {
+                self.admission_reply(id, &room, &joiner, attempt, pake_message)
             }
             ClientFrame::AdmissionFinish { room, confirmation, sealed_key_package } => {
                 self.admission_finish(id, &room, confirmation, sealed_key_package, now)
             }
-            ClientFrame::AdmissionRefused { room, joiner, reason } => {
-                self.admission_refused(id, &room, &joiner, reason, signals)
+            ClientFrame::AdmissionRefused { room, joiner, attempt, reason } => {
+                self.admission_refused(id, &room, &joiner, attempt, reason, signals)
             }
             ClientFrame::Commit { room, commit, welcome } => {
                 self.commit(id, &room, commit, welcome, now)
@@ -271,11 +275,11 @@ impl State {
             }
             ClientFrame::Application { room, message } => self.application(id, &room, message),
             ClientFrame::Leave { room } => {
-                if self.leave_room(id, &room, now) {
-                    self.send(id, &ServerFrame::Left { room });
-                } else {
-                    self.error(id, ErrorReason::NotInRoom);
-                }
+                // Answered even when the session was not in the room (the relay may have
+                // taken it out first): `Left` marks, in the session's stream of frames, the
+                // end of everything about its earlier membership.
+                self.leave_room(id, &room, now);
+                self.send(id, &ServerFrame::Left { room });
             }
         }
         Control::Continue
@@ -386,9 +390,13 @@ impl State {
             ServerFrame::RoomCreated { room: room_name.clone() }
         } else {
             let leader = room.members[0].nick.clone();
+            self.next_attempt += 1;
+            let attempt = self.next_attempt;
+            let Some(room) = self.rooms.get_mut(&room_name) else { return };
             room.pending.push(PendingJoiner {
                 session: id,
                 nick,
+                attempt,
                 outbound,
                 leader_owes_since: None,
             });
@@ -400,19 +408,19 @@ impl State {
         self.send(id, &reply);
     }
 
-    /// The leader a waiting joiner's admission messages go to, now owing it an answer; a
-    /// session that is not waiting to join the room is told so.
+    /// The leader a waiting joiner's admission messages go to, now owing it an answer, and
+    /// the joiner's attempt; a session that is not waiting to join the room is told so.
     fn leader_for_joiner(
         &mut self,
         id: SessionId,
         room_name: &str,
         now: Instant,
-    ) -> Option<SessionId> {
+    ) -> Option<(SessionId, u64)> {
         let leader = self.rooms.get_mut(room_name).and_then(|room| {
             let leader = room.leader()?.session;
             let joiner = room.pending.iter_mut().find(|joiner| joiner.session == id)?;
             joiner.leader_owes_since = Some(now);
-            Some(leader)
+            Some((leader, joiner.attempt))
         });
         if leader.is_none() {
             self.error(id, ErrorReason::NotInRoom);
@@ -427,23 +435,31 @@ impl State {
         pake_message: Vec<u8>,
         now: Instant,
     ) {
-        let Some(leader) = self.leader_for_joiner(id, room_name, now) else { return };
+        let Some((leader, attempt)) = self.leader_for_joiner(id, room_name, now) else { return };
         let frame = ServerFrame::AdmissionRequest {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
+            attempt,
             pake_message,
         };
         self.send(leader, &frame);
     }
 
-    fn admission_reply(&mut self, id: SessionId, room_name: &str, joiner: &str, pake: Vec<u8>) {
+    fn admission_reply(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        joiner: &str,
+        attempt: u64,
+        pake: Vec<u8>,
+    ) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return self.error(id, ErrorReason::NotInRoom);
         };
         if !room.is_leader(id) {
             return self.error(id, ErrorReason::NotLeader);
         }
-        let Some(joiner) = room.pending_by_nick_mut(joiner) else {
+        let Some(joiner) = room.pending_attempt(joiner, attempt) else {
             return self.error(id, ErrorReason::UnknownJoiner);
         };
         // The leader answered; the joiner owes the next step.
@@ -465,10 +481,11 @@ impl State {
         sealed_key_package: Vec<u8>,
         now: Instant,
     ) {
-        let Some(leader) = self.leader_for_joiner(id, room_name, now) else { return };
+        let Some((leader, attempt)) = self.leader_for_joiner(id, room_name, now) else { return };
         let frame = ServerFrame::AdmissionFinish {
             room: room_name.to_owned(),
             joiner: self.nick_of(id),
+            attempt,
             confirmation,
             sealed_key_package,
         };
@@ -480,6 +497,7 @@ impl State {
         id: SessionId,
         room_name: &str,
         joiner_nick: &str,
+        attempt: u64,
         reason: AdmissionRefusal,
         signals: &mut Vec<AbuseSignal>,
     ) {
@@ -489,7 +507,10 @@ impl State {
         if !room.is_leader(id) {
             return self.error(id, ErrorReason::NotLeader);
         }
-        let Some(position) = room.pending.iter().position(|joiner| joiner.nick == joiner_nick)
+        let Some(position) = room
+            .pending
+            .iter()
+            .position(|joiner| joiner.nick == joiner_nick && joiner.attempt == attempt)
         else {
             return self.error(id, ErrorReason::UnknownJoiner);
         };
@@ -541,7 +562,11 @@ impl State {
                 Some(CommitRejection::EpochAhead { attempted: header.epoch, current: room.epoch })
             }
             Some(_) => match &welcome {
-                Some(welcome) if room.pending_by_nick(&welcome.to).is_none() => {
+                Some(welcome)
+                    if !room.pending.iter().any(|joiner| {
+                        joiner.nick == welcome.to && joiner.attempt == welcome.attempt
+                    }) =>
+                {
                     Some(CommitRejection::UnknownRecipient)
                 }
                 _ => None,
@@ -636,7 +661,10 @@ impl State {
         );
         let Some(welcome) = in_flight.welcome else { return };
         let Some(room) = self.rooms.get_mut(room_name) else { return };
-        let Some(position) = room.pending.iter().position(|joiner| joiner.nick == welcome.to)
+        let Some(position) = room
+            .pending
+            .iter()
+            .position(|joiner| joiner.nick == welcome.to && joiner.attempt == welcome.attempt)
         else {
             // The joiner left while the room voted. Members count it in with the confirmation,
             // so they hear that it left, and the leader removes its leaf next.

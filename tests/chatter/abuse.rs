@@ -366,9 +366,11 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
     let refuse = async |leader: &mut RawClient, joiner: &mut RawClient, nick: &str| {
         joiner.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
         assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
+        let attempt = support::admission_attempt(joiner, leader, "lobby").await;
         let refusal = ClientFrame::AdmissionRefused {
             room: "lobby".into(),
             joiner: nick.into(),
+            attempt,
             reason: AdmissionRefusal::WrongPassword,
         };
         leader.send(&refusal).await.unwrap();

@@ -205,7 +205,8 @@ impl RogueLeader {
             matches!(f, ServerFrame::AdmissionRequest { .. })
         })
         .await;
-        let ServerFrame::AdmissionRequest { joiner: nick, pake_message, .. } = request else {
+        let ServerFrame::AdmissionRequest { joiner: nick, attempt, pake_message, .. } = request
+        else {
             unreachable!()
         };
         let (admission, reply) = chatter::admission::LeaderAdmission::respond(
@@ -220,6 +221,7 @@ impl RogueLeader {
             .send(&ClientFrame::AdmissionReply {
                 room: room.into(),
                 joiner: nick.clone(),
+                attempt,
                 pake_message: reply,
             })
             .await
@@ -233,7 +235,7 @@ impl RogueLeader {
         };
         let key_package = admission.verify(&confirmation, &sealed_key_package).unwrap();
         let add = self.group.commit_add(&key_package, &nick).unwrap();
-        let welcome = chatter::proto::Welcome { to: nick, message: add.welcome.unwrap() };
+        let welcome = chatter::proto::Welcome { to: nick, attempt, message: add.welcome.unwrap() };
         self.commit(room, add.commit, Some(welcome)).await;
         assert!(matches!(self.verdict().await, ServerFrame::CommitConfirmed { .. }));
         self.group.merge_pending_commit().unwrap();

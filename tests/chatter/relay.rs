@@ -34,12 +34,15 @@ async fn admit(
         .await
         .unwrap();
     let request = expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await;
-    let ServerFrame::AdmissionRequest { joiner: asked, .. } = request else { unreachable!() };
+    let ServerFrame::AdmissionRequest { joiner: asked, attempt, .. } = request else {
+        unreachable!()
+    };
     assert_eq!(asked, joiner_nick);
     leader
         .send(&ClientFrame::AdmissionReply {
             room: room.into(),
             joiner: asked,
+            attempt,
             pake_message: vec![2; 32],
         })
         .await
@@ -55,7 +58,7 @@ async fn admit(
         .unwrap();
     expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await;
     let commit = build_private_message(GROUP, epoch, COMMIT, b"add");
-    let welcome = Welcome { to: joiner_nick.into(), message: b"welcome".to_vec() };
+    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader
         .send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) })
         .await
@@ -497,10 +500,13 @@ async fn three_wrong_room_passwords_ban_the_nickname_from_the_room() {
     for attempt in 1..=3 {
         mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
         assert!(matches!(next_frame(&mut mallory).await, ServerFrame::JoinPending { .. }));
+        let joiner_attempt =
+            support::admission_attempt(&mut mallory, &mut clients[0], "lobby").await;
         clients[0]
             .send(&ClientFrame::AdmissionRefused {
                 room: "lobby".into(),
                 joiner: "mallory".into(),
+                attempt: joiner_attempt,
                 reason: AdmissionRefusal::WrongPassword,
             })
             .await

@@ -287,8 +287,9 @@ async fn a_removed_members_saved_state_cannot_decrypt_later_messages() {
 
     bob.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
     assert!(matches!(next_frame(&mut bob).await, ServerFrame::JoinPending { .. }));
+    let attempt = support::admission_attempt(&mut bob, &mut alice, "lobby").await;
     let add = alice_group.commit_add(&bob_mls.key_package().unwrap(), "bob").unwrap();
-    let welcome = Welcome { to: "bob".into(), message: add.welcome.unwrap() };
+    let welcome = Welcome { to: "bob".into(), attempt, message: add.welcome.unwrap() };
     alice
         .send(&ClientFrame::Commit {
             room: "lobby".into(),

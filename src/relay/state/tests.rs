@@ -74,16 +74,28 @@ impl Harness {
         ids
     }
 
+    /// The relay's number for the current admission attempt of `nick`.
+    fn attempt(&self, nick: &str) -> u64 {
+        self.state.rooms["lobby"]
+            .pending
+            .iter()
+            .find(|joiner| joiner.nick == nick)
+            .map(|joiner| joiner.attempt)
+            .expect("a waiting joiner")
+    }
+
     fn admit(&mut self, members: &[SessionId], joiner: SessionId, nick: &str, epoch: u64) {
         self.send(
             joiner,
             ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] },
         );
+        let attempt = self.attempt(nick);
         self.send(
             members[0],
             ClientFrame::AdmissionReply {
                 room: "lobby".into(),
                 joiner: nick.into(),
+                attempt,
                 pake_message: vec![2],
             },
         );
@@ -103,7 +115,15 @@ impl Harness {
 
     fn commit(&mut self, committer: SessionId, epoch: u64, welcome_to: Option<&str>) {
         let commit = build_private_message(GROUP, epoch, CONTENT_TYPE_COMMIT, b"commit");
-        let welcome = welcome_to.map(|to| Welcome { to: to.into(), message: b"welcome".to_vec() });
+        let welcome = welcome_to.map(|to| Welcome {
+            to: to.into(),
+            attempt: self.state.rooms["lobby"]
+                .pending
+                .iter()
+                .find(|joiner| joiner.nick == to)
+                .map_or(0, |joiner| joiner.attempt),
+            message: b"welcome".to_vec(),
+        });
         self.send(committer, ClientFrame::Commit { room: "lobby".into(), commit, welcome });
     }
 
@@ -177,11 +197,13 @@ fn a_joiner_that_stalls_does_not_cost_the_leader_its_lead() {
     let carol = relay.connect("carol");
     relay.send(carol, ClientFrame::Join { room: "lobby".into() });
     relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    let attempt = relay.attempt("carol");
     relay.send(
         ids[0],
         ClientFrame::AdmissionReply {
             room: "lobby".into(),
             joiner: "carol".into(),
+            attempt,
             pake_message: vec![2],
         },
     );
@@ -214,11 +236,13 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
     let guesser = relay.connect("guesser");
     for attempt in 1..=WRONG_PASSWORDS_BEFORE_BAN {
         relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
+        let joiner_attempt = relay.attempt("guesser");
         relay.send(
             ids[0],
             ClientFrame::AdmissionRefused {
                 room: "lobby".into(),
                 joiner: "guesser".into(),
+                attempt: joiner_attempt,
                 reason: AdmissionRefusal::WrongPassword,
             },
         );
@@ -298,6 +322,29 @@ fn a_joiner_that_leaves_mid_vote_is_reported_gone_after_the_confirmation() {
             },
         ]
     );
+}
+
+#[test]
+fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    let first = relay.attempt("carol");
+    relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.frames(carol);
+    relay.send(
+        ids[0],
+        ClientFrame::AdmissionReply {
+            room: "lobby".into(),
+            joiner: "carol".into(),
+            attempt: first,
+            pake_message: vec![2],
+        },
+    );
+    assert!(relay.frames(carol).is_empty(), "the stale answer is not passed on");
+    assert_eq!(relay.frames(ids[0]), [ServerFrame::Error { reason: ErrorReason::UnknownJoiner }]);
 }
 
 #[test]

@@ -102,6 +102,20 @@ pub async fn expect_frame(
     }
 }
 
+/// Has a joiner that the relay just told `JoinPending` open its admission with opaque bytes,
+/// and returns the attempt number the leader sees, which its answers must carry.
+pub async fn admission_attempt(joiner: &mut RawClient, leader: &mut RawClient, room: &str) -> u64 {
+    let start = chatter::proto::ClientFrame::AdmissionStart {
+        room: room.into(),
+        pake_message: vec![1; 32],
+    };
+    joiner.send(&start).await.expect("send admission start");
+    match expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await {
+        ServerFrame::AdmissionRequest { attempt, .. } => attempt,
+        _ => unreachable!("matched above"),
+    }
+}
+
 pub const APPLICATION: u8 = 1;
 pub const COMMIT: u8 = 3;
 

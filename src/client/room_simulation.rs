@@ -1,0 +1,359 @@
+//! Property tests of the room protocol: real relay state (`relay::state`), real rooms
+//! (`client::room`) with real MLS, and a network played by hand, under random interleavings
+//! of joins, leaves, messages, stalls, garbage commits and the passing of time.
+//!
+//! What must hold once the network is quiet: every honest member of the room is in the same
+//! group at the same epoch, with the same members, which are exactly the members the relay
+//! lists; and no honest member ever merged a commit that another honest member refused.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::room::{Outbox, Room, Welcomed};
+use crate::mls::MlsMember;
+use crate::mls_header::{CONTENT_TYPE_COMMIT, build_private_message};
+use crate::proto::{self, AdmissionRefusal, ChatPayload, ClientFrame, ServerFrame};
+use crate::relay::outbound::{self, GlobalQueue, Inbound, QueueLimits};
+use crate::relay::state::{Control, RoomDeadlines, SessionChannel, SessionId, State};
+use crate::secret::Secret;
+
+const ROOM: &str = "lobby";
+const CLIENTS: usize = 5;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Join(usize),
+    Leave(usize),
+    Say(usize),
+    /// The client stops reading for a while (a stalled link): it misses its votes.
+    Stall(usize),
+    Resume(usize),
+    /// The client, if it leads, sends a garbage commit instead of an honest one.
+    Garbage(usize),
+    /// Deliver everything that is in flight.
+    Settle,
+    /// Time passes beyond the relay's deadlines.
+    Wait,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let client = 0..CLIENTS;
+    prop_oneof![
+        4 => client.clone().prop_map(Step::Join),
+        1 => client.clone().prop_map(Step::Leave),
+        2 => client.clone().prop_map(Step::Say),
+        1 => client.clone().prop_map(Step::Stall),
+        1 => client.clone().prop_map(Step::Resume),
+        1 => client.prop_map(Step::Garbage),
+        2 => Just(Step::Settle),
+        1 => Just(Step::Wait),
+    ]
+}
+
+struct Client {
+    nick: String,
+    mls: MlsMember,
+    session: SessionId,
+    inbox: Inbound,
+    room: Option<Room>,
+    stalled: bool,
+    /// Commits this client voted for and is waiting to hear about.
+    voted_for: Option<Vec<u8>>,
+    merged: Vec<Vec<u8>>,
+    /// `Leave`s whose `Left` has not come back (the engine's stale-frame rule).
+    leaving: u32,
+}
+
+struct World {
+    relay: State,
+    now: Instant,
+    clients: Vec<Client>,
+    /// Every commit some client refused.
+    refused: HashSet<Vec<u8>>,
+    /// The commits garbage-sending leaders sent.
+    garbage: HashSet<Vec<u8>>,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut relay = State::new(4, RoomDeadlines::default());
+        let global = Arc::new(GlobalQueue::default());
+        let clients = (0..CLIENTS)
+            .map(|index| {
+                let nick = format!("m{index}");
+                let (outbound, inbox) = outbound::queue(QueueLimits::default(), &global);
+                let (kick, _) = oneshot::channel();
+                let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                let session = relay.add_session(ip, SessionChannel { outbound, kick });
+                let mut signals = Vec::new();
+                let frame = ClientFrame::Register { nick: nick.clone() };
+                relay.handle(session, frame, Instant::now(), &mut signals);
+                Client {
+                    mls: MlsMember::new(&nick).unwrap(),
+                    nick,
+                    session,
+                    inbox,
+                    room: None,
+                    stalled: false,
+                    voted_for: None,
+                    merged: Vec::new(),
+                    leaving: 0,
+                }
+            })
+            .collect();
+        World {
+            relay,
+            now: Instant::now(),
+            clients,
+            refused: HashSet::new(),
+            garbage: HashSet::new(),
+        }
+    }
+
+    fn send(&mut self, index: usize, frame: ClientFrame) {
+        if let ClientFrame::Leave { .. } = frame {
+            self.clients[index].leaving += 1;
+        }
+        let mut signals = Vec::new();
+        let session = self.clients[index].session;
+        assert_eq!(self.relay.handle(session, frame, self.now, &mut signals), Control::Continue);
+    }
+
+    fn apply(&mut self, step: &Step) {
+        match *step {
+            Step::Join(index) if self.clients[index].room.is_none() => {
+                self.clients[index].room = Some(Room::new(ROOM.into(), Secret::from("pw")));
+                self.send(index, ClientFrame::Join { room: ROOM.into() });
+            }
+            Step::Leave(index) if self.clients[index].room.is_some() => {
+                self.clients[index].room = None;
+                self.clients[index].voted_for = None;
+                self.send(index, ClientFrame::Leave { room: ROOM.into() });
+            }
+            Step::Say(index) => {
+                let frame = self.clients[index]
+                    .room
+                    .as_mut()
+                    .filter(|room| room.is_member())
+                    .and_then(|room| room.encrypt(&ChatPayload::Text("hi".into())).ok());
+                if let Some(frame) = frame {
+                    self.send(index, frame);
+                }
+            }
+            Step::Stall(index) => self.clients[index].stalled = true,
+            Step::Resume(index) => self.clients[index].stalled = false,
+            Step::Garbage(index) => {
+                let Some(group) = self.clients[index].room.as_ref().and_then(Room::group) else {
+                    return;
+                };
+                let commit = build_private_message(
+                    &group.group_id(),
+                    group.epoch(),
+                    CONTENT_TYPE_COMMIT,
+                    &[0x55; 64],
+                );
+                self.garbage.insert(commit.clone());
+                self.send(index, ClientFrame::Commit { room: ROOM.into(), commit, welcome: None });
+            }
+            Step::Settle => self.settle(),
+            Step::Wait => {
+                self.now += Duration::from_secs(10);
+                self.relay.expire(self.now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers frames until nothing moves (bounded: a protocol that chatters forever fails).
+    fn settle(&mut self) {
+        for _ in 0..200 {
+            let mut moved = false;
+            for index in 0..self.clients.len() {
+                if self.clients[index].stalled {
+                    continue;
+                }
+                while let Some(bytes) = self.clients[index].inbox.try_recv() {
+                    moved = true;
+                    let frame: ServerFrame = proto::decode(&bytes).unwrap();
+                    let outbox = self.deliver(index, frame);
+                    for frame in outbox.frames {
+                        self.send(index, frame);
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the room never went quiet");
+    }
+
+    /// What the engine does with one frame, without its IO.
+    fn deliver(&mut self, index: usize, frame: ServerFrame) -> Outbox {
+        let mut out = Outbox::default();
+        let client = &mut self.clients[index];
+        if client.leaving > 0 {
+            if let ServerFrame::Left { .. } = frame {
+                client.leaving -= 1;
+            }
+            return out;
+        }
+        let me = client.nick.clone();
+        let Some(room) = client.room.as_mut() else { return out };
+        let now = SystemTime::now();
+        match frame {
+            ServerFrame::RoomCreated { .. } => room.created(&client.mls, &mut out).unwrap(),
+            ServerFrame::JoinPending { leader, .. } => {
+                if let Ok(frame) = room.admission_pending(&me, leader) {
+                    out.frames.push(frame);
+                }
+            }
+            ServerFrame::AdmissionReply { pake_message, .. } => {
+                out.frames.push(room.admission_reply(&client.mls, &pake_message).unwrap())
+            }
+            ServerFrame::Welcome { message, members, .. } => {
+                match room.welcomed(&client.mls, &message, members) {
+                    Ok(Welcomed::Joined | Welcomed::Rejoined { .. }) => {}
+                    // A rejoin into a group that moved on without anyone it knew: stay out.
+                    Err(_) => {
+                        client.room = None;
+                        out.frames.push(ClientFrame::Leave { room: ROOM.into() });
+                    }
+                }
+            }
+            ServerFrame::AdmissionRefused { reason: AdmissionRefusal::LeaderChanged, .. } => {
+                out.frames.push(room.restart_join())
+            }
+            ServerFrame::AdmissionRefused { .. } => client.room = None,
+            ServerFrame::AdmissionRequest { joiner, attempt, pake_message, .. } => {
+                room.admission_request(&me, joiner, attempt, &pake_message, &mut out)
+            }
+            ServerFrame::AdmissionFinish {
+                joiner,
+                attempt,
+                confirmation,
+                sealed_key_package,
+                ..
+            } => room.admission_finish(
+                &me,
+                joiner,
+                attempt,
+                &confirmation,
+                &sealed_key_package,
+                &mut out,
+            ),
+            ServerFrame::Commit { from, commit, joiner, .. } => {
+                room.incoming_commit(&from, &commit, joiner.as_deref(), &mut out);
+                match out.frames.last() {
+                    Some(ClientFrame::CommitVote { accept: true, .. }) => {
+                        client.voted_for = Some(commit)
+                    }
+                    Some(ClientFrame::CommitVote { accept: false, .. }) => {
+                        self.refused.insert(commit);
+                    }
+                    _ => {}
+                }
+            }
+            ServerFrame::CommitConfirmed { .. } => {
+                if let Some(commit) = client.voted_for.take() {
+                    client.merged.push(commit);
+                }
+                room.commit_confirmed(&me, now, &mut out)
+            }
+            ServerFrame::CommitAborted { .. } => {
+                client.voted_for = None;
+                room.commit_aborted()
+            }
+            ServerFrame::CommitRejected { reason, .. } => room.commit_rejected(reason, &mut out),
+            ServerFrame::Application { from, message, .. } => {
+                room.incoming_message(&from, &message, now, &mut out)
+            }
+            ServerFrame::MemberJoined { nick, .. } => room.member_joined(nick),
+            ServerFrame::MemberLeft { nick, leader, .. } => {
+                room.member_left(&me, &nick, leader, &mut out)
+            }
+            ServerFrame::LeaderChanged { leader, .. } => {
+                room.leader_changed(&me, &leader, &mut out)
+            }
+            ServerFrame::Removed { reason, .. } => {
+                client.voted_for = None;
+                let frame = room.removed(reason, &mut out);
+                out.frames.push(frame);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn check(&self) {
+        for client in &self.clients {
+            for merged in &client.merged {
+                assert!(
+                    !self.refused.contains(merged),
+                    "{} merged a commit another member refused",
+                    client.nick
+                );
+                assert!(!self.garbage.contains(merged), "{} merged garbage", client.nick);
+            }
+        }
+        let members: Vec<&Client> = self
+            .clients
+            .iter()
+            .filter(|client| client.room.as_ref().is_some_and(Room::is_member))
+            .collect();
+        let Some(first) = members.first() else { return };
+        let Some(group) = first.room.as_ref().and_then(Room::group) else { return };
+        let mut nicks: Vec<String> =
+            group.members().into_iter().map(|member| member.nick).collect();
+        nicks.sort();
+        let mut in_room: Vec<String> = members.iter().map(|client| client.nick.clone()).collect();
+        in_room.sort();
+        assert_eq!(nicks, in_room, "the group holds exactly the members in the room");
+        for client in &members[1..] {
+            let other = client.room.as_ref().and_then(Room::group).unwrap();
+            assert_eq!(other.group_id(), group.group_id(), "{} is in another group", client.nick);
+            assert_eq!(other.epoch(), group.epoch(), "{} is at another epoch", client.nick);
+        }
+        let relay_lists: HashMap<&str, Vec<String>> = members
+            .iter()
+            .map(|client| {
+                (client.nick.as_str(), client.room.as_ref().unwrap().relay_members.clone())
+            })
+            .collect();
+        for (nick, listed) in relay_lists {
+            let mut listed = listed;
+            listed.sort();
+            assert_eq!(listed, in_room, "{nick}'s view of the relay's list");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn honest_members_end_in_one_group_and_never_merge_a_refused_commit(
+        steps in proptest::collection::vec(step(), 1..30)
+    ) {
+        let mut world = World::new();
+        for step in &steps {
+            world.apply(step);
+        }
+        // Quiet network: everyone reads again, deadlines pass, everything is delivered.
+        for client in &mut world.clients {
+            client.stalled = false;
+        }
+        for _ in 0..3 {
+            world.settle();
+            world.apply(&Step::Wait);
+        }
+        world.settle();
+        world.check();
+    }
+}
