@@ -175,6 +175,12 @@ impl Room {
         }
     }
 
+    /// The group, for tests that play a dishonest member.
+    #[cfg(test)]
+    pub(crate) fn group_mut_for_tests(&mut self) -> Option<&mut RoomGroup> {
+        self.membership().map(|membership| &mut membership.group)
+    }
+
     fn membership(&mut self) -> Option<&mut Membership> {
         match &mut self.phase {
             Phase::Member(membership) => Some(membership),

@@ -34,8 +34,10 @@ enum Step {
     /// The client stops reading for a while (a stalled link): it misses its votes.
     Stall(usize),
     Resume(usize),
-    /// The client, if it leads, sends a garbage commit instead of an honest one.
-    Garbage(usize),
+    /// The room's leader sends a garbage commit instead of an honest one.
+    Garbage,
+    /// The room's leader commits, validly, the removal of a member who is still there.
+    Evict,
     /// Deliver everything that is in flight.
     Settle,
     /// Time passes beyond the relay's deadlines.
@@ -49,8 +51,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => client.clone().prop_map(Step::Leave),
         2 => client.clone().prop_map(Step::Say),
         1 => client.clone().prop_map(Step::Stall),
-        1 => client.clone().prop_map(Step::Resume),
-        1 => client.prop_map(Step::Garbage),
+        1 => client.prop_map(Step::Resume),
+        1 => Just(Step::Garbage),
+        1 => Just(Step::Evict),
         2 => Just(Step::Settle),
         1 => Just(Step::Wait),
     ]
@@ -76,7 +79,7 @@ struct World {
     clients: Vec<Client>,
     /// Every commit some client refused.
     refused: HashSet<Vec<u8>>,
-    /// The commits garbage-sending leaders sent.
+    /// The commits dishonest leaders sent (garbage, or evictions of members still there).
     garbage: HashSet<Vec<u8>>,
 }
 
@@ -148,7 +151,8 @@ impl World {
             }
             Step::Stall(index) => self.clients[index].stalled = true,
             Step::Resume(index) => self.clients[index].stalled = false,
-            Step::Garbage(index) => {
+            Step::Garbage => {
+                let Some(index) = self.leader() else { return };
                 let Some(group) = self.clients[index].room.as_ref().and_then(Room::group) else {
                     return;
                 };
@@ -161,6 +165,19 @@ impl World {
                 self.garbage.insert(commit.clone());
                 self.send(index, ClientFrame::Commit { room: ROOM.into(), commit, welcome: None });
             }
+            Step::Evict => {
+                let Some(index) = self.leader() else { return };
+                let me = self.clients[index].nick.clone();
+                let Some(room) = self.clients[index].room.as_mut() else { return };
+                let victim = room.relay_members.iter().find(|nick| **nick != me).cloned();
+                let Some(victim) = victim else { return };
+                let Some(group) = room.group_mut_for_tests() else { return };
+                let Ok(commit) = group.commit_remove(&[victim.as_str()]) else { return };
+                self.garbage.insert(commit.commit.clone());
+                let frame =
+                    ClientFrame::Commit { room: ROOM.into(), commit: commit.commit, welcome: None };
+                self.send(index, frame);
+            }
             Step::Settle => self.settle(),
             Step::Wait => {
                 self.now += Duration::from_secs(10);
@@ -168,6 +185,16 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// The client that leads the room, by its own account.
+    fn leader(&self) -> Option<usize> {
+        self.clients.iter().position(|client| {
+            client
+                .room
+                .as_ref()
+                .is_some_and(|room| room.is_member() && room.leader() == Some(client.nick.as_str()))
+        })
     }
 
     /// Delivers frames until nothing moves (bounded: a protocol that chatters forever fails).
@@ -335,7 +362,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn honest_members_end_in_one_group_and_never_merge_a_refused_commit(

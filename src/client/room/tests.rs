@@ -83,8 +83,13 @@ fn a_welcome_is_accepted_only_after_our_own_admission() {
     let mut stranger = founder("mallory").1;
     // A Welcome made for bob's key package, but bob never ran an admission.
     let key_package = bob_mls.key_package().unwrap();
-    let welcome =
-        stranger.group_mut_for_tests().commit_add(&key_package, "bob").unwrap().welcome.unwrap();
+    let welcome = stranger
+        .group_mut_for_tests()
+        .unwrap()
+        .commit_add(&key_package, "bob")
+        .unwrap()
+        .welcome
+        .unwrap();
     let mut bob = Room::new("lobby".into(), password());
     assert!(matches!(
         bob.welcomed(&bob_mls, &welcome, vec!["mallory".into(), "bob".into()]),
@@ -188,7 +193,7 @@ fn a_commit_from_anyone_but_the_leader_is_refused() {
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // Bob, not the leader, removes alice: carol refuses.
-    let commit = bob.group_mut_for_tests().commit_remove(&["alice"]).unwrap();
+    let commit = bob.group_mut_for_tests().unwrap().commit_remove(&["alice"]).unwrap();
     let mut out = Outbox::default();
     carol.incoming_commit("bob", &commit.commit, None, &mut out);
     assert!(matches!(out.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
@@ -236,11 +241,4 @@ fn an_oversized_message_is_refused_before_it_is_sent() {
     let long = ChatPayload::Text("x".repeat(MAX_APPLICATION_LEN));
     assert!(matches!(alice.encrypt(&long), Err(RoomError::TooLong { .. })));
     assert!(alice.encrypt(&ChatPayload::Text("fine".into())).is_ok());
-}
-
-impl Room {
-    /// The group, for tests that play a dishonest member.
-    fn group_mut_for_tests(&mut self) -> &mut RoomGroup {
-        &mut self.membership().unwrap().group
-    }
 }
