@@ -449,6 +449,7 @@ impl State {
             let frame = ServerFrame::CommitRejected { room: room_name.to_owned(), reason };
             return self.send(id, &frame);
         }
+        #[allow(clippy::expect_used, reason = "a commit without a header was rejected above")]
         let header = header.expect("a commit without a header was rejected above");
         room.group_id.get_or_insert(header.group_id);
         room.epoch += 1;
