@@ -104,24 +104,22 @@ async fn client_from(relay: &TestRelay, from: IpAddr, nick: &str) -> RawClient {
 /// Raises this process's soft limit on open files to at least `wanted` (within the hard
 /// limit), for a test that holds many sockets: both ends of each, in one process that runs
 /// other tests at the same time. Many systems start at 1024.
-fn raise_open_file_limit(wanted: u64) {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: one valid `rlimit` we own, for a resource that exists on every Unix.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0, "getrlimit");
-        if limit.rlim_cur as u64 >= wanted {
-            return;
-        }
-        assert!(
-            limit.rlim_max as u64 >= wanted,
-            "the hard limit on open files ({}) is below the {wanted} this test needs",
-            limit.rlim_max
-        );
-        limit.rlim_cur = wanted as libc::rlim_t;
-        // SAFETY: as above; raising the soft limit up to the hard one needs no privilege.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0, "setrlimit");
+#[cfg(unix)]
+fn raise_open_file_limit(wanted: libc::rlim_t) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: one valid `rlimit` we own, for a resource that exists on every Unix.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0, "getrlimit");
+    if limit.rlim_cur >= wanted {
+        return;
     }
+    assert!(
+        limit.rlim_max >= wanted,
+        "the hard limit on open files ({}) is below the {wanted} this test needs",
+        limit.rlim_max
+    );
+    limit.rlim_cur = wanted;
+    // SAFETY: as above; raising the soft limit up to the hard one needs no privilege.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0, "setrlimit");
 }
 
 fn config_with(change: impl FnOnce(&mut RelayConfig)) -> RelayConfig {
@@ -254,6 +252,7 @@ async fn a_silent_or_slow_handshake_is_dropped_at_the_deadline() {
 // but the admitted ones is read to its end.
 #[tokio::test]
 async fn a_thousand_half_open_connections_do_not_lock_out_another_address() {
+    #[cfg(unix)]
     raise_open_file_limit(4096);
     // A handshake deadline beyond the test, so no held slot frees itself on a slow machine.
     let long_handshakes = config_with(|c| c.handshake_timeout = Duration::from_secs(3600));
