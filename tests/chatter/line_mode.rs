@@ -93,6 +93,11 @@ fn plain_lines_in_one_event_per_line_out() {
     bob.send("/join lobby");
     bob.expect("you joined lobby");
     alice.expect("bob joined lobby");
+    // The REPL's rule: a command after leading blanks is still a command, `//` escapes.
+    bob.send("  /who");
+    bob.expect("2 members");
+    bob.send("//shrug");
+    alice.expect("bob: /shrug");
     bob.send("hi alice");
     let line = alice.expect("bob: hi alice");
     assert!(!line.contains('\x1b') && !line.contains('\x07'), "no escapes: {line:?}");
