@@ -344,6 +344,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn every_decision_at_accept_is_counted_once() {
+        let gate = Gate::new(GateLimits {
+            max_connections_per_ip: 1,
+            preauth_budget: 2,
+            ..GateLimits::default()
+        });
+        let held = gate.admit(IP);
+        assert!(matches!(held, Admission::Admit(_)));
+        assert!(matches!(gate.admit(IP), Admission::Refuse(_)));
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+        let counts = AcceptCounts { admitted: 1, refused: 1, dropped: 2 };
+        assert_eq!(gate.accept_counts(), counts);
+        assert_eq!(counts.total(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn wrong_access_codes_ban_at_the_limit() {
         let gate = gate(100, 2);
         gate.record_handshake(IP, HandshakeOutcome::WrongAccessCode);
