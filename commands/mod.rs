@@ -112,6 +112,37 @@ pub struct Context<'a> {
     pub secrets: &'a mut dyn SecretSource,
 }
 
+/// What one line of input is: the single rule for the REPL and line mode alike.
+///
+/// After any leading blanks, `/` starts a command, except that `//` escapes the slash: the
+/// rest of the line from the second slash is sent as chat (`//shrug` sends `/shrug`). Every
+/// other line is chat, sent exactly as typed. Leading blanks are skipped before the slash
+/// so that a stray space in front of `/join secret-room` cannot send the command to the
+/// room as a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Nothing but blanks: ignored.
+    Blank,
+    /// A command line, trimmed, for [`dispatch`].
+    Command(&'a str),
+    /// Text to send to the current room.
+    Chat(&'a str),
+}
+
+/// Classifies one line of input; see [`Input`] for the rule.
+pub fn classify(line: &str) -> Input<'_> {
+    let command = line.trim();
+    if command.is_empty() {
+        return Input::Blank;
+    }
+    let start = line.trim_start();
+    match start.strip_prefix('/') {
+        Some(escaped) if escaped.starts_with('/') => Input::Chat(escaped),
+        Some(_) => Input::Command(command),
+        None => Input::Chat(line),
+    }
+}
+
 /// Splits `/name args` into the name and the trimmed arguments; `None` for a chat line.
 pub fn parse_line(line: &str) -> Option<(&str, &str)> {
     let rest = line.trim_start().strip_prefix('/')?;
@@ -380,6 +411,20 @@ mod tests {
             assert!(command.usage().starts_with(&format!("/{}", command.name())));
             assert!(!command.about().is_empty() && !command.long_help().is_empty());
         }
+    }
+
+    #[test]
+    fn a_line_is_a_command_after_leading_blanks_and_double_slash_escapes() {
+        assert_eq!(classify("/join lobby "), Input::Command("/join lobby"));
+        assert_eq!(classify("  /join secret"), Input::Command("/join secret"), "blanks first");
+        assert_eq!(classify("\t/quit"), Input::Command("/quit"));
+        assert_eq!(classify("//shrug"), Input::Chat("/shrug"));
+        assert_eq!(classify("  //shrug "), Input::Chat("/shrug "));
+        assert_eq!(classify("  indented text"), Input::Chat("  indented text"), "as typed");
+        assert_eq!(classify("a / b"), Input::Chat("a / b"));
+        assert_eq!(classify("line\n/not a command"), Input::Chat("line\n/not a command"));
+        assert_eq!(classify(" \t "), Input::Blank);
+        assert_eq!(classify(""), Input::Blank);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chatter::repl::render::{Format, Renderer};
 use chatter::repl::screen::{Inbox, SharedScreen};
 use chatter::repl::{ChatEngine, QuitFlags, Repl};
 use chatter::secret::Secret;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 struct Demo {
@@ -20,14 +20,14 @@ struct Demo {
 
 impl Engine for Demo {
     fn current_room(&self) -> Option<String> {
-        self.room.lock().unwrap().clone()
+        self.room.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
     fn join(&self, room: &str, _password: Secret) -> Result<(), ClientError> {
-        *self.room.lock().unwrap() = Some(room.into());
+        *self.room.lock().unwrap_or_else(PoisonError::into_inner) = Some(room.into());
         Ok(())
     }
     fn leave(&self) -> Result<(), ClientError> {
-        *self.room.lock().unwrap() = None;
+        *self.room.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
     }
     fn send_action(&self, _text: &str) -> Result<(), ClientError> {

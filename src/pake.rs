@@ -122,6 +122,7 @@ impl PendingExchange {
         let expand = |info: &[u8]| {
             let mut key = [0u8; 32];
             // A 32-byte output is far below HKDF-SHA256's 8160-byte limit, so this cannot fail.
+            #[allow(clippy::expect_used, reason = "proven above")]
             hkdf.expand(info, &mut key).expect("32 bytes is a valid HKDF-SHA256 output length");
             SecretKey(key)
         };
@@ -168,6 +169,8 @@ impl SessionKeys {
             Role::Initiator => &self.responder_confirmation_key,
             Role::Responder => &self.initiator_confirmation_key,
         };
+        // HMAC takes keys of any length (longer ones are hashed), so this cannot fail.
+        #[allow(clippy::expect_used, reason = "proven above")]
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
             .expect("HMAC accepts keys of any length");
         mac.update(&self.transcript);
@@ -192,6 +195,8 @@ impl SessionKeys {
 }
 
 fn confirmation_tag(key: &SecretKey, transcript: &[u8]) -> Confirmation {
+    // HMAC takes keys of any length (longer ones are hashed), so this cannot fail.
+    #[allow(clippy::expect_used, reason = "proven above")]
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose())
         .expect("HMAC accepts keys of any length");
     mac.update(transcript);

@@ -438,6 +438,7 @@ pub enum DecodeError {
 
 /// Encodes any wire type. Encoding into a `Vec` cannot fail for these types (no maps with
 /// non-string keys, no unsized sequences), so the error is mapped away with a proof comment.
+#[allow(clippy::expect_used, reason = "proven above")]
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // One exact allocation, rather than a Vec grown from nothing (several reallocations for
     // a chat message) or a guess that wastes memory on the many small frames. Measuring is

@@ -138,6 +138,7 @@ struct DirectionCipher {
 impl DirectionCipher {
     fn new(key: &SecretKey) -> Self {
         // Cannot fail: `SecretKey` is always 32 bytes, the AES-256 key length.
+        #[allow(clippy::expect_used, reason = "proven above")]
         let key = UnboundKey::new(&AES_256_GCM, key.expose()).expect("a 32-byte AES-256 key");
         DirectionCipher { key: LessSafeKey::new(key), counter: 0 }
     }

@@ -7,7 +7,7 @@ pub mod config;
 use crate::client::{self, ClientOptions};
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
-use crate::repl::screen::{Inbox, SharedScreen};
+use crate::repl::screen::{Inbox, Outbox, SharedScreen};
 use crate::repl::session::Session;
 use crate::repl::{QuitFlags, Repl};
 use crate::secret::Secret;
@@ -37,114 +37,130 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let interactive = std::io::stdin().is_terminal() && !args.json;
     let config = Config::load()?;
-    let color = interactive
-        && !args.no_color
-        && config.color != Some(false)
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
-        && std::io::stdout().is_terminal();
-    let format = match (args.json, interactive, color) {
-        (true, _, _) => Format::Json,
-        (false, false, _) => Format::Line,
-        (false, true, true) => Format::Color,
-        (false, true, false) => Format::Plain,
-    };
+    let output = Output::choose(&args, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let (server, access_code, _relay_guard) =
+        server_and_access_code(&args, &config, &runtime, output.interactive)?;
+    let nick = nickname(&args, &config, output.interactive)?;
 
-    // Without a server, a local relay for a demo; its access code is ours.
-    let (server, access_code, _relay_guard) = match args.server.clone().or(config.server.clone()) {
+    let renderer = Renderer { own_nick: nick.clone(), format: output.format };
+    let session = Session::new(nick.clone(), runtime.handle().clone());
+    let options = ClientOptions { server: server.clone(), nick, access_code };
+    if output.interactive {
+        run_interactive(&runtime, session, renderer, options, output.color)?;
+    } else {
+        let passwords = RoomPasswordSource { file: args.room_password_file };
+        run_line_mode(&runtime, &session, &renderer, options, passwords)?;
+    }
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How events reach the user: at a terminal (coloured or not) or as lines on a pipe.
+struct Output {
+    /// The REPL (stdin is a terminal and JSON was not asked for), or line mode.
+    interactive: bool,
+    color: bool,
+    format: Format,
+}
+
+impl Output {
+    fn choose(args: &Args, config: &Config) -> Output {
+        let interactive = std::io::stdin().is_terminal() && !args.json;
+        let color = interactive
+            && !args.no_color
+            && config.color != Some(false)
+            && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+            && std::io::stdout().is_terminal();
+        let format = match (args.json, interactive, color) {
+            (true, _, _) => Format::Json,
+            (false, false, _) => Format::Line,
+            (false, true, true) => Format::Color,
+            (false, true, false) => Format::Plain,
+        };
+        Output { interactive, color, format }
+    }
+}
+
+/// The relay to use and its access code. Without a server, a local relay for a demo, whose
+/// access code is ours; it runs as long as the returned guard lives.
+fn server_and_access_code(
+    args: &Args,
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    interactive: bool,
+) -> anyhow::Result<(String, Secret, Option<RelayGuard>)> {
+    match args.server.clone().or(config.server.clone()) {
         Some(server) => {
             let server = normalize_server(&server)?;
-            let code = access_code(&args, &server, interactive)?;
-            (server, code, None)
+            let code = access_code(args, &server, interactive)?;
+            Ok((server, code, None))
         }
         None => {
-            let (server, code, guard) = start_local_relay(&runtime, interactive)?;
-            (server, code, Some(guard))
+            let (server, code, guard) = start_local_relay(runtime, interactive)?;
+            Ok((server, code, Some(guard)))
         }
-    };
+    }
+}
+
+/// The nickname from the flags or the config, asked for at a terminal, and checked.
+fn nickname(args: &Args, config: &Config, interactive: bool) -> anyhow::Result<String> {
     let nick = match args.nick.clone().or(config.nick.clone()) {
         Some(nick) => nick,
         None if interactive => ask_nick()?,
         None => bail!("no nickname: pass --nick or set CHATTER_NICK (stdin is not a terminal)"),
     };
     validate_nick(&nick)?;
+    Ok(nick)
+}
 
-    let renderer = Renderer { own_nick: nick.clone(), format };
-    let session = Session::new(nick.clone(), runtime.handle().clone());
-    let options = ClientOptions { server: server.clone(), nick, access_code };
+/// Line mode: connects first (failing the process if that fails), then reads stdin until it
+/// ends or `/quit`.
+fn run_line_mode(
+    runtime: &tokio::runtime::Runtime,
+    session: &Arc<Session>,
+    renderer: &Renderer,
+    options: ClientOptions,
+    passwords: RoomPasswordSource,
+) -> anyhow::Result<()> {
+    let server = options.server.clone();
+    let (client, events) = runtime
+        .block_on(client::connect(options))
+        .with_context(|| format!("could not connect to {server}"))?;
+    session.connected(client);
+    runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
+    let signal_session = Arc::clone(session);
+    runtime.spawn(async move {
+        wait_for_signal(true).await;
+        // Line mode has no terminal to restore: quit and go.
+        if let Ok(client) = signal_session.client() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), client.quit()).await;
+        }
+        std::process::exit(0);
+    });
+    line_mode::run(session, renderer, passwords);
+    Ok(())
+}
 
-    if !interactive {
-        let (client, events) = runtime
-            .block_on(client::connect(options))
-            .with_context(|| format!("could not connect to {server}"))?;
-        session.connected(client);
-        runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
-        let signal_session = session.clone();
-        runtime.spawn(async move {
-            wait_for_signal(true).await;
-            // Line mode has no terminal to restore: quit and go.
-            if let Ok(client) = signal_session.client() {
-                let _ = tokio::time::timeout(Duration::from_secs(3), client.quit()).await;
-            }
-            std::process::exit(0);
-        });
-        line_mode::run(&session, &renderer, RoomPasswordSource { file: args.room_password_file });
-        runtime.shutdown_timeout(Duration::from_millis(200));
-        return Ok(ExitCode::SUCCESS);
-    }
-
+/// The REPL: connects in the background (the prompt is up at once), quits on signals, and
+/// reads lines until the user quits.
+fn run_interactive(
+    runtime: &tokio::runtime::Runtime,
+    session: Arc<Session>,
+    renderer: Renderer,
+    options: ClientOptions,
+    color: bool,
+) -> anyhow::Result<()> {
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let quit = Arc::new(QuitFlags::default());
-    {
-        let session = session.clone();
-        let renderer = renderer.clone();
-        let outbox = outbox.clone();
-        runtime.spawn(async move {
-            match client::connect(options).await {
-                Ok((client, events)) => {
-                    session.connected(client);
-                    let _ = outbox.send(renderer.notice(&format!(
-                        "connected to {server} — /join ROOM to enter a room, /help for commands"
-                    )));
-                    pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
-                }
-                Err(error) => {
-                    session.connect_failed();
-                    let _ = outbox.send(renderer.error(&format!(
-                        "could not connect to {server}: {error} — Ctrl-D to exit"
-                    )));
-                }
-            }
-        });
-    }
-    {
-        let quit = quit.clone();
-        let session = session.clone();
-        runtime.spawn(async move {
-            let hangup = wait_for_signal(false).await == Received::Hangup;
-            if !hangup {
-                // The REPL notices within one poll and restores the terminal on its way out.
-                quit.request();
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            // The terminal is gone (nothing to restore, and reedline would wait for it to
-            // answer a cursor query), or the REPL is stuck in a command: quit from here.
-            if !quit.quitting.swap(true, Ordering::SeqCst) {
-                if let Ok(client) = session.client() {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
-                }
-                let _ = crossterm::terminal::disable_raw_mode();
-                crate::repl::exit_now();
-            }
-        });
-    }
+    runtime.spawn(connect_in_background(session.clone(), renderer.clone(), outbox, options));
+    runtime.spawn(quit_on_signal(quit.clone(), session.clone()));
     Repl {
         session,
         inbox,
@@ -156,8 +172,54 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         stock_printer: false,
     }
     .run()?;
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// Connects, says so above the prompt, then renders events there until the engine stops.
+async fn connect_in_background(
+    session: Arc<Session>,
+    renderer: Renderer,
+    outbox: Outbox,
+    options: ClientOptions,
+) {
+    let server = options.server.clone();
+    match client::connect(options).await {
+        Ok((client, events)) => {
+            session.connected(client);
+            let _ = outbox.send(renderer.notice(&format!(
+                "connected to {server} — /join ROOM to enter a room, /help for commands"
+            )));
+            pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
+        }
+        Err(error) => {
+            session.connect_failed();
+            let _ =
+                outbox
+                    .send(renderer.error(&format!(
+                        "could not connect to {server}: {error} — Ctrl-D to exit"
+                    )));
+        }
+    }
+}
+
+/// On SIGTERM, asks the REPL to quit (it restores the terminal on its way out) and quits from
+/// here only if it has not within two seconds; on SIGHUP, quits from here at once.
+async fn quit_on_signal(quit: Arc<QuitFlags>, session: Arc<Session>) {
+    let hangup = wait_for_signal(false).await == Received::Hangup;
+    if !hangup {
+        // The REPL notices within one poll and restores the terminal on its way out.
+        quit.request();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // The terminal is gone (nothing to restore, and reedline would wait for it to
+    // answer a cursor query), or the REPL is stuck in a command: quit from here.
+    if !quit.quitting.swap(true, Ordering::SeqCst) {
+        if let Ok(client) = session.client() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.quit()).await;
+        }
+        let _ = crossterm::terminal::disable_raw_mode();
+        crate::repl::exit_now();
+    }
 }
 
 /// Renders engine events into `sink` until the engine closes the stream.

@@ -7,26 +7,32 @@
 //! before saying goodbye, so nothing more is queued for it and no trace of it stays behind.
 
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::gate::{Admission, HandshakeOutcome};
 use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
-use super::state::{Control, SessionChannel};
+use super::state::{AbuseSignal, Control, SessionChannel, SessionId};
 use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
-use crate::transport::{self, HandshakeError, TransportError};
+use crate::transport::{
+    self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
+};
 
 /// Frames sealed into one write before flushing, so a busy room is not one syscall a frame
 /// and a quiet one is not delayed.
 const MAX_FRAMES_PER_WRITE: usize = 64;
 
+/// Serves one accepted connection to its end: the gate's decision, the handshake, the
+/// session, and the goodbye.
 pub(super) async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -41,16 +47,30 @@ pub(super) async fn serve(
         }
         Admission::Drop => return,
     };
+    let Some((reader, writer)) = handshake(&shared, stream, ip, &stop).await else { return };
+    let mut session = Session::open(shared, ip, reader, writer);
+    let reason = session.run(&stop).await;
+    session.close(reason).await;
+}
+
+/// Runs the server's side of the handshake and tells the gate how it ended; `None` when the
+/// connection is over (failed, or the relay is stopping).
+async fn handshake(
+    shared: &Shared,
+    stream: TcpStream,
+    ip: IpAddr,
+    stop: &CancellationToken,
+) -> Option<SealedConnection> {
     let config = &shared.config;
     let handshake = tokio::select! {
         result = transport::server_handshake(stream, &config.access_code, config.handshake_timeout) => result,
-        () = stop.cancelled() => return,
+        () = stop.cancelled() => return None,
     };
-    let (mut reader, mut writer) = match handshake {
+    match handshake {
         Ok(connection) => {
             shared.gate.record_handshake(ip, HandshakeOutcome::Authenticated);
             tracing::info!("client authenticated");
-            connection
+            Some(connection)
         }
         Err(error) => {
             let outcome = match error {
@@ -59,93 +79,188 @@ pub(super) async fn serve(
             };
             tracing::debug!(%error, "handshake failed");
             shared.gate.record_handshake(ip, outcome);
-            return;
+            None
         }
-    };
-
-    let (outbound, mut queued) = outbound::queue(config.queue_limits, &shared.queued);
-    let (kick, mut kicked) = oneshot::channel::<DisconnectReason>();
-    let own_queue = outbound.clone();
-    let mut limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
-    let session = shared.state().add_session(ip, SessionChannel { outbound, kick });
-    let mut signals = Vec::new();
-    // The idle timer is not reset on every frame (that would touch the timer wheel each
-    // time): it fires at the first deadline, and is set again from the last frame heard.
-    let mut last_heard = Instant::now();
-    let idle = tokio::time::sleep(config.idle_timeout);
-    tokio::pin!(idle);
-
-    let reason: Option<DisconnectReason> = loop {
-        tokio::select! {
-            read = reader.next_frame() => {
-                let plaintext = match read {
-                    Ok(Some(plaintext)) => plaintext,
-                    Ok(None) => break None,
-                    Err(error) => break Some(reason_for(&error)),
-                };
-                last_heard = Instant::now();
-                let Ok(frame) = proto::decode::<ClientFrame>(plaintext) else {
-                    break Some(DisconnectReason::BadFrame);
-                };
-                match limiter.check(&frame, last_heard) {
-                    Verdict::Pass => {}
-                    Verdict::Refuse => {
-                        // Best effort: a client too busy sending to read loses the notice.
-                        let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
-                        let _ = own_queue.try_send(Bytes::from(proto::encode(&refusal)));
-                        continue;
-                    }
-                    Verdict::Disconnect => break Some(DisconnectReason::RateLimited),
-                }
-                let control = shared.state().handle(session, frame, last_heard, &mut signals);
-                for signal in signals.drain(..) {
-                    match signal {
-                        super::state::AbuseSignal::WrongRoomPassword { ip } => {
-                            shared.gate.record_wrong_room_password(ip);
-                        }
-                    }
-                }
-                if let Control::Close(reason) = control {
-                    break Some(reason);
-                }
-            }
-            Some(frame) = queued.recv() => {
-                let mut sealed = writer.queue(&frame).is_ok();
-                for _ in 1..MAX_FRAMES_PER_WRITE {
-                    let Some(frame) = queued.try_recv() else { break };
-                    sealed &= writer.queue(&frame).is_ok();
-                }
-                if !sealed {
-                    break Some(DisconnectReason::ProtocolViolation);
-                }
-                tokio::select! {
-                    written = writer.flush() => if written.is_err() { break None },
-                    reason = &mut kicked => break reason.ok(),
-                    () = stop.cancelled() => break Some(DisconnectReason::ServerShutdown),
-                }
-            }
-            reason = &mut kicked => break reason.ok(),
-            () = stop.cancelled() => break Some(DisconnectReason::ServerShutdown),
-            () = &mut idle => {
-                let deadline = last_heard + config.idle_timeout;
-                if Instant::now() >= deadline {
-                    break Some(DisconnectReason::IdleTimeout);
-                }
-                idle.as_mut().reset(deadline);
-            }
-        }
-    };
-
-    shared.state().remove_session(session, Instant::now());
-    if reason == Some(DisconnectReason::IdleTimeout) {
-        shared.gate.record_idle_drop(ip);
     }
-    // Operational only: a reason, never who, where from, or what they said.
-    tracing::info!(?reason, "client disconnected");
-    if let Some(reason) = reason {
-        // Best effort, and brief: a reader that stalled may never take the goodbye.
-        let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
-        let _ = timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+}
+
+/// What woke the session's loop, taken out of the `select!` so the handlers can borrow the
+/// session freely.
+enum Wake {
+    /// A frame from the client, or why reading ended (`None`: the client closed).
+    Read(Result<ClientFrame, Option<DisconnectReason>>),
+    /// A frame queued for the client by anyone, the first of a batch.
+    Queued(Bytes),
+    /// The state closed the session (a stalled reader), with the reason to give.
+    Kicked(Option<DisconnectReason>),
+    Stopped,
+    /// The idle timer fired; the session may have been heard from since it was set.
+    IdleTimer,
+}
+
+/// An authenticated connection's session: what its loop reads, writes and counts.
+struct Session {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    id: SessionId,
+    reader: SealedReader<OwnedReadHalf>,
+    writer: SealedWriter<OwnedWriteHalf>,
+    /// Frames queued for this client by anyone (this task included).
+    queued: outbound::Inbound,
+    own_queue: outbound::Outbound,
+    kicked: oneshot::Receiver<DisconnectReason>,
+    limiter: ConnectionLimiter,
+    /// Reused for what the state reports after each frame.
+    signals: Vec<AbuseSignal>,
+    last_heard: Instant,
+}
+
+impl Session {
+    /// Registers the session with the shared state.
+    fn open(
+        shared: Arc<Shared>,
+        ip: IpAddr,
+        reader: SealedReader<OwnedReadHalf>,
+        writer: SealedWriter<OwnedWriteHalf>,
+    ) -> Session {
+        let config = &shared.config;
+        let (outbound, queued) = outbound::queue(config.queue_limits, &shared.queued);
+        let (kick, kicked) = oneshot::channel::<DisconnectReason>();
+        let own_queue = outbound.clone();
+        let limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
+        let id = shared.state().add_session(ip, SessionChannel { outbound, kick });
+        Session {
+            shared,
+            ip,
+            id,
+            reader,
+            writer,
+            queued,
+            own_queue,
+            kicked,
+            limiter,
+            signals: Vec::new(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Serves the session until it ends, returning the reason to give the client (`None`
+    /// when the client went away or cannot be told).
+    async fn run(&mut self, stop: &CancellationToken) -> Option<DisconnectReason> {
+        // The idle timer is not reset on every frame (that would touch the timer wheel each
+        // time): it fires at the first deadline, and is set again from the last frame heard.
+        let idle = tokio::time::sleep(self.shared.config.idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            let wake = tokio::select! {
+                read = self.reader.next_frame() => Wake::Read(decoded(read)),
+                Some(frame) = self.queued.recv() => Wake::Queued(frame),
+                reason = &mut self.kicked => Wake::Kicked(reason.ok()),
+                () = stop.cancelled() => Wake::Stopped,
+                () = &mut idle => Wake::IdleTimer,
+            };
+            let outcome = match wake {
+                Wake::Read(Ok(frame)) => self.on_frame(frame),
+                Wake::Read(Err(reason)) | Wake::Kicked(reason) => Err(reason),
+                Wake::Queued(first) => self.write_queued(first, stop).await,
+                Wake::Stopped => Err(Some(DisconnectReason::ServerShutdown)),
+                Wake::IdleTimer => self.on_idle_timer(idle.as_mut()),
+            };
+            if let Err(reason) = outcome {
+                return reason;
+            }
+        }
+    }
+
+    /// Checks one frame against the rate limits and hands it to the state (under its lock).
+    /// `Err` ends the session with the reason to give.
+    fn on_frame(&mut self, frame: ClientFrame) -> Result<(), Option<DisconnectReason>> {
+        self.last_heard = Instant::now();
+        match self.limiter.check(&frame, self.last_heard) {
+            Verdict::Pass => {}
+            Verdict::Refuse => {
+                // Best effort: a client too busy sending to read loses the notice.
+                let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
+                let _ = self.own_queue.try_send(Bytes::from(proto::encode(&refusal)));
+                return Ok(());
+            }
+            Verdict::Disconnect => return Err(Some(DisconnectReason::RateLimited)),
+        }
+        let control =
+            self.shared.state().handle(self.id, frame, self.last_heard, &mut self.signals);
+        for signal in self.signals.drain(..) {
+            match signal {
+                AbuseSignal::WrongRoomPassword { ip } => {
+                    self.shared.gate.record_wrong_room_password(ip);
+                }
+            }
+        }
+        match control {
+            Control::Close(reason) => Err(Some(reason)),
+            Control::Continue => Ok(()),
+        }
+    }
+
+    /// Seals `first` and whatever else is queued (up to a batch) and writes it, still
+    /// listening for a kick or a stop while the write waits on a slow reader.
+    async fn write_queued(
+        &mut self,
+        first: Bytes,
+        stop: &CancellationToken,
+    ) -> Result<(), Option<DisconnectReason>> {
+        let mut sealed = self.writer.queue(&first).is_ok();
+        for _ in 1..MAX_FRAMES_PER_WRITE {
+            let Some(frame) = self.queued.try_recv() else { break };
+            sealed &= self.writer.queue(&frame).is_ok();
+        }
+        if !sealed {
+            return Err(Some(DisconnectReason::ProtocolViolation));
+        }
+        tokio::select! {
+            written = self.writer.flush() => written.map_err(|_| None),
+            reason = &mut self.kicked => Err(reason.ok()),
+            () = stop.cancelled() => Err(Some(DisconnectReason::ServerShutdown)),
+        }
+    }
+
+    /// Ends the session if nothing was heard for the idle timeout, or sets the timer again
+    /// from the last frame heard.
+    fn on_idle_timer(&self, idle: Pin<&mut Sleep>) -> Result<(), Option<DisconnectReason>> {
+        let deadline = self.last_heard + self.shared.config.idle_timeout;
+        if Instant::now() >= deadline {
+            return Err(Some(DisconnectReason::IdleTimeout));
+        }
+        idle.reset(deadline);
+        Ok(())
+    }
+
+    /// Erases the session from the state before saying goodbye, so nothing more is queued
+    /// for it and no trace of it stays behind; then tells the client why, briefly.
+    async fn close(mut self, reason: Option<DisconnectReason>) {
+        self.shared.state().remove_session(self.id, Instant::now());
+        if reason == Some(DisconnectReason::IdleTimeout) {
+            self.shared.gate.record_idle_drop(self.ip);
+        }
+        // Operational only: a reason, never who, where from, or what they said.
+        tracing::info!(?reason, "client disconnected");
+        if let Some(reason) = reason {
+            // Best effort, and brief: a reader that stalled may never take the goodbye.
+            let _ = self.writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
+            let _ = timeout(std::time::Duration::from_secs(1), self.writer.shutdown()).await;
+        }
+    }
+}
+
+/// A frame read from the client, decoded; or why reading ended (`None`: a clean close).
+fn decoded(
+    read: Result<Option<&[u8]>, TransportError>,
+) -> Result<ClientFrame, Option<DisconnectReason>> {
+    match read {
+        Ok(Some(plaintext)) => {
+            proto::decode::<ClientFrame>(plaintext).map_err(|_| Some(DisconnectReason::BadFrame))
+        }
+        Ok(None) => Err(None),
+        Err(error) => Err(Some(reason_for(&error))),
     }
 }
 

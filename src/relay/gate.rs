@@ -60,6 +60,23 @@ pub enum Admission {
     Drop,
 }
 
+/// How many connections the gate admitted, refused and dropped at accept since the relay
+/// started: totals only, no addresses. Tests read them to know the gate has decided about a
+/// connection without guessing from a socket's silence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptCounts {
+    pub admitted: u64,
+    pub refused: u64,
+    pub dropped: u64,
+}
+
+impl AcceptCounts {
+    /// Every decision made.
+    pub fn total(&self) -> u64 {
+        self.admitted + self.refused + self.dropped
+    }
+}
+
 /// How a handshake ended, as the gate counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeOutcome {
@@ -97,6 +114,7 @@ struct GateState {
     banned: HashMap<IpAddr, u64>,
     /// Listed in the report without being refused (room-password guessing), with the count.
     flagged: HashMap<IpAddr, u64>,
+    accepted: AcceptCounts,
 }
 
 impl GateState {
@@ -141,9 +159,20 @@ impl Gate {
 
     /// Decides about a connection from `ip` before any byte is read.
     pub fn admit(&self, ip: IpAddr) -> Admission {
+        let mut state = self.lock();
+        let admission = self.decide(&mut state, ip);
+        let counts = &mut state.accepted;
+        match admission {
+            Admission::Admit(_) => counts.admitted += 1,
+            Admission::Refuse(_) => counts.refused += 1,
+            Admission::Drop => counts.dropped += 1,
+        }
+        admission
+    }
+
+    fn decide(&self, state: &mut GateState, ip: IpAddr) -> Admission {
         let now = Instant::now();
         let limits = &self.limits;
-        let mut state = self.lock();
         if state.banned.contains_key(&ip) {
             return Admission::Drop;
         }
@@ -161,6 +190,11 @@ impl Gate {
         }
         *count += 1;
         Admission::Admit(ConnectionPermit { gate: self.clone(), ip })
+    }
+
+    /// The decisions made at accept so far.
+    pub fn accept_counts(&self) -> AcceptCounts {
+        self.lock().accepted
     }
 
     /// Hears how a connection's handshake ended. A failed handshake has already cost its
@@ -307,6 +341,23 @@ mod tests {
         tokio::time::advance(Duration::from_secs(24 * 3600)).await;
         gate.forget_idle();
         assert!(matches!(gate.admit(IP), Admission::Drop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_decision_at_accept_is_counted_once() {
+        let gate = Gate::new(GateLimits {
+            max_connections_per_ip: 1,
+            preauth_budget: 2,
+            ..GateLimits::default()
+        });
+        let held = gate.admit(IP);
+        assert!(matches!(held, Admission::Admit(_)));
+        assert!(matches!(gate.admit(IP), Admission::Refuse(_)));
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+        assert!(matches!(gate.admit(IP), Admission::Drop));
+        let counts = AcceptCounts { admitted: 1, refused: 1, dropped: 2 };
+        assert_eq!(gate.accept_counts(), counts);
+        assert_eq!(counts.total(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,6 +25,7 @@ impl CommandHistory {
     /// Opens the history, loading earlier commands from `file` (if any).
     pub fn open(file: Option<PathBuf>) -> Self {
         // `FileBackedHistory::new` only fails for a capacity of `usize::MAX`.
+        #[allow(clippy::expect_used, reason = "proven above")]
         let mut memory = FileBackedHistory::new(CAPACITY).expect("capacity is small");
         if let Some(path) = &file {
             for line in load(path) {

@@ -1,12 +1,13 @@
 //! Line mode, for when stdin is not a terminal: scripts, pipes, tests.
 //!
-//! Plain lines in (a line starting with `/` is a command, `//` sends a literal slash), one
-//! event per line out, without colour, or as JSON objects with `--json`. Nothing is ever asked
+//! Plain lines in (commands and chat told apart by [`commands::classify`], the REPL's rule:
+//! `/` after any leading blanks starts a command, `//` sends a literal slash), one event per
+//! line out, without colour, or as JSON objects with `--json`. Nothing is ever asked
 //! for interactively: the access code comes from `CHATTER_ACCESS_CODE` or
 //! `--access-code-file`, room passwords from `CHATTER_ROOM_PASSWORD` or
 //! `--room-password-file` (none means an open room).
 
-use crate::commands::{self, Context, Engine, Outcome, Output, SecretSource};
+use crate::commands::{self, Context, Engine, Input, Outcome, Output, SecretSource};
 use crate::repl::render::Renderer;
 use crate::repl::session::Session;
 use crate::secret::Secret;
@@ -64,21 +65,18 @@ pub fn run(session: &Session, renderer: &Renderer, mut passwords: RoomPasswordSo
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with('/') && !line.starts_with("//") {
-            let mut ctx = Context { engine: session, out: &mut out, secrets: &mut passwords };
-            if commands::dispatch(&mut ctx, line.trim()) == Outcome::Quit {
-                return;
+        match commands::classify(line.trim_end_matches('\r')) {
+            Input::Blank => {}
+            Input::Command(command) => {
+                let mut ctx = Context { engine: session, out: &mut out, secrets: &mut passwords };
+                if commands::dispatch(&mut ctx, command) == Outcome::Quit {
+                    return;
+                }
             }
-            continue;
-        }
-        let text = line.strip_prefix('/').filter(|rest| rest.starts_with('/')).unwrap_or(line);
-        match session.send_text(text) {
-            Ok(()) => out.own_message(text, false),
-            Err(error) => out.error(&format!("not sent: {error}")),
+            Input::Chat(text) => match session.send_text(text) {
+                Ok(()) => out.own_message(text, false),
+                Err(error) => out.error(&format!("not sent: {error}")),
+            },
         }
     }
     if let Err(error) = session.quit() {

@@ -3,8 +3,9 @@
 //! The REPL runs on the main thread; the engine and the event task run on tokio. Incoming
 //! events are rendered by the event task and queued in an [`screen::Inbox`], printed above
 //! the prompt from inside `read_line` (see [`screen`] for why that needs care) or directly
-//! between two reads. Lines starting with `/` go to the command registry; the core names no
-//! particular command and only acts on the [`Outcome`] it gets back.
+//! between two reads. [`commands::classify`] tells commands from chat (the same rule as line
+//! mode); commands go to the registry, and the core names no particular command and only acts
+//! on the [`Outcome`] it gets back.
 
 pub mod complete;
 pub mod history;
@@ -15,7 +16,7 @@ pub mod sanitize;
 pub mod screen;
 pub mod session;
 
-use crate::commands::{self, Context, Engine, Outcome, Output, SecretSource};
+use crate::commands::{self, Context, Engine, Input, Outcome, Output, SecretSource};
 use crate::secret::Secret;
 use crossterm::{QueueableCommand, cursor, terminal};
 use reedline::{
@@ -111,19 +112,16 @@ impl Repl {
                 Err(_) => break,
             };
             match signal {
-                Signal::Success(line) => {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    if commands::parse_line(&line).is_some() && !line.trim_start().starts_with("//")
-                    {
+                Signal::Success(line) => match commands::classify(&line) {
+                    Input::Blank => {}
+                    Input::Command(command) => {
                         let mut secrets = TtyPassword;
                         let mut ctx = Context {
                             engine: engine.as_ref(),
                             out: &mut out,
                             secrets: &mut secrets,
                         };
-                        match commands::dispatch(&mut ctx, line.trim()) {
+                        match commands::dispatch(&mut ctx, command) {
                             Outcome::Continue => {}
                             Outcome::ClearScreen => {
                                 let _ = editor.clear_screen();
@@ -133,13 +131,14 @@ impl Repl {
                                 break;
                             }
                         }
-                    } else {
+                    }
+                    Input::Chat(text) => {
                         if !stock {
                             self.erase_echo(&line);
                         }
-                        self.send_chat(&line, &mut out);
+                        self.send_chat(text, &mut out);
                     }
-                }
+                },
                 Signal::CtrlD => break,
                 Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
                 // Ctrl-C has cleared the line; anything else needs no action.
@@ -233,9 +232,7 @@ impl Repl {
         let _ = stdout.flush();
     }
 
-    fn send_chat(&self, line: &str, out: &mut TerminalOutput<'_>) {
-        // `//text` sends `/text`.
-        let text = line.strip_prefix('/').filter(|rest| rest.starts_with('/')).unwrap_or(line);
+    fn send_chat(&self, text: &str, out: &mut TerminalOutput<'_>) {
         if self.session.current_room().is_none() {
             out.error("not in a room — /join ROOM first (/help lists the commands)");
             return;

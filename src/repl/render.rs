@@ -355,19 +355,64 @@ mod tests {
         assert_eq!(value["time"], "2023-11-14T22:13:20Z");
     }
 
+    /// Nicknames as people pick them: short words, digits, mixed case.
+    fn sample_nicks() -> Vec<String> {
+        let stems = ["al", "Bo", "cy", "dee", "ed", "fi", "gus", "hal", "ivy", "jo"];
+        stems.iter().flat_map(|stem| (0..20).map(move |n| format!("{stem}{n}"))).collect()
+    }
+
     #[test]
-    fn peer_colours_are_stable() {
-        assert_eq!(peer_color("bob"), peer_color("bob"));
-        let distinct: std::collections::HashSet<String> = ["bob", "carol", "dave", "erin", "frank"]
-            .iter()
-            .map(|n| format!("{:?}", peer_color(n)))
-            .collect();
-        assert!(distinct.len() > 1);
+    fn peer_colours_come_from_the_palette_and_spread_over_all_of_it() {
+        let nicks = sample_nicks();
+        let mut uses = [0usize; PEER_COLORS.len()];
+        for nick in &nicks {
+            let color = peer_color(nick);
+            let index = PEER_COLORS.iter().position(|c| *c == color);
+            let index = index.unwrap_or_else(|| panic!("{nick} got {color:?}, not a peer colour"));
+            uses[index] += 1;
+        }
+        // 200 nicks over 8 colours: 25 each on average. Every colour is used, and none is
+        // given to more than twice its share, so two people in a room usually differ.
+        let share = nicks.len() / PEER_COLORS.len();
+        assert!(uses.iter().all(|&n| n > 0 && n <= 2 * share), "{uses:?}");
+        // Peers never look like our own line (green) or like notices and errors.
+        for reserved in [Color::Green, Color::DarkGray, Color::Red] {
+            assert!(!PEER_COLORS.contains(&reserved), "{reserved:?}");
+        }
+    }
+
+    #[test]
+    fn a_peer_keeps_its_colour_across_runs_and_versions() {
+        // Pinned values: a hash seeded per process (like std's `RandomState`) or a changed
+        // hash would give people other colours than they had yesterday.
+        assert_eq!(peer_color("bob"), Color::LightCyan);
+        assert_eq!(peer_color("carol"), Color::Blue);
+        assert_eq!(peer_color("žofie"), Color::Magenta);
+        let first: Vec<Color> = sample_nicks().iter().map(|n| peer_color(n)).collect();
+        let again: Vec<Color> = sample_nicks().iter().map(|n| peer_color(n)).collect();
+        assert_eq!(first, again);
     }
 
     #[test]
     fn epoch_formats() {
         assert_eq!(rfc3339_utc(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(local_hhmm(SystemTime::now()).len(), 5);
+        let later = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339_utc(later), "2023-11-14T22:13:20Z");
+    }
+
+    /// `local_hhmm` is the wall clock of this machine's zone, as the C library reads it.
+    #[cfg(unix)]
+    #[test]
+    fn the_time_of_day_is_the_local_wall_clock() {
+        // Two instants a quarter-day and some minutes apart, so hours and minutes both vary.
+        for seconds in [1_700_000_000_i64, 1_700_000_000 + 6 * 3600 + 17 * 60] {
+            let time = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds as u64);
+            // SAFETY: `tm` is plain data that `localtime_r` fills; both pointers are ours.
+            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+            let clock: libc::time_t = seconds;
+            assert!(!unsafe { libc::localtime_r(&clock, &mut tm) }.is_null());
+            let expected = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+            assert_eq!(local_hhmm(time), expected);
+        }
     }
 }

@@ -15,9 +15,20 @@ struct Client {
 
 impl Client {
     fn start(server: &str, nick: &str, extra: &[&str]) -> (Client, tempfile::TempDir) {
+        Client::start_with(server, nick, extra, &[])
+    }
+
+    /// Like [`Client::start`], with extra environment variables.
+    fn start_with(
+        server: &str,
+        nick: &str,
+        extra: &[&str],
+        environment: &[(&str, &str)],
+    ) -> (Client, tempfile::TempDir) {
         let home = tempfile::tempdir().unwrap();
         let mut command = chatter(home.path());
         command
+            .envs(environment.iter().copied())
             .env("CHATTER_ACCESS_CODE", ACCESS_CODE)
             .args([server, "--nick", nick])
             .args(extra)
@@ -82,6 +93,11 @@ fn plain_lines_in_one_event_per_line_out() {
     bob.send("/join lobby");
     bob.expect("you joined lobby");
     alice.expect("bob joined lobby");
+    // The REPL's rule: a command after leading blanks is still a command, `//` escapes.
+    bob.send("  /who");
+    bob.expect("2 members");
+    bob.send("//shrug");
+    alice.expect("bob: /shrug");
     bob.send("hi alice");
     let line = alice.expect("bob: hi alice");
     assert!(!line.contains('\x1b') && !line.contains('\x07'), "no escapes: {line:?}");
@@ -113,20 +129,29 @@ fn json_events_have_type_room_from_text_time() {
 }
 
 #[test]
-fn room_passwords_come_from_the_environment() {
+fn room_passwords_come_from_the_environment_or_a_file() {
     let relay = start_relay();
+    // Alice creates the room with the password from the environment.
+    let password = [("CHATTER_ROOM_PASSWORD", "sesame")];
+    let (mut alice, _a) = Client::start_with(&relay.address, "alice", &[], &password);
+    alice.send("/join vault");
+    alice.expect("you joined vault");
+    // Without one, bob is refused: the room has a password, and it came from alice's variable.
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    bob.send("/join vault");
+    bob.expect("wrong password for room vault");
+    // Carol's file, written the usual way with a newline, holds the same password.
     let home = tempfile::tempdir().unwrap();
     let password_file = home.path().join("room-password");
     std::fs::write(&password_file, "sesame\n").unwrap();
     let file = password_file.to_str().unwrap();
-    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--room-password-file", file]);
-    alice.send("/join vault");
-    alice.expect("you joined vault");
-    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
-    bob.send("/join vault");
-    bob.expect("wrong password for room vault");
+    let (mut carol, _c) = Client::start(&relay.address, "carol", &["--room-password-file", file]);
+    carol.send("/join vault");
+    carol.expect("you joined vault");
+    alice.expect("carol joined vault");
     assert!(alice.finish().success());
     assert!(bob.finish().success());
+    assert!(carol.finish().success());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The interactive client through a real pseudo-terminal.
 
-use super::repl_support::{ACCESS_CODE, chatter, start_relay};
+use super::repl_support::{ACCESS_CODE, CountingProxy, chatter, start_relay};
 use expectrl::{ControlCode, Expect, Session};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -105,14 +105,66 @@ fn typos_get_a_suggestion_and_only_commands_reach_the_history_file() {
     }
 }
 
+/// Whether the terminal on the far side of `pty` is in canonical mode with echo on, the
+/// state a shell expects back.
+#[cfg(unix)]
+fn terminal_is_cooked(pty: &Pty) -> bool {
+    use std::os::fd::AsRawFd;
+    let master = pty.get_process().get_raw_handle().expect("the pty's master side");
+    // SAFETY: `termios` is plain data that `tcgetattr` fills; the descriptor is open.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(master.as_raw_fd(), &mut termios) }, 0, "tcgetattr");
+    termios.c_lflag & libc::ICANON != 0 && termios.c_lflag & libc::ECHO != 0
+}
+
+/// Cleanly: the process exits with status 0, the terminal is back in the mode it was given
+/// in, and the client said goodbye to the relay (which answers a Quit with a Goodbye; a
+/// client that just vanished hears nothing more).
+#[cfg(unix)]
 #[test]
 fn sigterm_quits_cleanly() {
+    use expectrl::process::unix::WaitStatus;
     let relay = start_relay();
+    let proxy = CountingProxy::start(&relay.address);
     let home = tempfile::tempdir().unwrap();
-    let alice = spawn(home.path(), &relay.address, "alice");
+    // A pseudo-terminal starts in no particular mode; give chatter the usual cooked one.
+    let mut command = std::process::Command::new("sh");
+    let chatter = chatter(home.path());
+    for (name, value) in chatter.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
+        .env("CHATTER_ACCESS_CODE", ACCESS_CODE)
+        .args(["-c", "stty sane && exec \"$0\" \"$@\""])
+        .arg(chatter.get_program())
+        .args([proxy.address.as_str(), "--nick", "alice"]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    alice.expect("connected to").expect("connects");
+    // Ask the relay something so that everything it had to say has been said.
+    alice.send_line("/rooms").unwrap();
+    alice.expect("no rooms").unwrap();
+    assert!(!terminal_is_cooked(&alice), "the prompt runs in raw mode");
+    let before = proxy.bytes_from_server();
+
     let pid = alice.get_process().pid();
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    assert!(wait_for_exit(&alice), "SIGTERM ends the client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match alice.get_process().status() {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(status, Ok(WaitStatus::Exited(_, 0))), "{status:?}");
+    assert!(terminal_is_cooked(&alice), "the terminal is restored");
+    proxy.wait_for_server_close();
+    assert!(proxy.bytes_from_server() > before, "the relay answered a Quit with a Goodbye");
 }
 
 #[test]

@@ -57,3 +57,62 @@ pub fn chatter(home: &Path) -> Command {
         .env_remove("CARGO_MANIFEST_DIR");
     command
 }
+
+/// A TCP proxy in front of a relay, for one connection, that counts the bytes the relay
+/// sends back: whether the relay said anything after some moment (a Goodbye answers only a
+/// client's Quit here) shows without reading the sealed frames.
+pub struct CountingProxy {
+    /// `127.0.0.1:PORT`, for the client.
+    pub address: String,
+    from_server: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server_closed: std::sync::mpsc::Receiver<()>,
+}
+
+impl CountingProxy {
+    pub fn start(server: &str) -> CountingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address").to_string();
+        let server = server.to_owned();
+        let from_server = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = from_server.clone();
+        let (closed, server_closed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else { return };
+            let Ok(upstream) = std::net::TcpStream::connect(&server) else { return };
+            let (mut client_in, mut upstream_out) =
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut upstream_out);
+                let _ = upstream_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut upstream_in, mut client_out) = (upstream, client);
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = upstream_in.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                counter.fetch_add(read, Ordering::SeqCst);
+                if client_out.write_all(&buffer[..read]).is_err() {
+                    break;
+                }
+            }
+            let _ = client_out.shutdown(std::net::Shutdown::Write);
+            let _ = closed.send(());
+        });
+        CountingProxy { address, from_server, server_closed }
+    }
+
+    /// Bytes the relay has sent so far.
+    pub fn bytes_from_server(&self) -> usize {
+        self.from_server.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (at most ten seconds) for the relay to close the connection.
+    pub fn wait_for_server_close(&self) {
+        self.server_closed
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the relay closed the connection");
+    }
+}

@@ -5,7 +5,9 @@ use chatter::mls::MlsMember;
 use chatter::proto::{ChatPayload, ClientFrame, ServerFrame, Welcome};
 use chatter::secret::Secret;
 
-use crate::support::{self, chat_client, drain_events, expect_event, expect_frame, next_frame};
+use crate::support::{
+    self, chat_client, expect_event, expect_event_after, expect_frame, next_frame,
+};
 
 fn is_message(from: &str, text: &str) -> impl Fn(&Event) -> bool {
     let (from, text) = (from.to_owned(), text.to_owned());
@@ -69,10 +71,17 @@ async fn create_join_with_the_right_password_and_chat_both_ways_in_order() {
             }
         }
     }
-    // Senders see each other's messages, never their own echoed back.
-    expect_event(&mut members[0].1, is_message("dave", "from dave 19")).await;
-    let alice_saw = drain_events(&mut members[0].1).await;
-    assert!(!alice_saw.iter().any(|e| matches!(e, Event::Message { from, .. } if from == "alice")));
+    // Senders see each other's messages, never their own echoed back. Dave speaks once more
+    // after hearing all of alice's: the relay keeps one order per room, so an echo of any of
+    // hers would reach alice before that line.
+    expect_event(&mut members[3].1, is_message("alice", "from alice 19")).await;
+    members[3].0.send_text("last from dave").await.unwrap();
+    let (_, alice_saw) =
+        expect_event_after(&mut members[0].1, is_message("dave", "last from dave")).await;
+    assert!(
+        !alice_saw.iter().any(|e| matches!(e, Event::Message { from, .. } if from == "alice")),
+        "{alice_saw:#?}"
+    );
     // Multi-line text and actions stay one message each.
     members[1].0.send_text("line one\nline two").await.unwrap();
     members[1].0.send_action("waves").await.unwrap();
@@ -148,8 +157,11 @@ async fn leaving_removes_the_member_for_everyone_and_it_hears_nothing_after() {
     for index in [1, 3] {
         expect_event(&mut members[index].1, is_message("alice", "after carol left")).await;
     }
-    let carol_saw = drain_events(&mut members[2].1).await;
-    assert!(carol_saw.iter().all(|e| !matches!(e, Event::Message { .. })), "{carol_saw:?}");
+    // Carol then creates a room of her own: the relay answers her in order, so a message
+    // from the old room sent to her would have arrived before she is in the new one.
+    members[2].0.join("elsewhere", Secret::from("pw")).await.unwrap();
+    let (_, carol_saw) = expect_event_after(&mut members[2].1, is_joined("carol")).await;
+    assert!(carol_saw.iter().all(|e| !matches!(e, Event::Message { .. })), "{carol_saw:#?}");
     assert_eq!(members[1].0.members().await.unwrap().members.len(), 3);
     // A dropped connection is a leave too.
     let (dave, _) = members.pop().unwrap();

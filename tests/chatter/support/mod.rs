@@ -151,31 +151,84 @@ pub async fn chat_client(
     chat_client_at(&relay.addr(), nick).await
 }
 
-/// Waits (at most five seconds) for an event that matches, returning it; other events are
-/// collected into `skipped` for assertions about what else arrived.
+/// Waits (at most five seconds) for an event that matches and returns it; the events before
+/// it are skipped, and listed if the wait fails. Where what else arrived matters, use
+/// [`expect_event_after`].
 pub async fn expect_event(
     events: &mut chatter::client::Events,
-    mut wanted: impl FnMut(&chatter::client::Event) -> bool,
+    wanted: impl FnMut(&chatter::client::Event) -> bool,
 ) -> chatter::client::Event {
+    expect_event_after(events, wanted).await.0
+}
+
+/// Waits (at most five seconds) for an event that matches; returns it and every event that
+/// arrived before it, in order, for assertions about what else arrived. Since the relay keeps
+/// one order per room, "nothing else before a later message" is a check that can fail, where
+/// "nothing else within a quiet spell" is not.
+pub async fn expect_event_after(
+    events: &mut chatter::client::Events,
+    mut wanted: impl FnMut(&chatter::client::Event) -> bool,
+) -> (chatter::client::Event, Vec<chatter::client::Event>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut skipped = Vec::new();
     loop {
-        let event = tokio::time::timeout_at(deadline, events.recv())
-            .await
-            .expect("timed out waiting for an event")
-            .expect("the engine stopped");
+        let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("the engine stopped; before that: {skipped:#?}"),
+            Err(_) => panic!("timed out waiting for an event; skipped: {skipped:#?}"),
+        };
         if wanted(&event) {
-            return event;
+            return (event, skipped);
         }
+        skipped.push(event);
     }
 }
 
-/// Every event that arrives within a short quiet period.
-pub async fn drain_events(events: &mut chatter::client::Events) -> Vec<chatter::client::Event> {
-    let mut seen = Vec::new();
-    while let Ok(Some(event)) =
-        tokio::time::timeout(Duration::from_millis(300), events.recv()).await
-    {
-        seen.push(event);
+/// Awaits `future`, which waits on real sockets, with virtual time held still, for at most
+/// ten seconds of real time.
+///
+/// On paused time (`start_paused`) the runtime moves the clock to the next timer whenever no
+/// task is ready, and a task waiting for the kernel to deliver bytes is not ready: a wait on
+/// a socket can then see a timeout fire (the relay's or the test's) that no real time
+/// justified. A blocking task keeps tokio from moving a paused clock, so one that watches the
+/// real deadline holds virtual time still for as long as the wait lasts. Elsewhere it is a
+/// plain real-time deadline.
+pub async fn held<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const LIMIT: Duration = Duration::from_secs(10);
+    let done = Arc::new(AtomicBool::new(false));
+    let watched = Arc::clone(&done);
+    let mut watchdog = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        while !watched.load(Ordering::SeqCst) && started.elapsed() < LIMIT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    tokio::pin!(future);
+    tokio::select! {
+        output = &mut future => {
+            done.store(true, Ordering::SeqCst);
+            // Let the clock move again before the caller sleeps on it.
+            let _ = watchdog.await;
+            output
+        }
+        _ = &mut watchdog => panic!("no answer within {LIMIT:?} of real time"),
     }
-    seen
+}
+
+/// Waits, with virtual time held still (see [`held`]), until `condition` holds: for state
+/// the relay changes when it hears from a real socket.
+pub async fn settled(mut condition: impl FnMut() -> bool) {
+    held(async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// The next frame, waited for with virtual time held still (see [`held`]).
+pub async fn next_frame_held(client: &mut RawClient) -> ServerFrame {
+    held(client.recv()).await.expect("connection failed")
 }
