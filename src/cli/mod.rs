@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 
 use crate::client::{self, ClientOptions};
+use crate::identity::{Identity, KnownPeers};
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
 use crate::repl::screen::{Inbox, SharedScreen};
@@ -37,6 +38,17 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The identity comes first: `--fingerprint` needs nothing else, and a bad identity file
+    // must stop us before anything connects.
+    let (identity, created) = load_identity(args.identity.as_deref())?;
+    if args.fingerprint {
+        println!("{}", identity.fingerprint());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let known_peers = match identity.path() {
+        Some(path) => KnownPeers::open(&KnownPeers::path_beside(path))?,
+        None => KnownPeers::in_memory(),
+    };
     let interactive = std::io::stdin().is_terminal() && !args.json;
     let config = Config::load()?;
     let color = interactive
@@ -76,12 +88,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     validate_nick(&nick)?;
 
     let renderer = Renderer { own_nick: nick.clone(), format };
+    let identity_notice = identity_notice(&nick, &identity, created);
     let session = Session::new(nick.clone(), runtime.handle().clone());
     let options = ClientOptions { server: server.clone(), nick, access_code };
 
     if !interactive {
+        if created {
+            // Line mode keeps stdout for events.
+            eprintln!("chatter: {identity_notice}");
+        }
         let (client, events) = runtime
-            .block_on(client::connect(options))
+            .block_on(client::connect_as(options, identity, known_peers))
             .with_context(|| format!("could not connect to {server}"))?;
         session.connected(client);
         runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
@@ -106,8 +123,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         let session = session.clone();
         let renderer = renderer.clone();
         let outbox = outbox.clone();
+        let _ = outbox.send(renderer.notice(&identity_notice));
         runtime.spawn(async move {
-            match client::connect(options).await {
+            match client::connect_as(options, identity, known_peers).await {
                 Ok((client, events)) => {
                     session.connected(client);
                     let _ = outbox.send(renderer.notice(&format!(
@@ -158,6 +176,29 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     .run()?;
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The identity in `path`, or in the per-user data directory; created if there is none yet
+/// (the second value says so).
+fn load_identity(path: Option<&std::path::Path>) -> anyhow::Result<(Identity, bool)> {
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None => Identity::default_path()?,
+    };
+    Ok(Identity::load_or_create(&path)?)
+}
+
+/// What the REPL says about the identity at start.
+fn identity_notice(nick: &str, identity: &Identity, created: bool) -> String {
+    let path = identity.path().map(|path| path.display().to_string()).unwrap_or_default();
+    if created {
+        format!(
+            "created your identity {} in {path}: back this file up — /whoami shows it",
+            identity.fingerprint()
+        )
+    } else {
+        format!("you are {nick}, identity {} — /whoami, /verify", identity.fingerprint())
+    }
 }
 
 /// Renders engine events into `sink` until the engine closes the stream.
@@ -376,6 +417,9 @@ mod tests {
             "CHATTER_ACCESS_CODE",
             "CHATTER_ROOM_PASSWORD",
             "CHATTER_NICK",
+            "--identity",
+            "--fingerprint",
+            "CHATTER_IDENTITY",
             "NO_COLOR",
             "chatter.toml",
         ] {

@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use super::identity::{self, IdentityRequest}; // identity hook
 use super::room::{Outbox, Phase, Room};
 use super::{ClientError, Event, MemberView, RoomMembers, View};
+use crate::identity::PeerTrust; // identity hook
 use crate::mls::MlsMember;
 use crate::proto::{
     AdmissionRefusal, ChatPayload, ClientFrame, DisconnectReason, ErrorReason, RoomSummary,
@@ -40,11 +42,13 @@ pub(super) enum Request {
     Rooms { reply: Reply<Vec<RoomSummary>> },
     Members { reply: Reply<RoomMembers> },
     Quit { reply: Reply<()> },
+    Identity(IdentityRequest), // identity hook
 }
 
 struct Engine {
     nick: String,
     mls: MlsMember,
+    trust: PeerTrust, // identity hook
     writer: SealedWriter<OwnedWriteHalf>,
     events: mpsc::UnboundedSender<Event>,
     view: Arc<Mutex<View>>,
@@ -58,9 +62,12 @@ struct Engine {
 }
 
 /// Starts the engine for an authenticated, registered connection.
+// identity hook: `trust` made this the eighth argument; every one is a distinct part.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn(
     nick: String,
     mls: MlsMember,
+    trust: PeerTrust, // identity hook
     reader: SealedReader<OwnedReadHalf>,
     writer: SealedWriter<OwnedWriteHalf>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -70,6 +77,7 @@ pub(super) fn spawn(
     let engine = Engine {
         nick,
         mls,
+        trust, // identity hook
         writer,
         events,
         view,
@@ -242,6 +250,10 @@ impl Engine {
                 self.quit_reply = Some(reply);
                 self.send(&ClientFrame::Quit).await?;
             }
+            // identity hook
+            Request::Identity(request) => {
+                identity::answer(request, &mut self.trust, &self.nick, self.room.as_ref())
+            }
         }
         Ok(())
     }
@@ -279,6 +291,13 @@ impl Engine {
     async fn on_frame(&mut self, frame: ServerFrame) -> std::io::Result<()> {
         let me = self.nick.clone();
         let mut outbox = Outbox::default();
+        // identity hook: the frames after which the group's members may have changed.
+        let check_pins = matches!(
+            frame,
+            ServerFrame::Welcome { .. }
+                | ServerFrame::Commit { .. }
+                | ServerFrame::CommitAccepted { .. }
+        );
         match frame {
             ServerFrame::RoomCreated { room } => {
                 let mls = &self.mls;
@@ -422,10 +441,11 @@ impl Engine {
             }
             ServerFrame::MemberList { room, members } => {
                 let waiter = self.member_list_waiters.pop_front().flatten();
-                if let Some(current) = self.room_named(&room) {
+                // identity hook: `self.room` rather than `room_named`, so `self.trust` can be read.
+                if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
                     current.relay_members = members;
                     if let Some(reply) = waiter {
-                        let _ = reply.send(Ok(member_views(current, &me)));
+                        let _ = reply.send(Ok(member_views(current, &me, &self.trust)));
                     }
                 } else if let Some(reply) = waiter {
                     let _ = reply.send(Err(ClientError::NotInRoom));
@@ -434,6 +454,9 @@ impl Engine {
             ServerFrame::Error { reason } => self.on_error(reason),
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             ServerFrame::Goodbye { .. } => {} // handled by the read loop
+        }
+        if check_pins {
+            identity::check_pins(&mut self.trust, self.room.as_ref(), &mut outbox.events); // identity hook
         }
         self.flush_outbox(outbox).await
     }
@@ -464,7 +487,7 @@ impl Engine {
     }
 }
 
-fn member_views(room: &Room, me: &str) -> RoomMembers {
+fn member_views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
     let fingerprints = room.group().map(|group| group.members()).unwrap_or_default();
     let members = room
         .relay_members
@@ -478,6 +501,7 @@ fn member_views(room: &Room, me: &str) -> RoomMembers {
                 .map(|member| member.fingerprint.clone()),
             is_leader: index == 0,
             is_self: nick == me,
+            trust: identity::mark(trust, &fingerprints, nick), // identity hook
         })
         .collect();
     RoomMembers { room: room.name.clone(), members }

@@ -58,6 +58,12 @@ impl RoomGroup {
         self.group.group_id().as_slice().to_vec()
     }
 
+    /// The current epoch's authenticator (RFC 9420, 8.7): the same for every member of this
+    /// group and epoch, unknown to anyone else; `/verify` shows it as the room's safety code.
+    pub fn epoch_authenticator(&self) -> Vec<u8> {
+        self.group.epoch_authenticator().as_slice().to_vec()
+    }
+
     /// Whether we are still a member (false once a commit removed us).
     pub fn is_active(&self) -> bool {
         self.group.is_active()
@@ -71,6 +77,7 @@ impl RoomGroup {
             .map(|member| MemberInfo {
                 nick: nick_of(&member.credential),
                 fingerprint: fingerprint_of(&member.signature_key),
+                signature_key: member.signature_key.clone(),
                 is_self: member.index == own_index,
             })
             .collect()

@@ -124,6 +124,18 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::Red),
             ),
+            Event::KeyChanged { room, nick, first_seen, fingerprint } => {
+                let text = key_changed_text(nick, first_seen);
+                if self.format == Format::Json {
+                    let mut value = json_value("key_changed", Some(room), Some(nick), &text, now);
+                    value["first_seen"] = first_seen.as_str().into();
+                    value["fingerprint"] = fingerprint.as_str().into();
+                    value.to_string()
+                } else {
+                    let style = Style::new().fg(Color::Red).bold();
+                    self.line("key_changed", Some(room), Some(nick), &text, now, style)
+                }
+            }
             Event::Disconnected { reason } => self.line(
                 "disconnected",
                 None,
@@ -146,6 +158,19 @@ impl Renderer {
     /// Local information (command output).
     pub fn notice(&self, text: &str) -> String {
         self.line("notice", None, None, text, SystemTime::now(), Style::new().fg(Color::DarkGray))
+    }
+
+    /// A command's result with named fields, as one JSON line (`--json` only; `None`
+    /// otherwise, and the text is shown as notices). `fields` is an object.
+    pub fn record(&self, kind: &str, text: &str, fields: &serde_json::Value) -> Option<String> {
+        if self.format != Format::Json {
+            return None;
+        }
+        let mut value = json_value(kind, None, None, text, SystemTime::now());
+        if let (Some(object), Some(extra)) = (value.as_object_mut(), fields.as_object()) {
+            object.extend(extra.iter().map(|(key, field)| (key.clone(), field.clone())));
+        }
+        Some(value.to_string())
     }
 
     /// A local error (a command failed).
@@ -264,6 +289,17 @@ fn json(
     text: &str,
     time: SystemTime,
 ) -> String {
+    json_value(kind, room, from, text, time).to_string()
+}
+
+/// The fields every JSON line has; some kinds add their own.
+pub(crate) fn json_value(
+    kind: &str,
+    room: Option<&str>,
+    from: Option<&str>,
+    text: &str,
+    time: SystemTime,
+) -> serde_json::Value {
     serde_json::json!({
         "type": kind,
         "room": room,
@@ -271,7 +307,15 @@ fn json(
         "text": text,
         "time": rfc3339_utc(time),
     })
-    .to_string()
+}
+
+/// The warning for a key that is not the one pinned (sanitised: the nick is a peer's choice).
+fn key_changed_text(nick: &str, first_seen: &str) -> String {
+    let nick = sanitize_inline(nick);
+    format!(
+        "warning: {nick}'s key is not the one you saw on {first_seen}; this may not be the \
+         {nick} you know — compare `/verify {nick}`"
+    )
 }
 
 /// `HH:MM` in the local time zone (chrono reads the zone database on Unix and asks the
