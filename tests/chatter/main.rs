@@ -6,6 +6,7 @@
 
 mod abuse;
 mod dist_files;
+mod identity;
 mod invariants;
 mod line_mode;
 mod relay;
