@@ -98,17 +98,34 @@ impl KnownPeers {
     /// so pins another `chatter` of this user added meanwhile are kept. On error the pin is
     /// still held in memory for this session.
     pub fn record(&mut self, relay: &str, nick: &str, pin: Pin) -> Result<(), IdentityError> {
-        if !is_pinnable(relay) || !is_pinnable(nick) {
-            return Err(IdentityError::UnpinnableNick(nick.to_owned()));
+        self.record_all(relay, vec![(nick.to_owned(), pin)])
+    }
+
+    /// Whether `nick` on `relay` can be written to the file at all.
+    pub fn can_pin(relay: &str, nick: &str) -> bool {
+        is_pinnable(relay) && is_pinnable(nick)
+    }
+
+    /// [`KnownPeers::record`] for several members at once, with one write: joining a room of
+    /// a thousand strangers rewrites the file once, not a thousand times. A nickname that
+    /// fails [`KnownPeers::can_pin`] makes it pin nothing.
+    pub fn record_all(
+        &mut self,
+        relay: &str,
+        pins: Vec<(String, Pin)>,
+    ) -> Result<(), IdentityError> {
+        if let Some((nick, _)) = pins.iter().find(|(nick, _)| !KnownPeers::can_pin(relay, nick)) {
+            return Err(IdentityError::UnpinnableNick(nick.clone()));
         }
-        let key = (relay.to_owned(), nick.to_owned());
+        let keyed: Vec<((String, String), Pin)> =
+            pins.into_iter().map(|(nick, pin)| ((relay.to_owned(), nick), pin)).collect();
         let Some(path) = self.path.clone() else {
-            self.pins.insert(key, pin);
+            self.pins.extend(keyed);
             return Ok(());
         };
         let on_disk = KnownPeers::open(&path);
         let saved = on_disk.and_then(|mut fresh| {
-            fresh.pins.insert(key.clone(), pin.clone());
+            fresh.pins.extend(keyed.iter().cloned());
             private_file::write(&path, fresh.to_text().as_bytes(), true)?;
             Ok(fresh.pins)
         });
@@ -118,7 +135,7 @@ impl KnownPeers {
                 Ok(())
             }
             Err(error) => {
-                self.pins.insert(key, pin);
+                self.pins.extend(keyed);
                 Err(error)
             }
         }

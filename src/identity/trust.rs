@@ -54,20 +54,20 @@ impl PeerTrust {
     /// is the local date (`YYYY-MM-DD`) a new pin records. Returns what the user must see.
     pub fn observe(&mut self, room: &str, members: &[MemberInfo], today: &str) -> Vec<Event> {
         let mut events = Vec::new();
+        let mut new_pins = Vec::new();
         for member in members.iter().filter(|member| !member.is_self) {
             let nick = &member.nick;
             let key = &member.signature_key;
             match check_pin(&self.known, &self.relay, nick, key) {
                 PinCheck::Same { .. } => {}
+                PinCheck::New if !KnownPeers::can_pin(&self.relay, nick) => {
+                    let error = IdentityError::UnpinnableNick(nick.clone());
+                    self.failed_to_pin(room, nick, key, &error, &mut events);
+                }
                 PinCheck::New => {
                     let pin =
                         Pin { key: key.clone(), first_seen: today.to_owned(), verified: false };
-                    match self.known.record(&self.relay, nick, pin) {
-                        Ok(()) => {
-                            self.new_this_session.insert(nick.clone());
-                        }
-                        Err(error) => self.failed_to_pin(room, nick, key, &error, &mut events),
-                    }
+                    new_pins.push((nick.clone(), pin));
                 }
                 PinCheck::Changed { first_seen, .. } => {
                     if self.warned.insert((nick.clone(), key.clone())) {
@@ -80,6 +80,14 @@ impl PeerTrust {
                     }
                 }
             }
+        }
+        if !new_pins.is_empty() {
+            let nicks: Vec<String> = new_pins.iter().map(|(nick, _)| nick.clone()).collect();
+            // One write for all of them; on failure they are still pinned for this session.
+            if let Err(error) = self.known.record_all(&self.relay, new_pins) {
+                self.failed_to_pin(room, "", &[], &error, &mut events);
+            }
+            self.new_this_session.extend(nicks);
         }
         events
     }
@@ -102,7 +110,6 @@ impl PeerTrust {
             _ if self.save_failed => return,
             error => {
                 self.save_failed = true;
-                self.new_this_session.insert(nick.to_owned());
                 format!(
                     "could not save known_peers (keys are pinned for this session only): {error}"
                 )
@@ -205,5 +212,35 @@ mod tests {
         assert!(later.observe("lobby", &[member("bob", 1)], "2026-12-02").is_empty());
         assert_eq!(later.mark("bob", &[1; 32]), TrustMark::SeenBefore);
         assert_eq!(later.observe("lobby", &[member("bob", 3)], "2026-12-02").len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_saved_is_said_once_and_pins_hold_for_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        let known = KnownPeers::open(&sub.join("known_peers")).unwrap();
+        // Where the directory was, a file now stands: nothing can be written below it.
+        std::fs::write(&sub, b"in the way").unwrap();
+        let mut trust = PeerTrust::new(Identity::generate(), known, "r:1");
+        let events = trust.observe("lobby", &[member("bob", 1), member("carol", 2)], "2026-12-01");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(matches!(&events[0], Event::Warning { text, .. } if text.contains("known_peers")));
+        assert!(trust.observe("lobby", &[member("dave", 3)], "2026-12-01").is_empty());
+        assert_eq!(trust.mark("carol", &[2; 32]), TrustMark::New);
+        assert_eq!(trust.observe("lobby", &[member("carol", 4)], "2026-12-01").len(), 1);
+    }
+
+    #[test]
+    fn everyone_met_at_once_is_written_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_peers");
+        let mut trust =
+            PeerTrust::new(Identity::generate(), KnownPeers::open(&path).unwrap(), "r:1");
+        let members: Vec<MemberInfo> = (1..=3).map(|n| member(&format!("m{n}"), n)).collect();
+        assert!(trust.observe("lobby", &members, "2026-12-01").is_empty());
+        let reread = KnownPeers::open(&path).unwrap();
+        for n in 1..=3 {
+            assert_eq!(reread.get("r:1", &format!("m{n}")).unwrap().key, vec![n; 32]);
+        }
     }
 }
