@@ -9,7 +9,7 @@ use chatter::identity::{Identity, KnownPeers, TrustMark, Verification};
 use chatter::secret::Secret;
 
 use crate::repl_support;
-use crate::support::{self, ACCESS_CODE, TestRelay, capture, drain_events, expect_event};
+use crate::support::{self, ACCESS_CODE, TestRelay, capture, drain_events, expect_event, split};
 
 /// One person: a directory holding an identity and `known_peers`.
 struct Person {
@@ -213,6 +213,31 @@ async fn room_codes_agree_change_after_a_join_and_pairwise_codes_are_symmetric()
     assert_eq!(pairwise_code(&bob_client, "alice").await, alice_bob);
     assert!(bob_client.verify(Some("bob")).await.is_err(), "no code with oneself");
     assert!(bob_client.verify(Some("zed")).await.is_err());
+}
+
+#[tokio::test]
+async fn a_relay_that_splits_a_room_cannot_make_the_halves_codes_agree() {
+    let (first, second) = (support::start_relay().await, support::start_relay().await);
+    let server = split::start(vec![first.address, second.address], vec![0, 0, 1, 1]).await;
+    let server = server.to_string();
+    let mut clients = Vec::new();
+    for nick in ["alice", "bob", "carol", "dave"] {
+        let (client, mut events) = Person::new().connect_at(&server, nick).await;
+        client.join("lobby", Secret::from("pw")).await.expect("join");
+        expect_event(&mut events, is_joined(nick)).await;
+        clients.push((client, events));
+    }
+    // Each half is a room called lobby on the same server, two members, at the same epoch.
+    expect_event(&mut clients[0].1, is_joined("bob")).await;
+    expect_event(&mut clients[2].1, is_joined("dave")).await;
+    let mut codes = Vec::new();
+    for (client, _) in &clients {
+        codes.push(room_code(client).await);
+    }
+    assert_eq!(codes[0], codes[1], "alice and bob share a group");
+    assert_eq!(codes[2], codes[3], "carol and dave share a group");
+    assert_eq!(codes[0].0, codes[2].0, "both halves are at the same epoch");
+    assert_ne!(codes[0].1, codes[2].1, "the halves' codes differ");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod mitm;
 pub mod proxy;
+pub mod split;
 
 use std::net::SocketAddr;
 use std::time::Duration;
