@@ -414,4 +414,43 @@ mod tests {
         assert_eq!(rfc3339_utc(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(local_hhmm(SystemTime::now()).len(), 5);
     }
+
+    fn key_changed() -> Event {
+        Event::KeyChanged {
+            room: "lobby".into(),
+            nick: "bob".into(),
+            first_seen: "2026-12-01".into(),
+            fingerprint: "ab12:cd34:ef56:7890".into(),
+        }
+    }
+
+    #[test]
+    fn a_changed_key_is_a_loud_line_and_a_json_object_with_its_fields() {
+        let line = renderer(Format::Line).event(&key_changed()).unwrap().text;
+        assert!(
+            line.ends_with(
+                "warning: bob's key is not the one you saw on 2026-12-01; this may not be the \
+                 bob you know — compare `/verify bob`"
+            ),
+            "{line}"
+        );
+        let json = renderer(Format::Json).event(&key_changed()).unwrap().text;
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["type"], "key_changed");
+        assert_eq!(value["from"], "bob");
+        assert_eq!(value["first_seen"], "2026-12-01");
+        assert_eq!(value["fingerprint"], "ab12:cd34:ef56:7890");
+        let colored = renderer(Format::Color).event(&key_changed()).unwrap().text;
+        assert!(colored.contains("\x1b[1;31m"), "red and bold: {colored:?}");
+    }
+
+    #[test]
+    fn records_are_json_objects_only_in_json() {
+        let fields = serde_json::json!({ "code": "12345", "epoch": 3 });
+        assert!(renderer(Format::Line).record("room_code", "text", &fields).is_none());
+        let json = renderer(Format::Json).record("room_code", "text", &fields).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!((value["type"].as_str(), value["epoch"].as_u64()), (Some("room_code"), Some(3)));
+        assert_eq!(value["text"], "text");
+    }
 }
