@@ -455,8 +455,9 @@ impl Engine {
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             ServerFrame::Goodbye { .. } => {} // handled by the read loop
         }
+        // identity hook: the pin check, with the members as they are now.
         if check_pins {
-            identity::check_pins(&mut self.trust, self.room.as_ref(), &mut outbox.events); // identity hook
+            identity::check_pins(&mut self.trust, self.room.as_ref(), &mut outbox.events);
         }
         self.flush_outbox(outbox).await
     }

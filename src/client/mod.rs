@@ -184,7 +184,8 @@ pub async fn connect_as(
     let (event_sender, receiver) = mpsc::unbounded_channel();
     let view = Arc::new(Mutex::new(View { nick: nick.clone(), room: None, connected: true }));
     let (reader, writer) = (raw.reader, raw.writer);
-    engine::spawn(nick, mls, trust, reader, writer, request_receiver, event_sender, view.clone()); // identity hook
+    // identity hook: `trust` passed to the engine.
+    engine::spawn(nick, mls, trust, reader, writer, request_receiver, event_sender, view.clone());
     Ok((Client { requests, view }, Events { receiver }))
 }
 
