@@ -356,3 +356,35 @@ fn json_line_mode_reports_the_identity() {
     assert_eq!(code["room"], "lobby");
     assert_eq!(code["code"].as_str().map(str::len), Some(35), "{code}");
 }
+
+#[test]
+fn the_repl_shows_the_identity_at_start_and_in_whoami() {
+    use expectrl::{Expect, Session};
+    let relay = repl_support::start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut command = chatter_at(home.path());
+        command.env("CHATTER_ACCESS_CODE", repl_support::ACCESS_CODE).args([
+            relay.address.as_str(),
+            "--nick",
+            "alice",
+        ]);
+        let mut pty = Session::spawn(command).expect("spawn chatter in a pty");
+        pty.set_expect_timeout(Some(std::time::Duration::from_secs(15)));
+        pty
+    };
+    let mut pty = start();
+    pty.expect("created your identity").expect("says a new identity was made");
+    pty.expect("connected to").expect("connects");
+    pty.send_line("/quit").unwrap();
+    pty.expect(expectrl::Eof).expect("quits");
+    let (_, fingerprint, _) = run(chatter_at(home.path()).arg("--fingerprint"));
+    let fingerprint = fingerprint.trim();
+    let mut pty = start();
+    pty.expect(format!("you are alice, identity {fingerprint}").as_str()).expect("start line");
+    pty.expect("connected to").expect("connects");
+    pty.send_line("/whoami").unwrap();
+    pty.expect(format!("identity {fingerprint}").as_str()).expect("/whoami");
+    pty.send_line("/quit").unwrap();
+    pty.expect(expectrl::Eof).expect("quits");
+}
