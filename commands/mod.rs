@@ -14,9 +14,13 @@ mod leave;
 mod me;
 mod quit;
 mod rooms;
+mod trust;
+mod verify;
 mod who;
+mod whoami;
 
 use crate::client::{ClientError, RoomMembers, RoomSummary};
+use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::secret::Secret;
 
 /// Every command, in the order `/help` lists them.
@@ -24,6 +28,9 @@ pub static REGISTRY: &[&dyn Command] = &[
     &join::Join,
     &leave::Leave,
     &who::Who,
+    &whoami::WhoAmI,
+    &verify::Verify,
+    &trust::Trust,
     &rooms::Rooms,
     &details::Details,
     &me::Me,
@@ -84,6 +91,18 @@ pub trait Engine: Send + Sync {
     fn members(&self) -> Result<RoomMembers, ClientError>;
     /// Leaves, asks the relay to forget us, and closes the connection.
     fn quit(&self) -> Result<(), ClientError>;
+    /// Our nickname and identity (`/whoami`).
+    fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        Err(ClientError::Other("this client has no identity to show".into()))
+    }
+    /// The room's safety code, or with `nick` the pairwise code with that member (`/verify`).
+    fn verify(&self, _nick: Option<&str>) -> Result<Verification, ClientError> {
+        Err(ClientError::Other("this client cannot verify".into()))
+    }
+    /// Pins `nick`'s current key as verified (`/trust`).
+    fn trust(&self, _nick: &str) -> Result<Trusted, ClientError> {
+        Err(ClientError::Other("this client cannot trust".into()))
+    }
 }
 
 /// Where command results go: the terminal (coloured or not) or JSON lines.
@@ -94,6 +113,13 @@ pub trait Output {
     fn error(&mut self, text: &str);
     /// A line we just sent, shown as the others will see it.
     fn own_message(&mut self, text: &str, action: bool);
+    /// A result with named fields: `--json` prints `kind` and the fields (strings, numbers or
+    /// null) beside `text`, so a bot needs no parsing; other outputs show `text` as notices.
+    fn record(&mut self, _kind: &str, text: &str, _fields: &serde_json::Value) {
+        for line in text.lines() {
+            self.notice(line);
+        }
+    }
 }
 
 /// Where secrets typed by the user come from: a hidden prompt, or the environment and files.
@@ -272,6 +298,8 @@ pub(crate) mod testing {
         pub presence: Vec<(String, Presence)>,
         pub calls: Mutex<Vec<String>>,
         pub wrong_password: bool,
+        /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
+        pub mark: Option<crate::identity::TrustMark>,
     }
 
     impl FakeEngine {
@@ -329,6 +357,7 @@ pub(crate) mod testing {
                         .iter()
                         .find(|(named, _)| named == nick)
                         .map_or(Presence::InGroupAndConnected, |(_, presence)| *presence),
+                    trust: None,
                 })
                 .collect();
             Ok(RoomMembers { room, members })
@@ -337,11 +366,47 @@ pub(crate) mod testing {
             self.record("quit".into());
             Ok(())
         }
+        fn whoami(&self) -> Result<WhoAmI, ClientError> {
+            Ok(WhoAmI {
+                nick: "alice".into(),
+                fingerprint: "ab12:cd34:ef56:7890".into(),
+                identity_file: Some("/home/alice/.local/share/chatter/identity".into()),
+                known_peers_file: Some("/home/alice/.local/share/chatter/known_peers".into()),
+            })
+        }
+        fn verify(&self, nick: Option<&str>) -> Result<Verification, ClientError> {
+            let room = self.current_room().ok_or(ClientError::NotInRoom)?;
+            self.record(format!("verify {nick:?}"));
+            Ok(match nick {
+                None => Verification::Room {
+                    room,
+                    epoch: 4,
+                    members: 3,
+                    code: "12345 67890 12345 67890 12345 67890".into(),
+                },
+                Some(nick) => Verification::Peer {
+                    nick: nick.into(),
+                    fingerprint: "ab12:cd34:ef56:7890".into(),
+                    mark: self.mark.unwrap_or(crate::identity::TrustMark::SeenBefore),
+                    code: "11111 22222 33333 44444 55555 66666".into(),
+                },
+            })
+        }
+        fn trust(&self, nick: &str) -> Result<Trusted, ClientError> {
+            self.record(format!("trust {nick}"));
+            Ok(Trusted {
+                nick: nick.into(),
+                fingerprint: "ab12:cd34:ef56:7890".into(),
+                previous: self.mark.unwrap_or(crate::identity::TrustMark::SeenBefore),
+            })
+        }
     }
 
     /// Records everything printed, and answers password prompts with `password`.
     #[derive(Default)]
     pub struct Recorder {
+        /// `record` calls: the kind and the fields.
+        pub records: Vec<(String, serde_json::Value)>,
         pub notices: Vec<String>,
         pub errors: Vec<String>,
         pub own: Vec<(String, bool)>,
@@ -357,6 +422,10 @@ pub(crate) mod testing {
         }
         fn own_message(&mut self, text: &str, action: bool) {
             self.own.push((text.to_owned(), action));
+        }
+        fn record(&mut self, kind: &str, text: &str, fields: &serde_json::Value) {
+            self.records.push((kind.to_owned(), fields.clone()));
+            self.notices.extend(text.lines().map(ToOwned::to_owned));
         }
     }
 

@@ -41,6 +41,7 @@ impl Engine for Demo {
             nick: nick.into(),
             fingerprint: Some("ab12:cd34:ef56:7890".into()),
             is_leader: !is_self,
+            trust: None,
             is_self,
             presence: Presence::InGroupAndConnected,
         };

@@ -35,6 +35,14 @@ pub struct Args {
     /// Never use colours (also: NO_COLOR set, or color = false in the config)
     #[arg(long)]
     pub no_color: bool,
+
+    /// Use the identity in this file (created if missing) instead of the per-user one
+    #[arg(long, env = "CHATTER_IDENTITY", value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+
+    /// Print your identity's fingerprint (creating the identity if needed) and exit
+    #[arg(long)]
+    pub fingerprint: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -45,6 +53,7 @@ ENVIRONMENT:
                          --room-password-file, otherwise the room is joined as an open room.
                          At a terminal, /join asks for it with hidden input.
   CHATTER_NICK           Same as --nick.
+  CHATTER_IDENTITY       Same as --identity.
   NO_COLOR               Same as --no-color.
 
 CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false):
@@ -56,6 +65,13 @@ LINE MODE:
   When stdin is not a terminal, chatter reads plain lines (a line starting with / is a
   command, // sends a literal slash) and prints one event per line without colour, or JSON
   objects with --json. Secrets then come from the environment or files only.
+
+IDENTITY:
+  Your signing key is created on first use in the per-user data directory (e.g.
+  ~/.local/share/chatter/identity, mode 0600) and used in every room, so others see the same
+  fingerprint each time; keys of people you meet are pinned in known_peers beside it, and a
+  changed key is a warning. A damaged identity file, or one that others can read, is an error:
+  chatter never replaces it silently. /whoami, /verify and /trust work with them.
 
 HISTORY:
   Only /commands are remembered across sessions (per-user data directory, mode 0600); chat

@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 
 use crate::client::{self, ClientOptions};
+use crate::identity::{Identity, KnownPeers};
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
 use crate::repl::screen::{Inbox, Outbox, SharedScreen};
@@ -37,6 +38,17 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The identity comes first: `--fingerprint` needs nothing else, and a bad identity file
+    // must stop us before anything connects.
+    let (identity, created) = load_identity(args.identity.as_deref())?;
+    if args.fingerprint {
+        println!("{}", identity.fingerprint());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let known_peers = match identity.path() {
+        Some(path) => KnownPeers::open(&KnownPeers::path_beside(path))?,
+        None => KnownPeers::in_memory(),
+    };
     let config = Config::load()?;
     let output = Output::choose(&args, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,16 +61,51 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let nick = nickname(&args, &config, output.interactive)?;
 
     let renderer = Renderer { own_nick: nick.clone(), format: output.format };
+    let notice = identity_notice(&nick, &identity, created);
     let session = Session::new(nick.clone(), runtime.handle().clone());
     let options = ClientOptions { server: server.clone(), nick, access_code };
+    let me = Me { identity, known_peers };
     if output.interactive {
-        run_interactive(&runtime, session, renderer, options, output.color)?;
+        run_interactive(&runtime, session, renderer, options, me, &notice, output.color)?;
     } else {
+        if created {
+            // Line mode keeps stdout for events.
+            eprintln!("chatter: {notice}");
+        }
         let passwords = RoomPasswordSource { file: args.room_password_file };
-        run_line_mode(&runtime, &session, &renderer, options, passwords)?;
+        run_line_mode(&runtime, &session, &renderer, options, me, passwords)?;
     }
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who we are: the persistent identity, and the keys of the people we have met.
+struct Me {
+    identity: Identity,
+    known_peers: KnownPeers,
+}
+
+/// The identity in `path`, or in the per-user data directory; created if there is none yet
+/// (the second value says so).
+fn load_identity(path: Option<&std::path::Path>) -> anyhow::Result<(Identity, bool)> {
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None => Identity::default_path()?,
+    };
+    Ok(Identity::load_or_create(&path)?)
+}
+
+/// What the REPL says about the identity at start.
+fn identity_notice(nick: &str, identity: &Identity, created: bool) -> String {
+    let path = identity.path().map(|path| path.display().to_string()).unwrap_or_default();
+    if created {
+        format!(
+            "created your identity {} in {path}: back this file up — /whoami shows it",
+            identity.fingerprint()
+        )
+    } else {
+        format!("you are {nick}, identity {} — /whoami, /verify", identity.fingerprint())
+    }
 }
 
 /// How events reach the user: at a terminal (coloured or not) or as lines on a pipe.
@@ -126,11 +173,12 @@ fn run_line_mode(
     session: &Arc<Session>,
     renderer: &Renderer,
     options: ClientOptions,
+    me: Me,
     passwords: RoomPasswordSource,
 ) -> anyhow::Result<()> {
     let server = options.server.clone();
     let (client, events) = runtime
-        .block_on(client::connect(options))
+        .block_on(client::connect_as(options, me.identity, me.known_peers))
         .with_context(|| format!("could not connect to {server}"))?;
     session.connected(client);
     runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
@@ -154,12 +202,15 @@ fn run_interactive(
     session: Arc<Session>,
     renderer: Renderer,
     options: ClientOptions,
+    me: Me,
+    notice: &str,
     color: bool,
 ) -> anyhow::Result<()> {
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let quit = Arc::new(QuitFlags::default());
-    runtime.spawn(connect_in_background(session.clone(), renderer.clone(), outbox, options));
+    let _ = outbox.send(renderer.notice(notice));
+    runtime.spawn(connect_in_background(session.clone(), renderer.clone(), outbox, options, me));
     runtime.spawn(quit_on_signal(quit.clone(), session.clone()));
     Repl {
         session,
@@ -181,9 +232,10 @@ async fn connect_in_background(
     renderer: Renderer,
     outbox: Outbox,
     options: ClientOptions,
+    me: Me,
 ) {
     let server = options.server.clone();
-    match client::connect(options).await {
+    match client::connect_as(options, me.identity, me.known_peers).await {
         Ok((client, events)) => {
             session.connected(client);
             let _ = outbox.send(renderer.notice(&format!(
@@ -438,6 +490,9 @@ mod tests {
             "CHATTER_ACCESS_CODE",
             "CHATTER_ROOM_PASSWORD",
             "CHATTER_NICK",
+            "--identity",
+            "--fingerprint",
+            "CHATTER_IDENTITY",
             "NO_COLOR",
             "chatter.toml",
         ] {

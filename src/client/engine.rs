@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use super::identity::{self, IdentityRequest};
 use super::room::{Outbox, Room, Welcomed};
 use super::{ClientError, Event, MemberView, Presence, RoomMembers, View};
+use crate::identity::PeerTrust;
 use crate::mls::MlsMember;
 use crate::proto::{
     AdmissionRefusal, ChatPayload, ClientFrame, DisconnectReason, ErrorReason, MAX_CHAT_TEXT_BYTES,
@@ -33,18 +35,37 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
 /// What a [`Client`](super::Client) handle asks of the engine.
 pub(super) enum Request {
-    Join { room: String, password: Secret, reply: Reply<()> },
+    Join {
+        room: String,
+        password: Secret,
+        reply: Reply<()>,
+    },
     AbandonJoin,
-    Leave { reply: Reply<()> },
-    Send { payload: ChatPayload, reply: Reply<()> },
-    Rooms { reply: Reply<Vec<RoomSummary>> },
-    Members { reply: Reply<RoomMembers> },
-    Quit { reply: Reply<()> },
+    Leave {
+        reply: Reply<()>,
+    },
+    Send {
+        payload: ChatPayload,
+        reply: Reply<()>,
+    },
+    Rooms {
+        reply: Reply<Vec<RoomSummary>>,
+    },
+    Members {
+        reply: Reply<RoomMembers>,
+    },
+    Quit {
+        reply: Reply<()>,
+    },
+    /// `/whoami`, `/verify`, `/trust`.
+    Identity(IdentityRequest),
 }
 
 struct Engine {
     nick: String,
     mls: MlsMember,
+    /// Pins of the keys we have seen, and the marks `/who` shows.
+    trust: PeerTrust,
     writer: SealedWriter<OwnedWriteHalf>,
     events: mpsc::UnboundedSender<Event>,
     view: Arc<Mutex<View>>,
@@ -60,9 +81,12 @@ struct Engine {
 }
 
 /// Starts the engine for an authenticated, registered connection.
+// `trust` made this the eighth argument; every one is a distinct part.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn(
     nick: String,
     mls: MlsMember,
+    trust: PeerTrust,
     reader: SealedReader<OwnedReadHalf>,
     writer: SealedWriter<OwnedWriteHalf>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -72,6 +96,7 @@ pub(super) fn spawn(
     let engine = Engine {
         nick,
         mls,
+        trust,
         writer,
         events,
         view,
@@ -273,6 +298,9 @@ impl Engine {
                 self.quit_reply = Some(reply);
                 self.send(&ClientFrame::Quit).await?;
             }
+            Request::Identity(request) => {
+                identity::answer(request, &mut self.trust, &self.nick, self.room.as_ref())
+            }
         }
         Ok(())
     }
@@ -302,11 +330,6 @@ impl Engine {
         }
     }
 
-    /// The current room, if a frame about `name` concerns it.
-    fn room_named(&mut self, name: &str) -> Option<&mut Room> {
-        self.room.as_mut().filter(|room| room.name == name)
-    }
-
     /// One frame from the relay. Room frames go to the room they name (frames about any
     /// other room are stale and dropped); everything a room produces goes out in one flush.
     async fn on_frame(&mut self, frame: ServerFrame) -> std::io::Result<()> {
@@ -314,6 +337,10 @@ impl Engine {
         if self.is_stale(&frame) {
             return Ok(());
         }
+        // The frames after which the group's members may have changed: check their keys
+        // against the pins then.
+        let check_pins =
+            matches!(frame, ServerFrame::Welcome { .. } | ServerFrame::CommitConfirmed { .. });
         match frame {
             ServerFrame::RoomList { rooms } => {
                 if let Some(reply) = self.room_list_waiters.pop_front() {
@@ -325,6 +352,9 @@ impl Engine {
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             ServerFrame::Goodbye { .. } => {} // handled by the read loop
             room_frame => self.on_room_frame(room_frame, &mut outbox),
+        }
+        if check_pins {
+            identity::check_pins(&mut self.trust, self.room.as_ref(), &mut outbox.events);
         }
         self.flush_outbox(outbox).await
     }
@@ -485,10 +515,10 @@ impl Engine {
     fn on_member_list(&mut self, room: &str, members: Vec<String>) {
         let me = self.nick.clone();
         let waiter = self.member_list_waiters.pop_front().flatten();
-        if let Some(current) = self.room_named(room) {
+        if let Some(current) = self.room.as_mut().filter(|current| current.name == room) {
             current.relay_members = members;
             if let Some(reply) = waiter {
-                let _ = reply.send(Ok(member_views(current, &me)));
+                let _ = reply.send(Ok(member_views(current, &me, &self.trust)));
             }
         } else if let Some(reply) = waiter {
             let _ = reply.send(Err(ClientError::NotInRoom));
@@ -524,7 +554,7 @@ impl Engine {
 /// `/who`: every leaf of the MLS group (who actually holds the room's keys), with the
 /// relay's leader marked, and whoever is only on one side of the relay's list and the group
 /// marked as such, so a relay that adds or hides a member shows.
-fn member_views(room: &Room, me: &str) -> RoomMembers {
+fn member_views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
     let group = room.group().map(|group| group.members()).unwrap_or_default();
     let leader = room.leader();
     let mut members: Vec<MemberView> = group
@@ -534,6 +564,7 @@ fn member_views(room: &Room, me: &str) -> RoomMembers {
             fingerprint: Some(member.fingerprint.clone()),
             is_leader: leader == Some(member.nick.as_str()),
             is_self: member.is_self,
+            trust: identity::mark(trust, &group, &member.nick),
             presence: if member.is_self || room.relay_members.contains(&member.nick) {
                 Presence::InGroupAndConnected
             } else {
@@ -549,6 +580,7 @@ fn member_views(room: &Room, me: &str) -> RoomMembers {
                 is_leader: index == 0,
                 is_self: nick == me,
                 presence: Presence::ConnectedNotInGroup,
+                trust: None,
             });
         }
     }

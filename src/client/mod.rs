@@ -8,6 +8,8 @@
 pub mod commit_policy;
 mod engine;
 mod error;
+/// `/whoami`, `/verify`, `/trust` and the pin check.
+mod identity;
 pub mod raw;
 pub mod rejoin;
 mod room;
@@ -19,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::identity::{Identity, KnownPeers, PeerTrust};
 use crate::mls::MlsMember;
 use crate::proto::ChatPayload;
 pub use crate::proto::RoomSummary;
@@ -81,6 +84,15 @@ pub enum Event {
     Disconnected {
         reason: String,
     },
+    /// A member's key is not the one pinned for its nickname on this relay
+    /// (first seen on `first_seen`): maybe not the person we know by that name.
+    KeyChanged {
+        room: String,
+        nick: String,
+        first_seen: String,
+        /// The new key's short fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// One member as `/who` shows it.
@@ -93,6 +105,8 @@ pub struct MemberView {
     pub is_leader: bool,
     pub is_self: bool,
     pub presence: Presence,
+    /// How far the member's key is trusted (`None` for us, or no key yet).
+    pub trust: Option<crate::identity::TrustMark>,
 }
 
 /// Whether a member is in the MLS group, connected to the relay's room, or both. Only the
@@ -160,8 +174,17 @@ impl Events {
 }
 
 /// Connects, completes the encrypted handshake, registers the nickname and starts the
-/// engine.
+/// engine, with an identity and pins that live only as long as the session.
 pub async fn connect(options: ClientOptions) -> Result<(Client, Events), ClientError> {
+    connect_as(options, Identity::generate(), KnownPeers::in_memory()).await
+}
+
+/// [`connect`] signing with `identity` and checking members' keys against `known_peers`.
+pub async fn connect_as(
+    options: ClientOptions,
+    identity: Identity,
+    known_peers: KnownPeers,
+) -> Result<(Client, Events), ClientError> {
     let ClientOptions { server, nick, access_code } = options;
     if !crate::proto::is_valid_name(&nick) {
         return Err(ClientError::NickInvalid(nick));
@@ -174,11 +197,15 @@ pub async fn connect(options: ClientOptions) -> Result<(Client, Events), ClientE
     let raw = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
         .map_err(|_| ClientError::Timeout("the server"))??;
-    let mls = MlsMember::new(&nick).map_err(|error| ClientError::Other(error.to_string()))?;
+    // Sign with the given identity; pins are per relay, named as the user did.
+    let mls = MlsMember::from_key_pair(&nick, identity.key_pair())
+        .map_err(|error| ClientError::Other(error.to_string()))?;
+    let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();
     let view = Arc::new(Mutex::new(View { nick: nick.clone(), room: None, connected: true }));
-    engine::spawn(nick, mls, raw.reader, raw.writer, request_receiver, event_sender, view.clone());
+    let (reader, writer) = (raw.reader, raw.writer);
+    engine::spawn(nick, mls, trust, reader, writer, request_receiver, event_sender, view.clone());
     Ok((Client { requests, view }, Events { receiver }))
 }
 

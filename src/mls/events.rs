@@ -21,7 +21,7 @@ pub struct MemberInfo {
     pub nick: String,
     /// The member's signature-key fingerprint (see `MlsMember::fingerprint`).
     pub fingerprint: String,
-    /// The member's whole signature public key, to pin and compare.
+    /// The member's Ed25519 signature public key (what `known_peers` pins).
     pub signature_key: Vec<u8>,
     /// Whether this is our own leaf.
     pub is_self: bool,

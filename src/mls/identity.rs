@@ -1,8 +1,8 @@
-//! One client session's MLS identity: a nickname and a fresh signature key.
+//! One client session's MLS identity: a nickname and a signature key.
 //!
-//! The signature key is generated when the session starts and lives only in memory, so a
-//! stolen disk reveals no room keys and every session shows a new fingerprint (which is the
-//! point: members compare fingerprints out of band for the session they are in).
+//! `chatter` signs with the user's persistent identity key (`crate::identity`), so the others
+//! see the same key, and the same fingerprint, in every session; tests and the load generator
+//! use a fresh key per session. Nothing here reads or writes the key's file.
 
 use std::sync::Arc;
 
@@ -44,13 +44,24 @@ impl std::fmt::Debug for MlsMember {
 }
 
 impl MlsMember {
-    /// Creates the identity for this session, with a new Ed25519 key.
+    /// Creates an identity for this session only, with a new Ed25519 key (tests, the load
+    /// generator); `chatter` itself uses [`MlsMember::from_key_pair`] with its persistent key.
     pub fn new(nick: &str) -> Result<Self, MlsError> {
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+            .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))?;
+        MlsMember::from_key_pair(nick, signer)
+    }
+
+    /// Creates the member for `nick` signing with an existing key pair: the user's
+    /// persistent identity (`crate::identity::Identity::key_pair`), so that other members
+    /// see the same key in every session.
+    pub fn from_key_pair(nick: &str, signer: SignatureKeyPair) -> Result<Self, MlsError> {
         if !crate::proto::is_valid_nick(nick) {
             return Err(MlsError::InvalidNick);
         }
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
-            .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))?;
+        if signer.signature_scheme() != CIPHERSUITE.signature_algorithm() {
+            return Err(MlsError::Internal("the key is not an Ed25519 key".into()));
+        }
         let credential = CredentialWithKey {
             credential: BasicCredential::new(nick.as_bytes().to_vec()).into(),
             signature_key: signer.public().into(),

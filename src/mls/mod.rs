@@ -2,9 +2,9 @@
 //!
 //! Everything here takes bytes and returns bytes and [`RoomEvent`]s: no sockets, clocks,
 //! printing or tasks. The client engine moves the bytes through the relay; the tests move them
-//! between in-memory members. Each client session is one [`MlsMember`] (a nickname and a fresh
-//! Ed25519 signature key that is never written anywhere); each room it takes part in is one
-//! [`RoomGroup`].
+//! between in-memory members. Each client session is one [`MlsMember`] (a nickname and an
+//! Ed25519 signature key: the user's persistent identity, which `crate::identity` keeps on
+//! disk, or a fresh one in tests); each room it takes part in is one [`RoomGroup`].
 //!
 //! The relay orders commits: a member creates a commit, sends it, and merges it only when the
 //! relay says it won the epoch ([`RoomGroup::merge_pending_commit`]), or drops it when it lost
@@ -21,6 +21,7 @@ mod room;
 pub use error::MlsError;
 pub use events::{CommitSummary, MemberInfo, OutgoingCommit, RoomEvent};
 pub use identity::MlsMember;
+pub(crate) use identity::fingerprint_of;
 pub use room::RoomGroup;
 
 #[cfg(test)]

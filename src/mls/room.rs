@@ -61,6 +61,12 @@ impl RoomGroup {
         self.group.group_id().as_slice().to_vec()
     }
 
+    /// The current epoch's authenticator (RFC 9420, 8.7): the same for every member of this
+    /// group and epoch, unknown to anyone else; `/verify` shows it as the room's safety code.
+    pub fn epoch_authenticator(&self) -> Vec<u8> {
+        self.group.epoch_authenticator().as_slice().to_vec()
+    }
+
     /// Whether we are still a member (false once a commit removed us).
     pub fn is_active(&self) -> bool {
         self.group.is_active()
@@ -78,13 +84,6 @@ impl RoomGroup {
                 is_self: member.index == own_index,
             })
             .collect()
-    }
-
-    /// The current epoch's authenticator (RFC 9420, 8.7): equal for every member of the same
-    /// group and epoch, and different across a relay's split, so comparing it out of band
-    /// proves both sides hold the same keys.
-    pub fn epoch_authenticator(&self) -> Vec<u8> {
-        self.group.epoch_authenticator().as_slice().to_vec()
     }
 
     /// Encrypts a chat message for the current epoch (allowed while a commit is pending:

@@ -56,6 +56,12 @@ impl Output for LineOutput<'_> {
         let room = self.engine.current_room();
         emit(&self.renderer.own_message(room.as_deref(), text, action));
     }
+    fn record(&mut self, kind: &str, text: &str, fields: &serde_json::Value) {
+        match self.renderer.record(kind, text, fields) {
+            Some(line) => emit(&line),
+            None => text.lines().for_each(|line| self.notice(line)),
+        }
+    }
 }
 
 /// Reads lines from stdin until end of input or `/quit`; the engine has been told to quit

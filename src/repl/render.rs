@@ -124,6 +124,18 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::Red),
             ),
+            Event::KeyChanged { room, nick, first_seen, fingerprint } => {
+                let text = key_changed_text(nick, first_seen);
+                if self.format == Format::Json {
+                    let mut value = json_value("key_changed", Some(room), Some(nick), &text, now);
+                    value["first_seen"] = first_seen.as_str().into();
+                    value["fingerprint"] = fingerprint.as_str().into();
+                    value.to_string()
+                } else {
+                    let style = Style::new().fg(Color::Red).bold();
+                    self.line("key_changed", Some(room), Some(nick), &text, now, style)
+                }
+            }
             Event::Disconnected { reason } => self.line(
                 "disconnected",
                 None,
@@ -146,6 +158,19 @@ impl Renderer {
     /// Local information (command output).
     pub fn notice(&self, text: &str) -> String {
         self.line("notice", None, None, text, SystemTime::now(), Style::new().fg(Color::DarkGray))
+    }
+
+    /// A command's result with named fields, as one JSON line (`--json` only; `None`
+    /// otherwise, and the text is shown as notices). `fields` is an object.
+    pub fn record(&self, kind: &str, text: &str, fields: &serde_json::Value) -> Option<String> {
+        if self.format != Format::Json {
+            return None;
+        }
+        let mut value = json_value(kind, None, None, text, SystemTime::now());
+        if let (Some(object), Some(extra)) = (value.as_object_mut(), fields.as_object()) {
+            object.extend(extra.iter().map(|(key, field)| (key.clone(), field.clone())));
+        }
+        Some(value.to_string())
     }
 
     /// A local error (a command failed).
@@ -264,6 +289,17 @@ fn json(
     text: &str,
     time: SystemTime,
 ) -> String {
+    json_value(kind, room, from, text, time).to_string()
+}
+
+/// The fields every JSON line has; some kinds add their own.
+pub(crate) fn json_value(
+    kind: &str,
+    room: Option<&str>,
+    from: Option<&str>,
+    text: &str,
+    time: SystemTime,
+) -> serde_json::Value {
     serde_json::json!({
         "type": kind,
         "room": room,
@@ -271,7 +307,15 @@ fn json(
         "text": text,
         "time": rfc3339_utc(time),
     })
-    .to_string()
+}
+
+/// The warning for a key that is not the one pinned (sanitised: the nick is a peer's choice).
+fn key_changed_text(nick: &str, first_seen: &str) -> String {
+    let nick = sanitize_inline(nick);
+    format!(
+        "warning: {nick}'s key is not the one you saw on {first_seen}; this may not be the \
+         {nick} you know — compare `/verify {nick}`"
+    )
 }
 
 /// `HH:MM` in the local time zone (chrono reads the zone database on Unix and asks the
@@ -414,5 +458,44 @@ mod tests {
             let expected = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
             assert_eq!(local_hhmm(time), expected);
         }
+    }
+
+    fn key_changed() -> Event {
+        Event::KeyChanged {
+            room: "lobby".into(),
+            nick: "bob".into(),
+            first_seen: "2026-12-01".into(),
+            fingerprint: "ab12:cd34:ef56:7890".into(),
+        }
+    }
+
+    #[test]
+    fn a_changed_key_is_a_loud_line_and_a_json_object_with_its_fields() {
+        let line = renderer(Format::Line).event(&key_changed()).unwrap().text;
+        assert!(
+            line.ends_with(
+                "warning: bob's key is not the one you saw on 2026-12-01; this may not be the \
+                 bob you know — compare `/verify bob`"
+            ),
+            "{line}"
+        );
+        let json = renderer(Format::Json).event(&key_changed()).unwrap().text;
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["type"], "key_changed");
+        assert_eq!(value["from"], "bob");
+        assert_eq!(value["first_seen"], "2026-12-01");
+        assert_eq!(value["fingerprint"], "ab12:cd34:ef56:7890");
+        let colored = renderer(Format::Color).event(&key_changed()).unwrap().text;
+        assert!(colored.contains("\x1b[1;31m"), "red and bold: {colored:?}");
+    }
+
+    #[test]
+    fn records_are_json_objects_only_in_json() {
+        let fields = serde_json::json!({ "code": "12345", "epoch": 3 });
+        assert!(renderer(Format::Line).record("room_code", "text", &fields).is_none());
+        let json = renderer(Format::Json).record("room_code", "text", &fields).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!((value["type"].as_str(), value["epoch"].as_u64()), (Some("room_code"), Some(3)));
+        assert_eq!(value["text"], "text");
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::client::{Client, ClientError, RoomMembers, RoomSummary};
 use crate::commands::Engine;
+use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +109,18 @@ impl Engine for Session {
     fn members(&self) -> Result<RoomMembers, ClientError> {
         let client = self.client()?;
         self.with_timeout(QUERY_TIMEOUT, client.members())
+    }
+    fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        let client = self.client()?;
+        self.with_timeout(QUERY_TIMEOUT, client.whoami())
+    }
+    fn verify(&self, nick: Option<&str>) -> Result<Verification, ClientError> {
+        let client = self.client()?;
+        self.with_timeout(QUERY_TIMEOUT, client.verify(nick))
+    }
+    fn trust(&self, nick: &str) -> Result<Trusted, ClientError> {
+        let client = self.client()?;
+        self.with_timeout(QUERY_TIMEOUT, client.trust(nick))
     }
     fn quit(&self) -> Result<(), ClientError> {
         match self.client.get() {

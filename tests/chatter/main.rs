@@ -11,6 +11,7 @@
 mod abuse;
 mod attacks;
 mod dist_files;
+mod identity;
 mod invariants;
 mod line_mode;
 mod relay;

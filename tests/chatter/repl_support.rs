@@ -54,6 +54,7 @@ pub fn chatter(home: &Path) -> Command {
         .env_remove("CHATTER_ACCESS_CODE")
         .env_remove("CHATTER_ROOM_PASSWORD")
         .env_remove("CHATTER_NICK")
+        .env_remove("CHATTER_IDENTITY")
         .env_remove("CARGO_MANIFEST_DIR");
     command
 }

@@ -1,8 +1,10 @@
 //! Shared helpers for the integration tests: a real relay on 127.0.0.1:0, clients, and a
 //! byte-level proxy that misbehaves on purpose.
 
+pub mod capture;
 pub mod mitm;
 pub mod proxy;
+pub mod split;
 
 use std::net::SocketAddr;
 use std::time::Duration;
