@@ -296,6 +296,8 @@ pub(crate) mod testing {
         pub members: Vec<(String, bool, bool)>,
         /// Members whose presence is not "in the group and connected".
         pub presence: Vec<(String, Presence)>,
+        /// Members' trust marks, as `/who` shows them.
+        pub member_trust: Vec<(String, crate::identity::TrustMark)>,
         pub calls: Mutex<Vec<String>>,
         pub wrong_password: bool,
         /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
@@ -357,7 +359,11 @@ pub(crate) mod testing {
                         .iter()
                         .find(|(named, _)| named == nick)
                         .map_or(Presence::InGroupAndConnected, |(_, presence)| *presence),
-                    trust: None,
+                    trust: self
+                        .member_trust
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, mark)| *mark),
                 })
                 .collect();
             Ok(RoomMembers { room, members })

@@ -3,6 +3,7 @@
 
 use super::{Command, Context, Outcome, count, describe};
 use crate::client::Presence;
+use crate::identity::TrustMark;
 use crate::repl::sanitize::sanitize_inline;
 
 /// `/who`
@@ -25,7 +26,9 @@ impl Command for Who {
         "Lists who holds the current room's keys (the members of its MLS group). The leader \
          (who admits newcomers) is marked with *, you with (you). The fingerprint is a short \
          form of each member's signature key: compare it with them over another channel to be \
-         sure nobody is impersonating them. Someone in the group whom the relay no longer \
+         sure nobody is impersonating them. After it: verified (you ran /trust), seen before (the key \
+         you pinned for that nickname on this relay), new (first seen now), or CHANGED KEY — \
+         not the key you saw before: maybe not the person you know. Someone in the group whom the relay no longer \
          lists is marked \"in the group, not connected\" (its removal is on its way); someone \
          the relay lists who holds no key is marked \"connected, not in the group\": they \
          cannot read the room."
@@ -53,9 +56,16 @@ impl Command for Who {
                         Presence::InGroupNotConnected => "  (in the group, not connected)",
                         Presence::ConnectedNotInGroup => "  (connected, not in the group)",
                     };
+                    let trust = match member.trust {
+                        Some(TrustMark::Changed) => {
+                            format!("  CHANGED KEY — compare /verify {nick}")
+                        }
+                        Some(mark) => format!("  {}", mark.as_str()),
+                        None => String::new(),
+                    };
                     let width = width.unwrap_or(0);
                     ctx.out.notice(&format!(
-                        "  {marker} {nick:<width$}  {fingerprint}{you}{presence}"
+                        "  {marker} {nick:<width$}  {fingerprint}{you}{trust}{presence}"
                     ));
                 }
             }
@@ -111,6 +121,29 @@ mod tests {
         assert_eq!(
             out.notices[3],
             "    lurker  ab12:cd34:ef56:7890  (connected, not in the group)"
+        );
+    }
+
+    #[test]
+    fn shows_how_far_each_key_is_trusted_and_shouts_a_changed_one() {
+        let engine = FakeEngine {
+            members: vec![
+                ("alice".into(), true, true),
+                ("bob".into(), false, false),
+                ("carol".into(), false, false),
+            ],
+            member_trust: vec![
+                ("bob".into(), crate::identity::TrustMark::Verified),
+                ("carol".into(), crate::identity::TrustMark::Changed),
+            ],
+            ..FakeEngine::in_room("lobby")
+        };
+        let mut out = Recorder::default();
+        out.run(&engine, "/who");
+        assert_eq!(out.notices[2], "    bob    ab12:cd34:ef56:7890  verified");
+        assert_eq!(
+            out.notices[3],
+            "    carol  ab12:cd34:ef56:7890  CHANGED KEY — compare /verify carol"
         );
     }
 
