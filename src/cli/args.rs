@@ -58,5 +58,6 @@ LINE MODE:
   objects with --json. Secrets then come from the environment or files only.
 
 HISTORY:
-  Only /commands are remembered across sessions (per-user data directory, mode 0600); chat
-  lines are recallable during the session but never written to disk.";
+  Only commands are remembered across sessions (per-user data directory, mode 0600); chat
+  lines, /me actions and // lines are recallable during the session but never written to
+  disk.";

@@ -24,10 +24,40 @@ use std::time::Duration;
 /// The relay's port when the address names none.
 pub const DEFAULT_PORT: u16 = 9001;
 
-/// Runs `chatter` with the process's arguments.
-pub fn main() -> ExitCode {
+/// The secrets `chatter` reads from its environment, taken out of it at start (see
+/// [`crate::hardening::take_env_secret`]).
+#[derive(Debug, Default)]
+pub struct EnvSecrets {
+    /// `CHATTER_ACCESS_CODE`.
+    pub access_code: Option<Secret>,
+    /// `CHATTER_ROOM_PASSWORD` (line mode).
+    pub room_password: Option<Secret>,
+}
+
+impl EnvSecrets {
+    /// Takes both secrets out of the environment.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may run: call it first thing in `main`.
+    pub unsafe fn take() -> Self {
+        // SAFETY: the caller guarantees that this thread is the only one.
+        unsafe {
+            EnvSecrets {
+                access_code: crate::hardening::take_env_secret("CHATTER_ACCESS_CODE"),
+                room_password: crate::hardening::take_env_secret("CHATTER_ROOM_PASSWORD"),
+            }
+        }
+    }
+}
+
+/// Runs `chatter` with the process's arguments and the secrets taken from its environment.
+pub fn main(env_secrets: EnvSecrets) -> ExitCode {
+    if let Err(error) = crate::hardening::disable_core_dumps() {
+        eprintln!("chatter: warning: could not turn core dumps off: {error}");
+    }
     let args = Args::parse();
-    match run(args) {
+    match run(args, env_secrets) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("chatter: {error:#}");
@@ -36,7 +66,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<ExitCode> {
+fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
+    let EnvSecrets { access_code: env_access_code, room_password: env_room_password } = env_secrets;
     let interactive = std::io::stdin().is_terminal() && !args.json;
     let config = Config::load()?;
     let color = interactive
@@ -60,7 +91,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (server, access_code, _relay_guard) = match args.server.clone().or(config.server.clone()) {
         Some(server) => {
             let server = normalize_server(&server)?;
-            let code = access_code(&args, &server, interactive)?;
+            let code = access_code(env_access_code, &args, &server, interactive)?;
             (server, code, None)
         }
         None => {
@@ -94,7 +125,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             std::process::exit(0);
         });
-        line_mode::run(&session, &renderer, RoomPasswordSource { file: args.room_password_file });
+        line_mode::run(
+            &session,
+            &renderer,
+            RoomPasswordSource { from_env: env_room_password, file: args.room_password_file },
+        );
         runtime.shutdown_timeout(Duration::from_millis(200));
         return Ok(ExitCode::SUCCESS);
     }
@@ -264,16 +299,20 @@ fn ask_nick() -> anyhow::Result<String> {
     }
 }
 
-/// The access code: `CHATTER_ACCESS_CODE`, `--access-code-file`, or a hidden prompt.
-fn access_code(args: &Args, server: &str, interactive: bool) -> anyhow::Result<Secret> {
-    if let Ok(code) = std::env::var("CHATTER_ACCESS_CODE") {
-        return Ok(Secret::new(code));
+/// The access code: `CHATTER_ACCESS_CODE` (taken at start), `--access-code-file`, or a
+/// hidden prompt.
+fn access_code(
+    from_env: Option<Secret>,
+    args: &Args,
+    server: &str,
+    interactive: bool,
+) -> anyhow::Result<Secret> {
+    if let Some(code) = from_env {
+        return Ok(code);
     }
     if let Some(path) = &args.access_code_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the access code from {}", path.display()))?;
-        let first_line = text.lines().next().unwrap_or("");
-        return Ok(Secret::from(first_line));
+        return crate::secret::read_first_line(path)
+            .with_context(|| format!("reading the access code from {}", path.display()));
     }
     if interactive {
         let code = rpassword::prompt_password(format!("access code for {server}: "))

@@ -2,11 +2,13 @@
 //!
 //! `relay`, `rooms` and `abuse` drive the library (frame-level clients and full engines);
 //! `repl` and `line_mode` run the real `chatter` binary through a pseudo-terminal or pipes;
-//! `dist_files` checks the deployment files.
+//! `dist_files` checks the deployment files; `hardening` what `/proc` shows of the binaries.
 
 mod abuse;
 mod dist_files;
+mod hardening;
 mod invariants;
+mod ipv6;
 mod line_mode;
 mod relay;
 mod repl;

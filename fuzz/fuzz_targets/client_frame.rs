@@ -1,0 +1,14 @@
+//! What a client sends the relay: any bytes decode to a `ClientFrame` or an error, never a
+//! panic, and a frame that decodes encodes back to the same bytes (one meaning per frame).
+#![no_main]
+
+use chatter::proto::{self, ClientFrame};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(frame) = proto::decode::<ClientFrame>(data) {
+        let encoded = proto::encode(&frame);
+        assert_eq!(proto::decode::<ClientFrame>(&encoded).as_ref(), Ok(&frame));
+        assert_eq!(encoded, data, "a frame has one encoding");
+    }
+});
