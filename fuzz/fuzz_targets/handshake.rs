@@ -11,15 +11,16 @@ const CONTEXT: Context<'static> =
     Context { label: "fuzz", initiator_id: b"client", responder_id: b"server" };
 
 fuzz_target!(|data: &[u8]| {
+    // What decodes encodes back to itself (postcard also reads over-long varints, so not
+    // necessarily to the same bytes).
     if let Ok(hello) = proto::decode_client_hello(data) {
-        assert_eq!(proto::encode(&hello), data);
-        let _: Result<ClientHello, _> = proto::decode(&proto::encode(&hello));
+        assert_eq!(proto::decode::<ClientHello>(&proto::encode(&hello)), Ok(hello));
     }
     if let Ok(hello) = proto::decode::<ServerHello>(data) {
-        assert_eq!(proto::encode(&hello), data);
+        assert_eq!(proto::decode::<ServerHello>(&proto::encode(&hello)), Ok(hello));
     }
     if let Ok(finish) = proto::decode::<ClientFinish>(data) {
-        assert_eq!(proto::encode(&finish), data);
+        assert_eq!(proto::decode::<ClientFinish>(&proto::encode(&finish)), Ok(finish));
     }
     // A peer's SPAKE2 message: a wrong or malformed one fails, and nothing panics.
     for role in [Role::Initiator, Role::Responder] {

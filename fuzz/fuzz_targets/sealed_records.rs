@@ -102,8 +102,8 @@ fuzz_target!(|input: Input<'_>| {
         }
     };
     if matches!(input.tamper, Tamper::Raw) {
-        // Without the key nothing opens, except by a 2^-128 chance.
-        assert!(received.is_empty());
+        // Raw bytes may hold records sealed under the fixed key (the fuzzer copies them from
+        // the seeds), so only "no panic" applies.
         return;
     }
     assert!(received.len() <= input.frames.len(), "more frames than were sent");

@@ -6,6 +6,7 @@
 
 mod abuse;
 mod dist_files;
+mod fuzz_findings;
 mod hardening;
 mod invariants;
 mod ipv6;
