@@ -1,12 +1,13 @@
 //! `loadgen`: the project's load generator and its yardstick.
 //!
-//! Four scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
+//! Five scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
 //!
 //! - `relay`: fan-out throughput and latency of the relay with raw clients, then of a bare TCP
 //!   fan-out (the yardstick, in `yardstick`) carrying the same traffic, and their ratio.
 //! - `idle`: the relay's resident memory per idle, registered connection.
 //! - `join`: how long a real client waits to send in a room of 10, 100 or 1000 members.
 //! - `latency`: end-to-end latency between real clients (MLS included).
+//! - `soak`: real clients in password rooms with churn, every message sequence-checked.
 //!
 //! Every loop is bounded in count and in time. Run release builds for figures:
 //! `cargo run --release --example loadgen -- relay --help`. `docs/benchmarks.md` explains each
@@ -19,6 +20,7 @@ mod join;
 mod latency;
 mod relay;
 mod rooms;
+mod soak;
 mod traffic;
 mod yardstick;
 
@@ -45,6 +47,9 @@ enum Scenario {
     Join(join::Args),
     /// End-to-end latency between real clients in one room.
     Latency(latency::Args),
+    /// Engine clients in password rooms with churn; losses, duplicates, reorderings, and
+    /// the relay's memory over time.
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Idle(args) => idle::run(args).await,
             Scenario::Join(args) => join::run(args).await,
             Scenario::Latency(args) => latency::run(args).await,
+            Scenario::Soak(args) => soak::run(args).await,
         }
     })
 }
