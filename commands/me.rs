@@ -15,6 +15,9 @@ impl Command for Me {
     fn about(&self) -> &'static str {
         "send an action, shown as \"* nick ACTION\""
     }
+    fn carries_chat_text(&self) -> bool {
+        true
+    }
     fn long_help(&self) -> &'static str {
         "Sends ACTION to the room as an action: everyone sees \"* yournick ACTION\". Tab \
          completes the nicknames of the members."

@@ -53,6 +53,11 @@ pub trait Command: Sync {
     fn about(&self) -> &'static str;
     /// A paragraph for `/help NAME`.
     fn long_help(&self) -> &'static str;
+    /// Whether the command's arguments are chat (as `/me waves` is): such a line is sent to
+    /// the room, so, like a chat line, it is never written to the history file.
+    fn carries_chat_text(&self) -> bool {
+        false
+    }
     /// Completions for the argument being typed, given its prefix.
     fn complete(&self, _engine: &dyn Engine, _arg_prefix: &str) -> Vec<String> {
         Vec::new()

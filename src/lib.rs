@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 #[path = "../commands/mod.rs"]
 pub mod commands;
+pub mod hardening;
 pub mod identity;
 pub mod mls;
 pub mod mls_header;

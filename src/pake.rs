@@ -59,6 +59,12 @@ pub struct Context<'a> {
 pub struct SecretKey(pub(crate) [u8; 32]);
 
 impl SecretKey {
+    /// Wraps raw key bytes. Keys come from [`PendingExchange::finish`]; this is for fixed
+    /// keys in tests and fuzzing, which need sealed records without a key exchange.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        SecretKey(bytes)
+    }
+
     /// The raw key bytes, for handing to an AEAD.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0

@@ -29,6 +29,13 @@ impl Secret {
     }
 }
 
+/// Reads a secret from the first line of the file at `path`. The buffer that held the whole
+/// file is wiped before it is freed, so no copy of the secret outlives the returned [`Secret`].
+pub fn read_first_line(path: &std::path::Path) -> std::io::Result<Secret> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
+    Ok(Secret::from(text.lines().next().unwrap_or_default()))
+}
+
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Secret::new(value.to_owned())
@@ -55,6 +62,15 @@ mod tests {
     fn debug_and_display_never_show_the_value() {
         let secret = Secret::from("correct horse");
         assert!(!format!("{secret:?} {secret}").contains("horse"));
+    }
+
+    #[test]
+    fn the_first_line_of_a_file_is_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code");
+        std::fs::write(&path, "first line\r\nsecond\n").unwrap();
+        assert_eq!(read_first_line(&path).unwrap().expose(), "first line");
+        assert!(read_first_line(&dir.path().join("missing")).is_err());
     }
 
     #[test]

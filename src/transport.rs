@@ -163,6 +163,19 @@ pub struct SealedReader<R> {
     position: usize,
 }
 
+impl<R: AsyncRead> SealedReader<R> {
+    /// Opens the records read from `reader` with `key`, counting from the first record. The
+    /// handshake makes these from the connection; tests and fuzzing use any reader.
+    pub fn new(reader: R, key: &SecretKey) -> Self {
+        SealedReader {
+            records: FramedRead::new(reader, length_codec(MAX_RECORD_LEN)),
+            opener: DirectionCipher::new(key),
+            opened: BytesMut::new(),
+            position: 0,
+        }
+    }
+}
+
 impl<R: AsyncRead + Unpin> SealedReader<R> {
     /// Reads the next frame, opening a new record when the last one is used up. The frame
     /// is borrowed from the record, so reading costs no allocation or reference count per
@@ -239,6 +252,18 @@ impl<W> std::fmt::Debug for SealedWriter<W> {
 /// A buffer that grew for a large frame is released once flushed, so an idle connection
 /// does not keep a Welcome-sized allocation.
 const RETAINED_WRITE_BUFFER: usize = 32 * 1024;
+
+impl<W> SealedWriter<W> {
+    /// Seals records with `key` onto `writer`, counting from the first record.
+    pub fn new(writer: W, key: &SecretKey) -> Self {
+        SealedWriter {
+            writer,
+            buffer: BytesMut::new(),
+            open_record: None,
+            sealer: DirectionCipher::new(key),
+        }
+    }
+}
 
 impl<W: AsyncWrite + Unpin> SealedWriter<W> {
     /// Adds one plaintext frame to the record being filled, sealing that record first if the
@@ -339,13 +364,7 @@ fn seal_halves(
         opened: BytesMut::new(),
         position: 0,
     };
-    let writer = SealedWriter {
-        writer,
-        buffer: BytesMut::new(),
-        open_record: None,
-        sealer: DirectionCipher::new(keys.sending_key()),
-    };
-    (reader, writer)
+    (reader, SealedWriter::new(writer, keys.sending_key()))
 }
 
 async fn read_handshake_frame(

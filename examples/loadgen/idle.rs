@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Some(path) => path.clone(),
                 None => default_server_binary()?,
             };
-            let (child, address) = start_server_with(&binary, &code, &[]).await?;
+            let (child, address) = start_server(&binary, &code, &[]).await?;
             let pid = child.id().context("the relay exited at once")?;
             (address, pid, Some(child))
         }
@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `target/<profile>/chatter-server`, beside `target/<profile>/examples/loadgen`.
-pub fn default_server_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_server_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().and_then(|examples| examples.parent());
     let binary = profile_dir.context("cannot locate the build directory")?.join("chatter-server");
@@ -115,15 +115,14 @@ pub fn default_server_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// Starts the relay on an ephemeral loopback port and reads the address it announces.
-/// Starts the relay with `extra` flags besides the listening address.
-pub async fn start_server_with(
+pub(crate) async fn start_server(
     binary: &PathBuf,
     code: &Secret,
-    extra: &[&str],
+    extra_args: &[&str],
 ) -> anyhow::Result<(Child, SocketAddr)> {
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(extra_args)
         .env("CHATTER_ACCESS_CODE", code.expose())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -149,7 +148,7 @@ pub async fn start_server_with(
 }
 
 /// SIGTERM, as an operator would, then a kill if it lingers.
-pub async fn stop_server(child: &mut Child) {
+pub(crate) async fn stop_server(child: &mut Child) {
     if let Some(pid) = child.id() {
         // SAFETY: kill only sends a signal to the process we started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
@@ -170,7 +169,7 @@ fn status_field(pid: u32, field: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-pub fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
     status_field(pid, "VmRSS:")
 }
 

@@ -8,6 +8,7 @@
 //! - `join`: how long a real client waits to send in a room of 10, 100 or 1000 members.
 //! - `latency`: end-to-end latency between real clients (MLS included).
 //! - `stall`: the relay's memory while members stop reading (the byte budgets).
+//! - `soak`: real clients in password rooms with churn, every message sequence-checked.
 //!
 //! Every loop is bounded in count and in time. Run release builds for figures:
 //! `cargo run --release --example loadgen -- relay --help`. `docs/benchmarks.md` explains each
@@ -20,6 +21,7 @@ mod join;
 mod latency;
 mod relay;
 mod rooms;
+mod soak;
 mod stall;
 mod traffic;
 mod yardstick;
@@ -49,6 +51,9 @@ enum Scenario {
     Latency(latency::Args),
     /// Relay memory while members stop reading and others send them the largest messages.
     Stall(stall::Args),
+    /// Engine clients in password rooms with churn; losses, duplicates, reorderings, and
+    /// the relay's memory over time.
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Join(args) => join::run(args).await,
             Scenario::Latency(args) => latency::run(args).await,
             Scenario::Stall(args) => stall::run(args).await,
+            Scenario::Soak(args) => soak::run(args).await,
         }
     })
 }

@@ -16,9 +16,7 @@ use chatter::proto::{ClientFrame, MAX_APPLICATION_LEN};
 use chatter::secret::Secret;
 
 use crate::common::{connect_many, group_thousands};
-use crate::idle::{
-    default_server_binary, peak_bytes, resident_bytes, start_server_with, stop_server,
-};
+use crate::idle::{default_server_binary, peak_bytes, resident_bytes, start_server, stop_server};
 use crate::rooms;
 
 #[derive(Debug, clap::Args)]
@@ -48,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     // Chat is limited to 20 messages/s by default; this scenario is about memory, not rates.
     let flags = ["--rate", "1000000", "--burst", "1000000", "--max-clients-per-ip", "1000"];
-    let (mut child, address) = start_server_with(&binary, &code, &flags).await?;
+    let (mut child, address) = start_server(&binary, &code, &flags).await?;
     let pid = child.id().context("the relay exited at once")?;
     let run = async {
         tokio::time::sleep(Duration::from_millis(500)).await;

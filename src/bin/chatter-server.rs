@@ -21,8 +21,9 @@ mod unix {
     #[derive(Debug, Parser)]
     #[command(name = "chatter-server", version)]
     struct Args {
-        /// Address and port to listen on.
-        #[arg(long, env = "CHATTER_LISTEN", default_value = "0.0.0.0:9001")]
+        /// Address and port to listen on. The default, [::]:9001, takes IPv6 and IPv4 clients
+        /// on one socket (IPv4 only where the system has no IPv6).
+        #[arg(long, env = "CHATTER_LISTEN", default_value = "[::]:9001")]
         listen: SocketAddr,
 
         /// Read the access code from this file (first line). Otherwise it comes from
@@ -52,6 +53,19 @@ mod unix {
         #[arg(long, env = "CHATTER_MAX_ACCESS_CODE_FAILURES", default_value_t = 10,
               value_parser = clap::value_parser!(u32).range(1..))]
         max_access_code_failures: u32,
+
+        /// IPv6 clients are counted by this many leading bits of their address in every
+        /// per-address limit and ban: 64 counts one /64 network (what one host usually holds)
+        /// as one address, 128 counts every address alone.
+        #[arg(long, env = "CHATTER_IPV6_PREFIX", value_name = "BITS", default_value_t = 64,
+              value_parser = clap::value_parser!(u8).range(1..=128))]
+        ipv6_prefix: u8,
+
+        /// The most addresses (or IPv6 networks) the relay keeps counters for, and the most it
+        /// keeps banned; past it the counters seen longest ago, and the oldest bans, go first.
+        #[arg(long, env = "CHATTER_MAX_TRACKED_ADDRESSES", default_value_t = 100_000,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_tracked_addresses: u32,
 
         /// Seconds after which the counters of a quiet address that is not banned are
         /// forgotten.
@@ -110,6 +124,8 @@ mod unix {
             preauth_budget: args.preauth_budget,
             max_access_code_failures: args.max_access_code_failures,
             preauth_forget_after: Duration::from_secs(args.preauth_forget_after),
+            ipv6_prefix_len: args.ipv6_prefix,
+            max_tracked_addresses: args.max_tracked_addresses as usize,
         };
         config.rate_limit = RateLimit { per_second: args.rate, burst: args.burst };
         config.report = (!args.no_report).then(|| ReportConfig {
@@ -119,13 +135,12 @@ mod unix {
         config
     }
 
-    fn access_code(args: &Args) -> anyhow::Result<Secret> {
+    fn access_code(args: &Args, from_env: Option<Secret>) -> anyhow::Result<Secret> {
         let code = if let Some(path) = &args.access_code_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the access code file {}", path.display()))?;
-            Secret::new(text.lines().next().unwrap_or_default().to_owned())
-        } else if let Ok(code) = std::env::var("CHATTER_ACCESS_CODE") {
-            Secret::new(code)
+            chatter::secret::read_first_line(path)
+                .with_context(|| format!("cannot read the access code file {}", path.display()))?
+        } else if let Some(code) = from_env {
+            code
         } else if std::io::stdin().is_terminal() {
             Secret::new(rpassword::prompt_password("Access code for this relay: ")?)
         } else {
@@ -137,18 +152,22 @@ mod unix {
         Ok(code)
     }
 
-    pub fn main() -> anyhow::Result<()> {
+    /// Runs the relay; `env_code` is `CHATTER_ACCESS_CODE`, already taken out of the
+    /// environment.
+    pub fn main(env_code: Option<Secret>) -> anyhow::Result<()> {
+        if let Err(error) = chatter::hardening::disable_core_dumps() {
+            eprintln!("chatter-server: warning: could not turn core dumps off: {error}");
+        }
         let args = Args::parse();
         let level = if args.verbose { "info" } else { "warn" };
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(level))
             .with_writer(std::io::stderr)
             .init();
-        let code = access_code(&args)?;
+        let code = access_code(&args, env_code)?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
+            let listener = chatter::relay::listener::bind(args.listen)
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
             let relay = Relay::new(relay_config(&args, code));
@@ -187,6 +206,8 @@ mod unix {
             assert_eq!(flags.preauth_budget, defaults.preauth_budget);
             assert_eq!(flags.max_access_code_failures, defaults.max_access_code_failures);
             assert_eq!(flags.preauth_forget_after, defaults.preauth_forget_after);
+            assert_eq!(flags.ipv6_prefix_len, defaults.ipv6_prefix_len);
+            assert_eq!(flags.max_tracked_addresses, defaults.max_tracked_addresses);
             assert_eq!(config.rate_limit, RateLimit::default());
             assert_eq!(config.report, Some(ReportConfig::new("./report.txt")));
         }
@@ -207,7 +228,9 @@ mod unix {
 /// `RUST_BACKTRACE` says) and give a non-zero exit status.
 #[cfg(unix)]
 fn main() -> std::process::ExitCode {
-    match unix::main() {
+    // SAFETY: the first statement of the process: no other thread exists yet.
+    let env_code = unsafe { chatter::hardening::take_env_secret("CHATTER_ACCESS_CODE") };
+    match unix::main(env_code) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chatter-server: {error:#}");

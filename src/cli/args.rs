@@ -74,5 +74,6 @@ IDENTITY:
   chatter never replaces it silently. /whoami, /verify and /trust work with them.
 
 HISTORY:
-  Only /commands are remembered across sessions (per-user data directory, mode 0600); chat
-  lines are recallable during the session but never written to disk.";
+  Only commands are remembered across sessions (per-user data directory, mode 0600); chat
+  lines, /me actions and // lines are recallable during the session but never written to
+  disk.";

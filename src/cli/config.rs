@@ -26,11 +26,16 @@ impl Config {
         }
     }
 
+    /// Parses the text of one file; the error names what is wrong, without the path.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|error| error.message().to_owned())
+    }
+
     /// Parses one file; a missing file is an empty config.
     pub fn read(path: &Path) -> anyhow::Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|error| anyhow::anyhow!("{}: {}", path.display(), error.message())),
+            Ok(text) => Config::parse(&text)
+                .map_err(|message| anyhow::anyhow!("{}: {message}", path.display())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
         }

@@ -25,10 +25,40 @@ use std::time::Duration;
 /// The relay's port when the address names none.
 pub const DEFAULT_PORT: u16 = 9001;
 
-/// Runs `chatter` with the process's arguments.
-pub fn main() -> ExitCode {
+/// The secrets `chatter` reads from its environment, taken out of it at start (see
+/// [`crate::hardening::take_env_secret`]).
+#[derive(Debug, Default)]
+pub struct EnvSecrets {
+    /// `CHATTER_ACCESS_CODE`.
+    pub access_code: Option<Secret>,
+    /// `CHATTER_ROOM_PASSWORD` (line mode).
+    pub room_password: Option<Secret>,
+}
+
+impl EnvSecrets {
+    /// Takes both secrets out of the environment.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may run: call it first thing in `main`.
+    pub unsafe fn take() -> Self {
+        // SAFETY: the caller guarantees that this thread is the only one.
+        unsafe {
+            EnvSecrets {
+                access_code: crate::hardening::take_env_secret("CHATTER_ACCESS_CODE"),
+                room_password: crate::hardening::take_env_secret("CHATTER_ROOM_PASSWORD"),
+            }
+        }
+    }
+}
+
+/// Runs `chatter` with the process's arguments and the secrets taken from its environment.
+pub fn main(env_secrets: EnvSecrets) -> ExitCode {
+    if let Err(error) = crate::hardening::disable_core_dumps() {
+        eprintln!("chatter: warning: could not turn core dumps off: {error}");
+    }
     let args = Args::parse();
-    match run(args) {
+    match run(args, env_secrets) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("chatter: {error:#}");
@@ -37,7 +67,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<ExitCode> {
+fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
+    let EnvSecrets { access_code: env_access_code, room_password: env_room_password } = env_secrets;
     // The identity comes first: `--fingerprint` needs nothing else, and a bad identity file
     // must stop us before anything connects.
     let (identity, created) = load_identity(args.identity.as_deref())?;
@@ -57,7 +88,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let (server, access_code, _relay_guard) =
-        server_and_access_code(&args, &config, &runtime, output.interactive)?;
+        server_and_access_code(env_access_code, &args, &config, &runtime, output.interactive)?;
     let nick = nickname(&args, &config, output.interactive)?;
 
     let renderer = Renderer { own_nick: nick.clone(), format: output.format };
@@ -72,7 +103,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             // Line mode keeps stdout for events.
             eprintln!("chatter: {notice}");
         }
-        let passwords = RoomPasswordSource { file: args.room_password_file };
+        let passwords =
+            RoomPasswordSource { from_env: env_room_password, file: args.room_password_file };
         run_line_mode(&runtime, &session, &renderer, options, me, passwords)?;
     }
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -137,6 +169,7 @@ impl Output {
 /// The relay to use and its access code. Without a server, a local relay for a demo, whose
 /// access code is ours; it runs as long as the returned guard lives.
 fn server_and_access_code(
+    env_access_code: Option<Secret>,
     args: &Args,
     config: &Config,
     runtime: &tokio::runtime::Runtime,
@@ -145,7 +178,7 @@ fn server_and_access_code(
     match args.server.clone().or(config.server.clone()) {
         Some(server) => {
             let server = normalize_server(&server)?;
-            let code = access_code(args, &server, interactive)?;
+            let code = access_code(env_access_code, args, &server, interactive)?;
             Ok((server, code, None))
         }
         None => {
@@ -378,16 +411,20 @@ fn ask_nick() -> anyhow::Result<String> {
     }
 }
 
-/// The access code: `CHATTER_ACCESS_CODE`, `--access-code-file`, or a hidden prompt.
-fn access_code(args: &Args, server: &str, interactive: bool) -> anyhow::Result<Secret> {
-    if let Ok(code) = std::env::var("CHATTER_ACCESS_CODE") {
-        return Ok(Secret::new(code));
+/// The access code: `CHATTER_ACCESS_CODE` (taken at start), `--access-code-file`, or a
+/// hidden prompt.
+fn access_code(
+    from_env: Option<Secret>,
+    args: &Args,
+    server: &str,
+    interactive: bool,
+) -> anyhow::Result<Secret> {
+    if let Some(code) = from_env {
+        return Ok(code);
     }
     if let Some(path) = &args.access_code_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the access code from {}", path.display()))?;
-        let first_line = text.lines().next().unwrap_or("");
-        return Ok(Secret::from(first_line));
+        return crate::secret::read_first_line(path)
+            .with_context(|| format!("reading the access code from {}", path.display()));
     }
     if interactive {
         let code = rpassword::prompt_password(format!("access code for {server}: "))

@@ -13,6 +13,16 @@
 //!   before the handshake, so slow handshakes from one address cannot take every slot.
 //! - **Room-password guessing.** The rooms themselves ban a guesser (see `state`); the gate
 //!   only hears of each wrong password so that a guessing address shows in the report.
+//! - **IPv6 networks.** One IPv6 host usually holds a whole /64 and may pick any address in
+//!   it, so an IPv6 client is counted by its first [`GateLimits::ipv6_prefix_len`] bits (64
+//!   unless configured): every budget, cap and ban above applies to the network, not to one
+//!   of its 2^64 addresses. IPv4 addresses count one by one.
+//! - **A bound on memory.** An attacker rotating through addresses (or networks) must not
+//!   grow the gate's maps without end: at most [`GateLimits::max_tracked_addresses`] counters
+//!   and as many bans are kept. A new address past the cap first makes the gate forget quiet
+//!   counters, then the counter seen longest ago; a ban past the cap lifts the oldest ban.
+//!   Evicting costs an attacker's earlier addresses their clean slate only, which rotating
+//!   addresses gives him anyway, while keeping the relay's memory flat.
 //!
 //! Addresses are kept only as counters, only while they matter, and never logged.
 
@@ -36,6 +46,12 @@ pub struct GateLimits {
     pub max_access_code_failures: u32,
     /// Counters of an address that is not banned are forgotten after it was quiet this long.
     pub preauth_forget_after: Duration,
+    /// IPv6 clients are counted by this many leading bits of their address (64: one /64
+    /// network counts as one address; 128: every address on its own).
+    pub ipv6_prefix_len: u8,
+    /// The most addresses (or IPv6 networks) the gate keeps counters for, and the most it
+    /// keeps banned: a bound on its memory whatever the number of attacking addresses.
+    pub max_tracked_addresses: usize,
 }
 
 impl Default for GateLimits {
@@ -45,6 +61,8 @@ impl Default for GateLimits {
             preauth_budget: 30,
             max_access_code_failures: 10,
             preauth_forget_after: Duration::from_secs(600),
+            ipv6_prefix_len: 64,
+            max_tracked_addresses: 100_000,
         }
     }
 }
@@ -106,21 +124,47 @@ impl Tally {
     }
 }
 
+/// A banned address (or IPv6 network) as the report lists it.
+#[derive(Debug, Clone, Copy)]
+struct Ban {
+    /// The attempts counted before the ban.
+    attempts: u64,
+    /// The address that tripped the ban: what the report names, so that fail2ban blocks a
+    /// real address even when the relay refuses its whole IPv6 network.
+    address: IpAddr,
+    /// When it was banned, in bans: the oldest ban is lifted first when the cap is reached.
+    serial: u64,
+}
+
+/// Everything the gate counts. Every map is keyed by [`address_key`].
 #[derive(Default)]
 struct GateState {
     connections: HashMap<IpAddr, usize>,
     tallies: HashMap<IpAddr, Tally>,
-    /// Refused at accept for the life of the process, with the attempts counted before.
-    banned: HashMap<IpAddr, u64>,
-    /// Listed in the report without being refused (room-password guessing), with the count.
+    /// Refused at accept for the life of the process (or until the cap lifts the ban).
+    banned: HashMap<IpAddr, Ban>,
+    next_ban_serial: u64,
+    /// Listed in the report without being refused, with the count.
     flagged: HashMap<IpAddr, u64>,
     accepted: AcceptCounts,
 }
 
 impl GateState {
-    /// The address's tally, started afresh if it was quiet for `forget_after`.
-    fn tally(&mut self, ip: IpAddr, now: Instant, forget_after: Duration) -> &mut Tally {
-        let tally = self.tallies.entry(ip).or_insert_with(|| Tally::new(now));
+    /// The tally of `key`, started afresh if it was quiet for `forget_after`. A new key past
+    /// `max_tracked` makes room first.
+    fn tally(&mut self, key: IpAddr, now: Instant, limits: &GateLimits) -> &mut Tally {
+        let forget_after = limits.preauth_forget_after;
+        if !self.tallies.contains_key(&key) && self.tallies.len() >= limits.max_tracked_addresses {
+            self.tallies
+                .retain(|_, tally| now.saturating_duration_since(tally.last_seen) < forget_after);
+            if self.tallies.len() >= limits.max_tracked_addresses {
+                let stalest = self.tallies.iter().min_by_key(|(_, tally)| tally.last_seen);
+                if let Some((&stalest, _)) = stalest {
+                    self.tallies.remove(&stalest);
+                }
+            }
+        }
+        let tally = self.tallies.entry(key).or_insert_with(|| Tally::new(now));
         if now.saturating_duration_since(tally.last_seen) >= forget_after {
             *tally = Tally::new(now);
         }
@@ -128,10 +172,32 @@ impl GateState {
         tally
     }
 
-    fn ban(&mut self, ip: IpAddr) {
-        let attempts = self.tallies.remove(&ip).map_or(0, |tally| tally.attempts);
-        self.banned.insert(ip, u64::from(attempts));
+    fn ban(&mut self, key: IpAddr, address: IpAddr, limits: &GateLimits) {
+        let attempts = self.tallies.remove(&key).map_or(0, |tally| tally.attempts);
+        if self.banned.len() >= limits.max_tracked_addresses {
+            let oldest = self.banned.iter().min_by_key(|(_, ban)| ban.serial);
+            if let Some((&oldest, _)) = oldest {
+                self.banned.remove(&oldest);
+            }
+        }
+        let serial = self.next_ban_serial;
+        self.next_ban_serial += 1;
+        self.banned.insert(key, Ban { attempts: u64::from(attempts), address, serial });
         tracing::info!("an address went past its pre-authentication limits and is now refused");
+    }
+}
+
+/// The key an address is counted under: an IPv4 address itself (also when it reaches a
+/// dual-stack listener as `::ffff:a.b.c.d`), an IPv6 address its first `ipv6_prefix_len` bits
+/// with the rest zero.
+pub fn address_key(ip: IpAddr, ipv6_prefix_len: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let kept = u32::from(ipv6_prefix_len.min(128));
+            let mask = u128::MAX.checked_shl(128 - kept).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
     }
 }
 
@@ -149,6 +215,11 @@ impl Gate {
 
     pub fn limits(&self) -> &GateLimits {
         &self.limits
+    }
+
+    /// The key `ip` is counted under.
+    fn key(&self, ip: IpAddr) -> IpAddr {
+        address_key(ip, self.limits.ipv6_prefix_len)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -173,23 +244,24 @@ impl Gate {
     fn decide(&self, state: &mut GateState, ip: IpAddr) -> Admission {
         let now = Instant::now();
         let limits = &self.limits;
-        if state.banned.contains_key(&ip) {
+        let key = self.key(ip);
+        if state.banned.contains_key(&key) {
             return Admission::Drop;
         }
-        let tally = state.tally(ip, now, limits.preauth_forget_after);
+        let tally = state.tally(key, now, limits);
         if tally.attempts >= limits.preauth_budget
             || tally.access_code_failures >= limits.max_access_code_failures
         {
-            state.ban(ip);
+            state.ban(key, ip, limits);
             return Admission::Drop;
         }
         tally.attempts += 1;
-        let count = state.connections.entry(ip).or_default();
+        let count = state.connections.entry(key).or_default();
         if *count >= limits.max_connections_per_ip {
             return Admission::Refuse(HelloRejection::TooManyConnections);
         }
         *count += 1;
-        Admission::Admit(ConnectionPermit { gate: self.clone(), ip })
+        Admission::Admit(ConnectionPermit { gate: self.clone(), key })
     }
 
     /// The decisions made at accept so far.
@@ -202,23 +274,24 @@ impl Gate {
     pub fn record_handshake(&self, ip: IpAddr, outcome: HandshakeOutcome) {
         let now = Instant::now();
         let limits = &self.limits;
+        let key = self.key(ip);
         let mut state = self.lock();
-        if state.banned.contains_key(&ip) {
+        if state.banned.contains_key(&key) {
             return;
         }
-        let tally = state.tally(ip, now, limits.preauth_forget_after);
+        let tally = state.tally(key, now, limits);
         match outcome {
             HandshakeOutcome::Authenticated => {
                 tally.attempts = 0;
                 tally.access_code_failures = 0;
                 if tally.is_empty() {
-                    state.tallies.remove(&ip);
+                    state.tallies.remove(&key);
                 }
             }
             HandshakeOutcome::WrongAccessCode => {
                 tally.access_code_failures += 1;
                 if tally.access_code_failures >= limits.max_access_code_failures {
-                    state.ban(ip);
+                    state.ban(key, ip, limits);
                 }
             }
             HandshakeOutcome::Failed => {}
@@ -230,9 +303,10 @@ impl Gate {
     /// attempt.
     pub fn record_idle_drop(&self, ip: IpAddr) {
         let now = Instant::now();
+        let key = self.key(ip);
         let mut state = self.lock();
-        if !state.banned.contains_key(&ip) {
-            state.tally(ip, now, self.limits.preauth_forget_after).attempts += 1;
+        if !state.banned.contains_key(&key) {
+            state.tally(key, now, &self.limits).attempts += 1;
         }
     }
 
@@ -242,8 +316,9 @@ impl Gate {
     /// word, and a leader's word must not get someone firewalled off the whole server.
     pub fn record_wrong_room_password(&self, ip: IpAddr) {
         let now = Instant::now();
+        let key = self.key(ip);
         let mut state = self.lock();
-        state.tally(ip, now, self.limits.preauth_forget_after).wrong_room_passwords += 1;
+        state.tally(key, now, &self.limits).wrong_room_passwords += 1;
     }
 
     /// Drops the counters of addresses that were quiet for the forget window. Banned and
@@ -256,36 +331,42 @@ impl Gate {
             .retain(|_, tally| now.saturating_duration_since(tally.last_seen) < forget_after);
     }
 
-    /// Whether `ip` is refused at accept.
+    /// Whether `ip` is refused at accept (itself, or its IPv6 network).
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        self.lock().banned.contains_key(&ip)
+        self.lock().banned.contains_key(&self.key(ip))
     }
 
-    /// Every address the report lists, with its count, in address order.
+    /// Every address the report lists, with its count, in address order. A banned IPv6
+    /// network is listed as the address that tripped its ban.
     pub fn flagged(&self) -> Vec<(IpAddr, u64)> {
         let state = self.lock();
         let mut listed: HashMap<IpAddr, u64> = state.flagged.clone();
-        for (ip, count) in &state.banned {
-            let entry = listed.entry(*ip).or_default();
-            *entry = (*entry).max(*count);
+        for ban in state.banned.values() {
+            let entry = listed.entry(ban.address).or_default();
+            *entry = (*entry).max(ban.attempts);
         }
         let mut listed: Vec<(IpAddr, u64)> = listed.into_iter().collect();
         listed.sort();
         listed
     }
 
-    fn release(&self, ip: IpAddr) {
+    fn release(&self, key: IpAddr) {
         let mut state = self.lock();
-        if let Some(count) = state.connections.get_mut(&ip) {
+        if let Some(count) = state.connections.get_mut(&key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                state.connections.remove(&ip);
+                state.connections.remove(&key);
             }
         }
     }
 
-    /// Addresses the gate currently remembers anything of (open connections or counters),
-    /// banned and flagged addresses aside: for tests of "the relay forgets".
+    /// How many addresses (or IPv6 networks) are banned.
+    pub fn banned_addresses(&self) -> usize {
+        self.lock().banned.len()
+    }
+
+    /// Addresses (IPv6: networks) the gate currently remembers anything of (open connections
+    /// or counters), banned and flagged addresses aside: for tests of "the relay forgets".
     pub fn tracked_addresses(&self) -> usize {
         let state = self.lock();
         let mut addresses: Vec<&IpAddr> =
@@ -296,11 +377,11 @@ impl Gate {
     }
 }
 
-/// A held connection slot for one address.
+/// A held connection slot for one address (or IPv6 network).
 #[derive(Debug)]
 pub struct ConnectionPermit {
     gate: Gate,
-    ip: IpAddr,
+    key: IpAddr,
 }
 
 impl std::fmt::Debug for Gate {
@@ -311,7 +392,7 @@ impl std::fmt::Debug for Gate {
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.gate.release(self.ip);
+        self.gate.release(self.key);
     }
 }
 
@@ -388,6 +469,80 @@ mod tests {
         gate.forget_idle();
         assert_eq!(gate.tracked_addresses(), 0);
         assert!(matches!(gate.admit(IP), Admission::Admit(_)));
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_network() {
+        assert_eq!(address_key(v6("2001:db8:1:2:aaaa::1"), 64), v6("2001:db8:1:2::"));
+        assert_eq!(address_key(v6("2001:db8:1:2:aaaa::1"), 48), v6("2001:db8:1::"));
+        assert_eq!(address_key(v6("2001:db8:1:2:aaaa::1"), 128), v6("2001:db8:1:2:aaaa::1"));
+        assert_eq!(address_key(v6("2001:db8::1"), 0), v6("::"));
+        assert_eq!(address_key(v6("::ffff:192.0.2.1"), 64), IP, "IPv4 on a dual-stack socket");
+        assert_eq!(address_key(IP, 64), IP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_ipv6_network_shares_a_budget_a_ban_and_a_connection_cap() {
+        let gate = gate(3, 10);
+        for host in 1..=3 {
+            let address = v6(&format!("2001:db8:1:2::{host}"));
+            assert!(matches!(gate.admit(address), Admission::Admit(_)));
+        }
+        // A fresh address of the same /64 is past the network's budget.
+        assert!(matches!(gate.admit(v6("2001:db8:1:2:ffff::9")), Admission::Drop));
+        assert!(gate.is_banned(v6("2001:db8:1:2::1234")));
+        assert!(!gate.is_banned(v6("2001:db8:1:3::1")), "the next /64 is someone else");
+        assert!(matches!(gate.admit(v6("2001:db8:1:3::1")), Admission::Admit(_)));
+        assert_eq!(gate.flagged(), vec![(v6("2001:db8:1:2:ffff::9"), 3)], "a real address");
+
+        let capped = Gate::new(GateLimits { max_connections_per_ip: 2, ..GateLimits::default() });
+        let _first = capped.admit(v6("2001:db8::1"));
+        let _second = capped.admit(v6("2001:db8::2"));
+        assert!(matches!(
+            capped.admit(v6("2001:db8::3")),
+            Admission::Refuse(HelloRejection::TooManyConnections)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prefix_of_128_counts_every_ipv6_address_alone() {
+        let gate = Gate::new(GateLimits {
+            preauth_budget: 1,
+            ipv6_prefix_len: 128,
+            ..GateLimits::default()
+        });
+        assert!(matches!(gate.admit(v6("2001:db8::1")), Admission::Admit(_)));
+        assert!(matches!(gate.admit(v6("2001:db8::2")), Admission::Admit(_)));
+        assert!(matches!(gate.admit(v6("2001:db8::1")), Admission::Drop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rotating_addresses_cannot_grow_the_maps_past_the_cap() {
+        let gate = Gate::new(GateLimits {
+            preauth_budget: 1,
+            max_tracked_addresses: 8,
+            ..GateLimits::default()
+        });
+        for n in 0..2000u32 {
+            let address = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            drop(gate.admit(address));
+            // Each address's second attempt is past its budget: a ban.
+            tokio::time::advance(Duration::from_millis(1)).await;
+            assert!(matches!(gate.admit(address), Admission::Drop));
+            // A different /64 each time.
+            drop(gate.admit(IpAddr::V6((0x2001_0db8_u128 << 96 | u128::from(n) << 64).into())));
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert!(gate.tracked_addresses() <= 8, "{}", gate.tracked_addresses());
+        assert!(gate.banned_addresses() <= 8, "{}", gate.banned_addresses());
+        assert!(gate.flagged().len() <= 8);
+        // The newest are the ones kept.
+        let newest = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + 1999));
+        assert!(gate.is_banned(newest));
     }
 
     #[tokio::test(start_paused = true)]

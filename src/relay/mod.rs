@@ -3,12 +3,13 @@
 //! [`Relay::serve`] is the single entry point: it takes a bound listener and a shutdown
 //! future, so tests bind `127.0.0.1:0`, spawn it, and talk to it over real sockets. Each
 //! connection gets one task (`connection`), the shared routing state sits in `state`, the
-//! per-address door in `gate`, per-connection rate limits in `rate`, and the abuse report
+//! per-address door in `gate`, binding the socket in `listener`, per-connection rate limits in `rate`, and the abuse report
 //! (the only file the relay ever writes) in `report`. Relay code never calls openmls: it
 //! reads MLS headers through `mls_header` only.
 
 mod connection;
 pub mod gate;
+pub mod listener;
 pub mod outbound;
 pub mod rate;
 pub mod report;

@@ -2,9 +2,12 @@
 //!
 //! Chat lines are end-to-end encrypted on the wire; writing them to a history file would leave
 //! plaintext on disk. [`CommandHistory`] keeps everything in an in-memory reedline history, so
-//! Up recalls chat lines within the session, and appends only lines starting with `/` to the
-//! file, which is created with mode 0600. Secrets never appear on a command line (passwords are
-//! asked for separately), so commands are safe to keep.
+//! Up recalls chat lines within the session, and appends to the file (created with mode 0600)
+//! only lines that run a known command whose arguments are not chat: `/me waves` is sent to
+//! the room and `//text` is a chat line with a slash, so neither is kept, and neither is a
+//! mistyped command, which may be a chat line that happens to start with a slash. Secrets
+//! never appear on a command line (passwords are asked for separately), so the commands that
+//! remain are safe to keep.
 
 use reedline::{
     FileBackedHistory, History, HistoryItem, HistoryItemId, HistorySessionId, SearchQuery,
@@ -57,9 +60,14 @@ impl CommandHistory {
     }
 }
 
-/// Whether a line belongs in the history file: a single-line `/command`.
+/// Whether a line belongs in the history file: a single line that runs a known command
+/// whose arguments cannot carry chat text.
 pub fn is_persistable(command_line: &str) -> bool {
-    command_line.trim_start().starts_with('/') && !command_line.contains(['\n', '\r'])
+    if command_line.contains(['\n', '\r']) {
+        return false;
+    }
+    let Some((name, _)) = crate::commands::parse_line(command_line) else { return false };
+    crate::commands::find(name).is_some_and(|command| !command.carries_chat_text())
 }
 
 /// The last [`CAPACITY`] persistable lines of the file; a file grown past twice that is
@@ -136,20 +144,32 @@ mod tests {
     }
 
     #[test]
-    fn chat_lines_stay_in_memory_and_commands_reach_the_file() {
+    fn chat_lines_and_actions_stay_in_memory_and_commands_reach_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data").join("history");
         let mut history = CommandHistory::open(Some(path.clone()));
-        for line in ["/join lobby", "secret plans", "/who", "multi\nline", "/me waves"] {
+        let lines = [
+            "/join lobby",
+            "secret plans",
+            "/who",
+            "multi\nline",
+            "/me waves at the plan",
+            "/ME shouts",
+            "//etc/passwd is the plan",
+            "/plan is secret",
+            "/quit",
+        ];
+        for line in lines {
             history.save(HistoryItem::from_command_line(line)).unwrap();
         }
         history.sync().unwrap();
-        assert_eq!(everything(&history).len(), 5, "all lines recallable in the session");
+        assert_eq!(everything(&history).len(), lines.len(), "all lines recallable in the session");
         let on_disk = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(on_disk, "/join lobby\n/who\n/me waves\n");
+        assert_eq!(on_disk, "/join lobby\n/who\n/quit\n");
+        assert!(!on_disk.contains("plan") && !on_disk.contains("shouts"), "chat on disk");
 
         let reopened = CommandHistory::open(Some(path));
-        assert_eq!(everything(&reopened), ["/join lobby", "/who", "/me waves"]);
+        assert_eq!(everything(&reopened), ["/join lobby", "/who", "/quit"]);
     }
 
     #[cfg(unix)]

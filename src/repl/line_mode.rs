@@ -17,16 +17,19 @@ use std::path::PathBuf;
 /// Where `/join` gets room passwords in line mode.
 #[derive(Debug, Clone, Default)]
 pub struct RoomPasswordSource {
+    /// `CHATTER_ROOM_PASSWORD`, taken out of the environment at start.
+    pub from_env: Option<Secret>,
     /// `--room-password-file`.
     pub file: Option<PathBuf>,
 }
 
 impl SecretSource for RoomPasswordSource {
     fn room_password(&mut self, _room: &str) -> std::io::Result<Secret> {
-        if let Ok(password) = std::env::var("CHATTER_ROOM_PASSWORD") {
-            return Ok(Secret::new(password));
+        if let Some(password) = &self.from_env {
+            return Ok(password.clone());
         }
         match &self.file {
+            // `Secret` wipes the whole buffer it takes over, so the file's text leaves no copy.
             Some(path) => std::fs::read_to_string(path).map(Secret::new),
             None => Ok(Secret::default()),
         }

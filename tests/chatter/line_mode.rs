@@ -28,8 +28,8 @@ impl Client {
         let home = tempfile::tempdir().unwrap();
         let mut command = chatter(home.path());
         command
-            .envs(environment.iter().copied())
             .env("CHATTER_ACCESS_CODE", ACCESS_CODE)
+            .envs(environment.iter().copied())
             .args([server, "--nick", nick])
             .args(extra)
             .stdin(Stdio::piped())
@@ -149,6 +149,37 @@ fn room_passwords_come_from_the_environment_or_a_file() {
     carol.send("/join vault");
     carol.expect("you joined vault");
     alice.expect("carol joined vault");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+    assert!(carol.finish().success());
+}
+
+/// The secrets still work after the client took them out of its environment, where no other
+/// process can read them any more; and the client cannot dump core.
+#[cfg(target_os = "linux")]
+#[test]
+fn secrets_from_the_environment_leave_it() {
+    let relay = start_relay();
+    let password = "room-env-secret-77b2";
+    let env = [("CHATTER_ROOM_PASSWORD", password)];
+    let (mut alice, _a) = Client::start_with(&relay.address, "alice", &[], &env);
+    alice.send("/join vault");
+    alice.expect("you joined vault");
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    bob.send("/join vault");
+    bob.expect("wrong password for room vault");
+    let (mut carol, _c) = Client::start_with(&relay.address, "carol", &[], &env);
+    carol.send("/join vault");
+    carol.expect("you joined vault");
+    for client in [&alice, &carol] {
+        // Root reads any process's environment; another user reads none of a non-dumpable
+        // process, which is protection too, but then the wipe cannot be observed.
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            super::hardening::assert_environ_lacks(client.child.id(), &[ACCESS_CODE, password]);
+        }
+        super::hardening::assert_core_dumps_off(client.child.id());
+    }
     assert!(alice.finish().success());
     assert!(bob.finish().success());
     assert!(carol.finish().success());

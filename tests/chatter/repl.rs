@@ -90,13 +90,19 @@ fn typos_get_a_suggestion_and_only_commands_reach_the_history_file() {
     join(&mut alice, "lobby");
     alice.send_line("a secret plan").unwrap();
     alice.expect("alice: a secret plan").unwrap();
+    alice.send_line("/me hides the map").unwrap();
+    alice.expect("* alice hides the map").unwrap();
+    alice.send_line("//slashed secret").unwrap();
+    alice.expect("alice: /slashed secret").unwrap();
     alice.send_line("/quit").unwrap();
     assert!(wait_for_exit(&alice));
 
     let history = home.path().join("data").join("chatter").join("history");
     let text = std::fs::read_to_string(&history).expect("history file");
     assert!(text.contains("/join lobby"), "{text}");
-    assert!(!text.contains("secret plan"), "chat line on disk: {text}");
+    for chat in ["secret plan", "the map", "slashed"] {
+        assert!(!text.contains(chat), "chat on disk: {text}");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
