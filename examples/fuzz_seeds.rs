@@ -41,6 +41,8 @@ struct MlsSamples {
     application: Vec<u8>,
 }
 
+use anyhow::Context as _;
+
 fn mls_samples() -> anyhow::Result<MlsSamples> {
     let alice = MlsMember::new("alice")?;
     let bob = MlsMember::new("bob")?;
@@ -133,7 +135,7 @@ fn main() -> anyhow::Result<()> {
     for frame in &client_frames {
         writer.queue(&proto::encode(frame))?;
     }
-    writer.flush().now_or_never().expect("a Vec never blocks")?;
+    writer.flush().now_or_never().context("a Vec never blocks, yet the flush did")??;
     corpus.write("sealed_records", "records", writer.get_mut())?;
 
     // MLS: what the relay reads headers of, and what members process.
