@@ -27,3 +27,27 @@ need_package() {
 need_command() {
     command -v "$1" >/dev/null 2>&1 || need_package "$2"
 }
+
+# The cross-compilation tools, pinned so that one commit always builds with the same linker.
+readonly ZIGBUILD_VERSION=0.24.0
+readonly ZIGLANG_VERSION=0.17.1
+# Tools fetched by these scripts live outside the repository, shared by every checkout.
+readonly TOOLS_DIR="${CHATTER_DIST_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/chatter-dist}"
+readonly VENV="$TOOLS_DIR/zigbuild-$ZIGBUILD_VERSION-zig-$ZIGLANG_VERSION"
+
+# cargo-zigbuild and zig from PyPI in a private virtualenv: no root, no system compiler, and the
+# same versions on every machine.
+ensure_zigbuild() {
+    [[ -x "$VENV/bin/cargo-zigbuild" ]] && return 0
+    need_command python3 python3
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        need_package python3-venv
+    fi
+    say "installing cargo-zigbuild $ZIGBUILD_VERSION and zig $ZIGLANG_VERSION into $VENV"
+    rm -rf "$VENV"
+    mkdir -p "$TOOLS_DIR"
+    python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "cargo-zigbuild==$ZIGBUILD_VERSION" "ziglang==$ZIGLANG_VERSION" ||
+        die "could not install cargo-zigbuild from PyPI (offline?); see the pip error above"
+}
