@@ -124,10 +124,16 @@ start_client() {
     shift 3
     mkfifo "$WORK/$name.in"
     mkdir -p "$WORK/home-$name"
-    HOME="$WORK/home-$name" XDG_CONFIG_HOME="$WORK/home-$name" XDG_DATA_HOME="$WORK/home-$name" \
+    (
+        # The other clients' stdin: a copy held open here would hide their end of input.
+        local other
+        for other in "${CLIENT_FD[@]}"; do exec {other}>&-; done
+        export HOME="$WORK/home-$name" XDG_CONFIG_HOME="$WORK/home-$name"
+        export XDG_DATA_HOME="$WORK/home-$name"
         CHATTER_ACCESS_CODE="$ACCESS_CODE" CHATTER_ROOM_PASSWORD="$password" \
-        "$@" --nick "$name" "127.0.0.1:$port" \
-        <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+            exec "$@" --nick "$name" "127.0.0.1:$port" \
+            <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err"
+    ) &
     CLIENT_PID[$name]=$!
     STARTED_PIDS+=("$!")
     local fd
