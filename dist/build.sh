@@ -448,7 +448,10 @@ cmd_image() {
     esac
     local name="chatter-$VERSION-$target"
     if [[ ! -f "$OUT_DIR/$name.tar.gz" ]]; then
-        "${BASH_SOURCE[0]}" build --target "$target"
+        # check.sh needs the x86_64 archive too: its client is every exchange's peer.
+        local -a build_targets=(--target x86_64-unknown-linux-musl)
+        [[ "$target" == x86_64-unknown-linux-musl ]] || build_targets+=(--target "$target")
+        "${BASH_SOURCE[0]}" build "${build_targets[@]}"
     fi
     local engine
     if command -v podman >/dev/null 2>&1; then
