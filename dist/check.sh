@@ -215,7 +215,8 @@ check_windows() {
     export WINEPREFIX="$WORK/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
     # One persistent wineserver for the whole check, started here so that no command
     # substitution below ends up waiting on a daemon that inherited its output.
-    wineserver -p </dev/null >/dev/null 2>&1
+    mkdir -p "$WINEPREFIX"
+    wineserver -p </dev/null >/dev/null 2>&1 || fail "wineserver did not start"
     local start
     start="$(now_ms)"
     wineboot --init </dev/null >/dev/null 2>&1 || fail "wineboot could not create a Wine prefix"
