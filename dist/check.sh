@@ -228,11 +228,15 @@ check_windows() {
 }
 
 check_macos() {
-    local archive="$1" arch="$2" min="$3" dir
+    local archive="$1" arch="$2" min="$3" dir findings
     dir="$(unpack "$archive")"
-    python3 "$DIST_DIR/check/macho.py" "$dir/chatter" "$arch" "$min" | sed 's/^/    /' >&2 ||
+    need_command python3 python3
+    findings="$(python3 "$DIST_DIR/check/macho.py" "$dir/chatter" "$arch" "$min")" || {
+        printf '%s\n' "$findings" >&2
         fail "$(basename "$archive"): chatter is not a runnable macOS $arch program"
-    REPORT+=("$(basename "$archive"): Mach-O $arch, macOS $min+, system libraries only, signature intact (not run: no Mac)")
+    }
+    printf '%s\n' "$findings" | sed 's/^/    /' >&2
+    REPORT+=("$(basename "$archive"): Mach-O $arch, macOS $min+, system libraries only, $(grep '^code signature' <<<"$findings") (not run: no Mac)")
 }
 
 main() {
