@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds the release archives of CLI Chatter, and preconfigured client bundles.
+# Builds the release archives of CLI Chatter for Linux, Windows and macOS from one Linux machine,
+# checks them (dist/check.sh), and makes preconfigured client bundles and the relay's image.
 #
-#   dist/build.sh [build] [--target TRIPLE]... [--static-glibc]
+#   dist/build.sh [build] [--target TRIPLE]... [--no-check]
 #   dist/build.sh bundle --server HOST:PORT [--name NAME] [--nick NICK] [--color true|false]
 #                        [--target TRIPLE]...
+#   dist/build.sh image [--arch amd64|arm64]
 #
+# Cross-compilation is cargo-zigbuild's job (zig is the C compiler and linker for every target);
+# this script only fetches the tools, calls it once per target and packs what it built.
 # Everything is written to dist/out/ (gitignored). See dist/README.md.
 set -Eeuo pipefail
 # set -e alone exits silently; say which command stopped the script.
@@ -14,6 +18,8 @@ readonly DEFAULT_TARGETS=(
     x86_64-unknown-linux-musl
     aarch64-unknown-linux-musl
     x86_64-pc-windows-gnu
+    aarch64-apple-darwin
+    x86_64-apple-darwin
 )
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,27 +27,20 @@ readonly REPO_ROOT
 readonly DIST_DIR="$REPO_ROOT/dist"
 readonly OUT_DIR="$DIST_DIR/out"
 
-say() { printf '==> %s\n' "$*" >&2; }
-warn() { printf 'warning: %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 2
-}
+# shellcheck source=dist/lib.sh
+source "$DIST_DIR/lib.sh"
 
 usage() {
-    cat <<'EOF'
+    cat <<'USAGE'
 Usage:
-  dist/build.sh [build] [--target TRIPLE]... [--static-glibc]
-      Release archives of chatter and chatter-server for every target (default:
-      x86_64-unknown-linux-musl, aarch64-unknown-linux-musl, x86_64-pc-windows-gnu;
-      the Windows archive holds only chatter.exe, the relay is Unix-only).
-      Writes dist/out/chatter-<version>-<target>.tar.gz (.zip for Windows) and
-      dist/out/SHA256SUMS.
-
-      --static-glibc   build the Linux targets as *-unknown-linux-gnu with
-                       -C target-feature=+crt-static instead of musl (this is
-                       also the automatic fallback when a musl target cannot
-                       be installed); see dist/README.md for the NSS caveat.
+  dist/build.sh [build] [--target TRIPLE]... [--no-check]
+      Release archives for every target (default: x86_64-unknown-linux-musl,
+      aarch64-unknown-linux-musl, x86_64-pc-windows-gnu, aarch64-apple-darwin,
+      x86_64-apple-darwin). Linux archives hold chatter and chatter-server (static,
+      musl); Windows and macOS archives hold the client only (the relay is for
+      servers). Writes dist/out/chatter-<version>-<target>.tar.gz (.zip for
+      Windows) and dist/out/SHA256SUMS, then runs dist/check.sh on them unless
+      --no-check is given.
 
   dist/build.sh bundle --server HOST:PORT [--name NAME] [--nick NICK]
                        [--color true|false] [--target TRIPLE]...
@@ -51,10 +50,18 @@ Usage:
       and a SHA256SUMS there. The access code is never put in a bundle: give
       it to your friend by another channel.
 
-Environment: CARGO (default cargo). Linkers are taken from PATH:
-  aarch64-linux-gnu-gcc   (Debian: apt-get install gcc-aarch64-linux-gnu)
-  x86_64-w64-mingw32-gcc  (Debian: apt-get install gcc-mingw-w64-x86-64)
-EOF
+  dist/build.sh image [--arch amd64|arm64]
+      The relay's FROM scratch container image, chatter-server:<version>, from
+      the static chatter-server of the matching Linux archive (built first if
+      missing), with podman or docker. Nothing is pulled from a registry.
+
+What it fetches by itself: rustup targets (rustup target add), cargo-zigbuild
+and zig (pip, into a private virtualenv under ~/.cache/chatter-dist or
+$CHATTER_DIST_TOOLS), and Debian packages where nothing else does the job
+(python3-venv, zip; installed when run as root, otherwise named in one line).
+Environment: CARGO (default cargo), SOURCE_DATE_EPOCH (default: the last
+commit's time).
+USAGE
 }
 
 # --- project metadata -------------------------------------------------------
@@ -76,29 +83,24 @@ export SOURCE_DATE_EPOCH
 
 CARGO="${CARGO:-cargo}"
 
+# --- tools -------------------------------------------------------------------
+
+# Installs a rustup target if it is missing.
+ensure_rust_target() {
+    local target="$1"
+    command -v rustup >/dev/null 2>&1 ||
+        die "rustup is needed to add the standard library of $target (https://rustup.rs)"
+    rustup target list --installed | grep -qx "$target" && return 0
+    say "adding rustup target $target"
+    rustup target add "$target" >&2 || die "could not add the rustup target $target (offline?)"
+}
+
 # --- targets -----------------------------------------------------------------
 
-# The C compiler that links (and compiles any C code) for a target, or nothing for the host.
-linker_for() {
-    case "$1" in
-        aarch64-unknown-linux-musl | aarch64-unknown-linux-gnu) echo aarch64-linux-gnu-gcc ;;
-        x86_64-pc-windows-gnu) echo x86_64-w64-mingw32-gcc ;;
-        *) echo "" ;;
-    esac
-}
-
-linker_package() {
-    case "$1" in
-        aarch64-linux-gnu-gcc) echo gcc-aarch64-linux-gnu ;;
-        x86_64-w64-mingw32-gcc) echo gcc-mingw-w64-x86-64 ;;
-        *) echo "$1" ;;
-    esac
-}
-
-# Binaries to build for a target in release mode: the relay is Unix-only.
+# Binaries to build for a target: the relay ships for Linux servers only.
 bins_for() {
     local target="$1" only_client="$2"
-    if [[ "$only_client" == yes || "$target" == *windows* ]]; then
+    if [[ "$only_client" == yes || "$target" != *linux* ]]; then
         echo chatter
     else
         echo "chatter chatter-server"
@@ -107,39 +109,39 @@ bins_for() {
 
 exe_suffix() { [[ "$1" == *windows* ]] && echo .exe || echo ""; }
 
-# Installs a rustup target if it is missing. Returns non-zero (after saying why) when it cannot.
-ensure_rust_target() {
-    local target="$1"
-    if ! command -v rustup >/dev/null 2>&1; then
-        # Without rustup the toolchain may still have the target (e.g. a distro rustc).
-        if rustc --print target-libdir --target "$target" >/dev/null 2>&1 &&
-            [[ -d "$(rustc --print target-libdir --target "$target")" ]]; then
-            return 0
-        fi
-        warn "rustup is not installed and rustc has no standard library for $target"
-        return 1
-    fi
-    if rustup target list --installed | grep -qx "$target"; then
-        return 0
-    fi
-    say "adding rustup target $target"
-    if ! rustup target add "$target" >&2; then
-        warn "could not add the rustup target $target (offline?); run: rustup target add $target"
-        return 1
-    fi
+# The oldest macOS each Apple target runs on (rustc's own defaults). zig would otherwise stamp
+# its newest SDK version as the minimum, and older Macs would refuse to start the program.
+macos_deployment_target() {
+    case "$1" in
+        aarch64-apple-darwin) echo 11.0 ;;
+        x86_64-apple-darwin) echo 10.12 ;;
+    esac
 }
 
-ensure_linker() {
-    local target="$1" linker
-    linker="$(linker_for "$target")"
-    [[ -z "$linker" ]] && return 0
-    if ! command -v "$linker" >/dev/null 2>&1; then
-        warn "$target needs the linker $linker; on Debian: apt-get install $(linker_package "$linker")"
-        return 1
-    fi
+# chrono (through reedline, which needs its `clock` feature) asks iana-time-zone for the local
+# zone, and iana-time-zone links CoreFoundation on macOS. Linking needs only to know which
+# symbols that system framework exports, so instead of Apple's SDK this writes a text stub
+# (.tbd, the format the SDK itself uses) listing the few it uses; at run time the Mac's own
+# CoreFoundation is loaded, as with an SDK build. dist/check.sh checks what the binary links.
+write_corefoundation_stub() {
+    local dir="$1/CoreFoundation.framework"
+    mkdir -p "$dir"
+    cat >"$dir/CoreFoundation.tbd" <<'TBD'
+--- !tapi-tbd
+tbd-version:     4
+targets:         [ x86_64-macos, arm64-macos ]
+install-name:    '/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation'
+current-version: 1953.300
+compatibility-version: 150
+exports:
+  - targets:     [ x86_64-macos, arm64-macos ]
+    symbols:     [ _CFRelease, _CFStringGetBytes, _CFStringGetCStringPtr, _CFStringGetLength,
+                   _CFTimeZoneCopySystem, _CFTimeZoneGetName, _CFTimeZoneResetSystem ]
+...
+TBD
 }
 
-# Fails unless every Linux binary is statically linked (no PT_INTERP, no DT_NEEDED).
+# Fails unless a Linux binary is statically linked (no program interpreter, no NEEDED library).
 check_static() {
     local binary="$1"
     if readelf -lW "$binary" | grep -q 'INTERP'; then
@@ -152,58 +154,28 @@ check_static() {
     fi
 }
 
-# Builds the given binaries for one rust target, with the environment that target needs.
-# $1 rust target, $2 "glibc-static" or "", rest: binary names.
+# Builds the given binaries for one target with `cargo zigbuild --profile dist`.
 cargo_build() {
-    local target="$1" flavour="$2"
-    shift 2
-    local env_prefix linker
+    local target="$1"
+    shift
+    local env_prefix bin
     env_prefix="$(echo "$target" | tr '[:lower:]-' '[:upper:]_')"
-    linker="$(linker_for "$target")"
-    local -a env_vars=()
-    local -a bin_args=()
-    local bin
+    local -a bin_args=() env_vars=("PATH=$VENV/bin:$PATH")
     for bin in "$@"; do bin_args+=(--bin "$bin"); done
-    if [[ -n "$linker" ]]; then
-        env_vars+=("CARGO_TARGET_${env_prefix}_LINKER=$linker" "CC_${target//-/_}=$linker")
-    elif [[ "$target" == x86_64-unknown-linux-musl ]] && command -v musl-gcc >/dev/null 2>&1; then
-        # ring compiles C and assembly (the transport's AES-GCM); with musl-gcc it sees musl's
-        # headers. The host gcc builds it too, so this is a preference, not a requirement.
-        env_vars+=("CC_${target//-/_}=musl-gcc")
+    # Paths of this checkout and of the cargo registry end up in panic messages; mapping them to
+    # fixed names makes the binaries the same wherever the repository is checked out.
+    local rustflags="--remap-path-prefix=$REPO_ROOT=chatter"
+    rustflags+=" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo"
+    if [[ "$target" == *apple-darwin ]]; then
+        write_corefoundation_stub "$TOOLS_DIR/macos-frameworks"
+        rustflags+=" -C link-arg=-F$TOOLS_DIR/macos-frameworks"
+        env_vars+=("MACOSX_DEPLOYMENT_TARGET=$(macos_deployment_target "$target")")
     fi
-    if [[ "$flavour" == glibc-static ]]; then
-        # With an explicit --target, these flags reach only the target, not build scripts.
-        env_vars+=("CARGO_TARGET_${env_prefix}_RUSTFLAGS=-C target-feature=+crt-static")
-    fi
-    say "cargo build --release --locked --target $target ${bin_args[*]}${env_vars[*]:+ (with ${env_vars[*]})}"
-    env "${env_vars[@]}" "$CARGO" build --manifest-path "$REPO_ROOT/Cargo.toml" \
-        --release --locked --target "$target" "${bin_args[@]}"
-}
-
-# Resolves what to actually build for a requested target: prints "rust_target flavour label".
-# A musl target that cannot be installed falls back to static glibc when possible.
-plan_target() {
-    local requested="$1" force_glibc="$2"
-    local gnu="${requested%-musl}-gnu"
-    if [[ "$requested" == *-linux-musl && "$force_glibc" == yes ]]; then
-        if ensure_rust_target "$gnu" && ensure_linker "$gnu"; then
-            echo "$gnu glibc-static ${gnu}-static"
-            return 0
-        fi
-        return 1
-    fi
-    if ensure_rust_target "$requested" && ensure_linker "$requested"; then
-        echo "$requested - $requested"
-        return 0
-    fi
-    if [[ "$requested" == *-linux-musl ]]; then
-        warn "falling back to $gnu with +crt-static for $requested (see the NSS caveat in dist/README.md)"
-        if ensure_rust_target "$gnu" && ensure_linker "$gnu"; then
-            echo "$gnu glibc-static ${gnu}-static"
-            return 0
-        fi
-    fi
-    return 1
+    # With an explicit --target these reach only the target's code, not build scripts.
+    env_vars+=("CARGO_TARGET_${env_prefix}_RUSTFLAGS=$rustflags")
+    say "cargo zigbuild --profile dist --locked --target $target ${bin_args[*]}"
+    env "${env_vars[@]}" "$CARGO" zigbuild --manifest-path "$REPO_ROOT/Cargo.toml" \
+        --profile dist --locked --target "$target" "${bin_args[@]}"
 }
 
 # --- archives ----------------------------------------------------------------
@@ -215,7 +187,9 @@ pack() {
     rm -f "$archive"
     case "$archive" in
         *.zip)
-            (cd "$parent" && find "$name" -print | LC_ALL=C sort | zip -X -q -@ "$archive")
+            # zip stores local time; UTC makes the archive the same in every time zone.
+            (cd "$parent" && find "$name" -print | LC_ALL=C sort |
+                TZ=UTC zip -X -q -@ "$archive")
             ;;
         *.tar.gz)
             tar -C "$parent" --sort=name --owner=0 --group=0 --numeric-owner \
@@ -224,13 +198,7 @@ pack() {
     esac
 }
 
-archive_ext() {
-    if [[ "$1" == *windows* ]] && command -v zip >/dev/null 2>&1; then
-        echo zip
-    else
-        echo tar.gz
-    fi
-}
+archive_ext() { [[ "$1" == *windows* ]] && echo zip || echo tar.gz; }
 
 write_checksums() {
     local dir="$1"
@@ -246,35 +214,24 @@ write_checksums() {
     )
 }
 
-# Builds one requested target and stages its files. Prints the label and rust target it used.
-# $1 requested target, $2 force glibc (yes/no), $3 client only (yes/no), $4 staging dir to fill.
+# Builds one target and stages its binaries in $3. $1 target, $2 client only (yes/no).
 build_and_stage() {
-    local requested="$1" force_glibc="$2" only_client="$3" stage="$4"
-    local plan rust_target flavour label
-    plan="$(plan_target "$requested" "$force_glibc")" || return 1
-    read -r rust_target flavour label <<<"$plan"
-    [[ "$flavour" == - ]] && flavour=""
+    local target="$1" only_client="$2" stage="$3"
     local -a bins
-    read -r -a bins <<<"$(bins_for "$rust_target" "$only_client")"
-    cargo_build "$rust_target" "$flavour" "${bins[@]}" || {
-        warn "cargo build failed for $rust_target"
-        return 1
-    }
-    mkdir -p "$stage" || return 1
+    read -r -a bins <<<"$(bins_for "$target" "$only_client")"
+    ensure_rust_target "$target"
+    cargo_build "$target" "${bins[@]}" || die "cargo zigbuild failed for $target (see above)"
+    mkdir -p "$stage"
     local bin path suffix
-    suffix="$(exe_suffix "$rust_target")"
+    suffix="$(exe_suffix "$target")"
     for bin in "${bins[@]}"; do
-        path="$REPO_ROOT/target/$rust_target/release/$bin$suffix"
-        [[ -f "$path" ]] || {
-            warn "cargo did not produce $path"
-            return 1
-        }
-        if [[ "$rust_target" == *linux* ]]; then
-            check_static "$path" || return 1
+        path="$REPO_ROOT/target/$target/dist/$bin$suffix"
+        [[ -f "$path" ]] || die "cargo did not produce $path"
+        if [[ "$target" == *linux* ]]; then
+            check_static "$path" || die "$path is not static"
         fi
-        install -m 0755 "$path" "$stage/$bin$suffix" || return 1
+        install -m 0755 "$path" "$stage/$bin$suffix"
     done
-    echo "$label $rust_target"
 }
 
 # A scratch directory under dist/out/, removed when the script exits.
@@ -284,69 +241,74 @@ make_stage_dir() {
     trap 'rm -rf "$STAGE_DIR"' EXIT
 }
 
+known_target() {
+    local target="$1" known
+    for known in "${DEFAULT_TARGETS[@]}"; do
+        [[ "$known" == "$target" ]] && return 0
+    done
+    die "unknown target $target; known: ${DEFAULT_TARGETS[*]}"
+}
+
+# Everything every build needs, before the first long compile.
+prepare_build() {
+    local target
+    for target in "$@"; do known_target "$target"; done
+    need_command zip zip
+    need_command readelf binutils
+    ensure_zigbuild
+}
+
 # --- commands ----------------------------------------------------------------
 
 cmd_build() {
-    local force_glibc=no
+    local check=yes
     local -a targets=()
     while (($# > 0)); do
         case "$1" in
             --target) targets+=("${2:?--target needs a value}") && shift 2 ;;
-            --static-glibc) force_glibc=yes && shift ;;
+            --no-check) check=no && shift ;;
             -h | --help) usage && exit 0 ;;
             *) die "unknown option for build: $1 (see --help)" ;;
         esac
     done
     ((${#targets[@]} > 0)) || targets=("${DEFAULT_TARGETS[@]}")
+    prepare_build "${targets[@]}"
 
     mkdir -p "$OUT_DIR"
     # Old archives would otherwise end up in the new SHA256SUMS.
     rm -f "$OUT_DIR"/chatter-*.tar.gz "$OUT_DIR"/chatter-*.zip "$OUT_DIR/SHA256SUMS"
     make_stage_dir
-    local work="$STAGE_DIR"
-
-    local -a built=() missing=()
-    local requested result label rust_target name archive
-    for requested in "${targets[@]}"; do
-        say "target $requested"
-        if ! result="$(build_and_stage "$requested" "$force_glibc" no "$work/tmp-$requested")"; then
-            missing+=("$requested")
-            continue
-        fi
-        read -r label rust_target <<<"$result"
-        name="chatter-$VERSION-$label"
-        mv "$work/tmp-$requested" "$work/$name"
+    local work="$STAGE_DIR" target name archive
+    for target in "${targets[@]}"; do
+        say "target $target"
+        name="chatter-$VERSION-$target"
+        build_and_stage "$target" no "$work/$name"
         cp "$DIST_DIR/README.md" "$work/$name/README.md"
-        if [[ "$rust_target" == *linux* ]]; then
+        if [[ "$target" == *linux* ]]; then
             mkdir -p "$work/$name/systemd" "$work/$name/fail2ban"
             cp "$DIST_DIR/systemd/chatter-server.service" "$work/$name/systemd/"
             cp -r "$DIST_DIR/fail2ban/filter.d" "$DIST_DIR/fail2ban/jail.d" "$work/$name/fail2ban/"
         fi
-        archive="$OUT_DIR/$name.$(archive_ext "$rust_target")"
+        archive="$OUT_DIR/$name.$(archive_ext "$target")"
         pack "$work" "$name" "$archive"
-        built+=("$archive")
     done
     write_checksums "$OUT_DIR"
-    report_summary "$OUT_DIR" "${#missing[@]}" "${built[@]}" "${missing[@]}" || exit 1
+    report_summary "$OUT_DIR"
+    if [[ "$check" == yes ]]; then
+        "$DIST_DIR/check.sh" "$OUT_DIR"
+    fi
 }
 
-# Prints what was built and what was not. $1 out dir, $2 number of missing, then built, then missing.
+# Lists what was built.
 report_summary() {
-    local dir="$1" n_missing="$2"
-    shift 2
-    local -a all=("$@")
-    local n_built=$((${#all[@]} - n_missing))
-    printf '\nBuilt %d archive(s) in %s:\n' "$n_built" "$dir" >&2
-    local archive
-    for archive in "${all[@]:0:n_built}"; do
-        printf '  %-60s %s\n' "$(basename "$archive")" "$(du -h "$archive" | cut -f1)" >&2
+    local dir="$1" archive
+    printf '\nBuilt in %s:\n' "$dir" >&2
+    for archive in "$dir"/chatter-*.tar.gz "$dir"/chatter-*.zip; do
+        [[ -f "$archive" ]] || continue
+        printf '  %-56s %10s bytes\n' "$(basename "$archive")" "$(stat -c %s "$archive")" >&2
     done
     [[ -f "$dir/SHA256SUMS" ]] && printf '  SHA256SUMS\n' >&2
-    if ((n_missing > 0)); then
-        printf '\nNOT built (see the warnings above for what is missing):\n' >&2
-        printf '  %s\n' "${all[@]:n_built}" >&2
-        return 1
-    fi
+    return 0
 }
 
 # Checks HOST:PORT, with IPv6 literals in brackets ([::1]:9001).
@@ -397,36 +359,27 @@ cmd_bundle() {
         *) die "--color must be true or false; got '$color'" ;;
     esac
     ((${#targets[@]} > 0)) || targets=("${DEFAULT_TARGETS[@]}")
+    prepare_build "${targets[@]}"
 
     local out="$OUT_DIR/bundle-$name"
     rm -rf "$out"
     mkdir -p "$out"
     make_stage_dir
-    local work="$STAGE_DIR"
-
-    local -a built=() missing=()
-    local requested result label rust_target dir archive
-    for requested in "${targets[@]}"; do
-        say "bundle target $requested"
-        if ! result="$(build_and_stage "$requested" no yes "$work/tmp-$requested")"; then
-            missing+=("$requested")
-            continue
-        fi
-        read -r label rust_target <<<"$result"
-        dir="chatter-$VERSION-$name-$label"
-        mv "$work/tmp-$requested" "$work/$dir"
+    local work="$STAGE_DIR" target dir
+    for target in "${targets[@]}"; do
+        say "bundle target $target"
+        dir="chatter-$VERSION-$name-$target"
+        build_and_stage "$target" yes "$work/$dir"
         write_client_config "$work/$dir/chatter.toml" "$server" "$nick" "$color"
-        write_friend_readme "$work/$dir/README.txt" "$server" "$rust_target" "$nick"
-        if [[ "$rust_target" == *windows* ]]; then
+        write_friend_readme "$work/$dir/README.txt" "$server" "$target" "$nick"
+        if [[ "$target" == *windows* ]]; then
             # Notepad before Windows 10 shows LF-only files as one long line.
             sed -i 's/$/\r/' "$work/$dir/README.txt"
         fi
-        archive="$out/$dir.$(archive_ext "$rust_target")"
-        pack "$work" "$dir" "$archive"
-        built+=("$archive")
+        pack "$work" "$dir" "$out/$dir.$(archive_ext "$target")"
     done
     write_checksums "$out"
-    report_summary "$out" "${#missing[@]}" "${built[@]}" "${missing[@]}" || exit 1
+    report_summary "$out"
 }
 
 write_client_config() {
@@ -471,17 +424,71 @@ Keep chatter.toml next to the program. To use another server, edit the
 EOF
 }
 
+# The relay's container image from the static chatter-server of a Linux archive.
+cmd_image() {
+    local arch=""
+    while (($# > 0)); do
+        case "$1" in
+            --arch) arch="${2:?--arch needs amd64 or arm64}" && shift 2 ;;
+            -h | --help) usage && exit 0 ;;
+            *) die "unknown option for image: $1 (see --help)" ;;
+        esac
+    done
+    if [[ -z "$arch" ]]; then
+        case "$(uname -m)" in
+            aarch64 | arm64) arch=arm64 ;;
+            *) arch=amd64 ;;
+        esac
+    fi
+    local target
+    case "$arch" in
+        amd64) target=x86_64-unknown-linux-musl ;;
+        arm64) target=aarch64-unknown-linux-musl ;;
+        *) die "--arch must be amd64 or arm64; got '$arch'" ;;
+    esac
+    local name="chatter-$VERSION-$target"
+    if [[ ! -f "$OUT_DIR/$name.tar.gz" ]]; then
+        # check.sh needs the x86_64 archive too: its client is every exchange's peer.
+        local -a build_targets=(--target x86_64-unknown-linux-musl)
+        [[ "$target" == x86_64-unknown-linux-musl ]] || build_targets+=(--target "$target")
+        "${BASH_SOURCE[0]}" build "${build_targets[@]}"
+    fi
+    local engine
+    if command -v podman >/dev/null 2>&1; then
+        engine=podman
+    elif command -v docker >/dev/null 2>&1; then
+        engine=docker
+    else
+        need_package podman
+        engine=podman
+    fi
+    mkdir -p "$OUT_DIR"
+    make_stage_dir
+    local context="$STAGE_DIR/context"
+    mkdir -p "$context/report"
+    tar -xzf "$OUT_DIR/$name.tar.gz" -C "$STAGE_DIR" "$name/chatter-server"
+    mv "$STAGE_DIR/$name/chatter-server" "$context/chatter-server"
+    cp "$DIST_DIR/docker/Dockerfile" "$context/Dockerfile"
+    find "$context" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    local -a args=(build --platform "linux/$arch" -t "chatter-server:$VERSION" -t chatter-server:local)
+    # podman can stamp every layer and the image config with the commit time, like the archives.
+    [[ "$engine" == podman ]] && args+=(--timestamp "$SOURCE_DATE_EPOCH")
+    say "$engine ${args[*]} (context: chatter-server from $name.tar.gz)"
+    "$engine" "${args[@]}" "$context"
+}
+
 main() {
     local command="build"
     if (($# > 0)); then
         case "$1" in
-            build | bundle) command="$1" && shift ;;
+            build | bundle | image) command="$1" && shift ;;
             -h | --help | help) usage && exit 0 ;;
         esac
     fi
     case "$command" in
         build) cmd_build "$@" ;;
         bundle) cmd_bundle "$@" ;;
+        image) cmd_image "$@" ;;
     esac
 }
 

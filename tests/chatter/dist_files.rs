@@ -1,6 +1,8 @@
 //! Checks the deployment files in `dist/`: the fail2ban filter against report lines in the relay's
 //! format, the hardening of the systemd unit, the paths the jail, unit and compose file share,
-//! that no access code is written into any of them, and that `dist/build.sh` is valid shell.
+//! that no access code is written into any of them, and that the scripts in `dist/` are valid shell.
+//! The real `fail2ban-regex` and `shellcheck` run when installed; under `CI=true` a missing one
+//! fails its test, so CI cannot pass without running them (`.ci/run` installs both).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,14 +158,30 @@ fn filter_reads_lines_without_timestamps() {
     assert_eq!(ini_value(&text, "datepattern").as_deref(), Some("{NONE}"));
 }
 
-/// Runs the real fail2ban on a sample report when it is installed.
+/// Whether an external checker can run: a missing one skips its check on a developer's machine
+/// and fails it in CI, where `.ci/run` installs it.
+fn tool_is_installed(program: &str) -> bool {
+    match Command::new(program).arg("--version").output() {
+        Ok(output) => {
+            assert!(output.status.success(), "{program} --version failed");
+            true
+        }
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{program} cannot run in CI ({error}); .ci/run must install it")
+        }
+        Err(error) => {
+            eprintln!("{program} cannot run ({error}); skipping its check");
+            false
+        }
+    }
+}
+
+/// Runs the real fail2ban on a sample report.
 #[test]
-fn fail2ban_regex_agrees_when_installed() {
-    let Ok(output) = Command::new("fail2ban-regex").arg("--version").output() else {
-        eprintln!("fail2ban-regex is not installed; skipping");
+fn fail2ban_regex_agrees() {
+    if !tool_is_installed("fail2ban-regex") {
         return;
-    };
-    assert!(output.status.success());
+    }
     let directory = tempfile::tempdir().expect("a temporary directory");
     let report = directory.path().join("report.txt");
     std::fs::write(
@@ -298,20 +316,35 @@ fn no_access_code_is_written_into_dist_files() {
     );
 }
 
-#[test]
-fn build_script_is_valid_shell() {
-    let script = dist_path("build.sh");
-    let status = Command::new("bash").arg("-n").arg(&script).status().expect("running bash -n");
-    assert!(status.success(), "bash -n dist/build.sh failed");
+/// The scripts of `dist/`, as paths relative to the repository root.
+const SCRIPTS: [&str; 3] = ["dist/build.sh", "dist/check.sh", "dist/lib.sh"];
 
-    match Command::new("shellcheck").arg(&script).output() {
-        Ok(output) => assert!(
-            output.status.success(),
-            "shellcheck dist/build.sh:\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        ),
-        Err(_) => eprintln!("shellcheck is not installed; skipping"),
+#[test]
+fn dist_scripts_are_valid_shell() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in SCRIPTS {
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(root.join(script))
+            .status()
+            .expect("running bash -n");
+        assert!(status.success(), "bash -n {script} failed");
     }
+    if !tool_is_installed("shellcheck") {
+        return;
+    }
+    // From the root, so that the scripts' `# shellcheck source=dist/lib.sh` resolves.
+    let output = Command::new("shellcheck")
+        .arg("--external-sources")
+        .args(SCRIPTS)
+        .current_dir(root)
+        .output()
+        .expect("running shellcheck");
+    assert!(
+        output.status.success(),
+        "shellcheck {SCRIPTS:?}:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// `build.sh bundle` stops before building anything, and does not echo the code back.
@@ -340,9 +373,34 @@ fn build_script_explains_itself() {
         .expect("running dist/build.sh --help");
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for word in
-        ["bundle --server HOST:PORT", "--static-glibc", "SHA256SUMS", "x86_64-pc-windows-gnu"]
-    {
+    for word in [
+        "bundle --server HOST:PORT",
+        "image [--arch amd64|arm64]",
+        "--no-check",
+        "SHA256SUMS",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+        "x86_64-pc-windows-gnu",
+        "aarch64-apple-darwin",
+        "x86_64-apple-darwin",
+    ] {
         assert!(help.contains(word), "--help does not mention {word}");
     }
+}
+
+/// The image holds the binary `dist/build.sh image` puts beside the Dockerfile and nothing else:
+/// no builder stage, so nothing is compiled or pulled from a registry.
+#[test]
+fn relay_image_is_only_the_prebuilt_binary() {
+    let dockerfile = read_dist("docker/Dockerfile");
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    let from: Vec<&&str> = instructions.iter().filter(|line| line.starts_with("FROM ")).collect();
+    assert_eq!(from, [&"FROM scratch"]);
+    assert!(instructions.contains(&"COPY chatter-server /chatter-server"));
+    assert!(!instructions.iter().any(|line| line.starts_with("RUN ")), "scratch has no shell");
+    assert!(instructions.contains(&"USER 10001:10001"));
 }
