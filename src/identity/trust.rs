@@ -3,7 +3,7 @@
 //!
 //! [`PeerTrust::observe`] is the hook: called with the whole member list after a Welcome
 //! (members already in the room when we join), after every merged commit (joiners) and after
-//! a repair, it pins new keys quietly, says nothing about known ones, and returns a warning
+//! a rejoin, it pins new keys quietly, says nothing about known ones, and returns a warning
 //! for a key that is not the one pinned, once per session for each such key.
 
 use std::collections::HashSet;

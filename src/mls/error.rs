@@ -1,7 +1,7 @@
 //! The one error type of the MLS layer.
 //!
 //! openmls's own errors are generic over the storage error and very detailed; callers need to
-//! know only what to do next (drop the message, repair the member, report a bug), so they are
+//! know only what to do next (drop the message, rejoin, report a bug), so they are
 //! folded into these variants. Messages never contain key material or plaintext.
 
 /// Why an MLS operation failed.
@@ -13,8 +13,8 @@ pub enum MlsError {
     /// The message belongs to another group.
     #[error("message is for another group")]
     WrongGroup,
-    /// The message was sent in an epoch we have not reached: we missed a commit, and the
-    /// caller has to repair this member (a `commit_replace` by someone else).
+    /// The message claims an epoch we have not reached (we missed a commit, or it is forged).
+    /// It is reported, never acted on: a claimed epoch must not start anything.
     #[error("message from epoch {message_epoch} but the group is at epoch {group_epoch}")]
     EpochTooNew { message_epoch: u64, group_epoch: u64 },
     /// The message was sent in an epoch whose keys are gone, or is a commit for an epoch that

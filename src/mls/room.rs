@@ -338,7 +338,7 @@ impl RoomGroup {
     }
 
     /// Rejects messages for other groups and sorts out epochs before any cryptography, so that
-    /// the caller learns whether to repair (too new) or drop (too old).
+    /// the caller can tell the user why a message was not shown (too new, too old).
     fn check_routing(&self, message: &ProtocolMessage) -> Result<(), MlsError> {
         if message.group_id() != self.group.group_id() {
             return Err(MlsError::WrongGroup);

@@ -326,7 +326,7 @@ fn messages_for_another_group_are_refused() {
 }
 
 #[test]
-fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
+fn a_member_that_missed_a_commit_is_readmitted_with_commit_replace() {
     let mut clients = room_of(&["alice", "bob", "carol"]);
     // Carol misses this commit (say her connection dropped at the wrong moment).
     let dave = MlsMember::new("dave").unwrap();
@@ -339,9 +339,9 @@ fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
         MlsError::EpochTooNew { message_epoch: 3, group_epoch: 2 }
     );
 
-    // The repair: carol sends a fresh key package, bob replaces her old leaf.
+    // The rejoin: carol sends a fresh key package, bob replaces her old leaf.
     let fresh = clients[2].member.key_package().unwrap();
-    let repair = clients[1].room.commit_replace("carol", &fresh).unwrap();
+    let rejoin = clients[1].room.commit_replace("carol", &fresh).unwrap();
     assert_eq!(
         clients[1].room.merge_pending_commit().unwrap(),
         [
@@ -349,8 +349,8 @@ fn a_member_that_missed_a_commit_is_repaired_with_commit_replace() {
             RoomEvent::MemberAdded { nick: "carol".into() }
         ]
     );
-    apply(&mut clients[0].room, &repair.commit).unwrap();
-    clients[2].room = clients[2].member.join_room(repair.welcome.as_deref().unwrap()).unwrap();
+    apply(&mut clients[0].room, &rejoin.commit).unwrap();
+    clients[2].room = clients[2].member.join_room(rejoin.welcome.as_deref().unwrap()).unwrap();
     assert_eq!(clients[2].room.epoch(), clients[0].room.epoch());
     let nicks: Vec<_> = clients[2].room.members().into_iter().map(|m| m.nick).collect();
     assert_eq!(nicks.iter().filter(|nick| *nick == "carol").count(), 1);

@@ -2,7 +2,7 @@
 //!
 //! An authenticated connection has two allowances. Chat messages (`ClientFrame::Application`;
 //! a multi-line paste is one frame, so one message) draw from one bucket; everything that
-//! runs a room (joins, admissions, commits, repairs, listings, keepalives) draws from
+//! runs a room (joins, admissions, commits, votes, listings, keepalives) draws from
 //! another, so a member who exhausted its chat allowance can still join, leave and commit,
 //! and a flood of chat can never starve a join. A frame over the limit is refused; a
 //! connection that keeps sending far past the limit drains a third bucket of strikes and is
