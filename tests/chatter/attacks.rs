@@ -298,3 +298,64 @@ async fn a_leader_cannot_remove_the_members_who_are_still_here() {
     assert_eq!(nicks, ["alice", "bob"]);
     assert!(who.members[0].is_leader);
 }
+
+#[tokio::test]
+async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
+    let relay = support::start_relay().await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("den", Secret::from("pw")).await.unwrap();
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    bob.join("den", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    let epoch_before = bob.members().await.unwrap().members.len();
+
+    // Mallory registers as "mallory", knows the password, and offers a key package that
+    // says "bob": she would sit in the group under bob's name.
+    let mut mallory = support::raw_client(&relay, "mallory").await;
+    mallory.send(&ClientFrame::Join { room: "den".into() }).await.unwrap();
+    let ServerFrame::JoinPending { leader, .. } = support::next_frame(&mut mallory).await else {
+        panic!("mallory waits for the leader")
+    };
+    let (admission, start) =
+        chatter::admission::JoinerAdmission::start("den", "mallory", &leader, b"pw");
+    mallory
+        .send(&ClientFrame::AdmissionStart { room: "den".into(), pake_message: start })
+        .await
+        .unwrap();
+    let reply =
+        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionReply { .. }))
+            .await;
+    let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
+    let posing_as_bob = MlsMember::new("bob").unwrap().key_package().unwrap();
+    let finish = admission.finish(&pake_message, &posing_as_bob).unwrap();
+    mallory
+        .send(&ClientFrame::AdmissionFinish {
+            room: "den".into(),
+            confirmation: finish.confirmation.to_vec(),
+            sealed_key_package: finish.sealed_key_package,
+        })
+        .await
+        .unwrap();
+    // The leader refuses and says why; mallory is told; nobody's group changed.
+    let refused =
+        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionRefused { .. }))
+            .await;
+    assert!(
+        matches!(
+            refused,
+            ServerFrame::AdmissionRefused {
+                reason: chatter::proto::AdmissionRefusal::Malformed,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    expect_event(&mut alice_events, is_warning("the key package is for \"bob\", not \"mallory\""))
+        .await;
+    alice.send_text("still two of us").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "still two of us")).await;
+    let who = bob.members().await.unwrap();
+    assert_eq!(who.members.len(), epoch_before);
+    assert!(who.members.iter().all(|m| m.nick != "mallory"));
+    assert_eq!(who.members.iter().filter(|m| m.nick == "bob").count(), 1);
+}
