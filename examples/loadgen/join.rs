@@ -3,7 +3,7 @@
 //! The leader is a real client engine: it creates the room, checks every joiner's password
 //! and commits every add. The other members are raw clients that run the joiner's side of
 //! admission themselves (a real SPAKE2 exchange and a real KeyPackage, so the leader's work
-//! is real), then only drain what the relay sends them. The measured joiner is a real engine
+//! is real), then drain what the relay sends them and vote yes on every commit. The measured joiner is a real engine
 //! again; `Client::join` returns once the Welcome is processed, when it can send.
 
 use std::net::SocketAddr;
@@ -272,8 +272,18 @@ async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant
     for _ in 0..MAX_DRAINED_FRAMES {
         tokio::select! {
             frame = client.reader.read_frame::<ServerFrame>() => {
-                if !matches!(frame, Ok(Some(_))) {
-                    return;
+                let Ok(Some(frame)) = frame else { return };
+                // Every member votes on every commit before the relay applies it. A raw
+                // member holds no group, so it says yes without verifying: the measured wait
+                // includes the vote's round trip but not each member's MLS check, which real
+                // members run in parallel on their own machines.
+                if let ServerFrame::Commit { room, commit, .. } = frame
+                    && let Some(header) = chatter::mls_header::peek_header(&commit)
+                {
+                    let vote = ClientFrame::CommitVote { room, epoch: header.epoch, accept: true };
+                    if client.writer.write_frame(&vote).await.is_err() {
+                        return;
+                    }
                 }
             }
             _ = keepalive.tick() => {
