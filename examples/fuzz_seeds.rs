@@ -4,6 +4,7 @@
 //!
 //! `cargo run --example fuzz_seeds -- fuzz/corpus`
 
+use anyhow::Context as _;
 use std::path::PathBuf;
 
 use chatter::mls::MlsMember;
@@ -40,8 +41,6 @@ struct MlsSamples {
     welcome: Vec<u8>,
     application: Vec<u8>,
 }
-
-use anyhow::Context as _;
 
 fn mls_samples() -> anyhow::Result<MlsSamples> {
     let alice = MlsMember::new("alice")?;
