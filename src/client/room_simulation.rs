@@ -79,7 +79,7 @@ struct World {
     clients: Vec<Client>,
     /// Every commit some client refused.
     refused: HashSet<Vec<u8>>,
-    /// The commits dishonest leaders sent (garbage, or evictions of members still there).
+    /// The garbage commits dishonest leaders sent.
     garbage: HashSet<Vec<u8>>,
 }
 
@@ -168,12 +168,22 @@ impl World {
             Step::Evict => {
                 let Some(index) = self.leader() else { return };
                 let me = self.clients[index].nick.clone();
+                // Only someone who is still in the room: removing a member that already left
+                // is the leader's honest duty, not an eviction.
+                let present: Vec<String> = self
+                    .clients
+                    .iter()
+                    .filter(|client| client.room.is_some() && client.nick != me)
+                    .map(|client| client.nick.clone())
+                    .collect();
                 let Some(room) = self.clients[index].room.as_mut() else { return };
-                let victim = room.relay_members.iter().find(|nick| **nick != me).cloned();
+                let victim = room.relay_members.iter().find(|nick| present.contains(nick)).cloned();
                 let Some(victim) = victim else { return };
                 let Some(group) = room.group_mut_for_tests() else { return };
                 let Ok(commit) = group.commit_remove(&[victim.as_str()]) else { return };
-                self.garbage.insert(commit.commit.clone());
+                // Not recorded as garbage: if the victim leaves before the commit reaches the
+                // others, removing it is right. A wrongly merged eviction shows instead as a
+                // group that no longer holds everyone in the room.
                 let frame =
                     ClientFrame::Commit { room: ROOM.into(), commit: commit.commit, welcome: None };
                 self.send(index, frame);
