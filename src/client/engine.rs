@@ -533,6 +533,7 @@ impl Engine {
             | ErrorReason::BannedFromRoom
             | ErrorReason::RoomNameInvalid
             | ErrorReason::TooManyRooms
+            | ErrorReason::RoomFull
                 if joining =>
             {
                 self.fail_join(ClientError::Relay(reason));
@@ -545,6 +546,10 @@ impl Engine {
             ErrorReason::RateLimited => self.emit(Event::Warning {
                 room: self.room.as_ref().map(|room| room.name.clone()),
                 text: "message not delivered: slow down".into(),
+            }),
+            ErrorReason::MessageTooLarge => self.emit(Event::Warning {
+                room: self.room.as_ref().map(|room| room.name.clone()),
+                text: "message not delivered: the relay found it too large".into(),
             }),
             reason => self.emit(Event::Error { text: format!("the server said: {reason}") }),
         }
