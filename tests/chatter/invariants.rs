@@ -346,6 +346,9 @@ fn sans_io_core() -> Vec<Source> {
         "src/proto.rs",
         "src/mls_header.rs",
         "src/client/room.rs",
+        "src/client/commit_policy.rs",
+        "src/client/rejoin.rs",
+        "src/relay/vote.rs",
     ] {
         files.extend(sources_under(file));
     }
