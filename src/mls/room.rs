@@ -5,8 +5,8 @@ use std::sync::Arc;
 use openmls::prelude::{
     ContentType, CreateMessageError, CredentialType, KeyPackage, LeafNodeIndex, MlsGroup,
     MlsGroupStateError, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessMessageError,
-    ProcessedMessageContent, Proposal, ProtocolMessage, ProtocolVersion, Sender, StagedCommit,
-    ValidationError, tls_codec::Deserialize as _, tls_codec::Serialize as _,
+    ProcessedMessage, ProcessedMessageContent, Proposal, ProtocolMessage, ProtocolVersion, Sender,
+    StagedCommit, ValidationError, tls_codec::Deserialize as _, tls_codec::Serialize as _,
 };
 use openmls_traits::OpenMlsProvider as _;
 
@@ -178,15 +178,7 @@ impl RoomGroup {
     /// events. A commit is refused here: key changes arrive only as commits, through
     /// [`RoomGroup::stage_commit`], so a relay cannot slip one in as a chat message.
     pub fn process_incoming(&mut self, message: &[u8]) -> Result<Vec<RoomEvent>, MlsError> {
-        let protocol_message = self.open(message)?;
-        if protocol_message.content_type() != ContentType::Application {
-            return Err(MlsError::Unexpected);
-        }
-        let session = &*self.session;
-        let processed = self
-            .group
-            .process_message(&session.provider, protocol_message)
-            .map_err(process_error)?;
+        let processed = self.process(message, ContentType::Application)?;
         let from = nick_of(processed.credential());
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {
@@ -210,15 +202,7 @@ impl RoomGroup {
         if self.staged.is_some() {
             return Err(MlsError::CommitPending);
         }
-        let protocol_message = self.open(message)?;
-        if protocol_message.content_type() != ContentType::Commit {
-            return Err(MlsError::Unexpected);
-        }
-        let session = &*self.session;
-        let processed = self
-            .group
-            .process_message(&session.provider, protocol_message)
-            .map_err(process_error)?;
+        let processed = self.process(message, ContentType::Commit)?;
         let committer_index = match processed.sender() {
             Sender::Member(index) => *index,
             // Rooms accept no external committers or senders.
@@ -258,6 +242,20 @@ impl RoomGroup {
     /// Drops the staged commit: the room aborted it, or we refused it.
     pub fn discard_staged_commit(&mut self) {
         self.staged = None;
+    }
+
+    /// Parses, routes and verifies a private message of this group whose content is of the
+    /// `expected` type; anything else is refused before any cryptography.
+    fn process(
+        &mut self,
+        message: &[u8],
+        expected: ContentType,
+    ) -> Result<ProcessedMessage, MlsError> {
+        let protocol_message = self.open(message)?;
+        if protocol_message.content_type() != expected {
+            return Err(MlsError::Unexpected);
+        }
+        self.group.process_message(&self.session.provider, protocol_message).map_err(process_error)
     }
 
     /// Parses a private message of this group and sorts out its epoch.
