@@ -457,43 +457,7 @@ impl Engine {
             }
             frame => {
                 let Some(room) = self.room.as_mut() else { return };
-                let now = SystemTime::now();
-                match frame {
-                    ServerFrame::AdmissionRequest { joiner, attempt, pake_message, .. } => {
-                        room.admission_request(&me, joiner, attempt, &pake_message, out)
-                    }
-                    ServerFrame::AdmissionFinish {
-                        joiner,
-                        attempt,
-                        confirmation,
-                        sealed_key_package,
-                        ..
-                    } => room.admission_finish(
-                        &me,
-                        joiner,
-                        attempt,
-                        &confirmation,
-                        &sealed_key_package,
-                        out,
-                    ),
-                    ServerFrame::Commit { from, commit, joiner, .. } => {
-                        room.incoming_commit(&from, &commit, joiner.as_deref(), out)
-                    }
-                    ServerFrame::CommitConfirmed { .. } => room.commit_confirmed(&me, now, out),
-                    ServerFrame::CommitAborted { .. } => room.commit_aborted(),
-                    ServerFrame::CommitRejected { reason, .. } => room.commit_rejected(reason, out),
-                    ServerFrame::Application { from, message, .. } => {
-                        room.incoming_message(&from, &message, now, out)
-                    }
-                    ServerFrame::MemberJoined { nick, .. } => room.member_joined(nick),
-                    ServerFrame::MemberLeft { nick, leader, .. } => {
-                        room.member_left(&me, &nick, leader, out)
-                    }
-                    ServerFrame::LeaderChanged { leader, .. } => {
-                        room.leader_changed(&me, &leader, out)
-                    }
-                    _ => {}
-                }
+                room.on_member_frame(&me, frame, SystemTime::now(), out);
             }
         }
     }

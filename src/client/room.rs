@@ -25,7 +25,7 @@ use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, RoomEvent, RoomGroup};
 use crate::proto::{
     self, AdmissionRefusal, ChatPayload, ClientFrame, CommitRejection, MAX_APPLICATION_LEN,
-    RemovalReason, Welcome,
+    RemovalReason, ServerFrame, Welcome,
 };
 use crate::secret::Secret;
 
@@ -494,6 +494,47 @@ impl Room {
                     ),
                 },
             }
+        }
+    }
+
+    /// A frame about the room once we are in it (or leading it): admissions we run, key
+    /// changes, chat and the relay's member list. The engine and the simulation tests both
+    /// enter here, so they cannot disagree on what a frame does.
+    pub fn on_member_frame(
+        &mut self,
+        me: &str,
+        frame: ServerFrame,
+        now: SystemTime,
+        out: &mut Outbox,
+    ) {
+        match frame {
+            ServerFrame::AdmissionRequest { joiner, attempt, pake_message, .. } => {
+                self.admission_request(me, joiner, attempt, &pake_message, out)
+            }
+            ServerFrame::AdmissionFinish {
+                joiner,
+                attempt,
+                confirmation,
+                sealed_key_package,
+                ..
+            } => {
+                self.admission_finish(me, joiner, attempt, &confirmation, &sealed_key_package, out)
+            }
+            ServerFrame::Commit { from, commit, joiner, .. } => {
+                self.incoming_commit(&from, &commit, joiner.as_deref(), out)
+            }
+            ServerFrame::CommitConfirmed { .. } => self.commit_confirmed(me, now, out),
+            ServerFrame::CommitAborted { .. } => self.commit_aborted(),
+            ServerFrame::CommitRejected { reason, .. } => self.commit_rejected(reason, out),
+            ServerFrame::Application { from, message, .. } => {
+                self.incoming_message(&from, &message, now, out)
+            }
+            ServerFrame::MemberJoined { nick, .. } => self.member_joined(nick),
+            ServerFrame::MemberLeft { nick, leader, .. } => {
+                self.member_left(me, &nick, leader, out)
+            }
+            ServerFrame::LeaderChanged { leader, .. } => self.leader_changed(me, &leader, out),
+            _ => {}
         }
     }
 

@@ -268,25 +268,9 @@ impl World {
                 out.frames.push(room.restart_join())
             }
             ServerFrame::AdmissionRefused { .. } => client.room = None,
-            ServerFrame::AdmissionRequest { joiner, attempt, pake_message, .. } => {
-                room.admission_request(&me, joiner, attempt, &pake_message, &mut out)
-            }
-            ServerFrame::AdmissionFinish {
-                joiner,
-                attempt,
-                confirmation,
-                sealed_key_package,
-                ..
-            } => room.admission_finish(
-                &me,
-                joiner,
-                attempt,
-                &confirmation,
-                &sealed_key_package,
-                &mut out,
-            ),
-            ServerFrame::Commit { from, commit, joiner, .. } => {
-                room.incoming_commit(&from, &commit, joiner.as_deref(), &mut out);
+            ServerFrame::Commit { ref commit, .. } => {
+                let commit = commit.clone();
+                room.on_member_frame(&me, frame, now, &mut out);
                 match out.frames.last() {
                     Some(ClientFrame::CommitVote { accept: true, .. }) => {
                         client.voted_for = Some(commit)
@@ -301,29 +285,18 @@ impl World {
                 if let Some(commit) = client.voted_for.take() {
                     client.merged.push(commit);
                 }
-                room.commit_confirmed(&me, now, &mut out)
+                room.on_member_frame(&me, frame, now, &mut out)
             }
             ServerFrame::CommitAborted { .. } => {
                 client.voted_for = None;
-                room.commit_aborted()
-            }
-            ServerFrame::CommitRejected { reason, .. } => room.commit_rejected(reason, &mut out),
-            ServerFrame::Application { from, message, .. } => {
-                room.incoming_message(&from, &message, now, &mut out)
-            }
-            ServerFrame::MemberJoined { nick, .. } => room.member_joined(nick),
-            ServerFrame::MemberLeft { nick, leader, .. } => {
-                room.member_left(&me, &nick, leader, &mut out)
-            }
-            ServerFrame::LeaderChanged { leader, .. } => {
-                room.leader_changed(&me, &leader, &mut out)
+                room.on_member_frame(&me, frame, now, &mut out)
             }
             ServerFrame::Removed { reason, .. } => {
                 client.voted_for = None;
                 let frame = room.removed(reason, &mut out);
                 out.frames.push(frame);
             }
-            _ => {}
+            frame => room.on_member_frame(&me, frame, now, &mut out),
         }
         out
     }
