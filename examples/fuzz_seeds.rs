@@ -97,12 +97,24 @@ fn main() -> anyhow::Result<()> {
         },
         ClientFrame::Ping,
         ClientFrame::Quit,
+        ClientFrame::Resume { token: proto::ResumeToken([9; 32]), received: 40 },
+        ClientFrame::Ack { received: 64 },
+        ClientFrame::Reclaim { room: room(), group_id: vec![3; 16], epoch: 7 },
     ];
     for (n, frame) in client_frames.iter().enumerate() {
         corpus.write("client_frame", &format!("frame{n}"), &proto::encode(frame))?;
     }
     let server_frames = [
-        ServerFrame::Registered { nick: "alice".into() },
+        ServerFrame::Registered {
+            nick: "alice".into(),
+            token: proto::ResumeToken([9; 32]),
+            relay_boot: 0x5eed,
+        },
+        ServerFrame::Resumed { received: 12, backlog: 20 },
+        ServerFrame::ResumeRefused { relay_boot: 0x5eed },
+        ServerFrame::Ack { received: 64 },
+        ServerFrame::Reclaimed { room: room(), members: vec!["alice".into(), "bob".into()] },
+        ServerFrame::MemberAway { room: room(), nick: "bob".into(), away: true },
         ServerFrame::RoomList { rooms: vec![RoomSummary { name: room(), members: 3 }] },
         ServerFrame::Welcome {
             room: room(),

@@ -83,6 +83,7 @@ fn main() -> std::io::Result<()> {
                 text: format!("message {n}"),
                 action: false,
                 time: SystemTime::now(),
+                late: false,
             };
             if let Some(rendered) = events.event(&event)
                 && outbox.send(rendered.text).is_err()

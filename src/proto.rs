@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this build speaks. A peer with another version is refused with
 /// [`HelloRejection::UnsupportedVersion`], naming this one.
 /// Version 2 sealed several frames per transport record (version 1 sealed each frame alone);
-/// version 3 confirms every commit by the members' votes and has no repair path.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// version 3 confirms every commit by the members' votes and has no repair path; version 4
+/// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -151,6 +152,36 @@ pub enum ClientFrame {
     Ping,
     /// Leaves every room, erases this client's state on the relay and closes.
     Quit,
+    /// Instead of `Register`, as the first frame of a new connection: takes back the session
+    /// `token` names (kept "away" by the relay since its connection dropped), telling how
+    /// many of the session's frames the client has `received`. Answered by `Resumed` and the
+    /// frames the client missed, or by `ResumeRefused`.
+    Resume { token: ResumeToken, received: u64 },
+    /// Keepalive and acknowledgement: the client has `received` this many of the session's
+    /// frames, so the relay may forget them. Answered by `ServerFrame::Ack`.
+    Ack { received: u64 },
+    /// Joins a room as a member of its MLS group `group_id` at `epoch`, kept across a relay
+    /// restart or a session the relay forgot: where the room is empty, or holds that group at
+    /// that epoch, the client is a member again at once (`Reclaimed`), with no key change.
+    /// Otherwise it is admitted as any joiner (`JoinPending`), or told that the room now
+    /// holds another group.
+    Reclaim {
+        room: String,
+        #[serde(with = "serde_bytes")]
+        group_id: Vec<u8>,
+        epoch: u64,
+    },
+}
+
+/// The secret that lets a client take back its session after its connection dropped: 32
+/// random bytes from the relay, held in memory on both sides and never printed.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct ResumeToken(pub [u8; 32]);
+
+impl std::fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeToken(<redacted>)")
+    }
 }
 
 /// A Welcome, the nickname it is for, and the admission attempt it answers.
@@ -189,9 +220,44 @@ pub struct RoomSummary {
 /// What the relay sends a client once the handshake is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerFrame {
-    /// The nickname is this connection's until it closes.
+    /// The nickname is this session's until it quits, or until its connection has been
+    /// gone longer than the relay's grace period. `token` takes the session back over a new
+    /// connection (`ClientFrame::Resume`); `relay_boot` names this run of the relay, so a
+    /// client can tell a restarted relay from one that merely forgot its session.
     Registered {
         nick: String,
+        token: ResumeToken,
+        relay_boot: u64,
+    },
+    /// The session is back on this connection. The relay had handled `received` of the
+    /// client's frames (the client sends the rest again); the next `backlog` frames were
+    /// queued for the client while it was away, and follow in order.
+    Resumed {
+        received: u64,
+        backlog: u64,
+    },
+    /// The relay has no such session (it restarted — see `relay_boot` — or the grace period
+    /// ran out, or it could not keep everything the client missed). Register anew.
+    ResumeRefused {
+        relay_boot: u64,
+    },
+    /// The answer to `ClientFrame::Ack`: the relay has handled `received` of the client's
+    /// frames.
+    Ack {
+        received: u64,
+    },
+    /// The answer to `Reclaim` when the client is a member again with its group as it was.
+    /// `members` in the relay's order, the leader first.
+    Reclaimed {
+        room: String,
+        members: Vec<String>,
+    },
+    /// A member's connection dropped (`away`) or came back; the relay keeps its place for
+    /// the grace period.
+    MemberAway {
+        room: String,
+        nick: String,
+        away: bool,
     },
     RoomList {
         rooms: Vec<RoomSummary>,
@@ -394,6 +460,10 @@ pub enum ErrorReason {
     MessageTooLarge,
     #[error("the room is full")]
     RoomFull,
+    #[error("the room now holds another group")]
+    RoomIsAnotherGroup,
+    #[error("send Resume as the first frame only")]
+    ResumeNotFirst,
 }
 
 /// Why the relay closed a connection.
@@ -415,6 +485,8 @@ pub enum DisconnectReason {
     Quit,
     #[error("too many messages, far past the rate limit")]
     RateLimited,
+    #[error("the session was resumed on another connection")]
+    ResumedElsewhere,
 }
 
 /// What a room member's MLS application message carries, inside the encryption.
@@ -423,6 +495,14 @@ pub enum ChatPayload {
     Text(String),
     /// `/me waves`: shown as "* alice waves".
     Action(String),
+}
+
+/// What a member's MLS application message holds: the payload, and the sender's running
+/// number of chat messages in this room, so receivers can tell when some never arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatEnvelope {
+    pub number: u64,
+    pub payload: ChatPayload,
 }
 
 /// Why bytes did not decode.

@@ -1,10 +1,16 @@
-//! The engine task: owns the connection and the room, turns frames into events and
-//! requests into frames.
+//! The engine task: owns the session and the room, turns frames into events and requests
+//! into frames.
 //!
-//! One task per connection, entered through [`spawn`]. It waits on three things: frames from
-//! the relay, requests from [`Client`](super::Client) handles, and a keepalive tick. All MLS
-//! work is synchronous inside it (through `room::Room`), so no lock is held across an await
-//! and the order of frames is the order of processing.
+//! One task per session, entered through [`spawn`]. While connected it waits on three
+//! things: frames from the relay, requests from [`Client`](super::Client) handles, and a
+//! keepalive tick that also notices a dead link. All MLS work is synchronous inside it
+//! (through `room::Room`), so no lock is held across an await and the order of frames is the
+//! order of processing.
+//!
+//! A lost link does not end the session (`reconnect` decides what does): the engine
+//! reconnects with backoff, keeps lines typed meanwhile, and resumes the session (`resume`:
+//! both sides send again what the other missed), or, when the relay forgot it, registers
+//! anew and takes its room back (`Reclaim`), rejoining through admission where it must.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,10 +18,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::identity::{self, IdentityRequest};
+use super::reconnect::{self, Backoff};
+use super::resume::SessionNumbers;
 use super::room::{Outbox, Room, Welcomed};
-use super::{ClientError, Event, MemberView, Presence, RoomMembers, View};
+use super::{
+    ClientError, ConnectionEvent, Event, LinkState, MemberView, Presence, RawClient, RoomMembers,
+    View,
+};
 use crate::identity::PeerTrust;
 use crate::mls::MlsMember;
 use crate::proto::{
@@ -25,8 +37,18 @@ use crate::proto::{
 use crate::secret::Secret;
 use crate::transport::{SealedReader, SealedWriter};
 
-/// How often the engine proves it is alive to the relay (which drops silent connections).
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the engine proves it is alive to the relay, and checks that the relay is.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Silence from the relay after which the link counts as dead (three keepalives unanswered):
+/// a laptop waking from sleep, or a NAT that forgot the connection, is noticed in seconds.
+const DEAD_LINK_AFTER: Duration = Duration::from_secs(15);
+
+/// How long one reconnection attempt (connect, handshake, resume or register) may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Lines typed while offline that are kept to send once back.
+pub const MAX_QUEUED_LINES: usize = 100;
 
 /// How many times a join restarts because the room's leader changed mid-admission.
 const MAX_JOIN_RESTARTS: u32 = 5;
@@ -61,12 +83,49 @@ pub(super) enum Request {
     Identity(IdentityRequest),
 }
 
+/// Where the session's links go, and the session's numbering.
+pub(super) struct Link {
+    pub server: String,
+    /// Kept for reconnecting, in memory only.
+    pub access_code: Secret,
+    pub numbers: SessionNumbers,
+}
+
+/// What the engine starts with.
+pub(super) struct Parts {
+    pub nick: String,
+    pub mls: MlsMember,
+    pub trust: PeerTrust,
+    pub link: Link,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub view: Arc<Mutex<View>>,
+}
+
+/// How serving one connection ended.
+enum Ended {
+    /// The session is over (quit, or a relay that will not have us back).
+    Session(String),
+    /// Only the link: reconnect.
+    Link(String),
+}
+
+/// What a reconnection attempt brought.
+enum Reconnected {
+    /// The same session; the relay had handled this many of our frames and will send
+    /// `backlog` frames we missed.
+    Resumed { handled: u64, backlog: u64 },
+    /// A new session.
+    Registered { numbers: SessionNumbers },
+}
+
 struct Engine {
     nick: String,
     mls: MlsMember,
     /// Pins of the keys we have seen, and the marks `/who` shows.
     trust: PeerTrust,
-    writer: SealedWriter<OwnedWriteHalf>,
+    link: Link,
+    /// `None` while reconnecting.
+    writer: Option<SealedWriter<OwnedWriteHalf>>,
     events: mpsc::UnboundedSender<Event>,
     view: Arc<Mutex<View>>,
     room: Option<Room>,
@@ -78,26 +137,28 @@ struct Engine {
     quit_reply: Option<Reply<()>>,
     /// `Leave`s sent per room whose `Left` has not come back yet.
     leaving: HashMap<String, u32>,
+    /// Lines typed while the room could not take them (offline, or rejoining), in order.
+    queued_lines: VecDeque<ChatPayload>,
+    /// Frames still to come that the relay kept while we were away: messages in them are late.
+    backlog: u64,
+    /// Since when the link has been down, while it is.
+    offline_since: Option<SystemTime>,
 }
 
 /// Starts the engine for an authenticated, registered connection.
-// `trust` made this the eighth argument; every one is a distinct part.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn spawn(
-    nick: String,
-    mls: MlsMember,
-    trust: PeerTrust,
+    parts: Parts,
     reader: SealedReader<OwnedReadHalf>,
     writer: SealedWriter<OwnedWriteHalf>,
     requests: mpsc::UnboundedReceiver<Request>,
-    events: mpsc::UnboundedSender<Event>,
-    view: Arc<Mutex<View>>,
 ) {
+    let Parts { nick, mls, trust, link, events, view } = parts;
     let engine = Engine {
         nick,
         mls,
         trust,
-        writer,
+        link,
+        writer: Some(writer),
         events,
         view,
         room: None,
@@ -107,6 +168,9 @@ pub(super) fn spawn(
         member_list_waiters: VecDeque::new(),
         quit_reply: None,
         leaving: HashMap::new(),
+        queued_lines: VecDeque::new(),
+        backlog: 0,
+        offline_since: None,
     };
     tokio::spawn(engine.run(reader, requests));
 }
@@ -117,49 +181,351 @@ impl Engine {
         mut reader: SealedReader<OwnedReadHalf>,
         mut requests: mpsc::UnboundedReceiver<Request>,
     ) {
+        loop {
+            let lost = match self.serve(&mut reader, &mut requests).await {
+                Ended::Session(reason) => return self.finish(reason),
+                Ended::Link(reason) => reason,
+            };
+            self.writer = None;
+            match self.reconnect(&mut requests, lost).await {
+                Ok(new_reader) => reader = new_reader,
+                Err(reason) => return self.finish(reason),
+            }
+        }
+    }
+
+    /// Serves one connection until it ends.
+    async fn serve(
+        &mut self,
+        reader: &mut SealedReader<OwnedReadHalf>,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> Ended {
         let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.tick().await;
-        let reason = loop {
-            tokio::select! {
+        let mut last_heard = Instant::now();
+        loop {
+            let outcome = tokio::select! {
                 frame = reader.read_frame::<ServerFrame>() => match frame {
-                    Ok(Some(ServerFrame::Goodbye { reason })) => break goodbye_text(reason),
-                    Ok(Some(frame)) => {
-                        if let Err(error) = self.on_frame(frame).await {
-                            break format!("lost the connection: {error}");
-                        }
+                    Ok(Some(ServerFrame::Goodbye { reason })) => {
+                        return self.ended_by_goodbye(reason);
                     }
-                    Ok(None) => break "the server closed the connection".to_owned(),
-                    Err(error) => break format!("lost the connection: {error}"),
+                    Ok(Some(frame)) => {
+                        last_heard = Instant::now();
+                        self.on_frame(frame).await
+                    }
+                    Ok(None) => return self.link_lost("the server closed the connection".into()),
+                    Err(error) => return self.link_lost(format!("lost the connection: {error}")),
                 },
                 request = requests.recv() => match request {
-                    Some(request) => {
-                        if let Err(error) = self.on_request(request).await {
-                            break format!("lost the connection: {error}");
-                        }
-                    }
+                    Some(request) => self.on_request(request).await,
                     // Every handle is gone: leave cleanly, so the relay forgets us now.
                     None => {
-                        let _ = self.writer.write_frame(&ClientFrame::Quit).await;
-                        break "quit".to_owned();
+                        let _ = self.send(&ClientFrame::Quit).await;
+                        return Ended::Session("quit".into());
                     }
                 },
                 _ = keepalive.tick() => {
-                    if self.writer.write_frame(&ClientFrame::Ping).await.is_err() {
-                        break "lost the connection".to_owned();
+                    if last_heard.elapsed() >= DEAD_LINK_AFTER {
+                        let silence = DEAD_LINK_AFTER.as_secs();
+                        return self.link_lost(format!("no answer from the server for {silence} s"));
                     }
+                    self.keepalive().await
+                }
+            };
+            if let Err(error) = outcome {
+                return self.link_lost(format!("lost the connection: {error}"));
+            }
+        }
+    }
+
+    /// The link ended without a goodbye: the session goes on, unless we were quitting.
+    fn link_lost(&self, reason: String) -> Ended {
+        if self.quit_reply.is_some() { Ended::Session(reason) } else { Ended::Link(reason) }
+    }
+
+    fn ended_by_goodbye(&self, reason: DisconnectReason) -> Ended {
+        let text = goodbye_text(reason);
+        if reconnect::goodbye_is_final(reason) || self.quit_reply.is_some() {
+            Ended::Session(text)
+        } else {
+            Ended::Link(text)
+        }
+    }
+
+    /// Proves we are alive and acknowledges what we received.
+    async fn keepalive(&mut self) -> std::io::Result<()> {
+        self.send(&ClientFrame::Ping).await?;
+        self.acknowledge().await
+    }
+
+    async fn acknowledge(&mut self) -> std::io::Result<()> {
+        let received = self.link.numbers.ack();
+        match self.writer.as_mut() {
+            // `Ack` is not numbered: it belongs to this connection alone.
+            Some(writer) => writer.write_frame(&ClientFrame::Ack { received }).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reconnects until it works or cannot: the new connection's reader, or why the
+    /// session is over. Requests keep being answered meanwhile.
+    async fn reconnect(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+        reason: String,
+    ) -> Result<SealedReader<OwnedReadHalf>, String> {
+        let offline_since = *self.offline_since.get_or_insert_with(SystemTime::now);
+        self.emit(Event::Connection(ConnectionEvent::Lost { reason }));
+        let mut backoff = Backoff::default();
+        let mut last_error = None;
+        loop {
+            let attempt = backoff.attempt();
+            let retry_in = backoff.next_delay(rand::random());
+            self.show_link(LinkState::Reconnecting { attempt, waiting: self.queued_lines.len() });
+            self.emit(Event::Connection(ConnectionEvent::Reconnecting {
+                attempt,
+                retry_in,
+                last_error: last_error.take(),
+            }));
+            let wait = tokio::time::sleep(retry_in);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    request = requests.recv() => match request {
+                        Some(request) => {
+                            if let Some(reason) = self.on_request_offline(request) {
+                                return Err(reason);
+                            }
+                        }
+                        None => return Err("quit".into()),
+                    },
                 }
             }
-        };
-        self.finish(reason);
+            let resume = (self.link.numbers.token().clone(), self.link.numbers.received());
+            let attempt =
+                try_link(self.link.server.clone(), self.link.access_code.clone(), self.nick.clone(), resume);
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt);
+            tokio::pin!(attempt);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut attempt => break outcome,
+                    request = requests.recv() => match request {
+                        Some(request) => {
+                            if let Some(reason) = self.on_request_offline(request) {
+                                return Err(reason);
+                            }
+                        }
+                        None => return Err("quit".into()),
+                    },
+                }
+            };
+            match outcome {
+                Ok(Ok((raw, reconnected))) => {
+                    let RawClient { reader, writer } = raw;
+                    self.writer = Some(writer);
+                    self.show_link(LinkState::Connected);
+                    if let Err(error) = self.back_online(reconnected, offline_since).await {
+                        last_error = Some(error.to_string());
+                        self.writer = None;
+                        continue;
+                    }
+                    self.offline_since = None;
+                    return Ok(reader);
+                }
+                Ok(Err(error)) if reconnect::is_final(&error) => {
+                    return Err(format!("cannot reconnect: {error}"));
+                }
+                Ok(Err(error)) => last_error = Some(error.to_string()),
+                Err(_) => last_error = Some("no answer from the server in time".into()),
+            }
+        }
+    }
+
+    /// Carries on after a reconnection: sends again what the relay missed (a resumed
+    /// session), or takes the room back (a new one).
+    async fn back_online(
+        &mut self,
+        reconnected: Reconnected,
+        offline_since: SystemTime,
+    ) -> std::io::Result<()> {
+        match reconnected {
+            Reconnected::Resumed { handled, backlog } => {
+                let resend = self.link.numbers.resumed(handled);
+                if resend.lost > 0 {
+                    self.emit(Event::Warning {
+                        room: self.current_room_name(),
+                        text: format!("{} of your frames were lost with the connection", resend.lost),
+                    });
+                }
+                self.backlog = backlog;
+                self.emit(Event::Connection(ConnectionEvent::Resumed { missed: backlog }));
+                if let Some(writer) = self.writer.as_mut() {
+                    for frame in &resend.frames {
+                        writer.queue(frame)?;
+                    }
+                    writer.flush().await?;
+                }
+                if backlog == 0 {
+                    self.send_queued_lines().await?;
+                }
+                Ok(())
+            }
+            Reconnected::Registered { numbers } => {
+                let relay_restarted = numbers.relay_boot() != self.link.numbers.relay_boot();
+                // What the old session sent that the relay never acknowledged may or may not
+                // have reached the room: say so rather than risk sending it twice.
+                let in_doubt = self.link.numbers.chat_in_doubt();
+                self.link.numbers = numbers;
+                self.leaving.clear();
+                self.backlog = 0;
+                self.fail_waiters("the session was lost with the connection");
+                self.emit(Event::Connection(ConnectionEvent::Reconnected {
+                    relay_restarted,
+                    offline_since,
+                }));
+                if !in_doubt.is_empty() {
+                    self.emit(Event::Connection(ConnectionEvent::NotSent {
+                        texts: in_doubt.iter().map(payload_text).collect(),
+                        reason: "sent just before the connection dropped; they may not have reached the room".into(),
+                    }));
+                }
+                let frame = self.room.as_mut().map(|room| room.reclaim());
+                if let Some(frame) = frame {
+                    self.send(&frame).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A request while there is no connection: answered from what the engine knows, lines
+    /// kept for later. `Some` ends the session (the user quit).
+    fn on_request_offline(&mut self, request: Request) -> Option<String> {
+        let offline = || ClientError::Offline("reconnecting to the server; try again once back".into());
+        match request {
+            Request::Send { payload, reply } => {
+                let _ = reply.send(self.queue_line(payload));
+            }
+            Request::Quit { reply } => {
+                self.quit_reply = Some(reply);
+                return Some("quit".into());
+            }
+            Request::Identity(request) => {
+                identity::answer(request, &mut self.trust, &self.nick, self.room.as_ref())
+            }
+            Request::AbandonJoin => {}
+            Request::Join { reply, .. } => {
+                let _ = reply.send(Err(offline()));
+            }
+            Request::Leave { reply } => {
+                let _ = reply.send(Err(offline()));
+            }
+            Request::Rooms { reply } => {
+                let _ = reply.send(Err(offline()));
+            }
+            Request::Members { reply } => {
+                let _ = reply.send(Err(offline()));
+            }
+        }
+        None
+    }
+
+    /// Keeps a line to send once the room can take it.
+    fn queue_line(&mut self, payload: ChatPayload) -> Result<(), ClientError> {
+        if self.room.is_none() {
+            return Err(ClientError::NotInRoom);
+        }
+        if self.queued_lines.len() >= MAX_QUEUED_LINES {
+            return Err(ClientError::Offline(format!(
+                "{MAX_QUEUED_LINES} lines are already waiting to be sent; not kept"
+            )));
+        }
+        self.queued_lines.push_back(payload);
+        let waiting = self.queued_lines.len();
+        self.emit(Event::Connection(ConnectionEvent::Queued { waiting }));
+        if self.writer.is_none() {
+            self.show_link(LinkState::Reconnecting {
+                attempt: match self.view_link() {
+                    LinkState::Reconnecting { attempt, .. } => attempt,
+                    _ => 1,
+                },
+                waiting,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the lines typed while the room could not take them, once it can.
+    async fn send_queued_lines(&mut self) -> std::io::Result<()> {
+        if self.writer.is_none() || !self.room.as_ref().is_some_and(Room::is_member) {
+            return Ok(());
+        }
+        let mut sent = 0;
+        while let Some(payload) = self.queued_lines.pop_front() {
+            let encrypted = self.room.as_mut().map(|room| room.encrypt(&payload));
+            match encrypted {
+                Some(Ok(frame)) => {
+                    self.transmit(&frame, Some(payload)).await?;
+                    sent += 1;
+                }
+                Some(Err(error)) => self.emit(Event::Connection(ConnectionEvent::NotSent {
+                    texts: vec![payload_text(&payload)],
+                    reason: error.to_string(),
+                })),
+                None => self.queued_lines.push_front(payload),
+            }
+            if self.room.is_none() {
+                break;
+            }
+        }
+        if sent > 0 {
+            self.emit(Event::Connection(ConnectionEvent::QueueSent { count: sent }));
+        }
+        Ok(())
+    }
+
+    /// Lines that will never be sent: the room is gone, or the session.
+    fn drop_queued_lines(&mut self, reason: &str) {
+        if self.queued_lines.is_empty() {
+            return;
+        }
+        let texts = self.queued_lines.drain(..).map(|payload| payload_text(&payload)).collect();
+        self.emit(Event::Connection(ConnectionEvent::NotSent { texts, reason: reason.into() }));
+    }
+
+    fn current_room_name(&self) -> Option<String> {
+        self.room.as_ref().map(|room| room.name.clone())
+    }
+
+    fn show_link(&self, link: LinkState) {
+        self.set_view(|view| view.link = link);
+    }
+
+    fn view_link(&self) -> LinkState {
+        self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).link
+    }
+
+    /// Answers everything waiting on the relay with `reason`: its answer died with the
+    /// session.
+    fn fail_waiters(&mut self, reason: &str) {
+        let error = || ClientError::Disconnected(reason.to_owned());
+        for reply in self.room_list_waiters.drain(..) {
+            let _ = reply.send(Err(error()));
+        }
+        for reply in self.member_list_waiters.drain(..).flatten() {
+            let _ = reply.send(Err(error()));
+        }
     }
 
     /// Tells everyone waiting that the connection is over.
     fn finish(mut self, reason: String) {
         self.set_view(|view| {
-            view.connected = false;
+            view.link = LinkState::Closed;
             view.room = None;
         });
+        self.drop_queued_lines("the session ended");
         if let Some(reply) = self.quit_reply.take() {
             let _ = reply.send(Ok(()));
         } else {
@@ -187,8 +553,27 @@ impl Engine {
     }
 
     async fn send(&mut self, frame: &ClientFrame) -> std::io::Result<()> {
+        self.transmit(frame, None).await
+    }
+
+    /// Numbers a frame, keeps it until the relay acknowledges it, and writes it if there is
+    /// a connection (otherwise a resume sends it).
+    async fn transmit(
+        &mut self,
+        frame: &ClientFrame,
+        chat: Option<ChatPayload>,
+    ) -> std::io::Result<()> {
         self.note_leave(frame);
-        self.writer.write_frame(frame).await
+        let bytes = crate::proto::encode(frame);
+        let written = match self.writer.as_mut() {
+            Some(writer) => {
+                writer.queue(&bytes)?;
+                writer.flush().await
+            }
+            None => Ok(()),
+        };
+        self.link.numbers.on_sent(bytes, chat);
+        written
     }
 
     async fn flush_outbox(&mut self, outbox: Outbox) -> std::io::Result<()> {
@@ -197,9 +582,16 @@ impl Engine {
         }
         for frame in &outbox.frames {
             self.note_leave(frame);
-            self.writer.queue(&crate::proto::encode(frame))?;
+            let bytes = crate::proto::encode(frame);
+            if let Some(writer) = self.writer.as_mut() {
+                writer.queue(&bytes)?;
+            }
+            self.link.numbers.on_sent(bytes, None);
         }
-        self.writer.flush().await
+        match self.writer.as_mut() {
+            Some(writer) => writer.flush().await,
+            None => Ok(()),
+        }
     }
 
     /// Counts a `Leave` on its way: until the relay's `Left` for it arrives, frames about
@@ -263,6 +655,11 @@ impl Engine {
                             max: MAX_CHAT_TEXT_BYTES,
                         })
                     }
+                    // Taking the room back, or rejoining it by ourselves: the line waits.
+                    Some(room) if room.rejoining() || !self.queued_lines.is_empty() => {
+                        let _ = reply.send(self.queue_line(payload));
+                        return Ok(());
+                    }
                     Some(room) if room.is_member() => room
                         .encrypt(&payload)
                         .map_err(|error| ClientError::Other(format!("message not sent: {error}"))),
@@ -270,7 +667,7 @@ impl Engine {
                 };
                 match frame {
                     Ok(frame) => {
-                        self.send(&frame).await?;
+                        self.transmit(&frame, Some(payload)).await?;
                         let _ = reply.send(Ok(()));
                     }
                     Err(error) => {
@@ -312,6 +709,8 @@ impl Engine {
     }
 
     fn joined_room(&mut self, room: &str) {
+        // A join of our own choosing: nothing typed for the room before it waits for it.
+        self.drop_queued_lines("you joined another room");
         let name = room.to_owned();
         self.set_view(|view| view.room = Some(name));
         self.emit(Event::Joined { room: room.to_owned(), nick: self.nick.clone() });
@@ -333,14 +732,47 @@ impl Engine {
     /// One frame from the relay. Room frames go to the room they name (frames about any
     /// other room are stale and dropped); everything a room produces goes out in one flush.
     async fn on_frame(&mut self, frame: ServerFrame) -> std::io::Result<()> {
-        let mut outbox = Outbox::default();
-        if self.is_stale(&frame) {
+        if matches!(frame, ServerFrame::Resumed { .. } | ServerFrame::ResumeRefused { .. }) {
+            // Only ever the answer to our `Resume`, which `try_link` reads; out of place here.
             return Ok(());
+        }
+        if self.link.numbers.on_received() {
+            self.acknowledge().await?;
+        }
+        let late = self.backlog > 0;
+        self.backlog = self.backlog.saturating_sub(1);
+        let mut outbox = Outbox::default();
+        self.on_session_frame(frame, &mut outbox);
+        if late {
+            for event in &mut outbox.events {
+                if let Event::Message { late, .. } = event {
+                    *late = true;
+                }
+            }
+        }
+        self.flush_outbox(outbox).await?;
+        if self.backlog == 0 && !self.queued_lines.is_empty() {
+            self.send_queued_lines().await?;
+        }
+        Ok(())
+    }
+
+    /// One numbered frame of the session.
+    fn on_session_frame(&mut self, frame: ServerFrame, outbox: &mut Outbox) {
+        if let ServerFrame::Ack { received } = frame {
+            return self.link.numbers.relay_acknowledged(received);
+        }
+        if self.is_stale(&frame) {
+            return;
         }
         // The frames after which the group's members may have changed: check their keys
         // against the pins then.
-        let check_pins =
-            matches!(frame, ServerFrame::Welcome { .. } | ServerFrame::CommitConfirmed { .. });
+        let check_pins = matches!(
+            frame,
+            ServerFrame::Welcome { .. }
+                | ServerFrame::CommitConfirmed { .. }
+                | ServerFrame::Reclaimed { .. }
+        );
         match frame {
             ServerFrame::RoomList { rooms } => {
                 if let Some(reply) = self.room_list_waiters.pop_front() {
@@ -350,13 +782,16 @@ impl Engine {
             ServerFrame::MemberList { room, members } => self.on_member_list(&room, members),
             ServerFrame::Error { reason } => self.on_error(reason),
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
-            ServerFrame::Goodbye { .. } => {} // handled by the read loop
-            room_frame => self.on_room_frame(room_frame, &mut outbox),
+            // Handled by the read loop, by `try_link`, or above.
+            ServerFrame::Goodbye { .. }
+            | ServerFrame::Resumed { .. }
+            | ServerFrame::ResumeRefused { .. }
+            | ServerFrame::Ack { .. } => {}
+            room_frame => self.on_room_frame(room_frame, outbox),
         }
         if check_pins {
             identity::check_pins(&mut self.trust, self.room.as_ref(), &mut outbox.events);
         }
-        self.flush_outbox(outbox).await
     }
 
     /// Joining: the relay's and the leader's answers to our `Join`.
@@ -426,6 +861,19 @@ impl Engine {
             ServerFrame::RoomCreated { .. }
             | ServerFrame::JoinPending { .. }
             | ServerFrame::AdmissionReply { .. } => self.on_join_frame(frame, out),
+            ServerFrame::Reclaimed { members, .. } => {
+                let Some(room) = self.room.as_mut() else { return };
+                match room.reclaimed(members) {
+                    Ok(()) => out.events.push(Event::Notice {
+                        room: Some(name),
+                        text: "back in the room, with the same group and keys".into(),
+                    }),
+                    Err(error) => out.events.push(Event::Warning {
+                        room: Some(name),
+                        text: format!("ignored: {error}"),
+                    }),
+                }
+            }
             ServerFrame::Welcome { .. } => {
                 let awaiting = self.room.as_ref().is_some_and(|room| room.awaiting_welcome());
                 if awaiting {
@@ -492,7 +940,34 @@ impl Engine {
     /// Relay errors answer the request that caused them; match them to what is waiting.
     fn on_error(&mut self, reason: ErrorReason) {
         let joining = self.room.as_ref().is_some_and(|room| !room.is_member());
+        let reclaiming = self.room.as_ref().is_some_and(Room::reclaiming);
         match reason {
+            ErrorReason::RoomIsAnotherGroup if reclaiming => {
+                let name = self.current_room_name();
+                self.room = None;
+                self.set_view(|view| view.room = None);
+                self.drop_queued_lines("the room now holds another group");
+                self.emit(Event::Warning {
+                    room: name,
+                    text: "while you were away the room was started afresh by others, as a new group; you are not in it and nothing of it was accepted — /join it to enter the new group".into(),
+                });
+            }
+            ErrorReason::AlreadyInRoom
+            | ErrorReason::BannedFromRoom
+            | ErrorReason::RoomNameInvalid
+            | ErrorReason::TooManyRooms
+            | ErrorReason::RoomFull
+                if reclaiming =>
+            {
+                let name = self.current_room_name();
+                self.room = None;
+                self.set_view(|view| view.room = None);
+                self.drop_queued_lines("could not get back into the room");
+                self.emit(Event::Warning {
+                    room: name,
+                    text: format!("could not get back into the room: {reason}"),
+                });
+            }
             ErrorReason::AlreadyInRoom
             | ErrorReason::BannedFromRoom
             | ErrorReason::RoomNameInvalid
@@ -587,15 +1062,51 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::LeaderChanged { room, .. }
         | ServerFrame::Removed { room, .. }
         | ServerFrame::MemberList { room, .. }
+        | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::MemberAway { room, .. }
         | ServerFrame::Left { room } => Some(room),
         ServerFrame::Registered { .. }
         | ServerFrame::RoomList { .. }
         | ServerFrame::Pong
         | ServerFrame::Error { .. }
+        | ServerFrame::Resumed { .. }
+        | ServerFrame::ResumeRefused { .. }
+        | ServerFrame::Ack { .. }
         | ServerFrame::Goodbye { .. } => None,
     }
 }
 
 fn goodbye_text(reason: DisconnectReason) -> String {
     format!("the server closed the connection: {reason}")
+}
+
+/// The text of a chat payload, for telling the user which line was not sent.
+fn payload_text(payload: &ChatPayload) -> String {
+    match payload {
+        ChatPayload::Text(text) => text.clone(),
+        ChatPayload::Action(text) => format!("/me {text}"),
+    }
+}
+
+/// One reconnection attempt: connect, handshake, and resume the session (or, when the relay
+/// does not have it, register anew under the same nickname).
+async fn try_link(
+    server: String,
+    access_code: Secret,
+    nick: String,
+    (token, received): (crate::proto::ResumeToken, u64),
+) -> Result<(RawClient, Reconnected), ClientError> {
+    let mut raw = RawClient::connect(&server, &access_code).await?;
+    raw.send(&ClientFrame::Resume { token, received }).await?;
+    match raw.recv().await? {
+        ServerFrame::Resumed { received: handled, backlog } => {
+            Ok((raw, Reconnected::Resumed { handled, backlog }))
+        }
+        ServerFrame::ResumeRefused { .. } => {
+            let numbers = raw.register(&nick).await?;
+            Ok((raw, Reconnected::Registered { numbers }))
+        }
+        ServerFrame::Goodbye { reason } => Err(reason.into()),
+        _ => Err(ClientError::Handshake("the server did not answer the resume".into())),
+    }
 }

@@ -32,6 +32,8 @@ pub enum ClientError {
     MessageTooLong { len: usize, max: usize },
     #[error("disconnected: {0}")]
     Disconnected(String),
+    #[error("offline: {0}")]
+    Offline(String),
     #[error("no answer from {0} in time")]
     Timeout(&'static str),
     #[error("{0}")]

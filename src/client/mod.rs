@@ -8,10 +8,14 @@
 pub mod commit_policy;
 mod engine;
 mod error;
+/// Who sent messages that never reached us.
+pub mod gaps;
 /// `/whoami`, `/verify`, `/trust` and the pin check.
 mod identity;
 pub mod raw;
+pub mod reconnect;
 pub mod rejoin;
+pub mod resume;
 mod room;
 #[cfg(test)]
 mod room_simulation;
@@ -43,6 +47,7 @@ pub struct ClientOptions {
     /// `host:port` of the relay.
     pub server: String,
     pub nick: String,
+    /// Kept in memory for reconnecting; never printed (`Secret`).
     pub access_code: Secret,
 }
 
@@ -56,7 +61,19 @@ pub enum Event {
         text: String,
         action: bool,
         time: SystemTime,
+        /// Sent while we were away, and delivered when we came back.
+        late: bool,
     },
+    /// Messages from `from` never reached us: `missed` of them, sent after `since` (when
+    /// the last one before them arrived).
+    Gap {
+        room: String,
+        from: String,
+        missed: u64,
+        since: SystemTime,
+    },
+    /// The link to the relay changed; the session goes on.
+    Connection(ConnectionEvent),
     /// Someone (possibly us) entered the room.
     Joined {
         room: String,
@@ -93,6 +110,39 @@ pub enum Event {
         /// The new key's short fingerprint.
         fingerprint: String,
     },
+}
+
+/// What happened to the link to the relay. The session survives all of these; only
+/// [`Event::Disconnected`] ends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectionEvent {
+    /// The link dropped (or went silent); the client reconnects by itself.
+    Lost { reason: String },
+    /// Attempt `attempt` to reconnect comes in `retry_in`.
+    Reconnecting { attempt: u32, retry_in: Duration, last_error: Option<String> },
+    /// The same session is back: the room as it was, and the `missed` frames the relay kept
+    /// follow.
+    Resumed { missed: u64 },
+    /// Connected again, but as a new session: the relay restarted (`relay_restarted`) or
+    /// forgot us after the grace period. Rooms are taken back or rejoined automatically;
+    /// what was said in between did not reach us.
+    Reconnected { relay_restarted: bool, offline_since: SystemTime },
+    /// A line typed while offline is kept, `waiting` in all, to be sent once back.
+    Queued { waiting: usize },
+    /// The lines typed while offline were sent.
+    QueueSent { count: usize },
+    /// Lines that were not sent, and why.
+    NotSent { texts: Vec<String>, reason: String },
+}
+
+/// The link as the prompt shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Connected,
+    /// Reconnecting: attempt number, and lines waiting.
+    Reconnecting { attempt: u32, waiting: usize },
+    /// The session is over.
+    Closed,
 }
 
 /// One member as `/who` shows it.
@@ -135,7 +185,7 @@ pub struct RoomMembers {
 pub(crate) struct View {
     nick: String,
     room: Option<String>,
-    connected: bool,
+    link: LinkState,
 }
 
 /// A cheap, cloneable handle to a running engine.
@@ -191,10 +241,10 @@ pub async fn connect_as(
     }
     let setup = async {
         let mut raw = RawClient::connect(&server, &access_code).await?;
-        raw.register(&nick).await?;
-        Ok::<_, ClientError>(raw)
+        let registration = raw.register(&nick).await?;
+        Ok::<_, ClientError>((raw, registration))
     };
-    let raw = tokio::time::timeout(CONNECT_TIMEOUT, setup)
+    let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
         .map_err(|_| ClientError::Timeout("the server"))??;
     // Sign with the given identity; pins are per relay, named as the user did.
@@ -203,9 +253,11 @@ pub async fn connect_as(
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();
-    let view = Arc::new(Mutex::new(View { nick: nick.clone(), room: None, connected: true }));
-    let (reader, writer) = (raw.reader, raw.writer);
-    engine::spawn(nick, mls, trust, reader, writer, request_receiver, event_sender, view.clone());
+    let view =
+        Arc::new(Mutex::new(View { nick: nick.clone(), room: None, link: LinkState::Connected }));
+    let link = engine::Link { server, access_code, numbers: registration };
+    let parts = engine::Parts { nick, mls, trust, link, events: event_sender, view: view.clone() };
+    engine::spawn(parts, raw.reader, raw.writer, request_receiver);
     Ok((Client { requests, view }, Events { receiver }))
 }
 
@@ -222,8 +274,14 @@ impl Client {
         self.view().room.clone()
     }
 
+    /// Whether the session goes on (connected, or reconnecting by itself).
     pub fn is_connected(&self) -> bool {
-        self.view().connected
+        self.view().link != LinkState::Closed
+    }
+
+    /// The link as the prompt shows it.
+    pub fn link_state(&self) -> LinkState {
+        self.view().link
     }
 
     async fn ask<T>(

@@ -8,6 +8,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::ClientError;
+use super::resume::SessionNumbers;
 use crate::proto::{ClientFrame, ErrorReason, ServerFrame};
 use crate::secret::Secret;
 use crate::transport::{self, SealedReader, SealedWriter, TransportError};
@@ -50,11 +51,14 @@ impl RawClient {
         Ok(RawClient { reader, writer })
     }
 
-    /// Claims a nickname and waits for the answer.
-    pub async fn register(&mut self, nick: &str) -> Result<(), ClientError> {
+    /// Claims a nickname and waits for the answer: the session's numbering, from its
+    /// resume token on.
+    pub async fn register(&mut self, nick: &str) -> Result<SessionNumbers, ClientError> {
         self.send(&ClientFrame::Register { nick: nick.to_owned() }).await?;
         match self.recv().await? {
-            ServerFrame::Registered { .. } => Ok(()),
+            ServerFrame::Registered { token, relay_boot, .. } => {
+                Ok(SessionNumbers::registered(token, relay_boot))
+            }
             ServerFrame::Error { reason: ErrorReason::NickTaken } => {
                 Err(ClientError::NickTaken(nick.to_owned()))
             }

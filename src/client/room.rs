@@ -20,12 +20,13 @@ use std::time::SystemTime;
 
 use super::Event;
 use super::commit_policy::{self, PolicyViolation, RoomView};
+use super::gaps::SenderGaps;
 use super::rejoin::{self, Departed, RejoinRefusal};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, RoomEvent, RoomGroup};
 use crate::proto::{
-    self, AdmissionRefusal, ChatPayload, ClientFrame, CommitRejection, MAX_APPLICATION_LEN,
-    RemovalReason, ServerFrame, Welcome,
+    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
+    MAX_APPLICATION_LEN, RemovalReason, ServerFrame, Welcome,
 };
 use crate::secret::Secret;
 
@@ -62,6 +63,9 @@ pub enum Phase {
     AwaitingWelcome { leader: String, departed: Option<Departed> },
     /// In the group.
     Member(Box<Membership>),
+    /// In the group, asking a relay that forgot our session (it restarted, or we were away
+    /// too long) to take us back into the room as we were (`Reclaim`).
+    Reclaiming(Box<Membership>),
 }
 
 /// What only a member has: the group, and the key changes in progress.
@@ -133,6 +137,10 @@ pub struct Room {
     pub phase: Phase,
     /// Members in the relay's order; the first is the leader.
     pub relay_members: Vec<String>,
+    /// Our running number of chat messages sent to this room.
+    sent_messages: u64,
+    /// The running numbers of everyone else's, to see gaps.
+    gaps: SenderGaps,
 }
 
 impl Room {
@@ -142,6 +150,8 @@ impl Room {
             password,
             phase: Phase::Requested { departed: None },
             relay_members: Vec::new(),
+            sent_messages: 0,
+            gaps: SenderGaps::default(),
         }
     }
 
@@ -161,7 +171,58 @@ impl Room {
             Phase::Requested { departed: Some(_) }
                 | Phase::Admitting { departed: Some(_), .. }
                 | Phase::AwaitingWelcome { departed: Some(_), .. }
+                | Phase::Reclaiming(_)
         )
+    }
+
+    /// Whether we are asking to be taken back into the room with our group as it was.
+    pub fn reclaiming(&self) -> bool {
+        matches!(self.phase, Phase::Reclaiming(_))
+    }
+
+    /// The relay forgot our session: ask to be a member again. A member asks with its
+    /// group and epoch (and keeps both while it waits); anyone still joining starts over.
+    pub fn reclaim(&mut self) -> ClientFrame {
+        self.relay_members.clear();
+        let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
+        match phase {
+            Phase::Member(mut membership) | Phase::Reclaiming(mut membership) => {
+                // Whatever was being voted on died with the relay's memory of the room.
+                membership.group.discard_pending_commit();
+                membership.group.discard_staged_commit();
+                membership.own_commit = None;
+                membership.voted = None;
+                membership.intents.clear();
+                membership.admissions.clear();
+                let frame = ClientFrame::Reclaim {
+                    room: self.name.clone(),
+                    group_id: membership.group.group_id(),
+                    epoch: membership.group.epoch(),
+                };
+                self.phase = Phase::Reclaiming(membership);
+                frame
+            }
+            other => {
+                self.phase = other;
+                self.restart_join()
+            }
+        }
+    }
+
+    /// The relay took us back into the room with our group as it was.
+    pub fn reclaimed(&mut self, members: Vec<String>) -> Result<(), RoomError> {
+        let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
+        match phase {
+            Phase::Reclaiming(membership) => {
+                self.phase = Phase::Member(membership);
+                self.relay_members = members;
+                Ok(())
+            }
+            other => {
+                self.phase = other;
+                Err(RoomError::OutOfTurn("a reclaimed room"))
+            }
+        }
     }
 
     pub fn leader(&self) -> Option<&str> {
@@ -170,7 +231,7 @@ impl Room {
 
     pub fn group(&self) -> Option<&RoomGroup> {
         match &self.phase {
-            Phase::Member(membership) => Some(&membership.group),
+            Phase::Member(membership) | Phase::Reclaiming(membership) => Some(&membership.group),
             _ => None,
         }
     }
@@ -194,6 +255,9 @@ impl Room {
 
     /// The relay says the room was empty: we create its group and lead it.
     pub fn created(&mut self, mls: &MlsMember, out: &mut Outbox) -> Result<(), RoomError> {
+        if !matches!(self.phase, Phase::Requested { .. }) {
+            return Err(RoomError::OutOfTurn("a new room"));
+        }
         let group = mls.create_room()?;
         if let Phase::Requested { departed: Some(_) } = &self.phase {
             out.notice(
@@ -212,6 +276,11 @@ impl Room {
         me: &str,
         leader: String,
     ) -> Result<ClientFrame, RoomError> {
+        if let Phase::Reclaiming(membership) = &self.phase {
+            // The room moved on without us (or holds us at another epoch): we are admitted
+            // again, back into this group only.
+            self.phase = Phase::Requested { departed: Some(departed_from(&membership.group)) };
+        }
         let Phase::Requested { departed } = &mut self.phase else {
             return Err(RoomError::OutOfTurn("a join answer"));
         };
@@ -253,7 +322,9 @@ impl Room {
             Phase::Requested { departed }
             | Phase::Admitting { departed, .. }
             | Phase::AwaitingWelcome { departed, .. } => departed,
-            Phase::Member(membership) => Some(departed_from(&membership.group)),
+            Phase::Member(membership) | Phase::Reclaiming(membership) => {
+                Some(departed_from(&membership.group))
+            }
         };
         self.phase = Phase::Requested { departed };
         ClientFrame::Join { room: self.name.clone() }
@@ -529,7 +600,25 @@ impl Room {
             ServerFrame::Application { from, message, .. } => {
                 self.incoming_message(&from, &message, now, out)
             }
-            ServerFrame::MemberJoined { nick, .. } => self.member_joined(nick),
+            ServerFrame::MemberJoined { nick, .. } => {
+                let returning = !self.relay_members.contains(&nick)
+                    && self.group().is_some_and(|group| {
+                        group.members().iter().any(|member| member.nick == nick && !member.is_self)
+                    });
+                if returning {
+                    // Already holds the room's keys: back after the relay forgot it.
+                    out.notice(&self.name.clone(), format!("{nick} is back"));
+                }
+                self.member_joined(nick)
+            }
+            ServerFrame::MemberAway { nick, away, .. } => {
+                let text = if away {
+                    format!("{nick} lost the connection; the relay keeps their place for a while")
+                } else {
+                    format!("{nick} is back")
+                };
+                out.notice(&self.name.clone(), text);
+            }
             ServerFrame::MemberLeft { nick, leader, .. } => {
                 self.member_left(me, &nick, leader, out)
             }
@@ -695,6 +784,19 @@ impl Room {
         match membership.group.process_incoming(message) {
             Ok(events) => {
                 for event in &events {
+                    if let RoomEvent::Message { from: signer, payload } = event
+                        && let Ok(envelope) = proto::decode::<ChatEnvelope>(payload)
+                        && let Some(gap) = self.gaps.observe(signer, envelope.number, now)
+                    {
+                        out.events.push(Event::Gap {
+                            room: room.clone(),
+                            from: gap.from,
+                            missed: gap.missed,
+                            since: gap.since,
+                        });
+                    }
+                }
+                for event in &events {
                     if let RoomEvent::Message { from: signer, .. } = event
                         && signer != from
                     {
@@ -720,11 +822,14 @@ impl Room {
     /// Encrypts a chat payload for the room.
     pub fn encrypt(&mut self, payload: &ChatPayload) -> Result<ClientFrame, RoomError> {
         let name = self.name.clone();
+        let number = self.sent_messages + 1;
         let membership = self.membership().ok_or(RoomError::NotMember)?;
-        let message = membership.group.encrypt_message(&proto::encode(payload))?;
+        let envelope = ChatEnvelope { number, payload: payload.clone() };
+        let message = membership.group.encrypt_message(&proto::encode(&envelope))?;
         if message.len() > MAX_APPLICATION_LEN {
             return Err(RoomError::TooLong { len: message.len(), max: MAX_APPLICATION_LEN });
         }
+        self.sent_messages = number;
         Ok(ClientFrame::Application { room: name, message })
     }
 }
@@ -756,13 +861,16 @@ fn room_events(room: &str, events: Vec<RoomEvent>, now: SystemTime, out: &mut Ou
     let rejoined = |nick: &String| removed.contains(nick) && added.contains(nick);
     for event in events {
         match event {
-            RoomEvent::Message { from, payload } => match proto::decode::<ChatPayload>(&payload) {
+            RoomEvent::Message { from, payload } => match proto::decode::<ChatEnvelope>(&payload)
+                .map(|envelope| envelope.payload)
+            {
                 Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
                     room: room.to_owned(),
                     from,
                     text,
                     action: false,
                     time: now,
+                    late: false,
                 }),
                 Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
                     room: room.to_owned(),
@@ -770,6 +878,7 @@ fn room_events(room: &str, events: Vec<RoomEvent>, now: SystemTime, out: &mut Ou
                     text,
                     action: true,
                     time: now,
+                    late: false,
                 }),
                 Err(_) => out.warn(room, format!("{from} sent a message this version cannot show")),
             },

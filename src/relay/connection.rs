@@ -4,7 +4,9 @@
 //! over three things at once: frames from the client (handled under the state lock), frames
 //! queued for the client by anyone (sealed and written in batches), and orders to close
 //! (stalled reader, shutdown, idle). On the way out it erases the session from the state
-//! before saying goodbye, so nothing more is queued for it and no trace of it stays behind.
+//! before saying goodbye, so nothing more is queued for it and no trace of it stays behind —
+//! unless the link dropped under a registered session: then the session is parked, away, for
+//! the next connection that presents its resume token (`replay` has the numbering).
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -21,8 +23,9 @@ use super::Shared;
 use super::gate::{Admission, HandshakeOutcome};
 use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
-use super::state::{AbuseSignal, Control, SessionChannel, SessionId};
-use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
+use super::replay::ReplayBuffer;
+use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ResumeToken, ServerFrame};
 use crate::transport::{
     self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
 };
@@ -30,6 +33,9 @@ use crate::transport::{
 /// Frames sealed into one write before flushing, so a busy room is not one syscall a frame
 /// and a quiet one is not delayed.
 const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// How long a resuming connection waits for the one still serving its session to let go.
+const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves one accepted connection to its end: the gate's decision, the handshake, the
 /// session, and the goodbye.
@@ -113,6 +119,10 @@ struct Session {
     /// Reused for what the state reports after each frame.
     signals: Vec<AbuseSignal>,
     last_heard: Instant,
+    /// The frames sent and not acknowledged, and the count of the client's frames handled.
+    replay: ReplayBuffer,
+    /// Whether a frame has arrived yet: only the first may be `Resume`.
+    heard_any: bool,
 }
 
 impl Session {
@@ -128,6 +138,7 @@ impl Session {
         let (kick, kicked) = oneshot::channel::<DisconnectReason>();
         let own_queue = outbound.clone();
         let limiter = ConnectionLimiter::new(config.rate_limit, Instant::now());
+        let replay = ReplayBuffer::new(config.replay_limits);
         let id = shared.state().add_session(ip, SessionChannel { outbound, kick });
         Session {
             shared,
@@ -141,6 +152,8 @@ impl Session {
             limiter,
             signals: Vec::new(),
             last_heard: Instant::now(),
+            replay,
+            heard_any: false,
         }
     }
 
@@ -160,6 +173,10 @@ impl Session {
                 () = &mut idle => Wake::IdleTimer,
             };
             let outcome = match wake {
+                Wake::Read(Ok(ClientFrame::Resume { token, received })) if !self.heard_any => {
+                    self.heard_any = true;
+                    self.resume(&token, received).await
+                }
                 Wake::Read(Ok(frame)) => self.on_frame(frame),
                 Wake::Read(Err(reason)) | Wake::Kicked(reason) => Err(reason),
                 Wake::Queued(first) => self.write_queued(first, stop).await,
@@ -176,6 +193,18 @@ impl Session {
     /// `Err` ends the session with the reason to give.
     fn on_frame(&mut self, frame: ClientFrame) -> Result<(), Option<DisconnectReason>> {
         self.last_heard = Instant::now();
+        self.heard_any = true;
+        if let ClientFrame::Ack { received } = frame {
+            // Acknowledgements are not numbered, not rate limited (they cost next to
+            // nothing) and answered only when there is news, so a flood of them is idle.
+            self.replay.acknowledge(received);
+            if let Some(handled) = self.replay.ack_to_send() {
+                let ack = ServerFrame::Ack { received: handled };
+                let _ = self.own_queue.try_send(Bytes::from(proto::encode(&ack)));
+            }
+            return Ok(());
+        }
+        self.replay.handled_one();
         match self.limiter.check(&frame, self.last_heard) {
             Verdict::Pass => {}
             Verdict::Refuse => {
@@ -209,9 +238,11 @@ impl Session {
         stop: &CancellationToken,
     ) -> Result<(), Option<DisconnectReason>> {
         let mut sealed = self.writer.queue(&first).is_ok();
+        self.replay.sent_one(first);
         for _ in 1..MAX_FRAMES_PER_WRITE {
             let Some(frame) = self.queued.try_recv() else { break };
             sealed &= self.writer.queue(&frame).is_ok();
+            self.replay.sent_one(frame);
         }
         if !sealed {
             return Err(Some(DisconnectReason::ProtocolViolation));
@@ -221,6 +252,72 @@ impl Session {
             reason = &mut self.kicked => Err(reason.ok()),
             () = stop.cancelled() => Err(Some(DisconnectReason::ServerShutdown)),
         }
+    }
+
+    /// Takes back the session `token` names: adopts its queue and replay buffer, tells the
+    /// client how far the relay got, and sends again what the client missed. A session the
+    /// relay does not have (or cannot replay honestly) is refused; the client registers anew.
+    async fn resume(
+        &mut self,
+        token: &ResumeToken,
+        received: u64,
+    ) -> Result<(), Option<DisconnectReason>> {
+        let (kick, kicked) = oneshot::channel();
+        let now = Instant::now();
+        let resumption = self.shared.state().resume(token, kick, now);
+        let (id, parked) = match resumption {
+            Resumption::Ready { id, parked } => (id, parked),
+            Resumption::HandingOver { id, parked } => {
+                match timeout(HANDOVER_TIMEOUT, parked).await {
+                    Ok(Ok(parked)) => (id, parked),
+                    _ => return self.refuse_resume(None).await,
+                }
+            }
+            Resumption::Unknown => return self.refuse_resume(None).await,
+        };
+        let Parked { inbound, mut replay } = parked;
+        let Ok(missing) = replay.missing(received) else {
+            return self.refuse_resume(Some(id)).await;
+        };
+        let Some(own_queue) = self.shared.state().adopt(self.id, id, now) else {
+            return self.refuse_resume(None).await;
+        };
+        self.id = id;
+        self.kicked = kicked;
+        self.queued = inbound;
+        self.own_queue = own_queue;
+        let backlog = (missing.len() + self.queued.len()) as u64;
+        let resumed = ServerFrame::Resumed { received: replay.handled(), backlog };
+        self.replay = replay;
+        let mut sealed = self.writer.queue(&proto::encode(&resumed)).is_ok();
+        for frame in &missing {
+            sealed &= self.writer.queue(frame).is_ok();
+        }
+        if !sealed {
+            return Err(Some(DisconnectReason::ProtocolViolation));
+        }
+        tracing::info!(missed = missing.len(), "session resumed");
+        self.writer.flush().await.map_err(|_| None)
+    }
+
+    /// Tells the client its session cannot be resumed (removing `session` if the relay still
+    /// had it, but not all it missed).
+    async fn refuse_resume(
+        &mut self,
+        session: Option<SessionId>,
+    ) -> Result<(), Option<DisconnectReason>> {
+        let relay_boot = {
+            let mut state = self.shared.state();
+            if let Some(session) = session {
+                state.remove_session(session, Instant::now());
+            }
+            state.relay_boot()
+        };
+        let refused = ServerFrame::ResumeRefused { relay_boot };
+        if self.writer.queue(&proto::encode(&refused)).is_err() {
+            return Err(Some(DisconnectReason::ProtocolViolation));
+        }
+        self.writer.flush().await.map_err(|_| None)
     }
 
     /// Ends the session if nothing was heard for the idle timeout, or sets the timer again
@@ -236,17 +333,28 @@ impl Session {
 
     /// Erases the session from the state before saying goodbye, so nothing more is queued
     /// for it and no trace of it stays behind; then tells the client why, briefly.
-    async fn close(mut self, reason: Option<DisconnectReason>) {
-        self.shared.state().remove_session(self.id, Instant::now());
+    async fn close(self, reason: Option<DisconnectReason>) {
+        let Session { shared, ip, id, mut writer, queued, replay, .. } = self;
+        // A link that died or went quiet may come back: the session waits for its client.
+        // Anything the relay or the client decided ends it for good.
+        let link_lost = matches!(
+            reason,
+            None | Some(DisconnectReason::IdleTimeout | DisconnectReason::ResumedElsewhere)
+        );
+        if link_lost {
+            shared.state().park(id, Parked { inbound: queued, replay }, Instant::now());
+        } else {
+            shared.state().remove_session(id, Instant::now());
+        }
         if reason == Some(DisconnectReason::IdleTimeout) {
-            self.shared.gate.record_idle_drop(self.ip);
+            shared.gate.record_idle_drop(ip);
         }
         // Operational only: a reason, never who, where from, or what they said.
         tracing::info!(?reason, "client disconnected");
         if let Some(reason) = reason {
             // Best effort, and brief: a reader that stalled may never take the goodbye.
-            let _ = self.writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
-            let _ = timeout(std::time::Duration::from_secs(1), self.writer.shutdown()).await;
+            let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
+            let _ = timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
         }
     }
 }
@@ -260,6 +368,8 @@ fn decoded(
             proto::decode::<ClientFrame>(plaintext).map_err(|_| Some(DisconnectReason::BadFrame))
         }
         Ok(None) => Err(None),
+        // A reset or broken link: nobody to tell, and the session may be resumed.
+        Err(TransportError::Io(_)) => Err(None),
         Err(error) => Err(Some(reason_for(&error))),
     }
 }
@@ -267,9 +377,9 @@ fn decoded(
 fn reason_for(error: &TransportError) -> DisconnectReason {
     match error {
         TransportError::FrameTooLarge => DisconnectReason::FrameTooLarge,
-        TransportError::BadSeal | TransportError::BadRecord | TransportError::Decode(_) => {
-            DisconnectReason::BadFrame
-        }
-        TransportError::Io(_) => DisconnectReason::BadFrame,
+        TransportError::BadSeal
+        | TransportError::BadRecord
+        | TransportError::Decode(_)
+        | TransportError::Io(_) => DisconnectReason::BadFrame,
     }
 }

@@ -12,6 +12,7 @@ pub mod gate;
 pub mod listener;
 pub mod outbound;
 pub mod rate;
+pub mod replay;
 pub mod report;
 pub mod state;
 mod vote;
@@ -44,11 +45,14 @@ pub struct RelayConfig {
     pub queue_limits: outbound::QueueLimits,
     /// Rooms one client may be in (or joining) at once.
     pub max_rooms_per_client: usize,
-    /// How long members have to vote on a commit, and a leader to answer a joiner.
+    /// How long members have to vote on a commit, a leader to answer a joiner, and a
+    /// dropped session's client to resume it.
     pub room_deadlines: state::RoomDeadlines,
     pub gate: GateLimits,
     /// Frames per second each connection may send, chat and room traffic counted apart.
     pub rate_limit: RateLimit,
+    /// What each session keeps of the frames sent to its client, for a resume.
+    pub replay_limits: replay::ReplayLimits,
     /// Where to write the abuse report; `None` writes nothing at all.
     pub report: Option<ReportConfig>,
 }
@@ -64,6 +68,7 @@ impl RelayConfig {
             room_deadlines: state::RoomDeadlines::default(),
             gate: GateLimits::default(),
             rate_limit: RateLimit::default(),
+            replay_limits: replay::ReplayLimits::default(),
             report: None,
         }
     }

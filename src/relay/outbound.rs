@@ -110,6 +110,16 @@ impl Inbound {
         Some(frame)
     }
 
+    /// How many frames are queued.
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
     /// A queued frame, if one is waiting.
     pub fn try_recv(&mut self) -> Option<Bytes> {
         let frame = self.receiver.try_recv().ok()?;

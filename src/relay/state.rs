@@ -13,6 +13,12 @@
 //! remaining member accepted it, and otherwise aborts it and takes the offender out of the
 //! room (`vote`). Deadlines — for votes, and for a leader that owes a joiner an answer — are
 //! checked by [`State::expire`], which the relay calls a few times a second.
+//!
+//! A session outlives its connection (see `replay`): when a registered client's link drops,
+//! its session is *parked* — "away", keeping its nickname, rooms and a bounded queue of what
+//! it misses — for the grace period, and a new connection presenting its resume token takes
+//! it back. Away members do not vote (a join need not wait two minutes for them); they check
+//! the commits they missed when they return, and leave and rejoin if one breaks the rules.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -22,12 +28,14 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::outbound::Outbound;
+use super::outbound::{Inbound, Outbound};
+use super::replay::ReplayBuffer;
 use super::vote::{Tally, Verdict};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT};
 use crate::proto::{
     self, AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason,
-    MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, RoomSummary, ServerFrame, Welcome,
+    MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, ResumeToken, RoomSummary, ServerFrame,
+    Welcome,
 };
 
 /// Failed admissions for one nickname before it may not ask to join that room again, as in
@@ -44,16 +52,22 @@ pub const VOTE_DEADLINE: Duration = Duration::from_secs(5);
 /// commit that adds it) before the next member leads instead, by default.
 pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
 
+/// How long a session whose connection dropped keeps its nickname, rooms and missed frames,
+/// by default, waiting for its client to resume it.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(120);
+
 /// The deadlines of room traffic; [`RoomDeadlines::default`] gives the documented ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomDeadlines {
     pub vote: Duration,
     pub leader: Duration,
+    /// How long an away session is kept for its client to resume it.
+    pub grace: Duration,
 }
 
 impl Default for RoomDeadlines {
     fn default() -> Self {
-        RoomDeadlines { vote: VOTE_DEADLINE, leader: LEADER_DEADLINE }
+        RoomDeadlines { vote: VOTE_DEADLINE, leader: LEADER_DEADLINE, grace: GRACE_PERIOD }
     }
 }
 
@@ -74,6 +88,39 @@ struct Session {
     /// Rooms this session is a member of or waiting to join.
     rooms: Vec<String>,
     ip: IpAddr,
+    /// Takes the session back over a new connection; issued at registration.
+    token: Option<ResumeToken>,
+    /// Set while no connection serves the session.
+    away: Option<Away>,
+    /// A new connection waiting for the old one to hand the session over, and the kick
+    /// channel of the new one.
+    handover: Option<(oneshot::Sender<Parked>, oneshot::Sender<DisconnectReason>)>,
+}
+
+/// A session without a connection, waiting for its client.
+struct Away {
+    since: Instant,
+    parked: Option<Parked>,
+    /// Frames were lost while away (its queue was full): it cannot be resumed.
+    overflowed: bool,
+}
+
+/// What a connection task hands back when its link drops, for the next one to carry on
+/// with: the queue of frames for the client, and the frames it has not acknowledged.
+pub struct Parked {
+    pub inbound: Inbound,
+    pub replay: ReplayBuffer,
+}
+
+/// What became of a `Resume`.
+pub enum Resumption {
+    /// The session is this connection's now: carry on with its queue and replay buffer.
+    Ready { id: SessionId, parked: Parked },
+    /// Another connection still serves the session; it was told to hand it over through
+    /// this channel.
+    HandingOver { id: SessionId, parked: oneshot::Receiver<Parked> },
+    /// No such session (the relay restarted, or it was removed).
+    Unknown,
 }
 
 struct RoomMember {
@@ -162,6 +209,8 @@ pub struct RelayStats {
     pub rooms: usize,
     pub room_memberships: usize,
     pub pending_joins: usize,
+    /// Sessions whose connection dropped, kept for their clients to resume.
+    pub away_sessions: usize,
 }
 
 /// What the connection task should do after a frame.
@@ -189,11 +238,21 @@ pub struct State {
     rooms: HashMap<String, Room>,
     max_rooms_per_session: usize,
     deadlines: RoomDeadlines,
+    /// Sessions by resume token.
+    tokens: HashMap<ResumeToken, SessionId>,
+    /// Random, per run of the relay: clients tell a restart from a forgotten session by it.
+    relay_boot: u64,
 }
 
 impl State {
     pub fn new(max_rooms_per_session: usize, deadlines: RoomDeadlines) -> Self {
-        State { max_rooms_per_session, deadlines, ..State::default() }
+        let relay_boot = rand::random();
+        State { max_rooms_per_session, deadlines, relay_boot, ..State::default() }
+    }
+
+    /// This run of the relay's number.
+    pub fn relay_boot(&self) -> u64 {
+        self.relay_boot
     }
 
     pub fn stats(&self) -> RelayStats {
@@ -203,6 +262,7 @@ impl State {
             rooms: self.rooms.len(),
             room_memberships: self.rooms.values().map(|room| room.members.len()).sum(),
             pending_joins: self.rooms.values().map(|room| room.pending.len()).sum(),
+            away_sessions: self.sessions.values().filter(|session| session.away.is_some()).count(),
         }
     }
 
@@ -216,6 +276,9 @@ impl State {
             kick: Some(channel.kick),
             rooms: Vec::new(),
             ip,
+            token: None,
+            away: None,
+            handover: None,
         };
         self.sessions.insert(id, session);
         id
@@ -228,11 +291,102 @@ impl State {
         for room in session.rooms.clone() {
             self.leave_room(id, &room, now);
         }
-        if let Some(session) = self.sessions.remove(&id)
-            && let Some(nick) = session.nick
-        {
-            self.nicks.remove(&proto::nick_skeleton(&nick));
+        if let Some(session) = self.sessions.remove(&id) {
+            if let Some(nick) = session.nick {
+                self.nicks.remove(&proto::nick_skeleton(&nick));
+            }
+            if let Some(token) = session.token {
+                self.tokens.remove(&token);
+            }
         }
+    }
+
+    /// The connection of a session dropped (not by the client's choice): a registered
+    /// session is kept, away, for the grace period; one a new connection is waiting for is
+    /// handed over at once; an unregistered one is simply removed.
+    pub fn park(&mut self, id: SessionId, parked: Parked, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else { return };
+        if let Some((handover, kick)) = session.handover.take() {
+            session.kick = Some(kick);
+            if let Err(parked) = handover.send(parked) {
+                // The new connection gave up waiting: the session waits for the next one.
+                self.set_away(id, parked, now);
+            }
+            return;
+        }
+        if session.nick.is_none() {
+            return self.remove_session(id, now);
+        }
+        self.set_away(id, parked, now);
+    }
+
+    fn set_away(&mut self, id: SessionId, parked: Parked, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else { return };
+        session.kick = None;
+        session.away = Some(Away { since: now, parked: Some(parked), overflowed: false });
+        self.announce_presence(id, true, now);
+    }
+
+    /// Tells the rooms a session is a member of that it is away or back. An away member's
+    /// vote on the commit in flight is not waited for.
+    fn announce_presence(&mut self, id: SessionId, away: bool, now: Instant) {
+        let nick = self.nick_of(id);
+        let rooms = self.sessions.get(&id).map(|session| session.rooms.clone()).unwrap_or_default();
+        for room_name in rooms {
+            let Some(room) = self.rooms.get_mut(&room_name) else { continue };
+            if room.member(id).is_none() {
+                continue;
+            }
+            if away && let Some(in_flight) = room.in_flight.as_mut() {
+                in_flight.tally.forget(id);
+            }
+            let notice =
+                ServerFrame::MemberAway { room: room_name.clone(), nick: nick.clone(), away };
+            self.send_to_room(&room_name, Some(id), &notice);
+            self.settle(&room_name, now);
+        }
+    }
+
+    /// A new connection presents a resume token. `kick` is the new connection's close
+    /// channel.
+    pub fn resume(
+        &mut self,
+        token: &ResumeToken,
+        kick: oneshot::Sender<DisconnectReason>,
+        now: Instant,
+    ) -> Resumption {
+        let Some(&id) = self.tokens.get(token) else { return Resumption::Unknown };
+        let Some(session) = self.sessions.get_mut(&id) else { return Resumption::Unknown };
+        if session.away.as_ref().is_some_and(|away| away.overflowed) {
+            // It missed frames nobody kept: only a fresh start is honest.
+            self.remove_session(id, now);
+            return Resumption::Unknown;
+        }
+        let resumption = match session.away.take() {
+            Some(Away { parked: Some(parked), .. }) => {
+                session.kick = Some(kick);
+                self.announce_presence(id, false, now);
+                Resumption::Ready { id, parked }
+            }
+            _ => {
+                // Still served by an older connection (its link may be dead without either
+                // end knowing yet): that one hands over, and goes.
+                let (handover, parked) = oneshot::channel();
+                session.handover = Some((handover, kick));
+                if let Some(old) = session.kick.take() {
+                    let _ = old.send(DisconnectReason::ResumedElsewhere);
+                }
+                Resumption::HandingOver { id, parked }
+            }
+        };
+        resumption
+    }
+
+    /// A resuming connection adopts session `id`: its placeholder session `fresh` goes, and
+    /// it gets the queue sender of the session it took back.
+    pub fn adopt(&mut self, fresh: SessionId, id: SessionId, now: Instant) -> Option<Outbound> {
+        self.remove_session(fresh, now);
+        self.sessions.get(&id).map(|session| session.outbound.clone())
     }
 
     /// Handles one decoded frame from a session.
@@ -251,7 +405,13 @@ impl State {
             ClientFrame::Ping => self.send(id, &ServerFrame::Pong),
             ClientFrame::Quit => return Control::Close(DisconnectReason::Quit),
             ClientFrame::Register { nick } => self.register(id, nick),
+            // The connection task handles these; here they are out of place.
+            ClientFrame::Resume { .. } => self.error(id, ErrorReason::ResumeNotFirst),
+            ClientFrame::Ack { .. } => {}
             _ if !registered => self.error(id, ErrorReason::NotRegistered),
+            ClientFrame::Reclaim { room, group_id, epoch } => {
+                self.reclaim(id, room, group_id, epoch)
+            }
             ClientFrame::ListRooms => self.list_rooms(id),
             ClientFrame::ListMembers { room } => self.list_members(id, &room),
             ClientFrame::Join { room } => self.join(id, room),
@@ -289,6 +449,19 @@ impl State {
     /// (and the commit settled without them); a leader that owes a joiner an answer for too
     /// long hands the lead to the next member.
     pub fn expire(&mut self, now: Instant) {
+        let gone: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| {
+                session.away.as_ref().is_some_and(|away| {
+                    away.overflowed || now >= away.since + self.deadlines.grace
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.remove_session(id, now);
+        }
         let late_votes: Vec<(String, Vec<SessionId>)> = self
             .rooms
             .iter()
@@ -336,10 +509,13 @@ impl State {
             return self.error(id, ErrorReason::NickTaken);
         }
         self.nicks.insert(skeleton, id);
+        let token = ResumeToken(rand::random());
+        self.tokens.insert(token.clone(), id);
         if let Some(session) = self.sessions.get_mut(&id) {
             session.nick = Some(nick.clone());
+            session.token = Some(token.clone());
         }
-        self.send(id, &ServerFrame::Registered { nick });
+        self.send(id, &ServerFrame::Registered { nick, token, relay_boot: self.relay_boot });
     }
 
     fn list_rooms(&mut self, id: SessionId) {
@@ -406,6 +582,53 @@ impl State {
             session.rooms.push(room_name);
         }
         self.send(id, &reply);
+    }
+
+    /// A member of a room's group comes back to it (after a relay restart, or after the
+    /// relay forgot its session): where the room is empty or holds that group at that epoch,
+    /// it is a member again at once; where the room holds another group, it is told so;
+    /// otherwise it is admitted like any joiner, and its group repaired by a commit.
+    fn reclaim(&mut self, id: SessionId, room_name: String, group_id: Vec<u8>, epoch: u64) {
+        if !proto::is_valid_name(&room_name) {
+            return self.error(id, ErrorReason::RoomNameInvalid);
+        }
+        let Some(session) = self.sessions.get(&id) else { return };
+        if session.rooms.contains(&room_name) {
+            return self.error(id, ErrorReason::AlreadyInRoom);
+        }
+        if session.rooms.len() >= self.max_rooms_per_session {
+            return self.error(id, ErrorReason::TooManyRooms);
+        }
+        let nick = session.nick.clone().unwrap_or_default();
+        let outbound = session.outbound.clone();
+        let room = self.rooms.get(&room_name);
+        if room.is_some_and(|room| room.group_id.as_ref().is_some_and(|known| *known != group_id))
+        {
+            return self.error(id, ErrorReason::RoomIsAnotherGroup);
+        }
+        let as_it_was = room.is_none_or(|room| {
+            room.group_id.as_ref() == Some(&group_id)
+                && room.epoch == epoch
+                && room.in_flight.is_none()
+                && !room.banned_nicks.contains(&nick)
+                && room.members.len() + room.pending.len() < MAX_ROOM_MEMBERS
+        });
+        if !as_it_was {
+            return self.join(id, room_name);
+        }
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
+            group_id: Some(group_id),
+            epoch,
+            ..Room::default()
+        });
+        room.members.push(RoomMember { session: id, nick: nick.clone(), outbound, join_epoch: epoch });
+        let members = room.member_nicks();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.rooms.push(room_name.clone());
+        }
+        self.send(id, &ServerFrame::Reclaimed { room: room_name.clone(), members });
+        let notice = ServerFrame::MemberJoined { room: room_name.clone(), nick };
+        self.send_to_room(&room_name, Some(id), &notice);
     }
 
     /// The leader a waiting joiner's admission messages go to, now owing it an answer, and
@@ -583,11 +806,13 @@ impl State {
             // The leader answered with the commit; from here the vote's deadline governs.
             joiner.leader_owes_since = None;
         }
+        // Away members check the commit when they are back; the room does not wait for them.
         let voters: Vec<SessionId> = room
             .members
             .iter()
             .map(|member| member.session)
             .filter(|session| *session != id)
+            .filter(|session| self.sessions.get(session).is_some_and(|s| s.away.is_none()))
             .collect();
         room.in_flight = Some(CommitInFlight {
             epoch: room.epoch,
@@ -897,11 +1122,13 @@ impl State {
         }
     }
 
-    /// Tells a session whose queue is full (or already closed) to go.
+    /// Tells a session whose queue is full (or already closed) to go. An away session
+    /// cannot be told: it has missed frames and will not be resumed (`expire` removes it).
     fn kick_slow_reader(&mut self, id: SessionId) {
-        if let Some(session) = self.sessions.get_mut(&id)
-            && let Some(kick) = session.kick.take()
-        {
+        let Some(session) = self.sessions.get_mut(&id) else { return };
+        if let Some(away) = session.away.as_mut() {
+            away.overflowed = true;
+        } else if let Some(kick) = session.kick.take() {
             let _ = kick.send(DisconnectReason::SlowReader);
         }
     }

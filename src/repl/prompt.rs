@@ -22,6 +22,9 @@ pub enum ConnectionState {
     Connecting,
     /// Connected to the relay.
     Connected,
+    /// The link dropped; the client is reconnecting by itself (attempt N), with lines typed
+    /// meanwhile waiting to be sent.
+    Reconnecting { attempt: u32, waiting: usize },
     /// Connection lost or refused.
     Offline,
 }
@@ -47,6 +50,12 @@ impl ChatPrompt {
         match (status.state, room) {
             (ConnectionState::Connecting, _) => format!("{} (connecting…)", status.nick),
             (ConnectionState::Offline, _) => format!("{} (offline)", status.nick),
+            (ConnectionState::Reconnecting { attempt, waiting }, room) => {
+                let room = room.map(|room| format!("@{room}")).unwrap_or_default();
+                let waiting =
+                    if waiting > 0 { format!(", {waiting} waiting") } else { String::new() };
+                format!("{}{room} (reconnecting, attempt {attempt}{waiting})", status.nick)
+            }
             (ConnectionState::Connected, Some(room)) => format!("{}@{room}", status.nick),
             (ConnectionState::Connected, None) => format!("{} (no room)", status.nick),
         }
@@ -81,7 +90,7 @@ impl Prompt for ChatPrompt {
     fn get_prompt_color(&self) -> Color {
         match (self.status)().state {
             ConnectionState::Connected => Color::Green,
-            ConnectionState::Connecting => Color::Yellow,
+            ConnectionState::Connecting | ConnectionState::Reconnecting { .. } => Color::Yellow,
             ConnectionState::Offline => Color::Red,
         }
     }

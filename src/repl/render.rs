@@ -6,7 +6,7 @@
 //! output inert. Multi-line messages print their later lines indented under the first, so no
 //! line of a message can pass for a message of its own.
 
-use crate::client::Event;
+use crate::client::{ConnectionEvent, Event};
 use crate::repl::sanitize::{sanitize_inline, sanitize_lines};
 use nu_ansi_term::{Color, Style};
 use std::time::SystemTime;
@@ -65,9 +65,30 @@ impl Renderer {
         let now = SystemTime::now();
         let rendered = match event {
             Event::Message { from, .. } if *from == self.own_nick => return None,
-            Event::Message { room, from, text, action, time } => {
-                return Some(self.message(room, from, text, *action, *time));
+            Event::Message { room, from, text, action, time, late } => {
+                let mut rendered = self.message(room, from, text, *action, *time);
+                if *late {
+                    rendered.text = mark_late(self.format, rendered.text);
+                }
+                return Some(rendered);
             }
+            Event::Gap { room, from, missed, since } => {
+                let plural = if *missed == 1 { "" } else { "s" };
+                let text = format!(
+                    "{missed} message{plural} from {} sent after {} did not reach you",
+                    sanitize_inline(from),
+                    local_hhmm(*since)
+                );
+                if self.format == Format::Json {
+                    let mut value = json_value("gap", Some(room), Some(from), &text, now);
+                    value["missed"] = (*missed).into();
+                    value["since"] = rfc3339_utc(*since).into();
+                    value.to_string()
+                } else {
+                    self.line("gap", Some(room), Some(from), &text, now, Style::new().fg(Color::Yellow))
+                }
+            }
+            Event::Connection(change) => self.connection(change, now),
             Event::Joined { room, nick } if *nick == self.own_nick => self.line(
                 "joined",
                 Some(room),
@@ -146,6 +167,77 @@ impl Renderer {
             ),
         };
         Some(Rendered { text: rendered, bell: false })
+    }
+
+    /// A change of the link to the relay: one line, or one JSON object with its fields.
+    fn connection(&self, change: &ConnectionEvent, now: SystemTime) -> String {
+        let style = Style::new().fg(Color::Yellow);
+        let (kind, text, fields) = match change {
+            ConnectionEvent::Lost { reason } => (
+                "connection_lost",
+                format!("connection lost ({}); reconnecting by itself", sanitize_inline(reason)),
+                serde_json::json!({ "reason": reason }),
+            ),
+            ConnectionEvent::Reconnecting { attempt, retry_in, last_error } => {
+                let seconds = retry_in.as_secs_f64();
+                let why = last_error
+                    .as_deref()
+                    .map(|error| format!(" (last try: {})", sanitize_inline(error)))
+                    .unwrap_or_default();
+                (
+                    "reconnecting",
+                    format!("reconnecting: attempt {attempt} in {seconds:.1} s{why}"),
+                    serde_json::json!({ "attempt": attempt, "retry_in_ms": retry_in.as_millis() as u64, "last_error": last_error }),
+                )
+            }
+            ConnectionEvent::Resumed { missed } => (
+                "resumed",
+                format!("reconnected: the session resumed; {missed} frames kept for you follow"),
+                serde_json::json!({ "missed": missed }),
+            ),
+            ConnectionEvent::Reconnected { relay_restarted, offline_since } => {
+                let why = if *relay_restarted {
+                    "the relay restarted"
+                } else {
+                    "the relay had forgotten this session"
+                };
+                (
+                    "reconnected",
+                    format!(
+                        "reconnected as a new session ({why}); what was said since {} did not reach you",
+                        local_hhmm(*offline_since)
+                    ),
+                    serde_json::json!({ "relay_restarted": relay_restarted, "offline_since": rfc3339_utc(*offline_since) }),
+                )
+            }
+            ConnectionEvent::Queued { waiting } => (
+                "queued",
+                format!("offline: kept to send once back ({waiting} waiting)"),
+                serde_json::json!({ "waiting": waiting }),
+            ),
+            ConnectionEvent::QueueSent { count } => (
+                "queue_sent",
+                format!("sent {count} line(s) typed while offline"),
+                serde_json::json!({ "count": count }),
+            ),
+            ConnectionEvent::NotSent { texts, reason } => {
+                let lines: Vec<String> =
+                    texts.iter().map(|text| format!("\"{}\"", sanitize_inline(text))).collect();
+                (
+                    "not_sent",
+                    format!("not sent ({}): {}", sanitize_inline(reason), lines.join(", ")),
+                    serde_json::json!({ "texts": texts, "reason": reason }),
+                )
+            }
+        };
+        if self.format == Format::Json {
+            let mut value = json_value(kind, None, None, &text, now);
+            if let (Some(object), Some(extra)) = (value.as_object_mut(), fields.as_object()) {
+                object.extend(extra.iter().map(|(key, field)| (key.clone(), field.clone())));
+            }
+            return value.to_string();
+        }
+        self.line(kind, None, None, &text, now, style)
     }
 
     /// A message we just sent, as the others see it.
@@ -259,6 +351,21 @@ impl Renderer {
     }
 }
 
+/// Marks a message that was delivered late (kept by the relay while we were away).
+fn mark_late(format: Format, text: String) -> String {
+    match format {
+        Format::Json => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(mut value) => {
+                value["late"] = true.into();
+                value.to_string()
+            }
+            Err(_) => text,
+        },
+        Format::Color => format!("{text} {}", Color::DarkGray.paint("(late)")),
+        Format::Plain | Format::Line => format!("{text} (late)"),
+    }
+}
+
 /// The stable colour of a peer: FNV-1a of the nickname picks from [`PEER_COLORS`].
 pub fn peer_color(nick: &str) -> Color {
     let hash = nick.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
@@ -345,6 +452,7 @@ mod tests {
             text: text.into(),
             action: false,
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            late: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! `Handle::block_on`. The client may still be connecting when the prompt appears (nothing
 //! on the network happens before it), so it sits in a `OnceLock` the event task fills.
 
-use crate::client::{Client, ClientError, RoomMembers, RoomSummary};
+use crate::client::{Client, ClientError, LinkState, RoomMembers, RoomSummary};
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
@@ -57,10 +57,13 @@ impl Session {
     /// What the prompt shows.
     pub fn status(&self) -> PromptStatus {
         let (room, state) = match self.client.get() {
-            Some(client) if client.is_connected() => {
-                (client.current_room(), ConnectionState::Connected)
-            }
-            Some(_) => (None, ConnectionState::Offline),
+            Some(client) => match client.link_state() {
+                LinkState::Connected => (client.current_room(), ConnectionState::Connected),
+                LinkState::Reconnecting { attempt, waiting } => {
+                    (client.current_room(), ConnectionState::Reconnecting { attempt, waiting })
+                }
+                LinkState::Closed => (None, ConnectionState::Offline),
+            },
             None if self.failed.load(Ordering::Relaxed) => (None, ConnectionState::Offline),
             None => (None, ConnectionState::Connecting),
         };

@@ -1,0 +1,112 @@
+//! Reconnect supervision, the sans-IO half: when to try again, and which failures end the
+//! session for good.
+//!
+//! A lost link is retried forever, until the user quits, with jittered exponential backoff:
+//! the first try comes within a second (a Wi-Fi blip or a relay restart is usually over by
+//! then), each wait after that doubles, capped at [`MAX_DELAY`], and each is drawn at random
+//! from its upper half so that a relay's clients, all cut at once by its restart, do not
+//! come back in one thundering herd. The engine (`engine.rs`) does the waiting and the
+//! connecting; this module only decides.
+
+use std::time::Duration;
+
+use super::ClientError;
+use crate::proto::{DisconnectReason, HelloRejection};
+
+/// The first wait, before jitter.
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest wait between tries.
+pub const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The waits between reconnection attempts.
+#[derive(Debug, Clone, Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    /// The number of the next attempt, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt + 1
+    }
+
+    /// The wait before the next attempt; `jitter` is uniform in [0, 1). The wait is drawn
+    /// from [d/2, d) where d doubles from [`FIRST_DELAY`] up to [`MAX_DELAY`].
+    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+        let doublings = self.attempt.min(16);
+        self.attempt = self.attempt.saturating_add(1);
+        let ceiling = FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
+        let jitter = jitter.clamp(0.0, 1.0);
+        ceiling.mul_f64(0.5 + 0.5 * jitter)
+    }
+}
+
+/// Whether a failed connection attempt is worth repeating. Wrong credentials, a protocol
+/// this client does not speak, or a nickname it may never have will not get better by
+/// waiting; an unreachable relay, a refused or broken connection, or a relay restarting
+/// will.
+pub fn is_final(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::WrongAccessCode
+            | ClientError::NickInvalid(_)
+            | ClientError::Refused(HelloRejection::UnsupportedVersion { .. })
+    )
+}
+
+/// Whether the relay's goodbye ends the session for good, or only the link.
+pub fn goodbye_is_final(reason: DisconnectReason) -> bool {
+    match reason {
+        // The relay is restarting, or the link was too slow or quiet: come back.
+        DisconnectReason::ServerShutdown
+        | DisconnectReason::SlowReader
+        | DisconnectReason::IdleTimeout => false,
+        // Our own quit, a session taken over by another connection, or a relay that found
+        // this client misbehaving: coming back would only repeat it.
+        DisconnectReason::Quit
+        | DisconnectReason::ResumedElsewhere
+        | DisconnectReason::BadFrame
+        | DisconnectReason::FrameTooLarge
+        | DisconnectReason::ProtocolViolation
+        | DisconnectReason::RateLimited => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_try_is_within_a_second_and_waits_double_up_to_the_cap() {
+        let mut backoff = Backoff::default();
+        let first = backoff.next_delay(0.99);
+        assert!(first < Duration::from_secs(1), "{first:?}");
+        assert!(first >= Duration::from_millis(250));
+        let waits: Vec<Duration> = (0..12).map(|_| backoff.next_delay(0.0)).collect();
+        assert_eq!(waits[0], Duration::from_millis(500), "half of the doubled ceiling");
+        assert!(waits.windows(2).all(|pair| pair[0] <= pair[1]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), MAX_DELAY / 2);
+        assert!(backoff.next_delay(0.999) <= MAX_DELAY);
+        assert_eq!(backoff.attempt(), 15);
+    }
+
+    #[test]
+    fn jitter_spreads_a_herd() {
+        let low = Backoff { attempt: 3 }.next_delay(0.0);
+        let high = Backoff { attempt: 3 }.next_delay(0.9);
+        assert!(high > low + Duration::from_secs(1), "{low:?} {high:?}");
+    }
+
+    #[test]
+    fn only_what_waiting_cannot_fix_is_final() {
+        assert!(is_final(&ClientError::WrongAccessCode));
+        assert!(is_final(&ClientError::Refused(HelloRejection::UnsupportedVersion {
+            supported: 9
+        })));
+        assert!(!is_final(&ClientError::Refused(HelloRejection::ShuttingDown)));
+        assert!(!is_final(&ClientError::Unreachable { server: "x".into(), reason: "y".into() }));
+        assert!(!is_final(&ClientError::NickTaken("bob".into())));
+        assert!(!goodbye_is_final(DisconnectReason::ServerShutdown));
+        assert!(goodbye_is_final(DisconnectReason::Quit));
+    }
+}

@@ -1,0 +1,182 @@
+//! What a session needs to survive its connection: the frames written to the client that it
+//! has not acknowledged yet, and how many of the client's frames the relay has handled.
+//!
+//! A frame written to a socket is not a frame received: when a link dies, whatever sat in
+//! the kernel's buffers or on the wire is gone, and neither side knows exactly what. So both
+//! sides number the session's frames (every frame but `Resume`, `Ack`, `Resumed`,
+//! `ResumeRefused` and `Goodbye`, which belong to one connection), acknowledge what they got
+//! (`Ack`), and on `Resume` exchange their counts: each side then sends again exactly the
+//! frames the other is missing, in order, so nothing is lost or repeated.
+//!
+//! The buffer is bounded: a client that never acknowledges (a load generator, or a client
+//! that does not care to resume) costs at most [`ReplayLimits`], and the oldest frames are
+//! forgotten first; a resume that needs a forgotten frame is refused. Pure: no IO, no clock.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// How much a session keeps for a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        // A client acknowledges every 64 frames and every 5 s, so a few hundred frames is
+        // what a live link holds; the rest is headroom for a burst.
+        ReplayLimits { frames: 2048, bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// A resume asked for frames this buffer no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten;
+
+/// The frames sent to one client and not yet acknowledged, and the count of the client's
+/// frames the relay handled.
+#[derive(Debug)]
+pub struct ReplayBuffer {
+    limits: ReplayLimits,
+    /// The number of the first frame in `unacked` (frames are numbered from 1).
+    first: u64,
+    unacked: VecDeque<Bytes>,
+    bytes: usize,
+    /// Frames of the client's the relay has handled.
+    handled: u64,
+    /// What the last `Ack` to the client said, so a flood of `Ack`s is not answered.
+    acknowledged: u64,
+}
+
+impl ReplayBuffer {
+    pub fn new(limits: ReplayLimits) -> Self {
+        ReplayBuffer {
+            limits,
+            first: 1,
+            unacked: VecDeque::new(),
+            bytes: 0,
+            handled: 0,
+            acknowledged: 0,
+        }
+    }
+
+    /// The number of frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.first + self.unacked.len() as u64 - 1
+    }
+
+    /// Frames of the client's handled so far.
+    pub fn handled(&self) -> u64 {
+        self.handled
+    }
+
+    /// Counts one frame from the client.
+    pub fn handled_one(&mut self) {
+        self.handled += 1;
+    }
+
+    /// Keeps a frame as it is written, forgetting the oldest past the limits.
+    pub fn sent_one(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.unacked.push_back(frame);
+        while self.unacked.len() > self.limits.frames || self.bytes > self.limits.bytes {
+            self.forget_oldest();
+        }
+    }
+
+    /// The client has received the first `received` frames. A claim past what was sent is
+    /// capped: it acknowledges nothing that does not exist.
+    pub fn acknowledge(&mut self, received: u64) {
+        let received = received.min(self.sent());
+        while self.first <= received && !self.unacked.is_empty() {
+            self.forget_oldest();
+        }
+    }
+
+    /// What to answer an `Ack` with, if the count moved since the last answer.
+    pub fn ack_to_send(&mut self) -> Option<u64> {
+        (self.handled > self.acknowledged).then(|| {
+            self.acknowledged = self.handled;
+            self.handled
+        })
+    }
+
+    /// The frames a client that received the first `received` is missing, in order.
+    pub fn missing(&mut self, received: u64) -> Result<Vec<Bytes>, Forgotten> {
+        if received > self.sent() || received + 1 < self.first {
+            return Err(Forgotten);
+        }
+        self.acknowledge(received);
+        Ok(self.unacked.iter().cloned().collect())
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(frame) = self.unacked.pop_front() {
+            self.bytes -= frame.len();
+            self.first += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u8) -> Bytes {
+        Bytes::from(vec![n; 10])
+    }
+
+    #[test]
+    fn a_resume_gets_exactly_the_unacknowledged_frames_in_order() {
+        let mut buffer = ReplayBuffer::new(ReplayLimits::default());
+        for n in 1..=5 {
+            buffer.sent_one(frame(n));
+        }
+        buffer.acknowledge(2);
+        assert_eq!(buffer.sent(), 5);
+        assert_eq!(buffer.missing(3), Ok(vec![frame(4), frame(5)]));
+        assert_eq!(buffer.missing(5), Ok(vec![]));
+        // Numbering goes on after a resume.
+        buffer.sent_one(frame(6));
+        assert_eq!(buffer.missing(5), Ok(vec![frame(6)]));
+    }
+
+    #[test]
+    fn a_resume_needing_a_forgotten_frame_or_one_never_sent_is_refused() {
+        let mut buffer = ReplayBuffer::new(ReplayLimits { frames: 3, bytes: 1000 });
+        for n in 1..=5 {
+            buffer.sent_one(frame(n));
+        }
+        assert_eq!(buffer.missing(1), Err(Forgotten), "frame 2 was forgotten");
+        assert_eq!(buffer.missing(6), Err(Forgotten), "frame 6 was never sent");
+        assert_eq!(buffer.missing(2), Ok(vec![frame(3), frame(4), frame(5)]));
+    }
+
+    #[test]
+    fn bytes_are_bounded_too() {
+        let mut buffer = ReplayBuffer::new(ReplayLimits { frames: 100, bytes: 25 });
+        for n in 1..=3 {
+            buffer.sent_one(frame(n));
+        }
+        assert_eq!(buffer.missing(0), Err(Forgotten));
+        assert_eq!(buffer.missing(1), Ok(vec![frame(2), frame(3)]));
+    }
+
+    #[test]
+    fn acks_are_answered_only_when_the_count_moved() {
+        let mut buffer = ReplayBuffer::new(ReplayLimits::default());
+        assert_eq!(buffer.ack_to_send(), None);
+        buffer.handled_one();
+        buffer.handled_one();
+        assert_eq!(buffer.ack_to_send(), Some(2));
+        assert_eq!(buffer.ack_to_send(), None);
+        // A claim to have received more than was sent acknowledges only what was.
+        buffer.sent_one(frame(1));
+        buffer.acknowledge(99);
+        assert_eq!(buffer.sent(), 1);
+        buffer.sent_one(frame(2));
+        assert_eq!(buffer.missing(1), Ok(vec![frame(2)]));
+    }
+}
