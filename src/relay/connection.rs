@@ -368,10 +368,27 @@ fn decoded(
             proto::decode::<ClientFrame>(plaintext).map_err(|_| Some(DisconnectReason::BadFrame))
         }
         Ok(None) => Err(None),
-        // A reset or broken link: nobody to tell, and the session may be resumed.
-        Err(TransportError::Io(_)) => Err(None),
+        // A reset or broken link: nobody to tell, and the session may be resumed. (A peer
+        // that closes halfway through a frame sent a bad frame, and hears so.)
+        Err(TransportError::Io(error)) if link_broke(&error) => Err(None),
         Err(error) => Err(Some(reason_for(&error))),
     }
+}
+
+/// Whether a read error means the link itself failed.
+fn link_broke(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::TimedOut
+            | ErrorKind::NotConnected
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::NetworkDown
+    )
 }
 
 fn reason_for(error: &TransportError) -> DisconnectReason {

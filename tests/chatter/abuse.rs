@@ -318,9 +318,14 @@ async fn keepalives_keep_a_member_and_silence_drops_it_at_the_timeout_and_counts
     }
     // Every wait on a socket holds virtual time still, so these are exact instants.
     tokio::time::sleep(idle_timeout - interval * 3 - second).await;
-    assert_eq!(relay.relay.stats().sessions, 2, "the silent one lives just under the timeout");
+    let connected = || {
+        let stats = relay.relay.stats();
+        stats.sessions - stats.away_sessions
+    };
+    assert_eq!(connected(), 2, "the silent one lives just under the timeout");
     tokio::time::sleep(second * 2).await;
-    assert_eq!(relay.relay.stats().sessions, 1, "and is gone just after it");
+    assert_eq!(connected(), 1, "and is cut off just after it");
+    assert_eq!(relay.relay.stats().away_sessions, 1, "its session waits for a resume");
     let goodbye = ServerFrame::Goodbye { reason: DisconnectReason::IdleTimeout };
     assert_eq!(next_frame_held(&mut silent).await, goodbye);
     // The talker outlives two timeouts.
@@ -558,6 +563,10 @@ async fn nothing_of_a_client_remains_after_it_quits_or_drops() {
     clients.truncate(0);
     carol.send(&ClientFrame::Quit).await.unwrap();
     let half_open = probe(ATTACKER, &relay).await;
+    // The one that went away is kept, away, for the grace period, then forgotten too.
+    assert!(eventually(|| relay.relay.stats().away_sessions == 1).await);
+    assert_eq!(relay.relay.stats().sessions, 1);
+    tokio::time::sleep(support::test_config().room_deadlines.grace).await;
     assert!(eventually(|| relay.relay.stats() == Default::default()).await);
     drop(half_open);
 

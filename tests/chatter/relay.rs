@@ -191,8 +191,9 @@ async fn rooms_are_created_joined_listed_and_handed_on() {
     );
 
     // When everyone leaves, the room is forgotten.
-    drop(clients);
-    drop(dave);
+    for client in clients.iter_mut().chain([&mut dave]) {
+        client.send(&ClientFrame::Quit).await.unwrap();
+    }
     assert!(support::eventually(|| relay.relay.stats().rooms == 0).await);
     assert_eq!(relay.relay.stats(), Default::default());
 }
