@@ -175,7 +175,9 @@ pub enum ClientFrame {
 
 /// The secret that lets a client take back its session after its connection dropped: 32
 /// random bytes from the relay, held in memory on both sides and never printed.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Clone, PartialEq, Eq, Hash, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 pub struct ResumeToken(pub [u8; 32]);
 
 impl std::fmt::Debug for ResumeToken {

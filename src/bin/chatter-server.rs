@@ -94,6 +94,12 @@ mod unix {
               default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
         idle_timeout: u64,
 
+        /// Seconds a client whose connection dropped keeps its nickname, rooms and missed
+        /// messages (in memory) for it to resume its session.
+        #[arg(long, env = "CHATTER_GRACE", value_name = "SECONDS",
+              default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+        grace: u64,
+
         /// Where to write the abuse report for fail2ban: the only file the relay writes.
         #[arg(long, env = "CHATTER_REPORT", value_name = "PATH", default_value = "./report.txt")]
         report: PathBuf,
@@ -119,6 +125,7 @@ mod unix {
         let mut config = RelayConfig::new(access_code);
         config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
         config.idle_timeout = Duration::from_secs(args.idle_timeout);
+        config.room_deadlines.grace = Duration::from_secs(args.grace);
         config.gate = GateLimits {
             max_connections_per_ip: args.max_clients_per_ip as usize,
             preauth_budget: args.preauth_budget,

@@ -304,8 +304,12 @@ impl Engine {
                 }
             }
             let resume = (self.link.numbers.token().clone(), self.link.numbers.received());
-            let attempt =
-                try_link(self.link.server.clone(), self.link.access_code.clone(), self.nick.clone(), resume);
+            let attempt = try_link(
+                self.link.server.clone(),
+                self.link.access_code.clone(),
+                self.nick.clone(),
+                resume,
+            );
             let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt);
             tokio::pin!(attempt);
             let outcome = loop {
@@ -356,7 +360,10 @@ impl Engine {
                 if resend.lost > 0 {
                     self.emit(Event::Warning {
                         room: self.current_room_name(),
-                        text: format!("{} of your frames were lost with the connection", resend.lost),
+                        text: format!(
+                            "{} of your frames were lost with the connection",
+                            resend.lost
+                        ),
                     });
                 }
                 self.backlog = backlog;
@@ -403,7 +410,8 @@ impl Engine {
     /// A request while there is no connection: answered from what the engine knows, lines
     /// kept for later. `Some` ends the session (the user quit).
     fn on_request_offline(&mut self, request: Request) -> Option<String> {
-        let offline = || ClientError::Offline("reconnecting to the server; try again once back".into());
+        let offline =
+            || ClientError::Offline("reconnecting to the server; try again once back".into());
         match request {
             Request::Send { payload, reply } => {
                 let _ = reply.send(self.queue_line(payload));

@@ -48,7 +48,10 @@ mod tests {
         let t1 = t0 + Duration::from_secs(60);
         assert_eq!(gaps.observe("bob", 7, t0), None, "the first sets the baseline");
         assert_eq!(gaps.observe("bob", 8, t0), None);
-        assert_eq!(gaps.observe("bob", 12, t1), Some(Gap { from: "bob".into(), missed: 3, since: t0 }));
+        assert_eq!(
+            gaps.observe("bob", 12, t1),
+            Some(Gap { from: "bob".into(), missed: 3, since: t0 })
+        );
         assert_eq!(gaps.observe("bob", 1, t1), None, "bob restarted");
         assert_eq!(gaps.observe("carol", 5, t1), None, "senders are apart");
     }

@@ -140,7 +140,10 @@ pub enum ConnectionEvent {
 pub enum LinkState {
     Connected,
     /// Reconnecting: attempt number, and lines waiting.
-    Reconnecting { attempt: u32, waiting: usize },
+    Reconnecting {
+        attempt: u32,
+        waiting: usize,
+    },
     /// The session is over.
     Closed,
 }

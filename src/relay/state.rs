@@ -449,16 +449,16 @@ impl State {
     /// (and the commit settled without them); a leader that owes a joiner an answer for too
     /// long hands the lead to the next member.
     pub fn expire(&mut self, now: Instant) {
-        let gone: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, session)| {
-                session.away.as_ref().is_some_and(|away| {
-                    away.overflowed || now >= away.since + self.deadlines.grace
+        let gone: Vec<SessionId> =
+            self.sessions
+                .iter()
+                .filter(|(_, session)| {
+                    session.away.as_ref().is_some_and(|away| {
+                        away.overflowed || now >= away.since + self.deadlines.grace
+                    })
                 })
-            })
-            .map(|(id, _)| *id)
-            .collect();
+                .map(|(id, _)| *id)
+                .collect();
         for id in gone {
             self.remove_session(id, now);
         }
@@ -602,8 +602,7 @@ impl State {
         let nick = session.nick.clone().unwrap_or_default();
         let outbound = session.outbound.clone();
         let room = self.rooms.get(&room_name);
-        if room.is_some_and(|room| room.group_id.as_ref().is_some_and(|known| *known != group_id))
-        {
+        if room.is_some_and(|room| room.group_id.as_ref().is_some_and(|known| *known != group_id)) {
             return self.error(id, ErrorReason::RoomIsAnotherGroup);
         }
         let as_it_was = room.is_none_or(|room| {
@@ -621,7 +620,12 @@ impl State {
             epoch,
             ..Room::default()
         });
-        room.members.push(RoomMember { session: id, nick: nick.clone(), outbound, join_epoch: epoch });
+        room.members.push(RoomMember {
+            session: id,
+            nick: nick.clone(),
+            outbound,
+            join_epoch: epoch,
+        });
         let members = room.member_nicks();
         if let Some(session) = self.sessions.get_mut(&id) {
             session.rooms.push(room_name.clone());

@@ -85,7 +85,14 @@ impl Renderer {
                     value["since"] = rfc3339_utc(*since).into();
                     value.to_string()
                 } else {
-                    self.line("gap", Some(room), Some(from), &text, now, Style::new().fg(Color::Yellow))
+                    self.line(
+                        "gap",
+                        Some(room),
+                        Some(from),
+                        &text,
+                        now,
+                        Style::new().fg(Color::Yellow),
+                    )
                 }
             }
             Event::Connection(change) => self.connection(change, now),

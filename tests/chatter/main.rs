@@ -10,6 +10,7 @@
 
 mod abuse;
 mod attacks;
+mod continuity;
 mod dist_files;
 mod fuzz_findings;
 mod hardening;

@@ -2,6 +2,7 @@
 //! byte-level proxy that misbehaves on purpose.
 
 pub mod capture;
+pub mod cutter;
 pub mod mitm;
 pub mod proxy;
 pub mod split;
@@ -13,7 +14,6 @@ use chatter::client::RawClient;
 use chatter::proto::ServerFrame;
 use chatter::relay::{Relay, RelayConfig};
 use chatter::secret::Secret;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -60,7 +60,12 @@ pub async fn start_relay() -> TestRelay {
 }
 
 pub async fn start_relay_with(config: RelayConfig) -> TestRelay {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    start_relay_on("127.0.0.1:0".parse().expect("address"), config).await
+}
+
+/// A relay on a given address: a restarted relay takes its predecessor's port.
+pub async fn start_relay_on(address: std::net::SocketAddr, config: RelayConfig) -> TestRelay {
+    let listener = chatter::relay::listener::bind(address).expect("bind loopback");
     let address = listener.local_addr().expect("local address");
     let relay = Relay::new(config);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -233,4 +238,61 @@ pub async fn settled(mut condition: impl FnMut() -> bool) {
 /// The next frame, waited for with virtual time held still (see [`held`]).
 pub async fn next_frame_held(client: &mut RawClient) -> ServerFrame {
     held(client.recv()).await.expect("connection failed")
+}
+
+/// Lets virtual time pass, `STEP` at a time, until `events` yields an event that matches
+/// (or `limit` of virtual time has passed, which fails the test); returns it and the events
+/// skipped before it.
+///
+/// Between steps the clock is held still (see [`held`]) for a few milliseconds of real time,
+/// so that real sockets keep up with virtual time: a reconnecting engine's backoff and
+/// timeouts run on the virtual clock, and its handshakes on the real one.
+pub async fn pass_time_until(
+    events: &mut chatter::client::Events,
+    limit: Duration,
+    mut wanted: impl FnMut(&chatter::client::Event) -> bool,
+) -> (chatter::client::Event, Vec<chatter::client::Event>) {
+    const STEP: Duration = Duration::from_millis(100);
+    let mut skipped = Vec::new();
+    let mut passed = Duration::ZERO;
+    loop {
+        let found = held(async {
+            let until = std::time::Instant::now() + Duration::from_millis(5);
+            while std::time::Instant::now() < until {
+                while let Some(event) = events.try_recv() {
+                    if wanted(&event) {
+                        return Some(event);
+                    }
+                    skipped.push(event);
+                }
+                tokio::task::yield_now().await;
+            }
+            None
+        })
+        .await;
+        if let Some(event) = found {
+            return (event, skipped);
+        }
+        assert!(passed < limit, "no such event within {limit:?}; skipped: {skipped:#?}");
+        tokio::time::advance(STEP).await;
+        passed += STEP;
+    }
+}
+
+/// Lets `duration` of virtual time pass in steps, real sockets keeping up (see
+/// [`pass_time_until`]); events are left for later.
+pub async fn pass_time(duration: Duration) {
+    const STEP: Duration = Duration::from_millis(100);
+    let mut passed = Duration::ZERO;
+    while passed < duration {
+        held(async {
+            let until = std::time::Instant::now() + Duration::from_millis(5);
+            while std::time::Instant::now() < until {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        tokio::time::advance(STEP).await;
+        passed += STEP;
+    }
 }

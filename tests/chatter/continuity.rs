@@ -1,0 +1,352 @@
+//! Sessions that survive the network: links cut and restored, relays restarted, lines typed
+//! offline. Real relays, real engines, a real proxy that cuts links; the engines' backoff
+//! and deadlines run on virtual time where the relay runs in the test, and on real time
+//! where it is the real binary, stopped and started again.
+
+use std::time::Duration;
+
+use chatter::client::{Client, ConnectionEvent, Event, Events};
+use chatter::secret::Secret;
+
+use crate::support::cutter::{Cut, LinkCutter};
+use crate::support::{self, held, pass_time, pass_time_until};
+
+const PASSWORD: &str = "room password";
+
+fn is_message(from: &str, text: &str) -> impl Fn(&Event) -> bool {
+    let (from, text) = (from.to_owned(), text.to_owned());
+    move |event| matches!(event, Event::Message { from: f, text: t, .. } if *f == from && *t == text)
+}
+
+fn is_connection(wanted: fn(&ConnectionEvent) -> bool) -> impl Fn(&Event) -> bool {
+    move |event| matches!(event, Event::Connection(change) if wanted(change))
+}
+
+/// Alice (straight to the relay) and bob (through `cutter`), in one room, with time held.
+async fn alice_and_bob(
+    relay: &support::TestRelay,
+    cutter: &LinkCutter,
+) -> ((Client, Events), (Client, Events)) {
+    let (alice, mut alice_events) = held(support::chat_client(relay, "alice")).await;
+    let (bob, mut bob_events) =
+        held(support::chat_client_at(&cutter.address.to_string(), "bob")).await;
+    held(alice.join("lobby", Secret::from(PASSWORD))).await.expect("alice joins");
+    held(bob.join("lobby", Secret::from(PASSWORD))).await.expect("bob joins");
+    held(support::expect_event(
+        &mut alice_events,
+        |e| matches!(e, Event::Joined { nick, .. } if nick == "bob"),
+    ))
+    .await;
+    held(support::expect_event(
+        &mut bob_events,
+        |e| matches!(e, Event::Joined { nick, .. } if nick == "bob"),
+    ))
+    .await;
+    ((alice, alice_events), (bob, bob_events))
+}
+
+/// The room's code and epoch as `/verify` shows them: equal codes mean the same group at the
+/// same epoch.
+async fn room_code(client: &Client) -> (u64, String) {
+    let verification = held(client.verify(None)).await.expect("verify");
+    match verification {
+        chatter::identity::Verification::Room { epoch, code, .. } => (epoch, code),
+        other => panic!("expected a room code, got {other:?}"),
+    }
+}
+
+/// The messages in `events`, in order, with whether each came late.
+fn messages(events: &[Event]) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Message { text, late, .. } => Some((text.clone(), *late)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_out() {
+    let relay = support::start_relay().await;
+    let cutter = LinkCutter::start(relay.address).await;
+    let ((alice, mut alice_events), (bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
+    let before = room_code(&bob).await;
+
+    cutter.cut(Cut::Close);
+    pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(1),
+        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
+    )
+    .await;
+    pass_time_until(
+        &mut alice_events,
+        Duration::from_secs(1),
+        |e| matches!(e, Event::Notice { text, .. } if text.starts_with("bob lost the connection")),
+    )
+    .await;
+    for n in 0..20 {
+        held(alice.send_text(&format!("while bob is away {n}"))).await.unwrap();
+    }
+    held(bob.send_text("typed offline")).await.expect("kept, not refused");
+    let (queued, _) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(1),
+        is_connection(|c| matches!(c, ConnectionEvent::Queued { .. })),
+    )
+    .await;
+    assert_eq!(queued, Event::Connection(ConnectionEvent::Queued { waiting: 1 }));
+    pass_time(Duration::from_secs(5)).await;
+    cutter.restore();
+
+    // Back within the backoff's cap, as the same session: the twenty arrive once each, in
+    // order, marked late, and nothing else claims to be a message.
+    let (_, skipped) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(35),
+        is_connection(|c| matches!(c, ConnectionEvent::Resumed { .. })),
+    )
+    .await;
+    assert!(
+        skipped
+            .iter()
+            .all(|e| !matches!(e, Event::Connection(ConnectionEvent::Reconnected { .. }))),
+        "{skipped:#?}"
+    );
+    let (_, delivered) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(1),
+        is_connection(|c| matches!(c, ConnectionEvent::QueueSent { count: 1 })),
+    )
+    .await;
+    let expected: Vec<(String, bool)> =
+        (0..20).map(|n| (format!("while bob is away {n}"), true)).collect();
+    assert_eq!(messages(&delivered), expected, "{delivered:#?}");
+    assert!(
+        !delivered.iter().any(|e| matches!(e, Event::Gap { .. } | Event::Warning { .. })),
+        "{delivered:#?}"
+    );
+    pass_time_until(&mut alice_events, Duration::from_secs(1), is_message("bob", "typed offline"))
+        .await;
+
+    // The same group at the same epoch (no key change), and chat flows both ways.
+    assert_eq!(room_code(&bob).await, before);
+    held(alice.send_text("welcome back")).await.unwrap();
+    let (message, _) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(1),
+        is_message("alice", "welcome back"),
+    )
+    .await;
+    assert!(matches!(message, Event::Message { late: false, .. }));
+    held(bob.send_text("thanks")).await.unwrap();
+    pass_time_until(&mut alice_events, Duration::from_secs(1), is_message("bob", "thanks")).await;
+    assert_eq!(cutter.accepted(), 2, "one link before the cut, one after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_link_is_noticed_in_seconds_and_the_session_taken_over() {
+    let relay = support::start_relay().await;
+    let cutter = LinkCutter::start(relay.address).await;
+    let ((alice, _alice_events), (bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
+
+    // Nothing closes: bob's engine must notice the silence by itself, well before the
+    // relay's idle timeout, and take its session back from the relay's dead connection.
+    cutter.cut(Cut::Silence);
+    held(alice.send_text("into the void")).await.unwrap();
+    let (lost, _) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(20),
+        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
+    )
+    .await;
+    assert!(
+        matches!(&lost, Event::Connection(ConnectionEvent::Lost { reason }) if reason.contains("no answer")),
+        "{lost:?}"
+    );
+    cutter.restore();
+    pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(35),
+        is_connection(|c| matches!(c, ConnectionEvent::Resumed { .. })),
+    )
+    .await;
+    pass_time_until(&mut bob_events, Duration::from_secs(1), is_message("alice", "into the void"))
+        .await;
+    held(bob.send_text("still here")).await.unwrap();
+    assert_eq!(relay.relay.stats().away_sessions, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_grace_period_the_member_is_readmitted_and_told_what_it_missed() {
+    let relay = support::start_relay().await;
+    let grace = support::test_config().room_deadlines.grace;
+    let cutter = LinkCutter::start(relay.address).await;
+    let ((alice, mut alice_events), (bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
+    held(alice.send_text("before")).await.unwrap();
+    pass_time_until(&mut bob_events, Duration::from_secs(1), is_message("alice", "before")).await;
+
+    cutter.cut(Cut::Close);
+    pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(1),
+        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
+    )
+    .await;
+    for n in 0..3 {
+        held(alice.send_text(&format!("missed {n}"))).await.unwrap();
+    }
+    // The relay forgets bob; alice, leading, takes bob's keys out of the group.
+    pass_time_until(
+        &mut alice_events,
+        grace + Duration::from_secs(2),
+        |e| matches!(e, Event::Left { nick, .. } if nick == "bob"),
+    )
+    .await;
+    cutter.restore();
+
+    // Bob comes back as a new session, is admitted again with the password it kept, into
+    // the same group, and is told what it missed: by whom, how many.
+    let (reconnected, _) = pass_time_until(
+        &mut bob_events,
+        Duration::from_secs(35),
+        is_connection(|c| matches!(c, ConnectionEvent::Reconnected { .. })),
+    )
+    .await;
+    assert!(matches!(
+        reconnected,
+        Event::Connection(ConnectionEvent::Reconnected { relay_restarted: false, .. })
+    ));
+    pass_time_until(&mut bob_events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Notice { text, .. } if text.starts_with("back in the room, in the same group"))
+    })
+    .await;
+    held(alice.send_text("after")).await.unwrap();
+    let (_, before_after) =
+        pass_time_until(&mut bob_events, Duration::from_secs(2), is_message("alice", "after"))
+            .await;
+    let gap = before_after.iter().find(|e| matches!(e, Event::Gap { .. }));
+    assert!(
+        matches!(gap, Some(Event::Gap { from, missed: 3, .. }) if from == "alice"),
+        "{before_after:#?}"
+    );
+    assert!(messages(&before_after).is_empty(), "nothing missed is shown as if it arrived");
+    held(bob.send_text("back")).await.unwrap();
+    pass_time_until(&mut alice_events, Duration::from_secs(1), is_message("bob", "back")).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_access_code_after_a_restart_stops_the_retries_with_a_clear_message() {
+    let relay = support::start_relay().await;
+    let address = relay.address;
+    let (client, mut events) = held(support::chat_client(&relay, "alice")).await;
+    held(relay.shutdown()).await;
+    let mut config = support::test_config();
+    config.access_code = Secret::from("a new code");
+    let _restarted = support::start_relay_on(address, config).await;
+    let (end, skipped) = pass_time_until(&mut events, Duration::from_secs(35), |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
+    assert!(
+        matches!(&end, Event::Disconnected { reason } if reason.contains("wrong access code")),
+        "{end:?}"
+    );
+    let attempts = skipped
+        .iter()
+        .filter(|e| matches!(e, Event::Connection(ConnectionEvent::Reconnecting { .. })))
+        .count();
+    assert_eq!(attempts, 1, "a wrong code is not retried: {skipped:#?}");
+    assert!(!client.is_connected());
+    pass_time(Duration::from_secs(60)).await;
+    assert_eq!(events.try_recv(), None, "and nothing is tried after it");
+}
+
+/// The real relay binary on `listen`, and the address it reports.
+fn spawn_relay_binary(listen: &str) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_chatter-server"))
+        .args(["--listen", listen, "--no-report"])
+        .env("CHATTER_ACCESS_CODE", support::ACCESS_CODE)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chatter-server");
+    let stderr = relay.stderr.take().expect("stderr");
+    let (found, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("chatter-server listening on ") {
+                let _ = found.send(address.trim().to_owned());
+            }
+        }
+    });
+    let address = listening.recv_timeout(Duration::from_secs(30)).expect("the relay starts");
+    (relay, address.parse().expect("a socket address"))
+}
+
+/// Waits on real time (the relay is another process) for an event that matches.
+async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = events.recv().await {
+            let done = wanted(&event);
+            seen.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no such event in time; saw {seen:#?}");
+    seen
+}
+
+#[tokio::test]
+async fn a_relay_stopped_by_sigterm_or_sigkill_and_started_again_gets_its_rooms_back() {
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0");
+    let server = address.to_string();
+    let (alice, mut alice_events) = support::chat_client_at(&server, "alice").await;
+    let (bob, mut bob_events) = support::chat_client_at(&server, "bob").await;
+    alice.join("lobby", Secret::from(PASSWORD)).await.expect("alice joins");
+    bob.join("lobby", Secret::from(PASSWORD)).await.expect("bob joins");
+    wait_for(&mut alice_events, |e| matches!(e, Event::Joined { nick, .. } if nick == "bob")).await;
+    let before = room_code(&alice).await;
+    assert_eq!(room_code(&bob).await, before);
+
+    for signal in ["-TERM", "-KILL"] {
+        let pid = relay.id().to_string();
+        let killed = std::process::Command::new("kill").args([signal, &pid]).status();
+        assert!(killed.is_ok_and(|status| status.success()));
+        let _ = relay.wait();
+        // Started again on the same port, empty: it learns the room back from its members.
+        (relay, _) = spawn_relay_binary(&server);
+        for events in [&mut alice_events, &mut bob_events] {
+            let seen = wait_for(events, |e| {
+                matches!(e, Event::Notice { text, .. } if text.starts_with("back in the room, with the same group"))
+            })
+            .await;
+            assert!(
+                seen.iter().any(|e| matches!(
+                    e,
+                    Event::Connection(ConnectionEvent::Reconnected { relay_restarted: true, .. })
+                )),
+                "{signal}: {seen:#?}"
+            );
+            assert!(!seen.iter().any(|e| matches!(e, Event::Disconnected { .. })), "{seen:#?}");
+        }
+        // No user action, no key change: the same group at the same epoch.
+        assert_eq!(room_code(&alice).await, before, "{signal}");
+        assert_eq!(room_code(&bob).await, before, "{signal}");
+        let (to_bob, to_alice) =
+            (format!("after {signal}, to bob"), format!("after {signal}, to alice"));
+        alice.send_text(&to_bob).await.unwrap();
+        wait_for(&mut bob_events, is_message("alice", &to_bob)).await;
+        bob.send_text(&to_alice).await.unwrap();
+        wait_for(&mut alice_events, is_message("bob", &to_alice)).await;
+    }
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
