@@ -149,12 +149,14 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
 async fn a_silent_link_is_noticed_in_seconds_and_the_session_taken_over() {
     let relay = support::start_relay().await;
     let cutter = LinkCutter::start(relay.address).await;
-    let ((alice, _alice_events), (bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
+    let ((alice, mut alice_events), (bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
 
     // Nothing closes: bob's engine must notice the silence by itself, well before the
     // relay's idle timeout, and take its session back from the relay's dead connection.
     cutter.cut(Cut::Silence);
     held(alice.send_text("into the void")).await.unwrap();
+    // Bob does not know yet: his line goes into the dead link, and must not be lost in it.
+    held(bob.send_text("said into the silence")).await.unwrap();
     let (lost, _) = pass_time_until(
         &mut bob_events,
         Duration::from_secs(20),
@@ -175,6 +177,11 @@ async fn a_silent_link_is_noticed_in_seconds_and_the_session_taken_over() {
     pass_time_until(&mut bob_events, Duration::from_secs(1), is_message("alice", "into the void"))
         .await;
     held(bob.send_text("still here")).await.unwrap();
+    let (_, before) =
+        pass_time_until(&mut alice_events, Duration::from_secs(1), is_message("bob", "still here"))
+            .await;
+    let texts: Vec<String> = messages(&before).into_iter().map(|(text, _)| text).collect();
+    assert_eq!(texts, ["said into the silence"], "sent again once, in order: {before:#?}");
     assert_eq!(relay.relay.stats().away_sessions, 0);
 }
 
