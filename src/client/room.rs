@@ -525,6 +525,9 @@ impl Room {
                     };
                     commit.map(|commit| (commit, Some((joiner.clone(), *attempt))))
                 }
+                // Back in the relay's list (it returned before we committed): not ours to
+                // remove, and the room would refuse it.
+                Intent::Remove { nick } if relay_members.contains(nick) => continue,
                 Intent::Remove { nick } => match group.commit_remove(&[nick.as_str()]) {
                     Err(MlsError::NoSuchMember(_)) => continue, // already gone
                     other => other.map(|commit| (commit, None)),

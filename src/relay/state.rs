@@ -168,6 +168,9 @@ struct Room {
     in_flight: Option<CommitInFlight>,
     wrong_passwords_by_nick: HashMap<String, u32>,
     banned_nicks: HashSet<String>,
+    /// Members that left since the epoch last moved: the leader owes (or is voting on) their
+    /// removal, so none of them is taken back "as it was" by a `Reclaim`.
+    left_this_epoch: HashSet<String>,
 }
 
 impl Room {
@@ -609,6 +612,7 @@ impl State {
             room.group_id.as_ref() == Some(&group_id)
                 && room.epoch == epoch
                 && room.in_flight.is_none()
+                && !room.left_this_epoch.contains(&nick)
                 && !room.banned_nicks.contains(&nick)
                 && room.members.len() + room.pending.len() < MAX_ROOM_MEMBERS
         });
@@ -882,6 +886,7 @@ impl State {
     fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
+        room.left_this_epoch.clear();
         let epoch = room.epoch;
         self.send_to_room(
             room_name,
@@ -1072,6 +1077,7 @@ impl State {
             self.settle(room_name, now);
             return was_pending;
         };
+        room.left_this_epoch.insert(left.nick.clone());
         let leader = room.members[0].nick.clone();
         if was_leader {
             // Admissions in flight were with the old leader; the joiners start over.

@@ -29,11 +29,16 @@ impl Harness {
         }
     }
 
-    fn connect(&mut self, nick: &str) -> SessionId {
+    fn connect_unregistered(&mut self) -> SessionId {
         let (outbound, inbound) = outbound::queue(QueueLimits::default(), &self.global);
         let (kick, _) = oneshot::channel();
         let id = self.state.add_session(NAT, SessionChannel { outbound, kick });
         self.inboxes.insert(id, inbound);
+        id
+    }
+
+    fn connect(&mut self, nick: &str) -> SessionId {
+        let id = self.connect_unregistered();
         self.send(id, ClientFrame::Register { nick: nick.into() });
         let frames = self.frames(id);
         assert!(
@@ -391,4 +396,184 @@ fn a_full_room_refuses_the_next_joiner() {
     let late = relay.connect("late");
     relay.send(late, ClientFrame::Join { room: "lobby".into() });
     assert_eq!(relay.frames(late), [ServerFrame::Error { reason: ErrorReason::RoomFull }]);
+}
+
+impl Harness {
+    /// The session's link drops: its queue goes back to the state, parked.
+    fn drop_link(&mut self, id: SessionId) {
+        let inbound = self.inboxes.remove(&id).expect("a connected session");
+        let replay = ReplayBuffer::new(crate::relay::replay::ReplayLimits::default());
+        self.state.park(id, Parked { inbound, replay }, self.now);
+    }
+
+    /// A new connection resumes the session `token` names.
+    fn resume(&mut self, token: &ResumeToken) -> Option<SessionId> {
+        let (kick, _) = oneshot::channel();
+        match self.state.resume(token, kick, self.now) {
+            Resumption::Ready { id, parked } => {
+                self.inboxes.insert(id, parked.inbound);
+                Some(id)
+            }
+            Resumption::HandingOver { .. } => panic!("the session was not away"),
+            Resumption::Unknown => None,
+        }
+    }
+
+    fn token(&self, id: SessionId) -> ResumeToken {
+        self.state.sessions[&id].token.clone().expect("a registered session")
+    }
+
+    fn reclaim(&mut self, id: SessionId, epoch: u64) {
+        let frame = ClientFrame::Reclaim { room: "lobby".into(), group_id: GROUP.to_vec(), epoch };
+        self.send(id, frame);
+    }
+}
+
+fn message(epoch: u64) -> Vec<u8> {
+    build_private_message(GROUP, epoch, CONTENT_TYPE_APPLICATION, b"hello")
+}
+
+#[test]
+fn an_away_member_keeps_its_place_and_gets_what_it_missed_on_resume() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.state.stats().away_sessions, 1);
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::MemberAway { room: "lobby".into(), nick: "bob".into(), away: true }]
+    );
+    relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message: message(1) });
+    // Still bob's nickname: nobody else may take it while he is away.
+    let mallory = relay.connect_unregistered();
+    relay.send(mallory, ClientFrame::Register { nick: "bob".into() });
+    assert_eq!(relay.frames(mallory), [ServerFrame::Error { reason: ErrorReason::NickTaken }]);
+
+    relay.advance(GRACE_PERIOD - Duration::from_millis(1));
+    assert_eq!(relay.resume(&token), Some(ids[1]));
+    let missed = relay.frames(ids[1]);
+    assert!(
+        matches!(&missed[..], [ServerFrame::Application { from, .. }] if from == "alice"),
+        "{missed:?}"
+    );
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::MemberAway { room: "lobby".into(), nick: "bob".into(), away: false }]
+    );
+    assert_eq!(relay.state.stats().away_sessions, 0);
+    assert_eq!(relay.resume(&ResumeToken([0; 32])), None, "an unknown token resumes nothing");
+}
+
+#[test]
+fn past_the_grace_period_an_away_member_is_gone_and_cannot_resume() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    relay.frames(ids[0]);
+    relay.advance(GRACE_PERIOD);
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::MemberLeft {
+            room: "lobby".into(),
+            nick: "bob".into(),
+            leader: "alice".into()
+        }]
+    );
+    assert_eq!(relay.resume(&token), None);
+    assert_eq!(relay.state.stats().sessions, 1);
+}
+
+#[test]
+fn an_away_member_whose_queue_overflowed_is_not_resumed() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    for _ in 0..=QueueLimits::default().frames_per_session {
+        let message = message(1);
+        relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message });
+    }
+    assert_eq!(relay.resume(&token), None, "it missed frames nobody kept");
+    assert_eq!(relay.state.stats().away_sessions, 0);
+}
+
+#[test]
+fn away_members_do_not_hold_up_a_vote() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "carol"]);
+    relay.drop_link(ids[2]);
+    relay.commit(ids[0], 2, None);
+    relay.vote(ids[1], 2, true);
+    assert_eq!(
+        relay.frames(ids[0]).last(),
+        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }),
+        "confirmed without carol's vote, and without taking her out"
+    );
+    assert_eq!(relay.state.stats().room_memberships, 3);
+}
+
+#[test]
+fn a_member_going_away_mid_vote_is_not_waited_for() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "carol"]);
+    relay.commit(ids[0], 2, None);
+    relay.vote(ids[1], 2, true);
+    relay.frames(ids[0]);
+    relay.drop_link(ids[2]);
+    assert_eq!(
+        relay.frames(ids[0]).last(),
+        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 })
+    );
+}
+
+#[test]
+fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
+    let mut relay = Harness::new();
+    // After a restart the relay is empty: the first member back re-forms the room.
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 7);
+    assert_eq!(
+        relay.frames(alice),
+        [ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()] }]
+    );
+    // At the same group and epoch: a member again, with no key change.
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 7);
+    assert_eq!(
+        relay.frames(bob),
+        [ServerFrame::Reclaimed {
+            room: "lobby".into(),
+            members: vec!["alice".into(), "bob".into()]
+        }]
+    );
+    assert_eq!(
+        relay.frames(alice),
+        [ServerFrame::MemberJoined { room: "lobby".into(), nick: "bob".into() }]
+    );
+    // Behind: admitted by the leader like any joiner.
+    let carol = relay.connect("carol");
+    relay.reclaim(carol, 6);
+    assert_eq!(
+        relay.frames(carol),
+        [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
+    );
+    // Another group under the room's name: told so, nothing else.
+    let dave = relay.connect("dave");
+    let frame =
+        ClientFrame::Reclaim { room: "lobby".into(), group_id: b"other".to_vec(), epoch: 7 };
+    relay.send(dave, frame);
+    assert_eq!(
+        relay.frames(dave),
+        [ServerFrame::Error { reason: ErrorReason::RoomIsAnotherGroup }]
+    );
+    // A member that left since the epoch last moved is owed a removal: admission, too.
+    relay.send(bob, ClientFrame::Leave { room: "lobby".into() });
+    relay.frames(bob);
+    relay.reclaim(bob, 7);
+    assert_eq!(
+        relay.frames(bob),
+        [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
+    );
 }
