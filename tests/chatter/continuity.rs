@@ -357,3 +357,37 @@ async fn a_relay_stopped_by_sigterm_or_sigkill_and_started_again_gets_its_rooms_
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_room_started_afresh_by_others_after_a_restart_is_not_entered() {
+    let relay = support::start_relay().await;
+    let address = relay.address;
+    let (alice, mut alice_events) = held(support::chat_client(&relay, "alice")).await;
+    held(alice.join("lobby", Secret::from(PASSWORD))).await.expect("alice joins");
+    held(relay.shutdown()).await;
+
+    // The relay comes back empty, and before alice does, a stranger starts "lobby" anew:
+    // another group, another password.
+    let relay = support::start_relay_on(address, support::test_config()).await;
+    let (carol, mut carol_events) = held(support::chat_client(&relay, "carol")).await;
+    held(carol.join("lobby", Secret::from("carol's own"))).await.expect("carol starts lobby");
+    held(carol.send_text("mine now")).await.unwrap();
+
+    let (warning, _) = pass_time_until(
+        &mut alice_events,
+        Duration::from_secs(35),
+        |e| matches!(e, Event::Warning { text, .. } if text.contains("started afresh by others")),
+    )
+    .await;
+    assert!(matches!(warning, Event::Warning { room: Some(room), .. } if room == "lobby"));
+    assert_eq!(alice.current_room(), None, "not in carol's room, and not pretending");
+    assert!(matches!(
+        held(alice.send_text("hello?")).await,
+        Err(chatter::client::ClientError::NotInRoom)
+    ));
+    pass_time(Duration::from_secs(1)).await;
+    while let Some(event) = carol_events.try_recv() {
+        assert!(!matches!(&event, Event::Joined { nick, .. } if nick == "alice"), "{event:?}");
+    }
+    assert_eq!(relay.relay.stats().room_memberships, 1);
+}
