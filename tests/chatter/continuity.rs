@@ -8,6 +8,7 @@ use std::time::Duration;
 use chatter::client::{Client, ConnectionEvent, Event, Events};
 use chatter::secret::Secret;
 
+use crate::repl_support::spawn_relay_binary;
 use crate::support::cutter::{Cut, LinkCutter};
 use crate::support::{self, held, pass_time, pass_time_until};
 
@@ -270,30 +271,6 @@ async fn a_new_access_code_after_a_restart_stops_the_retries_with_a_clear_messag
     assert_eq!(events.try_recv(), None, "and nothing is tried after it");
 }
 
-/// The real relay binary on `listen`, and the address it reports.
-fn spawn_relay_binary(listen: &str) -> (std::process::Child, std::net::SocketAddr) {
-    use std::io::BufRead;
-    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_chatter-server"))
-        .args(["--listen", listen, "--no-report"])
-        .env("CHATTER_ACCESS_CODE", support::ACCESS_CODE)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn chatter-server");
-    let stderr = relay.stderr.take().expect("stderr");
-    let (found, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(address) = line.strip_prefix("chatter-server listening on ") {
-                let _ = found.send(address.trim().to_owned());
-            }
-        }
-    });
-    let address = listening.recv_timeout(Duration::from_secs(30)).expect("the relay starts");
-    (relay, address.parse().expect("a socket address"))
-}
-
 /// Waits on real time (the relay is another process) for an event that matches.
 async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
     let mut seen = Vec::new();
@@ -313,7 +290,7 @@ async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> Vec<E
 
 #[tokio::test]
 async fn a_relay_stopped_by_sigterm_or_sigkill_and_started_again_gets_its_rooms_back() {
-    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0");
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0", support::ACCESS_CODE);
     let server = address.to_string();
     let (alice, mut alice_events) = support::chat_client_at(&server, "alice").await;
     let (bob, mut bob_events) = support::chat_client_at(&server, "bob").await;
@@ -329,7 +306,7 @@ async fn a_relay_stopped_by_sigterm_or_sigkill_and_started_again_gets_its_rooms_
         assert!(killed.is_ok_and(|status| status.success()));
         let _ = relay.wait();
         // Started again on the same port, empty: it learns the room back from its members.
-        (relay, _) = spawn_relay_binary(&server);
+        (relay, _) = spawn_relay_binary(&server, support::ACCESS_CODE);
         for events in [&mut alice_events, &mut bob_events] {
             let seen = wait_for(events, |e| {
                 matches!(e, Event::Notice { text, .. } if text.starts_with("back in the room, with the same group"))

@@ -213,3 +213,41 @@ fn a_wrong_access_code_is_reported() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wrong access code"), "{stderr}");
 }
+
+#[test]
+fn json_bots_hear_the_link_drop_and_come_back_by_themselves() {
+    let (mut relay, address) = super::repl_support::spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let (mut bot, _b) = Client::start(&address, "bot", &["--json"]);
+    let (mut human, _h) = Client::start(&address, "human", &[]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+    human.send("/join lobby");
+    human.expect("you joined lobby");
+    bot.expect("human");
+
+    let pid = relay.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = relay.wait();
+    let lost: serde_json::Value = serde_json::from_str(&bot.expect("\"connection_lost\"")).unwrap();
+    assert!(lost["reason"].is_string(), "{lost}");
+    let retry: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnecting\"")).unwrap();
+    assert_eq!(retry["attempt"], 1, "{retry}");
+    assert!(retry["retry_in_ms"].as_u64().is_some_and(|ms| ms < 1000), "{retry}");
+    // A line while offline is kept, and said so.
+    bot.send("said while the relay was down");
+    let queued: serde_json::Value = serde_json::from_str(&bot.expect("\"queued\"")).unwrap();
+    assert_eq!(queued["waiting"], 1, "{queued}");
+
+    (relay, _) = super::repl_support::spawn_relay_binary(&address, ACCESS_CODE);
+    let back: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnected\"")).unwrap();
+    assert_eq!(back["relay_restarted"], true, "{back}");
+    bot.expect("back in the room");
+    bot.expect("\"queue_sent\"");
+    human.expect("said while the relay was down");
+    human.send("welcome back, bot");
+    let message: serde_json::Value = serde_json::from_str(&bot.expect("welcome back")).unwrap();
+    assert_eq!(message["type"], "message");
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

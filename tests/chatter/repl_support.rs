@@ -117,3 +117,31 @@ impl CountingProxy {
             .expect("the relay closed the connection");
     }
 }
+
+/// The real relay binary on `listen` with `access_code`, and the address it reports.
+pub fn spawn_relay_binary(
+    listen: &str,
+    access_code: &str,
+) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_chatter-server"))
+        .args(["--listen", listen, "--no-report"])
+        .env("CHATTER_ACCESS_CODE", access_code)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chatter-server");
+    let stderr = relay.stderr.take().expect("stderr");
+    let (found, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("chatter-server listening on ") {
+                let _ = found.send(address.trim().to_owned());
+            }
+        }
+    });
+    let address =
+        listening.recv_timeout(std::time::Duration::from_secs(30)).expect("the relay starts");
+    (relay, address.parse().expect("a socket address"))
+}
