@@ -116,6 +116,15 @@ mod tests {
         );
         assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Connected)), "alice (no room)");
         assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Offline)), "alice (offline)");
+        let reconnecting = |waiting| ConnectionState::Reconnecting { attempt: 3, waiting };
+        assert_eq!(
+            ChatPrompt::left(&status(Some("lobby"), reconnecting(0))),
+            "alice@lobby (reconnecting, attempt 3)"
+        );
+        assert_eq!(
+            ChatPrompt::left(&status(Some("lobby"), reconnecting(2))),
+            "alice@lobby (reconnecting, attempt 3, 2 waiting)"
+        );
     }
 
     #[test]

@@ -202,3 +202,31 @@ fn without_a_server_a_local_relay_starts_and_says_how_to_join() {
     pty.send_line("/quit").unwrap();
     assert!(wait_for_exit(&pty));
 }
+
+#[test]
+fn the_prompt_shows_the_reconnect_and_the_room_comes_back_by_itself() {
+    use super::repl_support::spawn_relay_binary;
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &address, "alice");
+    join(&mut alice, "lobby");
+
+    let pid = relay.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = relay.wait();
+    alice.expect("connection lost").unwrap();
+    alice.expect("alice@lobby (reconnecting, attempt").expect("the prompt says so");
+    alice.send_line("typed while the relay was down").unwrap();
+    alice.expect("kept to send once back (1 waiting)").unwrap();
+    alice.expect("1 waiting)> ").expect("and the prompt counts it");
+
+    (relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
+    alice.expect("back in the room").unwrap();
+    alice.expect("sent 1 line(s) typed while offline").unwrap();
+    alice.expect("alice@lobby> ").expect("the prompt is back to normal");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
