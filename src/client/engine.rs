@@ -869,19 +869,6 @@ impl Engine {
             ServerFrame::RoomCreated { .. }
             | ServerFrame::JoinPending { .. }
             | ServerFrame::AdmissionReply { .. } => self.on_join_frame(frame, out),
-            ServerFrame::Reclaimed { members, .. } => {
-                let Some(room) = self.room.as_mut() else { return };
-                match room.reclaimed(members) {
-                    Ok(()) => out.events.push(Event::Notice {
-                        room: Some(name),
-                        text: "back in the room, with the same group and keys".into(),
-                    }),
-                    Err(error) => out.events.push(Event::Warning {
-                        room: Some(name),
-                        text: format!("ignored: {error}"),
-                    }),
-                }
-            }
             ServerFrame::Welcome { .. } => {
                 let awaiting = self.room.as_ref().is_some_and(|room| room.awaiting_welcome());
                 if awaiting {

@@ -614,6 +614,13 @@ impl Room {
                 }
                 self.member_joined(nick)
             }
+            ServerFrame::Reclaimed { members, .. } => match self.reclaimed(members) {
+                Ok(()) => out.notice(
+                    &self.name.clone(),
+                    "back in the room, with the same group and keys".into(),
+                ),
+                Err(error) => out.warn(&self.name.clone(), format!("ignored: {error}")),
+            },
             ServerFrame::MemberAway { nick, away, .. } => {
                 let text = if away {
                     format!("{nick} lost the connection; the relay keeps their place for a while")

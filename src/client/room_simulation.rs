@@ -1,6 +1,7 @@
 //! Property tests of the room protocol: real relay state (`relay::state`), real rooms
 //! (`client::room`) with real MLS, and a network played by hand, under random interleavings
-//! of joins, leaves, messages, stalls, garbage commits and the passing of time.
+//! of joins, leaves, messages, stalls, dropped links (resumed, or forgotten by the relay and
+//! reclaimed), garbage commits and the passing of time.
 //!
 //! What must hold once the network is quiet: every honest member of the room is in the same
 //! group at the same epoch, with the same members, which are exactly the members the relay
@@ -18,9 +19,12 @@ use tokio::time::Instant;
 use super::room::{Outbox, Room, Welcomed};
 use crate::mls::MlsMember;
 use crate::mls_header::{CONTENT_TYPE_COMMIT, build_private_message};
-use crate::proto::{self, AdmissionRefusal, ChatPayload, ClientFrame, ServerFrame};
+use crate::proto::{self, AdmissionRefusal, ChatPayload, ClientFrame, ResumeToken, ServerFrame};
 use crate::relay::outbound::{self, GlobalQueue, Inbound, QueueLimits};
-use crate::relay::state::{Control, RoomDeadlines, SessionChannel, SessionId, State};
+use crate::relay::replay::{ReplayBuffer, ReplayLimits};
+use crate::relay::state::{
+    Control, Parked, Resumption, RoomDeadlines, SessionChannel, SessionId, State,
+};
 use crate::secret::Secret;
 
 const ROOM: &str = "lobby";
@@ -34,6 +38,10 @@ enum Step {
     /// The client stops reading for a while (a stalled link): it misses its votes.
     Stall(usize),
     Resume(usize),
+    /// The client's link drops: the relay keeps its session away.
+    Drop(usize),
+    /// The client reconnects: resumes its session, or reclaims its room as a new one.
+    Back(usize),
     /// The room's leader sends a garbage commit instead of an honest one.
     Garbage,
     /// The room's leader commits, validly, the removal of a member who is still there.
@@ -51,7 +59,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => client.clone().prop_map(Step::Leave),
         2 => client.clone().prop_map(Step::Say),
         1 => client.clone().prop_map(Step::Stall),
-        1 => client.prop_map(Step::Resume),
+        1 => client.clone().prop_map(Step::Resume),
+        1 => client.clone().prop_map(Step::Drop),
+        1 => client.prop_map(Step::Back),
         1 => Just(Step::Garbage),
         1 => Just(Step::Evict),
         2 => Just(Step::Settle),
@@ -63,7 +73,9 @@ struct Client {
     nick: String,
     mls: MlsMember,
     session: SessionId,
-    inbox: Inbound,
+    token: ResumeToken,
+    /// `None` while the link is down (the relay holds the queue).
+    inbox: Option<Inbound>,
     room: Option<Room>,
     stalled: bool,
     /// Commits this client voted for and is waiting to hear about.
@@ -81,27 +93,46 @@ struct World {
     refused: HashSet<Vec<u8>>,
     /// The garbage commits dishonest leaders sent.
     garbage: HashSet<Vec<u8>>,
+    global: Arc<GlobalQueue>,
+}
+
+/// A session for `nick`: registered, with its queue and resume token.
+fn register(
+    relay: &mut State,
+    global: &Arc<GlobalQueue>,
+    nick: &str,
+    now: Instant,
+) -> (SessionId, Inbound, ResumeToken) {
+    let (outbound, mut inbox) = outbound::queue(QueueLimits::default(), global);
+    let (kick, _) = oneshot::channel();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let session = relay.add_session(ip, SessionChannel { outbound, kick });
+    let mut signals = Vec::new();
+    relay.handle(session, ClientFrame::Register { nick: nick.into() }, now, &mut signals);
+    let registered = inbox.try_recv().map(|bytes| proto::decode::<ServerFrame>(&bytes));
+    let Some(Ok(ServerFrame::Registered { token, .. })) = registered else {
+        panic!("{nick} was not registered: {registered:?}");
+    };
+    (session, inbox, token)
 }
 
 impl World {
     fn new() -> Self {
-        let mut relay = State::new(4, RoomDeadlines::default());
+        // A short grace, so that some dropped links outlive it within a run.
+        let deadlines =
+            RoomDeadlines { grace: Duration::from_secs(10), ..RoomDeadlines::default() };
+        let mut relay = State::new(4, deadlines);
         let global = Arc::new(GlobalQueue::default());
         let clients = (0..CLIENTS)
             .map(|index| {
                 let nick = format!("m{index}");
-                let (outbound, inbox) = outbound::queue(QueueLimits::default(), &global);
-                let (kick, _) = oneshot::channel();
-                let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-                let session = relay.add_session(ip, SessionChannel { outbound, kick });
-                let mut signals = Vec::new();
-                let frame = ClientFrame::Register { nick: nick.clone() };
-                relay.handle(session, frame, Instant::now(), &mut signals);
+                let (session, inbox, token) = register(&mut relay, &global, &nick, Instant::now());
                 Client {
                     mls: MlsMember::new(&nick).unwrap(),
                     nick,
                     session,
-                    inbox,
+                    token,
+                    inbox: Some(inbox),
                     room: None,
                     stalled: false,
                     voted_for: None,
@@ -116,6 +147,49 @@ impl World {
             clients,
             refused: HashSet::new(),
             garbage: HashSet::new(),
+            global,
+        }
+    }
+
+    fn is_away(&self, index: usize) -> bool {
+        self.clients[index].inbox.is_none()
+    }
+
+    /// The link drops; the relay parks the session with its queue.
+    fn drop_link(&mut self, index: usize) {
+        let Some(inbound) = self.clients[index].inbox.take() else { return };
+        let replay = ReplayBuffer::new(ReplayLimits::default());
+        self.relay.park(self.clients[index].session, Parked { inbound, replay }, self.now);
+    }
+
+    /// The client reconnects: its session back, or, if the relay forgot it, a new session
+    /// that reclaims the room, as the engine does.
+    fn reconnect(&mut self, index: usize) {
+        if !self.is_away(index) {
+            return;
+        }
+        let (kick, _) = oneshot::channel();
+        let token = self.clients[index].token.clone();
+        match self.relay.resume(&token, kick, self.now) {
+            Resumption::Ready { id, parked } => {
+                assert_eq!(id, self.clients[index].session);
+                self.clients[index].inbox = Some(parked.inbound);
+            }
+            Resumption::HandingOver { .. } => panic!("an away session has no connection"),
+            Resumption::Unknown => {
+                let nick = self.clients[index].nick.clone();
+                let (session, inbox, token) =
+                    register(&mut self.relay, &self.global, &nick, self.now);
+                let client = &mut self.clients[index];
+                client.session = session;
+                client.token = token;
+                client.inbox = Some(inbox);
+                client.leaving = 0;
+                client.voted_for = None;
+                if let Some(frame) = client.room.as_mut().map(Room::reclaim) {
+                    self.send(index, frame);
+                }
+            }
         }
     }
 
@@ -130,6 +204,10 @@ impl World {
 
     fn apply(&mut self, step: &Step) {
         match *step {
+            // An away client sends nothing (the engine keeps it for later).
+            Step::Join(index) | Step::Leave(index) | Step::Say(index) if self.is_away(index) => {}
+            Step::Drop(index) => self.drop_link(index),
+            Step::Back(index) => self.reconnect(index),
             Step::Join(index) if self.clients[index].room.is_none() => {
                 self.clients[index].room = Some(Room::new(ROOM.into(), Secret::from("pw")));
                 self.send(index, ClientFrame::Join { room: ROOM.into() });
@@ -197,13 +275,13 @@ impl World {
         }
     }
 
-    /// The client that leads the room, by its own account.
+    /// The client that leads the room, by its own account, if its link is up.
     fn leader(&self) -> Option<usize> {
         self.clients.iter().position(|client| {
-            client
-                .room
-                .as_ref()
-                .is_some_and(|room| room.is_member() && room.leader() == Some(client.nick.as_str()))
+            client.inbox.is_some()
+                && client.room.as_ref().is_some_and(|room| {
+                    room.is_member() && room.leader() == Some(client.nick.as_str())
+                })
         })
     }
 
@@ -215,7 +293,9 @@ impl World {
                 if self.clients[index].stalled {
                     continue;
                 }
-                while let Some(bytes) = self.clients[index].inbox.try_recv() {
+                while let Some(bytes) =
+                    self.clients[index].inbox.as_mut().and_then(Inbound::try_recv)
+                {
                     moved = true;
                     let frame: ServerFrame = proto::decode(&bytes).unwrap();
                     let outbox = self.deliver(index, frame);
@@ -296,6 +376,9 @@ impl World {
                 let frame = room.removed(reason, &mut out);
                 out.frames.push(frame);
             }
+            ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup } => {
+                client.room = None;
+            }
             frame => room.on_member_frame(&me, frame, now, &mut out),
         }
         out
@@ -345,7 +428,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn honest_members_end_in_one_group_and_never_merge_a_refused_commit(
@@ -355,9 +438,11 @@ proptest! {
         for step in &steps {
             world.apply(step);
         }
-        // Quiet network: everyone reads again, deadlines pass, everything is delivered.
-        for client in &mut world.clients {
-            client.stalled = false;
+        // Quiet network: everyone is back and reads again, deadlines pass, everything is
+        // delivered.
+        for index in 0..CLIENTS {
+            world.reconnect(index);
+            world.clients[index].stalled = false;
         }
         for _ in 0..3 {
             world.settle();
