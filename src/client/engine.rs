@@ -50,6 +50,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines typed while offline that are kept to send once back.
 pub const MAX_QUEUED_LINES: usize = 100;
 
+/// After a relay restart, how long lines typed offline wait for the room's other members
+/// to come back too, so that they are there to read them.
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(10);
+
 /// How many times a join restarts because the room's leader changed mid-admission.
 const MAX_JOIN_RESTARTS: u32 = 5;
 
@@ -143,6 +147,9 @@ struct Engine {
     backlog: u64,
     /// Since when the link has been down, while it is.
     offline_since: Option<SystemTime>,
+    /// Since when the room is being re-formed on a relay that forgot it (queued lines wait
+    /// for the others, up to [`WAIT_FOR_OTHERS`]).
+    reforming_since: Option<Instant>,
 }
 
 /// Starts the engine for an authenticated, registered connection.
@@ -171,6 +178,7 @@ pub(super) fn spawn(
         queued_lines: VecDeque::new(),
         backlog: 0,
         offline_since: None,
+        reforming_since: None,
     };
     tokio::spawn(engine.run(reader, requests));
 }
@@ -256,7 +264,12 @@ impl Engine {
     /// Proves we are alive and acknowledges what we received.
     async fn keepalive(&mut self) -> std::io::Result<()> {
         self.send(&ClientFrame::Ping).await?;
-        self.acknowledge().await
+        self.acknowledge().await?;
+        // Lines waiting for the others to come back stop waiting at some point.
+        if self.backlog == 0 && !self.queued_lines.is_empty() {
+            self.send_queued_lines().await?;
+        }
+        Ok(())
     }
 
     async fn acknowledge(&mut self) -> std::io::Result<()> {
@@ -399,6 +412,7 @@ impl Engine {
                     }));
                 }
                 let frame = self.room.as_mut().map(|room| room.reclaim());
+                self.reforming_since = Some(Instant::now());
                 if let Some(frame) = frame {
                     self.send(&frame).await?;
                 }
@@ -467,8 +481,23 @@ impl Engine {
 
     /// Sends the lines typed while the room could not take them, once it can.
     async fn send_queued_lines(&mut self) -> std::io::Result<()> {
-        if self.writer.is_none() || !self.room.as_ref().is_some_and(Room::is_member) {
+        let Some(room) = self.room.as_ref().filter(|room| room.is_member()) else {
             return Ok(());
+        };
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        if let Some(since) = self.reforming_since {
+            let everyone_back = room.group().is_some_and(|group| {
+                group
+                    .members()
+                    .iter()
+                    .all(|member| member.is_self || room.relay_members.contains(&member.nick))
+            });
+            if !everyone_back && since.elapsed() < WAIT_FOR_OTHERS {
+                return Ok(());
+            }
+            self.reforming_since = None;
         }
         let mut sent = 0;
         while let Some(payload) = self.queued_lines.pop_front() {
