@@ -1,6 +1,6 @@
 //! `loadgen`: the project's load generator and its yardstick.
 //!
-//! Five scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
+//! Seven scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
 //!
 //! - `relay`: fan-out throughput and latency of the relay with raw clients, then of a bare TCP
 //!   fan-out (the yardstick, in `yardstick`) carrying the same traffic, and their ratio.
@@ -9,6 +9,7 @@
 //! - `latency`: end-to-end latency between real clients (MLS included).
 //! - `stall`: the relay's memory while members stop reading (the byte budgets).
 //! - `soak`: real clients in password rooms with churn, every message sequence-checked.
+//! - `resume`: a room back after a relay restart, and a cut member's backlog delivered.
 //!
 //! Every loop is bounded in count and in time. Run release builds for figures:
 //! `cargo run --release --example loadgen -- relay --help`. `docs/benchmarks.md` explains each
@@ -20,6 +21,7 @@ mod idle;
 mod join;
 mod latency;
 mod relay;
+mod resume;
 mod rooms;
 mod soak;
 mod stall;
@@ -54,6 +56,9 @@ enum Scenario {
     /// Engine clients in password rooms with churn; losses, duplicates, reorderings, and
     /// the relay's memory over time.
     Soak(soak::Args),
+    /// How fast a room is back after a relay restart, and a cut member's backlog after its
+    /// link returns.
+    Resume(resume::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Latency(args) => latency::run(args).await,
             Scenario::Stall(args) => stall::run(args).await,
             Scenario::Soak(args) => soak::run(args).await,
+            Scenario::Resume(args) => resume::run(args).await,
         }
     })
 }
