@@ -3,9 +3,11 @@
 //!
 //! A lost link is retried forever, until the user quits, with jittered exponential backoff:
 //! the first try comes within a second (a Wi-Fi blip or a relay restart is usually over by
-//! then), each wait after that doubles, capped at [`MAX_DELAY`], and each is drawn at random
-//! from its upper half so that a relay's clients, all cut at once by its restart, do not
-//! come back in one thundering herd. The engine (`engine.rs`) does the waiting and the
+//! then), each wait after that grows by half (as SimpleX's do), capped at [`MAX_DELAY`], and
+//! each is drawn at random from its upper half so that a relay's clients, all cut at once by
+//! its restart, do not come back in one thundering herd. Growing by half rather than doubling
+//! keeps the next try close after a short outage (within 2 s of a 5 s one) and still reaches
+//! the cap within a minute or so of trying. The engine (`engine.rs`) does the waiting and the
 //! connecting; this module only decides.
 
 use std::time::Duration;
@@ -15,6 +17,8 @@ use crate::proto::{DisconnectReason, HelloRejection};
 
 /// The first wait, before jitter.
 const FIRST_DELAY: Duration = Duration::from_millis(500);
+/// How much each wait grows over the one before.
+const GROWTH: f64 = 1.5;
 /// The longest wait between tries.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
@@ -31,11 +35,11 @@ impl Backoff {
     }
 
     /// The wait before the next attempt; `jitter` is uniform in [0, 1). The wait is drawn
-    /// from [d/2, d) where d doubles from [`FIRST_DELAY`] up to [`MAX_DELAY`].
+    /// from [d/2, d) where d grows by half from [`FIRST_DELAY`] up to [`MAX_DELAY`].
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let doublings = self.attempt.min(16);
+        let growth = GROWTH.powi(self.attempt.min(16) as i32);
         self.attempt = self.attempt.saturating_add(1);
-        let ceiling = FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
+        let ceiling = FIRST_DELAY.mul_f64(growth).min(MAX_DELAY);
         let jitter = jitter.clamp(0.0, 1.0);
         ceiling.mul_f64(0.5 + 0.5 * jitter)
     }
@@ -82,18 +86,23 @@ mod tests {
         let first = backoff.next_delay(0.99);
         assert!(first < Duration::from_secs(1), "{first:?}");
         assert!(first >= Duration::from_millis(250));
-        let waits: Vec<Duration> = (0..12).map(|_| backoff.next_delay(0.0)).collect();
-        assert_eq!(waits[0], Duration::from_millis(500), "half of the doubled ceiling");
+        let waits: Vec<Duration> = (0..14).map(|_| backoff.next_delay(0.0)).collect();
+        assert_eq!(waits[0], Duration::from_millis(375), "half of the grown ceiling");
         assert!(waits.windows(2).all(|pair| pair[0] <= pair[1]), "{waits:?}");
-        assert_eq!(*waits.last().unwrap(), MAX_DELAY / 2);
+        assert_eq!(*waits.last().unwrap(), MAX_DELAY / 2, "{waits:?}");
         assert!(backoff.next_delay(0.999) <= MAX_DELAY);
-        assert_eq!(backoff.attempt(), 15);
+        assert_eq!(backoff.attempt(), 17);
+        // The total wait before the cap is reached is about a minute, not hours.
+        let mut fresh = Backoff::default();
+        let until_capped: Duration =
+            (0..16).map(|_| fresh.next_delay(1.0)).take_while(|d| *d < MAX_DELAY).sum();
+        assert!(until_capped < Duration::from_secs(90), "{until_capped:?}");
     }
 
     #[test]
     fn jitter_spreads_a_herd() {
-        let low = Backoff { attempt: 3 }.next_delay(0.0);
-        let high = Backoff { attempt: 3 }.next_delay(0.9);
+        let low = Backoff { attempt: 5 }.next_delay(0.0);
+        let high = Backoff { attempt: 5 }.next_delay(0.9);
         assert!(high > low + Duration::from_secs(1), "{low:?} {high:?}");
     }
 

@@ -348,7 +348,11 @@ fn sans_io_core() -> Vec<Source> {
         "src/client/room.rs",
         "src/client/commit_policy.rs",
         "src/client/rejoin.rs",
+        "src/client/reconnect.rs",
+        "src/client/resume.rs",
+        "src/client/gaps.rs",
         "src/relay/vote.rs",
+        "src/relay/replay.rs",
     ] {
         files.extend(sources_under(file));
     }
