@@ -656,6 +656,8 @@ impl Engine {
     async fn on_request(&mut self, request: Request) -> std::io::Result<()> {
         match request {
             Request::Join { room, password, reply } => {
+                // A join of our own choosing: nothing typed for the old room waits for it.
+                self.drop_queued_lines("you joined another room");
                 if let Some(current) = self.room.take() {
                     self.left_room(&current.name);
                     self.send(&ClientFrame::Leave { room: current.name }).await?;
@@ -746,8 +748,6 @@ impl Engine {
     }
 
     fn joined_room(&mut self, room: &str) {
-        // A join of our own choosing: nothing typed for the room before it waits for it.
-        self.drop_queued_lines("you joined another room");
         let name = room.to_owned();
         self.set_view(|view| view.room = Some(name));
         self.emit(Event::Joined { room: room.to_owned(), nick: self.nick.clone() });
@@ -788,7 +788,11 @@ impl Engine {
             }
         }
         self.flush_outbox(outbox).await?;
-        if self.backlog == 0 && !self.queued_lines.is_empty() {
+        if self.room.is_none() {
+            // Taken out for good (a rejoin refused, a room re-created by others): what
+            // waited for the room will not be sent.
+            self.drop_queued_lines("no longer in the room");
+        } else if self.backlog == 0 && !self.queued_lines.is_empty() {
             self.send_queued_lines().await?;
         }
         Ok(())

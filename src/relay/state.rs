@@ -365,7 +365,7 @@ impl State {
             self.remove_session(id, now);
             return Resumption::Unknown;
         }
-        let resumption = match session.away.take() {
+        match session.away.take() {
             Some(Away { parked: Some(parked), .. }) => {
                 session.kick = Some(kick);
                 self.announce_presence(id, false, now);
@@ -381,8 +381,7 @@ impl State {
                 }
                 Resumption::HandingOver { id, parked }
             }
-        };
-        resumption
+        }
     }
 
     /// A resuming connection adopts session `id`: its placeholder session `fresh` goes, and
