@@ -965,21 +965,24 @@ impl Engine {
         }
     }
 
+    /// The room could not be taken back: we are out of it, and say why.
+    fn give_up_room(&mut self, why: &str, text: String) {
+        let room = self.current_room_name();
+        self.room = None;
+        self.set_view(|view| view.room = None);
+        self.drop_queued_lines(why);
+        self.emit(Event::Warning { room, text });
+    }
+
     /// Relay errors answer the request that caused them; match them to what is waiting.
     fn on_error(&mut self, reason: ErrorReason) {
         let joining = self.room.as_ref().is_some_and(|room| !room.is_member());
         let reclaiming = self.room.as_ref().is_some_and(Room::reclaiming);
         match reason {
-            ErrorReason::RoomIsAnotherGroup if reclaiming => {
-                let name = self.current_room_name();
-                self.room = None;
-                self.set_view(|view| view.room = None);
-                self.drop_queued_lines("the room now holds another group");
-                self.emit(Event::Warning {
-                    room: name,
-                    text: "while you were away the room was started afresh by others, as a new group; you are not in it and nothing of it was accepted — /join it to enter the new group".into(),
-                });
-            }
+            ErrorReason::RoomIsAnotherGroup if reclaiming => self.give_up_room(
+                "the room now holds another group",
+                "while you were away the room was started afresh by others, as a new group; you are not in it and nothing of it was accepted — /join it to enter the new group".into(),
+            ),
             ErrorReason::AlreadyInRoom
             | ErrorReason::BannedFromRoom
             | ErrorReason::RoomNameInvalid
@@ -987,14 +990,8 @@ impl Engine {
             | ErrorReason::RoomFull
                 if reclaiming =>
             {
-                let name = self.current_room_name();
-                self.room = None;
-                self.set_view(|view| view.room = None);
-                self.drop_queued_lines("could not get back into the room");
-                self.emit(Event::Warning {
-                    room: name,
-                    text: format!("could not get back into the room: {reason}"),
-                });
+                let text = format!("could not get back into the room: {reason}");
+                self.give_up_room("could not get back into the room", text)
             }
             ErrorReason::AlreadyInRoom
             | ErrorReason::BannedFromRoom

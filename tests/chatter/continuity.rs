@@ -23,6 +23,15 @@ fn is_connection(wanted: fn(&ConnectionEvent) -> bool) -> impl Fn(&Event) -> boo
     move |event| matches!(event, Event::Connection(change) if wanted(change))
 }
 
+/// Lets virtual time pass until `events` shows a change of the link that matches.
+async fn link_change(
+    events: &mut Events,
+    limit: Duration,
+    wanted: fn(&ConnectionEvent) -> bool,
+) -> (Event, Vec<Event>) {
+    pass_time_until(events, limit, is_connection(wanted)).await
+}
+
 /// Alice (straight to the relay) and bob (through `cutter`), in one room, with time held.
 async fn alice_and_bob(
     relay: &support::TestRelay,
@@ -75,11 +84,9 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
     let before = room_code(&bob).await;
 
     cutter.cut(Cut::Close);
-    pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(1),
-        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
-    )
+    link_change(&mut bob_events, Duration::from_secs(1), |c| {
+        matches!(c, ConnectionEvent::Lost { .. })
+    })
     .await;
     pass_time_until(
         &mut alice_events,
@@ -91,11 +98,9 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
         held(alice.send_text(&format!("while bob is away {n}"))).await.unwrap();
     }
     held(bob.send_text("typed offline")).await.expect("kept, not refused");
-    let (queued, _) = pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(1),
-        is_connection(|c| matches!(c, ConnectionEvent::Queued { .. })),
-    )
+    let (queued, _) = link_change(&mut bob_events, Duration::from_secs(1), |c| {
+        matches!(c, ConnectionEvent::Queued { .. })
+    })
     .await;
     assert_eq!(queued, Event::Connection(ConnectionEvent::Queued { waiting: 1 }));
     pass_time(Duration::from_secs(5)).await;
@@ -103,11 +108,9 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
 
     // Back within the backoff's cap, as the same session: the twenty arrive once each, in
     // order, marked late, and nothing else claims to be a message.
-    let (_, skipped) = pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(35),
-        is_connection(|c| matches!(c, ConnectionEvent::Resumed { .. })),
-    )
+    let (_, skipped) = link_change(&mut bob_events, Duration::from_secs(35), |c| {
+        matches!(c, ConnectionEvent::Resumed { .. })
+    })
     .await;
     assert!(
         skipped
@@ -158,22 +161,18 @@ async fn a_silent_link_is_noticed_in_seconds_and_the_session_taken_over() {
     held(alice.send_text("into the void")).await.unwrap();
     // Bob does not know yet: his line goes into the dead link, and must not be lost in it.
     held(bob.send_text("said into the silence")).await.unwrap();
-    let (lost, _) = pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(20),
-        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
-    )
+    let (lost, _) = link_change(&mut bob_events, Duration::from_secs(20), |c| {
+        matches!(c, ConnectionEvent::Lost { .. })
+    })
     .await;
     assert!(
         matches!(&lost, Event::Connection(ConnectionEvent::Lost { reason }) if reason.contains("no answer")),
         "{lost:?}"
     );
     cutter.restore();
-    pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(35),
-        is_connection(|c| matches!(c, ConnectionEvent::Resumed { .. })),
-    )
+    link_change(&mut bob_events, Duration::from_secs(35), |c| {
+        matches!(c, ConnectionEvent::Resumed { .. })
+    })
     .await;
     pass_time_until(&mut bob_events, Duration::from_secs(1), is_message("alice", "into the void"))
         .await;
@@ -196,11 +195,9 @@ async fn past_the_grace_period_the_member_is_readmitted_and_told_what_it_missed(
     pass_time_until(&mut bob_events, Duration::from_secs(1), is_message("alice", "before")).await;
 
     cutter.cut(Cut::Close);
-    pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(1),
-        is_connection(|c| matches!(c, ConnectionEvent::Lost { .. })),
-    )
+    link_change(&mut bob_events, Duration::from_secs(1), |c| {
+        matches!(c, ConnectionEvent::Lost { .. })
+    })
     .await;
     for n in 0..3 {
         held(alice.send_text(&format!("missed {n}"))).await.unwrap();
@@ -216,11 +213,9 @@ async fn past_the_grace_period_the_member_is_readmitted_and_told_what_it_missed(
 
     // Bob comes back as a new session, is admitted again with the password it kept, into
     // the same group, and is told what it missed: by whom, how many.
-    let (reconnected, _) = pass_time_until(
-        &mut bob_events,
-        Duration::from_secs(35),
-        is_connection(|c| matches!(c, ConnectionEvent::Reconnected { .. })),
-    )
+    let (reconnected, _) = link_change(&mut bob_events, Duration::from_secs(35), |c| {
+        matches!(c, ConnectionEvent::Reconnected { .. })
+    })
     .await;
     assert!(matches!(
         reconnected,
