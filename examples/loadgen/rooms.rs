@@ -133,6 +133,9 @@ async fn admit(
     let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
     for voter in voters {
+        // A vote that reaches the relay before the commit does counts for nothing: wait for
+        // the commit, as a member does.
+        expect(voter, "commit", |f| matches!(f, ServerFrame::Commit { .. })).await?;
         voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true }).await?;
     }
     let accepted = expect(leader, "commit verdict", |f| {
