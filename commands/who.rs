@@ -55,6 +55,7 @@ impl Command for Who {
                         Presence::InGroupAndConnected => "",
                         Presence::InGroupNotConnected => "  (in the group, not connected)",
                         Presence::ConnectedNotInGroup => "  (connected, not in the group)",
+                        Presence::Away => "  (away: reconnecting)",
                     };
                     let trust = match member.trust {
                         Some(TrustMark::Changed) => {
@@ -105,10 +106,12 @@ mod tests {
                 ("alice".into(), true, true),
                 ("ghost".into(), false, false),
                 ("lurker".into(), false, false),
+                ("roamer".into(), false, false),
             ],
             presence: vec![
                 ("ghost".into(), Presence::InGroupNotConnected),
                 ("lurker".into(), Presence::ConnectedNotInGroup),
+                ("roamer".into(), Presence::Away),
             ],
             ..FakeEngine::in_room("lobby")
         };
@@ -122,6 +125,7 @@ mod tests {
             out.notices[3],
             "    lurker  ab12:cd34:ef56:7890  (connected, not in the group)"
         );
+        assert_eq!(out.notices[4], "    roamer  ab12:cd34:ef56:7890  (away: reconnecting)");
     }
 
     #[test]

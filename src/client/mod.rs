@@ -173,6 +173,9 @@ pub enum Presence {
     InGroupNotConnected,
     /// Listed by the relay but holds no key: cannot read the room.
     ConnectedNotInGroup,
+    /// In the group, and its connection dropped: the relay keeps its place while it
+    /// reconnects.
+    Away,
 }
 
 /// A room's members: the group's leaves in the relay's order (the leader first), then any

@@ -141,6 +141,8 @@ pub struct Room {
     sent_messages: u64,
     /// The running numbers of everyone else's, to see gaps.
     gaps: SenderGaps,
+    /// Members whose connection dropped, as the relay last said.
+    pub away: std::collections::HashSet<String>,
 }
 
 impl Room {
@@ -152,6 +154,7 @@ impl Room {
             relay_members: Vec::new(),
             sent_messages: 0,
             gaps: SenderGaps::default(),
+            away: std::collections::HashSet::new(),
         }
     }
 
@@ -184,6 +187,7 @@ impl Room {
     /// group and epoch (and keeps both while it waits); anyone still joining starts over.
     pub fn reclaim(&mut self) -> ClientFrame {
         self.relay_members.clear();
+        self.away.clear();
         let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
         match phase {
             Phase::Member(mut membership) | Phase::Reclaiming(mut membership) => {
@@ -433,6 +437,7 @@ impl Room {
     /// The relay's member list changed; the leader owes the removals.
     pub fn member_left(&mut self, me: &str, nick: &str, leader: String, out: &mut Outbox) {
         self.relay_members.retain(|member| member != nick);
+        self.away.remove(nick);
         if self.relay_members.first() != Some(&leader) {
             self.relay_members.retain(|member| *member != leader);
             self.relay_members.insert(0, leader);
@@ -622,6 +627,11 @@ impl Room {
                 Err(error) => out.warn(&self.name.clone(), format!("ignored: {error}")),
             },
             ServerFrame::MemberAway { nick, away, .. } => {
+                if away {
+                    self.away.insert(nick.clone());
+                } else {
+                    self.away.remove(&nick);
+                }
                 let text = if away {
                     format!("{nick} lost the connection; the relay keeps their place for a while")
                 } else {

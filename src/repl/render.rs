@@ -219,7 +219,7 @@ impl Renderer {
             }
             ConnectionEvent::Queued { waiting } => (
                 "queued",
-                format!("offline: kept to send once back ({waiting} waiting)"),
+                format!("not sent yet: kept to send once the room is back ({waiting} waiting)"),
                 serde_json::json!({ "waiting": waiting }),
             ),
             ConnectionEvent::QueueSent { count } => (

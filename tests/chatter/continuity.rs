@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chatter::client::{Client, ConnectionEvent, Event, Events};
+use chatter::client::{Client, ConnectionEvent, Event, Events, Presence};
 use chatter::secret::Secret;
 
 use crate::repl_support::spawn_relay_binary;
@@ -94,6 +94,9 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
         |e| matches!(e, Event::Notice { text, .. } if text.starts_with("bob lost the connection")),
     )
     .await;
+    let who = held(alice.members()).await.expect("/who");
+    let bob_seen = who.members.iter().find(|member| member.nick == "bob").map(|m| m.presence);
+    assert_eq!(bob_seen, Some(Presence::Away), "{who:?}");
     for n in 0..20 {
         held(alice.send_text(&format!("while bob is away {n}"))).await.unwrap();
     }

@@ -218,7 +218,7 @@ fn the_prompt_shows_the_reconnect_and_the_room_comes_back_by_itself() {
     alice.expect("connection lost").unwrap();
     alice.expect("alice@lobby (reconnecting, attempt").expect("the prompt says so");
     alice.send_line("typed while the relay was down").unwrap();
-    alice.expect("kept to send once back (1 waiting)").unwrap();
+    alice.expect("kept to send once the room is back (1 waiting)").unwrap();
     alice.expect("1 waiting)> ").expect("and the prompt counts it");
 
     (relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
