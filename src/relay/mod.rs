@@ -98,8 +98,15 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(config: RelayConfig) -> Self {
-        let state =
-            Mutex::new(state::State::new(config.max_rooms_per_client, config.room_deadlines));
+        let away_limits = state::AwayLimits {
+            per_address: config.gate.max_connections_per_ip,
+            ipv6_prefix_len: config.gate.ipv6_prefix_len,
+            ..state::AwayLimits::default()
+        };
+        let state = Mutex::new(
+            state::State::new(config.max_rooms_per_client, config.room_deadlines)
+                .with_away_limits(away_limits),
+        );
         let gate = Gate::new(config.gate.clone());
         let queued = Arc::new(outbound::GlobalQueue::default());
         Relay { shared: Arc::new(Shared { config, state, gate, queued }) }

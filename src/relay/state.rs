@@ -56,6 +56,23 @@ pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
 /// by default, waiting for its client to resume it.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(120);
 
+/// How many away sessions the relay keeps, per address (an IPv6 network counted as one, as
+/// the gate counts it) and in all. Past either, the one away longest is forgotten: a client
+/// that connects, registers and vanishes over and over cannot fill the relay with sessions
+/// kept for nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwayLimits {
+    pub per_address: usize,
+    pub total: usize,
+    pub ipv6_prefix_len: u8,
+}
+
+impl Default for AwayLimits {
+    fn default() -> Self {
+        AwayLimits { per_address: 10, total: 10_000, ipv6_prefix_len: 64 }
+    }
+}
+
 /// The deadlines of room traffic; [`RoomDeadlines::default`] gives the documented ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomDeadlines {
@@ -245,12 +262,19 @@ pub struct State {
     tokens: HashMap<ResumeToken, SessionId>,
     /// Random, per run of the relay: clients tell a restart from a forgotten session by it.
     relay_boot: u64,
+    away_limits: AwayLimits,
 }
 
 impl State {
     pub fn new(max_rooms_per_session: usize, deadlines: RoomDeadlines) -> Self {
         let relay_boot = rand::random();
         State { max_rooms_per_session, deadlines, relay_boot, ..State::default() }
+    }
+
+    /// The same state, keeping away sessions within `limits`.
+    pub fn with_away_limits(mut self, limits: AwayLimits) -> Self {
+        self.away_limits = limits;
+        self
     }
 
     /// This run of the relay's number.
@@ -327,7 +351,38 @@ impl State {
         let Some(session) = self.sessions.get_mut(&id) else { return };
         session.kick = None;
         session.away = Some(Away { since: now, parked: Some(parked), overflowed: false });
+        let address = session.ip;
         self.announce_presence(id, true, now);
+        self.enforce_away_limits(address, now);
+    }
+
+    /// Forgets the sessions away longest past the limits, from `address` and in all.
+    fn enforce_away_limits(&mut self, address: IpAddr, now: Instant) {
+        let limits = self.away_limits;
+        let key = |ip: IpAddr| super::gate::address_key(ip, limits.ipv6_prefix_len);
+        let mut away: Vec<(Instant, SessionId, IpAddr)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, session)| Some((session.away.as_ref()?.since, *id, key(session.ip))))
+            .collect();
+        away.sort();
+        let from_address = away.iter().filter(|(_, _, ip)| *ip == key(address)).count();
+        let mut excess_here = from_address.saturating_sub(limits.per_address);
+        let mut excess_total = away.len().saturating_sub(limits.total);
+        for (_, id, ip) in away {
+            let here = ip == key(address) && excess_here > 0;
+            if !here && excess_total == 0 {
+                continue;
+            }
+            if here {
+                excess_here -= 1;
+            }
+            excess_total = excess_total.saturating_sub(1);
+            self.remove_session(id, now);
+            if excess_here == 0 && excess_total == 0 {
+                break;
+            }
+        }
     }
 
     /// Tells the rooms a session is a member of that it is away or back. An away member's

@@ -577,3 +577,22 @@ fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
         [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
     );
 }
+
+#[test]
+fn away_sessions_are_capped_per_address_the_longest_away_forgotten_first() {
+    let mut relay = Harness::new();
+    relay.state = std::mem::take(&mut relay.state).with_away_limits(AwayLimits {
+        per_address: 2,
+        total: 100,
+        ipv6_prefix_len: 64,
+    });
+    let ids: Vec<SessionId> = ["a", "b", "c"].iter().map(|nick| relay.connect(nick)).collect();
+    let tokens: Vec<ResumeToken> = ids.iter().map(|id| relay.token(*id)).collect();
+    for id in &ids {
+        relay.drop_link(*id);
+        relay.now += Duration::from_secs(1);
+    }
+    assert_eq!(relay.state.stats().away_sessions, 2);
+    assert_eq!(relay.resume(&tokens[0]), None, "the one away longest is gone");
+    assert_eq!(relay.resume(&tokens[2]), Some(ids[2]));
+}
