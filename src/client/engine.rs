@@ -1034,7 +1034,9 @@ fn member_views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
             is_leader: leader == Some(member.nick.as_str()),
             is_self: member.is_self,
             trust: identity::mark(trust, &group, &member.nick),
-            presence: if member.is_self || room.relay_members.contains(&member.nick) {
+            presence: if room.away.contains(&member.nick) {
+                Presence::Away
+            } else if member.is_self || room.relay_members.contains(&member.nick) {
                 Presence::InGroupAndConnected
             } else {
                 Presence::InGroupNotConnected
