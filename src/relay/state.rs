@@ -659,7 +659,9 @@ impl State {
         let nick = session.nick.clone().unwrap_or_default();
         let outbound = session.outbound.clone();
         let room = self.rooms.get(&room_name);
-        if room.is_some_and(|room| room.group_id.as_ref().is_some_and(|known| *known != group_id)) {
+        // A room whose group the relay has not learnt yet was created afresh since the relay
+        // started (a member coming back reclaims, it does not create): another group too.
+        if room.is_some_and(|room| room.group_id.as_ref() != Some(&group_id)) {
             return self.error(id, ErrorReason::RoomIsAnotherGroup);
         }
         let as_it_was = room.is_none_or(|room| {

@@ -568,6 +568,16 @@ fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
         relay.frames(dave),
         [ServerFrame::Error { reason: ErrorReason::RoomIsAnotherGroup }]
     );
+    // A room created afresh, whose group the relay has not seen yet: another group as well.
+    let erin = relay.connect("erin");
+    relay.send(erin, ClientFrame::Join { room: "fresh".into() });
+    relay.frames(erin);
+    let frame = ClientFrame::Reclaim { room: "fresh".into(), group_id: GROUP.to_vec(), epoch: 7 };
+    relay.send(dave, frame);
+    assert_eq!(
+        relay.frames(dave),
+        [ServerFrame::Error { reason: ErrorReason::RoomIsAnotherGroup }]
+    );
     // A member that left since the epoch last moved is owed a removal: admission, too.
     relay.send(bob, ClientFrame::Leave { room: "lobby".into() });
     relay.frames(bob);
