@@ -301,21 +301,7 @@ impl Engine {
                 retry_in,
                 last_error: last_error.take(),
             }));
-            let wait = tokio::time::sleep(retry_in);
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    () = &mut wait => break,
-                    request = requests.recv() => match request {
-                        Some(request) => {
-                            if let Some(reason) = self.on_request_offline(request) {
-                                return Err(reason);
-                            }
-                        }
-                        None => return Err("quit".into()),
-                    },
-                }
-            }
+            self.answering_offline(requests, tokio::time::sleep(retry_in)).await?;
             let resume = (self.link.numbers.token().clone(), self.link.numbers.received());
             let attempt = try_link(
                 self.link.server.clone(),
@@ -324,20 +310,7 @@ impl Engine {
                 resume,
             );
             let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt);
-            tokio::pin!(attempt);
-            let outcome = loop {
-                tokio::select! {
-                    outcome = &mut attempt => break outcome,
-                    request = requests.recv() => match request {
-                        Some(request) => {
-                            if let Some(reason) = self.on_request_offline(request) {
-                                return Err(reason);
-                            }
-                        }
-                        None => return Err("quit".into()),
-                    },
-                }
-            };
+            let outcome = self.answering_offline(requests, attempt).await?;
             match outcome {
                 Ok(Ok((raw, reconnected))) => {
                     let RawClient { reader, writer } = raw;
@@ -356,6 +329,29 @@ impl Engine {
                 }
                 Ok(Err(error)) => last_error = Some(error.to_string()),
                 Err(_) => last_error = Some("no answer from the server in time".into()),
+            }
+        }
+    }
+
+    /// Awaits `work` (which must not need the engine) while answering requests as offline;
+    /// `Err` when the user quits meanwhile.
+    async fn answering_offline<T>(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, String> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                request = requests.recv() => match request {
+                    Some(request) => {
+                        if let Some(reason) = self.on_request_offline(request) {
+                            return Err(reason);
+                        }
+                    }
+                    None => return Err("quit".into()),
+                },
             }
         }
     }
@@ -467,15 +463,11 @@ impl Engine {
         self.queued_lines.push_back(payload);
         let waiting = self.queued_lines.len();
         self.emit(Event::Connection(ConnectionEvent::Queued { waiting }));
-        if self.writer.is_none() {
-            self.show_link(LinkState::Reconnecting {
-                attempt: match self.view_link() {
-                    LinkState::Reconnecting { attempt, .. } => attempt,
-                    _ => 1,
-                },
-                waiting,
-            });
-        }
+        self.set_view(|view| {
+            if let LinkState::Reconnecting { waiting: shown, .. } = &mut view.link {
+                *shown = waiting;
+            }
+        });
         Ok(())
     }
 
@@ -540,10 +532,6 @@ impl Engine {
         self.set_view(|view| view.link = link);
     }
 
-    fn view_link(&self) -> LinkState {
-        self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).link
-    }
-
     /// Answers everything waiting on the relay with `reason`: its answer died with the
     /// session.
     fn fail_waiters(&mut self, reason: &str) {
@@ -600,17 +588,31 @@ impl Engine {
         frame: &ClientFrame,
         chat: Option<ChatPayload>,
     ) -> std::io::Result<()> {
+        self.queue_frame(frame, chat)?;
+        self.flush().await
+    }
+
+    /// Numbers a frame and keeps it until acknowledged; queues it for writing if connected.
+    fn queue_frame(
+        &mut self,
+        frame: &ClientFrame,
+        chat: Option<ChatPayload>,
+    ) -> std::io::Result<()> {
         self.note_leave(frame);
         let bytes = crate::proto::encode(frame);
-        let written = match self.writer.as_mut() {
-            Some(writer) => {
-                writer.queue(&bytes)?;
-                writer.flush().await
-            }
+        let queued = match self.writer.as_mut() {
+            Some(writer) => writer.queue(&bytes),
             None => Ok(()),
         };
         self.link.numbers.on_sent(bytes, chat);
-        written
+        queued
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self.writer.as_mut() {
+            Some(writer) => writer.flush().await,
+            None => Ok(()),
+        }
     }
 
     async fn flush_outbox(&mut self, outbox: Outbox) -> std::io::Result<()> {
@@ -618,17 +620,9 @@ impl Engine {
             self.emit(event);
         }
         for frame in &outbox.frames {
-            self.note_leave(frame);
-            let bytes = crate::proto::encode(frame);
-            if let Some(writer) = self.writer.as_mut() {
-                writer.queue(&bytes)?;
-            }
-            self.link.numbers.on_sent(bytes, None);
+            self.queue_frame(frame, None)?;
         }
-        match self.writer.as_mut() {
-            Some(writer) => writer.flush().await,
-            None => Ok(()),
-        }
+        self.flush().await
     }
 
     /// Counts a `Leave` on its way: until the relay's `Left` for it arrives, frames about
