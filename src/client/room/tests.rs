@@ -242,3 +242,37 @@ fn an_oversized_message_is_refused_before_it_is_sent() {
     assert!(matches!(alice.encrypt(&long), Err(RoomError::TooLong { .. })));
     assert!(alice.encrypt(&ChatPayload::Text("fine".into())).is_ok());
 }
+
+#[test]
+fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (group_id, epoch_before) = (bob.group().unwrap().group_id(), epoch(&bob));
+
+    // A relay that did not forget us claims it took us back: ignored, with a warning.
+    let mut out = Outbox::default();
+    let forged = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["mallory".into()] };
+    bob.on_member_frame("bob", forged, SystemTime::now(), &mut out);
+    assert!(matches!(&out.events[..], [Event::Warning { .. }]), "{:?}", out.events);
+    assert_ne!(bob.relay_members, ["mallory"]);
+
+    // A relay that did forget us: we ask for the room with our group and epoch, keep the
+    // group while we wait, and are a member of the same group once taken back.
+    let frame = bob.reclaim();
+    assert!(matches!(
+        &frame,
+        ClientFrame::Reclaim { group_id: id, epoch, .. } if *id == group_id && *epoch == epoch_before
+    ));
+    assert!(bob.reclaiming() && !bob.is_member());
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["bob".into()] };
+    let mut out = Outbox::default();
+    bob.on_member_frame("bob", back, SystemTime::now(), &mut out);
+    assert!(bob.is_member());
+    assert_eq!((bob.group().unwrap().group_id(), epoch(&bob)), (group_id, epoch_before));
+
+    // Told to go through admission instead, we remember the group to check the Welcome.
+    bob.reclaim();
+    assert!(bob.admission_pending("bob", "alice".into()).is_ok());
+    assert!(bob.rejoining());
+}
