@@ -588,8 +588,15 @@ impl Engine {
         frame: &ClientFrame,
         chat: Option<ChatPayload>,
     ) -> std::io::Result<()> {
+        let carries_chat = chat.is_some();
         self.queue_frame(frame, chat)?;
-        self.flush().await
+        self.flush().await?;
+        if carries_chat {
+            // Asks the relay to confirm it has the line (its `Ack` answers only news), so
+            // that a link lost a moment later leaves no line in doubt that was delivered.
+            self.acknowledge().await?;
+        }
+        Ok(())
     }
 
     /// Numbers a frame and keeps it until acknowledged; queues it for writing if connected.

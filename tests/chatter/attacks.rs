@@ -44,9 +44,12 @@ async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
     expect_event(&mut alice_events, is_message("bob", "hi")).await;
     let header = {
         let sent = control.sent_by_client.lock().unwrap();
-        let Some(ClientFrame::Application { message, .. }) = sent.last() else {
-            panic!("bob's message went through the middle")
-        };
+        // The last chat frame bob sent (an `Ack` may follow it).
+        let chat = sent.iter().rev().find_map(|frame| match frame {
+            ClientFrame::Application { message, .. } => Some(message),
+            _ => None,
+        });
+        let Some(message) = chat else { panic!("bob's message went through the middle") };
         peek_header(message).unwrap()
     };
     let seen_before = control.sent_by_client.lock().unwrap().len();
