@@ -80,6 +80,8 @@ pub struct Network {
     deadlines: RoomDeadlines,
     global: Arc<GlobalQueue>,
     pub links: Vec<Link>,
+    /// Each link's session, kept while the relay parks it.
+    sessions: Vec<Option<SessionId>>,
     /// Where each frame the relay wrote to a session came from, by the frame's number, so
     /// that a frame replayed after a resume keeps its provenance.
     provenance: HashMap<SessionId, Vec<Provenance>>,
@@ -93,6 +95,7 @@ impl Network {
             deadlines,
             global: Arc::new(GlobalQueue::default()),
             links: (0..links).map(|_| Link::default()).collect(),
+            sessions: vec![None; links],
             provenance: HashMap::new(),
             restarts: 0,
         }
@@ -105,6 +108,7 @@ impl Network {
         let own_queue = outbound.clone();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let session = self.relay.add_session(ip, SessionChannel { outbound, kick });
+        self.sessions[index] = Some(session);
         self.links[index].connection = Some(Connection {
             session,
             inbound,
@@ -158,6 +162,7 @@ impl Network {
             link.up.clear();
             link.connection = None;
         }
+        self.sessions.iter_mut().for_each(|session| *session = None);
         self.provenance.clear();
         self.relay = State::new(4, self.deadlines);
         self.restarts += 1;
@@ -215,6 +220,7 @@ impl Network {
         }
         link.connection =
             Some(Connection { session: id, inbound, own_queue, replay, _kicked: kicked });
+        self.sessions[index] = Some(id);
         Reconnection::Resumed { handled, backlog }
     }
 
@@ -273,11 +279,9 @@ impl Network {
     }
 
     /// The state handles a frame as from link `index`'s session (sent by the client, or
-    /// made up by the relay).
+    /// made up by the relay, which may do so while the session is parked).
     pub fn handle(&mut self, index: usize, frame: ClientFrame, now: Instant) {
-        let Some(session) = self.links[index].connection.as_ref().map(|c| c.session) else {
-            return;
-        };
+        let Some(session) = self.sessions[index] else { return };
         let mut signals = Vec::new();
         let control = self.relay.handle(session, frame, now, &mut signals);
         assert_eq!(control, Control::Continue, "the relay closed link {index}");

@@ -726,9 +726,12 @@ impl World {
             .and_then(Room::group)
             .map(|g| (g.group_id(), g.epoch()));
         let tracking = &mut self.ledger.tracking[index];
+        // A new group object (created, welcomed — even back into the same group) starts
+        // anew the epochs this member can read, as the relay's `RoomMember::join_epoch`.
         match group {
             Some((id, epoch))
-                if tracking.member_since.as_ref().is_none_or(|(held, _)| *held != id) =>
+                if !held_group
+                    || tracking.member_since.as_ref().is_none_or(|(held, _)| *held != id) =>
             {
                 tracking.member_since = Some((id, epoch));
             }
