@@ -1,16 +1,22 @@
 //! What must hold once the network is quiet, and the ledger of the run it is judged on.
 //!
 //! The ledger is the simulation's ground truth, kept beside the clients (never read by
-//! them): every line an honest member sent and who was in its group when it did, every
-//! password exchange a client started and what started it, every vote and every merge.
-//! [`check`] turns it, and the clients' final state, into [`Violation`]s:
+//! them): every line a client typed and who was owed it, every password exchange a client
+//! started and what started it, every vote, merge and removal. [`check`] turns it, and the
+//! clients' final state, into [`Violation`]s:
 //!
-//! - (a) every honest member that did not leave is still in the room, holding its group; and
-//!   at least one honest member is (so a room emptied of its honest members never passes);
+//! - (a) every honest member that did not leave (its user's last word was `/join`, and it got
+//!   in) is still in the room, holding its group; a `/join` still pending is one too; and at
+//!   least one honest member is in the room, so a run that empties the room never passes;
 //! - (b) honest members are in one group at one epoch (one epoch authenticator), with the
 //!   same members, which are exactly the clients in the room, as each member's view of the
-//!   relay's list says — or every one of them was warned that the room is split;
-//! - (c) no chat line is lost without a notice naming its sender and covering it;
+//!   relay's list says — or every one of them was warned that the room is split (a warning
+//!   that says "split": none does today);
+//! - (c) no chat line is lost without a notice: each honest member owed a line shows it, or
+//!   was shown a gap covering its number or a warning naming its sender (one per line), or
+//!   its sender was told it may not have been delivered. A line is owed to the honest members
+//!   in the relay's room when the relay takes it, and in the sender's group since that epoch
+//!   or before (the relay's own rule), that neither left nor joined anew since;
 //! - (d) no password exchange (`AdmissionStart`) that the user neither asked for (`/join`) nor
 //!   was told about, or that a frame the honest relay never sent (forged, replayed) began;
 //! - (e) no honest member merged a commit that most of the room refused, or garbage;

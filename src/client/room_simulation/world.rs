@@ -100,6 +100,21 @@ enum Trigger {
     Tick,
 }
 
+/// What the network does to one client, besides its link.
+#[derive(Debug, Clone)]
+struct Condition {
+    /// Frozen: reads nothing, does nothing (its frames already sent still arrive).
+    stalled: bool,
+    /// Away past the grace period: does not come back before then.
+    away_until: Option<Instant>,
+    /// Since when its link is down while the relay keeps its session.
+    parked_since: Option<Instant>,
+    /// When a cut link comes back at the latest (within the grace period).
+    return_by: Option<Instant>,
+    /// Its next keepalive.
+    next_tick: Instant,
+}
+
 /// The hostile clients of a run.
 #[derive(Default)]
 struct Cast {
@@ -121,15 +136,9 @@ pub struct World {
     pub roles: Vec<Role>,
     pub ledger: Ledger,
     cast: Cast,
-    stalled: Vec<bool>,
-    away_until: Vec<Option<Instant>>,
-    /// When each link was cut, while it is down and the relay keeps the session.
-    parked_since: Vec<Option<Instant>>,
-    /// When a cut link comes back at the latest (within the grace period).
-    return_by: Vec<Option<Instant>>,
+    conditions: Vec<Condition>,
     /// After a quiet restart: users neither join nor leave until every member is back.
     reclaiming: bool,
-    next_tick: Vec<Instant>,
     lines_said: usize,
     /// A settle never ended.
     chattering: bool,
@@ -197,12 +206,16 @@ impl World {
             roles,
             ledger,
             cast,
-            stalled: vec![false; count],
-            away_until: vec![None; count],
-            parked_since: vec![None; count],
-            return_by: vec![None; count],
+            conditions: (0..count)
+                .map(|index| Condition {
+                    stalled: false,
+                    away_until: None,
+                    parked_since: None,
+                    return_by: None,
+                    next_tick: origin + SLICE * (index as u32 + 1),
+                })
+                .collect(),
             reclaiming: false,
-            next_tick: (0..count).map(|index| origin + SLICE * (index as u32 + 1)).collect(),
             lines_said: 0,
             chattering: false,
             log: Vec::new(),
@@ -302,7 +315,7 @@ impl World {
         menu.push((5, Step::Settle));
         menu.push((4, Step::Pass(self.rng.gen_range(1..=3))));
         let awake: Vec<usize> = (0..count)
-            .filter(|&index| !self.stalled[index] && self.roles[index] != Role::Outsider)
+            .filter(|&index| !self.conditions[index].stalled && self.roles[index] != Role::Outsider)
             .collect();
         let online: Vec<usize> = awake.iter().copied().filter(|&index| self.is_up(index)).collect();
         if self.reclaiming && self.everyone_back() {
@@ -337,7 +350,7 @@ impl World {
         let now = self.now;
         let down: Vec<usize> = (0..count)
             .filter(|&index| !self.is_up(index))
-            .filter(|&index| self.away_until[index].is_none_or(|until| now >= until))
+            .filter(|&index| self.conditions[index].away_until.is_none_or(|until| now >= until))
             .collect();
         if let Some(index) = self.choose(&down) {
             menu.push((6, Step::Back(index)));
@@ -368,7 +381,8 @@ impl World {
             if let Some(index) = self.choose(&online) {
                 menu.push((2, Step::Stall(index)));
             }
-            let stalled: Vec<usize> = (0..count).filter(|&index| self.stalled[index]).collect();
+            let stalled: Vec<usize> =
+                (0..count).filter(|&index| self.conditions[index].stalled).collect();
             if let Some(index) = self.choose(&stalled) {
                 menu.push((3, Step::Unstall(index)));
             }
@@ -457,7 +471,7 @@ impl World {
             }
             Step::Cut(index) => {
                 self.cut(index);
-                self.return_by[index] = Some(self.now + GRACE - Duration::from_secs(2));
+                self.conditions[index].return_by = Some(self.now + GRACE - Duration::from_secs(2));
             }
             Step::HalfOpen(index) => {
                 self.note(format!(
@@ -471,13 +485,13 @@ impl World {
             }
             Step::GoAway(index) => {
                 self.cut(index);
-                self.away_until[index] = Some(self.now + GRACE + Duration::from_secs(1));
+                self.conditions[index].away_until = Some(self.now + GRACE + Duration::from_secs(1));
             }
             Step::Back(index) => self.back(index),
             Step::Restart => self.restart(),
             Step::QuietRestart => {
                 for index in 0..self.clients.len() {
-                    self.stalled[index] = false;
+                    self.conditions[index].stalled = false;
                     if !self.is_up(index) {
                         self.back(index);
                     }
@@ -488,11 +502,11 @@ impl World {
             }
             Step::Stall(index) => {
                 self.note(format!("{} stalls", self.nick(index)));
-                self.stalled[index] = true;
+                self.conditions[index].stalled = true;
             }
             Step::Unstall(index) => {
                 self.note(format!("{} reads again", self.nick(index)));
-                self.stalled[index] = false;
+                self.conditions[index].stalled = false;
             }
             Step::Garbage => self.garbage(),
             Step::Evict => self.evict(),
@@ -747,7 +761,7 @@ impl World {
     fn deliver_one(&mut self) -> bool {
         let mut candidates = Vec::new();
         for index in 0..self.clients.len() {
-            if !self.stalled[index] && !self.net.links[index].down.is_empty() {
+            if !self.conditions[index].stalled && !self.net.links[index].down.is_empty() {
                 candidates.push((index, true));
             }
             if !self.net.links[index].up.is_empty() {
@@ -774,7 +788,7 @@ impl World {
         loop {
             let mut any = false;
             for index in 0..self.clients.len() {
-                while !self.stalled[index] && !self.net.links[index].down.is_empty() {
+                while !self.conditions[index].stalled && !self.net.links[index].down.is_empty() {
                     any = true;
                     deliveries += 1;
                     moved += usize::from(self.deliver_down(index));
@@ -923,21 +937,24 @@ impl World {
             self.now += SLICE;
             self.net.relay.expire(self.now);
             for index in 0..self.clients.len() {
-                if self.return_by[index].is_some_and(|by| self.now >= by) {
+                if self.conditions[index].return_by.is_some_and(|by| self.now >= by) {
                     self.back(index);
                 }
             }
             for index in 0..self.clients.len() {
                 // The state forgets a session away past the grace period (`State::expire`).
-                if self.parked_since[index].is_some_and(|since| self.now >= since + GRACE) {
-                    self.parked_since[index] = None;
+                if self.conditions[index]
+                    .parked_since
+                    .is_some_and(|since| self.now >= since + GRACE)
+                {
+                    self.conditions[index].parked_since = None;
                     self.ledger.tracking[index].in_relay_room = false;
                 }
             }
             self.pump();
             for index in 0..self.clients.len() {
-                if !self.stalled[index] && self.now >= self.next_tick[index] {
-                    self.next_tick[index] = self.now + KEEPALIVE;
+                if !self.conditions[index].stalled && self.now >= self.conditions[index].next_tick {
+                    self.conditions[index].next_tick = self.now + KEEPALIVE;
                     self.interact(index, Trigger::Tick, |client, now| client.tick(now));
                 }
             }
@@ -947,7 +964,7 @@ impl World {
     fn cut(&mut self, index: usize) {
         self.note(format!("{}'s link is cut", self.nick(index)));
         self.net.cut(index, self.now);
-        self.parked_since[index] = Some(self.now);
+        self.conditions[index].parked_since = Some(self.now);
         self.interact(index, Trigger::Link, |client, _| client.link_lost("lost the connection"));
     }
 
@@ -955,8 +972,8 @@ impl World {
     fn back(&mut self, index: usize) {
         let nick = self.nick(index);
         let request = self.clients[index].resume_request();
-        self.parked_since[index] = None;
-        self.return_by[index] = None;
+        self.conditions[index].parked_since = None;
+        self.conditions[index].return_by = None;
         match self.net.reconnect(index, &nick, request, self.now) {
             Reconnection::Resumed { handled, backlog } => {
                 self.note(format!("{nick} resumes (the relay had {handled}; {backlog} to come)"));
@@ -980,8 +997,8 @@ impl World {
         self.net.restart();
         self.shim.restarted();
         for index in 0..self.clients.len() {
-            self.parked_since[index] = None;
-            self.return_by[index] = None;
+            self.conditions[index].parked_since = None;
+            self.conditions[index].return_by = None;
             self.ledger.tracking[index].in_relay_room = false;
         }
         for index in 0..self.clients.len() {
@@ -1100,9 +1117,9 @@ impl World {
         self.note("quiesce: faults stop, everyone comes back".into());
         self.shim.active = false;
         self.release_held();
-        self.stalled.iter_mut().for_each(|stalled| *stalled = false);
+        self.conditions.iter_mut().for_each(|condition| condition.stalled = false);
         self.pump();
-        while self.away_until.iter().flatten().any(|until| *until > self.now) {
+        while self.conditions.iter().filter_map(|c| c.away_until).any(|until| until > self.now) {
             self.settle();
             self.advance(Duration::from_secs(1));
         }
