@@ -117,7 +117,7 @@ enum Ended {
 enum Reconnected {
     /// The same session; the relay had handled this many of our frames and will send
     /// `backlog` frames we missed.
-    Resumed { handled: u64, backlog: u64 },
+    Resumed { handled: u64, backlog: u64, token: crate::proto::ResumeToken },
     /// A new session.
     Registered { numbers: SessionNumbers },
 }
@@ -269,7 +269,12 @@ impl Engine {
         if self.backlog == 0 && !self.queued_lines.is_empty() {
             self.send_queued_lines().await?;
         }
-        Ok(())
+        // A commit of ours the relay could not take to a vote yet goes again.
+        let mut outbox = Outbox::default();
+        if let Some(room) = self.room.as_mut() {
+            room.tick(&self.nick, &mut outbox);
+        }
+        self.flush_outbox(outbox).await
     }
 
     async fn acknowledge(&mut self) -> std::io::Result<()> {
@@ -364,8 +369,8 @@ impl Engine {
         offline_since: SystemTime,
     ) -> std::io::Result<()> {
         match reconnected {
-            Reconnected::Resumed { handled, backlog } => {
-                let resend = self.link.numbers.resumed(handled);
+            Reconnected::Resumed { handled, backlog, token } => {
+                let resend = self.link.numbers.resumed(handled, token);
                 if resend.lost > 0 {
                     self.emit(Event::Warning {
                         room: self.current_room_name(),
@@ -781,6 +786,11 @@ impl Engine {
         self.backlog = self.backlog.saturating_sub(1);
         let mut outbox = Outbox::default();
         self.on_session_frame(frame, &mut outbox);
+        if self.room.as_ref().is_some_and(Room::is_gone) {
+            // The room said why; it waits for the user's `/join`.
+            self.room = None;
+            self.set_view(|view| view.room = None);
+        }
         if late {
             for event in &mut outbox.events {
                 if let Event::Message { late, .. } = event {
@@ -917,18 +927,9 @@ impl Engine {
             }
             ServerFrame::AdmissionRefused { reason, .. } => self.on_admission_refused(reason, out),
             ServerFrame::Removed { reason, .. } => {
-                if self.join_restarts >= MAX_JOIN_RESTARTS {
-                    self.room = None;
-                    self.set_view(|view| view.room = None);
-                    out.events.push(Event::Warning {
-                        room: Some(name),
-                        text: format!("taken out of the room again ({reason}); not rejoining — /join it to try again"),
-                    });
-                    return;
-                }
-                self.join_restarts += 1;
-                if let Some(room) = self.room.as_mut() {
-                    let frame = room.removed(reason, out);
+                if let Some(room) = self.room.as_mut()
+                    && let Some(frame) = room.removed(reason, out)
+                {
                     out.frames.push(frame);
                 }
             }
@@ -1091,6 +1092,8 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Removed { room, .. }
         | ServerFrame::MemberList { room, .. }
         | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::ReclaimPending { room, .. }
+        | ServerFrame::ReclaimRefused { room, .. }
         | ServerFrame::MemberAway { room, .. }
         | ServerFrame::Left { room } => Some(room),
         ServerFrame::Registered { .. }
@@ -1127,8 +1130,8 @@ async fn try_link(
     let mut raw = RawClient::connect(&server, &access_code).await?;
     raw.send(&ClientFrame::Resume { token, received }).await?;
     match raw.recv().await? {
-        ServerFrame::Resumed { received: handled, backlog } => {
-            Ok((raw, Reconnected::Resumed { handled, backlog }))
+        ServerFrame::Resumed { received: handled, backlog, token } => {
+            Ok((raw, Reconnected::Resumed { handled, backlog, token }))
         }
         ServerFrame::ResumeRefused { .. } => {
             let numbers = raw.register(&nick).await?;

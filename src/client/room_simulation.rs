@@ -373,8 +373,9 @@ impl World {
             }
             ServerFrame::Removed { reason, .. } => {
                 client.voted_for = None;
-                let frame = room.removed(reason, &mut out);
-                out.frames.push(frame);
+                if let Some(frame) = room.removed(reason, &mut out) {
+                    out.frames.push(frame);
+                }
             }
             ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup } => {
                 client.room = None;

@@ -19,8 +19,8 @@ mod provider;
 mod room;
 
 pub use error::MlsError;
-pub use events::{CommitSummary, MemberInfo, OutgoingCommit, RoomEvent};
-pub use identity::MlsMember;
+pub use events::{CommitSummary, MemberInfo, Opened, OutgoingCommit, RoomEvent};
+pub use identity::{MlsMember, OwnKeyPackage};
 pub(crate) use identity::fingerprint_of;
 pub use room::RoomGroup;
 

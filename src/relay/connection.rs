@@ -279,7 +279,7 @@ impl Session {
         let Ok(missing) = replay.missing(received) else {
             return self.refuse_resume(Some(id)).await;
         };
-        let Some(own_queue) = self.shared.state().adopt(self.id, id, now) else {
+        let Some((own_queue, token)) = self.shared.state().adopt(self.id, id, now) else {
             return self.refuse_resume(None).await;
         };
         self.id = id;
@@ -287,7 +287,7 @@ impl Session {
         self.queued = inbound;
         self.own_queue = own_queue;
         let backlog = (missing.len() + self.queued.len()) as u64;
-        let resumed = ServerFrame::Resumed { received: replay.handled(), backlog };
+        let resumed = ServerFrame::Resumed { received: replay.handled(), backlog, token };
         self.replay = replay;
         let mut sealed = self.writer.queue(&proto::encode(&resumed)).is_ok();
         for frame in &missing {

@@ -35,7 +35,7 @@ use crate::mls_header::{self, CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT};
 use crate::proto::{
     self, AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason,
     MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, ResumeToken, RoomSummary, ServerFrame,
-    Welcome,
+    SignedVote, Welcome,
 };
 
 /// Failed admissions for one nickname before it may not ask to join that room again, as in
@@ -441,9 +441,22 @@ impl State {
 
     /// A resuming connection adopts session `id`: its placeholder session `fresh` goes, and
     /// it gets the queue sender of the session it took back.
-    pub fn adopt(&mut self, fresh: SessionId, id: SessionId, now: Instant) -> Option<Outbound> {
+    /// The session's token changes here: the one just presented is void, so a token that
+    /// leaked takes a session back at most until its owner next resumes.
+    pub fn adopt(
+        &mut self,
+        fresh: SessionId,
+        id: SessionId,
+        now: Instant,
+    ) -> Option<(Outbound, ResumeToken)> {
         self.remove_session(fresh, now);
-        self.sessions.get(&id).map(|session| session.outbound.clone())
+        let session = self.sessions.get_mut(&id)?;
+        let token = ResumeToken(rand::random());
+        if let Some(old) = session.token.replace(token.clone()) {
+            self.tokens.remove(&old);
+        }
+        self.tokens.insert(token.clone(), id);
+        Some((session.outbound.clone(), token))
     }
 
     /// Handles one decoded frame from a session.
@@ -487,8 +500,8 @@ impl State {
             ClientFrame::Commit { room, commit, welcome } => {
                 self.commit(id, &room, commit, welcome, now)
             }
-            ClientFrame::CommitVote { room, epoch, accept } => {
-                self.vote(id, &room, epoch, accept, now)
+            ClientFrame::CommitVote { room, epoch, accept, vote } => {
+                self.vote(id, &room, epoch, accept, vote, now)
             }
             ClientFrame::Application { room, message } => self.application(id, &room, message),
             ClientFrame::Leave { room } => {
@@ -870,19 +883,25 @@ impl State {
             // The leader answered with the commit; from here the vote's deadline governs.
             joiner.leader_owes_since = None;
         }
-        // Away members check the commit when they are back; the room does not wait for them.
+        // Every connected member votes, the committer too; away members count in the
+        // electorate (as members count them) and check the commit when they are back.
         let voters: Vec<SessionId> = room
             .members
             .iter()
             .map(|member| member.session)
-            .filter(|session| *session != id)
             .filter(|session| self.sessions.get(session).is_some_and(|s| s.away.is_none()))
             .collect();
+        let tally = Tally::new(room.members.len(), voters.clone());
+        if !tally.can_win() {
+            // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
+            let reason = CommitRejection::TooManyAway;
+            return self.send(id, &ServerFrame::CommitRejected { room: room_name.into(), reason });
+        }
         room.in_flight = Some(CommitInFlight {
             epoch: room.epoch,
             committer: id,
             welcome,
-            tally: Tally::new(voters.clone()),
+            tally,
             deadline: now + self.deadlines.vote,
         });
         let frame = Bytes::from(proto::encode(&ServerFrame::Commit {
@@ -899,7 +918,16 @@ impl State {
 
     /// A member's verdict on the commit in flight. Votes for any other epoch (late, or about
     /// a commit a man in the middle made up) change nothing.
-    fn vote(&mut self, id: SessionId, room_name: &str, epoch: u64, accept: bool, now: Instant) {
+    fn vote(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        epoch: u64,
+        accept: bool,
+        vote: Vec<u8>,
+        now: Instant,
+    ) {
+        let from = self.nick_of(id);
         let Some(in_flight) = self
             .rooms
             .get_mut(room_name)
@@ -908,7 +936,7 @@ impl State {
         else {
             return;
         };
-        in_flight.tally.record(id, accept);
+        in_flight.tally.record(id, accept, SignedVote { from, vote });
         self.settle(room_name, now);
     }
 
@@ -921,25 +949,25 @@ impl State {
         };
         let Some(in_flight) = room.in_flight.take() else { return };
         match verdict {
-            Verdict::Confirmed => self.confirm(room_name, in_flight),
-            Verdict::ConfirmedOverObjections(objectors) => {
+            Verdict::Confirmed { votes, objectors } => {
                 // A minority refused what the rest verified: they are out of step with the
                 // room (or lying about it), and leave it; they may join again.
                 for objector in objectors {
                     self.remove_from_room(objector, room_name, RemovalReason::OutVoted, now);
                 }
-                self.confirm(room_name, in_flight);
+                self.confirm(room_name, in_flight, votes);
             }
-            Verdict::Refused => {
-                self.abort(room_name, &in_flight);
+            Verdict::Refused { votes } => {
+                self.abort(room_name, &in_flight, votes);
                 let committer = in_flight.committer;
                 self.remove_from_room(committer, room_name, RemovalReason::KeyChangeRefused, now);
             }
+            Verdict::Undecided { votes } => self.abort(room_name, &in_flight, votes),
         }
     }
 
     /// Every member merges the commit; its joiner, if still waiting, gets the Welcome.
-    fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight) {
+    fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight, votes: Vec<SignedVote>) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
         room.left_this_epoch.clear();
@@ -947,7 +975,7 @@ impl State {
         self.send_to_room(
             room_name,
             None,
-            &ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch },
+            &ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes },
         );
         let Some(welcome) = in_flight.welcome else { return };
         let Some(room) = self.rooms.get_mut(room_name) else { return };
@@ -979,11 +1007,12 @@ impl State {
     }
 
     /// Every member discards the commit; its joiner starts its admission again.
-    fn abort(&mut self, room_name: &str, in_flight: &CommitInFlight) {
+    fn abort(&mut self, room_name: &str, in_flight: &CommitInFlight, votes: Vec<SignedVote>) {
+        let epoch = in_flight.epoch;
         self.send_to_room(
             room_name,
             None,
-            &ServerFrame::CommitAborted { room: room_name.to_owned(), epoch: in_flight.epoch },
+            &ServerFrame::CommitAborted { room: room_name.to_owned(), epoch, votes },
         );
         if let Some(welcome) = &in_flight.welcome {
             self.restart_admission(room_name, &welcome.to);
@@ -1034,7 +1063,7 @@ impl State {
             return;
         }
         if let Some(in_flight) = room.in_flight.take() {
-            self.abort(room_name, &in_flight);
+            self.abort(room_name, &in_flight, Vec::new());
         }
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.members.rotate_left(1);
@@ -1105,18 +1134,13 @@ impl State {
         let position = room.members.iter().position(|member| member.session == id);
         let was_leader = position == Some(0);
         let left = position.map(|position| room.members.remove(position));
-        // A vote in flight goes on without a member that left; a commit whose committer left
-        // is aborted, since nobody will merge it on the committer's side.
-        let committer_left = room.in_flight.as_ref().is_some_and(|f| f.committer == id);
+        // A vote in flight goes on without a member that left, its committer included: a
+        // vote already cast was signed and still counts, and the others may merge the commit
+        // without the committer (its leaf is removed next).
         if let Some(in_flight) = room.in_flight.as_mut() {
             in_flight.tally.forget(id);
         }
         self.forget_room_of(id, room_name);
-        if committer_left
-            && let Some(in_flight) = self.rooms.get_mut(room_name).and_then(|r| r.in_flight.take())
-        {
-            self.abort(room_name, &in_flight);
-        }
         let Some(room) = self.rooms.get_mut(room_name) else { return was_pending };
         if room.members.is_empty() {
             // The room is forgotten; anyone still waiting to join will find it empty and

@@ -135,11 +135,22 @@ impl Harness {
             message: b"welcome".to_vec(),
         });
         self.send(committer, ClientFrame::Commit { room: "lobby".into(), commit, welcome });
+        // An honest committer signs its own yes once its commit comes back for the vote.
+        self.vote(committer, epoch, true);
     }
 
     fn vote(&mut self, voter: SessionId, epoch: u64, accept: bool) {
-        self.send(voter, ClientFrame::CommitVote { room: "lobby".into(), epoch, accept });
+        let vote = vec![accept as u8];
+        self.send(voter, ClientFrame::CommitVote { room: "lobby".into(), epoch, accept, vote });
     }
+}
+
+fn confirmed(epoch: u64, voters: &[&str]) -> ServerFrame {
+    let votes = voters
+        .iter()
+        .map(|voter| SignedVote { from: (*voter).into(), vote: vec![1] })
+        .collect();
+    ServerFrame::CommitConfirmed { room: "lobby".into(), epoch, votes }
 }
 
 #[test]
@@ -148,6 +159,7 @@ fn a_silent_voter_is_taken_out_at_the_deadline_and_the_commit_goes_through() {
     let ids = relay.room(&["alice", "bob", "silent"]);
     relay.commit(ids[0], 2, None);
     relay.vote(ids[1], 2, true);
+    relay.frames(ids[0]);
     relay.frames(ids[1]);
     relay.advance(VOTE_DEADLINE - Duration::from_millis(1));
     assert!(relay.frames(ids[0]).is_empty(), "nothing happens before the deadline");
@@ -166,7 +178,7 @@ fn a_silent_voter_is_taken_out_at_the_deadline_and_the_commit_goes_through() {
                     nick: "silent".into(),
                     leader: "alice".into()
                 },
-                ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 },
+                confirmed(3, &["alice", "bob"]),
             ]
         );
     }
@@ -295,20 +307,40 @@ fn look_alike_and_mixed_script_nicknames_are_refused() {
 }
 
 #[test]
-fn a_committer_that_leaves_mid_vote_aborts_its_commit() {
+fn a_committer_that_leaves_mid_vote_does_not_stop_it() {
+    // Its signed yes still counts, and the others may merge without it (its leaf goes next).
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob", "carol"]);
     relay.commit(ids[0], 2, None);
     relay.vote(ids[1], 2, true);
     relay.send(ids[0], ClientFrame::Leave { room: "lobby".into() });
-    for id in &ids[1..] {
-        let frames = relay.frames(*id);
-        assert!(
-            frames.contains(&ServerFrame::CommitAborted { room: "lobby".into(), epoch: 2 }),
-            "{frames:?}"
-        );
-        assert!(!frames.iter().any(|f| matches!(f, ServerFrame::CommitConfirmed { .. })));
-    }
+    relay.vote(ids[2], 2, true);
+    let frames = relay.frames(ids[1]);
+    assert!(frames.contains(&confirmed(3, &["alice", "bob", "carol"])), "{frames:?}");
+}
+
+#[test]
+fn one_objector_among_three_is_taken_out_and_a_tie_of_two_takes_nobody_out() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "nay"]);
+    relay.commit(ids[0], 2, None);
+    relay.vote(ids[2], 2, false);
+    relay.vote(ids[1], 2, true);
+    assert!(relay.frames(ids[1]).contains(&confirmed(3, &["alice", "bob"])));
+    assert_eq!(
+        relay.frames(ids[2]).last(),
+        Some(&ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::OutVoted })
+    );
+    let mut pair = Harness::new();
+    let ids = pair.room(&["alice", "nay"]);
+    pair.commit(ids[0], 1, None);
+    pair.vote(ids[1], 1, false);
+    let no = SignedVote { from: "nay".into(), vote: vec![0] };
+    assert_eq!(
+        pair.frames(ids[0]).last(),
+        Some(&ServerFrame::CommitAborted { room: "lobby".into(), epoch: 1, votes: vec![no] })
+    );
+    assert_eq!(pair.state.stats().room_memberships, 2, "nobody taken out on a tie");
 }
 
 #[test]
@@ -324,7 +356,7 @@ fn a_joiner_that_leaves_mid_vote_is_reported_gone_after_the_confirmation() {
     assert_eq!(
         frames[1..],
         [
-            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 2 },
+            confirmed(2, &["alice", "bob"]),
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "carol".into(),
@@ -508,7 +540,7 @@ fn away_members_do_not_hold_up_a_vote() {
     relay.vote(ids[1], 2, true);
     assert_eq!(
         relay.frames(ids[0]).last(),
-        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }),
+        Some(&confirmed(3, &["alice", "bob"])),
         "confirmed without carol's vote, and without taking her out"
     );
     assert_eq!(relay.state.stats().room_memberships, 3);
@@ -524,7 +556,7 @@ fn a_member_going_away_mid_vote_is_not_waited_for() {
     relay.drop_link(ids[2]);
     assert_eq!(
         relay.frames(ids[0]).last(),
-        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 })
+        Some(&confirmed(3, &["alice", "bob"]))
     );
 }
 
