@@ -16,9 +16,9 @@ mod identity;
 pub mod raw;
 pub mod reconnect;
 pub mod rejoin;
-mod room_notice;
 pub mod resume;
 mod room;
+mod room_notice;
 #[cfg(test)]
 mod room_simulation;
 

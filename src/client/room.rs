@@ -20,15 +20,14 @@ use std::time::SystemTime;
 
 use super::ballot::{Ballot, Count, Pledge, commit_hash};
 use super::commit_policy::{self, PolicyViolation, RoomView};
-use super::{Event, RoomNotice};
 use super::gaps::SenderGaps;
 use super::rejoin::{self, Departed, RejoinRefusal};
+use super::{Event, RoomNotice};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
-    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
-    GroupMessage, MAX_APPLICATION_LEN, RemovalReason, ServerFrame, SignedVote,
-    VoteStatement, Welcome,
+    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection, GroupMessage,
+    MAX_APPLICATION_LEN, RemovalReason, ServerFrame, SignedVote, VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -556,7 +555,49 @@ impl Room {
             return;
         }
         while membership.own_commit.is_none() {
-            let Some(intent) = membership.intents.pop_front() else { return };
+            // Departed members go first, all in one commit: until their leaves are gone, the
+            // group's electorate and the relay's disagree and no other commit could pass.
+            let departed: Vec<String> = membership
+                .intents
+                .iter()
+                .filter_map(|intent| match intent {
+                    Intent::Remove { nick } if !relay_members.contains(nick) => Some(nick.clone()),
+                    _ => None,
+                })
+                .filter(|nick| membership.group.members().iter().any(|m| m.nick == *nick))
+                .collect();
+            if departed.len() > 1 {
+                membership.intents.retain(|intent| !matches!(intent, Intent::Remove { .. }));
+                let nicks: Vec<&str> = departed.iter().map(String::as_str).collect();
+                match membership.group.commit_remove(&nicks) {
+                    Ok(commit) => {
+                        let ballot = Ballot::new(commit.epoch, &commit.commit, commit.electorate);
+                        let frame = ClientFrame::Commit {
+                            room: room.clone(),
+                            commit: commit.commit,
+                            welcome: None,
+                        };
+                        out.frames.push(frame.clone());
+                        let intent = Intent::Remove { nick: departed.join(", ") };
+                        membership.own_commit =
+                            Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
+                    }
+                    Err(error) => out.warn(
+                        &room,
+                        format!(
+                            "could not remove {} from the room's keys: {error}",
+                            departed.join(", ")
+                        ),
+                    ),
+                }
+                continue;
+            }
+            let position = membership
+                .intents
+                .iter()
+                .position(|intent| matches!(intent, Intent::Remove { .. }))
+                .unwrap_or(0);
+            let Some(intent) = membership.intents.remove(position) else { return };
             let group = &mut membership.group;
             let result = match &intent {
                 Intent::Add { joiner, attempt, key_package } => {
@@ -597,11 +638,8 @@ impl Room {
                         }
                         _ => None,
                     };
-                    let frame = ClientFrame::Commit {
-                        room: room.clone(),
-                        commit: commit.commit,
-                        welcome,
-                    };
+                    let frame =
+                        ClientFrame::Commit { room: room.clone(), commit: commit.commit, welcome };
                     out.frames.push(frame.clone());
                     membership.own_commit =
                         Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
@@ -662,9 +700,7 @@ impl Room {
             ServerFrame::Commit { from, commit, joiner, .. } => {
                 self.incoming_commit(&from, &commit, joiner.as_deref(), out)
             }
-            ServerFrame::CommitConfirmed { votes, .. } => {
-                self.commit_confirmed(me, &votes, out)
-            }
+            ServerFrame::CommitConfirmed { votes, .. } => self.commit_confirmed(me, &votes, out),
             ServerFrame::CommitAborted { votes, .. } => self.commit_aborted(me, &votes, out),
             ServerFrame::CommitRejected { reason, .. } => self.commit_rejected(reason, out),
             ServerFrame::Application { from, message, .. } => {
@@ -896,12 +932,7 @@ impl Room {
 
     /// The relay says the room accepted the commit in flight: merge it (ours, or the one we
     /// staged), but only with the signed yes votes of more than half of its electorate.
-    pub fn commit_confirmed(
-        &mut self,
-        me: &str,
-        votes: &[SignedVote],
-        out: &mut Outbox,
-    ) {
+    pub fn commit_confirmed(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
         let ballot = match (&membership.own_commit, &membership.voted) {
@@ -909,10 +940,9 @@ impl Room {
             (_, Some(staged)) => staged.ballot.clone(),
             _ => {
                 // Nothing we accepted is up for confirmation: a replayed or forged frame.
-                return out.events.push(Event::Room {
-                    room,
-                    notice: RoomNotice::UnexpectedConfirmation,
-                });
+                return out
+                    .events
+                    .push(Event::Room { room, notice: RoomNotice::UnexpectedConfirmation });
             }
         };
         let count = Self::count_votes(&mut membership.group, &ballot, votes, Some(true));
@@ -992,7 +1022,8 @@ impl Room {
         } else {
             return;
         };
-        out.events.push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
+        out.events
+            .push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
     }
 
     /// The relay took us out of the room. We keep our group and ask to be taken back as we
@@ -1106,7 +1137,14 @@ fn chat_event(room: &str, from: String, payload: ChatPayload, now: SystemTime, o
         ChatPayload::Text(text) => (text, false),
         ChatPayload::Action(text) => (text, true),
     };
-    out.events.push(Event::Message { room: room.to_owned(), from, text, action, time: now, late: false });
+    out.events.push(Event::Message {
+        room: room.to_owned(),
+        from,
+        text,
+        action,
+        time: now,
+        late: false,
+    });
 }
 
 fn room_events(room: &str, events: Vec<RoomEvent>, out: &mut Outbox) {

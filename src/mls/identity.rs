@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use openmls::prelude::{
     BasicCredential, Credential, CredentialType, CredentialWithKey, KeyPackage, KeyPackageRef,
-    MlsGroup,
-    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome, tls_codec::Deserialize as _,
-    tls_codec::Serialize as _,
+    MlsGroup, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome,
+    tls_codec::Deserialize as _, tls_codec::Serialize as _,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;

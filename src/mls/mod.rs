@@ -20,8 +20,8 @@ mod room;
 
 pub use error::MlsError;
 pub use events::{CommitSummary, MemberInfo, Opened, OutgoingCommit, RoomEvent};
-pub use identity::{MlsMember, OwnKeyPackage};
 pub(crate) use identity::fingerprint_of;
+pub use identity::{MlsMember, OwnKeyPackage};
 pub use room::RoomGroup;
 
 #[cfg(test)]

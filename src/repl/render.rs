@@ -140,7 +140,14 @@ impl Renderer {
                     value.to_string()
                 } else {
                     let color = if worded.warning { Color::Yellow } else { Color::DarkGray };
-                    self.line(worded.kind, Some(room), None, &worded.text, now, Style::new().fg(color))
+                    self.line(
+                        worded.kind,
+                        Some(room),
+                        None,
+                        &worded.text,
+                        now,
+                        Style::new().fg(color),
+                    )
                 }
             }
             Event::Notice { room, text } => self.line(

@@ -23,9 +23,16 @@ pub fn word(notice: &RoomNotice) -> Worded {
             let text = if *refuted {
                 format!("a key change by {who} was refused by the room and abandoned")
             } else {
-                format!("a key change by {who} was not decided (members away, or the relay stopped it); it will be tried again")
+                format!(
+                    "a key change by {who} was not decided (members away, or the relay stopped it); it will be tried again"
+                )
             };
-            worded("commit_aborted", text, json!({ "committer": committer, "refuted": refuted }), true)
+            worded(
+                "commit_aborted",
+                text,
+                json!({ "committer": committer, "refuted": refuted }),
+                true,
+            )
         }
         RoomNotice::AcceptedAnother { committer } => worded(
             "accepted_another",
@@ -38,7 +45,9 @@ pub fn word(notice: &RoomNotice) -> Worded {
         ),
         RoomNotice::UnprovenConfirmation { yes, of } => worded(
             "unproven_confirmation",
-            format!("the relay confirmed a key change with the signed votes of only {yes} of {of} members; it was not applied"),
+            format!(
+                "the relay confirmed a key change with the signed votes of only {yes} of {of} members; it was not applied"
+            ),
             json!({ "yes": yes, "of": of }),
             true,
         ),
@@ -59,25 +68,32 @@ pub fn word(notice: &RoomNotice) -> Worded {
         ),
         RoomNotice::TakenOut { reason } => worded(
             "taken_out",
-            format!("the relay took you out of the room ({reason}); asking to be taken back as you were"),
+            format!(
+                "the relay took you out of the room ({reason}); asking to be taken back as you were"
+            ),
             json!({ "reason": format!("{reason:?}") }),
             true,
         ),
         RoomNotice::ReclaimWaiting { ours, holders } => worded(
             "reclaim_waiting",
-            format!("after the relay's restart, {holders} member(s) of another group hold the room and {ours} of yours are back; keeping your keys and waiting for the others"),
+            format!(
+                "after the relay's restart, {holders} member(s) of another group hold the room and {ours} of yours are back; keeping your keys and waiting for the others"
+            ),
             json!({ "ours": ours, "holders": holders }),
             false,
         ),
         RoomNotice::ReclaimRefused { reason } => worded(
             "reclaim_refused",
-            format!("could not get back into the room: {reason}; your keys are kept — /join it to come back"),
+            format!(
+                "could not get back into the room: {reason}; your keys are kept — /join it to come back"
+            ),
             json!({ "reason": format!("{reason:?}") }),
             true,
         ),
         RoomNotice::OutOfStep => worded(
             "out_of_step",
-            "your keys and the room's are out of step; you left the room — /join it to come back".into(),
+            "your keys and the room's are out of step; you left the room — /join it to come back"
+                .into(),
             json!({}),
             true,
         ),

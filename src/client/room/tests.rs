@@ -431,7 +431,9 @@ fn an_undecryptable_message_of_our_epoch_warns_once_that_the_room_may_be_split()
     let split = |out: &Outbox| {
         out.events
             .iter()
-            .filter(|event| matches!(event, Event::Room { notice: RoomNotice::MaySplit { .. }, .. }))
+            .filter(|event| {
+                matches!(event, Event::Room { notice: RoomNotice::MaySplit { .. }, .. })
+            })
             .count()
     };
     let mut out = Outbox::default();

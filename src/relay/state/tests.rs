@@ -146,10 +146,8 @@ impl Harness {
 }
 
 fn confirmed(epoch: u64, voters: &[&str]) -> ServerFrame {
-    let votes = voters
-        .iter()
-        .map(|voter| SignedVote { from: (*voter).into(), vote: vec![1] })
-        .collect();
+    let votes =
+        voters.iter().map(|voter| SignedVote { from: (*voter).into(), vote: vec![1] }).collect();
     ServerFrame::CommitConfirmed { room: "lobby".into(), epoch, votes }
 }
 
@@ -554,10 +552,7 @@ fn a_member_going_away_mid_vote_is_not_waited_for() {
     relay.vote(ids[1], 2, true);
     relay.frames(ids[0]);
     relay.drop_link(ids[2]);
-    assert_eq!(
-        relay.frames(ids[0]).last(),
-        Some(&confirmed(3, &["alice", "bob"]))
-    );
+    assert_eq!(relay.frames(ids[0]).last(), Some(&confirmed(3, &["alice", "bob"])));
 }
 
 #[test]
