@@ -82,8 +82,9 @@ struct Registration {
     token: ResumeToken,
 }
 
-/// Where a session is in its life. A `kick` is `None` once its connection was told to go
-/// (that connection then ends the session itself).
+/// Where a session is in its life. A `kick` is `None` once its connection was told to go, as
+/// a stalled reader that lost a frame: that connection then ends the session, and nothing
+/// resumes it.
 enum SessionPhase {
     /// Authenticated, nothing heard yet: its first frame may be `Resume`, which gives the
     /// connection back a session it had (this one is then dropped).
@@ -94,8 +95,14 @@ enum SessionPhase {
     Connected { registration: Registration, kick: Option<Kick> },
     /// A newer connection presented the token while an older one still served the session
     /// (its link may be dead without either end knowing yet): the older one was told to go
-    /// and hands the queue over through `handover`; `kick` is the newer connection's.
-    HandingOver { registration: Registration, handover: oneshot::Sender<Parked>, kick: Kick },
+    /// and hands the queue over through `handover`; `kick` is the newer connection's. A queue
+    /// that `lost_a_frame` meanwhile is not handed over.
+    HandingOver {
+        registration: Registration,
+        handover: oneshot::Sender<Parked>,
+        kick: Kick,
+        lost_a_frame: bool,
+    },
     /// No connection serves it: its queue waits for its client until the grace period ends.
     /// An `overflowed` queue lost frames, so the session can no longer be resumed honestly.
     Away { registration: Registration, since: Instant, parked: Parked, overflowed: bool },
@@ -140,14 +147,16 @@ impl SessionPhase {
                 Resumption::Ready { id, parked },
             ),
             SessionPhase::Connected { registration, kick: old } => {
+                // An old connection already told to go as a stalled reader lost a frame.
+                let lost_a_frame = old.is_none();
                 if let Some(old) = old {
                     let _ = old.send(DisconnectReason::ResumedElsewhere);
                 }
-                SessionPhase::hand_over(id, registration, kick)
+                SessionPhase::hand_over(id, registration, kick, lost_a_frame)
             }
             // A third connection: the second one's wait ends unanswered, and it is refused.
-            SessionPhase::HandingOver { registration, .. } => {
-                SessionPhase::hand_over(id, registration, kick)
+            SessionPhase::HandingOver { registration, lost_a_frame, .. } => {
+                SessionPhase::hand_over(id, registration, kick, lost_a_frame)
             }
             // An overflowed session missed frames nobody kept: only a fresh start is honest.
             // (An unregistered one has no token to present.)
@@ -161,10 +170,11 @@ impl SessionPhase {
         id: SessionId,
         registration: Registration,
         kick: Kick,
+        lost_a_frame: bool,
     ) -> (SessionPhase, Resumption) {
         let (handover, parked) = oneshot::channel();
         (
-            SessionPhase::HandingOver { registration, handover, kick },
+            SessionPhase::HandingOver { registration, handover, kick, lost_a_frame },
             Resumption::HandingOver { id, parked },
         )
     }
@@ -178,7 +188,7 @@ impl SessionPhase {
             overflowed: false,
         };
         match self {
-            SessionPhase::HandingOver { registration, handover, kick } => {
+            SessionPhase::HandingOver { registration, handover, kick, lost_a_frame: false } => {
                 match handover.send(parked) {
                     Ok(()) => (
                         SessionPhase::Connected { registration, kick: Some(kick) },
@@ -188,8 +198,15 @@ impl SessionPhase {
                     Err(parked) => (away(registration, parked), LinkDropped::Away),
                 }
             }
-            SessionPhase::Connected { registration, .. } => {
+            SessionPhase::Connected { registration, kick: Some(_) } => {
                 (away(registration, parked), LinkDropped::Away)
+            }
+            // A queue that lost a frame cannot be resumed honestly: the session ends, as it
+            // would have had its connection seen the order to go before losing its link (and
+            // a newer connection waiting for it is refused).
+            phase @ (SessionPhase::Connected { kick: None, .. }
+            | SessionPhase::HandingOver { lost_a_frame: true, .. }) => {
+                (phase, LinkDropped::Forgotten)
             }
             // No connection serves an away session, so none can drop it: nothing changes.
             phase @ SessionPhase::Away { .. } => (phase, LinkDropped::Unchanged),
@@ -200,7 +217,8 @@ impl SessionPhase {
     }
 
     /// A frame for the session could not be queued: its reader stalled. A connected session
-    /// is told to go; an away one cannot be told, and will not be resumed.
+    /// is told to go; an away one, or one being handed over, cannot be told, and will not be
+    /// resumed.
     fn missed_a_frame(&mut self) {
         match self {
             SessionPhase::Opening { kick }
@@ -212,9 +230,8 @@ impl SessionPhase {
             }
             SessionPhase::Away { overflowed, .. } => *overflowed = true,
             // Nobody to tell: the older connection is already going, and the newer one does
-            // not serve the session yet. The lost frame goes unnoticed (a known gap, and a
-            // narrow one: the queue must fill during a handover).
-            SessionPhase::HandingOver { .. } => {}
+            // not serve the session yet. The queue is not handed over.
+            SessionPhase::HandingOver { lost_a_frame, .. } => *lost_a_frame = true,
         }
     }
 }

@@ -735,3 +735,44 @@ fn join_and_reclaim_pass_the_same_entry_check() {
     relay.reclaim(late, 1);
     assert_eq!(relay.frames(late), [relay.error(late, ErrorReason::RoomFull)]);
 }
+
+impl Harness {
+    /// Alice's chat until one frame more than fits in a queue has been sent.
+    fn overflow_queues(&mut self, alice: SessionId) {
+        for _ in 0..=QueueLimits::default().frames_per_session {
+            let message = message(1);
+            self.send(alice, ClientFrame::Application { room: "lobby".into(), message });
+        }
+    }
+}
+
+#[test]
+fn a_stalled_reader_whose_link_drops_before_it_goes_is_not_kept() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.overflow_queues(ids[0]);
+    // Bob's connection was told to go, but its link dropped before it saw the order.
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.state.stats().sessions, 1, "bob missed a frame: nothing to resume");
+    assert_eq!(relay.resume(&token), None);
+}
+
+#[test]
+fn a_queue_that_lost_a_frame_during_a_handover_is_not_handed_over() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    let fresh = relay.connect_unregistered();
+    let (kick, _) = oneshot::channel();
+    let Resumption::HandingOver { parked: mut handed, .. } =
+        relay.state.resume(fresh, &token, kick, relay.now)
+    else {
+        panic!("bob's old connection still serves the session");
+    };
+    relay.overflow_queues(ids[0]);
+    relay.drop_link(ids[1]);
+    assert!(handed.try_recv().is_err(), "the new connection is refused");
+    assert_eq!(relay.state.stats().sessions, 2, "alice, and the new connection's own session");
+    assert_eq!(relay.state.stats().nicknames, 1, "bob's nickname is free again");
+}
