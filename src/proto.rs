@@ -451,8 +451,12 @@ pub enum ServerFrame {
         room: String,
     },
     Pong,
-    /// A request failed; the connection carries on.
+    /// A request failed; the connection carries on. `request` is the number of the client
+    /// frame that caused it, counted as for acknowledgements: the session's frames are
+    /// numbered 1, 2, 3…, all but `Resume` and `Ack` (see `client::resume`,
+    /// `relay::replay`), so a client can tie every error to the request it answers.
     Error {
+        request: u64,
         reason: ErrorReason,
     },
     /// The relay is closing this connection, and why.
@@ -701,7 +705,7 @@ mod tests {
         for frame in sample_client_frames() {
             assert_eq!(decode::<ClientFrame>(&encode(&frame)).unwrap(), frame);
         }
-        let server = ServerFrame::Error { reason: ErrorReason::NickTaken };
+        let server = ServerFrame::Error { request: 1, reason: ErrorReason::NickTaken };
         assert_eq!(decode::<ServerFrame>(&encode(&server)).unwrap(), server);
     }
 

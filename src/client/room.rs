@@ -991,11 +991,13 @@ impl Room {
     pub fn commit_aborted(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        let (committer, refuted) = if let Some(own) = membership.own_commit.as_ref() {
+        // The relay puts one commit to the vote at a time and sends it back to its committer
+        // before any verdict on it: an abort while ours has not come back is about another.
+        let ours = membership.own_commit.as_ref().filter(|own| own.voted);
+        let (committer, refuted) = if let Some(own) = ours {
             let ballot = own.ballot.clone();
-            let own_vote = own.voted.then_some(true);
-            let count = Self::count_votes(&mut membership.group, &ballot, votes, own_vote);
-            let refuted = count.refutes() || !own.voted;
+            let count = Self::count_votes(&mut membership.group, &ballot, votes, Some(true));
+            let refuted = count.refutes();
             if refuted {
                 // Whatever it was for is for whoever leads next to do, on its next news.
                 membership.group.discard_pending_commit();

@@ -83,6 +83,8 @@ struct Client {
     merged: Vec<Vec<u8>>,
     /// `Leave`s whose `Left` has not come back (the engine's stale-frame rule).
     leaving: u32,
+    /// Frames sent in this session, so the last one's number.
+    sent: u64,
 }
 
 struct World {
@@ -96,24 +98,29 @@ struct World {
     global: Arc<GlobalQueue>,
 }
 
-/// A session for `nick`: registered, with its queue and resume token.
-fn register(
-    relay: &mut State,
-    global: &Arc<GlobalQueue>,
-    nick: &str,
-    now: Instant,
-) -> (SessionId, Inbound, ResumeToken) {
-    let (outbound, mut inbox) = outbound::queue(QueueLimits::default(), global);
+/// A new connection's session, and its queue.
+fn connect(relay: &mut State, global: &Arc<GlobalQueue>) -> (SessionId, Inbound) {
+    let (outbound, inbox) = outbound::queue(QueueLimits::default(), global);
     let (kick, _) = oneshot::channel();
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let session = relay.add_session(ip, SessionChannel { outbound, kick });
+    (relay.add_session(ip, SessionChannel { outbound, kick }), inbox)
+}
+
+/// Registers `nick` on a new connection's session (its frame number 1); its resume token.
+fn register(
+    relay: &mut State,
+    session: SessionId,
+    inbox: &mut Inbound,
+    nick: &str,
+    now: Instant,
+) -> ResumeToken {
     let mut signals = Vec::new();
-    relay.handle(session, ClientFrame::Register { nick: nick.into() }, now, &mut signals);
+    relay.handle(session, 1, ClientFrame::Register { nick: nick.into() }, now, &mut signals);
     let registered = inbox.try_recv().map(|bytes| proto::decode::<ServerFrame>(&bytes));
     let Some(Ok(ServerFrame::Registered { token, .. })) = registered else {
         panic!("{nick} was not registered: {registered:?}");
     };
-    (session, inbox, token)
+    token
 }
 
 impl World {
@@ -126,7 +133,8 @@ impl World {
         let clients = (0..CLIENTS)
             .map(|index| {
                 let nick = format!("m{index}");
-                let (session, inbox, token) = register(&mut relay, &global, &nick, Instant::now());
+                let (session, mut inbox) = connect(&mut relay, &global);
+                let token = register(&mut relay, session, &mut inbox, &nick, Instant::now());
                 Client {
                     mls: MlsMember::new(&nick).unwrap(),
                     nick,
@@ -138,6 +146,7 @@ impl World {
                     voted_for: None,
                     merged: Vec::new(),
                     leaving: 0,
+                    sent: 1,
                 }
             })
             .collect();
@@ -168,24 +177,28 @@ impl World {
         if !self.is_away(index) {
             return;
         }
+        let (fresh, mut inbox) = connect(&mut self.relay, &self.global);
         let (kick, _) = oneshot::channel();
         let token = self.clients[index].token.clone();
-        match self.relay.resume(&token, kick, self.now) {
+        match self.relay.resume(fresh, &token, kick, self.now) {
             Resumption::Ready { id, parked } => {
                 assert_eq!(id, self.clients[index].session);
+                let (_, token) = self.relay.adopt(fresh, id, self.now).unwrap();
+                self.clients[index].token = token;
                 self.clients[index].inbox = Some(parked.inbound);
             }
             Resumption::HandingOver { .. } => panic!("an away session has no connection"),
+            Resumption::NotFirst => panic!("the resume was the connection's first frame"),
             Resumption::Unknown => {
                 let nick = self.clients[index].nick.clone();
-                let (session, inbox, token) =
-                    register(&mut self.relay, &self.global, &nick, self.now);
+                let token = register(&mut self.relay, fresh, &mut inbox, &nick, self.now);
                 let client = &mut self.clients[index];
-                client.session = session;
+                client.session = fresh;
                 client.token = token;
                 client.inbox = Some(inbox);
                 client.leaving = 0;
                 client.voted_for = None;
+                client.sent = 1;
                 if let Some(frame) = client.room.as_mut().map(Room::reclaim) {
                     self.send(index, frame);
                 }
@@ -198,8 +211,10 @@ impl World {
             self.clients[index].leaving += 1;
         }
         let mut signals = Vec::new();
-        let session = self.clients[index].session;
-        assert_eq!(self.relay.handle(session, frame, self.now, &mut signals), Control::Continue);
+        let client = &mut self.clients[index];
+        client.sent += 1;
+        let control = self.relay.handle(client.session, client.sent, frame, self.now, &mut signals);
+        assert_eq!(control, Control::Continue);
     }
 
     fn apply(&mut self, step: &Step) {
@@ -298,7 +313,24 @@ impl World {
                 {
                     moved = true;
                     let frame: ServerFrame = proto::decode(&bytes).unwrap();
+                    if std::env::var("SIM_TRACE").is_ok() {
+                        eprintln!(
+                            "-> m{index}: {}",
+                            format!("{frame:?}").chars().take(160).collect::<String>()
+                        );
+                    }
                     let outbox = self.deliver(index, frame);
+                    if std::env::var("SIM_TRACE").is_ok() {
+                        for event in &outbox.events {
+                            eprintln!("   m{index} event {event:?}");
+                        }
+                        for frame in &outbox.frames {
+                            eprintln!(
+                                "   m{index} sends {}",
+                                format!("{frame:?}").chars().take(120).collect::<String>()
+                            );
+                        }
+                    }
                     for frame in outbox.frames {
                         self.send(index, frame);
                     }
@@ -377,10 +409,11 @@ impl World {
                     out.frames.push(frame);
                 }
             }
-            ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup } => {
-                client.room = None;
-            }
             frame => room.on_member_frame(&me, frame, now, &mut out),
+        }
+        if client.room.as_ref().is_some_and(Room::is_gone) {
+            // Out until the user joins again, as the engine drops it.
+            client.room = None;
         }
         out
     }
@@ -452,4 +485,22 @@ proptest! {
         world.settle();
         world.check();
     }
+}
+
+#[test]
+fn debug_case() {
+    let mut world = World::new();
+    for step in [Step::Join(3), Step::Join(0), Step::Settle, Step::Garbage, Step::Leave(3)] {
+        world.apply(&step);
+    }
+    for index in 0..CLIENTS {
+        world.reconnect(index);
+        world.clients[index].stalled = false;
+    }
+    for _ in 0..3 {
+        world.settle();
+        world.apply(&Step::Wait);
+    }
+    world.settle();
+    world.check();
 }
