@@ -589,6 +589,17 @@ pub struct ChatEnvelope {
 pub enum GroupMessage {
     Chat(ChatEnvelope),
     Vote(VoteStatement),
+    Farewell(Farewell),
+}
+
+/// A member's last word before it leaves a room: the epoch it leaves in and the commit of
+/// that epoch it said yes to, if any. It counts as its vote on every commit of that epoch it
+/// did not accept, so that the members who stay can prove such a commit dead and move on
+/// (see `client::ballot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Farewell {
+    pub epoch: u64,
+    pub pledged: Option<[u8; 32]>,
 }
 
 /// A member's verdict on one commit: the epoch it ends and the SHA-256 of its bytes. Signed

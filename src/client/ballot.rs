@@ -15,7 +15,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::proto::VoteStatement;
+use crate::proto::{Farewell, VoteStatement};
 
 /// One commit up for a vote: the epoch it ends, the hash of its bytes, and the leaves whose
 /// votes decide it (the members it keeps, the committer included).
@@ -39,6 +39,14 @@ impl Ballot {
     /// Whether `statement` is about this commit.
     fn is_about(&self, statement: &VoteStatement) -> bool {
         statement.epoch == self.epoch && statement.commit == self.commit
+    }
+}
+
+impl Farewell {
+    /// What this farewell says about `ballot`: yes if it is the commit its sender had
+    /// accepted, no for any other commit of the epoch it left in, nothing otherwise.
+    pub fn on(&self, ballot: &Ballot) -> Option<VoteStatement> {
+        (self.epoch == ballot.epoch).then(|| ballot.statement(self.pledged == Some(ballot.commit)))
     }
 }
 
@@ -147,6 +155,22 @@ mod tests {
         assert_eq!(count.yes, vec![0]);
         assert_eq!(count.ignored, 4);
         assert!(!count.confirms());
+    }
+
+    #[test]
+    fn a_farewell_is_a_yes_only_to_the_commit_its_sender_accepted() {
+        let ballot = ballot(&[0, 1]);
+        let other = Ballot::new(7, b"another commit", vec![0, 1]);
+        let accepted = Farewell { epoch: 7, pledged: Some(ballot.commit) };
+        assert_eq!(accepted.on(&ballot), Some(ballot.statement(true)));
+        assert_eq!(accepted.on(&other), Some(other.statement(false)));
+        let none = Farewell { epoch: 7, pledged: None };
+        assert_eq!(none.on(&ballot), Some(ballot.statement(false)));
+        assert_eq!(Farewell { epoch: 6, pledged: None }.on(&ballot), None);
+        // A leaver that accepted nothing and the member left behind refute a commit of two.
+        let count =
+            Count::of(&ballot, [(0, ballot.statement(true)), (1, none.on(&ballot).unwrap())]);
+        assert!(count.refutes());
     }
 
     #[test]

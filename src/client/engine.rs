@@ -229,6 +229,9 @@ impl Engine {
                     Some(request) => self.on_request(request).await,
                     // Every handle is gone: leave cleanly, so the relay forgets us now.
                     None => {
+                        if let Some(farewell) = self.room.as_mut().and_then(Room::farewell) {
+                            let _ = self.send(&farewell).await;
+                        }
                         let _ = self.send(&ClientFrame::Quit).await;
                         return Ended::Session("quit".into());
                     }
@@ -664,8 +667,11 @@ impl Engine {
             Request::Join { room, password, reply } => {
                 // A join of our own choosing: nothing typed for the old room waits for it.
                 self.drop_queued_lines("you joined another room");
-                if let Some(current) = self.room.take() {
+                if let Some(mut current) = self.room.take() {
                     self.left_room(&current.name);
+                    if let Some(farewell) = current.farewell() {
+                        self.send(&farewell).await?;
+                    }
                     self.send(&ClientFrame::Leave { room: current.name }).await?;
                 }
                 if let Some(previous) = self.join_reply.replace(reply) {
@@ -683,9 +689,12 @@ impl Engine {
                 }
             }
             Request::Leave { reply } => match self.room.take() {
-                Some(room) => {
+                Some(mut room) => {
                     self.left_room(&room.name);
                     let _ = reply.send(Ok(()));
+                    if let Some(farewell) = room.farewell() {
+                        self.send(&farewell).await?;
+                    }
                     self.send(&ClientFrame::Leave { room: room.name }).await?;
                 }
                 None => {
@@ -738,6 +747,10 @@ impl Engine {
             }
             Request::Quit { reply } => {
                 self.quit_reply = Some(reply);
+                // Our last word first, so that those who stay can count it.
+                if let Some(farewell) = self.room.as_mut().and_then(Room::farewell) {
+                    self.send(&farewell).await?;
+                }
                 self.send(&ClientFrame::Quit).await?;
             }
             Request::Identity(request) => {

@@ -26,8 +26,9 @@ use super::{Event, RoomNotice};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
-    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection, GroupMessage,
-    MAX_APPLICATION_LEN, RemovalReason, ServerFrame, SignedVote, VoteStatement, Welcome,
+    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection, Farewell,
+    GroupMessage, MAX_APPLICATION_LEN, ReclaimRefusal, RemovalReason, ServerFrame, SignedVote,
+    VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -93,6 +94,8 @@ pub struct Membership {
     refused: Option<(u64, String)>,
     /// The epoch in which we last warned that the room may be split (once per epoch).
     split_warned: Option<u64>,
+    /// The farewells of members who left during this epoch, by leaf: they count as votes.
+    farewells: Vec<(u32, Farewell)>,
 }
 
 /// Our own commit, as the leader made it.
@@ -127,6 +130,7 @@ impl Membership {
             pledge: None,
             refused: None,
             split_warned: None,
+            farewells: Vec::new(),
         })
     }
 }
@@ -481,8 +485,54 @@ impl Room {
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
         }
+        self.release_dead_pledge(me, out);
         self.reconcile(me);
         self.drive_commits(me, out);
+    }
+
+    /// The commit we said yes to may have lost for good with the farewells of those who
+    /// left: if half of its electorate or more now stand against it, it can never be
+    /// confirmed, and we are free to accept (or, as leader, make) another.
+    fn release_dead_pledge(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        let (ballot, committer, ours) = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) if own.voted => (own.ballot.clone(), me.to_owned(), true),
+            (_, Some(staged)) => (staged.ballot.clone(), staged.committer.clone(), false),
+            _ => return,
+        };
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            &[],
+            Some(true),
+        );
+        if !count.refutes() {
+            return;
+        }
+        membership.pledge = None;
+        if ours {
+            membership.group.discard_pending_commit();
+            membership.own_commit = None;
+        } else {
+            membership.group.discard_staged_commit();
+            membership.voted = None;
+        }
+        let notice = RoomNotice::CommitAborted { committer, refuted: true };
+        out.events.push(Event::Room { room, notice });
+    }
+
+    /// Our last word before leaving (see [`Farewell`]): sent just before `Leave`, so that
+    /// those who stay can count it.
+    pub fn farewell(&mut self) -> Option<ClientFrame> {
+        let name = self.name.clone();
+        let membership = self.membership()?;
+        let epoch = membership.group.epoch();
+        let pledged = membership.pledge.filter(|pledge| pledge.epoch == epoch).map(|p| p.commit);
+        let farewell = GroupMessage::Farewell(Farewell { epoch, pledged });
+        let message = membership.group.encrypt_message(&proto::encode(&farewell)).ok()?;
+        Some(ClientFrame::Application { room: name, message })
     }
 
     pub fn member_joined(&mut self, nick: String) {
@@ -536,18 +586,38 @@ impl Room {
     /// As leader: sends the next owed commit if none is being voted on, or sends our
     /// unsettled commit again (unchanged) when it is due.
     pub fn drive_commits(&mut self, me: &str, out: &mut Outbox) {
+        // Whatever else is owed, members the relay no longer lists go first.
+        self.reconcile(me);
         let room = self.name.clone();
         let relay_members = self.relay_members.clone();
         if !self.is_leader(me) {
             return;
         }
         let Some(membership) = self.membership() else { return };
+        let owes_removal =
+            membership.intents.iter().any(|intent| matches!(intent, Intent::Remove { .. }));
+        let unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);
+        if unvoted && owes_removal {
+            // Members left since we made our commit, and nobody holds a yes of ours for it:
+            // make it again after their removal, which must come first.
+            membership.group.discard_pending_commit();
+            if let Some(own) = membership.own_commit.take()
+                && let Intent::Add { .. } = own.intent
+            {
+                membership.intents.push_back(own.intent);
+            }
+        }
         if let Some(own) = membership.own_commit.as_mut() {
             if own.resend {
                 own.resend = false;
                 out.frames.push(own.frame.clone());
             }
             return;
+        }
+        if membership.group.has_pending_commit() {
+            // A commit made outside this room's bookkeeping (only tests playing a dishonest
+            // leader do that): it was never pledged, so it may go.
+            membership.group.discard_pending_commit();
         }
         let epoch = membership.group.epoch();
         if membership.voted.is_some() || membership.pledge.is_some_and(|p| p.epoch == epoch) {
@@ -718,16 +788,28 @@ impl Room {
                 self.member_joined(nick)
             }
             ServerFrame::Reclaimed { members, .. } => match self.reclaimed(members) {
-                Ok(()) => out.notice(
-                    &self.name.clone(),
-                    "back in the room, with the same group and keys".into(),
-                ),
+                Ok(()) => {
+                    out.notice(
+                        &self.name.clone(),
+                        "back in the room, with the same group and keys".into(),
+                    );
+                    // Leading now, perhaps: whoever did not come back is owed a removal.
+                    self.drive_commits(me, out);
+                }
                 Err(error) => out.warn(&self.name.clone(), format!("ignored: {error}")),
             },
             ServerFrame::ReclaimPending { ours, holders, .. } if self.reclaiming() => {
                 self.room_notice(out, RoomNotice::ReclaimWaiting { ours, holders });
             }
             ServerFrame::ReclaimRefused { reason, .. } if self.reclaiming() => {
+                self.give_up(out, RoomNotice::ReclaimRefused { reason });
+            }
+            // After a restart, more of the room's members came back to another claim than to
+            // ours: the room is theirs now (a relay could say so falsely, and so deny us the
+            // room, as it could by dropping our frames; it cannot move us into another group).
+            ServerFrame::ReclaimRefused {
+                reason: reason @ ReclaimRefusal::Outnumbered, ..
+            } if self.is_member() => {
                 self.give_up(out, RoomNotice::ReclaimRefused { reason });
             }
             ServerFrame::MemberAway { nick, away, .. } => {
@@ -910,10 +992,13 @@ impl Room {
     /// verdict (`own`) counts without the relay's help.
     fn count_votes(
         group: &mut RoomGroup,
+        farewells: &[(u32, Farewell)],
         ballot: &Ballot,
         votes: &[SignedVote],
         own: Option<bool>,
     ) -> Count {
+        let said_farewell =
+            farewells.iter().filter_map(|(leaf, farewell)| Some((*leaf, farewell.on(ballot)?)));
         let mut statements: Vec<(u32, VoteStatement)> = votes
             .iter()
             .filter_map(|signed| {
@@ -927,6 +1012,7 @@ impl Room {
         if let Some(accept) = own {
             statements.insert(0, (group.own_leaf(), ballot.statement(accept)));
         }
+        statements.extend(said_farewell);
         Count::of(ballot, statements)
     }
 
@@ -945,13 +1031,20 @@ impl Room {
                     .push(Event::Room { room, notice: RoomNotice::UnexpectedConfirmation });
             }
         };
-        let count = Self::count_votes(&mut membership.group, &ballot, votes, Some(true));
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            votes,
+            Some(true),
+        );
         if !count.confirms() {
             let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
             return out.events.push(Event::Room { room, notice });
         }
         membership.pledge = None;
         membership.refused = None;
+        membership.farewells.clear();
         let merged = if let Some(own) = membership.own_commit.take() {
             let joined = match own.intent {
                 Intent::Add { joiner, .. } => Some(joiner),
@@ -996,7 +1089,13 @@ impl Room {
         let ours = membership.own_commit.as_ref().filter(|own| own.voted);
         let (committer, refuted) = if let Some(own) = ours {
             let ballot = own.ballot.clone();
-            let count = Self::count_votes(&mut membership.group, &ballot, votes, Some(true));
+            let count = Self::count_votes(
+                &mut membership.group,
+                &membership.farewells,
+                &ballot,
+                votes,
+                Some(true),
+            );
             let refuted = count.refutes();
             if refuted {
                 // Whatever it was for is for whoever leads next to do, on its next news.
@@ -1012,7 +1111,13 @@ impl Room {
         } else if let Some(staged) = membership.voted.as_ref() {
             let ballot = staged.ballot.clone();
             let committer = staged.committer.clone();
-            let count = Self::count_votes(&mut membership.group, &ballot, votes, Some(true));
+            let count = Self::count_votes(
+                &mut membership.group,
+                &membership.farewells,
+                &ballot,
+                votes,
+                Some(true),
+            );
             if count.refutes() {
                 membership.group.discard_staged_commit();
                 membership.voted = None;
@@ -1022,10 +1127,12 @@ impl Room {
         } else if let Some((_, committer)) = membership.refused.take() {
             (committer, true)
         } else {
-            return;
+            return self.drive_commits(me, out);
         };
         out.events
             .push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
+        // The room is free for the next commit: ours again, or what we owe.
+        self.drive_commits(me, out);
     }
 
     /// The relay took us out of the room. We keep our group and ask to be taken back as we
@@ -1054,8 +1161,8 @@ impl Room {
         let Some(membership) = self.membership() else { return };
         match membership.group.open_application(message) {
             Ok(opened) => {
-                let Some(payload) = opened.payload else { return };
-                let signer = opened.from;
+                let Some(payload) = opened.payload.clone() else { return };
+                let signer = opened.from.clone();
                 if signer != from {
                     out.warn(
                         &room,
@@ -1073,6 +1180,11 @@ impl Room {
                             });
                         }
                         chat_event(&room, signer, envelope.payload, now, out);
+                    }
+                    Ok(GroupMessage::Farewell(farewell)) => {
+                        // Counted when the relay says the member left (`member_left`).
+                        membership.farewells.retain(|(leaf, _)| *leaf != opened.leaf);
+                        membership.farewells.push((opened.leaf, farewell));
                     }
                     // Votes count only inside a confirmation or an abort.
                     Ok(GroupMessage::Vote(_)) => out.warn(

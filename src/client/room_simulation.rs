@@ -228,8 +228,12 @@ impl World {
                 self.send(index, ClientFrame::Join { room: ROOM.into() });
             }
             Step::Leave(index) if self.clients[index].room.is_some() => {
+                let farewell = self.clients[index].room.as_mut().and_then(Room::farewell);
                 self.clients[index].room = None;
                 self.clients[index].voted_for = None;
+                if let Some(farewell) = farewell {
+                    self.send(index, farewell);
+                }
                 self.send(index, ClientFrame::Leave { room: ROOM.into() });
             }
             Step::Say(index) => {
@@ -487,11 +491,37 @@ proptest! {
     }
 }
 
+/// Replays the steps in `SIM_STEPS` (e.g. `J0,J2,S,D2,L0,J1,W`), with `SIM_TRACE` set to
+/// print every frame: the way to look into a failure the property test found.
 #[test]
-fn debug_case() {
+#[ignore = "a tool: run with SIM_STEPS=..."]
+fn replay_steps() {
+    let steps: Vec<Step> = std::env::var("SIM_STEPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|step| !step.is_empty())
+        .map(|step| {
+            let (kind, arg) = step.split_at(1);
+            let index = || arg.parse::<usize>().unwrap();
+            match kind {
+                "J" => Step::Join(index()),
+                "L" => Step::Leave(index()),
+                "Y" => Step::Say(index()),
+                "T" => Step::Stall(index()),
+                "R" => Step::Resume(index()),
+                "D" => Step::Drop(index()),
+                "B" => Step::Back(index()),
+                "G" => Step::Garbage,
+                "E" => Step::Evict,
+                "S" => Step::Settle,
+                "W" => Step::Wait,
+                other => panic!("unknown step {other}"),
+            }
+        })
+        .collect();
     let mut world = World::new();
-    for step in [Step::Join(3), Step::Join(0), Step::Settle, Step::Garbage, Step::Leave(3)] {
-        world.apply(&step);
+    for step in &steps {
+        world.apply(step);
     }
     for index in 0..CLIENTS {
         world.reconnect(index);
