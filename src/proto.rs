@@ -136,6 +136,11 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         commit: Vec<u8>,
         welcome: Option<Welcome>,
+        /// How many of the group's members the commit keeps, the committer included: the
+        /// members whose votes decide it (every member counts the same itself). The relay
+        /// tallies on it; a leader that lies about it only stalls its own commit, since
+        /// members merge on their own count of signed votes.
+        electorate: u32,
     },
     /// An MLS application message (a PrivateMessage) for every other member.
     Application {
@@ -694,6 +699,7 @@ mod tests {
                 room: "lobby".into(),
                 commit: vec![1, 2, 3],
                 welcome: Some(Welcome { to: "bob".into(), attempt: 1, message: vec![4; 100] }),
+                electorate: 2,
             },
             ClientFrame::Application { room: "lobby".into(), message: vec![0; 64] },
             ClientFrame::Quit,

@@ -96,7 +96,15 @@ pub struct Membership {
     split_warned: Option<u64>,
     /// The farewells of members who left during this epoch, by leaf: they count as votes.
     farewells: Vec<(u32, Farewell)>,
+    /// Ticks to wait, after taking the room back on a relay that lost it, before removing
+    /// members it does not list: they may be on their way back too.
+    hold_removals: u8,
 }
+
+/// How many ticks (the engine's 5 s keepalive) a member back in a room re-formed after a
+/// relay restart waits for the others before it removes those that did not come back. The
+/// first back would otherwise remove everyone else, and be outnumbered by them on return.
+const RECLAIM_HOLD_TICKS: u8 = 4;
 
 /// Our own commit, as the leader made it.
 struct OwnCommit {
@@ -131,6 +139,7 @@ impl Membership {
             refused: None,
             split_warned: None,
             farewells: Vec::new(),
+            hold_removals: 0,
         })
     }
 }
@@ -138,8 +147,15 @@ impl Membership {
 /// Work the leader owes the room as a commit.
 #[derive(Debug, Clone)]
 enum Intent {
-    Add { joiner: String, attempt: u64, key_package: Vec<u8> },
-    Remove { nick: String },
+    Add {
+        joiner: String,
+        attempt: u64,
+        key_package: Vec<u8>,
+    },
+    /// Members the relay no longer lists, removed in one commit.
+    Remove {
+        nicks: Vec<String>,
+    },
 }
 
 /// How a Welcome went.
@@ -259,7 +275,8 @@ impl Room {
     pub fn reclaimed(&mut self, members: Vec<String>) -> Result<(), RoomError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
         match phase {
-            Phase::Reclaiming(membership) => {
+            Phase::Reclaiming(mut membership) => {
+                membership.hold_removals = RECLAIM_HOLD_TICKS;
                 self.phase = Phase::Member(membership);
                 self.relay_members = members;
                 Ok(())
@@ -482,8 +499,18 @@ impl Room {
             self.relay_members.retain(|member| *member != leader);
             self.relay_members.insert(0, leader);
         }
+        let leading = self.is_leader(me);
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
+            let in_group = membership.group.members().iter().any(|m| m.nick == nick && !m.is_self);
+            let owed = membership
+                .intents
+                .iter()
+                .any(|intent| matches!(intent, Intent::Remove { nicks } if nicks.iter().any(|n| n == nick)));
+            if leading && in_group && !owed {
+                // It left for good (not merely missing after a restart): owed at once.
+                membership.intents.push_back(Intent::Remove { nicks: vec![nick.to_owned()] });
+            }
         }
         self.release_dead_pledge(me, out);
         self.reconcile(me);
@@ -549,9 +576,14 @@ impl Room {
         if !self.is_leader(me)
             && let Some(membership) = self.membership()
         {
-            // The joiners start over with the new leader; what we owed is the new leader's.
+            // The joiners start over with the new leader; what we owed is the new leader's,
+            // and a commit of ours that nobody voted on binds nobody.
             membership.admissions.clear();
             membership.intents.clear();
+            if membership.own_commit.as_ref().is_some_and(|own| !own.voted) {
+                membership.group.discard_pending_commit();
+                membership.own_commit = None;
+            }
         }
         self.reconcile(me);
         self.drive_commits(me, out);
@@ -564,6 +596,9 @@ impl Room {
         }
         let relay_members = self.relay_members.clone();
         let Some(membership) = self.membership() else { return };
+        if membership.hold_removals > 0 {
+            return;
+        }
         let departed: Vec<String> = membership
             .group
             .members()
@@ -576,9 +611,9 @@ impl Room {
                 .intents
                 .iter()
                 .chain(membership.own_commit.as_ref().map(|own| &own.intent))
-                .any(|intent| matches!(intent, Intent::Remove { nick: owed } if *owed == nick));
+                .any(|intent| matches!(intent, Intent::Remove { nicks } if nicks.contains(&nick)));
             if !owed {
-                membership.intents.push_back(Intent::Remove { nick });
+                membership.intents.push_back(Intent::Remove { nicks: vec![nick] });
             }
         }
     }
@@ -601,9 +636,7 @@ impl Room {
             // Members left since we made our commit, and nobody holds a yes of ours for it:
             // make it again after their removal, which must come first.
             membership.group.discard_pending_commit();
-            if let Some(own) = membership.own_commit.take()
-                && let Intent::Add { .. } = own.intent
-            {
+            if let Some(own) = membership.own_commit.take() {
                 membership.intents.push_back(own.intent);
             }
         }
@@ -627,46 +660,20 @@ impl Room {
         while membership.own_commit.is_none() {
             // Departed members go first, all in one commit: until their leaves are gone, the
             // group's electorate and the relay's disagree and no other commit could pass.
-            let departed: Vec<String> = membership
-                .intents
-                .iter()
-                .filter_map(|intent| match intent {
-                    Intent::Remove { nick } if !relay_members.contains(nick) => Some(nick.clone()),
-                    _ => None,
-                })
-                .filter(|nick| membership.group.members().iter().any(|m| m.nick == *nick))
-                .collect();
-            if departed.len() > 1 {
-                membership.intents.retain(|intent| !matches!(intent, Intent::Remove { .. }));
-                let nicks: Vec<&str> = departed.iter().map(String::as_str).collect();
-                match membership.group.commit_remove(&nicks) {
-                    Ok(commit) => {
-                        let ballot = Ballot::new(commit.epoch, &commit.commit, commit.electorate);
-                        let frame = ClientFrame::Commit {
-                            room: room.clone(),
-                            commit: commit.commit,
-                            welcome: None,
-                        };
-                        out.frames.push(frame.clone());
-                        let intent = Intent::Remove { nick: departed.join(", ") };
-                        membership.own_commit =
-                            Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
-                    }
-                    Err(error) => out.warn(
-                        &room,
-                        format!(
-                            "could not remove {} from the room's keys: {error}",
-                            departed.join(", ")
-                        ),
-                    ),
+            let mut departed: Vec<String> = Vec::new();
+            membership.intents.retain(|intent| match intent {
+                Intent::Remove { nicks } => {
+                    departed.extend(nicks.iter().cloned());
+                    false
                 }
-                continue;
+                Intent::Add { .. } => true,
+            });
+            departed.sort();
+            departed.dedup();
+            if !departed.is_empty() {
+                membership.intents.push_front(Intent::Remove { nicks: departed });
             }
-            let position = membership
-                .intents
-                .iter()
-                .position(|intent| matches!(intent, Intent::Remove { .. }))
-                .unwrap_or(0);
+            let position = 0;
             let Some(intent) = membership.intents.remove(position) else { return };
             let group = &mut membership.group;
             let result = match &intent {
@@ -693,11 +700,21 @@ impl Room {
                 }
                 // Back in the relay's list (it returned before we committed): not ours to
                 // remove, and the room would refuse it.
-                Intent::Remove { nick } if relay_members.contains(nick) => continue,
-                Intent::Remove { nick } => match group.commit_remove(&[nick.as_str()]) {
-                    Err(MlsError::NoSuchMember(_)) => continue, // already gone
-                    other => other.map(|commit| (commit, None)),
-                },
+                Intent::Remove { nicks } => {
+                    let gone: Vec<&str> = nicks
+                        .iter()
+                        .filter(|nick| !relay_members.contains(nick))
+                        .filter(|nick| group.members().iter().any(|m| m.nick == **nick))
+                        .map(String::as_str)
+                        .collect();
+                    if gone.is_empty() {
+                        continue;
+                    }
+                    match group.commit_remove(&gone) {
+                        Err(MlsError::NoSuchMember(_)) => continue, // already gone
+                        other => other.map(|commit| (commit, None)),
+                    }
+                }
             };
             match result {
                 Ok((commit, welcome_to)) => {
@@ -708,8 +725,13 @@ impl Room {
                         }
                         _ => None,
                     };
-                    let frame =
-                        ClientFrame::Commit { room: room.clone(), commit: commit.commit, welcome };
+                    let electorate = electorate_size(&ballot);
+                    let frame = ClientFrame::Commit {
+                        room: room.clone(),
+                        commit: commit.commit,
+                        welcome,
+                        electorate,
+                    };
                     out.frames.push(frame.clone());
                     membership.own_commit =
                         Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
@@ -728,9 +750,12 @@ impl Room {
                             reason,
                         });
                     }
-                    Intent::Remove { nick } => out.warn(
+                    Intent::Remove { nicks } => out.warn(
                         &room,
-                        format!("could not remove {nick} from the room's keys: {error}"),
+                        format!(
+                            "could not remove {} from the room's keys: {error}",
+                            nicks.join(", ")
+                        ),
                     ),
                 },
             }
@@ -741,6 +766,9 @@ impl Room {
     /// take to a vote yet is sent again, unchanged. At most once a tick, so a relay that
     /// keeps answering "busy" costs one frame per tick.
     pub fn tick(&mut self, me: &str, out: &mut Outbox) {
+        if let Some(membership) = self.membership() {
+            membership.hold_removals = membership.hold_removals.saturating_sub(1);
+        }
         self.drive_commits(me, out);
     }
 
@@ -860,7 +888,7 @@ impl Room {
         match reason {
             CommitRejection::EpochMovedOn { .. } | CommitRejection::EpochAhead { .. } => {
                 out.warn(&room, format!("the relay refused a key change: {reason}"));
-                return self.resync(out);
+                self.resync(out);
             }
             CommitRejection::Busy | CommitRejection::TooManyAway => own.resend = true,
             CommitRejection::NotLeader
@@ -951,6 +979,12 @@ impl Room {
         {
             let statement = staged.ballot.statement(true);
             return verdict(membership, statement, out);
+        }
+        if membership.own_commit.as_ref().is_some_and(|own| !own.voted) {
+            // Another's commit is up for the vote, not ours: ours binds nobody, and goes (what
+            // it was for is the leader's to do now).
+            membership.group.discard_pending_commit();
+            membership.own_commit = None;
         }
         let pledged = membership.pledge.is_some_and(|pledge| pledge.epoch == epoch);
         if pledged || membership.own_commit.is_some() || membership.voted.is_some() {
@@ -1235,6 +1269,11 @@ impl Room {
         self.sent_messages = number;
         Ok(ClientFrame::Application { room: name, message })
     }
+}
+
+/// The electorate's size as the relay is told it.
+fn electorate_size(ballot: &Ballot) -> u32 {
+    u32::try_from(ballot.electorate.len()).unwrap_or(u32::MAX)
 }
 
 /// What we remember of a group we are leaving, to check the one we come back into.

@@ -260,7 +260,11 @@ impl World {
                     &[0x55; 64],
                 );
                 self.garbage.insert(commit.clone());
-                self.send(index, ClientFrame::Commit { room: ROOM.into(), commit, welcome: None });
+                let electorate = group.members().len() as u32;
+                self.send(
+                    index,
+                    ClientFrame::Commit { room: ROOM.into(), commit, welcome: None, electorate },
+                );
             }
             Step::Evict => {
                 let Some(index) = self.leader() else { return };
@@ -281,14 +285,32 @@ impl World {
                 // Not recorded as garbage: if the victim leaves before the commit reaches the
                 // others, removing it is right. A wrongly merged eviction shows instead as a
                 // group that no longer holds everyone in the room.
-                let frame =
-                    ClientFrame::Commit { room: ROOM.into(), commit: commit.commit, welcome: None };
+                let frame = ClientFrame::Commit {
+                    room: ROOM.into(),
+                    commit: commit.commit,
+                    welcome: None,
+                    electorate: commit.electorate.len() as u32,
+                };
                 self.send(index, frame);
             }
             Step::Settle => self.settle(),
             Step::Wait => {
                 self.now += Duration::from_secs(10);
                 self.relay.expire(self.now);
+                // The engines' keepalive ticks: commits the relay could not take go again.
+                for index in 0..self.clients.len() {
+                    if self.clients[index].inbox.is_none() {
+                        continue;
+                    }
+                    let me = self.clients[index].nick.clone();
+                    let mut out = Outbox::default();
+                    if let Some(room) = self.clients[index].room.as_mut() {
+                        room.tick(&me, &mut out);
+                    }
+                    for frame in out.frames {
+                        self.send(index, frame);
+                    }
+                }
             }
             _ => {}
         }
@@ -482,7 +504,7 @@ proptest! {
             world.reconnect(index);
             world.clients[index].stalled = false;
         }
-        for _ in 0..3 {
+        for _ in 0..6 {
             world.settle();
             world.apply(&Step::Wait);
         }
@@ -527,7 +549,7 @@ fn replay_steps() {
         world.reconnect(index);
         world.clients[index].stalled = false;
     }
-    for _ in 0..3 {
+    for _ in 0..6 {
         world.settle();
         world.apply(&Step::Wait);
     }

@@ -165,8 +165,8 @@ impl State {
             ClientFrame::AdmissionRefused { room, joiner, attempt, reason } => {
                 self.admission_refused(request, &room, &joiner, attempt, reason, signals)
             }
-            ClientFrame::Commit { room, commit, welcome } => {
-                self.commit(request, &room, commit, welcome, now)
+            ClientFrame::Commit { room, commit, welcome, electorate } => {
+                self.commit(request, &room, commit, welcome, electorate, now)
             }
             ClientFrame::CommitVote { room, epoch, accept, vote } => {
                 self.vote(id, &room, epoch, accept, vote, now)

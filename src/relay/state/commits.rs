@@ -19,7 +19,8 @@ use super::rooms::Room;
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_COMMIT};
 use crate::proto::{
-    self, CommitRejection, ErrorReason, RemovalReason, ServerFrame, SignedVote, Welcome,
+    self, CommitRejection, ErrorReason, MAX_ROOM_MEMBERS, RemovalReason, ServerFrame, SignedVote,
+    Welcome,
 };
 use crate::relay::vote::{Tally, Verdict};
 
@@ -80,6 +81,7 @@ impl State {
         room_name: &str,
         commit: Vec<u8>,
         welcome: Option<Welcome>,
+        electorate: u32,
         now: Instant,
     ) {
         let id = request.session;
@@ -102,14 +104,17 @@ impl State {
             room.leader_answered(joiner);
         }
         // Every connected member votes, the committer too; away members count in the
-        // electorate (as members count them) and check the commit when they are back.
+        // electorate and check the commit when they are back.
         let voters: Vec<SessionId> = room
             .members
             .iter()
             .map(|member| member.session)
             .filter(|session| !self.sessions.is_away(*session))
             .collect();
-        let tally = Tally::new(room.members.len(), voters.clone());
+        // The committer's count of the members its commit keeps: the same the members check.
+        let electorate =
+            usize::try_from(electorate).unwrap_or(usize::MAX).clamp(1, MAX_ROOM_MEMBERS);
+        let tally = Tally::new(electorate, voters.clone());
         if !tally.can_win() {
             // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
             let reason = CommitRejection::TooManyAway;
@@ -128,8 +133,15 @@ impl State {
             commit,
             joiner,
         }));
-        for voter in voters {
-            self.send_bytes(voter, frame.clone());
+        // Away members get it too, queued: back, they check it before the confirmation that
+        // follows it, and merge only what they could verify.
+        let everyone: Vec<SessionId> = self
+            .rooms
+            .get(room_name)
+            .map(|room| room.members.iter().map(|member| member.session).collect())
+            .unwrap_or(voters);
+        for member in everyone {
+            self.send_bytes(member, frame.clone());
         }
         self.settle(room_name, now);
     }

@@ -62,7 +62,7 @@ impl State {
             }
             return self.take_back(id, &room_name, entrant, epoch);
         }
-        if !room.reforming_until.is_some_and(|until| now < until) {
+        if room.reforming_until.is_none_or(|until| now >= until) {
             let reason =
                 if same_group { ReclaimRefusal::StaleEpoch } else { ReclaimRefusal::AnotherGroup };
             return self.refuse_reclaim(id, &room_name, reason);

@@ -155,7 +155,11 @@ impl Harness {
                 .map_or(0, |joiner| joiner.attempt),
             message: b"welcome".to_vec(),
         });
-        self.send(committer, ClientFrame::Commit { room: "lobby".into(), commit, welcome });
+        let electorate = self.state.rooms["lobby"].members.len() as u32;
+        self.send(
+            committer,
+            ClientFrame::Commit { room: "lobby".into(), commit, welcome, electorate },
+        );
         // An honest committer signs its own yes once its commit comes back for the vote.
         self.vote(committer, epoch, true);
     }
