@@ -11,7 +11,7 @@ use chatter::mls::MlsMember;
 use chatter::pake::{self, Context, Role, SecretKey};
 use chatter::proto::{
     self, AdmissionRefusal, ClientFinish, ClientFrame, ClientHello, PROTOCOL_VERSION, RoomSummary,
-    ServerFrame, ServerHello,
+    ServerFrame, ServerHello, SignedVote,
 };
 use chatter::transport::SealedWriter;
 use futures_util::FutureExt;
@@ -86,9 +86,19 @@ fn main() -> anyhow::Result<()> {
         ClientFrame::Register { nick: "alice".into() },
         ClientFrame::Join { room: room() },
         ClientFrame::AdmissionStart { room: room(), pake_message: client_pake.clone() },
-        ClientFrame::Commit { room: room(), commit: mls.commit.clone(), welcome: None },
+        ClientFrame::Commit {
+            room: room(),
+            commit: mls.commit.clone(),
+            welcome: None,
+            electorate: 2,
+        },
         ClientFrame::Application { room: room(), message: mls.application.clone() },
-        ClientFrame::CommitVote { room: room(), epoch: 1, accept: true },
+        ClientFrame::CommitVote {
+            room: room(),
+            epoch: 1,
+            accept: true,
+            vote: mls.application.clone(),
+        },
         ClientFrame::AdmissionRefused {
             room: room(),
             joiner: "bob".into(),
@@ -110,7 +120,12 @@ fn main() -> anyhow::Result<()> {
             token: proto::ResumeToken([9; 32]),
             relay_boot: 0x5eed,
         },
-        ServerFrame::Resumed { received: 12, backlog: 20 },
+        ServerFrame::Resumed { received: 12, backlog: 20, token: proto::ResumeToken([9; 32]) },
+        ServerFrame::ReclaimPending { room: room(), ours: 2, holders: 1 },
+        ServerFrame::ReclaimRefused {
+            room: room(),
+            reason: proto::ReclaimRefusal::Unavailable(proto::ErrorReason::RoomFull),
+        },
         ServerFrame::ResumeRefused { relay_boot: 0x5eed },
         ServerFrame::Ack { received: 64 },
         ServerFrame::Reclaimed { room: room(), members: vec!["alice".into(), "bob".into()] },
@@ -127,7 +142,11 @@ fn main() -> anyhow::Result<()> {
             commit: mls.commit.clone(),
             joiner: Some("bob".into()),
         },
-        ServerFrame::CommitConfirmed { room: room(), epoch: 2 },
+        ServerFrame::CommitConfirmed {
+            room: room(),
+            epoch: 2,
+            votes: vec![SignedVote { from: "alice".into(), vote: mls.application.clone() }],
+        },
         ServerFrame::Application {
             room: room(),
             from: "alice".into(),

@@ -83,8 +83,13 @@ async fn main() -> anyhow::Result<()> {
         room: ROOM.into(),
         commit: private_message(0, 3, b"add bob"),
         welcome: Some(welcome),
+        electorate: 1,
     };
     alice.send(&commit).await?;
+    // Alice votes on her own commit when the relay sends it back for the vote.
+    recv_until(&mut alice, |f| matches!(f, ServerFrame::Commit { .. })).await?;
+    let vote = ClientFrame::CommitVote { room: ROOM.into(), epoch: 0, accept: true, vote: vec![] };
+    alice.send(&vote).await?;
     recv_until(&mut alice, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::Welcome { .. })).await?;
 

@@ -280,7 +280,9 @@ async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant
                 if let ServerFrame::Commit { room, commit, .. } = frame
                     && let Some(header) = chatter::mls_header::peek_header(&commit)
                 {
-                    let vote = ClientFrame::CommitVote { room, epoch: header.epoch, accept: true };
+                    let epoch = header.epoch;
+                    let vote =
+                        ClientFrame::CommitVote { room, epoch, accept: true, vote: Vec::new() };
                     if client.writer.write_frame(&vote).await.is_err() {
                         return;
                     }

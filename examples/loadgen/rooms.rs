@@ -131,12 +131,22 @@ async fn admit(
         .await?;
     let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
-    leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
+    let electorate = u32::try_from(voters.len() + 1).unwrap_or(u32::MAX);
+    let frame =
+        ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome), electorate };
+    leader.send(&frame).await?;
+    // The committer votes on its own commit once the relay sends it back, as members do.
+    expect(leader, "own commit", |f| matches!(f, ServerFrame::Commit { .. })).await?;
+    leader
+        .send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true, vote: Vec::new() })
+        .await?;
     for voter in voters {
         // A vote that reaches the relay before the commit does counts for nothing: wait for
         // the commit, as a member does.
         expect(voter, "commit", |f| matches!(f, ServerFrame::Commit { .. })).await?;
-        voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true }).await?;
+        let vote =
+            ClientFrame::CommitVote { room: room.into(), epoch, accept: true, vote: Vec::new() };
+        voter.send(&vote).await?;
     }
     let accepted = expect(leader, "commit verdict", |f| {
         matches!(f, ServerFrame::CommitConfirmed { .. } | ServerFrame::CommitRejected { .. })

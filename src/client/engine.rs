@@ -117,7 +117,7 @@ enum Ended {
 enum Reconnected {
     /// The same session; the relay had handled this many of our frames and will send
     /// `backlog` frames we missed.
-    Resumed { handled: u64, backlog: u64 },
+    Resumed { handled: u64, backlog: u64, token: crate::proto::ResumeToken },
     /// A new session.
     Registered { numbers: SessionNumbers },
 }
@@ -229,6 +229,9 @@ impl Engine {
                     Some(request) => self.on_request(request).await,
                     // Every handle is gone: leave cleanly, so the relay forgets us now.
                     None => {
+                        if let Some(farewell) = self.room.as_mut().and_then(Room::farewell) {
+                            let _ = self.send(&farewell).await;
+                        }
                         let _ = self.send(&ClientFrame::Quit).await;
                         return Ended::Session("quit".into());
                     }
@@ -269,7 +272,12 @@ impl Engine {
         if self.backlog == 0 && !self.queued_lines.is_empty() {
             self.send_queued_lines().await?;
         }
-        Ok(())
+        // A commit of ours the relay could not take to a vote yet goes again.
+        let mut outbox = Outbox::default();
+        if let Some(room) = self.room.as_mut() {
+            room.tick(&self.nick, &mut outbox);
+        }
+        self.flush_outbox(outbox).await
     }
 
     async fn acknowledge(&mut self) -> std::io::Result<()> {
@@ -364,8 +372,8 @@ impl Engine {
         offline_since: SystemTime,
     ) -> std::io::Result<()> {
         match reconnected {
-            Reconnected::Resumed { handled, backlog } => {
-                let resend = self.link.numbers.resumed(handled);
+            Reconnected::Resumed { handled, backlog, token } => {
+                let resend = self.link.numbers.resumed(handled, token);
                 if resend.lost > 0 {
                     self.emit(Event::Warning {
                         room: self.current_room_name(),
@@ -659,8 +667,11 @@ impl Engine {
             Request::Join { room, password, reply } => {
                 // A join of our own choosing: nothing typed for the old room waits for it.
                 self.drop_queued_lines("you joined another room");
-                if let Some(current) = self.room.take() {
+                if let Some(mut current) = self.room.take() {
                     self.left_room(&current.name);
+                    if let Some(farewell) = current.farewell() {
+                        self.send(&farewell).await?;
+                    }
                     self.send(&ClientFrame::Leave { room: current.name }).await?;
                 }
                 if let Some(previous) = self.join_reply.replace(reply) {
@@ -678,9 +689,12 @@ impl Engine {
                 }
             }
             Request::Leave { reply } => match self.room.take() {
-                Some(room) => {
+                Some(mut room) => {
                     self.left_room(&room.name);
                     let _ = reply.send(Ok(()));
+                    if let Some(farewell) = room.farewell() {
+                        self.send(&farewell).await?;
+                    }
                     self.send(&ClientFrame::Leave { room: room.name }).await?;
                 }
                 None => {
@@ -733,6 +747,10 @@ impl Engine {
             }
             Request::Quit { reply } => {
                 self.quit_reply = Some(reply);
+                // Our last word first, so that those who stay can count it.
+                if let Some(farewell) = self.room.as_mut().and_then(Room::farewell) {
+                    self.send(&farewell).await?;
+                }
                 self.send(&ClientFrame::Quit).await?;
             }
             Request::Identity(request) => {
@@ -781,6 +799,11 @@ impl Engine {
         self.backlog = self.backlog.saturating_sub(1);
         let mut outbox = Outbox::default();
         self.on_session_frame(frame, &mut outbox);
+        if self.room.as_ref().is_some_and(Room::is_gone) {
+            // The room said why; it waits for the user's `/join`.
+            self.room = None;
+            self.set_view(|view| view.room = None);
+        }
         if late {
             for event in &mut outbox.events {
                 if let Event::Message { late, .. } = event {
@@ -822,7 +845,7 @@ impl Engine {
                 }
             }
             ServerFrame::MemberList { room, members } => self.on_member_list(&room, members),
-            ServerFrame::Error { reason } => self.on_error(reason),
+            ServerFrame::Error { reason, .. } => self.on_error(reason),
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             // Handled by the read loop, by `try_link`, or above.
             ServerFrame::Goodbye { .. }
@@ -917,18 +940,9 @@ impl Engine {
             }
             ServerFrame::AdmissionRefused { reason, .. } => self.on_admission_refused(reason, out),
             ServerFrame::Removed { reason, .. } => {
-                if self.join_restarts >= MAX_JOIN_RESTARTS {
-                    self.room = None;
-                    self.set_view(|view| view.room = None);
-                    out.events.push(Event::Warning {
-                        room: Some(name),
-                        text: format!("taken out of the room again ({reason}); not rejoining — /join it to try again"),
-                    });
-                    return;
-                }
-                self.join_restarts += 1;
-                if let Some(room) = self.room.as_mut() {
-                    let frame = room.removed(reason, out);
+                if let Some(room) = self.room.as_mut()
+                    && let Some(frame) = room.removed(reason, out)
+                {
                     out.frames.push(frame);
                 }
             }
@@ -1091,6 +1105,8 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Removed { room, .. }
         | ServerFrame::MemberList { room, .. }
         | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::ReclaimPending { room, .. }
+        | ServerFrame::ReclaimRefused { room, .. }
         | ServerFrame::MemberAway { room, .. }
         | ServerFrame::Left { room } => Some(room),
         ServerFrame::Registered { .. }
@@ -1127,8 +1143,8 @@ async fn try_link(
     let mut raw = RawClient::connect(&server, &access_code).await?;
     raw.send(&ClientFrame::Resume { token, received }).await?;
     match raw.recv().await? {
-        ServerFrame::Resumed { received: handled, backlog } => {
-            Ok((raw, Reconnected::Resumed { handled, backlog }))
+        ServerFrame::Resumed { received: handled, backlog, token } => {
+            Ok((raw, Reconnected::Resumed { handled, backlog, token }))
         }
         ServerFrame::ResumeRefused { .. } => {
             let numbers = raw.register(&nick).await?;

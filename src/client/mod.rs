@@ -5,6 +5,7 @@
 //! [`Client`] handle with async methods and an [`Events`] stream; the REPL, line mode, the
 //! load generator and the tests all drive this same engine.
 
+pub mod ballot;
 pub mod commit_policy;
 mod engine;
 mod error;
@@ -17,6 +18,7 @@ pub mod reconnect;
 pub mod rejoin;
 pub mod resume;
 mod room;
+mod room_notice;
 #[cfg(test)]
 mod room_simulation;
 
@@ -33,6 +35,7 @@ use crate::secret::Secret;
 use engine::Request;
 pub use error::ClientError;
 pub use raw::RawClient;
+pub use room_notice::RoomNotice;
 
 /// How long a connection and handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -83,6 +86,11 @@ pub enum Event {
     Left {
         room: String,
         nick: String,
+    },
+    /// News of a room's keys or membership, typed (see [`RoomNotice`]).
+    Room {
+        room: String,
+        notice: RoomNotice,
     },
     /// Something informative that is not chat (e.g. a failed admission attempt).
     Notice {

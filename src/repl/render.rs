@@ -128,6 +128,28 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::DarkGray),
             ),
+            Event::Room { room, notice } => {
+                let worded = super::room_notice_text::word(notice);
+                if self.format == Format::Json {
+                    let mut value = json_value(worded.kind, Some(room), None, &worded.text, now);
+                    if let (Some(value), Some(fields)) =
+                        (value.as_object_mut(), worded.fields.as_object())
+                    {
+                        value.extend(fields.clone());
+                    }
+                    value.to_string()
+                } else {
+                    let color = if worded.warning { Color::Yellow } else { Color::DarkGray };
+                    self.line(
+                        worded.kind,
+                        Some(room),
+                        None,
+                        &worded.text,
+                        now,
+                        Style::new().fg(color),
+                    )
+                }
+            }
             Event::Notice { room, text } => self.line(
                 "notice",
                 room.as_deref(),

@@ -358,7 +358,7 @@ async fn a_flood_is_refused_message_by_message_and_joins_still_go_through() {
     let mut refused = 0;
     for _ in 0..20 {
         match next_frame(alice).await {
-            ServerFrame::Error { reason: ErrorReason::RateLimited } => refused += 1,
+            ServerFrame::Error { reason: ErrorReason::RateLimited, .. } => refused += 1,
             ServerFrame::Pong => break,
             other => panic!("unexpected {other:?}"),
         }
@@ -403,9 +403,12 @@ async fn sending_ten_times_past_the_limit_is_refused_frame_by_frame_then_disconn
     }
     alice.send(&ClientFrame::Ping).await.unwrap();
     assert_eq!(next_frame_held(alice).await, ServerFrame::Pong, "the burst passed unrefused");
-    let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
+    // Alice's frames so far: `Register`, `Join`, a `Ping`, the burst and a `Ping`; each
+    // refusal names the frame it refuses.
     for refused in 0..100 {
         alice.send(&frame).await.unwrap();
+        let refusal =
+            ServerFrame::Error { request: 15 + refused, reason: ErrorReason::RateLimited };
         assert_eq!(next_frame_held(alice).await, refusal, "after {refused} refusals");
     }
     alice.send(&frame).await.unwrap();
@@ -435,7 +438,6 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
             other => panic!("unexpected {other:?}"),
         }
     };
-    let banned_from_room = ServerFrame::Error { reason: ErrorReason::BannedFromRoom };
 
     // Three guesses from one address: the nickname is banned, not the address, which may be a
     // whole household behind one NAT.
@@ -464,6 +466,8 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
     }
     let mut eve = client_from(&relay, loopback(7), "eve").await;
     eve.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    // The refusal names eve's second frame (after `Register`).
+    let banned_from_room = ServerFrame::Error { request: 2, reason: ErrorReason::BannedFromRoom };
     assert_eq!(next_frame(&mut eve).await, banned_from_room, "same nick, new address");
 
     // Only the room bans: the relay has just the leader's word for a wrong password, and a

@@ -13,12 +13,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::super::ballot::commit_hash;
 use super::super::resume::SessionNumbers;
 use super::super::room::{Outbox, Room, Welcomed};
 use super::super::{ConnectionEvent, Event};
 use crate::mls::MlsMember;
 use crate::proto::{
-    self, AdmissionRefusal, ChatPayload, ClientFrame, ErrorReason, ResumeToken, ServerFrame,
+    self, AdmissionRefusal, ChatPayload, ClientFrame, ErrorReason, GroupMessage, ResumeToken,
+    ServerFrame, VoteStatement,
 };
 use crate::secret::Secret;
 
@@ -80,6 +82,10 @@ pub struct SimClient {
     /// Lines encrypted since the ledger last looked.
     pub encrypted: Vec<Encrypted>,
     pub rewrite: Option<Rewrite>,
+    /// A hostile insider that signs (and says) no to every commit, its own included.
+    pub votes_no: bool,
+    /// The hash of the last commit the relay put to us, which a vote is about.
+    last_commit: Option<[u8; 32]>,
     /// The virtual clock's origin, to give events a reproducible time.
     origin: Instant,
 }
@@ -104,6 +110,8 @@ impl SimClient {
             sent: Vec::new(),
             encrypted: Vec::new(),
             rewrite: None,
+            votes_no: false,
+            last_commit: None,
             origin,
         }
     }
@@ -129,8 +137,11 @@ impl SimClient {
             return self.error("reconnecting to the server; try again once back");
         }
         self.drop_queued_lines("you joined another room");
-        if let Some(current) = self.room.take() {
+        if let Some(mut current) = self.room.take() {
             self.left_room(&current.name);
+            if let Some(farewell) = current.farewell() {
+                self.send(farewell);
+            }
             self.send(ClientFrame::Leave { room: current.name });
         }
         self.join_restarts = 0;
@@ -146,9 +157,12 @@ impl SimClient {
             return self.error("reconnecting to the server; try again once back");
         }
         match self.room.take() {
-            Some(room) => {
+            Some(mut room) => {
                 self.join_deadline = None;
                 self.left_room(&room.name);
+                if let Some(farewell) = room.farewell() {
+                    self.send(farewell);
+                }
                 self.send(ClientFrame::Leave { room: room.name });
             }
             None => self.error("not in a room"),
@@ -214,9 +228,9 @@ impl SimClient {
     }
 
     /// `back_online` after `Resumed`: send again what the relay missed.
-    pub fn resumed(&mut self, handled: u64, backlog: u64, now: Instant) {
+    pub fn resumed(&mut self, handled: u64, backlog: u64, token: ResumeToken, now: Instant) {
         self.online = true;
-        let resend = self.numbers.as_mut().unwrap().resumed(handled);
+        let resend = self.numbers.as_mut().unwrap().resumed(handled, token);
         if resend.lost > 0 {
             let room = self.current_room_name();
             self.events.push(Event::Warning {
@@ -285,6 +299,13 @@ impl SimClient {
         if self.backlog == 0 && !self.queued_lines.is_empty() {
             self.send_queued_lines(now);
         }
+        // A commit of ours the relay could not take to a vote yet goes again.
+        let mut outbox = Outbox::default();
+        let me = self.nick.clone();
+        if let Some(room) = self.room.as_mut() {
+            room.tick(&me, &mut outbox);
+        }
+        self.flush_outbox(outbox);
     }
 
     // ---- Frames (`engine::on_frame` and what it calls) ----
@@ -298,8 +319,15 @@ impl SimClient {
         }
         let late = self.backlog > 0;
         self.backlog = self.backlog.saturating_sub(1);
+        if let ServerFrame::Commit { commit, .. } = &frame {
+            self.last_commit = Some(commit_hash(commit));
+        }
         let mut outbox = Outbox::default();
         self.on_session_frame(frame, &mut outbox, now);
+        if self.room.as_ref().is_some_and(Room::is_gone) {
+            // The room said why; it waits for the user's `/join`.
+            self.room = None;
+        }
         if late {
             for event in &mut outbox.events {
                 if let Event::Message { late, .. } = event {
@@ -307,10 +335,7 @@ impl SimClient {
                 }
             }
         }
-        self.events.append(&mut outbox.events);
-        for frame in outbox.frames {
-            self.send(frame);
-        }
+        self.flush_outbox(outbox);
         if self.room.is_none() {
             self.drop_queued_lines("no longer in the room");
         } else if self.backlog == 0 && !self.queued_lines.is_empty() {
@@ -326,7 +351,7 @@ impl SimClient {
             return;
         }
         match frame {
-            ServerFrame::Error { reason } => self.on_error(reason),
+            ServerFrame::Error { reason, .. } => self.on_error(reason),
             ServerFrame::RoomList { .. }
             | ServerFrame::MemberList { .. }
             | ServerFrame::Registered { .. }
@@ -417,17 +442,9 @@ impl SimClient {
             }
             ServerFrame::AdmissionRefused { reason, .. } => self.on_admission_refused(reason, out),
             ServerFrame::Removed { reason, .. } => {
-                if self.join_restarts >= MAX_JOIN_RESTARTS {
-                    self.room = None;
-                    out.events.push(Event::Warning {
-                        room: Some(name),
-                        text: format!("taken out of the room again ({reason}); not rejoining — /join it to try again"),
-                    });
-                    return;
-                }
-                self.join_restarts += 1;
-                if let Some(room) = self.room.as_mut() {
-                    let frame = room.removed(reason, out);
+                if let Some(room) = self.room.as_mut()
+                    && let Some(frame) = room.removed(reason, out)
+                {
                     out.frames.push(frame);
                 }
             }
@@ -601,10 +618,21 @@ impl SimClient {
         self.transmit(frame, None);
     }
 
+    /// `engine::flush_outbox`: the events are shown, the frames sent, in order.
+    fn flush_outbox(&mut self, mut outbox: Outbox) {
+        self.events.append(&mut outbox.events);
+        for frame in outbox.frames {
+            self.send(frame);
+        }
+    }
+
     /// Numbers a frame, keeps it until acknowledged, and puts it on the link if there is one.
     fn transmit(&mut self, mut frame: ClientFrame, chat: Option<ChatPayload>) {
         if let Some(rewrite) = self.rewrite.as_mut() {
             rewrite(&mut frame);
+        }
+        if self.votes_no {
+            self.sign_no(&mut frame);
         }
         if let ClientFrame::Leave { .. } = frame {
             self.leaving += 1;
@@ -618,6 +646,19 @@ impl SimClient {
         self.sent.push(frame);
         if carries_chat {
             self.acknowledge();
+        }
+    }
+
+    /// Turns a vote into a signed no on the commit it is about: the insider lies
+    /// consistently, on the wire and under its signature.
+    fn sign_no(&mut self, frame: &mut ClientFrame) {
+        let ClientFrame::CommitVote { epoch, accept, vote, .. } = frame else { return };
+        let Some(commit) = self.last_commit else { return };
+        let Some(group) = self.room.as_mut().and_then(Room::group_mut_for_tests) else { return };
+        let statement = VoteStatement { epoch: *epoch, commit, accept: false };
+        if let Ok(signed) = group.encrypt_message(&proto::encode(&GroupMessage::Vote(statement))) {
+            *accept = false;
+            *vote = signed;
         }
     }
 
@@ -667,6 +708,8 @@ pub fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Removed { room, .. }
         | ServerFrame::MemberList { room, .. }
         | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::ReclaimPending { room, .. }
+        | ServerFrame::ReclaimRefused { room, .. }
         | ServerFrame::MemberAway { room, .. }
         | ServerFrame::Left { room } => Some(room),
         ServerFrame::Registered { .. }

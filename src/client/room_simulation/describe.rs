@@ -1,7 +1,7 @@
 //! Short, byte-free descriptions of frames for the step log.
 
 use crate::mls_header;
-use crate::proto::{ClientFrame, ServerFrame};
+use crate::proto::{ClientFrame, ServerFrame, SignedVote};
 
 /// The variant name: what `Cause` and the log call a frame.
 pub fn kind(frame: &ServerFrame) -> &'static str {
@@ -11,6 +11,8 @@ pub fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::ResumeRefused { .. } => "ResumeRefused",
         ServerFrame::Ack { .. } => "Ack",
         ServerFrame::Reclaimed { .. } => "Reclaimed",
+        ServerFrame::ReclaimPending { .. } => "ReclaimPending",
+        ServerFrame::ReclaimRefused { .. } => "ReclaimRefused",
         ServerFrame::MemberAway { .. } => "MemberAway",
         ServerFrame::RoomList { .. } => "RoomList",
         ServerFrame::MemberList { .. } => "MemberList",
@@ -37,6 +39,10 @@ pub fn kind(frame: &ServerFrame) -> &'static str {
     }
 }
 
+fn voters(votes: &[SignedVote]) -> Vec<&str> {
+    votes.iter().map(|vote| vote.from.as_str()).collect()
+}
+
 fn epoch_of(message: &[u8]) -> String {
     mls_header::peek_header(message).map_or("?".into(), |header| header.epoch.to_string())
 }
@@ -44,6 +50,10 @@ fn epoch_of(message: &[u8]) -> String {
 pub fn server(frame: &ServerFrame) -> String {
     match frame {
         ServerFrame::Reclaimed { members, .. } => format!("Reclaimed {members:?}"),
+        ServerFrame::ReclaimPending { ours, holders, .. } => {
+            format!("ReclaimPending ours={ours} holders={holders}")
+        }
+        ServerFrame::ReclaimRefused { reason, .. } => format!("ReclaimRefused {reason:?}"),
         ServerFrame::MemberAway { nick, away, .. } => format!("MemberAway {nick} away={away}"),
         ServerFrame::JoinPending { leader, .. } => format!("JoinPending leader={leader}"),
         ServerFrame::AdmissionRequest { joiner, attempt, .. } => {
@@ -58,8 +68,12 @@ pub fn server(frame: &ServerFrame) -> String {
         ServerFrame::Commit { from, commit, joiner, .. } => {
             format!("Commit from {from} epoch {} joiner {joiner:?}", epoch_of(commit))
         }
-        ServerFrame::CommitConfirmed { epoch, .. } => format!("CommitConfirmed -> {epoch}"),
-        ServerFrame::CommitAborted { epoch, .. } => format!("CommitAborted {epoch}"),
+        ServerFrame::CommitConfirmed { epoch, votes, .. } => {
+            format!("CommitConfirmed -> {epoch} yes={:?}", voters(votes))
+        }
+        ServerFrame::CommitAborted { epoch, votes, .. } => {
+            format!("CommitAborted {epoch} no={:?}", voters(votes))
+        }
         ServerFrame::CommitRejected { reason, .. } => format!("CommitRejected {reason:?}"),
         ServerFrame::Application { from, message, .. } => {
             format!("Application from {from} epoch {}", epoch_of(message))
@@ -70,7 +84,7 @@ pub fn server(frame: &ServerFrame) -> String {
         }
         ServerFrame::LeaderChanged { leader, .. } => format!("LeaderChanged {leader}"),
         ServerFrame::Removed { reason, .. } => format!("Removed {reason:?}"),
-        ServerFrame::Error { reason } => format!("Error {reason:?}"),
+        ServerFrame::Error { reason, .. } => format!("Error {reason:?}"),
         ServerFrame::Ack { received } => format!("Ack {received}"),
         other => kind(other).into(),
     }
@@ -90,8 +104,8 @@ pub fn client(frame: &ClientFrame) -> String {
         ClientFrame::AdmissionRefused { joiner, attempt, reason, .. } => {
             format!("AdmissionRefused {joiner}#{attempt} {reason:?}")
         }
-        ClientFrame::Commit { commit, welcome, .. } => format!(
-            "Commit epoch {} welcome {:?}",
+        ClientFrame::Commit { commit, welcome, electorate, .. } => format!(
+            "Commit epoch {} electorate {electorate} welcome {:?}",
             epoch_of(commit),
             welcome.as_ref().map(|welcome| &welcome.to)
         ),

@@ -71,7 +71,7 @@ impl Link {
 
 /// How a reconnection went, as `engine::try_link` sees it.
 pub enum Reconnection {
-    Resumed { handled: u64, backlog: u64 },
+    Resumed { handled: u64, backlog: u64, token: ResumeToken },
     Registered { token: ResumeToken, relay_boot: u64 },
 }
 
@@ -124,9 +124,10 @@ impl Network {
         let frame = ClientFrame::Register { nick: nick.into() };
         let connection = self.links[index].connection.as_mut().unwrap();
         connection.replay.handled_one();
+        let number = connection.replay.handled();
         let session = connection.session;
         let mut signals = Vec::new();
-        self.relay.handle(session, frame, now, &mut signals);
+        self.relay.handle(session, number, frame, now, &mut signals);
         let connection = self.links[index].connection.as_mut().unwrap();
         let bytes = connection.inbound.try_recv().unwrap();
         connection.replay.sent_one(bytes.clone());
@@ -185,7 +186,7 @@ impl Network {
         self.open(index);
         let fresh = self.links[index].connection.as_ref().unwrap().session;
         let (kick, kicked) = oneshot::channel();
-        let parked = match self.relay.resume(&token, kick, now) {
+        let parked = match self.relay.resume(fresh, &token, kick, now) {
             Resumption::Ready { id, parked } => Some((id, parked)),
             Resumption::HandingOver { id, parked: mut handed } => {
                 // The old connection is told `ResumedElsewhere` and closes: it parks the
@@ -196,14 +197,14 @@ impl Network {
                 }
                 handed.try_recv().ok().map(|parked| (id, parked))
             }
-            Resumption::Unknown => None,
+            Resumption::Unknown | Resumption::NotFirst => None,
         };
         let Some((id, parked)) = parked else { return self.refused(index, nick, None, now) };
         let Parked { inbound, mut replay } = parked;
         let Ok(missing) = replay.missing(received) else {
             return self.refused(index, nick, Some(id), now);
         };
-        let Some(own_queue) = self.relay.adopt(fresh, id, now) else {
+        let Some((own_queue, token)) = self.relay.adopt(fresh, id, now) else {
             return self.refused(index, nick, None, now);
         };
         let backlog = (missing.len() + inbound.len()) as u64;
@@ -221,7 +222,7 @@ impl Network {
         link.connection =
             Some(Connection { session: id, inbound, own_queue, replay, _kicked: kicked });
         self.sessions[index] = Some(id);
-        Reconnection::Resumed { handled, backlog }
+        Reconnection::Resumed { handled, backlog, token }
     }
 
     fn refused(
@@ -259,7 +260,7 @@ impl Network {
 
     /// The relay reads one frame the client sent: an acknowledgement is answered here (as
     /// the connection task does); a numbered frame is counted and returned for the state.
-    pub fn read_up(&mut self, index: usize) -> Option<ClientFrame> {
+    pub fn read_up(&mut self, index: usize) -> Option<(u64, ClientFrame)> {
         let up = self.links[index].up.pop_front()?;
         let connection = self.links[index].connection.as_mut()?;
         match up {
@@ -273,17 +274,18 @@ impl Network {
             }
             Up::Frame(bytes) => {
                 connection.replay.handled_one();
-                Some(proto::decode(&bytes).unwrap())
+                Some((connection.replay.handled(), proto::decode(&bytes).unwrap()))
             }
         }
     }
 
-    /// The state handles a frame as from link `index`'s session (sent by the client, or
-    /// made up by the relay, which may do so while the session is parked).
-    pub fn handle(&mut self, index: usize, frame: ClientFrame, now: Instant) {
+    /// The state handles a frame as from link `index`'s session, numbered `number` (sent by
+    /// the client, or made up by the relay, which may do so while the session is parked; a
+    /// made-up frame carries number 0, which nothing the client sees depends on).
+    pub fn handle(&mut self, index: usize, number: u64, frame: ClientFrame, now: Instant) {
         let Some(session) = self.sessions[index] else { return };
         let mut signals = Vec::new();
-        let control = self.relay.handle(session, frame, now, &mut signals);
+        let control = self.relay.handle(session, number, frame, now, &mut signals);
         assert_eq!(control, Control::Continue, "the relay closed link {index}");
     }
 }

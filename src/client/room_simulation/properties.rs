@@ -10,8 +10,8 @@
 //!   least one honest member is in the room, so a run that empties the room never passes;
 //! - (b) honest members are in one group at one epoch (one epoch authenticator), with the
 //!   same members, which are exactly the clients in the room, as each member's view of the
-//!   relay's list says — or every one of them was warned that the room is split (a warning
-//!   that says "split": none does today);
+//!   relay's list says — or every one of them was warned that the room may be split
+//!   (`RoomNotice::MaySplit`);
 //! - (c) no chat line is lost without a notice: each honest member owed a line shows it, or
 //!   was shown a gap covering its number or a warning naming its sender (one per line), or
 //!   its sender was told it may not have been delivered. A line is owed to the honest members
@@ -19,7 +19,8 @@
 //!   or before (the relay's own rule), that neither left nor joined anew since;
 //! - (d) no password exchange (`AdmissionStart`) that the user neither asked for (`/join`) nor
 //!   was told about, or that a frame the honest relay never sent (forged, replayed) began;
-//! - (e) no honest member merged a commit that most of the room refused, or garbage;
+//! - (e) no honest member merged garbage, or a commit without the yes of more than half of
+//!   the electorate its committer counted (each voter's last verdict, as sent);
 //! - (f) no honest leader was taken out of the room for a commit no honest member refused
 //!   (ARCHITECTURE.md: a member cannot veto the room). The final state cannot show this: once
 //!   the vetoing member leads, the room converges under it.
@@ -27,8 +28,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::super::Event;
 use super::super::room::Room;
+use super::super::{Event, RoomNotice};
 use super::client::SimClient;
 use super::network::Provenance;
 use crate::client::ConnectionEvent;
@@ -173,6 +174,8 @@ pub struct Ledger {
     pub admissions: Vec<Admission>,
     /// Votes per commit, as the voters sent them.
     pub votes: HashMap<Vec<u8>, Vec<(usize, bool)>>,
+    /// The electorate each commit's sender counted (`ClientFrame::Commit::electorate`).
+    pub electorates: HashMap<Vec<u8>, u32>,
     pub merges: Vec<Merge>,
     pub taken_out: Vec<TakenOut>,
     pub garbage: HashSet<Vec<u8>>,
@@ -183,14 +186,17 @@ pub struct Ledger {
 pub fn user_visible(event: &Event) -> bool {
     matches!(
         event,
-        Event::Warning { .. } | Event::Notice { .. } | Event::Error { .. } | Event::Connection(_)
+        Event::Warning { .. }
+            | Event::Notice { .. }
+            | Event::Error { .. }
+            | Event::Connection(_)
+            | Event::Room { .. }
     )
 }
 
-/// Whether an event warns that the room is split into groups. No event says so today; a fix
-/// that detects splits should make its warning mention "split".
+/// Whether an event warns that the room may be split into groups (`RoomNotice::MaySplit`).
 pub fn warns_of_split(event: &Event) -> bool {
-    matches!(event, Event::Warning { text, .. } if text.contains("split"))
+    matches!(event, Event::Room { notice: RoomNotice::MaySplit { .. }, .. })
 }
 
 fn group_of(client: &SimClient) -> Option<&crate::mls::RoomGroup> {
@@ -476,11 +482,12 @@ fn no_refused_merge(
                 text: format!("{nick} merged garbage"),
             });
         }
-        let votes = ledger.votes.get(commit).map(Vec::as_slice).unwrap_or_default();
-        let refused = votes.iter().filter(|(_, accept)| !accept).count();
-        // The committer counts as accepting: a majority of the members refused.
-        let members = votes.len() + 1;
-        if refused * 2 > members {
+        let votes = final_votes(ledger, commit);
+        let yes = votes.iter().filter(|(_, accept)| *accept).count();
+        // The electorate the committer counted; without it, everyone who voted.
+        let electorate =
+            ledger.electorates.get(commit).map_or(votes.len(), |&count| count as usize);
+        if yes * 2 <= electorate {
             let refusers: Vec<&str> = votes
                 .iter()
                 .filter(|(_, accept)| !accept)
@@ -489,12 +496,23 @@ fn no_refused_merge(
             out.push(Violation {
                 property: Property::NoRefusedMerge,
                 text: format!(
-                    "{nick} merged the commit ending epoch {} that {refusers:?} of {members} members refused",
+                    "{nick} merged the commit ending epoch {} with {yes} yes of {electorate} (refused by {refusers:?})",
                     merge.epoch
                 ),
             });
         }
     }
+}
+
+/// Each voter's last verdict on a commit (a commit voted on again after an abort that
+/// proved nothing gets the same verdict twice).
+fn final_votes(ledger: &Ledger, commit: &[u8]) -> Vec<(usize, bool)> {
+    let mut last: Vec<(usize, bool)> = Vec::new();
+    for &(voter, accept) in ledger.votes.get(commit).map(Vec::as_slice).unwrap_or_default() {
+        last.retain(|(other, _)| *other != voter);
+        last.push((voter, accept));
+    }
+    last
 }
 
 fn no_veto(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut Vec<Violation>) {
@@ -503,7 +521,7 @@ fn no_veto(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut Vec
             continue;
         }
         let Some(commit) = &taken_out.commit else { continue };
-        let votes = ledger.votes.get(commit).map(Vec::as_slice).unwrap_or_default();
+        let votes = final_votes(ledger, commit);
         if votes.iter().any(|(voter, accept)| roles[*voter] == Role::Honest && !accept) {
             continue;
         }

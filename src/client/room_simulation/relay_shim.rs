@@ -16,10 +16,12 @@ use rand::rngs::StdRng;
 use super::ROOM;
 use super::network::{Delivery, Provenance};
 use crate::mls_header;
-use crate::proto::{self, ClientFrame, CommitRejection, RemovalReason, ServerFrame};
+use crate::proto::{self, ClientFrame, CommitRejection, RemovalReason, ServerFrame, SignedVote};
 
 /// Old frames kept per client for replaying.
 const HISTORY: usize = 48;
+/// Signed votes kept for forged confirmations.
+const SIGNED_VOTES: usize = 8;
 
 /// The forking relay's progress (issue 19, attack 5).
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub enum Fork {
         joiner: usize,
         epoch: u64,
         group_id: Vec<u8>,
+        /// Commit A, which the relay answers `Busy` each time the leader sends it again.
+        commit: Vec<u8>,
         welcome: Vec<u8>,
     },
     /// That commit was confirmed: the relay makes the joiner a member in its own state, then
@@ -57,6 +61,8 @@ pub struct Shim {
     history: Vec<VecDeque<Bytes>>,
     /// `Left`s the relay owes nobody: the answers to `Leave`s it made up.
     swallow_left: Vec<u32>,
+    /// The last signed votes members sent, to dress up forged confirmations with.
+    signed_votes: VecDeque<SignedVote>,
     /// Frames the relay makes up as if a session had sent them, for the state.
     pub injected: VecDeque<(usize, ClientFrame)>,
     /// Frames the relay makes up (or replays) for clients.
@@ -83,6 +89,7 @@ impl Shim {
             held: (0..links).map(|_| None).collect(),
             history: (0..links).map(|_| VecDeque::new()).collect(),
             swallow_left: vec![0; links],
+            signed_votes: VecDeque::new(),
             injected: VecDeque::new(),
             forged: VecDeque::new(),
             notes: Vec::new(),
@@ -204,6 +211,24 @@ impl Shim {
         members: &[usize],
         rng: &mut StdRng,
     ) -> Option<ClientFrame> {
+        if let ClientFrame::CommitVote { vote, .. } = &frame {
+            self.signed_votes
+                .push_back(SignedVote { from: self.nicks[index].clone(), vote: vote.clone() });
+            if self.signed_votes.len() > SIGNED_VOTES {
+                self.signed_votes.pop_front();
+            }
+        }
+        if let (Fork::Captured { leader, commit: kept, .. }, ClientFrame::Commit { commit, .. }) =
+            (&self.fork, &frame)
+            && *leader == index
+            && commit == kept
+        {
+            // The leader sends commit A again: busy, still.
+            let busy =
+                ServerFrame::CommitRejected { room: ROOM.into(), reason: CommitRejection::Busy };
+            self.forged.push_back((index, forge(&busy)));
+            return None;
+        }
         if !self.active {
             return Some(frame);
         }
@@ -212,7 +237,7 @@ impl Shim {
             _ => None,
         };
         match (&self.fork, &frame) {
-            (Fork::Armed, ClientFrame::Commit { welcome: Some(welcome), .. }) => {
+            (Fork::Armed, ClientFrame::Commit { commit, welcome: Some(welcome), .. }) => {
                 let Some(joiner) = self.nicks.iter().position(|nick| *nick == welcome.to) else {
                     return Some(frame);
                 };
@@ -222,6 +247,7 @@ impl Shim {
                     joiner,
                     epoch: header.epoch,
                     group_id: header.group_id,
+                    commit: commit.clone(),
                     welcome: welcome.message.clone(),
                 };
                 let busy = ServerFrame::CommitRejected {
@@ -248,7 +274,11 @@ impl Shim {
             && self.abort
             && rng.gen_bool(0.4)
         {
-            let aborted = ServerFrame::CommitAborted { room: ROOM.into(), epoch: header.epoch };
+            let aborted = ServerFrame::CommitAborted {
+                room: ROOM.into(),
+                epoch: header.epoch,
+                votes: Vec::new(),
+            };
             for &member in members {
                 self.forged.push_back((member, forge(&aborted)));
             }
@@ -273,9 +303,11 @@ impl Shim {
         self.notes.push(format!("relay: forged Removed {reason:?} to {}", self.nicks[index]));
     }
 
-    /// A confirmation of a commit nobody sent.
+    /// A confirmation of a commit nobody sent, dressed up with the last signed votes the
+    /// relay carried (about other commits, or none).
     pub fn forge_confirmed(&mut self, index: usize, epoch: u64) {
-        let confirmed = ServerFrame::CommitConfirmed { room: ROOM.into(), epoch };
+        let votes: Vec<SignedVote> = self.signed_votes.iter().cloned().collect();
+        let confirmed = ServerFrame::CommitConfirmed { room: ROOM.into(), epoch, votes };
         self.forged.push_back((index, forge(&confirmed)));
         self.notes
             .push(format!("relay: forged CommitConfirmed -> {epoch} to {}", self.nicks[index]));

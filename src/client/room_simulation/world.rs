@@ -180,11 +180,7 @@ impl World {
         let mut clients: Vec<SimClient> =
             nicks.iter().map(|nick| SimClient::new(nick, origin)).collect();
         if let Some(nay) = cast.nay {
-            clients[nay].rewrite = Some(Box::new(|frame| {
-                if let ClientFrame::CommitVote { accept, .. } = frame {
-                    *accept = false;
-                }
-            }));
+            clients[nay].votes_no = true;
         }
         let deadlines = RoomDeadlines { grace: GRACE, ..RoomDeadlines::default() };
         let count = clients.len();
@@ -682,7 +678,8 @@ impl World {
                         .unwrap_or(Cause::Other("nothing"));
                     self.ledger.admissions.push(Admission { client: index, cause });
                 }
-                ClientFrame::Commit { commit, .. } => {
+                ClientFrame::Commit { commit, electorate, .. } => {
+                    self.ledger.electorates.insert(commit.clone(), electorate);
                     let tracking = &mut self.ledger.tracking[index];
                     tracking.own_commit = Some(commit.clone());
                     if let Some(header) = mls_header::peek_header(&commit) {
@@ -843,13 +840,13 @@ impl World {
     /// acknowledgement.
     fn deliver_up(&mut self, index: usize) -> bool {
         let is_frame = matches!(self.net.links[index].up.front(), Some(Up::Frame(_)));
-        if let Some(frame) = self.net.read_up(index) {
+        if let Some((number, frame)) = self.net.read_up(index) {
             let members = self.members();
             if let Some(frame) = self.shim.upstream(index, frame, &members, &mut self.rng) {
                 if let ClientFrame::Application { message, .. } = &frame {
                     self.owe_line(index, message);
                 }
-                self.net.handle(index, frame, self.now);
+                self.net.handle(index, number, frame, self.now);
             }
         }
         self.pump();
@@ -893,7 +890,11 @@ impl World {
                 | ServerFrame::Welcome { .. }
                 | ServerFrame::Reclaimed { .. },
             ) => true,
-            Ok(ServerFrame::Removed { .. } | ServerFrame::Left { .. }) => false,
+            Ok(
+                ServerFrame::Removed { .. }
+                | ServerFrame::Left { .. }
+                | ServerFrame::ReclaimRefused { .. },
+            ) => false,
             _ => return,
         };
         self.ledger.tracking[index].in_relay_room = in_room;
@@ -906,7 +907,7 @@ impl World {
             let mut moved = false;
             while let Some((index, frame)) = self.shim.injected.pop_front() {
                 moved = true;
-                self.net.handle(index, frame, self.now);
+                self.net.handle(index, 0, frame, self.now);
             }
             for index in 0..self.clients.len() {
                 for bytes in self.net.drain(index) {
@@ -975,10 +976,10 @@ impl World {
         self.conditions[index].parked_since = None;
         self.conditions[index].return_by = None;
         match self.net.reconnect(index, &nick, request, self.now) {
-            Reconnection::Resumed { handled, backlog } => {
+            Reconnection::Resumed { handled, backlog, token } => {
                 self.note(format!("{nick} resumes (the relay had {handled}; {backlog} to come)"));
                 self.interact(index, Trigger::Reconnect, |client, now| {
-                    client.resumed(handled, backlog, now)
+                    client.resumed(handled, backlog, token, now)
                 });
             }
             Reconnection::Registered { token, relay_boot } => {
@@ -1030,6 +1031,7 @@ impl World {
     fn garbage(&mut self) {
         let Some(garbler) = self.cast.garbler else { return };
         let Some(group) = self.clients[garbler].room.as_ref().and_then(Room::group) else { return };
+        let electorate = u32::try_from(group.members().len()).unwrap_or(u32::MAX);
         let commit = build_private_message(
             &group.group_id(),
             group.epoch(),
@@ -1039,7 +1041,12 @@ impl World {
         self.ledger.garbage.insert(commit.clone());
         self.note("garbler commits garbage".into());
         self.interact(garbler, Trigger::User, |client, _| {
-            client.send_raw(ClientFrame::Commit { room: ROOM.into(), commit, welcome: None })
+            client.send_raw(ClientFrame::Commit {
+                room: ROOM.into(),
+                commit,
+                welcome: None,
+                electorate,
+            })
         });
     }
 
@@ -1060,12 +1067,14 @@ impl World {
         };
         let Some(group) = room.group_mut_for_tests() else { return };
         let Ok(commit) = group.commit_remove(&[victim.as_str()]) else { return };
+        let electorate = u32::try_from(commit.electorate.len()).unwrap_or(u32::MAX);
         self.note(format!("garbler commits the eviction of {victim}"));
         self.interact(garbler, Trigger::User, |client, _| {
             client.send_raw(ClientFrame::Commit {
                 room: ROOM.into(),
                 commit: commit.commit,
                 welcome: None,
+                electorate,
             })
         });
     }
