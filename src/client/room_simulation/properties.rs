@@ -7,7 +7,11 @@
 //!
 //! - (a) every honest member that did not leave (its user's last word was `/join`, and it got
 //!   in) is still in the room, holding its group; a `/join` still pending is one too; and at
-//!   least one honest member is in the room, so a run that empties the room never passes;
+//!   least one honest member is in the room, so a run that empties the room never passes.
+//!   A member's client never drops the room without its user's word, except after the relay
+//!   took it out for a cause the network gave (it did not vote in time: it stalled, or its
+//!   frames were held up) or by force (a hostile relay); then its user, told, joins again
+//!   (protocol 5 leaves that to the user), and must get back in;
 //! - (b) honest members are in one group at one epoch (one epoch authenticator), with the
 //!   same members, which are exactly the clients in the room, as each member's view of the
 //!   relay's list says — or every one of them was warned that the room may be split
@@ -144,6 +148,22 @@ pub struct Tracking {
     pub commits: Vec<(u64, Vec<u8>)>,
     /// The last commit this client sent.
     pub own_commit: Option<Vec<u8>>,
+    /// The relay took this member out for a cause the network gave it (it did not vote in
+    /// time because it stalled or its frames were held up) or by force (a hostile relay):
+    /// losing the room after that is no fault of the protocol, if the user is told.
+    pub excused_exit: bool,
+    /// Its client dropped the room without the user's word, and the user, told, will
+    /// `/join` again.
+    pub rejoin_due: bool,
+}
+
+/// A member whose client dropped the room without its user's word.
+#[derive(Debug, Clone)]
+pub struct Dropped {
+    pub client: usize,
+    /// What the user was last told.
+    pub told: String,
+    pub excused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +200,7 @@ pub struct Ledger {
     pub taken_out: Vec<TakenOut>,
     pub garbage: HashSet<Vec<u8>>,
     pub tracking: Vec<Tracking>,
+    pub dropped: Vec<Dropped>,
 }
 
 /// Whether an event is something the user sees as news about the session or the room.
@@ -215,19 +236,33 @@ pub fn check(ledger: &Ledger, clients: &[SimClient], roles: &[Role]) -> Vec<Viol
     violations
 }
 
-fn last_warning(client: &SimClient) -> String {
+/// The last warning, error or room notice the client showed.
+pub fn last_warning(client: &SimClient) -> String {
     client
         .events
         .iter()
         .rev()
         .find_map(|event| match event {
             Event::Warning { text, .. } | Event::Error { text } => Some(text.clone()),
+            Event::Room { notice, .. } => Some(format!("{notice:?}")),
             _ => None,
         })
         .unwrap_or_else(|| "no warning".into())
 }
 
 fn still_in_room(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut Vec<Violation>) {
+    for dropped in ledger.dropped.iter().filter(|dropped| !dropped.excused) {
+        if roles[dropped.client] != Role::Honest {
+            continue;
+        }
+        out.push(Violation {
+            property: Property::StillInRoom,
+            text: format!(
+                "{} lost the room without cause (told: {})",
+                clients[dropped.client].nick, dropped.told
+            ),
+        });
+    }
     let mut honest_members = 0;
     for (index, client) in clients.iter().enumerate() {
         if roles[index] != Role::Honest {

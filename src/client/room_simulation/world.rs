@@ -19,7 +19,8 @@ use super::client::{SimClient, Up};
 use super::describe;
 use super::network::{Network, Provenance, Reconnection};
 use super::properties::{
-    self, Admission, Cause, Ledger, Line, Merge, Property, Role, TakenOut, Tracking, Violation,
+    self, Admission, Cause, Dropped, Ledger, Line, Merge, Property, Role, TakenOut, Tracking,
+    Violation,
 };
 use super::relay_shim::{Fork, Shim};
 use super::{PASSWORD, ROOM};
@@ -35,6 +36,10 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 const GRACE: Duration = Duration::from_secs(10);
 /// Quiet seconds that end the quiesce (more than every deadline: the 20 s `/join` timeout).
 const QUIET_SECONDS: u32 = 30;
+/// Seconds a quiet period may take before the network counts as never going quiet: four
+/// times the quiet seconds, past every deadline (a leader sending a commit again each tick
+/// never gets there).
+const QUIET_LIMIT_SECONDS: u32 = 4 * QUIET_SECONDS;
 /// Deliveries a settle may take before the network counts as never going quiet.
 const MAX_DELIVERIES: usize = 20_000;
 
@@ -326,6 +331,16 @@ impl World {
         if let Some(index) = self.choose(&joinable).filter(|_| !users_wait) {
             menu.push((4, Step::Join(index)));
         }
+        // Users told that their client left the room join it again.
+        let told_to_join: Vec<usize> = online
+            .iter()
+            .copied()
+            .filter(|&index| self.clients[index].room.is_none())
+            .filter(|&index| self.ledger.tracking[index].rejoin_due)
+            .collect();
+        if let Some(index) = self.choose(&told_to_join).filter(|_| !users_wait) {
+            menu.push((8, Step::Join(index)));
+        }
         let leavable: Vec<usize> = online
             .iter()
             .copied()
@@ -567,6 +582,8 @@ impl World {
         tracking.user_serial += 1;
         tracking.instance += 1;
         tracking.join_cause = Some(Cause::User);
+        tracking.rejoin_due = false;
+        tracking.excused_exit = false;
         self.note(format!("{}: /join", self.nick(index)));
         self.interact(index, Trigger::User, |client, now| client.user_join(ROOM, PASSWORD, now));
     }
@@ -574,6 +591,7 @@ impl World {
     pub fn user_leave(&mut self, index: usize) {
         let tracking = &mut self.ledger.tracking[index];
         tracking.wants_room = false;
+        tracking.rejoin_due = false;
         tracking.user_serial += 1;
         self.note(format!("{}: /leave", self.nick(index)));
         self.interact(index, Trigger::User, |client, _| client.user_leave());
@@ -614,10 +632,28 @@ impl World {
             client.room.as_ref().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
         act(&mut self.clients[index], self.now);
         self.observe(index, &trigger, events_before, held_group, group_before);
+        if held_group && self.clients[index].room.is_none() && !matches!(trigger, Trigger::User) {
+            self.dropped(index);
+        }
         let outgoing = std::mem::take(&mut self.clients[index].outgoing);
         if self.is_up(index) {
             self.net.links[index].up.extend(outgoing);
         }
+    }
+
+    /// The client dropped the room it held, without its user's word: the user was told (or
+    /// the checks say it was not), and will `/join` again.
+    fn dropped(&mut self, index: usize) {
+        let told = properties::last_warning(&self.clients[index]);
+        let tracking = &mut self.ledger.tracking[index];
+        let excused = std::mem::take(&mut tracking.excused_exit);
+        tracking.rejoin_due = tracking.wants_room;
+        self.note(format!(
+            "{} dropped the room{}",
+            self.nick(index),
+            if excused { " (the relay took it out for cause)" } else { "" }
+        ));
+        self.ledger.dropped.push(Dropped { client: index, told, excused });
     }
 
     fn observe(
@@ -687,7 +723,13 @@ impl World {
                     }
                 }
                 ClientFrame::CommitVote { accept, .. } => {
-                    if let Trigger::Frame { commit: Some(commit), .. } = trigger {
+                    // A vote on a commit a hostile relay sent again decides nothing.
+                    if let Trigger::Frame {
+                        commit: Some(commit),
+                        provenance: Provenance::Genuine,
+                        ..
+                    } = trigger
+                    {
                         self.ledger.votes.entry(commit.clone()).or_default().push((index, accept));
                         if accept && let Some(header) = mls_header::peek_header(commit) {
                             self.ledger.tracking[index]
@@ -819,6 +861,10 @@ impl World {
             other => format!(" [{other:?}]"),
         };
         self.note(format!("{} <- {}{tag}", self.nick(index), describe::server(&frame)));
+        if let (Provenance::Forged, ServerFrame::Removed { .. }) = (delivery.provenance, &frame) {
+            // A hostile relay can always put a member out; it cannot hide that it did.
+            self.ledger.tracking[index].excused_exit = true;
+        }
         let trigger = Trigger::Frame {
             kind: describe::kind(&frame),
             provenance: delivery.provenance,
@@ -884,7 +930,16 @@ impl World {
 
     /// What the state's own frames to a client say of its place in the room.
     fn follow_relay_room(&mut self, index: usize, bytes: &[u8]) {
-        let in_room = match proto::decode::<ServerFrame>(bytes) {
+        let frame = proto::decode::<ServerFrame>(bytes);
+        if let Ok(ServerFrame::Removed { reason: RemovalReason::NoVote, .. }) = &frame {
+            // It did not vote in time: fair, if it stalled or the network held its frames
+            // up; a member that read the commit and sat on it is no fault of the network.
+            let link = &self.net.links[index];
+            if self.conditions[index].stalled || !link.down.is_empty() || !link.up.is_empty() {
+                self.ledger.tracking[index].excused_exit = true;
+            }
+        }
+        let in_room = match frame {
             Ok(
                 ServerFrame::RoomCreated { .. }
                 | ServerFrame::Welcome { .. }
@@ -1138,6 +1193,19 @@ impl World {
             }
         }
         let mut quiet = self.quiet_period();
+        for _ in 0..3 {
+            let told_to_join: Vec<usize> = (0..self.clients.len())
+                .filter(|&index| self.ledger.tracking[index].rejoin_due)
+                .filter(|&index| self.clients[index].room.is_none())
+                .collect();
+            if told_to_join.is_empty() {
+                break;
+            }
+            for index in told_to_join {
+                self.user_join(index);
+            }
+            quiet &= self.quiet_period();
+        }
         let speakers: Vec<usize> = (0..self.clients.len())
             .filter(|&index| self.roles[index] == Role::Honest && self.clients[index].is_member())
             .collect();
@@ -1160,7 +1228,7 @@ impl World {
     /// [`QUIET_SECONDS`]; `false` if that never happens.
     fn quiet_period(&mut self) -> bool {
         let mut quiet = 0;
-        for _ in 0..300 {
+        for _ in 0..QUIET_LIMIT_SECONDS {
             let moved = self.settle();
             if self.chattering {
                 return false;
