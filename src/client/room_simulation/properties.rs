@@ -18,7 +18,8 @@
 //!   (`RoomNotice::MaySplit`);
 //! - (c) no chat line is lost without a notice: each honest member owed a line shows it, or
 //!   was shown a gap covering its number or a warning naming its sender (one per line), or
-//!   its sender was told it may not have been delivered. A line is owed to the honest members
+//!   its sender was told it may not have been delivered, or the receiver's session ended
+//!   before it arrived (its client says so on reconnecting). A line is owed to the honest members
 //!   in the relay's room when the relay takes it, and in the sender's group since that epoch
 //!   or before (the relay's own rule), that neither left nor joined anew since;
 //! - (d) no password exchange (`AdmissionStart`) that the user neither asked for (`/join`) nor
@@ -121,6 +122,9 @@ pub struct Line {
     /// took the line, with their user serial (a `/leave` or `/join` of their own afterwards
     /// releases them).
     pub owed_to: Vec<(usize, u32)>,
+    /// Receivers whose session ended (the relay restarted or forgot it) before they got
+    /// the line: each is told so (`ConnectionEvent::Reconnected`), which is the notice.
+    pub lost_with_session: Vec<usize>,
 }
 
 /// Per client: what the user wants and what the checks need to remember.
@@ -152,6 +156,9 @@ pub struct Tracking {
     /// time because it stalled or its frames were held up) or by force (a hostile relay):
     /// losing the room after that is no fault of the protocol, if the user is told.
     pub excused_exit: bool,
+    /// It was sent a membership frame (`MemberLeft`, `MemberJoined`, `LeaderChanged`) the
+    /// honest relay never sent: its view of the relay's list may be wrong.
+    pub misled_about_members: bool,
     /// Its client dropped the room without the user's word, and the user, told, will
     /// `/join` again.
     pub rejoin_due: bool,
@@ -228,7 +235,7 @@ fn group_of(client: &SimClient) -> Option<&crate::mls::RoomGroup> {
 pub fn check(ledger: &Ledger, clients: &[SimClient], roles: &[Role]) -> Vec<Violation> {
     let mut violations = Vec::new();
     still_in_room(ledger, clients, roles, &mut violations);
-    one_group(clients, roles, &mut violations);
+    one_group(ledger, clients, roles, &mut violations);
     no_silent_loss(ledger, clients, roles, &mut violations);
     no_unasked_exchange(ledger, clients, roles, &mut violations);
     no_refused_merge(ledger, clients, roles, &mut violations);
@@ -298,7 +305,7 @@ fn still_in_room(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &m
     }
 }
 
-fn one_group(clients: &[SimClient], roles: &[Role], out: &mut Vec<Violation>) {
+fn one_group(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut Vec<Violation>) {
     let participants: Vec<usize> =
         (0..clients.len()).filter(|&index| group_of(&clients[index]).is_some()).collect();
     let honest: Vec<usize> =
@@ -345,7 +352,7 @@ fn one_group(clients: &[SimClient], roles: &[Role], out: &mut Vec<Violation>) {
             ),
         });
     }
-    for &index in &honest {
+    for &index in honest.iter().filter(|&&index| !ledger.tracking[index].misled_about_members) {
         let mut listed = clients[index].room.as_ref().unwrap().relay_members.clone();
         listed.sort();
         if listed != in_room {
@@ -433,6 +440,9 @@ fn no_silent_loss(
                 continue;
             }
             let account = &accounts[receiver];
+            if line.lost_with_session.contains(&receiver) {
+                continue;
+            }
             if account.shown.contains(&line.text)
                 || account.gaps.contains(&(line.sender, line.instance, line.number.unwrap()))
             {

@@ -218,6 +218,17 @@ impl Shim {
                 self.signed_votes.pop_front();
             }
         }
+        if !self.active {
+            if let (Fork::Captured { commit: kept, .. }, ClientFrame::Commit { commit, .. }) =
+                (&self.fork, &frame)
+                && commit == kept
+            {
+                // Commit A reaches the state after all: no other commit can close its epoch.
+                self.notes.push("relay: lets the kept commit through; no fork".into());
+                self.fork = Fork::Done;
+            }
+            return Some(frame);
+        }
         if let (Fork::Captured { leader, commit: kept, .. }, ClientFrame::Commit { commit, .. }) =
             (&self.fork, &frame)
             && *leader == index
@@ -228,9 +239,6 @@ impl Shim {
                 ServerFrame::CommitRejected { room: ROOM.into(), reason: CommitRejection::Busy };
             self.forged.push_back((index, forge(&busy)));
             return None;
-        }
-        if !self.active {
-            return Some(frame);
         }
         let commit_epoch = match &frame {
             ClientFrame::Commit { commit, .. } => mls_header::peek_header(commit),

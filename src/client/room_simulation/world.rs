@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use super::super::Event;
 use super::super::room::Room;
 use super::actors::Actor;
 use super::client::{SimClient, Up};
@@ -286,14 +287,18 @@ impl World {
         }
         self.user_join(0);
         self.settle();
+        // Against an insider that refuses everything, every honest client joins before it:
+        // with half the votes it could block the room, which no rule can prevent.
+        let blocker = self.cast.nay;
         let mut joiners: Vec<usize> = (1..self.clients.len())
             .filter(|&index| match self.roles[index] {
-                Role::Honest => self.rng.gen_bool(0.6),
+                Role::Honest => blocker.is_some() || self.rng.gen_bool(0.6),
                 Role::Insider => true,
                 Role::Outsider => false,
             })
             .collect();
         joiners.shuffle(&mut self.rng);
+        joiners.sort_by_key(|&index| Some(index) == blocker);
         for index in joiners {
             self.user_join(index);
             self.settle();
@@ -341,6 +346,14 @@ impl World {
         if let Some(index) = self.choose(&told_to_join).filter(|_| !users_wait) {
             menu.push((8, Step::Join(index)));
         }
+        // An insider that refuses everything can block a room where it has half the votes:
+        // honest users do not leave it that far (the majority rule cannot do better).
+        let honest_in_room = (0..count)
+            .filter(|&index| self.roles[index] == Role::Honest && self.clients[index].is_member())
+            .count();
+        let blockers_in_room =
+            self.cast.nay.filter(|&nay| self.clients[nay].is_member()).iter().count();
+        let leaving_keeps_majority = honest_in_room > blockers_in_room + 1 || blockers_in_room == 0;
         let leavable: Vec<usize> = online
             .iter()
             .copied()
@@ -348,6 +361,7 @@ impl World {
                 index != 0
                     && self.roles[index] == Role::Honest
                     && self.clients[index].room.is_some()
+                    && (leaving_keeps_majority || !self.clients[index].is_member())
             })
             .collect();
         if let Some(index) = self.choose(&leavable).filter(|_| !users_wait) {
@@ -406,7 +420,16 @@ impl World {
             menu.push((2, Step::Garbage));
             menu.push((2, Step::Evict));
         }
+        // A lie after a restart can only be outvoted: it is tried while the honest members
+        // outnumber the liars (with as many liars as honest members, nothing can tell them
+        // apart, and the room goes to whoever came first).
+        let liars = [self.cast.stale, self.cast.outsider].iter().flatten().count();
+        let honest_members = (0..count)
+            .filter(|&index| self.roles[index] == Role::Honest && self.clients[index].is_member())
+            .count();
+        let outvoted = honest_members > liars;
         if let Some(stale) = self.cast.stale
+            && outvoted
             && self.clients[stale]
                 .room
                 .as_ref()
@@ -415,10 +438,7 @@ impl World {
         {
             menu.push((2, Step::StaleRestart));
         }
-        if self.cast.outsider.is_some()
-            && (0..count)
-                .any(|index| self.roles[index] == Role::Honest && self.clients[index].is_member())
-        {
+        if self.cast.outsider.is_some() && outvoted {
             menu.push((2, Step::OutsiderRestart));
         }
         if self.has(Actor::ForkingRelay) && matches!(self.shim.fork, Fork::Idle) {
@@ -521,8 +541,16 @@ impl World {
             }
             Step::Garbage => self.garbage(),
             Step::Evict => self.evict(),
-            Step::StaleRestart => self.stale_restart(),
-            Step::OutsiderRestart => self.outsider_restart(),
+            // Until the honest members are back, no user joins or leaves: one leaving could
+            // leave as many honest members as liars, whom nothing tells apart.
+            Step::StaleRestart => {
+                self.stale_restart();
+                self.reclaiming = true;
+            }
+            Step::OutsiderRestart => {
+                self.outsider_restart();
+                self.reclaiming = true;
+            }
             Step::ArmFork => {
                 self.note("relay: will fork the next commit that adds someone".into());
                 self.shim.fork = Fork::Armed;
@@ -608,6 +636,7 @@ impl World {
             number: None,
             group_id: None,
             owed_to: Vec::new(),
+            lost_with_session: Vec::new(),
         });
         self.note(format!("{}: says {text}", self.nick(index)));
         self.interact(index, Trigger::User, |client, _| {
@@ -630,10 +659,11 @@ impl World {
         let held_group = client.holds_group();
         let group_before =
             client.room.as_ref().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
+        let group_id = group_before.as_ref().map(|(id, _)| id.clone());
         act(&mut self.clients[index], self.now);
         self.observe(index, &trigger, events_before, held_group, group_before);
         if held_group && self.clients[index].room.is_none() && !matches!(trigger, Trigger::User) {
-            self.dropped(index);
+            self.dropped(index, group_id);
         }
         let outgoing = std::mem::take(&mut self.clients[index].outgoing);
         if self.is_up(index) {
@@ -643,10 +673,23 @@ impl World {
 
     /// The client dropped the room it held, without its user's word: the user was told (or
     /// the checks say it was not), and will `/join` again.
-    fn dropped(&mut self, index: usize) {
+    fn dropped(&mut self, index: usize, group_id: Option<Vec<u8>>) {
         let told = properties::last_warning(&self.clients[index]);
+        // After a restart the room goes to the claim most members return to: liars that
+        // outnumber (or tie) the honest members holding the group win it, and nothing can
+        // tell them apart.
+        let honest_holders = 1
+            + (0..self.clients.len())
+                .filter(|&other| other != index && self.roles[other] == Role::Honest)
+                .filter(|&other| {
+                    let held = self.clients[other].room.as_ref().and_then(Room::group);
+                    held.is_some_and(|group| Some(group.group_id()) == group_id)
+                })
+                .count();
+        let liars = [self.cast.stale, self.cast.outsider].iter().flatten().count();
+        let outnumbered = told.contains("Outnumbered") && honest_holders <= liars;
         let tracking = &mut self.ledger.tracking[index];
-        let excused = std::mem::take(&mut tracking.excused_exit);
+        let excused = std::mem::take(&mut tracking.excused_exit) || outnumbered;
         tracking.rejoin_due = tracking.wants_room;
         self.note(format!(
             "{} dropped the room{}",
@@ -861,6 +904,18 @@ impl World {
             other => format!(" [{other:?}]"),
         };
         self.note(format!("{} <- {}{tag}", self.nick(index), describe::server(&frame)));
+        if delivery.provenance != Provenance::Genuine
+            && matches!(
+                frame,
+                ServerFrame::MemberLeft { .. }
+                    | ServerFrame::MemberJoined { .. }
+                    | ServerFrame::LeaderChanged { .. }
+            )
+        {
+            // Who is connected is the relay's word alone: a relay that lies about it is
+            // believed, and only the list it shows can be wrong.
+            self.ledger.tracking[index].misled_about_members = true;
+        }
         if let (Provenance::Forged, ServerFrame::Removed { .. }) = (delivery.provenance, &frame) {
             // A hostile relay can always put a member out; it cannot hide that it did.
             self.ledger.tracking[index].excused_exit = true;
@@ -1004,7 +1059,10 @@ impl World {
                     .is_some_and(|since| self.now >= since + GRACE)
                 {
                     self.conditions[index].parked_since = None;
+                    self.session_lost(index);
                     self.ledger.tracking[index].in_relay_room = false;
+                    // Forgotten by the relay, it is removed from the room: it must join again.
+                    self.ledger.tracking[index].excused_exit = true;
                 }
             }
             self.pump();
@@ -1038,6 +1096,7 @@ impl World {
                 });
             }
             Reconnection::Registered { token, relay_boot } => {
+                self.session_lost(index);
                 self.ledger.tracking[index].in_relay_room = false;
                 self.note(format!("{nick} is not resumed: registers anew"));
                 self.interact(index, Trigger::Reconnect, |client, now| {
@@ -1048,8 +1107,32 @@ impl World {
         self.pump();
     }
 
+    /// The relay no longer has client `index`'s session: whatever it had not delivered of
+    /// the lines owed to it is gone with it.
+    fn session_lost(&mut self, index: usize) {
+        let shown: HashSet<&str> = self.clients[index]
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Message { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        for line in &mut self.ledger.lines {
+            if line.owed_to.iter().any(|(receiver, _)| *receiver == index)
+                && !shown.contains(line.text.as_str())
+                && !line.lost_with_session.contains(&index)
+            {
+                line.lost_with_session.push(index);
+            }
+        }
+    }
+
     fn restart(&mut self) {
         self.note("the relay restarts".into());
+        for index in 0..self.clients.len() {
+            self.session_lost(index);
+        }
         self.net.restart();
         self.shim.restarted();
         for index in 0..self.clients.len() {
