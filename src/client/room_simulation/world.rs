@@ -149,6 +149,8 @@ pub struct World {
     /// A settle never ended.
     chattering: bool,
     log: Vec<String>,
+    /// Log every frame in full (`Debug`, bytes included), not only its description.
+    trace_full: bool,
 }
 
 impl World {
@@ -221,6 +223,7 @@ impl World {
             lines_said: 0,
             chattering: false,
             log: Vec::new(),
+            trace_full: std::env::var("CHATTER_SIM_TRACE").is_ok_and(|value| value == "full"),
         }
     }
 
@@ -729,7 +732,9 @@ impl World {
             }
         }
         for frame in sent {
-            self.note(format!("{nick} -> {}", describe::client(&frame)));
+            let text =
+                if self.trace_full { format!("{frame:?}") } else { describe::client(&frame) };
+            self.note(format!("{nick} -> {text}"));
             match frame {
                 ClientFrame::Join { .. } | ClientFrame::Reclaim { .. } => {
                     let cause = match trigger {
@@ -903,7 +908,8 @@ impl World {
             Provenance::Genuine => String::new(),
             other => format!(" [{other:?}]"),
         };
-        self.note(format!("{} <- {}{tag}", self.nick(index), describe::server(&frame)));
+        let text = if self.trace_full { format!("{frame:?}") } else { describe::server(&frame) };
+        self.note(format!("{} <- {text}{tag}", self.nick(index)));
         if delivery.provenance != Provenance::Genuine
             && matches!(
                 frame,
