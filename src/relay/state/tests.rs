@@ -465,7 +465,8 @@ impl Harness {
         let (kick, _) = oneshot::channel();
         match self.state.resume(fresh, token, kick, self.now) {
             Resumption::Ready { id, parked } => {
-                self.state.adopt(fresh, id, self.now).expect("the session taken back");
+                let (_, token) = self.state.adopt(fresh, id, self.now).expect("taken back");
+                self.tokens.insert(id, token);
                 self.inboxes.remove(&fresh);
                 self.inboxes.insert(id, parked.inbound);
                 Some(id)
@@ -857,4 +858,19 @@ fn a_queue_that_lost_a_frame_during_a_handover_is_not_handed_over() {
     assert!(handed.try_recv().is_err(), "the new connection is refused");
     assert_eq!(relay.state.stats().sessions, 2, "alice, and the new connection's own session");
     assert_eq!(relay.state.stats().nicknames, 1, "bob's nickname is free again");
+}
+
+#[test]
+fn the_resume_token_changes_at_every_resume() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let first = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.resume(&first), Some(ids[1]));
+    let second = relay.token(ids[1]);
+    assert_ne!(first, second, "a new token with every resume");
+    // The used token is void: whoever copied it cannot take the session again.
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.resume(&first), None);
+    assert_eq!(relay.resume(&second), Some(ids[1]));
 }
