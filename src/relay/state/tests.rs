@@ -777,12 +777,16 @@ fn a_session_still_served_is_handed_over_by_its_old_connection() {
 fn join_and_reclaim_pass_the_same_entry_check() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
-    // Already in, and a name that is not one: refused alike.
-    relay.reclaim(ids[1], 1);
+    // Already in at another epoch, and a name that is not one: refused alike.
+    relay.reclaim(ids[1], 0);
     assert_eq!(
         relay.frames(ids[1]),
         [refused(ReclaimRefusal::Unavailable(ErrorReason::AlreadyInRoom))]
     );
+    // Already in as it was (someone told it otherwise): nothing changes.
+    relay.reclaim(ids[1], 1);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(relay.frames(ids[1]), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
     let frame =
         ClientFrame::Reclaim { room: "no spaces".into(), group_id: GROUP.to_vec(), epoch: 1 };
     relay.send(ids[1], frame);
