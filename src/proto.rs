@@ -382,8 +382,11 @@ pub enum ServerFrame {
         room: String,
     },
     Pong,
-    /// A request failed; the connection carries on.
+    /// A request failed; the connection carries on. `request` is the session number of the
+    /// client frame that failed (the count of its frames the relay had handled, that one
+    /// included), so the client can tell which of its requests it answers.
     Error {
+        request: u64,
         reason: ErrorReason,
     },
     /// The relay is closing this connection, and why.
@@ -612,7 +615,7 @@ mod tests {
         for frame in sample_client_frames() {
             assert_eq!(decode::<ClientFrame>(&encode(&frame)).unwrap(), frame);
         }
-        let server = ServerFrame::Error { reason: ErrorReason::NickTaken };
+        let server = ServerFrame::Error { request: 1, reason: ErrorReason::NickTaken };
         assert_eq!(decode::<ServerFrame>(&encode(&server)).unwrap(), server);
     }
 

@@ -822,7 +822,7 @@ impl Engine {
                 }
             }
             ServerFrame::MemberList { room, members } => self.on_member_list(&room, members),
-            ServerFrame::Error { reason } => self.on_error(reason),
+            ServerFrame::Error { reason, .. } => self.on_error(reason),
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             // Handled by the read loop, by `try_link`, or above.
             ServerFrame::Goodbye { .. }

@@ -59,10 +59,10 @@ impl RawClient {
             ServerFrame::Registered { token, relay_boot, .. } => {
                 Ok(SessionNumbers::registered(token, relay_boot))
             }
-            ServerFrame::Error { reason: ErrorReason::NickTaken } => {
+            ServerFrame::Error { reason: ErrorReason::NickTaken, .. } => {
                 Err(ClientError::NickTaken(nick.to_owned()))
             }
-            ServerFrame::Error { reason: ErrorReason::NickInvalid } => {
+            ServerFrame::Error { reason: ErrorReason::NickInvalid, .. } => {
                 Err(ClientError::NickInvalid(nick.to_owned()))
             }
             ServerFrame::Goodbye { reason } => Err(reason.into()),

@@ -108,7 +108,7 @@ fn register(
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let session = relay.add_session(ip, SessionChannel { outbound, kick });
     let mut signals = Vec::new();
-    relay.handle(session, ClientFrame::Register { nick: nick.into() }, now, &mut signals);
+    relay.handle(session, ClientFrame::Register { nick: nick.into() }, 1, now, &mut signals);
     let registered = inbox.try_recv().map(|bytes| proto::decode::<ServerFrame>(&bytes));
     let Some(Ok(ServerFrame::Registered { token, .. })) = registered else {
         panic!("{nick} was not registered: {registered:?}");
@@ -199,7 +199,7 @@ impl World {
         }
         let mut signals = Vec::new();
         let session = self.clients[index].session;
-        assert_eq!(self.relay.handle(session, frame, self.now, &mut signals), Control::Continue);
+        assert_eq!(self.relay.handle(session, frame, 0, self.now, &mut signals), Control::Continue);
     }
 
     fn apply(&mut self, step: &Step) {
@@ -376,7 +376,7 @@ impl World {
                 let frame = room.removed(reason, &mut out);
                 out.frames.push(frame);
             }
-            ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup } => {
+            ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup, .. } => {
                 client.room = None;
             }
             frame => room.on_member_frame(&me, frame, now, &mut out),

@@ -209,14 +209,18 @@ impl Session {
             Verdict::Pass => {}
             Verdict::Refuse => {
                 // Best effort: a client too busy sending to read loses the notice.
-                let refusal = ServerFrame::Error { reason: ErrorReason::RateLimited };
+                let refusal = ServerFrame::Error {
+                    request: self.replay.handled(),
+                    reason: ErrorReason::RateLimited,
+                };
                 let _ = self.own_queue.try_send(Bytes::from(proto::encode(&refusal)));
                 return Ok(());
             }
             Verdict::Disconnect => return Err(Some(DisconnectReason::RateLimited)),
         }
+        let request = self.replay.handled();
         let control =
-            self.shared.state().handle(self.id, frame, self.last_heard, &mut self.signals);
+            self.shared.state().handle(self.id, frame, request, self.last_heard, &mut self.signals);
         for signal in self.signals.drain(..) {
             match signal {
                 AbuseSignal::WrongRoomPassword { ip } => {

@@ -263,6 +263,8 @@ pub struct State {
     /// Random, per run of the relay: clients tell a restart from a forgotten session by it.
     relay_boot: u64,
     away_limits: AwayLimits,
+    /// The session number of the client frame being handled, which its errors name.
+    request: u64,
 }
 
 impl State {
@@ -446,14 +448,17 @@ impl State {
         self.sessions.get(&id).map(|session| session.outbound.clone())
     }
 
-    /// Handles one decoded frame from a session.
+    /// Handles one decoded frame from a session; `request` is its session number (the count
+    /// of the session's frames handled, this one included), for any error it causes.
     pub fn handle(
         &mut self,
         id: SessionId,
         frame: ClientFrame,
+        request: u64,
         now: Instant,
         signals: &mut Vec<AbuseSignal>,
     ) -> Control {
+        self.request = request;
         let Some(session) = self.sessions.get(&id) else {
             return Control::Close(DisconnectReason::ProtocolViolation);
         };
@@ -1171,7 +1176,7 @@ impl State {
     }
 
     fn error(&mut self, id: SessionId, reason: ErrorReason) {
-        self.send(id, &ServerFrame::Error { reason });
+        self.send(id, &ServerFrame::Error { request: self.request, reason });
     }
 
     fn send(&mut self, id: SessionId, frame: &ServerFrame) {

@@ -51,7 +51,7 @@ impl Harness {
 
     fn send(&mut self, id: SessionId, frame: ClientFrame) {
         let mut signals = Vec::new();
-        assert_eq!(self.state.handle(id, frame, self.now, &mut signals), Control::Continue);
+        assert_eq!(self.state.handle(id, frame, 0, self.now, &mut signals), Control::Continue);
     }
 
     /// Everything queued for a session, in order.
@@ -268,7 +268,10 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
         );
     }
     relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
-    assert_eq!(relay.frames(guesser), [ServerFrame::Error { reason: ErrorReason::BannedFromRoom }]);
+    assert_eq!(
+        relay.frames(guesser),
+        [ServerFrame::Error { request: 0, reason: ErrorReason::BannedFromRoom }]
+    );
     // A housemate behind the same address still gets in line.
     let housemate = relay.connect("housemate");
     relay.send(housemate, ClientFrame::Join { room: "lobby".into() });
@@ -290,7 +293,7 @@ fn look_alike_and_mixed_script_nicknames_are_refused() {
         let id = relay.state.add_session(NAT, SessionChannel { outbound, kick });
         relay.inboxes.insert(id, inbound);
         relay.send(id, ClientFrame::Register { nick: nick.into() });
-        assert_eq!(relay.frames(id), [ServerFrame::Error { reason }], "{nick:?}");
+        assert_eq!(relay.frames(id), [ServerFrame::Error { request: 0, reason }], "{nick:?}");
     }
 }
 
@@ -354,7 +357,10 @@ fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
         },
     );
     assert!(relay.frames(carol).is_empty(), "the stale answer is not passed on");
-    assert_eq!(relay.frames(ids[0]), [ServerFrame::Error { reason: ErrorReason::UnknownJoiner }]);
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::Error { request: 0, reason: ErrorReason::UnknownJoiner }]
+    );
 }
 
 #[test]
@@ -379,7 +385,10 @@ fn oversized_chat_is_refused_and_the_room_keeps_going() {
     let huge =
         build_private_message(GROUP, 1, CONTENT_TYPE_APPLICATION, &vec![0; MAX_APPLICATION_LEN]);
     relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message: huge });
-    assert_eq!(relay.frames(ids[0]), [ServerFrame::Error { reason: ErrorReason::MessageTooLarge }]);
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::Error { request: 0, reason: ErrorReason::MessageTooLarge }]
+    );
     let fine = build_private_message(GROUP, 1, CONTENT_TYPE_APPLICATION, b"hi");
     relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message: fine });
     assert_eq!(relay.frames(ids[1]).len(), 1);
@@ -395,7 +404,10 @@ fn a_full_room_refuses_the_next_joiner() {
     }
     let late = relay.connect("late");
     relay.send(late, ClientFrame::Join { room: "lobby".into() });
-    assert_eq!(relay.frames(late), [ServerFrame::Error { reason: ErrorReason::RoomFull }]);
+    assert_eq!(
+        relay.frames(late),
+        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomFull }]
+    );
 }
 
 impl Harness {
@@ -448,7 +460,10 @@ fn an_away_member_keeps_its_place_and_gets_what_it_missed_on_resume() {
     // Still bob's nickname: nobody else may take it while he is away.
     let mallory = relay.connect_unregistered();
     relay.send(mallory, ClientFrame::Register { nick: "bob".into() });
-    assert_eq!(relay.frames(mallory), [ServerFrame::Error { reason: ErrorReason::NickTaken }]);
+    assert_eq!(
+        relay.frames(mallory),
+        [ServerFrame::Error { request: 0, reason: ErrorReason::NickTaken }]
+    );
 
     relay.advance(GRACE_PERIOD - Duration::from_millis(1));
     assert_eq!(relay.resume(&token), Some(ids[1]));
@@ -566,7 +581,7 @@ fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
     relay.send(dave, frame);
     assert_eq!(
         relay.frames(dave),
-        [ServerFrame::Error { reason: ErrorReason::RoomIsAnotherGroup }]
+        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomIsAnotherGroup }]
     );
     // A room created afresh, whose group the relay has not seen yet: another group as well.
     let erin = relay.connect("erin");
@@ -576,7 +591,7 @@ fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
     relay.send(dave, frame);
     assert_eq!(
         relay.frames(dave),
-        [ServerFrame::Error { reason: ErrorReason::RoomIsAnotherGroup }]
+        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomIsAnotherGroup }]
     );
     // A member that left since the epoch last moved is owed a removal: admission, too.
     relay.send(bob, ClientFrame::Leave { room: "lobby".into() });
