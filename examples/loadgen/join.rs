@@ -158,7 +158,8 @@ async fn watch_leader(mut events: Events, departures: mpsc::UnboundedSender<Stri
             Event::Left { nick, .. } => {
                 let _ = departures.send(nick);
             }
-            Event::Warning { text, .. } | Event::Error { text } => eprintln!("leader: {text}"),
+            Event::Warning { text, .. } => eprintln!("leader: {text}"),
+            Event::Status(notice) => eprintln!("leader: {notice:?}"),
             _ => {}
         }
     }

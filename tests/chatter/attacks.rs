@@ -2,7 +2,7 @@
 //! engines, a real relay and a real man in the middle (`support::mitm`), which knows the
 //! access code as every user and the operator do.
 
-use chatter::client::{ClientError, Event, Events};
+use chatter::client::{ClientError, Event, Events, Notice};
 use chatter::mls::MlsMember;
 use chatter::mls_header::{
     CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message, peek_header,
@@ -96,7 +96,11 @@ async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
             members: vec!["alice".into(), "bob".into()],
         })
         .unwrap();
-    expect_event(&mut bob_events, is_warning("refused a welcome nobody asked for")).await;
+    expect_event(
+        &mut bob_events,
+        |e| matches!(e, Event::Status(Notice::UnaskedWelcome { room }) if room == "vault"),
+    )
+    .await;
 
     // Bob asked for nothing: no key package, no repair; only his "no" votes left him.
     let sent_after: Vec<ClientFrame> =

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use chatter::client::{Client, ConnectionEvent, Event, Events, Presence};
+use chatter::client::{
+    Client, ClientError, ConnectionEvent, Event, Events, LinkLoss, Notice, Presence, SessionEnd,
+};
 use chatter::secret::Secret;
 
 use crate::repl_support::spawn_relay_binary;
@@ -131,7 +133,9 @@ async fn a_link_cut_for_five_seconds_loses_nothing_and_lines_typed_meanwhile_go_
         (0..20).map(|n| (format!("while bob is away {n}"), true)).collect();
     assert_eq!(messages(&delivered), expected, "{delivered:#?}");
     assert!(
-        !delivered.iter().any(|e| matches!(e, Event::Gap { .. } | Event::Warning { .. })),
+        !delivered
+            .iter()
+            .any(|e| matches!(e, Event::Gap { .. } | Event::Warning { .. } | Event::Status(_))),
         "{delivered:#?}"
     );
     pass_time_until(&mut alice_events, Duration::from_secs(1), is_message("bob", "typed offline"))
@@ -169,7 +173,10 @@ async fn a_silent_link_is_noticed_in_seconds_and_the_session_taken_over() {
     })
     .await;
     assert!(
-        matches!(&lost, Event::Connection(ConnectionEvent::Lost { reason }) if reason.contains("no answer")),
+        matches!(
+            &lost,
+            Event::Connection(ConnectionEvent::Lost { reason: LinkLoss::Silent { .. } })
+        ),
         "{lost:?}"
     );
     cutter.restore();
@@ -225,7 +232,7 @@ async fn past_the_grace_period_the_member_is_readmitted_and_told_what_it_missed(
         Event::Connection(ConnectionEvent::Reconnected { relay_restarted: false, .. })
     ));
     pass_time_until(&mut bob_events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Notice { text, .. } if text.starts_with("back in the room, in the same group"))
+        matches!(e, Event::Status(Notice::Rejoined { .. }))
     })
     .await;
     held(alice.send_text("after")).await.unwrap();
@@ -256,7 +263,8 @@ async fn a_new_access_code_after_a_restart_stops_the_retries_with_a_clear_messag
     })
     .await;
     assert!(
-        matches!(&end, Event::Disconnected { reason } if reason.contains("wrong access code")),
+        matches!(&end, Event::Disconnected(SessionEnd::CannotReconnect(error))
+            if matches!(error.get(), ClientError::WrongAccessCode)),
         "{end:?}"
     );
     let attempts = skipped
@@ -356,13 +364,13 @@ async fn a_room_started_afresh_by_others_after_a_restart_is_not_entered() {
     held(carol.join("lobby", Secret::from("carol's own"))).await.expect("carol starts lobby");
     held(carol.send_text("mine now")).await.unwrap();
 
-    let (warning, _) = pass_time_until(
-        &mut alice_events,
-        Duration::from_secs(35),
-        |e| matches!(e, Event::Warning { text, .. } if text.contains("started afresh by others")),
-    )
+    let (warning, _) = pass_time_until(&mut alice_events, Duration::from_secs(35), |e| {
+        matches!(e, Event::Status(Notice::RoomIsAnotherGroup { .. }))
+    })
     .await;
-    assert!(matches!(warning, Event::Warning { room: Some(room), .. } if room == "lobby"));
+    assert!(
+        matches!(warning, Event::Status(Notice::RoomIsAnotherGroup { room }) if room == "lobby")
+    );
     assert_eq!(alice.current_room(), None, "not in carol's room, and not pretending");
     assert!(matches!(
         held(alice.send_text("hello?")).await,
