@@ -151,6 +151,11 @@ impl Connection {
 impl Core {
     /// The link dropped (a read or write failed, or the relay closed it).
     pub fn link_lost(&mut self, loss: LinkLoss, now: Now) {
+        self.lose_link(loss, now);
+        self.after_input(now);
+    }
+
+    fn lose_link(&mut self, loss: LinkLoss, now: Now) {
         // Frames not written yet are numbered and kept: a resume sends them again.
         self.transmits.clear();
         match std::mem::replace(&mut self.link, Link::Closed) {
@@ -175,6 +180,7 @@ impl Core {
         } else {
             self.next_attempt(since, backoff, Some(error), now);
         }
+        self.after_input(now);
     }
 
     /// The relay took the session back: it had handled `handled` of our frames and sends
@@ -191,6 +197,7 @@ impl Core {
             self.emit(Event::Status(Notice::FramesLostWithConnection { room, count: resend.lost }));
         }
         self.emit(Event::Connection(ConnectionEvent::Resumed { missed: backlog }));
+        self.after_input(now);
     }
 
     /// The relay had forgotten the session (it restarted, or we were away too long): we
@@ -216,6 +223,7 @@ impl Core {
         for frame in self.rooms.reclaim_all() {
             self.send(frame);
         }
+        self.after_input(now);
     }
 
     /// Every handle to the client is gone: leave cleanly, so the relay forgets us now.
@@ -251,7 +259,7 @@ impl Core {
             }
             other => {
                 self.link = other;
-                self.link_lost(LinkLoss::Goodbye(reason), now);
+                self.lose_link(LinkLoss::Goodbye(reason), now);
             }
         }
     }
@@ -269,7 +277,7 @@ impl Core {
             return;
         }
         if now.instant.duration_since(connection.last_heard) >= DEAD_LINK_AFTER {
-            return self.link_lost(LinkLoss::Silent { after: DEAD_LINK_AFTER }, now);
+            return self.lose_link(LinkLoss::Silent { after: DEAD_LINK_AFTER }, now);
         }
         connection.next_keepalive = now.instant + KEEPALIVE_INTERVAL;
         self.send(ClientFrame::Ping);

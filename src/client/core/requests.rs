@@ -85,9 +85,19 @@ pub(super) struct Waiting {
 }
 
 impl Waiting {
-    /// The relay handled every frame up to `received`: each has had its answer or error.
-    fn acknowledged(&mut self, received: u64) {
-        self.sent = self.sent.split_off(&received.saturating_add(1));
+    /// The relay handled every frame up to `received`: each has had its answer or error,
+    /// unless the answer was about a room we left (and dropped as stale). Returns the
+    /// requests whose answer was so dropped.
+    fn acknowledged(&mut self, received: u64) -> Vec<RequestId> {
+        let later = self.sent.split_off(&received.saturating_add(1));
+        let handled = std::mem::replace(&mut self.sent, later);
+        handled
+            .into_values()
+            .filter_map(|sent| match sent {
+                Sent::Rooms(id) | Sent::Members(id) => Some(id),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The oldest request waiting for the list `matches` picks.
@@ -208,7 +218,9 @@ impl Core {
     /// The relay handled our frames up to `received`.
     pub(super) fn relay_acknowledged(&mut self, received: u64) {
         self.numbers.relay_acknowledged(received);
-        self.requests.acknowledged(received);
+        for id in self.requests.acknowledged(received) {
+            self.answer(id, Err(ClientError::NotInRoom));
+        }
     }
 
     /// The session was lost (we registered anew): no answer comes for what it asked.
