@@ -784,6 +784,88 @@ mod tests {
         assert!(colored.contains("\x1b[1;31m"), "red and bold: {colored:?}");
     }
 
+    fn json_of(event: &Event) -> serde_json::Value {
+        serde_json::from_str(&renderer(Format::Json).event(event).unwrap().text).unwrap()
+    }
+
+    #[test]
+    fn typed_notices_are_worded_here_and_carry_their_fields_in_json() {
+        let refused = Event::Status(Notice::MessageNotDelivered {
+            room: "lobby".into(),
+            reason: ErrorReason::RateLimited,
+        });
+        let line = renderer(Format::Line).event(&refused).unwrap().text;
+        assert!(line.ends_with("-- warning: message not delivered: slow down"), "{line}");
+        let json = json_of(&refused);
+        assert_eq!(
+            (&json["type"], &json["room"], &json["reason"]),
+            (&"message_not_delivered".into(), &"lobby".into(), &"rate_limited".into())
+        );
+        let rejoined = Event::Status(Notice::Rejoined {
+            room: "lobby".into(),
+            newcomers: vec!["dave".into()],
+        });
+        let line = renderer(Format::Line).event(&rejoined).unwrap().text;
+        assert!(line.ends_with("same members; joined while you were out: dave"), "{line}");
+        assert_eq!(json_of(&rejoined)["newcomers"], serde_json::json!(["dave"]));
+        let lost = Event::Status(Notice::FramesLostWithConnection { room: None, count: 3 });
+        assert_eq!(json_of(&lost)["count"], 3);
+    }
+
+    #[test]
+    fn every_typed_notice_is_named_in_json_after_its_variant() {
+        let error = SharedError::from(ClientError::NotInRoom);
+        let (room, reason) = (String::from("lobby"), ErrorReason::RoomFull);
+        let notices = [
+            Notice::FramesLostWithConnection { room: None, count: 1 },
+            Notice::Rejoined { room: room.clone(), newcomers: Vec::new() },
+            Notice::RejoinFailed { room: room.clone(), error: error.clone() },
+            Notice::JoinFailed { room: room.clone(), error },
+            Notice::UnaskedWelcome { room: room.clone() },
+            Notice::RemovedTooOften {
+                room: room.clone(),
+                reason: crate::proto::RemovalReason::NoVote,
+            },
+            Notice::RoomIsAnotherGroup { room: room.clone() },
+            Notice::ReclaimRefused { room: room.clone(), reason: reason.clone() },
+            Notice::MessageNotDelivered { room, reason: reason.clone() },
+            Notice::RelayError { reason },
+        ];
+        for notice in notices {
+            let debug = format!("{notice:?}");
+            let variant = debug.split([' ', '{', '(']).next().unwrap();
+            let json = json_of(&Event::Status(notice.clone()));
+            assert_eq!(json["type"], snake_case(variant), "{json}");
+            assert!(json["text"].as_str().is_some_and(|text| !text.is_empty()), "{json}");
+        }
+        assert_eq!(snake_case("FramesLostWithConnection"), "frames_lost_with_connection");
+    }
+
+    #[test]
+    fn why_the_link_dropped_and_why_the_session_ended_are_worded_here() {
+        let silent = LinkLoss::Silent { after: Duration::from_secs(15) };
+        let lost = Event::Connection(ConnectionEvent::Lost { reason: silent });
+        let line = renderer(Format::Line).event(&lost).unwrap().text;
+        assert!(
+            line.ends_with(
+                "connection lost (no answer from the server for 15 s); reconnecting by itself"
+            ),
+            "{line}"
+        );
+        assert_eq!(json_of(&lost)["reason"], "no answer from the server for 15 s");
+        let error = SharedError::from(ClientError::WrongAccessCode);
+        let end = Event::Disconnected(crate::client::SessionEnd::CannotReconnect(error));
+        let line = renderer(Format::Line).event(&end).unwrap().text;
+        assert!(
+            line.ends_with("disconnected: cannot reconnect: wrong access code — Ctrl-D to exit")
+        );
+        let not_sent = Event::Connection(ConnectionEvent::NotSent {
+            texts: vec!["hi".into()],
+            reason: NotSentReason::JoinedAnotherRoom,
+        });
+        assert_eq!(json_of(&not_sent)["reason"], "you joined another room");
+    }
+
     #[test]
     fn records_are_json_objects_only_in_json() {
         let fields = serde_json::json!({ "code": "12345", "epoch": 3 });
