@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 /// [`HelloRejection::UnsupportedVersion`], naming this one.
 /// Version 2 sealed several frames per transport record (version 1 sealed each frame alone);
 /// version 3 confirms every commit by the members' votes and has no repair path; version 4
-/// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`);
+/// version 5 has `Error` name the frame it refuses (`request`).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room

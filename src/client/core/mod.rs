@@ -50,8 +50,8 @@ pub struct Now {
 }
 
 /// What the driver needs to open a link for the session: the resume token and the count of
-/// frames received, for `Resume` (or, refused, registering anew under `nick`).
-#[derive(Debug)]
+/// frames received, for `Resume` (or, refused, registering anew). No `Debug`: the token is
+/// a secret.
 pub struct Dial {
     pub token: ResumeToken,
     pub received: u64,

@@ -90,14 +90,7 @@ impl Waiting {
     /// requests whose answer was so dropped.
     fn acknowledged(&mut self, received: u64) -> Vec<RequestId> {
         let later = self.sent.split_off(&received.saturating_add(1));
-        let handled = std::mem::replace(&mut self.sent, later);
-        handled
-            .into_values()
-            .filter_map(|sent| match sent {
-                Sent::Rooms(id) | Sent::Members(id) => Some(id),
-                _ => None,
-            })
-            .collect()
+        waiters(std::mem::replace(&mut self.sent, later))
     }
 
     /// The oldest request waiting for the list `matches` picks.
@@ -109,14 +102,18 @@ impl Waiting {
 
     /// Forgets every frame; returns the requests still waiting for an answer.
     pub(super) fn clear(&mut self) -> Vec<RequestId> {
-        std::mem::take(&mut self.sent)
-            .into_values()
-            .filter_map(|sent| match sent {
-                Sent::Rooms(id) | Sent::Members(id) => Some(id),
-                _ => None,
-            })
-            .collect()
+        waiters(std::mem::take(&mut self.sent))
     }
+}
+
+/// The requests among `sent` that wait for an answer of their own.
+fn waiters(sent: BTreeMap<u64, Sent>) -> Vec<RequestId> {
+    sent.into_values()
+        .filter_map(|sent| match sent {
+            Sent::Rooms(id) | Sent::Members(id) => Some(id),
+            Sent::Join { .. } | Sent::Reclaim { .. } | Sent::Line { .. } => None,
+        })
+        .collect()
 }
 
 impl Core {
