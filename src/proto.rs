@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 /// Version 2 sealed several frames per transport record (version 1 sealed each frame alone);
 /// version 3 confirms every commit by the members' votes and has no repair path; version 4
 /// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`);
-/// version 5 has `Error` name the frame it refuses (`request`).
+/// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
+/// restart by the claims of the members that return, rotates the resume token, and has
+/// `Error` name the frame it refuses (`request`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
@@ -143,9 +145,17 @@ pub enum ClientFrame {
         message: Vec<u8>,
     },
     /// A member's verdict on the commit the relay is confirming: `accept` once it verified
-    /// the commit and found it within the room's commit policy. The relay applies a commit
-    /// only when every member accepted it (see ARCHITECTURE.md, "Trust model").
-    CommitVote { room: String, epoch: u64, accept: bool },
+    /// the commit and found it within the room's commit policy. `vote` is the same verdict
+    /// signed inside the group ([`GroupMessage::Vote`] in an MLS message), which the relay
+    /// cannot read or forge and carries with the confirmation, so that every member can
+    /// check that more than half of the room accepted (see ARCHITECTURE.md, "Trust model").
+    CommitVote {
+        room: String,
+        epoch: u64,
+        accept: bool,
+        #[serde(with = "serde_bytes")]
+        vote: Vec<u8>,
+    },
     /// Leaves a room (or gives up joining it). Always answered by `Left`; the leader then
     /// commits the removal.
     Leave { room: String },
@@ -185,6 +195,37 @@ impl std::fmt::Debug for ResumeToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResumeToken(<redacted>)")
     }
+}
+
+/// A member's signed vote on a commit, as the relay carries it: the voter's nickname (for
+/// the relay's bookkeeping; members trust only the signature) and the MLS message holding a
+/// [`GroupMessage::Vote`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVote {
+    pub from: String,
+    #[serde(with = "serde_bytes")]
+    pub vote: Vec<u8>,
+}
+
+/// Why the relay will not take a member back into a room as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReclaimRefusal {
+    /// The room holds another MLS group (it was started afresh by others).
+    #[error("the room now holds another group")]
+    AnotherGroup,
+    /// The room holds our group at another epoch: we missed key changes.
+    #[error("the room's keys moved on without you")]
+    StaleEpoch,
+    /// More of the room's returning members claimed another group, which now holds it.
+    #[error("more of the room's members came back to another group")]
+    Outnumbered,
+    /// The room's leader owes our removal (the room took us out), or a key change is in
+    /// flight.
+    #[error("the room took you out")]
+    TakenOut,
+    /// The room cannot take members now (full, or we are banned or in too many rooms).
+    #[error("the room cannot take you back: {0}")]
+    Unavailable(ErrorReason),
 }
 
 /// A Welcome, the nickname it is for, and the admission attempt it answers.
@@ -238,6 +279,10 @@ pub enum ServerFrame {
     Resumed {
         received: u64,
         backlog: u64,
+        /// The session's next token: the one just used is void from now on, so a token
+        /// that leaked (a log, a core file) takes back a session at most until its owner
+        /// next resumes.
+        token: ResumeToken,
     },
     /// The relay has no such session (it restarted — see `relay_boot` — or the grace period
     /// ran out, or it could not keep everything the client missed). Register anew.
@@ -254,6 +299,22 @@ pub enum ServerFrame {
     Reclaimed {
         room: String,
         members: Vec<String>,
+    },
+    /// The answer to `Reclaim` after a relay restart when another group's claimants hold the
+    /// room for now: the client keeps its group and waits. The room goes to whichever group
+    /// more of its returning members claim (`Reclaimed` then follows), or the wait ends with
+    /// `ReclaimRefused`.
+    ReclaimPending {
+        room: String,
+        /// How many members claim our group, and how many the one holding the room.
+        ours: u32,
+        holders: u32,
+    },
+    /// The relay will not take the client back into the room as it was; the client keeps
+    /// its group, says why, and waits for its user to `/join` again.
+    ReclaimRefused {
+        room: String,
+        reason: ReclaimRefusal,
     },
     /// A member's connection dropped (`away`) or came back; the relay keeps its place for
     /// the grace period.
@@ -320,8 +381,9 @@ pub enum ServerFrame {
         message: Vec<u8>,
         members: Vec<String>,
     },
-    /// To every member but its sender: the leader's commit, to verify and vote on
-    /// ([`ClientFrame::CommitVote`]). `joiner` names the member it adds, if any: the one whose
+    /// To every connected member, its sender included: the leader's commit, to verify and
+    /// vote on ([`ClientFrame::CommitVote`]); the committer signs its own yes only now, once
+    /// the relay took the commit, so that a commit the relay refused binds nobody. `joiner` names the member it adds, if any: the one whose
     /// admission the relay saw.
     Commit {
         room: String,
@@ -330,17 +392,24 @@ pub enum ServerFrame {
         commit: Vec<u8>,
         joiner: Option<String>,
     },
-    /// To every member, the committer included: every member accepted the commit that ends
-    /// `epoch - 1`; merge it. The room is now at `epoch`.
+    /// To every member, the committer included: more than half of the members the commit
+    /// keeps accepted the commit that ends `epoch - 1`; `votes` are their signed yes votes
+    /// (the committer's first), which every member checks before it merges. The room is now
+    /// at `epoch`.
     CommitConfirmed {
         room: String,
         epoch: u64,
+        votes: Vec<SignedVote>,
     },
-    /// To every member, the committer included: the commit that would have ended `epoch` was
-    /// refused by members (or its committer left); discard it. The room stays at `epoch`.
+    /// To every member, the committer included: the commit that would have ended `epoch`
+    /// did not win a majority (refused, tied, its committer left, or too many members away);
+    /// discard it. `votes` are the signed no votes: when they are half of the members or
+    /// more, the commit can never be confirmed, and members who accepted it may accept
+    /// another for this epoch. The room stays at `epoch`.
     CommitAborted {
         room: String,
         epoch: u64,
+        votes: Vec<SignedVote>,
     },
     /// To a commit's sender: the relay did not take the commit; discard it.
     CommitRejected {
@@ -383,9 +452,10 @@ pub enum ServerFrame {
         room: String,
     },
     Pong,
-    /// A request failed; the connection carries on. `request` is the session number of the
-    /// client frame that failed (the count of its frames the relay had handled, that one
-    /// included), so the client can tell which of its requests it answers.
+    /// A request failed; the connection carries on. `request` is the number of the client
+    /// frame that caused it, counted as for acknowledgements: the session's frames are
+    /// numbered 1, 2, 3…, all but `Resume` and `Ack` (see `client::resume`,
+    /// `relay::replay`), so a client can tie every error to the request it answers.
     Error {
         request: u64,
         reason: ErrorReason,
@@ -417,6 +487,10 @@ pub enum CommitRejection {
     /// Another commit is still being confirmed.
     #[error("another key change is being confirmed")]
     Busy,
+    /// So many members are away that no majority could accept the commit now; nothing was
+    /// forwarded. The leader sends it again later.
+    #[error("too many members are away to decide a key change")]
+    TooManyAway,
 }
 
 /// Why the relay took a member out of a room.
@@ -509,6 +583,33 @@ pub enum ChatPayload {
 pub struct ChatEnvelope {
     pub number: u64,
     pub payload: ChatPayload,
+}
+
+/// Everything a member says inside the group: chat, or a vote on a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupMessage {
+    Chat(ChatEnvelope),
+    Vote(VoteStatement),
+    Farewell(Farewell),
+}
+
+/// A member's last word before it leaves a room: the epoch it leaves in and the commit of
+/// that epoch it said yes to, if any. It counts as its vote on every commit of that epoch it
+/// did not accept, so that the members who stay can prove such a commit dead and move on
+/// (see `client::ballot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Farewell {
+    pub epoch: u64,
+    pub pledged: Option<[u8; 32]>,
+}
+
+/// A member's verdict on one commit: the epoch it ends and the SHA-256 of its bytes. Signed
+/// and encrypted by MLS, so only that member can have said it, only to this group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteStatement {
+    pub epoch: u64,
+    pub commit: [u8; 32],
+    pub accept: bool,
 }
 
 /// Why bytes did not decode.

@@ -138,6 +138,7 @@ mod tests {
             committer_identity_changed: false,
             removes_us: false,
             members_after: 3,
+            electorate: vec![0, 1, 2],
         }
     }
 

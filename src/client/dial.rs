@@ -6,14 +6,14 @@
 use super::core::Dial;
 use super::resume::SessionNumbers;
 use super::{Asked, ClientError, RawClient};
-use crate::proto::{ClientFrame, ServerFrame};
+use crate::proto::{ClientFrame, ResumeToken, ServerFrame};
 use crate::secret::Secret;
 
 /// What an attempt brought.
 pub(super) enum Dialed {
     /// The same session; the relay had handled `handled` of our frames and will send
-    /// `backlog` frames we missed.
-    Resumed { handled: u64, backlog: u64 },
+    /// `backlog` frames we missed, under the session's next `token`.
+    Resumed { handled: u64, backlog: u64, token: ResumeToken },
     /// A new session.
     Registered(SessionNumbers),
 }
@@ -29,8 +29,8 @@ pub(super) async fn dial(
     let Dial { token, received } = dial;
     raw.send(&ClientFrame::Resume { token, received }).await?;
     match raw.recv().await? {
-        ServerFrame::Resumed { received: handled, backlog } => {
-            Ok((raw, Dialed::Resumed { handled, backlog }))
+        ServerFrame::Resumed { received: handled, backlog, token } => {
+            Ok((raw, Dialed::Resumed { handled, backlog, token }))
         }
         ServerFrame::ResumeRefused { .. } => {
             let numbers = raw.register(&nick).await?;

@@ -153,8 +153,8 @@ impl Engine {
                 Ok(Ok((raw, dialed))) => {
                     self.link = Some(raw);
                     match dialed {
-                        Dialed::Resumed { handled, backlog } => {
-                            self.core.link_resumed(handled, backlog, now)
+                        Dialed::Resumed { handled, backlog, token } => {
+                            self.core.link_resumed(handled, backlog, token, now)
                         }
                         Dialed::Registered(numbers) => self.core.link_registered(numbers, now),
                     }

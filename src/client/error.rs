@@ -48,6 +48,10 @@ pub enum ClientError {
     WelcomeRefused(RoomError),
     #[error("the join was cancelled by a later /join or /leave")]
     JoinSuperseded,
+    /// The room is lost to us until the user joins again; an [`Event::Room`](super::Event)
+    /// said why.
+    #[error("out of the room; /join it to try again")]
+    RoomGone,
     #[error("you are not in a room; /join one first")]
     NotInRoom,
     #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]

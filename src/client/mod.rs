@@ -7,6 +7,7 @@
 //! [`Events`] stream; the REPL, line mode, the load generator and the tests all drive this
 //! same engine.
 
+pub mod ballot;
 pub mod commit_policy;
 mod core;
 mod dial;
@@ -22,6 +23,7 @@ pub mod reconnect;
 pub mod rejoin;
 pub mod resume;
 mod room;
+mod room_notice;
 #[cfg(test)]
 mod room_simulation;
 
@@ -40,6 +42,7 @@ pub use error::{Asked, Awaited, ClientError, SharedError};
 pub use notice::{LinkLoss, NotSentReason, Notice, SessionEnd};
 pub use raw::RawClient;
 pub use room::RoomError;
+pub use room_notice::RoomNotice;
 
 /// How long a connection and handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -80,6 +83,8 @@ pub enum Event {
     Joined { room: String, nick: String },
     /// Someone (possibly us) left the room.
     Left { room: String, nick: String },
+    /// News of a room's keys or membership, typed (see [`RoomNotice`]; the REPL words it).
+    Room { room: String, notice: RoomNotice },
     /// Something informative that is not chat, worded by the room (e.g. a failed admission
     /// attempt).
     Notice { room: Option<String>, text: String },

@@ -6,10 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 use super::SharedError;
-use crate::proto::{DisconnectReason, ErrorReason, RemovalReason};
+use crate::proto::{DisconnectReason, ErrorReason};
 
-/// Something the client core noticed that is not chat and not a change of the link
-/// ([`ConnectionEvent`](super::ConnectionEvent)).
+/// Something the client core noticed that is not chat, not a change of the link
+/// ([`ConnectionEvent`](super::ConnectionEvent)) and not news of a room's keys or membership
+/// ([`RoomNotice`](super::RoomNotice), which the room itself reports).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
     /// After a resume: `count` of our frames never reached the relay and were forgotten
@@ -25,13 +26,6 @@ pub enum Notice {
     /// A Welcome that our own admission did not ask for (a relay or impostor trying to move
     /// us into another group): refused.
     UnaskedWelcome { room: String },
-    /// Taken out of the room once more after rejoining too often: not rejoining.
-    RemovedTooOften { room: String, reason: RemovalReason },
-    /// While we were away the room was started afresh by others, as another group: we are
-    /// not in it, and nothing of it was accepted.
-    RoomIsAnotherGroup { room: String },
-    /// The relay would not take us back into the room.
-    ReclaimRefused { room: String, reason: ErrorReason },
     /// The relay refused one of our chat lines.
     MessageNotDelivered { room: String, reason: ErrorReason },
     /// The relay refused a frame no request of the user's waits on.

@@ -114,8 +114,10 @@ impl SessionNumbers {
         }
     }
 
-    /// The session was resumed; the relay had handled `handled` frames: what to send again.
-    pub fn resumed(&mut self, handled: u64) -> Resend {
+    /// The session was resumed; the relay had handled `handled` frames and gave the session
+    /// its next `token` (the last one is void): what to send again.
+    pub fn resumed(&mut self, handled: u64, token: ResumeToken) -> Resend {
+        self.token = token;
         self.relay_acknowledged(handled);
         let lost = self.first_unacked.saturating_sub(handled.saturating_add(1));
         Resend { frames: self.unacked.iter().map(|sent| sent.frame.clone()).collect(), lost }
@@ -143,12 +145,12 @@ mod tests {
             assert_eq!(numbers.on_sent(vec![n], None), u64::from(n), "after Register, 1");
         }
         numbers.relay_acknowledged(3);
-        let resend = numbers.resumed(4);
+        let resend = numbers.resumed(4, ResumeToken([8; 32]));
         assert_eq!(resend.frames, vec![vec![5], vec![6]]);
         assert_eq!(resend.lost, 0);
         // Frame numbers go on after a resume.
         numbers.on_sent(vec![7], None);
-        assert_eq!(numbers.resumed(6).frames, vec![vec![7]]);
+        assert_eq!(numbers.resumed(6, ResumeToken([8; 32])).frames, vec![vec![7]]);
     }
 
     #[test]
@@ -177,7 +179,7 @@ mod tests {
         for n in 0..(MAX_UNACKED + 3) {
             numbers.on_sent(vec![n as u8], None);
         }
-        let resend = numbers.resumed(1);
+        let resend = numbers.resumed(1, ResumeToken([8; 32]));
         assert_eq!(resend.lost, 3);
         assert_eq!(resend.frames.len(), MAX_UNACKED);
     }

@@ -18,15 +18,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
-use super::Event;
+use super::ballot::{Ballot, Count, Pledge, commit_hash};
 use super::commit_policy::{self, PolicyViolation, RoomView};
 use super::gaps::SenderGaps;
 use super::rejoin::{self, Departed, RejoinRefusal};
+use super::{Event, RoomNotice};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
-use crate::mls::{MlsError, MlsMember, RoomEvent, RoomGroup};
+use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
-    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
-    MAX_APPLICATION_LEN, RemovalReason, ServerFrame, Welcome,
+    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection, Farewell,
+    GroupMessage, MAX_APPLICATION_LEN, ReclaimRefusal, RemovalReason, ServerFrame, SignedVote,
+    VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -59,13 +61,18 @@ pub enum Phase {
     Requested { departed: Option<Departed> },
     /// Ran our half of the password exchange; waiting for the leader's.
     Admitting { leader: String, admission: Box<JoinerAdmission>, departed: Option<Departed> },
-    /// Sent our sealed KeyPackage; waiting for the Welcome (or a refusal).
-    AwaitingWelcome { leader: String, departed: Option<Departed> },
+    /// Sent our sealed KeyPackage; waiting for the Welcome (or a refusal). Only this
+    /// attempt's KeyPackage has private keys (dropping it deletes them), so only a Welcome
+    /// made for this attempt can be taken.
+    AwaitingWelcome { leader: String, departed: Option<Departed>, _attempt_keys: OwnKeyPackage },
     /// In the group.
     Member(Box<Membership>),
     /// In the group, asking a relay that forgot our session (it restarted, or we were away
     /// too long) to take us back into the room as we were (`Reclaim`).
     Reclaiming(Box<Membership>),
+    /// Out of the room, and staying out until the user joins again: the room could not be
+    /// taken back as it was, and nothing a relay sends starts a password exchange by itself.
+    Gone,
 }
 
 /// What only a member has: the group, and the key changes in progress.
@@ -73,13 +80,43 @@ pub struct Membership {
     group: RoomGroup,
     /// As leader: work owed to the room as commits, in order.
     intents: VecDeque<Intent>,
-    /// As leader: the intent behind our commit that the room is voting on.
-    own_commit: Option<Intent>,
+    /// As leader: our commit, sent to the relay, and what it was for.
+    own_commit: Option<OwnCommit>,
     /// As leader: joiners in the middle of the password exchange, with the relay's number
     /// for their attempt.
     admissions: HashMap<String, (u64, LeaderAdmission)>,
-    /// The epoch of another member's commit we accepted and staged, until the room settles it.
-    voted: Option<u64>,
+    /// Another member's commit we accepted and staged, until the room settles it (kept
+    /// across an abort that proves nothing, so that the same commit can be voted on again).
+    voted: Option<StagedVote>,
+    /// The one commit we said yes to in the current epoch (see `ballot`).
+    pledge: Option<Pledge>,
+    /// The last commit we refused, and who made it: to name it when the room aborts it.
+    refused: Option<(u64, String)>,
+    /// The epoch in which we last warned that the room may be split (once per epoch).
+    split_warned: Option<u64>,
+    /// The farewells of members who left during this epoch, by leaf: they count as votes.
+    farewells: Vec<(u32, Farewell)>,
+}
+
+/// Our own commit, as the leader made it.
+struct OwnCommit {
+    intent: Intent,
+    /// The frame, to send again unchanged: a leader never makes a second, different commit
+    /// for an epoch while the first may still be voted on.
+    frame: ClientFrame,
+    ballot: Ballot,
+    /// Whether we signed our yes (the relay took it to a vote); from then on only proof that
+    /// it lost lets us drop it.
+    voted: bool,
+    /// Whether to send it again at the next tick (the relay was busy, too many members were
+    /// away, or it aborted the vote without proof).
+    resend: bool,
+}
+
+/// Another member's commit that we accepted and staged.
+struct StagedVote {
+    ballot: Ballot,
+    committer: String,
 }
 
 impl Membership {
@@ -90,6 +127,10 @@ impl Membership {
             own_commit: None,
             admissions: HashMap::new(),
             voted: None,
+            pledge: None,
+            refused: None,
+            split_warned: None,
+            farewells: Vec::new(),
         })
     }
 }
@@ -196,6 +237,7 @@ impl Room {
                 membership.group.discard_staged_commit();
                 membership.own_commit = None;
                 membership.voted = None;
+                membership.pledge = None;
                 membership.intents.clear();
                 membership.admissions.clear();
                 let frame = ClientFrame::Reclaim {
@@ -280,11 +322,8 @@ impl Room {
         me: &str,
         leader: String,
     ) -> Result<ClientFrame, RoomError> {
-        if let Phase::Reclaiming(membership) = &self.phase {
-            // The room moved on without us (or holds us at another epoch): we are admitted
-            // again, back into this group only.
-            self.phase = Phase::Requested { departed: Some(departed_from(&membership.group)) };
-        }
+        // A reclaim is never answered by a password exchange: only the user's own `/join`
+        // starts one (a relay that could start them could guess the password online).
         let Phase::Requested { departed } = &mut self.phase else {
             return Err(RoomError::OutOfTurn("a join answer"));
         };
@@ -309,9 +348,9 @@ impl Room {
         else {
             return Err(RoomError::OutOfTurn("an admission reply"));
         };
-        let key_package = mls.key_package()?;
-        let finish = admission.finish(pake_message, &key_package)?;
-        self.phase = Phase::AwaitingWelcome { leader, departed };
+        let key_package = mls.key_package_for_attempt()?;
+        let finish = admission.finish(pake_message, &key_package.bytes)?;
+        self.phase = Phase::AwaitingWelcome { leader, departed, _attempt_keys: key_package };
         Ok(ClientFrame::AdmissionFinish {
             room: self.name.clone(),
             confirmation: finish.confirmation.to_vec(),
@@ -329,6 +368,7 @@ impl Room {
             Phase::Member(membership) | Phase::Reclaiming(membership) => {
                 Some(departed_from(&membership.group))
             }
+            Phase::Gone => None,
         };
         self.phase = Phase::Requested { departed };
         ClientFrame::Join { room: self.name.clone() }
@@ -342,7 +382,7 @@ impl Room {
         welcome: &[u8],
         members: Vec<String>,
     ) -> Result<Welcomed, RoomError> {
-        let Phase::AwaitingWelcome { departed, leader } = &self.phase else {
+        let Phase::AwaitingWelcome { departed, leader, .. } = &self.phase else {
             return Err(RoomError::OutOfTurn("a welcome"));
         };
         let group = mls.join_room(welcome)?;
@@ -445,8 +485,54 @@ impl Room {
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
         }
+        self.release_dead_pledge(me, out);
         self.reconcile(me);
         self.drive_commits(me, out);
+    }
+
+    /// The commit we said yes to may have lost for good with the farewells of those who
+    /// left: if half of its electorate or more now stand against it, it can never be
+    /// confirmed, and we are free to accept (or, as leader, make) another.
+    fn release_dead_pledge(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        let (ballot, committer, ours) = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) if own.voted => (own.ballot.clone(), me.to_owned(), true),
+            (_, Some(staged)) => (staged.ballot.clone(), staged.committer.clone(), false),
+            _ => return,
+        };
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            &[],
+            Some(true),
+        );
+        if !count.refutes() {
+            return;
+        }
+        membership.pledge = None;
+        if ours {
+            membership.group.discard_pending_commit();
+            membership.own_commit = None;
+        } else {
+            membership.group.discard_staged_commit();
+            membership.voted = None;
+        }
+        let notice = RoomNotice::CommitAborted { committer, refuted: true };
+        out.events.push(Event::Room { room, notice });
+    }
+
+    /// Our last word before leaving (see [`Farewell`]): sent just before `Leave`, so that
+    /// those who stay can count it.
+    pub fn farewell(&mut self) -> Option<ClientFrame> {
+        let name = self.name.clone();
+        let membership = self.membership()?;
+        let epoch = membership.group.epoch();
+        let pledged = membership.pledge.filter(|pledge| pledge.epoch == epoch).map(|p| p.commit);
+        let farewell = GroupMessage::Farewell(Farewell { epoch, pledged });
+        let message = membership.group.encrypt_message(&proto::encode(&farewell)).ok()?;
+        Some(ClientFrame::Application { room: name, message })
     }
 
     pub fn member_joined(&mut self, nick: String) {
@@ -489,7 +575,7 @@ impl Room {
             let owed = membership
                 .intents
                 .iter()
-                .chain(&membership.own_commit)
+                .chain(membership.own_commit.as_ref().map(|own| &own.intent))
                 .any(|intent| matches!(intent, Intent::Remove { nick: owed } if *owed == nick));
             if !owed {
                 membership.intents.push_back(Intent::Remove { nick });
@@ -497,16 +583,91 @@ impl Room {
         }
     }
 
-    /// As leader: sends the next owed commit if none is being voted on.
+    /// As leader: sends the next owed commit if none is being voted on, or sends our
+    /// unsettled commit again (unchanged) when it is due.
     pub fn drive_commits(&mut self, me: &str, out: &mut Outbox) {
+        // Whatever else is owed, members the relay no longer lists go first.
+        self.reconcile(me);
         let room = self.name.clone();
         let relay_members = self.relay_members.clone();
         if !self.is_leader(me) {
             return;
         }
         let Some(membership) = self.membership() else { return };
-        while membership.own_commit.is_none() && membership.voted.is_none() {
-            let Some(intent) = membership.intents.pop_front() else { return };
+        let owes_removal =
+            membership.intents.iter().any(|intent| matches!(intent, Intent::Remove { .. }));
+        let unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);
+        if unvoted && owes_removal {
+            // Members left since we made our commit, and nobody holds a yes of ours for it:
+            // make it again after their removal, which must come first.
+            membership.group.discard_pending_commit();
+            if let Some(own) = membership.own_commit.take()
+                && let Intent::Add { .. } = own.intent
+            {
+                membership.intents.push_back(own.intent);
+            }
+        }
+        if let Some(own) = membership.own_commit.as_mut() {
+            if own.resend {
+                own.resend = false;
+                out.frames.push(own.frame.clone());
+            }
+            return;
+        }
+        if membership.group.has_pending_commit() {
+            // A commit made outside this room's bookkeeping (only tests playing a dishonest
+            // leader do that): it was never pledged, so it may go.
+            membership.group.discard_pending_commit();
+        }
+        let epoch = membership.group.epoch();
+        if membership.voted.is_some() || membership.pledge.is_some_and(|p| p.epoch == epoch) {
+            // We said yes to another member's commit of this epoch, which may still win.
+            return;
+        }
+        while membership.own_commit.is_none() {
+            // Departed members go first, all in one commit: until their leaves are gone, the
+            // group's electorate and the relay's disagree and no other commit could pass.
+            let departed: Vec<String> = membership
+                .intents
+                .iter()
+                .filter_map(|intent| match intent {
+                    Intent::Remove { nick } if !relay_members.contains(nick) => Some(nick.clone()),
+                    _ => None,
+                })
+                .filter(|nick| membership.group.members().iter().any(|m| m.nick == *nick))
+                .collect();
+            if departed.len() > 1 {
+                membership.intents.retain(|intent| !matches!(intent, Intent::Remove { .. }));
+                let nicks: Vec<&str> = departed.iter().map(String::as_str).collect();
+                match membership.group.commit_remove(&nicks) {
+                    Ok(commit) => {
+                        let ballot = Ballot::new(commit.epoch, &commit.commit, commit.electorate);
+                        let frame = ClientFrame::Commit {
+                            room: room.clone(),
+                            commit: commit.commit,
+                            welcome: None,
+                        };
+                        out.frames.push(frame.clone());
+                        let intent = Intent::Remove { nick: departed.join(", ") };
+                        membership.own_commit =
+                            Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
+                    }
+                    Err(error) => out.warn(
+                        &room,
+                        format!(
+                            "could not remove {} from the room's keys: {error}",
+                            departed.join(", ")
+                        ),
+                    ),
+                }
+                continue;
+            }
+            let position = membership
+                .intents
+                .iter()
+                .position(|intent| matches!(intent, Intent::Remove { .. }))
+                .unwrap_or(0);
+            let Some(intent) = membership.intents.remove(position) else { return };
             let group = &mut membership.group;
             let result = match &intent {
                 Intent::Add { joiner, attempt, key_package } => {
@@ -540,18 +701,18 @@ impl Room {
             };
             match result {
                 Ok((commit, welcome_to)) => {
+                    let ballot = Ballot::new(commit.epoch, &commit.commit, commit.electorate);
                     let welcome = match (welcome_to, commit.welcome) {
                         (Some((to, attempt)), Some(message)) => {
                             Some(Welcome { to, attempt, message })
                         }
                         _ => None,
                     };
-                    out.frames.push(ClientFrame::Commit {
-                        room: room.clone(),
-                        commit: commit.commit,
-                        welcome,
-                    });
-                    membership.own_commit = Some(intent);
+                    let frame =
+                        ClientFrame::Commit { room: room.clone(), commit: commit.commit, welcome };
+                    out.frames.push(frame.clone());
+                    membership.own_commit =
+                        Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
                 }
                 Err(error) => match intent {
                     Intent::Add { joiner, attempt, .. } => {
@@ -574,6 +735,13 @@ impl Room {
                 },
             }
         }
+    }
+
+    /// Time passed (the engine's keepalive tick): a commit of ours that the relay could not
+    /// take to a vote yet is sent again, unchanged. At most once a tick, so a relay that
+    /// keeps answering "busy" costs one frame per tick.
+    pub fn tick(&mut self, me: &str, out: &mut Outbox) {
+        self.drive_commits(me, out);
     }
 
     /// A frame about the room once we are in it (or leading it): admissions we run, key
@@ -602,8 +770,8 @@ impl Room {
             ServerFrame::Commit { from, commit, joiner, .. } => {
                 self.incoming_commit(&from, &commit, joiner.as_deref(), out)
             }
-            ServerFrame::CommitConfirmed { .. } => self.commit_confirmed(me, now, out),
-            ServerFrame::CommitAborted { .. } => self.commit_aborted(),
+            ServerFrame::CommitConfirmed { votes, .. } => self.commit_confirmed(me, &votes, out),
+            ServerFrame::CommitAborted { votes, .. } => self.commit_aborted(me, &votes, out),
             ServerFrame::CommitRejected { reason, .. } => self.commit_rejected(reason, out),
             ServerFrame::Application { from, message, .. } => {
                 self.incoming_message(&from, &message, now, out)
@@ -620,12 +788,30 @@ impl Room {
                 self.member_joined(nick)
             }
             ServerFrame::Reclaimed { members, .. } => match self.reclaimed(members) {
-                Ok(()) => out.notice(
-                    &self.name.clone(),
-                    "back in the room, with the same group and keys".into(),
-                ),
+                Ok(()) => {
+                    out.notice(
+                        &self.name.clone(),
+                        "back in the room, with the same group and keys".into(),
+                    );
+                    // Leading now, perhaps: whoever did not come back is owed a removal.
+                    self.drive_commits(me, out);
+                }
                 Err(error) => out.warn(&self.name.clone(), format!("ignored: {error}")),
             },
+            ServerFrame::ReclaimPending { ours, holders, .. } if self.reclaiming() => {
+                self.room_notice(out, RoomNotice::ReclaimWaiting { ours, holders });
+            }
+            ServerFrame::ReclaimRefused { reason, .. } if self.reclaiming() => {
+                self.give_up(out, RoomNotice::ReclaimRefused { reason });
+            }
+            // After a restart, more of the room's members came back to another claim than to
+            // ours: the room is theirs now (a relay could say so falsely, and so deny us the
+            // room, as it could by dropping our frames; it cannot move us into another group).
+            ServerFrame::ReclaimRefused {
+                reason: reason @ ReclaimRefusal::Outnumbered, ..
+            } if self.is_member() => {
+                self.give_up(out, RoomNotice::ReclaimRefused { reason });
+            }
             ServerFrame::MemberAway { nick, away, .. } => {
                 if away {
                     self.away.insert(nick.clone());
@@ -647,41 +833,85 @@ impl Room {
         }
     }
 
-    /// The relay did not take our commit at all.
+    fn room_notice(&self, out: &mut Outbox, notice: RoomNotice) {
+        out.events.push(Event::Room { room: self.name.clone(), notice });
+    }
+
+    /// We are out of the room until the user joins again, and say why.
+    fn give_up(&mut self, out: &mut Outbox, notice: RoomNotice) {
+        self.room_notice(out, notice);
+        self.relay_members.clear();
+        self.away.clear();
+        self.phase = Phase::Gone;
+    }
+
+    /// Whether the room is lost to us until the user joins again (the engine drops it).
+    pub fn is_gone(&self) -> bool {
+        matches!(self.phase, Phase::Gone)
+    }
+
+    /// The relay did not take our commit to a vote. A leader never makes another commit for
+    /// the epoch while this one may still be voted on, so it is kept and sent again at the
+    /// next tick, unless the room has moved past its epoch (then we are out of step).
     pub fn commit_rejected(&mut self, reason: CommitRejection, out: &mut Outbox) {
         let room = self.name.clone();
-        let out_of_step = matches!(
-            reason,
-            CommitRejection::EpochMovedOn { .. } | CommitRejection::EpochAhead { .. }
-        );
         let Some(membership) = self.membership() else { return };
-        membership.group.discard_pending_commit();
-        if let Some(Intent::Add { joiner, attempt, .. }) = membership.own_commit.take() {
-            out.frames.push(ClientFrame::AdmissionRefused {
-                room: room.clone(),
-                joiner,
-                attempt,
-                reason: AdmissionRefusal::LeaderFailed,
-            });
-        }
-        out.warn(&room, format!("the relay refused a key change: {reason}"));
-        if out_of_step {
-            self.resync(out);
+        let Some(own) = membership.own_commit.as_mut() else { return };
+        match reason {
+            CommitRejection::EpochMovedOn { .. } | CommitRejection::EpochAhead { .. } => {
+                out.warn(&room, format!("the relay refused a key change: {reason}"));
+                self.resync(out);
+            }
+            CommitRejection::Busy | CommitRejection::TooManyAway => own.resend = true,
+            CommitRejection::NotLeader
+            | CommitRejection::NotACommit
+            | CommitRejection::UnknownRecipient => {
+                if own.voted {
+                    // We signed our yes: it stays our one commit of this epoch.
+                    own.resend = true;
+                } else {
+                    // Nobody can hold a yes of ours for it: it may go.
+                    membership.group.discard_pending_commit();
+                    if let Some(own) = membership.own_commit.take()
+                        && let Intent::Add { joiner, attempt, .. } = own.intent
+                    {
+                        out.frames.push(ClientFrame::AdmissionRefused {
+                            room: room.clone(),
+                            joiner,
+                            attempt,
+                            reason: AdmissionRefusal::LeaderFailed,
+                        });
+                    }
+                    out.warn(&room, format!("the relay refused a key change: {reason}"));
+                }
+            }
         }
     }
 
-    /// Our group and the relay's room disagree on the epoch (a commit the relay confirmed
-    /// that we never saw, or one we saw that it never confirmed): leave and join again, back
-    /// into the same group only, as a member taken out of the room does.
+    /// Our group and the relay's room disagree on the epoch: we leave the room and say so.
+    /// Joining again is the user's to start (it runs the password exchange).
     fn resync(&mut self, out: &mut Outbox) {
-        out.warn(&self.name, "out of step with the room's keys; joining again".into());
-        self.relay_members.clear();
         out.frames.push(ClientFrame::Leave { room: self.name.clone() });
-        let join = self.restart_join();
-        out.frames.push(join);
+        self.give_up(out, RoomNotice::OutOfStep);
     }
 
-    /// Another member's commit, for us to verify, judge and vote on.
+    /// Signs a vote and wraps it in the frame the relay tallies.
+    fn vote_frame(
+        room: &str,
+        group: &mut RoomGroup,
+        statement: VoteStatement,
+    ) -> Result<ClientFrame, MlsError> {
+        let vote = group.encrypt_message(&proto::encode(&GroupMessage::Vote(statement)))?;
+        Ok(ClientFrame::CommitVote {
+            room: room.to_owned(),
+            epoch: statement.epoch,
+            accept: statement.accept,
+            vote,
+        })
+    }
+
+    /// A commit the relay put to the vote: ours coming back (we sign our yes now), or another
+    /// member's, for us to verify, judge and vote on.
     pub fn incoming_commit(
         &mut self,
         from: &str,
@@ -699,51 +929,132 @@ impl Room {
                 format!("a malformed key change claimed to be from {from} was ignored"),
             );
         };
-        if membership.voted.is_some() || membership.own_commit.is_some() {
-            return out.warn(
-                &room,
-                format!("a second key change claimed to be from {from} arrived while one is being confirmed; ignored"),
-            );
+        let hash = commit_hash(commit);
+        let verdict = |membership: &mut Membership, statement: VoteStatement, out: &mut Outbox| {
+            match Self::vote_frame(&room, &mut membership.group, statement) {
+                Ok(frame) => out.frames.push(frame),
+                Err(error) => out.warn(&room, format!("could not sign a vote: {error}")),
+            }
+        };
+        // Ours, back from the relay: it is up for a vote now, and we pledge our yes to it.
+        if let Some(own) = membership.own_commit.as_mut()
+            && own.ballot.commit == hash
+        {
+            own.voted = true;
+            let statement = own.ballot.statement(true);
+            membership.pledge = Some(Pledge::of(&own.ballot));
+            return verdict(membership, statement, out);
+        }
+        // The same commit again (the relay aborted the first vote without proof): same answer.
+        if let Some(staged) = &membership.voted
+            && staged.ballot.commit == hash
+        {
+            let statement = staged.ballot.statement(true);
+            return verdict(membership, statement, out);
+        }
+        let pledged = membership.pledge.is_some_and(|pledge| pledge.epoch == epoch);
+        if pledged || membership.own_commit.is_some() || membership.voted.is_some() {
+            // We said yes to another commit of this epoch (or have one of our own): an honest
+            // member accepts one, or two halves of the room could merge different commits.
+            let refusal = VoteStatement { epoch, commit: hash, accept: false };
+            membership.refused = Some((epoch, from.to_owned()));
+            verdict(membership, refusal, out);
+            let notice = RoomNotice::AcceptedAnother { committer: from.into() };
+            return out.events.push(Event::Room { room: room.clone(), notice });
         }
         let group_members = membership.group.members();
-        let verdict =
-            membership.group.stage_commit(commit).map_err(RoomError::from).and_then(|summary| {
-                let view = RoomView {
-                    relay_members: &relay_members,
-                    joiner,
-                    group_members: &group_members,
-                };
-                commit_policy::check(&summary, view).map_err(RoomError::from)
-            });
-        let accept = match verdict {
-            Ok(()) => {
-                membership.voted = Some(epoch);
-                true
+        let staged = membership.group.stage_commit(commit);
+        let judged = staged.map_err(RoomError::from).and_then(|summary| {
+            let view =
+                RoomView { relay_members: &relay_members, joiner, group_members: &group_members };
+            commit_policy::check(&summary, view)
+                .map(|()| summary.electorate)
+                .map_err(RoomError::from)
+        });
+        match judged {
+            Ok(electorate) => {
+                let ballot = Ballot { epoch, commit: hash, electorate };
+                let statement = ballot.statement(true);
+                membership.pledge = Some(Pledge::of(&ballot));
+                membership.voted = Some(StagedVote { ballot, committer: from.to_owned() });
+                verdict(membership, statement, out);
             }
             Err(error) => {
                 membership.group.discard_staged_commit();
+                membership.refused = Some((epoch, from.to_owned()));
                 out.warn(&room, format!("refused a key change claimed to be from {from}: {error}"));
-                false
+                verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
             }
-        };
-        out.frames.push(ClientFrame::CommitVote { room, epoch, accept });
+        }
     }
 
-    /// Every member accepted the commit in flight: merge it (ours, or the one we staged).
-    pub fn commit_confirmed(&mut self, me: &str, now: SystemTime, out: &mut Outbox) {
+    /// The signed votes a confirmation or an abort carries, counted on `ballot`; our own
+    /// verdict (`own`) counts without the relay's help.
+    fn count_votes(
+        group: &mut RoomGroup,
+        farewells: &[(u32, Farewell)],
+        ballot: &Ballot,
+        votes: &[SignedVote],
+        own: Option<bool>,
+    ) -> Count {
+        let said_farewell =
+            farewells.iter().filter_map(|(leaf, farewell)| Some((*leaf, farewell.on(ballot)?)));
+        let mut statements: Vec<(u32, VoteStatement)> = votes
+            .iter()
+            .filter_map(|signed| {
+                let opened = group.open_application(&signed.vote).ok()?;
+                match proto::decode::<GroupMessage>(&opened.payload?) {
+                    Ok(GroupMessage::Vote(statement)) => Some((opened.leaf, statement)),
+                    _ => None,
+                }
+            })
+            .collect();
+        if let Some(accept) = own {
+            statements.insert(0, (group.own_leaf(), ballot.statement(accept)));
+        }
+        statements.extend(said_farewell);
+        Count::of(ballot, statements)
+    }
+
+    /// The relay says the room accepted the commit in flight: merge it (ours, or the one we
+    /// staged), but only with the signed yes votes of more than half of its electorate.
+    pub fn commit_confirmed(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        let merged = if let Some(intent) = membership.own_commit.take() {
-            let joined = match intent {
+        let ballot = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) if own.voted => own.ballot.clone(),
+            (_, Some(staged)) => staged.ballot.clone(),
+            _ => {
+                // Nothing we accepted is up for confirmation: a replayed or forged frame.
+                return out
+                    .events
+                    .push(Event::Room { room, notice: RoomNotice::UnexpectedConfirmation });
+            }
+        };
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            votes,
+            Some(true),
+        );
+        if !count.confirms() {
+            let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
+            return out.events.push(Event::Room { room, notice });
+        }
+        membership.pledge = None;
+        membership.refused = None;
+        membership.farewells.clear();
+        let merged = if let Some(own) = membership.own_commit.take() {
+            let joined = match own.intent {
                 Intent::Add { joiner, .. } => Some(joiner),
                 Intent::Remove { .. } => None,
             };
             membership.group.merge_pending_commit().map(|events| (events, joined))
-        } else if membership.voted.take().is_some() {
-            membership.group.merge_staged_commit().map(|events| (events, None))
         } else {
-            // The relay's epoch moved without us: we are out of step, and rejoin.
-            return self.resync(out);
+            membership.voted = None;
+            membership.group.discard_pending_commit();
+            membership.group.merge_staged_commit().map(|events| (events, None))
         };
         match merged {
             Ok((events, joined)) => {
@@ -756,7 +1067,7 @@ impl Room {
                         self.member_joined(nick.clone());
                     }
                 }
-                room_events(&room, events, now, out);
+                room_events(&room, events, out);
             }
             Err(error) => {
                 out.warn(&room, format!("could not apply a confirmed key change: {error}"))
@@ -766,29 +1077,76 @@ impl Room {
         self.drive_commits(me, out);
     }
 
-    /// The commit in flight was refused (or its committer left): nobody merges it.
-    pub fn commit_aborted(&mut self) {
+    /// The relay says the commit in flight will not be merged. Nobody merges it; whether we
+    /// may accept another commit for this epoch depends on the signed no votes it carries:
+    /// half of the electorate or more prove the commit can never win. Without that proof our
+    /// yes stays pledged (and a commit of ours is sent again later, unchanged).
+    pub fn commit_aborted(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
+        let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        if membership.own_commit.take().is_some() {
-            // An aborted commit of ours means we were refused or are no longer leader:
-            // whatever it was for is now someone else's to do.
-            membership.group.discard_pending_commit();
-            membership.intents.clear();
-            membership.admissions.clear();
-        }
-        if membership.voted.take().is_some() {
-            membership.group.discard_staged_commit();
-        }
-        // No new commit now: the relay is about to take the committer out or hand the lead
-        // on, and whoever leads next owes the room's changes on its next membership news.
+        // The relay puts one commit to the vote at a time and sends it back to its committer
+        // before any verdict on it: an abort while ours has not come back is about another.
+        let ours = membership.own_commit.as_ref().filter(|own| own.voted);
+        let (committer, refuted) = if let Some(own) = ours {
+            let ballot = own.ballot.clone();
+            let count = Self::count_votes(
+                &mut membership.group,
+                &membership.farewells,
+                &ballot,
+                votes,
+                Some(true),
+            );
+            let refuted = count.refutes();
+            if refuted {
+                // Whatever it was for is for whoever leads next to do, on its next news.
+                membership.group.discard_pending_commit();
+                membership.own_commit = None;
+                membership.pledge = None;
+                membership.intents.clear();
+                membership.admissions.clear();
+            } else if let Some(own) = membership.own_commit.as_mut() {
+                own.resend = true;
+            }
+            (me.to_owned(), refuted)
+        } else if let Some(staged) = membership.voted.as_ref() {
+            let ballot = staged.ballot.clone();
+            let committer = staged.committer.clone();
+            let count = Self::count_votes(
+                &mut membership.group,
+                &membership.farewells,
+                &ballot,
+                votes,
+                Some(true),
+            );
+            if count.refutes() {
+                membership.group.discard_staged_commit();
+                membership.voted = None;
+                membership.pledge = None;
+            }
+            (committer, count.refutes())
+        } else if let Some((_, committer)) = membership.refused.take() {
+            (committer, true)
+        } else {
+            return self.drive_commits(me, out);
+        };
+        out.events
+            .push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
+        // The room is free for the next commit: ours again, or what we owe.
+        self.drive_commits(me, out);
     }
 
-    /// The relay took us out of the room. We join again with the remembered password, and
-    /// remember the group so that we go back only into it.
-    pub fn removed(&mut self, reason: RemovalReason, out: &mut Outbox) -> ClientFrame {
-        out.warn(&self.name, format!("taken out of the room: {reason}; joining again"));
-        self.relay_members.clear();
-        self.restart_join()
+    /// The relay took us out of the room. We keep our group and ask to be taken back as we
+    /// were (`Reclaim`); if the relay will not, we say so and wait for the user's `/join`.
+    /// Never a password exchange by ourselves: a relay could use one to guess the password.
+    pub fn removed(&mut self, reason: RemovalReason, out: &mut Outbox) -> Option<ClientFrame> {
+        self.room_notice(out, RoomNotice::TakenOut { reason });
+        match self.phase {
+            Phase::Member(_) => Some(self.reclaim()),
+            _ => {
+                self.phase = Phase::Gone;
+                None
+            }
+        }
     }
 
     /// An application message from another member.
@@ -801,41 +1159,66 @@ impl Room {
     ) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        match membership.group.process_incoming(message) {
-            Ok(events) => {
-                for event in &events {
-                    if let RoomEvent::Message { from: signer, payload } = event
-                        && let Ok(envelope) = proto::decode::<ChatEnvelope>(payload)
-                        && let Some(gap) = self.gaps.observe(signer, envelope.number, now)
-                    {
-                        out.events.push(Event::Gap {
-                            room: room.clone(),
-                            from: gap.from,
-                            missed: gap.missed,
-                            since: gap.since,
-                        });
+        match membership.group.open_application(message) {
+            Ok(opened) => {
+                let Some(payload) = opened.payload.clone() else { return };
+                let signer = opened.from.clone();
+                if signer != from {
+                    out.warn(
+                        &room,
+                        format!("the relay said a message came from {from}, but {signer} signed it"),
+                    );
+                }
+                match proto::decode::<GroupMessage>(&payload) {
+                    Ok(GroupMessage::Chat(envelope)) => {
+                        if let Some(gap) = self.gaps.observe(&signer, envelope.number, now) {
+                            out.events.push(Event::Gap {
+                                room: room.clone(),
+                                from: gap.from,
+                                missed: gap.missed,
+                                since: gap.since,
+                            });
+                        }
+                        chat_event(&room, signer, envelope.payload, now, out);
+                    }
+                    Ok(GroupMessage::Farewell(farewell)) => {
+                        // Counted when the relay says the member left (`member_left`).
+                        membership.farewells.retain(|(leaf, _)| *leaf != opened.leaf);
+                        membership.farewells.push((opened.leaf, farewell));
+                    }
+                    // Votes count only inside a confirmation or an abort.
+                    Ok(GroupMessage::Vote(_)) => out.warn(
+                        &room,
+                        format!("a vote of {signer} arrived as a chat message; ignored"),
+                    ),
+                    Err(_) => {
+                        out.warn(&room, format!("{signer} sent a message this version cannot show"))
                     }
                 }
-                for event in &events {
-                    if let RoomEvent::Message { from: signer, .. } = event
-                        && signer != from
-                    {
-                        out.warn(
-                            &room,
-                            format!("the relay said a message came from {from}, but {signer} signed it"),
-                        );
-                    }
-                }
-                room_events(&room, events, now, out);
             }
             Err(MlsError::EpochTooNew { .. }) => out.warn(
                 &room,
                 format!("a message claimed to be from {from} is from a key change this client has not seen; it was not shown"),
             ),
-            Err(error) => out.warn(
-                &room,
-                format!("could not decrypt a message claimed to be from {from} ({error}); it was not shown"),
-            ),
+            Err(error) => {
+                // A message of our group and epoch that we cannot read: someone holds other
+                // keys for this epoch, so the room may have been split into two groups.
+                let epoch = membership.group.epoch();
+                let ours = crate::mls_header::peek_header(message).is_some_and(|header| {
+                    header.group_id == membership.group.group_id() && header.epoch == epoch
+                });
+                out.warn(
+                    &room,
+                    format!("could not decrypt a message claimed to be from {from} ({error}); it was not shown"),
+                );
+                if ours && membership.split_warned != Some(epoch) {
+                    membership.split_warned = Some(epoch);
+                    out.events.push(Event::Room {
+                        room,
+                        notice: RoomNotice::MaySplit { from: from.to_owned() },
+                    });
+                }
+            }
         }
     }
 
@@ -844,7 +1227,7 @@ impl Room {
         let name = self.name.clone();
         let number = self.sent_messages + 1;
         let membership = self.membership().ok_or(RoomError::NotMember)?;
-        let envelope = ChatEnvelope { number, payload: payload.clone() };
+        let envelope = GroupMessage::Chat(ChatEnvelope { number, payload: payload.clone() });
         let message = membership.group.encrypt_message(&proto::encode(&envelope))?;
         if message.len() > MAX_APPLICATION_LEN {
             return Err(RoomError::TooLong { len: message.len(), max: MAX_APPLICATION_LEN });
@@ -862,7 +1245,23 @@ fn departed_from(group: &RoomGroup) -> Departed {
     }
 }
 
-fn room_events(room: &str, events: Vec<RoomEvent>, now: SystemTime, out: &mut Outbox) {
+/// A chat message to show.
+fn chat_event(room: &str, from: String, payload: ChatPayload, now: SystemTime, out: &mut Outbox) {
+    let (text, action) = match payload {
+        ChatPayload::Text(text) => (text, false),
+        ChatPayload::Action(text) => (text, true),
+    };
+    out.events.push(Event::Message {
+        room: room.to_owned(),
+        from,
+        text,
+        action,
+        time: now,
+        late: false,
+    });
+}
+
+fn room_events(room: &str, events: Vec<RoomEvent>, out: &mut Outbox) {
     // A rejoin removes and re-adds the same member in one commit: not news to anyone.
     let removed: Vec<String> = events
         .iter()
@@ -881,27 +1280,8 @@ fn room_events(room: &str, events: Vec<RoomEvent>, now: SystemTime, out: &mut Ou
     let rejoined = |nick: &String| removed.contains(nick) && added.contains(nick);
     for event in events {
         match event {
-            RoomEvent::Message { from, payload } => match proto::decode::<ChatEnvelope>(&payload)
-                .map(|envelope| envelope.payload)
-            {
-                Ok(ChatPayload::Text(text)) => out.events.push(Event::Message {
-                    room: room.to_owned(),
-                    from,
-                    text,
-                    action: false,
-                    time: now,
-                    late: false,
-                }),
-                Ok(ChatPayload::Action(text)) => out.events.push(Event::Message {
-                    room: room.to_owned(),
-                    from,
-                    text,
-                    action: true,
-                    time: now,
-                    late: false,
-                }),
-                Err(_) => out.warn(room, format!("{from} sent a message this version cannot show")),
-            },
+            // Chat is opened by `incoming_message`; commits carry none.
+            RoomEvent::Message { .. } => {}
             RoomEvent::MemberAdded { nick } if rejoined(&nick) => {
                 out.notice(room, format!("{nick} is back"));
             }

@@ -83,6 +83,8 @@ struct Client {
     merged: Vec<Vec<u8>>,
     /// `Leave`s whose `Left` has not come back (the engine's stale-frame rule).
     leaving: u32,
+    /// Frames sent in this session, so the last one's number.
+    sent: u64,
 }
 
 struct World {
@@ -96,24 +98,29 @@ struct World {
     global: Arc<GlobalQueue>,
 }
 
-/// A session for `nick`: registered, with its queue and resume token.
-fn register(
-    relay: &mut State,
-    global: &Arc<GlobalQueue>,
-    nick: &str,
-    now: Instant,
-) -> (SessionId, Inbound, ResumeToken) {
-    let (outbound, mut inbox) = outbound::queue(QueueLimits::default(), global);
+/// A new connection's session, and its queue.
+fn connect(relay: &mut State, global: &Arc<GlobalQueue>) -> (SessionId, Inbound) {
+    let (outbound, inbox) = outbound::queue(QueueLimits::default(), global);
     let (kick, _) = oneshot::channel();
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let session = relay.add_session(ip, SessionChannel { outbound, kick });
+    (relay.add_session(ip, SessionChannel { outbound, kick }), inbox)
+}
+
+/// Registers `nick` on a new connection's session (its frame number 1); its resume token.
+fn register(
+    relay: &mut State,
+    session: SessionId,
+    inbox: &mut Inbound,
+    nick: &str,
+    now: Instant,
+) -> ResumeToken {
     let mut signals = Vec::new();
-    relay.handle(session, ClientFrame::Register { nick: nick.into() }, 1, now, &mut signals);
+    relay.handle(session, 1, ClientFrame::Register { nick: nick.into() }, now, &mut signals);
     let registered = inbox.try_recv().map(|bytes| proto::decode::<ServerFrame>(&bytes));
     let Some(Ok(ServerFrame::Registered { token, .. })) = registered else {
         panic!("{nick} was not registered: {registered:?}");
     };
-    (session, inbox, token)
+    token
 }
 
 impl World {
@@ -126,7 +133,8 @@ impl World {
         let clients = (0..CLIENTS)
             .map(|index| {
                 let nick = format!("m{index}");
-                let (session, inbox, token) = register(&mut relay, &global, &nick, Instant::now());
+                let (session, mut inbox) = connect(&mut relay, &global);
+                let token = register(&mut relay, session, &mut inbox, &nick, Instant::now());
                 Client {
                     mls: MlsMember::new(&nick).unwrap(),
                     nick,
@@ -138,6 +146,7 @@ impl World {
                     voted_for: None,
                     merged: Vec::new(),
                     leaving: 0,
+                    sent: 1,
                 }
             })
             .collect();
@@ -168,24 +177,28 @@ impl World {
         if !self.is_away(index) {
             return;
         }
+        let (fresh, mut inbox) = connect(&mut self.relay, &self.global);
         let (kick, _) = oneshot::channel();
         let token = self.clients[index].token.clone();
-        match self.relay.resume(&token, kick, self.now) {
+        match self.relay.resume(fresh, &token, kick, self.now) {
             Resumption::Ready { id, parked } => {
                 assert_eq!(id, self.clients[index].session);
+                let (_, token) = self.relay.adopt(fresh, id, self.now).unwrap();
+                self.clients[index].token = token;
                 self.clients[index].inbox = Some(parked.inbound);
             }
             Resumption::HandingOver { .. } => panic!("an away session has no connection"),
+            Resumption::NotFirst => panic!("the resume was the connection's first frame"),
             Resumption::Unknown => {
                 let nick = self.clients[index].nick.clone();
-                let (session, inbox, token) =
-                    register(&mut self.relay, &self.global, &nick, self.now);
+                let token = register(&mut self.relay, fresh, &mut inbox, &nick, self.now);
                 let client = &mut self.clients[index];
-                client.session = session;
+                client.session = fresh;
                 client.token = token;
                 client.inbox = Some(inbox);
                 client.leaving = 0;
                 client.voted_for = None;
+                client.sent = 1;
                 if let Some(frame) = client.room.as_mut().map(Room::reclaim) {
                     self.send(index, frame);
                 }
@@ -198,8 +211,10 @@ impl World {
             self.clients[index].leaving += 1;
         }
         let mut signals = Vec::new();
-        let session = self.clients[index].session;
-        assert_eq!(self.relay.handle(session, frame, 0, self.now, &mut signals), Control::Continue);
+        let client = &mut self.clients[index];
+        client.sent += 1;
+        let control = self.relay.handle(client.session, client.sent, frame, self.now, &mut signals);
+        assert_eq!(control, Control::Continue);
     }
 
     fn apply(&mut self, step: &Step) {
@@ -213,8 +228,12 @@ impl World {
                 self.send(index, ClientFrame::Join { room: ROOM.into() });
             }
             Step::Leave(index) if self.clients[index].room.is_some() => {
+                let farewell = self.clients[index].room.as_mut().and_then(Room::farewell);
                 self.clients[index].room = None;
                 self.clients[index].voted_for = None;
+                if let Some(farewell) = farewell {
+                    self.send(index, farewell);
+                }
                 self.send(index, ClientFrame::Leave { room: ROOM.into() });
             }
             Step::Say(index) => {
@@ -298,7 +317,24 @@ impl World {
                 {
                     moved = true;
                     let frame: ServerFrame = proto::decode(&bytes).unwrap();
+                    if std::env::var("SIM_TRACE").is_ok() {
+                        eprintln!(
+                            "-> m{index}: {}",
+                            format!("{frame:?}").chars().take(160).collect::<String>()
+                        );
+                    }
                     let outbox = self.deliver(index, frame);
+                    if std::env::var("SIM_TRACE").is_ok() {
+                        for event in &outbox.events {
+                            eprintln!("   m{index} event {event:?}");
+                        }
+                        for frame in &outbox.frames {
+                            eprintln!(
+                                "   m{index} sends {}",
+                                format!("{frame:?}").chars().take(120).collect::<String>()
+                            );
+                        }
+                    }
                     for frame in outbox.frames {
                         self.send(index, frame);
                     }
@@ -373,13 +409,15 @@ impl World {
             }
             ServerFrame::Removed { reason, .. } => {
                 client.voted_for = None;
-                let frame = room.removed(reason, &mut out);
-                out.frames.push(frame);
-            }
-            ServerFrame::Error { reason: proto::ErrorReason::RoomIsAnotherGroup, .. } => {
-                client.room = None;
+                if let Some(frame) = room.removed(reason, &mut out) {
+                    out.frames.push(frame);
+                }
             }
             frame => room.on_member_frame(&me, frame, now, &mut out),
+        }
+        if client.room.as_ref().is_some_and(Room::is_gone) {
+            // Out until the user joins again, as the engine drops it.
+            client.room = None;
         }
         out
     }
@@ -451,4 +489,48 @@ proptest! {
         world.settle();
         world.check();
     }
+}
+
+/// Replays the steps in `SIM_STEPS` (e.g. `J0,J2,S,D2,L0,J1,W`), with `SIM_TRACE` set to
+/// print every frame: the way to look into a failure the property test found.
+#[test]
+#[ignore = "a tool: run with SIM_STEPS=..."]
+fn replay_steps() {
+    let steps: Vec<Step> = std::env::var("SIM_STEPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|step| !step.is_empty())
+        .map(|step| {
+            let (kind, arg) = step.split_at(1);
+            let index = || arg.parse::<usize>().unwrap();
+            match kind {
+                "J" => Step::Join(index()),
+                "L" => Step::Leave(index()),
+                "Y" => Step::Say(index()),
+                "T" => Step::Stall(index()),
+                "R" => Step::Resume(index()),
+                "D" => Step::Drop(index()),
+                "B" => Step::Back(index()),
+                "G" => Step::Garbage,
+                "E" => Step::Evict,
+                "S" => Step::Settle,
+                "W" => Step::Wait,
+                other => panic!("unknown step {other}"),
+            }
+        })
+        .collect();
+    let mut world = World::new();
+    for step in &steps {
+        world.apply(step);
+    }
+    for index in 0..CLIENTS {
+        world.reconnect(index);
+        world.clients[index].stalled = false;
+    }
+    for _ in 0..3 {
+        world.settle();
+        world.apply(&Step::Wait);
+    }
+    world.settle();
+    world.check();
 }

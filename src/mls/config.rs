@@ -2,6 +2,7 @@
 
 use openmls::prelude::{
     Ciphersuite, MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    SenderRatchetConfiguration,
 };
 
 /// X25519, AES-128-GCM, SHA-256 and Ed25519: the mandatory-to-implement suite.
@@ -18,6 +19,19 @@ pub(crate) const MAX_PAST_EPOCHS: usize = 2;
 /// of 1 and 60 bytes look alike.
 const PADDING_SIZE: usize = 64;
 
+/// How many of one sender's messages may arrive before an earlier one of theirs. A member's
+/// signed vote travels back to the others only with the room's confirmation, after any chat
+/// the voter sent meanwhile, so the window is wider than openmls's default of 5; its cost is
+/// that many skipped message keys kept per sender, a little forward secrecy.
+const OUT_OF_ORDER_TOLERANCE: u32 = 64;
+
+/// How far ahead of the last one a sender's message may be (openmls's default).
+const MAXIMUM_FORWARD_DISTANCE: u32 = 1000;
+
+fn sender_ratchet() -> SenderRatchetConfiguration {
+    SenderRatchetConfiguration::new(OUT_OF_ORDER_TOLERANCE, MAXIMUM_FORWARD_DISTANCE)
+}
+
 /// Settings for creating a room.
 ///
 /// - Handshake messages are encrypted too (`PURE_CIPHERTEXT`): the relay sees no membership.
@@ -29,6 +43,7 @@ pub(crate) fn create_config() -> MlsGroupCreateConfig {
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .padding_size(PADDING_SIZE)
         .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
         .use_ratchet_tree_extension(true)
         .build()
 }
@@ -39,6 +54,7 @@ pub(crate) fn join_config() -> MlsGroupJoinConfig {
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .padding_size(PADDING_SIZE)
         .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
         .use_ratchet_tree_extension(true)
         .build()
 }

@@ -36,6 +36,18 @@ pub struct OutgoingCommit {
     pub commit: Vec<u8>,
     /// The serialized Welcome, for the added members only; `None` if the commit adds nobody.
     pub welcome: Option<Vec<u8>>,
+    /// The leaves (of the tree before the commit) that the commit keeps: the members whose
+    /// votes decide it, the committer included.
+    pub electorate: Vec<u32>,
+}
+
+/// An application message, opened: who sent it (leaf and credential) and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub leaf: u32,
+    pub from: String,
+    /// `None` for our own message, echoed back.
+    pub payload: Option<Vec<u8>>,
 }
 
 /// Someone else's commit, verified by MLS and staged but not applied: what it would change,
@@ -60,4 +72,7 @@ pub struct CommitSummary {
     pub removes_us: bool,
     /// The number of members after the commit.
     pub members_after: usize,
+    /// The leaves (of the tree before the commit) that the commit keeps: the members whose
+    /// votes decide it, the committer included.
+    pub electorate: Vec<u32>,
 }

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 
 use openmls::prelude::{
-    BasicCredential, Credential, CredentialType, CredentialWithKey, KeyPackage, MlsGroup,
-    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome, tls_codec::Deserialize as _,
-    tls_codec::Serialize as _,
+    BasicCredential, Credential, CredentialType, CredentialWithKey, KeyPackage, KeyPackageRef,
+    MlsGroup, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome,
+    tls_codec::Deserialize as _, tls_codec::Serialize as _,
 };
 use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::OpenMlsProvider as _;
+use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest, Sha256};
 
 use super::config::{CIPHERSUITE, create_config, join_config};
@@ -27,6 +29,31 @@ pub(crate) struct Session {
     pub(crate) provider: MemberProvider,
     pub(crate) signer: SignatureKeyPair,
     pub(crate) credential: CredentialWithKey,
+}
+
+/// A KeyPackage of ours made for one admission attempt.
+///
+/// Dropping it deletes its private keys from the member's store (once a Welcome used them,
+/// openmls has deleted them already): a joiner keeps only its current attempt's, so a Welcome
+/// made for an earlier attempt (one a relay kept back) can no longer be taken.
+pub struct OwnKeyPackage {
+    /// The KeyPackage, serialized as an MLS message, to seal for the leader.
+    pub bytes: Vec<u8>,
+    reference: KeyPackageRef,
+    session: Arc<Session>,
+}
+
+impl Drop for OwnKeyPackage {
+    fn drop(&mut self) {
+        // The in-memory store cannot fail a delete.
+        let _ = self.session.provider.storage().delete_key_package(&self.reference);
+    }
+}
+
+impl std::fmt::Debug for OwnKeyPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnKeyPackage").field("len", &self.bytes.len()).finish_non_exhaustive()
+    }
 }
 
 /// The MLS identity of one client session.
@@ -96,6 +123,23 @@ impl MlsMember {
         MlsMessageOut::from(bundle)
             .tls_serialize_detached()
             .map_err(|error| MlsError::Internal(describe(&error)))
+    }
+
+    /// A fresh KeyPackage for one admission attempt, whose private keys live as long as the
+    /// returned value (see [`OwnKeyPackage`]).
+    pub fn key_package_for_attempt(&self) -> Result<OwnKeyPackage, MlsError> {
+        let session = &*self.session;
+        let bundle = KeyPackage::builder()
+            .build(CIPHERSUITE, &session.provider, &session.signer, session.credential.clone())
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        let reference = bundle
+            .key_package()
+            .hash_ref(session.provider.crypto())
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        let bytes = MlsMessageOut::from(bundle)
+            .tls_serialize_detached()
+            .map_err(|error| MlsError::Internal(describe(&error)))?;
+        Ok(OwnKeyPackage { bytes, reference, session: Arc::clone(&self.session) })
     }
 
     /// Creates a new room with a random group id and us as its only member.

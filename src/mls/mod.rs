@@ -19,9 +19,9 @@ mod provider;
 mod room;
 
 pub use error::MlsError;
-pub use events::{CommitSummary, MemberInfo, OutgoingCommit, RoomEvent};
-pub use identity::MlsMember;
+pub use events::{CommitSummary, MemberInfo, Opened, OutgoingCommit, RoomEvent};
 pub(crate) use identity::fingerprint_of;
+pub use identity::{MlsMember, OwnKeyPackage};
 pub use room::RoomGroup;
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
 use super::error::describe;
 use super::identity::{Session, fingerprint_of, nick_of};
 use super::padding::{pad, unpad};
-use super::{CommitSummary, MemberInfo, MlsError, OutgoingCommit, RoomEvent};
+use super::{CommitSummary, MemberInfo, MlsError, Opened, OutgoingCommit, RoomEvent};
 
 /// One MLS group, as seen by one member.
 pub struct RoomGroup {
@@ -191,6 +191,33 @@ impl RoomGroup {
         }
     }
 
+    /// Opens an application message of this group and says who sent it: its leaf, the
+    /// nickname in its credential, and the payload (`None` for our own message echoed back,
+    /// which we cannot decrypt and need not). Votes are read through this, so that they are
+    /// counted per leaf, never per name the relay gives.
+    pub fn open_application(&mut self, message: &[u8]) -> Result<Opened, MlsError> {
+        let processed = self.process(message, ContentType::Application)?;
+        let Sender::Member(leaf) = *processed.sender() else {
+            return Err(MlsError::Unexpected);
+        };
+        let from = nick_of(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(message) => {
+                let payload = unpad(message.into_bytes()).ok_or(MlsError::Malformed)?;
+                Ok(Opened { leaf: leaf.u32(), from, payload: Some(payload) })
+            }
+            ProcessedMessageContent::OwnPrivateMessage => {
+                Ok(Opened { leaf: leaf.u32(), from, payload: None })
+            }
+            _ => Err(MlsError::Unexpected),
+        }
+    }
+
+    /// Our own leaf's index in the tree.
+    pub fn own_leaf(&self) -> u32 {
+        self.group.own_leaf_index().u32()
+    }
+
     /// Verifies another member's commit (signature, membership tag, every proposal and the
     /// update path, as openmls does) and stages it without applying anything. Returns what it
     /// would change, for the caller's commit policy; the caller then merges it once the room
@@ -323,7 +350,10 @@ impl RoomGroup {
                 || leaf.signature_key().as_slice() != committer.signature_key.as_slice()
         });
         let members_before = self.group.members().count();
+        let removed_leaves: Vec<LeafNodeIndex> =
+            staged.remove_proposals().map(|removal| removal.remove_proposal().removed()).collect();
         Ok(CommitSummary {
+            electorate: self.electorate_without(&removed_leaves),
             epoch: self.epoch(),
             removes_us: staged.self_removed(),
             members_after: (members_before + added.len()).saturating_sub(removed.len()),
@@ -416,6 +446,7 @@ impl RoomGroup {
         }
         let epoch = self.epoch();
         let adding = add.is_some();
+        let removals_copy = removals.clone();
         let session = &*self.session;
         let provider = &session.provider;
         let internal = |error: &dyn std::fmt::Display| MlsError::Internal(describe(error));
@@ -439,13 +470,24 @@ impl RoomGroup {
             })?
             .stage_commit(provider)
             .map_err(|error| internal(&error))?;
+        let electorate = self.electorate_without(&removals_copy);
         let (commit, welcome, _group_info) = bundle.into_messages();
         let welcome = match welcome {
             Some(welcome) => Some(serialize(&welcome)?),
             None if adding => return Err(MlsError::Internal("commit made no welcome".into())),
             None => None,
         };
-        Ok(OutgoingCommit { epoch, commit: serialize(&commit)?, welcome })
+        Ok(OutgoingCommit { epoch, commit: serialize(&commit)?, welcome, electorate })
+    }
+
+    /// The leaves of the current tree that a commit removing `removed` keeps: the members
+    /// whose votes decide it.
+    fn electorate_without(&self, removed: &[LeafNodeIndex]) -> Vec<u32> {
+        self.group
+            .members()
+            .filter(|member| !removed.contains(&member.index))
+            .map(|member| member.index.u32())
+            .collect()
     }
 
     /// What a commit changes, described against the tree before it is merged (removed members'

@@ -25,7 +25,7 @@ use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
 use super::replay::ReplayBuffer;
 use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId};
-use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ResumeToken, ServerFrame};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
 use crate::transport::{
     self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
 };
@@ -121,8 +121,6 @@ struct Session {
     last_heard: Instant,
     /// The frames sent and not acknowledged, and the count of the client's frames handled.
     replay: ReplayBuffer,
-    /// Whether a frame has arrived yet: only the first may be `Resume`.
-    heard_any: bool,
 }
 
 impl Session {
@@ -153,7 +151,6 @@ impl Session {
             signals: Vec::new(),
             last_heard: Instant::now(),
             replay,
-            heard_any: false,
         }
     }
 
@@ -173,11 +170,7 @@ impl Session {
                 () = &mut idle => Wake::IdleTimer,
             };
             let outcome = match wake {
-                Wake::Read(Ok(ClientFrame::Resume { token, received })) if !self.heard_any => {
-                    self.heard_any = true;
-                    self.resume(&token, received).await
-                }
-                Wake::Read(Ok(frame)) => self.on_frame(frame),
+                Wake::Read(Ok(frame)) => self.on_frame(frame).await,
                 Wake::Read(Err(reason)) | Wake::Kicked(reason) => Err(reason),
                 Wake::Queued(first) => self.write_queued(first, stop).await,
                 Wake::Stopped => Err(Some(DisconnectReason::ServerShutdown)),
@@ -190,10 +183,10 @@ impl Session {
     }
 
     /// Checks one frame against the rate limits and hands it to the state (under its lock).
+    /// A connection's first frame may instead take back an earlier session (`Resume`).
     /// `Err` ends the session with the reason to give.
-    fn on_frame(&mut self, frame: ClientFrame) -> Result<(), Option<DisconnectReason>> {
+    async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), Option<DisconnectReason>> {
         self.last_heard = Instant::now();
-        self.heard_any = true;
         if let ClientFrame::Ack { received } = frame {
             // Acknowledgements are not numbered, not rate limited (they cost next to
             // nothing) and answered only when there is news, so a flood of them is idle.
@@ -204,23 +197,29 @@ impl Session {
             }
             return Ok(());
         }
+        if let ClientFrame::Resume { token, received } = &frame {
+            let (kick, kicked) = oneshot::channel();
+            let resumption = self.shared.state().resume(self.id, token, kick, self.last_heard);
+            // Out of place after the first frame: then it is numbered and refused as a request.
+            if !matches!(resumption, Resumption::NotFirst) {
+                return self.take_back(resumption, kicked, *received).await;
+            }
+        }
         self.replay.handled_one();
+        let number = self.replay.handled();
         match self.limiter.check(&frame, self.last_heard) {
             Verdict::Pass => {}
             Verdict::Refuse => {
                 // Best effort: a client too busy sending to read loses the notice.
-                let refusal = ServerFrame::Error {
-                    request: self.replay.handled(),
-                    reason: ErrorReason::RateLimited,
-                };
+                let refusal =
+                    ServerFrame::Error { request: number, reason: ErrorReason::RateLimited };
                 let _ = self.own_queue.try_send(Bytes::from(proto::encode(&refusal)));
                 return Ok(());
             }
             Verdict::Disconnect => return Err(Some(DisconnectReason::RateLimited)),
         }
-        let request = self.replay.handled();
         let control =
-            self.shared.state().handle(self.id, frame, request, self.last_heard, &mut self.signals);
+            self.shared.state().handle(self.id, number, frame, self.last_heard, &mut self.signals);
         for signal in self.signals.drain(..) {
             match signal {
                 AbuseSignal::WrongRoomPassword { ip } => {
@@ -258,17 +257,16 @@ impl Session {
         }
     }
 
-    /// Takes back the session `token` names: adopts its queue and replay buffer, tells the
-    /// client how far the relay got, and sends again what the client missed. A session the
-    /// relay does not have (or cannot replay honestly) is refused; the client registers anew.
-    async fn resume(
+    /// Takes back the session a `Resume` named, as the state decided: adopts its queue and
+    /// replay buffer, tells the client how far the relay got, and sends again what the client
+    /// missed. A session the relay does not have (or cannot replay honestly) is refused; the
+    /// client registers anew.
+    async fn take_back(
         &mut self,
-        token: &ResumeToken,
+        resumption: Resumption,
+        kicked: oneshot::Receiver<DisconnectReason>,
         received: u64,
     ) -> Result<(), Option<DisconnectReason>> {
-        let (kick, kicked) = oneshot::channel();
-        let now = Instant::now();
-        let resumption = self.shared.state().resume(token, kick, now);
         let (id, parked) = match resumption {
             Resumption::Ready { id, parked } => (id, parked),
             Resumption::HandingOver { id, parked } => {
@@ -277,13 +275,14 @@ impl Session {
                     _ => return self.refuse_resume(None).await,
                 }
             }
-            Resumption::Unknown => return self.refuse_resume(None).await,
+            Resumption::Unknown | Resumption::NotFirst => return self.refuse_resume(None).await,
         };
         let Parked { inbound, mut replay } = parked;
         let Ok(missing) = replay.missing(received) else {
             return self.refuse_resume(Some(id)).await;
         };
-        let Some(own_queue) = self.shared.state().adopt(self.id, id, now) else {
+        let Some((own_queue, token)) = self.shared.state().adopt(self.id, id, Instant::now())
+        else {
             return self.refuse_resume(None).await;
         };
         self.id = id;
@@ -291,7 +290,7 @@ impl Session {
         self.queued = inbound;
         self.own_queue = own_queue;
         let backlog = (missing.len() + self.queued.len()) as u64;
-        let resumed = ServerFrame::Resumed { received: replay.handled(), backlog };
+        let resumed = ServerFrame::Resumed { received: replay.handled(), backlog, token };
         self.replay = replay;
         let mut sealed = self.writer.queue(&proto::encode(&resumed)).is_ok();
         for frame in &missing {

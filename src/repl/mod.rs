@@ -12,6 +12,7 @@ pub mod history;
 pub mod line_mode;
 pub mod prompt;
 pub mod render;
+mod room_notice_text;
 pub mod sanitize;
 pub mod screen;
 pub mod session;

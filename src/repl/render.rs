@@ -131,6 +131,28 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::DarkGray),
             ),
+            Event::Room { room, notice } => {
+                let worded = super::room_notice_text::word(notice);
+                if self.format == Format::Json {
+                    let mut value = json_value(worded.kind, Some(room), None, &worded.text, now);
+                    if let (Some(value), Some(fields)) =
+                        (value.as_object_mut(), worded.fields.as_object())
+                    {
+                        value.extend(fields.clone());
+                    }
+                    value.to_string()
+                } else {
+                    let color = if worded.warning { Color::Yellow } else { Color::DarkGray };
+                    self.line(
+                        worded.kind,
+                        Some(room),
+                        None,
+                        &worded.text,
+                        now,
+                        Style::new().fg(color),
+                    )
+                }
+            }
             Event::Notice { room, text } => self.line(
                 "notice",
                 room.as_deref(),
@@ -401,9 +423,6 @@ fn severity(notice: &Notice) -> Severity {
         Notice::FramesLostWithConnection { .. }
         | Notice::RejoinFailed { .. }
         | Notice::UnaskedWelcome { .. }
-        | Notice::RemovedTooOften { .. }
-        | Notice::RoomIsAnotherGroup { .. }
-        | Notice::ReclaimRefused { .. }
         | Notice::MessageNotDelivered { .. } => Severity::Warning,
     }
 }
@@ -440,28 +459,6 @@ fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_j
              another group)"
                 .to_owned(),
             json!({}),
-        ),
-        Notice::RemovedTooOften { room, reason } => (
-            "removed_too_often",
-            Some(room),
-            format!(
-                "taken out of the room again ({reason}); not rejoining — /join it to try again"
-            ),
-            json!({ "reason": snake_case(&format!("{reason:?}")) }),
-        ),
-        Notice::RoomIsAnotherGroup { room } => (
-            "room_is_another_group",
-            Some(room),
-            "while you were away the room was started afresh by others, as a new group; you are \
-             not in it and nothing of it was accepted — /join it to enter the new group"
-                .to_owned(),
-            json!({}),
-        ),
-        Notice::ReclaimRefused { room, reason } => (
-            "reclaim_refused",
-            Some(room),
-            format!("could not get back into the room: {reason}"),
-            json!({ "reason": snake_case(&format!("{reason:?}")) }),
         ),
         Notice::MessageNotDelivered { room, reason } => {
             let why = match reason {
@@ -822,12 +819,6 @@ mod tests {
             Notice::RejoinFailed { room: room.clone(), error: error.clone() },
             Notice::JoinFailed { room: room.clone(), error },
             Notice::UnaskedWelcome { room: room.clone() },
-            Notice::RemovedTooOften {
-                room: room.clone(),
-                reason: crate::proto::RemovalReason::NoVote,
-            },
-            Notice::RoomIsAnotherGroup { room: room.clone() },
-            Notice::ReclaimRefused { room: room.clone(), reason: reason.clone() },
             Notice::MessageNotDelivered { room, reason: reason.clone() },
             Notice::RelayError { reason },
         ];
@@ -839,6 +830,73 @@ mod tests {
             assert!(json["text"].as_str().is_some_and(|text| !text.is_empty()), "{json}");
         }
         assert_eq!(snake_case("FramesLostWithConnection"), "frames_lost_with_connection");
+    }
+
+    /// Room notices (`Event::Room`) and the core's notices (`Event::Status`) are two sets of
+    /// JSON types: no type means two things, and `docs/line-mode.md` lists every one.
+    #[test]
+    fn room_and_core_notices_have_distinct_json_types_all_documented() {
+        use crate::client::RoomNotice;
+        use crate::proto::{ReclaimRefusal, RemovalReason};
+        let room = String::from("lobby");
+        let committer = String::from("bob");
+        let room_notices = [
+            RoomNotice::CommitAborted { committer: committer.clone(), refuted: true },
+            RoomNotice::AcceptedAnother { committer },
+            RoomNotice::UnprovenConfirmation { yes: 1, of: 3 },
+            RoomNotice::UnexpectedConfirmation,
+            RoomNotice::MaySplit { from: "carol".into() },
+            RoomNotice::TakenOut { reason: RemovalReason::NoVote },
+            RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
+            RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
+            RoomNotice::OutOfStep,
+        ];
+        let error = SharedError::from(ClientError::NotInRoom);
+        let reason = ErrorReason::RoomFull;
+        let core_notices = [
+            Notice::FramesLostWithConnection { room: None, count: 1 },
+            Notice::Rejoined { room: room.clone(), newcomers: Vec::new() },
+            Notice::RejoinFailed { room: room.clone(), error: error.clone() },
+            Notice::JoinFailed { room: room.clone(), error },
+            Notice::UnaskedWelcome { room: room.clone() },
+            Notice::MessageNotDelivered { room: room.clone(), reason: reason.clone() },
+            Notice::RelayError { reason },
+        ];
+        let documented = include_str!("../../docs/line-mode.md");
+        let mut room_types = Vec::new();
+        for notice in room_notices {
+            let event = Event::Room { room: room.clone(), notice: notice.clone() };
+            let json = json_of(&event);
+            let debug = format!("{notice:?}");
+            let variant = debug.split([' ', '{', '(']).next().unwrap();
+            assert_eq!(json["type"], snake_case(variant), "{json}");
+            assert_eq!(json["room"], "lobby", "{json}");
+            let line = renderer(Format::Line).event(&event).unwrap().text;
+            assert!(line.contains("-- "), "{line}");
+            room_types.push(snake_case(variant));
+        }
+        let taken_out = Event::Room {
+            room: room.clone(),
+            notice: RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
+        };
+        assert_eq!(
+            (json_of(&taken_out)["ours"].as_u64(), json_of(&taken_out)["holders"].as_u64()),
+            (Some(1), Some(2))
+        );
+        let mut core_types = Vec::new();
+        for notice in core_notices {
+            let json = json_of(&Event::Status(notice));
+            core_types.push(json["type"].as_str().unwrap().to_owned());
+        }
+        for kind in room_types.iter().chain(&core_types) {
+            assert!(
+                documented.contains(&format!("`{kind}`")),
+                "{kind} is not in docs/line-mode.md"
+            );
+        }
+        let shared: Vec<&String> =
+            room_types.iter().filter(|kind| core_types.contains(kind)).collect();
+        assert!(shared.is_empty(), "types that mean two things: {shared:?}");
     }
 
     #[test]

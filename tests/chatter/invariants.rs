@@ -26,6 +26,8 @@ struct Mentions {
     macros: BTreeSet<String>,
     /// The last segment of every derived trait (`Serialize`).
     derives: BTreeSet<String>,
+    /// Whether anything is `async` or awaited.
+    waits: bool,
 }
 
 impl Mentions {
@@ -218,6 +220,21 @@ impl<'ast> Visit<'ast> for Collector {
         self.use_tree(&mut Vec::new(), &item.tree);
     }
 
+    fn visit_signature(&mut self, signature: &'ast syn::Signature) {
+        self.mentions.waits |= signature.asyncness.is_some();
+        syn::visit::visit_signature(self, signature);
+    }
+
+    fn visit_expr_async(&mut self, block: &'ast syn::ExprAsync) {
+        self.mentions.waits = true;
+        syn::visit::visit_expr_async(self, block);
+    }
+
+    fn visit_expr_await(&mut self, awaited: &'ast syn::ExprAwait) {
+        self.mentions.waits = true;
+        syn::visit::visit_expr_await(self, awaited);
+    }
+
     fn visit_macro(&mut self, called: &'ast syn::Macro) {
         if let Some(last) = called.path.segments.last() {
             self.mentions.macros.insert(last.ident.to_string());
@@ -283,32 +300,47 @@ fn parse(path: &Path, text: &str) -> (Mentions, Vec<String>) {
     (collector.mentions, collector.test_modules)
 }
 
-/// The production sources at `relative` (a directory, not recursively, or one file), leaving
-/// out files that a sibling declares with `#[cfg(test)] mod name;`.
+/// The production sources at `relative` (a directory and its subdirectories, or one file),
+/// leaving out files that a module declares with `#[cfg(test)] mod name;`.
 fn sources_under(relative: &str) -> Vec<Source> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    let paths: Vec<PathBuf> = if root.is_dir() {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&root)
-            .expect("read source directory")
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-            .collect();
-        paths.sort();
-        paths
-    } else {
-        vec![root]
-    };
+    let mut paths = Vec::new();
+    rust_files(&root, &mut paths);
+    paths.sort();
     let mut test_files = BTreeSet::new();
     let mut sources = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("read source file");
         let (mentions, test_modules) = parse(&path, &text);
-        let directory = path.parent().expect("a file has a directory");
+        let directory = module_directory(&path);
         test_files.extend(test_modules.iter().map(|name| directory.join(format!("{name}.rs"))));
         sources.push(Source { path, mentions });
     }
     sources.retain(|source| !test_files.contains(&source.path));
     sources
+}
+
+/// Every `.rs` file at `path`: the file itself, or those in the directory and below.
+fn rust_files(path: &Path, found: &mut Vec<PathBuf>) {
+    if !path.is_dir() {
+        return found.push(path.to_owned());
+    }
+    for entry in std::fs::read_dir(path).expect("read source directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() || path.extension().is_some_and(|ext| ext == "rs") {
+            rust_files(&path, found);
+        }
+    }
+}
+
+/// Where the out-of-line modules a file declares live: beside `mod.rs`, `lib.rs` and
+/// `main.rs`, and in the directory named after any other file (`state.rs` → `state/`).
+fn module_directory(path: &Path) -> PathBuf {
+    let directory = path.parent().expect("a file has a directory");
+    match path.file_stem().and_then(|stem| stem.to_str()) {
+        Some("mod" | "lib" | "main") | None => directory.to_owned(),
+        Some(stem) => directory.join(stem),
+    }
 }
 
 /// The rule "performs no IO, reads no clock, prints nothing", as names a file must not use.
@@ -434,6 +466,40 @@ fn the_client_engine_only_drives_the_core() {
     assert!(lines <= 300, "{path} has {lines} lines: protocol decisions belong in client::core");
 }
 
+/// The relay's routing state sits behind one `std::sync::Mutex`, so nothing in it may wait:
+/// no `async` and no `.await` (none can then happen under the lock), no clock read (time is
+/// passed in), no IO and no printing. Of tokio it names only `Instant`, as a value, and
+/// `oneshot`, whose `send` never waits; of `std::net` only `IpAddr`, as a value.
+#[test]
+fn the_relay_state_never_waits_reads_the_clock_or_performs_io() {
+    let files: Vec<Source> = sources_under("src/relay")
+        .into_iter()
+        .filter(|source| {
+            source.path.ends_with("relay/state.rs")
+                || source.path.parent().is_some_and(|directory| directory.ends_with("relay/state"))
+        })
+        .collect();
+    assert!(files.iter().any(|f| f.path.ends_with("state/sessions.rs")), "the whole state");
+    assert!(!files.iter().any(|f| f.path.ends_with("state/tests.rs")), "tests are not production");
+    let allowed: [&[&str]; 3] =
+        [&["tokio", "time", "Instant"], &["tokio", "sync", "oneshot"], &["std", "net", "IpAddr"]];
+    for source in files {
+        let mentions = &source.mentions;
+        assert!(!mentions.waits, "{} waits", source.path.display());
+        let is_allowed = |path: &Vec<String>| {
+            allowed.iter().any(|allowed| {
+                path.len() >= allowed.len() && path.iter().zip(*allowed).all(|(a, b)| a == b)
+            })
+        };
+        let waived = Mentions {
+            paths: mentions.paths.iter().filter(|path| !is_allowed(path)).cloned().collect(),
+            macros: mentions.macros.clone(),
+            ..Mentions::default()
+        };
+        assert_eq!(io_in(&waived), None, "{} performs IO", source.path.display());
+    }
+}
+
 #[test]
 fn only_proto_defines_wire_types() {
     let mut files = sources_under("src/relay");
@@ -479,4 +545,7 @@ fn test_only_code_is_cut_wherever_it_sits_and_only_it() {
     assert!(mentions.macros.contains("eprintln"), "cfg(not(test)) is production");
     assert!(mentions.names(&["Instant", "now"]), "macro arguments are code");
     assert!(mentions.derives.contains("Serialize"));
+    assert!(!mentions.waits, "the only async code is under cfg(test)");
+    let (waiting, _) = parse(Path::new("example.rs"), "fn f() { let _ = async { g().await }; }");
+    assert!(waiting.waits);
 }

@@ -143,8 +143,30 @@ async fn nicknames_are_unique_and_checked() {
     third.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
     assert_eq!(
         next_frame(&mut third).await,
-        ServerFrame::Error { request: 1, reason: ErrorReason::NotRegistered },
-        "the error names the frame it answers: the connection's first"
+        ServerFrame::Error { request: 1, reason: ErrorReason::NotRegistered }
+    );
+}
+
+#[tokio::test]
+async fn every_error_names_the_request_that_caused_it() {
+    let relay = support::start_relay().await;
+    let mut alice =
+        RawClient::connect(&relay.addr(), &Secret::from(support::ACCESS_CODE)).await.unwrap();
+    let numbers = alice.register("alice").await.unwrap();
+    // Acknowledgements are not numbered; every other frame is, from `Register` on.
+    alice.send(&ClientFrame::Ack { received: 1 }).await.unwrap();
+    assert_eq!(next_frame(&mut alice).await, ServerFrame::Ack { received: 1 });
+    alice.send(&ClientFrame::Join { room: "no spaces".into() }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut alice).await,
+        ServerFrame::Error { request: 2, reason: ErrorReason::RoomNameInvalid }
+    );
+    // A `Resume` is out of place after the first frame: it is a request like any other.
+    let token = numbers.token().clone();
+    alice.send(&ClientFrame::Resume { token, received: 1 }).await.unwrap();
+    assert_eq!(
+        next_frame(&mut alice).await,
+        ServerFrame::Error { request: 3, reason: ErrorReason::ResumeNotFirst }
     );
 }
 
@@ -166,13 +188,10 @@ async fn rooms_are_created_joined_listed_and_handed_on() {
             members: vec!["alice".into(), "bob".into(), "carol".into()]
         }
     );
-    // A non-member may not list members.
+    // A non-member may not list members. (Dave's third frame: `Register`, `ListRooms`, this.)
     dave.send(&ClientFrame::ListMembers { room: "lobby".into() }).await.unwrap();
-    // Register, ListRooms, ListMembers: the error names dave's third frame.
-    assert_eq!(
-        next_frame(&mut dave).await,
-        ServerFrame::Error { request: 3, reason: ErrorReason::NotInRoom }
-    );
+    let not_in_room = ServerFrame::Error { request: 3, reason: ErrorReason::NotInRoom };
+    assert_eq!(next_frame(&mut dave).await, not_in_room);
 
     // The leader leaves: the next longest-present member leads and is told so.
     clients[0].send(&ClientFrame::Leave { room: "lobby".into() }).await.unwrap();
@@ -239,10 +258,11 @@ async fn application_messages_reach_everyone_but_the_sender_in_order() {
         })
         .await
         .unwrap();
-    assert!(matches!(
-        next_frame(&mut clients[1]).await,
-        ServerFrame::Error { reason: ErrorReason::NotMls, .. }
-    ));
+    let refused = next_frame(&mut clients[1]).await;
+    assert!(
+        matches!(refused, ServerFrame::Error { reason: ErrorReason::NotMls, .. }),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -525,10 +545,11 @@ async fn three_wrong_room_passwords_ban_the_nickname_from_the_room() {
         );
     }
     mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
-    assert!(matches!(
-        next_frame(&mut mallory).await,
-        ServerFrame::Error { reason: ErrorReason::BannedFromRoom, .. }
-    ));
+    let refused = next_frame(&mut mallory).await;
+    assert!(
+        matches!(refused, ServerFrame::Error { reason: ErrorReason::BannedFromRoom, .. }),
+        "{refused:?}"
+    );
     // Another room is still open to mallory.
     mallory.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
     assert_eq!(

@@ -19,7 +19,7 @@ use crate::client::resume::SessionNumbers;
 use crate::client::{
     ClientError, ConnectionEvent, Event, LinkLoss, NotSentReason, Notice, SessionEnd, SharedError,
 };
-use crate::proto::{ClientFrame, DisconnectReason};
+use crate::proto::{ClientFrame, DisconnectReason, ResumeToken};
 
 /// How often the client proves it is alive to the relay, and checks that the relay is.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -183,14 +183,16 @@ impl Core {
         self.after_input(now);
     }
 
-    /// The relay took the session back: it had handled `handled` of our frames and sends
-    /// `backlog` frames we missed. What it lacks is sent again.
-    pub fn link_resumed(&mut self, handled: u64, backlog: u64, now: Now) {
+    /// The relay took the session back: it had handled `handled` of our frames, sends
+    /// `backlog` frames we missed, and gave the session its next `token`. What it lacks is
+    /// sent again.
+    pub fn link_resumed(&mut self, handled: u64, backlog: u64, token: ResumeToken, now: Now) {
         if !matches!(self.link, Link::Offline { .. }) {
             return;
         }
         self.link = Link::online(now, backlog);
-        let resend = self.numbers.resumed(handled);
+        // The token just used is void: the next resume needs this one.
+        let resend = self.numbers.resumed(handled, token);
         self.transmits.extend(resend.frames);
         if resend.lost > 0 {
             let room = self.rooms.current_name();
@@ -226,9 +228,11 @@ impl Core {
         self.after_input(now);
     }
 
-    /// Every handle to the client is gone: leave cleanly, so the relay forgets us now.
+    /// Every handle to the client is gone: leave cleanly (our farewells first, so that
+    /// those who stay can count them), so the relay forgets us now.
     pub fn abandon(&mut self) {
-        if self.is_connected() {
+        if self.is_connected() && !matches!(self.link, Link::Quitting { .. }) {
+            self.send_farewells();
             self.send(ClientFrame::Quit);
         }
         self.close(SessionEnd::Quit, Vec::new());
@@ -239,6 +243,8 @@ impl Core {
         match std::mem::replace(&mut self.link, Link::Closed) {
             Link::Online(connection) | Link::Reforming { connection, .. } => {
                 self.link = Link::Quitting { connection, quits: vec![id] };
+                // Our last word first, so that those who stay can count it.
+                self.send_farewells();
                 self.send(ClientFrame::Quit);
             }
             Link::Quitting { connection, mut quits } => {
@@ -282,6 +288,10 @@ impl Core {
         connection.next_keepalive = now.instant + KEEPALIVE_INTERVAL;
         self.send(ClientFrame::Ping);
         self.acknowledge();
+        // Not after our `Quit`: nothing of the rooms goes out then.
+        if !matches!(self.link, Link::Quitting { .. }) {
+            self.tick_rooms();
+        }
     }
 
     /// Re-forming ends when every room's members are back, or after [`WAIT_FOR_OTHERS`].

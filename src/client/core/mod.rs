@@ -189,12 +189,14 @@ impl Core {
         self.rooms.current().filter(|entry| entry.entered).map(|entry| entry.room.name.clone())
     }
 
-    /// After any input: what waited for the room may go now, or never.
+    /// After any input: rooms lost to us go, and what waited for the room may go now, or
+    /// never.
     fn after_input(&mut self, now: Now) {
+        self.drop_gone_rooms();
         self.settle_reforming(now);
         if self.rooms.current().is_none() {
-            // Taken out for good (a rejoin refused, a room re-created by others): what
-            // waited for the room will not be sent.
+            // Out of the room for good (it is gone: a reclaim refused, a room re-created by
+            // others, taken out while joining): what waited for the room will not be sent.
             self.drop_queued_lines(super::NotSentReason::NoLongerInRoom);
         } else if self.link.backlog() == Some(0) && !self.queue.is_empty() {
             self.send_queued_lines();

@@ -10,12 +10,13 @@ use super::requests::{Reply, RequestId};
 use super::{Core, Now};
 use crate::client::identity;
 use crate::client::room::{Outbox, Room, Welcomed};
-use crate::client::{ClientError, Event, NotSentReason, Notice};
-use crate::proto::{AdmissionRefusal, ClientFrame, ErrorReason, ServerFrame};
+use crate::client::{ClientError, Event, NotSentReason, Notice, RoomNotice};
+use crate::proto::{AdmissionRefusal, ClientFrame, ErrorReason, ReclaimRefusal, ServerFrame};
 use crate::secret::Secret;
 
-/// How many times a join restarts because the room's leader changed mid-admission, or a
-/// member taken out of the room rejoins, before giving up.
+/// How many times a join restarts because the room's leader changed mid-admission before
+/// giving up. (A member taken out of the room never joins again by itself: it asks for its
+/// place back with `Reclaim`, and `room::Room` decides when that is over.)
 const MAX_JOIN_RESTARTS: u32 = 5;
 
 /// One room and what the core tracks about it beside the room's own state.
@@ -26,7 +27,7 @@ pub(super) struct RoomEntry {
     /// The session number of the `Join` frame of the attempt in progress: the relay's
     /// errors about older ones are stale.
     pub join_frame: u64,
-    /// Joins restarted (a leader changed, we were taken out) since the user's `/join`.
+    /// Joins restarted (the leader changed mid-admission) since the user's `/join`.
     restarts: u32,
     /// Whether we have been in the room (the prompt shows it from then on).
     pub entered: bool,
@@ -166,14 +167,55 @@ impl Core {
         Ok(())
     }
 
-    /// Our own departure from a room: the user sees it, and a join waiting for it ends.
+    /// Our own departure from a room: the user sees it, and a join waiting for it ends. Our
+    /// farewell goes just before the `Leave`, so that those who stay can count it.
     fn leave_room(&mut self, name: &str) {
-        let Some(entry) = self.rooms.remove(name) else { return };
+        let Some(mut entry) = self.rooms.remove(name) else { return };
         if let Some(id) = entry.join {
             self.answer(id, Err(ClientError::JoinSuperseded));
         }
         self.emit(Event::Left { room: name.to_owned(), nick: self.nick.clone() });
+        if let Some(farewell) = entry.room.farewell() {
+            self.send(farewell);
+        }
         self.send(ClientFrame::Leave { room: name.to_owned() });
+    }
+
+    /// The session ends (`Quit`): our last word in every room, before the `Quit`.
+    pub(super) fn send_farewells(&mut self) {
+        let farewells: Vec<ClientFrame> =
+            self.rooms.map.values_mut().filter_map(|entry| entry.room.farewell()).collect();
+        for farewell in farewells {
+            self.send(farewell);
+        }
+    }
+
+    /// The keepalive's tick, for every room: a commit of ours that the relay could not take
+    /// to a vote yet goes again, and what the leader owes goes out.
+    pub(super) fn tick_rooms(&mut self) {
+        let mut out = Outbox::default();
+        for entry in self.rooms.map.values_mut() {
+            entry.room.tick(&self.nick, &mut out);
+        }
+        self.flush_room_outbox(out);
+    }
+
+    /// Rooms that are lost to us until the user joins again (`Room::is_gone`; the room said
+    /// why) are dropped; a join still waiting for one ends. Lines queued for the current room
+    /// are then dropped as for any room we are no longer in (`Core::after_input`).
+    pub(super) fn drop_gone_rooms(&mut self) {
+        let gone: Vec<String> = self
+            .rooms
+            .map
+            .iter()
+            .filter(|(_, entry)| entry.room.is_gone())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(id) = self.rooms.remove(&name).and_then(|entry| entry.join) {
+                self.answer(id, Err(ClientError::RoomGone));
+            }
+        }
     }
 
     fn joined_room(&mut self, name: &str) {
@@ -199,18 +241,21 @@ impl Core {
         }
     }
 
-    /// The relay would not take us back into the room: we are out of it, and say why.
+    /// The relay refused our `Reclaim` with an `Error` (since protocol 5 it answers with
+    /// `ReclaimRefused`, which the room handles; an `Error` still comes for a frame it refuses
+    /// outright, such as one over the rate limit): we are out of the room, and say why as the
+    /// room would.
     pub(super) fn give_up_room(&mut self, name: &str, reason: ErrorReason) {
         self.rooms.remove(name);
-        let room = name.to_owned();
-        let (notice, lines) = match reason {
+        let (refusal, lines) = match reason {
             ErrorReason::RoomIsAnotherGroup => {
-                (Notice::RoomIsAnotherGroup { room }, NotSentReason::RoomIsAnotherGroup)
+                (ReclaimRefusal::AnotherGroup, NotSentReason::RoomIsAnotherGroup)
             }
-            reason => (Notice::ReclaimRefused { room, reason }, NotSentReason::CouldNotGetBack),
+            reason => (ReclaimRefusal::Unavailable(reason), NotSentReason::CouldNotGetBack),
         };
         self.drop_queued_lines(lines);
-        self.emit(Event::Status(notice));
+        let notice = RoomNotice::ReclaimRefused { reason: refusal };
+        self.emit(Event::Room { room: name.to_owned(), notice });
     }
 
     /// One frame of the session, past the link's bookkeeping.
@@ -278,17 +323,21 @@ impl Core {
                 }
                 reason => self.fail_join(&name, ClientError::AdmissionRefused(reason)),
             },
-            ServerFrame::Removed { reason, .. } if entry.restarts >= MAX_JOIN_RESTARTS => {
-                self.rooms.remove(&name);
-                out.events.push(Event::Status(Notice::RemovedTooOften { room: name, reason }));
-            }
+            // Taken out: the room asks for its place back as it was (`Reclaim`), or, not a
+            // member, is gone. Never a join by itself: no password exchange a relay could
+            // start to test the password.
             ServerFrame::Removed { reason, .. } => {
-                entry.restarts += 1;
-                let frame = entry.room.removed(reason, &mut out);
-                out.frames.push(frame);
+                if let Some(frame) = entry.room.removed(reason, &mut out) {
+                    out.frames.push(frame);
+                }
             }
             frame => entry.room.on_member_frame(&self.nick, frame, now.wall, &mut out),
         }
+        self.flush_room_outbox(out);
+    }
+
+    /// What rooms produced: their events, then their frames, in order.
+    fn flush_room_outbox(&mut self, out: Outbox) {
         self.events.extend(out.events);
         for frame in out.frames {
             self.send(frame);
@@ -361,6 +410,8 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Removed { room, .. }
         | ServerFrame::MemberList { room, .. }
         | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::ReclaimPending { room, .. }
+        | ServerFrame::ReclaimRefused { room, .. }
         | ServerFrame::MemberAway { room, .. }
         | ServerFrame::Left { room } => Some(room),
         ServerFrame::Registered { .. }

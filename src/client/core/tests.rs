@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
+use crate::client::RoomNotice;
 use crate::client::{
     ClientError, ConnectionEvent, LinkLoss, NotSentReason, Notice, SessionEnd, SharedError,
 };
 use crate::identity::{Identity, KnownPeers};
-use crate::proto::{ErrorReason, RoomSummary};
+use crate::proto::{CommitRejection, ErrorReason, ReclaimRefusal, RemovalReason, RoomSummary};
 use crate::secret::Secret;
 
 const ROOM: &str = "lobby";
@@ -118,7 +119,7 @@ fn lines_typed_offline_wait_and_go_once_the_session_resumes() {
     assert!(alice.sent().is_empty(), "nothing is written without a link");
 
     // The relay had handled both of alice's frames (Register, Join) and kept nothing.
-    alice.core.link_resumed(2, 0, alice.now());
+    alice.core.link_resumed(2, 0, ResumeToken([3; 32]), alice.now());
     let sent = alice.sent();
     assert!(
         matches!(&sent[..], [ClientFrame::Application { room, .. }, ClientFrame::Ack { .. }] if room == ROOM),
@@ -257,8 +258,9 @@ fn only_a_failure_waiting_cannot_fix_ends_the_session() {
     );
 }
 
-#[test]
-fn a_room_re_created_by_others_while_we_were_away_is_given_up_with_its_lines() {
+/// Alice away with a line typed offline; the relay restarted, and she asked for the room
+/// back as it was (her new session's frame 2 is the `Reclaim`).
+fn reclaiming_after_a_relay_restart() -> Harness {
     let mut alice = Harness::new().in_room();
     alice.offline();
     alice.request(text("typed offline"));
@@ -277,6 +279,37 @@ fn a_room_re_created_by_others_while_we_were_away_is_given_up_with_its_lines() {
         ),
         "{events:?}"
     );
+    alice
+}
+
+/// Protocol 5: the relay refuses a reclaim with `ReclaimRefused` (protocol 4 sent an
+/// `Error`); the room gives up, and the core drops it with the lines typed for it.
+#[test]
+fn a_room_re_created_by_others_while_we_were_away_is_given_up_with_its_lines() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    let reason = ReclaimRefusal::AnotherGroup;
+    alice.frame(ServerFrame::ReclaimRefused { room: ROOM.into(), reason: reason.clone() });
+    assert_eq!(
+        alice.events(),
+        [
+            Event::Room { room: ROOM.into(), notice: RoomNotice::ReclaimRefused { reason } },
+            Event::Connection(ConnectionEvent::NotSent {
+                texts: vec!["typed offline".into()],
+                reason: NotSentReason::NoLongerInRoom,
+            }),
+        ]
+    );
+    assert_eq!(alice.core.shown_room(), None);
+    assert!(alice.sent().is_empty(), "no join of its own: the user's /join starts one");
+    let line = alice.request(text("hello?"));
+    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::NotInRoom))] if *id == line));
+}
+
+/// A relay that refuses the `Reclaim` frame itself (an `Error`, e.g. over the rate limit)
+/// leaves the room as lost as a `ReclaimRefused`, worded the same way.
+#[test]
+fn a_reclaim_refused_by_an_error_gives_the_room_up_too() {
+    let mut alice = reclaiming_after_a_relay_restart();
     alice.frame(ServerFrame::Error { request: 2, reason: ErrorReason::RoomIsAnotherGroup });
     assert_eq!(
         alice.events(),
@@ -285,12 +318,164 @@ fn a_room_re_created_by_others_while_we_were_away_is_given_up_with_its_lines() {
                 texts: vec!["typed offline".into()],
                 reason: NotSentReason::RoomIsAnotherGroup,
             }),
-            Event::Status(Notice::RoomIsAnotherGroup { room: ROOM.into() }),
+            Event::Room {
+                room: ROOM.into(),
+                notice: RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
+            },
         ]
     );
     assert_eq!(alice.core.shown_room(), None);
-    let line = alice.request(text("hello?"));
-    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::NotInRoom))] if *id == line));
+}
+
+/// `ReclaimPending` and `ReclaimRefused` are frames about a room: they reach it.
+#[test]
+fn a_reclaim_that_waits_is_reported_by_the_room_and_keeps_it() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    alice.frame(ServerFrame::ReclaimPending { room: ROOM.into(), ours: 1, holders: 2 });
+    let waiting = RoomNotice::ReclaimWaiting { ours: 1, holders: 2 };
+    assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: waiting }]);
+    assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM), "still ours, waiting");
+    alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
+    assert!(alice.core.shown_room().is_some());
+    alice.events();
+    // Back, and alone: the line typed offline goes once the others are (all of none).
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [ClientFrame::Application { .. }, ClientFrame::Ack { .. }]),
+        "{sent:?}"
+    );
+}
+
+/// The relay takes a member out: it asks for its place back as it was (`Reclaim`), never
+/// with a `Join` (protocol 4 rejoined through the password exchange).
+#[test]
+fn a_member_taken_out_asks_for_its_place_back_and_never_joins_by_itself() {
+    let mut alice = Harness::new().in_room();
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    let sent = alice.sent();
+    assert!(matches!(&sent[..], [ClientFrame::Reclaim { room, .. }] if room == ROOM), "{sent:?}");
+    let taken_out = RoomNotice::TakenOut { reason: RemovalReason::NoVote };
+    assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: taken_out }]);
+    assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM));
+    // Taken out again while asking: the room is gone, and no join follows either.
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    assert!(alice.sent().is_empty());
+    assert_eq!(alice.core.shown_room(), None);
+}
+
+/// Taken out while still joining: the room is gone, and the `/join` waiting for it ends.
+#[test]
+fn a_joiner_taken_out_is_out_and_its_join_is_answered() {
+    let mut alice = Harness::new();
+    let join = alice.request(Request::Join { room: ROOM.into(), password: Secret::from("pw") });
+    alice.sent();
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    assert!(alice.sent().is_empty(), "no join restarts");
+    let answers = alice.answers();
+    assert!(
+        matches!(&answers[..], [(id, Err(ClientError::RoomGone))] if *id == join),
+        "{answers:?}"
+    );
+    assert_eq!(alice.core.shown_room(), None);
+}
+
+/// The token a resume brings replaces the one used: the next resume presents it.
+#[test]
+fn a_resume_rotates_the_token_the_next_one_presents() {
+    let mut alice = Harness::new();
+    alice.offline();
+    alice.core.link_resumed(1, 0, ResumeToken([5; 32]), alice.now());
+    alice.core.link_lost(LinkLoss::Closed, alice.now());
+    let retry_at = alice.core.poll_timeout().unwrap();
+    alice.pass_to(retry_at);
+    let dial = alice.core.poll_dial().expect("a dial");
+    assert_eq!(dial.token, ResumeToken([5; 32]));
+}
+
+/// Leaving a room says farewell first (so that those who stay can count it), whether by
+/// `/leave`, by a `/join` of another room, or by quitting.
+#[test]
+fn leaving_a_room_says_farewell_just_before_the_leave_or_the_quit() {
+    let is_farewell = |frame: &ClientFrame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM);
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Leave);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Leave { room }] if is_farewell(farewell) && room == ROOM),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Join { room: "elsewhere".into(), password: Secret::from("pw") });
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Leave { .. }, ClientFrame::Join { .. }] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Quit);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Quit] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.core.abandon();
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Quit] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+}
+
+/// The keepalive's tick is the room's too: a commit the relay could not take to a vote
+/// (busy) goes again, unchanged, at the next tick.
+#[test]
+fn a_commit_the_relay_was_too_busy_for_goes_again_at_the_tick() {
+    let mut alice = Harness::new().in_room();
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = crate::client::room::Room::new(ROOM.into(), Secret::from("pw"));
+    let ClientFrame::AdmissionStart { pake_message, .. } =
+        bob.admission_pending("bob", "alice".into()).unwrap()
+    else {
+        panic!("start")
+    };
+    let joiner = String::from("bob");
+    let room = String::from(ROOM);
+    alice.frame(ServerFrame::AdmissionRequest {
+        room: room.clone(),
+        joiner: joiner.clone(),
+        attempt: 1,
+        pake_message,
+    });
+    let sent = alice.sent();
+    let [ClientFrame::AdmissionReply { pake_message, .. }] = &sent[..] else { panic!("{sent:?}") };
+    let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
+        bob.admission_reply(&bob_mls, pake_message).unwrap()
+    else {
+        panic!("finish")
+    };
+    alice.frame(ServerFrame::AdmissionFinish {
+        room: room.clone(),
+        joiner,
+        attempt: 1,
+        confirmation,
+        sealed_key_package,
+    });
+    let sent = alice.sent();
+    let [commit @ ClientFrame::Commit { .. }] = &sent[..] else { panic!("{sent:?}") };
+    let commit = commit.clone();
+    alice.frame(ServerFrame::CommitRejected { room, reason: CommitRejection::Busy });
+    assert!(alice.sent().is_empty(), "not before the tick");
+    let tick = alice.core.poll_timeout().unwrap();
+    alice.pass_to(tick);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [ClientFrame::Ping, ClientFrame::Ack { .. }, again] if *again == commit),
+        "{sent:?}"
+    );
 }
 
 #[test]

@@ -53,7 +53,10 @@ fn admit(
     let Some(ClientFrame::Commit { commit, welcome: Some(welcome), .. }) = out.frames.pop() else {
         panic!("commit: {:?}", out.events)
     };
-    for voter in voters {
+    let mut own = Outbox::default();
+    leader_room.incoming_commit(me, &commit, Some(joiner), &mut own);
+    let mut votes = vec![signed(me, &own)];
+    for voter in voters.iter_mut() {
         let mut vote = Outbox::default();
         voter.incoming_commit(me, &commit, Some(joiner), &mut vote);
         assert!(
@@ -61,15 +64,51 @@ fn admit(
             "{:?}",
             vote.events
         );
-        voter.commit_confirmed("voter", SystemTime::now(), &mut vote);
+        votes.push(signed("voter", &vote));
     }
-    leader_room.commit_confirmed(me, SystemTime::now(), &mut out);
+    for voter in voters {
+        voter.commit_confirmed("voter", &votes, &mut Outbox::default());
+    }
+    leader_room.commit_confirmed(me, &votes, &mut out);
     let mut members = leader_room.relay_members.clone();
     if !members.iter().any(|member| member == joiner) {
         members.push(joiner.into());
     }
     assert_eq!(room.welcomed(joiner_mls, &welcome.message, members).unwrap(), Welcomed::Joined);
     room
+}
+
+/// The signed vote in a `CommitVote` a room sent, as the relay carries it.
+fn signed(from: &str, out: &Outbox) -> SignedVote {
+    let vote = out
+        .frames
+        .iter()
+        .find_map(|frame| match frame {
+            ClientFrame::CommitVote { vote, .. } => Some(vote.clone()),
+            _ => None,
+        })
+        .expect("a vote");
+    SignedVote { from: from.into(), vote }
+}
+
+/// The relay's part of a vote: the commit goes to every member, the committer first; each
+/// signs its verdict. Returns the signed votes, in the order cast.
+fn vote_on(
+    committer: (&str, &mut Room),
+    voters: &mut [(&str, &mut Room)],
+    commit: &[u8],
+    joiner: Option<&str>,
+) -> Vec<SignedVote> {
+    let (me, leader) = committer;
+    let mut own = Outbox::default();
+    leader.incoming_commit(me, commit, joiner, &mut own);
+    let mut votes = vec![signed(me, &own)];
+    for (nick, voter) in voters.iter_mut() {
+        let mut out = Outbox::default();
+        voter.incoming_commit(me, commit, joiner, &mut out);
+        votes.push(signed(nick, &out));
+    }
+    votes
 }
 
 fn epoch(room: &Room) -> u64 {
@@ -110,24 +149,26 @@ fn a_garbage_commit_gets_a_no_vote_and_changes_nothing() {
     let garbage = build_private_message(&group_id, before, CONTENT_TYPE_COMMIT, &[0x55; 300]);
     let mut out = Outbox::default();
     bob.incoming_commit("alice", &garbage, None, &mut out);
-    assert_eq!(
-        out.frames,
-        [ClientFrame::CommitVote { room: "lobby".into(), epoch: before, accept: false }]
-    );
+    assert!(matches!(
+        &out.frames[..],
+        [ClientFrame::CommitVote { epoch, accept: false, .. }] if *epoch == before
+    ));
     assert!(
         matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("refused a key change"))
     );
     assert!(!bob.group().unwrap().has_staged_commit());
     assert_eq!(epoch(&bob), before);
-    // A confirmation the relay might then send (it should not) makes bob merge nothing; he
-    // is out of step with the relay's room, and joins again, back into this group only.
+    // A confirmation the relay might then send (it should not) makes bob merge nothing and
+    // start nothing: no leave, no password exchange; he is told.
     let mut out = Outbox::default();
-    bob.commit_confirmed("bob", SystemTime::now(), &mut out);
-    assert_eq!(
-        out.frames,
-        [ClientFrame::Leave { room: "lobby".into() }, ClientFrame::Join { room: "lobby".into() }]
-    );
-    assert!(bob.rejoining());
+    bob.commit_confirmed("bob", &[], &mut out);
+    assert!(out.frames.is_empty(), "{:?}", out.frames);
+    assert!(matches!(
+        &out.events[..],
+        [Event::Room { notice: RoomNotice::UnexpectedConfirmation, .. }]
+    ));
+    assert!(bob.is_member());
+    assert_eq!(epoch(&bob), before);
 }
 
 #[test]
@@ -164,22 +205,30 @@ fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
         panic!("alice commits the removal")
     };
     bob.member_left("bob", "carol", "alice".into(), &mut out);
-    let mut vote = Outbox::default();
-    bob.incoming_commit("alice", &commit, None, &mut vote);
-    assert!(matches!(vote.frames[..], [ClientFrame::CommitVote { accept: true, .. }]));
-    // Aborted: both drop it and stay where they were.
+    let votes = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    // Aborted by the relay without proof (no signed no votes): nobody merges, both keep it,
+    // and the leader sends the very same commit again at its next tick, never another.
     let before = epoch(&bob);
-    bob.commit_aborted();
-    alice.commit_aborted();
+    let mut aborted = Outbox::default();
+    bob.commit_aborted("bob", &[], &mut aborted);
+    alice.commit_aborted("alice", &[], &mut aborted);
     assert_eq!((epoch(&bob), epoch(&alice)), (before, before));
-    assert!(!bob.group().unwrap().has_staged_commit());
-    // Alice, still leader after her commit was aborted by the relay? She dropped the work;
-    // the next change of membership gives it back to her, and this time it is confirmed.
-    alice.member_left("alice", "carol", "alice".into(), &mut out);
-    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!("again") };
-    bob.incoming_commit("alice", &commit, None, &mut vote);
-    bob.commit_confirmed("bob", SystemTime::now(), &mut vote);
-    alice.commit_confirmed("alice", SystemTime::now(), &mut out);
+    assert!(aborted.events.iter().all(|event| matches!(
+        event,
+        Event::Room { notice: RoomNotice::CommitAborted { refuted: false, .. }, .. }
+    )));
+    assert_eq!(aborted.events.len(), 2);
+    let mut again = Outbox::default();
+    alice.tick("alice", &mut again);
+    assert!(
+        matches!(&again.frames[..], [ClientFrame::Commit { commit: resent, .. }] if *resent == commit)
+    );
+    // The same commit put to the vote again: the same answers; now confirmed with the votes.
+    let votes_again = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    assert_eq!(votes_again.len(), votes.len());
+    let mut vote = Outbox::default();
+    bob.commit_confirmed("bob", &votes_again, &mut vote);
+    alice.commit_confirmed("alice", &votes_again, &mut out);
     assert_eq!(epoch(&bob), before + 1);
     assert_eq!(epoch(&alice), before + 1);
     assert!(vote.events.iter().any(|e| matches!(e, Event::Left { nick, .. } if nick == "carol")));
@@ -208,30 +257,45 @@ fn removed_members_rejoin_only_the_group_they_left() {
     let bob_mls = MlsMember::new("bob").unwrap();
     let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
     let mut out = Outbox::default();
+    // Taken out by the relay: bob asks for his place back as he was, never a password
+    // exchange of his own accord.
     let frame = bob.removed(RemovalReason::NoVote, &mut out);
-    assert_eq!(frame, ClientFrame::Join { room: "lobby".into() });
+    assert!(matches!(frame, Some(ClientFrame::Reclaim { .. })), "{frame:?}");
+    assert!(bob.admission_pending("bob", "alice".into()).is_err());
+    // Refused: out of the room until the user joins again.
+    let refused = ServerFrame::ReclaimRefused {
+        room: "lobby".into(),
+        reason: crate::proto::ReclaimRefusal::TakenOut,
+    };
+    bob.on_member_frame("bob", refused, SystemTime::now(), &mut out);
+    assert!(bob.is_gone());
+    // The user joins again: the departed group is not remembered here, so play it as the
+    // engine's rejoin does, through `restart_join` on a member.
+    let mut bob = admit((&alice_mls, &mut alice), &MlsMember::new("bob2").unwrap(), &mut []);
+    let _ = bob.restart_join();
     assert!(bob.rejoining());
     // An impostor "alice" with a group of her own admits bob (she knows the password).
     let fake_leader = MlsMember::new("alice").unwrap();
     let mut fake = Room::new("lobby".into(), password());
     fake.created(&fake_leader, &mut Outbox::default()).unwrap();
     let ClientFrame::AdmissionStart { pake_message, .. } =
-        bob.admission_pending("bob", "alice".into()).unwrap()
+        bob.admission_pending("bob2", "alice".into()).unwrap()
     else {
         panic!("start")
     };
-    fake.admission_request("alice", "bob".into(), 1, &pake_message, &mut out);
+    fake.admission_request("alice", "bob2".into(), 1, &pake_message, &mut out);
     let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else { panic!() };
+    let bob_mls = MlsMember::new("bob2").unwrap();
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
         bob.admission_reply(&bob_mls, &pake_message).unwrap()
     else {
         panic!()
     };
-    fake.admission_finish("alice", "bob".into(), 1, &confirmation, &sealed_key_package, &mut out);
+    fake.admission_finish("alice", "bob2".into(), 1, &confirmation, &sealed_key_package, &mut out);
     let Some(ClientFrame::Commit { welcome: Some(welcome), .. }) = out.frames.pop() else {
         panic!()
     };
-    let refused = bob.welcomed(&bob_mls, &welcome.message, vec!["alice".into(), "bob".into()]);
+    let refused = bob.welcomed(&bob_mls, &welcome.message, vec!["alice".into(), "bob2".into()]);
     assert!(matches!(refused, Err(RoomError::Rejoin(RejoinRefusal::OtherGroup))), "{refused:?}");
 }
 
@@ -271,8 +335,109 @@ fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
     assert!(bob.is_member());
     assert_eq!((bob.group().unwrap().group_id(), epoch(&bob)), (group_id, epoch_before));
 
-    // Told to go through admission instead, we remember the group to check the Welcome.
+    // Told to go through admission instead: refused, no password exchange starts.
     bob.reclaim();
-    assert!(bob.admission_pending("bob", "alice".into()).is_ok());
-    assert!(bob.rejoining());
+    assert!(bob.admission_pending("bob", "alice".into()).is_err());
+    // Told the room is another group's now: out, keys kept, waiting for the user.
+    let mut out = Outbox::default();
+    let refused = ServerFrame::ReclaimRefused {
+        room: "lobby".into(),
+        reason: crate::proto::ReclaimRefusal::AnotherGroup,
+    };
+    bob.on_member_frame("bob", refused, SystemTime::now(), &mut out);
+    assert!(bob.is_gone());
+    assert!(out.frames.is_empty());
+}
+
+#[test]
+fn a_confirmation_needs_the_signed_yes_of_a_majority() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    let dave = admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    // Dave leaves; alice commits his removal; the electorate is alice, bob and carol.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    for (nick, room) in [("bob", &mut bob), ("carol", &mut carol)] {
+        room.member_left(nick, "dave", "alice".into(), &mut Outbox::default());
+    }
+    let mut own = Outbox::default();
+    alice.incoming_commit("alice", &commit, None, &mut own);
+    let alice_vote = signed("alice", &own);
+    let mut out = Outbox::default();
+    carol.incoming_commit("alice", &commit, None, &mut out);
+    let before = epoch(&carol);
+    // The relay confirms with no vote but carol's own: one of three, not applied.
+    let mut out = Outbox::default();
+    carol.commit_confirmed("carol", &[], &mut out);
+    assert!(
+        matches!(
+            &out.events[..],
+            [Event::Room { notice: RoomNotice::UnprovenConfirmation { yes: 1, of: 3 }, .. }]
+        ),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(epoch(&carol), before);
+    // Dave's name on alice's vote changes nothing: votes count by the signing leaf. With
+    // alice's signed yes, carol has two of three and merges.
+    let mut renamed = alice_vote;
+    renamed.from = "dave".into();
+    carol.commit_confirmed("carol", &[renamed], &mut Outbox::default());
+    assert_eq!(epoch(&carol), before + 1);
+    assert!(dave.group().is_some() && bob.is_member());
+}
+
+#[test]
+fn an_honest_member_accepts_one_commit_per_epoch() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    // Carol leaves and alice commits her removal; bob accepts it.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
+    let mut first = Outbox::default();
+    bob.incoming_commit("alice", &commit, None, &mut first);
+    assert!(matches!(first.frames[..], [ClientFrame::CommitVote { accept: true, .. }]));
+    // A relay aborts it without proof and forwards a second, different commit for the same
+    // epoch (a forking relay, or a leader that made another): bob refuses it and says why.
+    bob.commit_aborted("bob", &[], &mut Outbox::default());
+    let other = carol.group_mut_for_tests().unwrap().commit_remove(&["alice"]).unwrap();
+    let mut second = Outbox::default();
+    bob.incoming_commit("alice", &other.commit, None, &mut second);
+    assert!(matches!(second.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
+    assert!(second.events.iter().any(|event| matches!(
+        event,
+        Event::Room { notice: RoomNotice::AcceptedAnother { .. }, .. }
+    )));
+}
+
+#[test]
+fn an_undecryptable_message_of_our_epoch_warns_once_that_the_room_may_be_split() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let group_id = bob.group().unwrap().group_id();
+    let forged =
+        build_private_message(&group_id, epoch(&bob), CONTENT_TYPE_APPLICATION, &[0x42; 120]);
+    let split = |out: &Outbox| {
+        out.events
+            .iter()
+            .filter(|event| {
+                matches!(event, Event::Room { notice: RoomNotice::MaySplit { .. }, .. })
+            })
+            .count()
+    };
+    let mut out = Outbox::default();
+    bob.incoming_message("alice", &forged, SystemTime::now(), &mut out);
+    bob.incoming_message("alice", &forged, SystemTime::now(), &mut out);
+    assert_eq!(split(&out), 1, "{:?}", out.events);
 }

@@ -5,9 +5,17 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use super::*;
-use crate::mls_header::build_private_message;
+use crate::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
+use crate::proto::{
+    AdmissionRefusal, CommitRejection, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason,
+    ResumeToken, Welcome,
+};
+use crate::proto::{ReclaimRefusal, SignedVote};
 use crate::relay::outbound::{self, GlobalQueue, Inbound, QueueLimits};
+use crate::relay::replay::{ReplayBuffer, ReplayLimits};
 
 const GROUP: &[u8] = b"group-1";
 const NAT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
@@ -16,6 +24,9 @@ struct Harness {
     state: State,
     now: Instant,
     inboxes: HashMap<SessionId, Inbound>,
+    /// The number of the last frame each session sent.
+    numbers: HashMap<SessionId, u64>,
+    tokens: HashMap<SessionId, ResumeToken>,
     global: Arc<GlobalQueue>,
 }
 
@@ -25,6 +36,8 @@ impl Harness {
             state: State::new(16, RoomDeadlines::default()),
             now: Instant::now(),
             inboxes: HashMap::new(),
+            numbers: HashMap::new(),
+            tokens: HashMap::new(),
             global: Arc::new(GlobalQueue::default()),
         }
     }
@@ -41,17 +54,25 @@ impl Harness {
         let id = self.connect_unregistered();
         self.send(id, ClientFrame::Register { nick: nick.into() });
         let frames = self.frames(id);
-        assert!(
-            matches!(&frames[..], [ServerFrame::Registered { nick: registered, relay_boot, .. }]
-                if registered == nick && *relay_boot == self.state.relay_boot()),
-            "{frames:?}"
-        );
+        let [ServerFrame::Registered { nick: registered, relay_boot, token }] = &frames[..] else {
+            panic!("{frames:?}");
+        };
+        assert_eq!((registered.as_str(), *relay_boot), (nick, self.state.relay_boot()));
+        self.tokens.insert(id, token.clone());
         id
     }
 
     fn send(&mut self, id: SessionId, frame: ClientFrame) {
+        let number = self.numbers.entry(id).or_default();
+        *number += 1;
         let mut signals = Vec::new();
-        assert_eq!(self.state.handle(id, frame, 0, self.now, &mut signals), Control::Continue);
+        let control = self.state.handle(id, *number, frame, self.now, &mut signals);
+        assert_eq!(control, Control::Continue);
+    }
+
+    /// The error a session's last frame caused.
+    fn error(&self, id: SessionId, reason: ErrorReason) -> ServerFrame {
+        ServerFrame::Error { request: self.numbers[&id], reason }
     }
 
     /// Everything queued for a session, in order.
@@ -135,11 +156,20 @@ impl Harness {
             message: b"welcome".to_vec(),
         });
         self.send(committer, ClientFrame::Commit { room: "lobby".into(), commit, welcome });
+        // An honest committer signs its own yes once its commit comes back for the vote.
+        self.vote(committer, epoch, true);
     }
 
     fn vote(&mut self, voter: SessionId, epoch: u64, accept: bool) {
-        self.send(voter, ClientFrame::CommitVote { room: "lobby".into(), epoch, accept });
+        let vote = vec![accept as u8];
+        self.send(voter, ClientFrame::CommitVote { room: "lobby".into(), epoch, accept, vote });
     }
+}
+
+fn confirmed(epoch: u64, voters: &[&str]) -> ServerFrame {
+    let votes =
+        voters.iter().map(|voter| SignedVote { from: (*voter).into(), vote: vec![1] }).collect();
+    ServerFrame::CommitConfirmed { room: "lobby".into(), epoch, votes }
 }
 
 #[test]
@@ -148,6 +178,7 @@ fn a_silent_voter_is_taken_out_at_the_deadline_and_the_commit_goes_through() {
     let ids = relay.room(&["alice", "bob", "silent"]);
     relay.commit(ids[0], 2, None);
     relay.vote(ids[1], 2, true);
+    relay.frames(ids[0]);
     relay.frames(ids[1]);
     relay.advance(VOTE_DEADLINE - Duration::from_millis(1));
     assert!(relay.frames(ids[0]).is_empty(), "nothing happens before the deadline");
@@ -166,7 +197,7 @@ fn a_silent_voter_is_taken_out_at_the_deadline_and_the_commit_goes_through() {
                     nick: "silent".into(),
                     leader: "alice".into()
                 },
-                ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 },
+                confirmed(3, &["alice", "bob"]),
             ]
         );
     }
@@ -268,10 +299,7 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
         );
     }
     relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
-    assert_eq!(
-        relay.frames(guesser),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::BannedFromRoom }]
-    );
+    assert_eq!(relay.frames(guesser), [relay.error(guesser, ErrorReason::BannedFromRoom)]);
     // A housemate behind the same address still gets in line.
     let housemate = relay.connect("housemate");
     relay.send(housemate, ClientFrame::Join { room: "lobby".into() });
@@ -288,30 +316,47 @@ fn look_alike_and_mixed_script_nicknames_are_refused() {
         if reason == ErrorReason::NickTaken {
             relay.connect("ae");
         }
-        let (outbound, inbound) = outbound::queue(QueueLimits::default(), &relay.global);
-        let (kick, _) = oneshot::channel();
-        let id = relay.state.add_session(NAT, SessionChannel { outbound, kick });
-        relay.inboxes.insert(id, inbound);
+        let id = relay.connect_unregistered();
         relay.send(id, ClientFrame::Register { nick: nick.into() });
-        assert_eq!(relay.frames(id), [ServerFrame::Error { request: 0, reason }], "{nick:?}");
+        assert_eq!(relay.frames(id), [relay.error(id, reason)], "{nick:?}");
     }
 }
 
 #[test]
-fn a_committer_that_leaves_mid_vote_aborts_its_commit() {
+fn a_committer_that_leaves_mid_vote_does_not_stop_it() {
+    // Its signed yes still counts, and the others may merge without it (its leaf goes next).
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob", "carol"]);
     relay.commit(ids[0], 2, None);
     relay.vote(ids[1], 2, true);
     relay.send(ids[0], ClientFrame::Leave { room: "lobby".into() });
-    for id in &ids[1..] {
-        let frames = relay.frames(*id);
-        assert!(
-            frames.contains(&ServerFrame::CommitAborted { room: "lobby".into(), epoch: 2 }),
-            "{frames:?}"
-        );
-        assert!(!frames.iter().any(|f| matches!(f, ServerFrame::CommitConfirmed { .. })));
-    }
+    relay.vote(ids[2], 2, true);
+    let frames = relay.frames(ids[1]);
+    assert!(frames.contains(&confirmed(3, &["alice", "bob", "carol"])), "{frames:?}");
+}
+
+#[test]
+fn one_objector_among_three_is_taken_out_and_a_tie_of_two_takes_nobody_out() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "nay"]);
+    relay.commit(ids[0], 2, None);
+    relay.vote(ids[2], 2, false);
+    relay.vote(ids[1], 2, true);
+    assert!(relay.frames(ids[1]).contains(&confirmed(3, &["alice", "bob"])));
+    assert_eq!(
+        relay.frames(ids[2]).last(),
+        Some(&ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::OutVoted })
+    );
+    let mut pair = Harness::new();
+    let ids = pair.room(&["alice", "nay"]);
+    pair.commit(ids[0], 1, None);
+    pair.vote(ids[1], 1, false);
+    let no = SignedVote { from: "nay".into(), vote: vec![0] };
+    assert_eq!(
+        pair.frames(ids[0]).last(),
+        Some(&ServerFrame::CommitAborted { room: "lobby".into(), epoch: 1, votes: vec![no] })
+    );
+    assert_eq!(pair.state.stats().room_memberships, 2, "nobody taken out on a tie");
 }
 
 #[test]
@@ -327,7 +372,7 @@ fn a_joiner_that_leaves_mid_vote_is_reported_gone_after_the_confirmation() {
     assert_eq!(
         frames[1..],
         [
-            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 2 },
+            confirmed(2, &["alice", "bob"]),
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "carol".into(),
@@ -357,10 +402,7 @@ fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
         },
     );
     assert!(relay.frames(carol).is_empty(), "the stale answer is not passed on");
-    assert_eq!(
-        relay.frames(ids[0]),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::UnknownJoiner }]
-    );
+    assert_eq!(relay.frames(ids[0]), [relay.error(ids[0], ErrorReason::UnknownJoiner)]);
 }
 
 #[test]
@@ -385,10 +427,7 @@ fn oversized_chat_is_refused_and_the_room_keeps_going() {
     let huge =
         build_private_message(GROUP, 1, CONTENT_TYPE_APPLICATION, &vec![0; MAX_APPLICATION_LEN]);
     relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message: huge });
-    assert_eq!(
-        relay.frames(ids[0]),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::MessageTooLarge }]
-    );
+    assert_eq!(relay.frames(ids[0]), [relay.error(ids[0], ErrorReason::MessageTooLarge)]);
     let fine = build_private_message(GROUP, 1, CONTENT_TYPE_APPLICATION, b"hi");
     relay.send(ids[0], ClientFrame::Application { room: "lobby".into(), message: fine });
     assert_eq!(relay.frames(ids[1]).len(), 1);
@@ -404,35 +443,39 @@ fn a_full_room_refuses_the_next_joiner() {
     }
     let late = relay.connect("late");
     relay.send(late, ClientFrame::Join { room: "lobby".into() });
-    assert_eq!(
-        relay.frames(late),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomFull }]
-    );
+    assert_eq!(relay.frames(late), [relay.error(late, ErrorReason::RoomFull)]);
 }
 
 impl Harness {
     /// The session's link drops: its queue goes back to the state, parked.
     fn drop_link(&mut self, id: SessionId) {
         let inbound = self.inboxes.remove(&id).expect("a connected session");
-        let replay = ReplayBuffer::new(crate::relay::replay::ReplayLimits::default());
+        let replay = ReplayBuffer::new(ReplayLimits::default());
         self.state.park(id, Parked { inbound, replay }, self.now);
     }
 
-    /// A new connection resumes the session `token` names.
+    /// A new connection resumes the session `token` names, as its first frame. When that
+    /// fails, the new connection goes too (a client would register on it instead).
     fn resume(&mut self, token: &ResumeToken) -> Option<SessionId> {
+        let fresh = self.connect_unregistered();
         let (kick, _) = oneshot::channel();
-        match self.state.resume(token, kick, self.now) {
+        match self.state.resume(fresh, token, kick, self.now) {
             Resumption::Ready { id, parked } => {
+                self.state.adopt(fresh, id, self.now).expect("the session taken back");
+                self.inboxes.remove(&fresh);
                 self.inboxes.insert(id, parked.inbound);
                 Some(id)
             }
             Resumption::HandingOver { .. } => panic!("the session was not away"),
-            Resumption::Unknown => None,
+            Resumption::Unknown | Resumption::NotFirst => {
+                self.state.remove_session(fresh, self.now);
+                None
+            }
         }
     }
 
     fn token(&self, id: SessionId) -> ResumeToken {
-        self.state.sessions[&id].token.clone().expect("a registered session")
+        self.tokens[&id].clone()
     }
 
     fn reclaim(&mut self, id: SessionId, epoch: u64) {
@@ -460,10 +503,7 @@ fn an_away_member_keeps_its_place_and_gets_what_it_missed_on_resume() {
     // Still bob's nickname: nobody else may take it while he is away.
     let mallory = relay.connect_unregistered();
     relay.send(mallory, ClientFrame::Register { nick: "bob".into() });
-    assert_eq!(
-        relay.frames(mallory),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::NickTaken }]
-    );
+    assert_eq!(relay.frames(mallory), [relay.error(mallory, ErrorReason::NickTaken)]);
 
     relay.advance(GRACE_PERIOD - Duration::from_millis(1));
     assert_eq!(relay.resume(&token), Some(ids[1]));
@@ -523,7 +563,7 @@ fn away_members_do_not_hold_up_a_vote() {
     relay.vote(ids[1], 2, true);
     assert_eq!(
         relay.frames(ids[0]).last(),
-        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }),
+        Some(&confirmed(3, &["alice", "bob"])),
         "confirmed without carol's vote, and without taking her out"
     );
     assert_eq!(relay.state.stats().room_memberships, 3);
@@ -537,14 +577,19 @@ fn a_member_going_away_mid_vote_is_not_waited_for() {
     relay.vote(ids[1], 2, true);
     relay.frames(ids[0]);
     relay.drop_link(ids[2]);
-    assert_eq!(
-        relay.frames(ids[0]).last(),
-        Some(&ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 })
-    );
+    assert_eq!(relay.frames(ids[0]).last(), Some(&confirmed(3, &["alice", "bob"])));
+}
+
+fn refused(reason: ReclaimRefusal) -> ServerFrame {
+    refused_in("lobby", reason)
+}
+
+fn refused_in(room: &str, reason: ReclaimRefusal) -> ServerFrame {
+    ServerFrame::ReclaimRefused { room: room.into(), reason }
 }
 
 #[test]
-fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
+fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
     let mut relay = Harness::new();
     // After a restart the relay is empty: the first member back re-forms the room.
     let alice = relay.connect("alice");
@@ -567,38 +612,65 @@ fn a_reclaim_restores_a_room_as_it_was_or_sends_the_member_through_admission() {
         relay.frames(alice),
         [ServerFrame::MemberJoined { room: "lobby".into(), nick: "bob".into() }]
     );
-    // Behind: admitted by the leader like any joiner.
+    // Once the re-forming window closes, a claim that does not match is refused at once,
+    // never sent through admission: behind, or another group.
+    relay.advance(GRACE_PERIOD);
     let carol = relay.connect("carol");
     relay.reclaim(carol, 6);
-    assert_eq!(
-        relay.frames(carol),
-        [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
-    );
-    // Another group under the room's name: told so, nothing else.
+    assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::StaleEpoch)]);
     let dave = relay.connect("dave");
     let frame =
         ClientFrame::Reclaim { room: "lobby".into(), group_id: b"other".to_vec(), epoch: 7 };
     relay.send(dave, frame);
-    assert_eq!(
-        relay.frames(dave),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomIsAnotherGroup }]
-    );
-    // A room created afresh, whose group the relay has not seen yet: another group as well.
-    let erin = relay.connect("erin");
-    relay.send(erin, ClientFrame::Join { room: "fresh".into() });
-    relay.frames(erin);
-    let frame = ClientFrame::Reclaim { room: "fresh".into(), group_id: GROUP.to_vec(), epoch: 7 };
-    relay.send(dave, frame);
-    assert_eq!(
-        relay.frames(dave),
-        [ServerFrame::Error { request: 0, reason: ErrorReason::RoomIsAnotherGroup }]
-    );
-    // A member that left since the epoch last moved is owed a removal: admission, too.
+    assert_eq!(relay.frames(dave), [refused(ReclaimRefusal::AnotherGroup)]);
+    // A member that left since the epoch last moved is owed a removal: taken out.
     relay.send(bob, ClientFrame::Leave { room: "lobby".into() });
     relay.frames(bob);
     relay.reclaim(bob, 7);
+    assert_eq!(relay.frames(bob), [refused(ReclaimRefusal::TakenOut)]);
+}
+
+#[test]
+fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
+    let mut relay = Harness::new();
+    // An insider back first with a stale epoch holds the name for now.
+    let insider = relay.connect("insider");
+    relay.reclaim(insider, 3);
+    relay.frames(insider);
+    // The real members come back at epoch 7: they wait beside it, keeping their group.
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 7);
     assert_eq!(
-        relay.frames(bob),
+        relay.frames(alice),
+        [ServerFrame::ReclaimPending { room: "lobby".into(), ours: 1, holders: 1 }]
+    );
+    // A second one outnumbers the insider: the room is theirs, and the insider is told.
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 7);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(
+        relay.frames(alice),
+        [ServerFrame::Reclaimed { room: "lobby".into(), members: members.clone() }]
+    );
+    assert_eq!(relay.frames(bob), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
+    assert_eq!(relay.frames(insider), [refused(ReclaimRefusal::Outnumbered)]);
+    // An outsider with a made-up group cannot take it either: it waits, outnumbered, and is
+    // refused when the window closes.
+    let outsider = relay.connect("outsider");
+    let frame =
+        ClientFrame::Reclaim { room: "lobby".into(), group_id: b"made up".to_vec(), epoch: 0 };
+    relay.send(outsider, frame);
+    assert_eq!(
+        relay.frames(outsider),
+        [ServerFrame::ReclaimPending { room: "lobby".into(), ours: 1, holders: 2 }]
+    );
+    relay.advance(GRACE_PERIOD);
+    assert_eq!(relay.frames(outsider), [refused(ReclaimRefusal::Outnumbered)]);
+    // A newcomer's join reaches the group most members returned to.
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    assert_eq!(
+        relay.frames(carol),
         [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
     );
 }
@@ -620,4 +692,165 @@ fn away_sessions_are_capped_per_address_the_longest_away_forgotten_first() {
     assert_eq!(relay.state.stats().away_sessions, 2);
     assert_eq!(relay.resume(&tokens[0]), None, "the one away longest is gone");
     assert_eq!(relay.resume(&tokens[2]), Some(ids[2]));
+}
+
+#[test]
+fn every_error_names_the_frame_that_caused_it() {
+    let mut relay = Harness::new();
+    let alice = relay.connect("alice");
+    relay.send(alice, ClientFrame::Ping);
+    relay.send(alice, ClientFrame::Join { room: "no spaces".into() });
+    relay.send(alice, ClientFrame::ListMembers { room: "lobby".into() });
+    assert_eq!(
+        relay.frames(alice),
+        [
+            ServerFrame::Pong,
+            ServerFrame::Error { request: 3, reason: ErrorReason::RoomNameInvalid },
+            ServerFrame::Error { request: 4, reason: ErrorReason::NotInRoom },
+        ]
+    );
+}
+
+#[test]
+fn only_a_connections_first_frame_may_resume() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    let late = relay.connect_unregistered();
+    relay.send(late, ClientFrame::Ping);
+    let (kick, _) = oneshot::channel();
+    let resumption = relay.state.resume(late, &token, kick, relay.now);
+    assert!(matches!(resumption, Resumption::NotFirst));
+    // The connection then hands it over as a request, which is refused.
+    relay.send(late, ClientFrame::Resume { token: token.clone(), received: 0 });
+    let refusal = relay.error(late, ErrorReason::ResumeNotFirst);
+    assert_eq!(relay.frames(late), [ServerFrame::Pong, refusal]);
+    assert_eq!(relay.state.stats().away_sessions, 1, "bob is still away");
+    assert_eq!(relay.resume(&token), Some(ids[1]), "a first frame still may");
+}
+
+#[test]
+fn a_session_still_served_is_handed_over_by_its_old_connection() {
+    let mut relay = Harness::new();
+    let alice = relay.room(&["alice"])[0];
+    // Bob's connection, whose close channel this test watches.
+    let (outbound, inbound) = outbound::queue(QueueLimits::default(), &relay.global);
+    let (kick, mut old_kicked) = oneshot::channel();
+    let bob = relay.state.add_session(NAT, SessionChannel { outbound, kick });
+    relay.inboxes.insert(bob, inbound);
+    relay.send(bob, ClientFrame::Register { nick: "bob".into() });
+    let [ServerFrame::Registered { token, .. }] = &relay.frames(bob)[..] else { panic!() };
+    let token = token.clone();
+
+    let fresh = relay.connect_unregistered();
+    let (kick, _) = oneshot::channel();
+    let Resumption::HandingOver { id, parked: mut handed } =
+        relay.state.resume(fresh, &token, kick, relay.now)
+    else {
+        panic!("bob's old connection still serves the session");
+    };
+    assert_eq!((id, old_kicked.try_recv()), (bob, Ok(DisconnectReason::ResumedElsewhere)));
+    // The old connection goes, handing its queue to the new one: never away in between.
+    relay.drop_link(bob);
+    assert!(handed.try_recv().is_ok(), "the queue was handed over");
+    assert!(relay.frames(alice).is_empty(), "the room never saw bob away");
+    assert_eq!(relay.state.stats().away_sessions, 0);
+
+    // A newer connection that gave up waiting leaves the session away for the next one.
+    let third = relay.connect_unregistered();
+    let (kick, _) = oneshot::channel();
+    let handover = relay.state.resume(third, &token, kick, relay.now);
+    drop(handover);
+    let inbound = outbound::queue(QueueLimits::default(), &relay.global).1;
+    let replay = ReplayBuffer::new(ReplayLimits::default());
+    relay.state.park(bob, Parked { inbound, replay }, relay.now);
+    assert_eq!(relay.state.stats().away_sessions, 1);
+}
+
+#[test]
+fn join_and_reclaim_pass_the_same_entry_check() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    // Already in, and a name that is not one: refused alike.
+    relay.reclaim(ids[1], 1);
+    assert_eq!(
+        relay.frames(ids[1]),
+        [refused(ReclaimRefusal::Unavailable(ErrorReason::AlreadyInRoom))]
+    );
+    let frame =
+        ClientFrame::Reclaim { room: "no spaces".into(), group_id: GROUP.to_vec(), epoch: 1 };
+    relay.send(ids[1], frame);
+    assert_eq!(
+        relay.frames(ids[1]),
+        [refused_in("no spaces", ReclaimRefusal::Unavailable(ErrorReason::RoomNameInvalid))]
+    );
+    // Banned by wrong passwords: no way back in "as it was" either.
+    let guesser = relay.connect("guesser");
+    for _ in 0..WRONG_PASSWORDS_BEFORE_BAN {
+        relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
+        let attempt = relay.attempt("guesser");
+        let refusal = ClientFrame::AdmissionRefused {
+            room: "lobby".into(),
+            joiner: "guesser".into(),
+            attempt,
+            reason: AdmissionRefusal::WrongPassword,
+        };
+        relay.send(ids[0], refusal);
+    }
+    relay.frames(guesser);
+    relay.reclaim(guesser, 1);
+    assert_eq!(
+        relay.frames(guesser),
+        [refused(ReclaimRefusal::Unavailable(ErrorReason::BannedFromRoom))]
+    );
+    // A full room is full for both doors.
+    for n in 2..MAX_ROOM_MEMBERS {
+        let id = relay.connect(&format!("m{n}"));
+        relay.send(id, ClientFrame::Join { room: "lobby".into() });
+    }
+    let late = relay.connect("late");
+    relay.reclaim(late, 1);
+    assert_eq!(relay.frames(late), [refused(ReclaimRefusal::Unavailable(ErrorReason::RoomFull))]);
+}
+
+impl Harness {
+    /// Alice's chat until one frame more than fits in a queue has been sent.
+    fn overflow_queues(&mut self, alice: SessionId) {
+        for _ in 0..=QueueLimits::default().frames_per_session {
+            let message = message(1);
+            self.send(alice, ClientFrame::Application { room: "lobby".into(), message });
+        }
+    }
+}
+
+#[test]
+fn a_stalled_reader_whose_link_drops_before_it_goes_is_not_kept() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    relay.overflow_queues(ids[0]);
+    // Bob's connection was told to go, but its link dropped before it saw the order.
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.state.stats().sessions, 1, "bob missed a frame: nothing to resume");
+    assert_eq!(relay.resume(&token), None);
+}
+
+#[test]
+fn a_queue_that_lost_a_frame_during_a_handover_is_not_handed_over() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let token = relay.token(ids[1]);
+    let fresh = relay.connect_unregistered();
+    let (kick, _) = oneshot::channel();
+    let Resumption::HandingOver { parked: mut handed, .. } =
+        relay.state.resume(fresh, &token, kick, relay.now)
+    else {
+        panic!("bob's old connection still serves the session");
+    };
+    relay.overflow_queues(ids[0]);
+    relay.drop_link(ids[1]);
+    assert!(handed.try_recv().is_err(), "the new connection is refused");
+    assert_eq!(relay.state.stats().sessions, 2, "alice, and the new connection's own session");
+    assert_eq!(relay.state.stats().nicknames, 1, "bob's nickname is free again");
 }

@@ -1,0 +1,337 @@
+//! Admission: joiners waiting for a room's leader, the password exchange the relay passes
+//! between them, what a wrong password costs, and the leader that keeps a joiner waiting.
+//!
+//! The relay cannot test a room password: the joiner and the leader run SPAKE2 through it
+//! (`AdmissionStart`, `AdmissionReply`, `AdmissionFinish`), and only the leader can say the
+//! password was wrong (`AdmissionRefused`). Each attempt has the relay's own number, so the
+//! leader's answer to an earlier attempt reaches nobody. A nickname refused for a wrong
+//! password [`WRONG_PASSWORDS_BEFORE_BAN`] times is banned from the room for the room's
+//! life; its address is only reported to the abuse controls, since it may be a whole
+//! household. A leader that owes a joiner an answer (its half of the exchange, or the commit
+//! that adds it) for longer than the leader deadline loses the lead to the next member, and
+//! the joiners start over with it. The joiner becomes a member when the commit that adds it
+//! is confirmed (`commits`).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::rooms::{Entrant, Room, RoomMember};
+use super::{AbuseSignal, Request, SessionId, State};
+use crate::proto::{AdmissionRefusal, ErrorReason, ServerFrame, Welcome};
+use crate::relay::outbound::Outbound;
+
+/// Failed admissions for one nickname before it may not ask to join that room again, as in
+/// the Python original. Counted per nickname only: an address may be a whole household or
+/// campus behind one NAT, and the relay has only the leader's word for a wrong password.
+pub const WRONG_PASSWORDS_BEFORE_BAN: u32 = 3;
+
+/// How long a leader may owe a joiner an answer (its half of the password exchange, or the
+/// commit that adds it) before the next member leads instead, by default.
+pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
+
+pub(super) struct PendingJoiner {
+    pub(super) session: SessionId,
+    pub(super) nick: String,
+    /// The relay's number for this admission attempt: answers to any other are stale.
+    pub(super) attempt: u64,
+    outbound: Outbound,
+    /// Since when the leader owes this joiner an answer, if it does.
+    leader_owes_since: Option<Instant>,
+}
+
+/// The wrong passwords a room's leader reported, by nickname, and the nicknames banned.
+#[derive(Default)]
+pub(super) struct WrongPasswords {
+    by_nick: HashMap<String, u32>,
+    banned: HashSet<String>,
+}
+
+impl WrongPasswords {
+    pub(super) fn bans(&self, nick: &str) -> bool {
+        self.banned.contains(nick)
+    }
+
+    /// Counts one against `nick`, and says what to tell it: the last allowed one bans it.
+    fn count(&mut self, nick: &str) -> AdmissionRefusal {
+        let wrong = self.by_nick.entry(nick.to_owned()).or_default();
+        *wrong += 1;
+        if *wrong < WRONG_PASSWORDS_BEFORE_BAN {
+            return AdmissionRefusal::WrongPassword;
+        }
+        self.banned.insert(nick.to_owned());
+        AdmissionRefusal::Banned
+    }
+}
+
+impl Room {
+    /// Puts an entrant in line for the leader, as admission attempt `attempt`; the answer
+    /// tells it who leads.
+    pub(super) fn queue_joiner(
+        &mut self,
+        room_name: &str,
+        id: SessionId,
+        entrant: Entrant,
+        attempt: u64,
+    ) -> ServerFrame {
+        let leader = self.leader().map(|leader| leader.nick.clone()).unwrap_or_default();
+        let Entrant { nick, outbound } = entrant;
+        let joiner =
+            PendingJoiner { session: id, nick, attempt, outbound, leader_owes_since: None };
+        self.pending.push(joiner);
+        ServerFrame::JoinPending { room: room_name.to_owned(), leader }
+    }
+
+    /// Whether `nick` waits to join in attempt `attempt`.
+    pub(super) fn is_waiting(&self, nick: &str, attempt: u64) -> bool {
+        self.pending.iter().any(|joiner| joiner.nick == nick && joiner.attempt == attempt)
+    }
+
+    /// Takes the waiting joiner of this name out of line, if this is its current attempt.
+    fn take_pending(&mut self, nick: &str, attempt: u64) -> Option<PendingJoiner> {
+        let position = self
+            .pending
+            .iter()
+            .position(|joiner| joiner.nick == nick && joiner.attempt == attempt)?;
+        Some(self.pending.remove(position))
+    }
+
+    /// The leader answered `nick` with a commit: from here the vote's deadline governs.
+    pub(super) fn leader_answered(&mut self, nick: &str) {
+        if let Some(joiner) = self.pending.iter_mut().find(|joiner| joiner.nick == nick) {
+            joiner.leader_owes_since = None;
+        }
+    }
+
+    /// Whether the leader kept some joiner waiting past `deadline`.
+    fn leader_overdue(&self, now: Instant, deadline: Duration) -> bool {
+        self.pending.iter().any(|joiner| joiner.leader_is_late(now, deadline))
+    }
+}
+
+impl PendingJoiner {
+    fn leader_is_late(&self, now: Instant, deadline: Duration) -> bool {
+        self.leader_owes_since.is_some_and(|since| now >= since + deadline)
+    }
+}
+
+impl State {
+    /// The leader a waiting joiner's admission messages go to, now owing it an answer, and
+    /// the joiner's attempt; a session that is not waiting to join the room is told so.
+    fn leader_for_joiner(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        now: Instant,
+    ) -> Option<(SessionId, u64)> {
+        let leader = self.rooms.get_mut(room_name).and_then(|room| {
+            let leader = room.leader()?.session;
+            let joiner =
+                room.pending.iter_mut().find(|joiner| joiner.session == request.session)?;
+            joiner.leader_owes_since = Some(now);
+            Some((leader, joiner.attempt))
+        });
+        if leader.is_none() {
+            self.error(request, ErrorReason::NotInRoom);
+        }
+        leader
+    }
+
+    pub(super) fn admission_start(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        pake_message: Vec<u8>,
+        now: Instant,
+    ) {
+        let Some((leader, attempt)) = self.leader_for_joiner(request, room_name, now) else {
+            return;
+        };
+        let frame = ServerFrame::AdmissionRequest {
+            room: room_name.to_owned(),
+            joiner: self.sessions.nick_of(request.session),
+            attempt,
+            pake_message,
+        };
+        self.send(leader, &frame);
+    }
+
+    pub(super) fn admission_reply(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        joiner: &str,
+        attempt: u64,
+        pake: Vec<u8>,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        if !room.is_leader(request.session) {
+            return self.error(request, ErrorReason::NotLeader);
+        }
+        let joiner = room
+            .pending
+            .iter_mut()
+            .find(|pending| pending.nick == joiner && pending.attempt == attempt);
+        let Some(joiner) = joiner else { return self.error(request, ErrorReason::UnknownJoiner) };
+        // The leader answered; the joiner owes the next step.
+        joiner.leader_owes_since = None;
+        let joiner = joiner.session;
+        let frame = ServerFrame::AdmissionReply {
+            room: room_name.to_owned(),
+            leader: self.sessions.nick_of(request.session),
+            pake_message: pake,
+        };
+        self.send(joiner, &frame);
+    }
+
+    pub(super) fn admission_finish(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        confirmation: Vec<u8>,
+        sealed_key_package: Vec<u8>,
+        now: Instant,
+    ) {
+        let Some((leader, attempt)) = self.leader_for_joiner(request, room_name, now) else {
+            return;
+        };
+        let frame = ServerFrame::AdmissionFinish {
+            room: room_name.to_owned(),
+            joiner: self.sessions.nick_of(request.session),
+            attempt,
+            confirmation,
+            sealed_key_package,
+        };
+        self.send(leader, &frame);
+    }
+
+    pub(super) fn admission_refused(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        joiner_nick: &str,
+        attempt: u64,
+        reason: AdmissionRefusal,
+        signals: &mut Vec<AbuseSignal>,
+    ) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        if !room.is_leader(request.session) {
+            return self.error(request, ErrorReason::NotLeader);
+        }
+        let Some(joiner) = room.take_pending(joiner_nick, attempt) else {
+            return self.error(request, ErrorReason::UnknownJoiner);
+        };
+        let mut reason = reason;
+        if reason == AdmissionRefusal::WrongPassword {
+            reason = room.wrong_passwords.count(&joiner.nick);
+            if let Some(session) = self.sessions.get(joiner.session) {
+                signals.push(AbuseSignal::WrongRoomPassword { ip: session.ip });
+            }
+        }
+        self.forget_room_of(joiner.session, room_name);
+        let frame = ServerFrame::AdmissionRefused { room: room_name.into(), reason };
+        self.send(joiner.session, &frame);
+    }
+
+    /// The commit that adds a joiner was confirmed at `epoch`: the joiner, if still waiting,
+    /// is a member and gets the Welcome.
+    pub(super) fn welcome_joiner(&mut self, room_name: &str, welcome: Welcome, epoch: u64) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(joiner) = room.take_pending(&welcome.to, welcome.attempt) else {
+            // The joiner left while the room voted. Members count it in with the confirmation,
+            // so they hear that it left, and the leader removes its leaf next.
+            let leader = room.leader().map(|leader| leader.nick.clone()).unwrap_or_default();
+            let notice =
+                ServerFrame::MemberLeft { room: room_name.to_owned(), nick: welcome.to, leader };
+            return self.send_to_room(room_name, None, &notice);
+        };
+        room.members.push(RoomMember {
+            session: joiner.session,
+            nick: joiner.nick.clone(),
+            outbound: joiner.outbound,
+            join_epoch: epoch,
+        });
+        let members = room.member_nicks();
+        let welcome_frame =
+            ServerFrame::Welcome { room: room_name.to_owned(), message: welcome.message, members };
+        self.send(joiner.session, &welcome_frame);
+        let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick: joiner.nick };
+        self.send_to_room(room_name, Some(joiner.session), &notice);
+    }
+
+    /// Tells a waiting joiner to start over (with whoever leads now).
+    pub(super) fn restart_admission(&mut self, room_name: &str, joiner_nick: &str) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(position) = room.pending.iter().position(|joiner| joiner.nick == joiner_nick)
+        else {
+            return;
+        };
+        let joiner = room.pending.remove(position);
+        self.forget_room_of(joiner.session, room_name);
+        let refusal = AdmissionRefusal::LeaderChanged;
+        self.send(
+            joiner.session,
+            &ServerFrame::AdmissionRefused { room: room_name.into(), reason: refusal },
+        );
+    }
+
+    /// Tells every waiting joiner to start over: their admissions were with a leader that is
+    /// gone.
+    pub(super) fn restart_admissions(&mut self, room_name: &str) {
+        let Some(room) = self.rooms.get(room_name) else { return };
+        let joiners: Vec<String> = room.pending.iter().map(|joiner| joiner.nick.clone()).collect();
+        for joiner in joiners {
+            self.restart_admission(room_name, &joiner);
+        }
+    }
+
+    /// Hands the lead on in every room whose leader kept a joiner waiting too long.
+    pub(super) fn replace_slow_leaders(&mut self, now: Instant) {
+        let deadline = self.deadlines.leader;
+        let slow: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.leader_overdue(now, deadline))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for room_name in slow {
+            self.replace_slow_leader(&room_name, now);
+        }
+    }
+
+    /// The leader kept a joiner waiting too long: the next member leads. The old leader stays
+    /// a member, last in line; joiners start over with the new one.
+    fn replace_slow_leader(&mut self, room_name: &str, now: Instant) {
+        let deadline = self.deadlines.leader;
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        if room.members.len() < 2 {
+            // Nobody to hand over to: the joiners are told why they cannot get in.
+            let waiting: Vec<SessionId> = room
+                .pending
+                .iter()
+                .filter(|joiner| joiner.leader_is_late(now, deadline))
+                .map(|joiner| joiner.session)
+                .collect();
+            room.pending.retain(|joiner| !waiting.contains(&joiner.session));
+            for session in waiting {
+                self.forget_room_of(session, room_name);
+                let reason = AdmissionRefusal::LeaderUnresponsive;
+                let frame = ServerFrame::AdmissionRefused { room: room_name.into(), reason };
+                self.send(session, &frame);
+            }
+            return;
+        }
+        self.abort_in_flight(room_name);
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        room.members.rotate_left(1);
+        let leader = room.members[0].nick.clone();
+        self.restart_admissions(room_name);
+        let notice = ServerFrame::LeaderChanged { room: room_name.to_owned(), leader };
+        self.send_to_room(room_name, None, &notice);
+    }
+}

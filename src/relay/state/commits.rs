@@ -1,0 +1,246 @@
+//! The commit in flight: a room's key change while its members vote on it.
+//!
+//! The relay coordinates a room's key changes without reading them (see ARCHITECTURE.md,
+//! "Trust model"): only the leader commits, one commit at a time, in the room's epoch; every
+//! member that is not away, the committer included, verifies the commit and votes with a
+//! vote signed inside the group; the relay settles it as `vote` rules and carries the signed
+//! votes with its verdict, so members check the majority themselves. A commit the connected
+//! members could not carry is refused before anything is forwarded. A member that has not
+//! voted by the vote deadline is taken out of the room (it can join again), so a silent
+//! member cannot hold the room's keys still. A confirmed commit that adds a joiner lets it
+//! in (`admission`); an aborted one sends its joiner back to the start.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::rooms::Room;
+use super::{Request, SessionId, State};
+use crate::mls_header::{self, CONTENT_TYPE_COMMIT};
+use crate::proto::{
+    self, CommitRejection, ErrorReason, RemovalReason, ServerFrame, SignedVote, Welcome,
+};
+use crate::relay::vote::{Tally, Verdict};
+
+/// How long members have to vote on a commit, by default.
+pub const VOTE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The leader's commit while the members vote on it.
+pub(super) struct CommitInFlight {
+    /// The epoch the commit ends.
+    epoch: u64,
+    committer: SessionId,
+    welcome: Option<Welcome>,
+    tally: Tally,
+    deadline: Instant,
+}
+
+impl Room {
+    /// Stops waiting for a member's vote (it went away, or left).
+    pub(super) fn excuse_voter(&mut self, session: SessionId) {
+        if let Some(in_flight) = self.in_flight.as_mut() {
+            in_flight.tally.forget(session);
+        }
+    }
+
+    /// Why the relay refuses `session`'s commit (`header` is what it could read of it), if
+    /// it does: only the leader commits, one commit at a time, in the room's group and
+    /// epoch, with a Welcome only for a joiner waiting in that very attempt.
+    fn refuse_commit(
+        &self,
+        session: SessionId,
+        header: Option<&mls_header::MessageHeader>,
+        welcome: Option<&Welcome>,
+    ) -> Option<CommitRejection> {
+        let current = self.epoch;
+        match header {
+            _ if !self.is_leader(session) => Some(CommitRejection::NotLeader),
+            _ if self.in_flight.is_some() => Some(CommitRejection::Busy),
+            None => Some(CommitRejection::NotACommit),
+            Some(header) if header.epoch < current => {
+                Some(CommitRejection::EpochMovedOn { attempted: header.epoch, current })
+            }
+            Some(header) if header.epoch > current => {
+                Some(CommitRejection::EpochAhead { attempted: header.epoch, current })
+            }
+            Some(_) => welcome
+                .filter(|welcome| !self.is_waiting(&welcome.to, welcome.attempt))
+                .map(|_| CommitRejection::UnknownRecipient),
+        }
+    }
+}
+
+impl State {
+    /// The leader's commit: checked as far as a relay can, then put to the vote of the other
+    /// members.
+    pub(super) fn commit(
+        &mut self,
+        request: Request,
+        room_name: &str,
+        commit: Vec<u8>,
+        welcome: Option<Welcome>,
+        now: Instant,
+    ) {
+        let id = request.session;
+        let Some(room) = self.rooms.get_mut(room_name).filter(|room| room.member(id).is_some())
+        else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        let header = mls_header::peek_header(&commit)
+            .filter(|header| header.content_type == CONTENT_TYPE_COMMIT)
+            .filter(|header| room.group_id.as_ref().is_none_or(|id| *id == header.group_id));
+        let refusal = room.refuse_commit(id, header.as_ref(), welcome.as_ref());
+        let Some(header) = header.filter(|_| refusal.is_none()) else {
+            let reason = refusal.unwrap_or(CommitRejection::NotACommit);
+            let frame = ServerFrame::CommitRejected { room: room_name.to_owned(), reason };
+            return self.send(id, &frame);
+        };
+        room.group_id.get_or_insert(header.group_id);
+        let joiner = welcome.as_ref().map(|welcome| welcome.to.clone());
+        if let Some(joiner) = &joiner {
+            room.leader_answered(joiner);
+        }
+        // Every connected member votes, the committer too; away members count in the
+        // electorate (as members count them) and check the commit when they are back.
+        let voters: Vec<SessionId> = room
+            .members
+            .iter()
+            .map(|member| member.session)
+            .filter(|session| !self.sessions.is_away(*session))
+            .collect();
+        let tally = Tally::new(room.members.len(), voters.clone());
+        if !tally.can_win() {
+            // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
+            let reason = CommitRejection::TooManyAway;
+            return self.send(id, &ServerFrame::CommitRejected { room: room_name.into(), reason });
+        }
+        room.in_flight = Some(CommitInFlight {
+            epoch: room.epoch,
+            committer: id,
+            welcome,
+            tally,
+            deadline: now + self.deadlines.vote,
+        });
+        let frame = Bytes::from(proto::encode(&ServerFrame::Commit {
+            room: room_name.to_owned(),
+            from: self.sessions.nick_of(id),
+            commit,
+            joiner,
+        }));
+        for voter in voters {
+            self.send_bytes(voter, frame.clone());
+        }
+        self.settle(room_name, now);
+    }
+
+    /// A member's verdict on the commit in flight. Votes for any other epoch (late, or about
+    /// a commit a man in the middle made up) change nothing.
+    pub(super) fn vote(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        epoch: u64,
+        accept: bool,
+        vote: Vec<u8>,
+        now: Instant,
+    ) {
+        let from = self.sessions.nick_of(id);
+        let Some(in_flight) = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|room| room.in_flight.as_mut())
+            .filter(|in_flight| in_flight.epoch == epoch)
+        else {
+            return;
+        };
+        in_flight.tally.record(id, accept, SignedVote { from, vote });
+        self.settle(room_name, now);
+    }
+
+    /// Applies or aborts the commit in flight once every vote is in.
+    pub(super) fn settle(&mut self, room_name: &str, now: Instant) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(verdict) = room.in_flight.as_ref().and_then(|in_flight| in_flight.tally.verdict())
+        else {
+            return;
+        };
+        let Some(in_flight) = room.in_flight.take() else { return };
+        match verdict {
+            Verdict::Confirmed { votes, objectors } => {
+                // A minority refused what the rest verified: they are out of step with the
+                // room (or lying about it), and leave it; they may join again.
+                for objector in objectors {
+                    self.remove_from_room(objector, room_name, RemovalReason::OutVoted, now);
+                }
+                self.confirm(room_name, in_flight, votes);
+            }
+            Verdict::Refused { votes } => {
+                self.abort(room_name, &in_flight, votes);
+                let committer = in_flight.committer;
+                self.remove_from_room(committer, room_name, RemovalReason::KeyChangeRefused, now);
+            }
+            Verdict::Undecided { votes } => self.abort(room_name, &in_flight, votes),
+        }
+    }
+
+    /// Every member merges the commit; its joiner, if still waiting, gets the Welcome.
+    fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight, votes: Vec<SignedVote>) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        room.epoch = in_flight.epoch + 1;
+        room.left_this_epoch.clear();
+        let epoch = room.epoch;
+        let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
+        self.send_to_room(room_name, None, &confirmed);
+        if let Some(welcome) = in_flight.welcome {
+            self.welcome_joiner(room_name, welcome, epoch);
+        }
+    }
+
+    /// Every member discards the commit; its joiner starts its admission again.
+    fn abort(&mut self, room_name: &str, in_flight: &CommitInFlight, votes: Vec<SignedVote>) {
+        let epoch = in_flight.epoch;
+        let aborted = ServerFrame::CommitAborted { room: room_name.to_owned(), epoch, votes };
+        self.send_to_room(room_name, None, &aborted);
+        if let Some(welcome) = &in_flight.welcome {
+            self.restart_admission(room_name, &welcome.to);
+        }
+    }
+
+    /// Aborts the commit in flight, if there is one (its leader is losing the lead). No
+    /// signed no votes go with it: members who accepted it stay bound to it, and its
+    /// committer sends it again if it leads again.
+    pub(super) fn abort_in_flight(&mut self, room_name: &str) {
+        let in_flight = self.rooms.get_mut(room_name).and_then(|room| room.in_flight.take());
+        if let Some(in_flight) = in_flight {
+            self.abort(room_name, &in_flight, Vec::new());
+        }
+    }
+
+    /// A member left the room mid-vote: the vote goes on without it, its committer's
+    /// included (a vote already cast was signed and still counts, and the others may merge
+    /// the commit without the committer: its leaf is removed next).
+    pub(super) fn leave_vote(&mut self, room_name: &str, id: SessionId) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        room.excuse_voter(id);
+    }
+
+    /// Takes the members that did not vote in time out of their rooms, and settles the
+    /// commits without them.
+    pub(super) fn take_out_silent_voters(&mut self, now: Instant) {
+        let late: Vec<(String, Vec<SessionId>)> = self
+            .rooms
+            .iter()
+            .filter_map(|(name, room)| {
+                let in_flight = room.in_flight.as_ref()?;
+                (now >= in_flight.deadline).then(|| (name.clone(), in_flight.tally.waiting()))
+            })
+            .collect();
+        for (room_name, silent) in late {
+            for session in silent {
+                self.remove_from_room(session, &room_name, RemovalReason::NoVote, now);
+            }
+            self.settle(&room_name, now);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Rooms: who is in each, in order, who may come in, and what happens when someone goes.
+//!
+//! A room exists while it has a member. Its members are kept in the order they joined; the
+//! first is its leader, who admits joiners and commits every change of the group
+//! (`admission`, `commits`). Whoever asks to enter — by `Join`, or by `Reclaim` after the
+//! relay lost its session — passes one check, [`State::check_entry`], so the two doors cannot
+//! drift apart. Leaving is one path too, [`State::leave_room`], whether the member asked, was
+//! taken out, or its session ended: the vote in flight goes on without it, a new leader's
+//! joiners start over, and an empty room is forgotten.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::admission::{PendingJoiner, WrongPasswords};
+use super::commits::CommitInFlight;
+use super::reclaim::Rival;
+use super::{Request, SessionId, State};
+use crate::mls_header::{self, CONTENT_TYPE_APPLICATION};
+use crate::proto::{
+    self, ErrorReason, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, RoomSummary,
+    ServerFrame,
+};
+use crate::relay::outbound::Outbound;
+
+pub(super) struct RoomMember {
+    pub(super) session: SessionId,
+    pub(super) nick: String,
+    /// The session's outgoing queue, held here too so that relaying to a room looks nothing
+    /// up per recipient.
+    pub(super) outbound: Outbound,
+    /// The first epoch this member can decrypt. Application messages of older epochs are not
+    /// forwarded to it: they were never meant for it and would only show as undecryptable.
+    pub(super) join_epoch: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Room {
+    /// In the order they joined; the first is the leader.
+    pub(super) members: Vec<RoomMember>,
+    /// Joiners waiting for the leader, in the order they asked.
+    pub(super) pending: Vec<PendingJoiner>,
+    pub(super) wrong_passwords: WrongPasswords,
+    /// The room's epoch: the one the next commit must have been created in.
+    pub(super) epoch: u64,
+    /// Learned from the first handshake or application message; messages of another group
+    /// are refused, so a confused client cannot fork the room.
+    pub(super) group_id: Option<Vec<u8>>,
+    pub(super) in_flight: Option<CommitInFlight>,
+    /// Members that left since the epoch last moved: the leader owes (or is voting on) their
+    /// removal, so none of them is taken back "as it was" by a `Reclaim`.
+    pub(super) left_this_epoch: HashSet<String>,
+    /// Until when the room, re-formed by `Reclaim` after the relay lost it, may still go
+    /// to a larger claim (`reclaim`).
+    pub(super) reforming_until: Option<Instant>,
+    /// Claims of another group or epoch waiting while the room re-forms.
+    pub(super) rivals: Vec<Rival>,
+}
+
+impl Room {
+    pub(super) fn leader(&self) -> Option<&RoomMember> {
+        self.members.first()
+    }
+
+    pub(super) fn is_leader(&self, session: SessionId) -> bool {
+        self.leader().is_some_and(|leader| leader.session == session)
+    }
+
+    pub(super) fn member(&self, session: SessionId) -> Option<&RoomMember> {
+        self.members.iter().find(|member| member.session == session)
+    }
+
+    pub(super) fn member_nicks(&self) -> Vec<String> {
+        self.members.iter().map(|member| member.nick.clone()).collect()
+    }
+
+    /// Members and joiners together fill a room: a joiner admitted becomes a member.
+    fn is_full(&self) -> bool {
+        self.members.len() + self.pending.len() >= MAX_ROOM_MEMBERS
+    }
+}
+
+/// Someone the entry check let through, as the room will know them.
+pub(super) struct Entrant {
+    pub(super) nick: String,
+    pub(super) outbound: Outbound,
+}
+
+impl State {
+    /// Whether a session may enter a room, by `Join` or by `Reclaim` (which then also
+    /// checks the group it comes back to, in `reclaim`).
+    pub(super) fn check_entry(
+        &self,
+        id: SessionId,
+        room_name: &str,
+    ) -> Result<Entrant, ErrorReason> {
+        if !proto::is_valid_name(room_name) {
+            return Err(ErrorReason::RoomNameInvalid);
+        }
+        let Some(session) = self.sessions.get(id) else { return Err(ErrorReason::NotRegistered) };
+        if session.is_in(room_name) {
+            return Err(ErrorReason::AlreadyInRoom);
+        }
+        if session.rooms.len() >= self.max_rooms_per_session {
+            return Err(ErrorReason::TooManyRooms);
+        }
+        let nick = session.nick().unwrap_or_default().to_owned();
+        if let Some(room) = self.rooms.get(room_name) {
+            if room.wrong_passwords.bans(&nick) {
+                return Err(ErrorReason::BannedFromRoom);
+            }
+            if room.is_full() {
+                return Err(ErrorReason::RoomFull);
+            }
+        }
+        Ok(Entrant { nick, outbound: session.outbound.clone() })
+    }
+
+    pub(super) fn join(&mut self, request: Request, room_name: String) {
+        match self.check_entry(request.session, &room_name) {
+            Ok(entrant) => self.enter(request.session, room_name, entrant),
+            Err(reason) => self.error(request, reason),
+        }
+    }
+
+    /// Creates the room with the session as its leader, or queues it for the leader's
+    /// admission.
+    fn enter(&mut self, id: SessionId, room_name: String, entrant: Entrant) {
+        let reply = match self.rooms.get_mut(&room_name) {
+            Some(room) if !room.members.is_empty() => {
+                self.next_attempt += 1;
+                room.queue_joiner(&room_name, id, entrant, self.next_attempt)
+            }
+            _ => {
+                let Entrant { nick, outbound } = entrant;
+                let member = RoomMember { session: id, nick, outbound, join_epoch: 0 };
+                self.rooms.entry(room_name.clone()).or_default().members.push(member);
+                ServerFrame::RoomCreated { room: room_name.clone() }
+            }
+        };
+        if let Some(session) = self.sessions.get_mut(id) {
+            session.rooms.push(room_name);
+        }
+        self.send(id, &reply);
+    }
+
+    pub(super) fn list_rooms(&mut self, id: SessionId) {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .iter()
+            .map(|(name, room)| RoomSummary {
+                name: name.clone(),
+                members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        self.send(id, &ServerFrame::RoomList { rooms });
+    }
+
+    pub(super) fn list_members(&mut self, request: Request, room_name: &str) {
+        let room = self.rooms.get(room_name).filter(|room| room.member(request.session).is_some());
+        let Some(room) = room else { return self.error(request, ErrorReason::NotInRoom) };
+        let members = room.member_nicks();
+        let frame = ServerFrame::MemberList { room: room_name.to_owned(), members };
+        self.send(request.session, &frame);
+    }
+
+    /// Relays a member's chat message to the rest of the room.
+    pub(super) fn application(&mut self, request: Request, room_name: &str, message: Vec<u8>) {
+        let id = request.session;
+        if message.len() > MAX_APPLICATION_LEN {
+            return self.error(request, ErrorReason::MessageTooLarge);
+        }
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        let Some(sender) = room.member(id) else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        let Some(header) = mls_header::peek_header(&message)
+            .filter(|header| header.content_type == CONTENT_TYPE_APPLICATION)
+            .filter(|header| room.group_id.as_ref().is_none_or(|id| *id == header.group_id))
+        else {
+            return self.error(request, ErrorReason::NotMls);
+        };
+        let frame = Bytes::from(proto::encode(&ServerFrame::Application {
+            room: room_name.to_owned(),
+            from: sender.nick.clone(),
+            message,
+        }));
+        // The hot path of the relay: one queue push per recipient, nothing looked up.
+        let mut stalled = Vec::new();
+        for member in &room.members {
+            if member.session != id
+                && member.join_epoch <= header.epoch
+                && member.outbound.try_send(frame.clone()).is_err()
+            {
+                stalled.push(member.session);
+            }
+        }
+        room.group_id.get_or_insert(header.group_id);
+        for session in stalled {
+            self.sessions.missed_a_frame(session);
+        }
+    }
+
+    /// Takes a member out of a room on the relay's own decision, telling it why.
+    pub(super) fn remove_from_room(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        reason: RemovalReason,
+        now: Instant,
+    ) {
+        if self.leave_room(id, room_name, now) {
+            self.send(id, &ServerFrame::Removed { room: room_name.to_owned(), reason });
+        }
+    }
+
+    /// Removes a session from a room (as member or pending joiner). Returns whether it was in.
+    pub(super) fn leave_room(&mut self, id: SessionId, room_name: &str, now: Instant) -> bool {
+        if self.drop_claim(id, room_name) {
+            return true;
+        }
+        let Some(room) = self.rooms.get_mut(room_name) else { return false };
+        let was_pending = room.pending.iter().any(|joiner| joiner.session == id);
+        room.pending.retain(|joiner| joiner.session != id);
+        let position = room.members.iter().position(|member| member.session == id);
+        let was_leader = position == Some(0);
+        let left = position.map(|position| room.members.remove(position));
+        self.forget_room_of(id, room_name);
+        self.leave_vote(room_name, id);
+        let Some(room) = self.rooms.get_mut(room_name) else { return was_pending };
+        if room.members.is_empty() {
+            if self.hand_to_claimants(room_name) {
+                return was_pending || left.is_some();
+            }
+            // The room is forgotten; anyone still waiting to join will find it empty and
+            // create it afresh.
+            self.restart_admissions(room_name);
+            self.rooms.remove(room_name);
+            return was_pending || left.is_some();
+        }
+        let Some(left) = left else {
+            self.settle(room_name, now);
+            return was_pending;
+        };
+        room.left_this_epoch.insert(left.nick.clone());
+        let leader = room.members[0].nick.clone();
+        if was_leader {
+            // Admissions in flight were with the old leader; the joiners start over.
+            self.restart_admissions(room_name);
+        }
+        let notice =
+            ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader };
+        self.send_to_room(room_name, None, &notice);
+        self.settle(room_name, now);
+        true
+    }
+
+    /// Takes a room off a session's list (it left, or was refused).
+    pub(super) fn forget_room_of(&mut self, id: SessionId, room_name: &str) {
+        if let Some(session) = self.sessions.get_mut(id) {
+            session.rooms.retain(|room| room != room_name);
+        }
+    }
+}
