@@ -88,7 +88,13 @@ fn main() -> anyhow::Result<()> {
         ClientFrame::AdmissionStart { room: room(), pake_message: client_pake.clone() },
         ClientFrame::Commit { room: room(), commit: mls.commit.clone(), welcome: None },
         ClientFrame::Application { room: room(), message: mls.application.clone() },
-        ClientFrame::CommitVote { room: room(), epoch: 1, accept: true },
+        // A signed vote is an MLS message of the group; an application message stands in.
+        ClientFrame::CommitVote {
+            room: room(),
+            epoch: 1,
+            accept: true,
+            vote: mls.application.clone(),
+        },
         ClientFrame::AdmissionRefused {
             room: room(),
             joiner: "bob".into(),
@@ -110,10 +116,12 @@ fn main() -> anyhow::Result<()> {
             token: proto::ResumeToken([9; 32]),
             relay_boot: 0x5eed,
         },
-        ServerFrame::Resumed { received: 12, backlog: 20 },
+        ServerFrame::Resumed { received: 12, backlog: 20, token: proto::ResumeToken([10; 32]) },
         ServerFrame::ResumeRefused { relay_boot: 0x5eed },
         ServerFrame::Ack { received: 64 },
         ServerFrame::Reclaimed { room: room(), members: vec!["alice".into(), "bob".into()] },
+        ServerFrame::ReclaimPending { room: room(), ours: 2, holders: 1 },
+        ServerFrame::ReclaimRefused { room: room(), reason: proto::ReclaimRefusal::AnotherGroup },
         ServerFrame::MemberAway { room: room(), nick: "bob".into(), away: true },
         ServerFrame::RoomList { rooms: vec![RoomSummary { name: room(), members: 3 }] },
         ServerFrame::Welcome {
@@ -127,7 +135,11 @@ fn main() -> anyhow::Result<()> {
             commit: mls.commit.clone(),
             joiner: Some("bob".into()),
         },
-        ServerFrame::CommitConfirmed { room: room(), epoch: 2 },
+        ServerFrame::CommitConfirmed {
+            room: room(),
+            epoch: 2,
+            votes: vec![proto::SignedVote { from: "alice".into(), vote: mls.application.clone() }],
+        },
         ServerFrame::Application {
             room: room(),
             from: "alice".into(),

@@ -132,12 +132,17 @@ async fn admit(
     let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) }).await?;
-    for voter in voters {
+    // Every member votes, the leader too (protocol 5: the relay sends the commit back to its
+    // committer). The relay only carries the signed votes, so raw members send empty ones.
+    for voter in std::iter::once(leader).chain(voters.iter_mut()) {
         // A vote that reaches the relay before the commit does counts for nothing: wait for
         // the commit, as a member does.
         expect(voter, "commit", |f| matches!(f, ServerFrame::Commit { .. })).await?;
-        voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept: true }).await?;
+        let vote =
+            ClientFrame::CommitVote { room: room.into(), epoch, accept: true, vote: Vec::new() };
+        voter.send(&vote).await?;
     }
+    let leader = &mut members[0];
     let accepted = expect(leader, "commit verdict", |f| {
         matches!(f, ServerFrame::CommitConfirmed { .. } | ServerFrame::CommitRejected { .. })
     })
