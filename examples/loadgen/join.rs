@@ -158,7 +158,8 @@ async fn watch_leader(mut events: Events, departures: mpsc::UnboundedSender<Stri
             Event::Left { nick, .. } => {
                 let _ = departures.send(nick);
             }
-            Event::Warning { text, .. } | Event::Error { text } => eprintln!("leader: {text}"),
+            Event::Warning { text, .. } => eprintln!("leader: {text}"),
+            Event::Status(notice) => eprintln!("leader: {notice:?}"),
             _ => {}
         }
     }
@@ -280,9 +281,16 @@ async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant
                 if let ServerFrame::Commit { room, commit, .. } = frame
                     && let Some(header) = chatter::mls_header::peek_header(&commit)
                 {
-                    let epoch = header.epoch;
-                    let vote =
-                        ClientFrame::CommitVote { room, epoch, accept: true, vote: Vec::new() };
+                    // No group, so no signed vote: the relay counts it, but since protocol 5
+                    // the real members merge only with signed yes votes from more than half
+                    // of the room, so past two members this room cannot confirm an add (the
+                    // raw members would have to hold the group to sign).
+                    let vote = ClientFrame::CommitVote {
+                        room,
+                        epoch: header.epoch,
+                        accept: true,
+                        vote: Vec::new(),
+                    };
                     if client.writer.write_frame(&vote).await.is_err() {
                         return;
                     }

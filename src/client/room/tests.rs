@@ -448,7 +448,7 @@ fn a_welcome_for_an_earlier_attempt_is_refused() {
     let (alice_mls, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();
     let mut bob = Room::new("lobby".into(), password());
-    let mut attempt = |bob: &mut Room, alice: &mut Room, number: u64| {
+    let attempt = |bob: &mut Room, alice: &mut Room, number: u64| {
         let ClientFrame::AdmissionStart { pake_message, .. } =
             bob.admission_pending("bob", "alice".into()).unwrap()
         else {
