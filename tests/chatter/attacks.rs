@@ -398,3 +398,100 @@ async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
     assert!(who.members.iter().all(|m| m.nick != "mallory"));
     assert_eq!(who.members.iter().filter(|m| m.nick == "bob").count(), 1);
 }
+
+/// Protocol 5: nothing the relay sends makes a member run the password exchange, which would
+/// hand the relay one online guess at the room password per forced rejoin.
+#[tokio::test]
+async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange() {
+    use chatter::client::RoomNotice;
+    let relay = support::start_relay().await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    // Carol's join gives bob a real confirmation to replay.
+    let (carol, _carol_events) = chat_client(&relay, "carol").await;
+    carol.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut bob_events, "carol").await;
+    let seen_before = control.sent_by_client.lock().unwrap().len();
+
+    // A forged removal: bob asks for his place back as it was, and has it.
+    let removal = chatter::proto::RemovalReason::NoVote;
+    control.inject.send(ServerFrame::Removed { room: "vault".into(), reason: removal }).unwrap();
+    expect_event(&mut bob_events, |e| {
+        matches!(e, Event::Room { notice: RoomNotice::TakenOut { .. }, .. })
+    })
+    .await;
+    expect_event(&mut bob_events, |e| {
+        matches!(e, Event::Notice { text, .. } if text.contains("same group and keys"))
+    })
+    .await;
+    // A replayed confirmation: bob merges nothing and says so.
+    let replayed = ServerFrame::CommitConfirmed { room: "vault".into(), epoch: 2, votes: vec![] };
+    control.inject.send(replayed).unwrap();
+    expect_event(&mut bob_events, |e| {
+        matches!(e, Event::Room { notice: RoomNotice::UnexpectedConfirmation, .. })
+    })
+    .await;
+    bob.send_text("still here").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "still here")).await;
+    alice.send_text("and so am i").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "and so am i")).await;
+    let sent_after: Vec<ClientFrame> =
+        control.sent_by_client.lock().unwrap()[seen_before..].to_vec();
+    assert!(
+        sent_after.iter().any(|frame| matches!(frame, ClientFrame::Reclaim { .. })),
+        "{sent_after:?}"
+    );
+    assert!(
+        !sent_after.iter().any(|frame| matches!(
+            frame,
+            ClientFrame::AdmissionStart { .. }
+                | ClientFrame::Join { .. }
+                | ClientFrame::Leave { .. }
+        )),
+        "no password exchange, no leaving: {sent_after:?}"
+    );
+}
+
+/// Protocol 5: a relay that answers a leader's commit "busy" while keeping it gets the very
+/// same commit again, never a second one for the epoch (attack 5 needed two), and the joiner
+/// gets in once the relay takes it.
+#[tokio::test]
+async fn a_leader_told_busy_sends_the_same_commit_again() {
+    let relay = support::start_relay().await;
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (alice, mut alice_events) = chat_client_at(&mitm.to_string(), "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    control.answer_commits_busy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    control.answer_commits_busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let commits: Vec<Vec<u8>> = control
+        .sent_by_client
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::Commit { commit, .. } => Some(commit.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!commits.is_empty());
+    assert!(commits.iter().all(|commit| *commit == commits[0]), "one commit for the epoch");
+    alice.send_text("welcome").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "welcome")).await;
+}
