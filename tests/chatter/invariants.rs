@@ -385,6 +385,8 @@ fn sans_io_core() -> Vec<Source> {
         "src/client/resume.rs",
         "src/client/gaps.rs",
         "src/client/notice.rs",
+        "src/client/ballot.rs",
+        "src/client/room_notice.rs",
         "src/relay/vote.rs",
         "src/relay/replay.rs",
     ] {
