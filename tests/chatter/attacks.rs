@@ -429,9 +429,10 @@ async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange
         matches!(e, Event::Room { notice: RoomNotice::TakenOut { .. }, .. })
     })
     .await;
-    expect_event(&mut bob_events, |e| {
-        matches!(e, Event::Notice { text, .. } if text.contains("same group and keys"))
-    })
+    expect_event(
+        &mut bob_events,
+        |e| matches!(e, Event::Notice { text, .. } if text.contains("same group and keys")),
+    )
     .await;
     // A replayed confirmation: bob merges nothing and says so.
     let replayed = ServerFrame::CommitConfirmed { room: "vault".into(), epoch: 2, votes: vec![] };
