@@ -98,15 +98,15 @@ pub trait Engine: Send + Sync {
     fn quit(&self) -> Result<(), ClientError>;
     /// Our nickname and identity (`/whoami`).
     fn whoami(&self) -> Result<WhoAmI, ClientError> {
-        Err(ClientError::Other("this client has no identity to show".into()))
+        Err(ClientError::NoIdentity)
     }
     /// The room's safety code, or with `nick` the pairwise code with that member (`/verify`).
     fn verify(&self, _nick: Option<&str>) -> Result<Verification, ClientError> {
-        Err(ClientError::Other("this client cannot verify".into()))
+        Err(ClientError::NoIdentity)
     }
     /// Pins `nick`'s current key as verified (`/trust`).
     fn trust(&self, _nick: &str) -> Result<Trusted, ClientError> {
-        Err(ClientError::Other("this client cannot trust".into()))
+        Err(ClientError::NoIdentity)
     }
 }
 
@@ -350,7 +350,7 @@ pub(crate) mod testing {
                 .collect())
         }
         fn members(&self) -> Result<RoomMembers, ClientError> {
-            let room = self.current_room().ok_or(ClientError::Other("not in a room".into()))?;
+            let room = self.current_room().ok_or(ClientError::NotInRoom)?;
             let members = self
                 .members
                 .iter()

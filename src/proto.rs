@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 /// version 3 confirms every commit by the members' votes and has no repair path; version 4
 /// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`);
 /// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
-/// restart by the claims of the members that return, and rotates the resume token.
+/// restart by the claims of the members that return, rotates the resume token, and has
+/// `Error` name the frame it refuses (`request`).
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS

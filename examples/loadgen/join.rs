@@ -3,18 +3,28 @@
 //! The leader is a real client engine: it creates the room, checks every joiner's password
 //! and commits every add. The other members are raw clients that run the joiner's side of
 //! admission themselves (a real SPAKE2 exchange and a real KeyPackage, so the leader's work
-//! is real), then drain what the relay sends them and vote yes on every commit. The measured joiner is a real engine
-//! again; `Client::join` returns once the Welcome is processed, when it can send.
+//! is real) and then act as members do (protocol 5): each processes its Welcome into an MLS
+//! group, verifies every later commit (`RoomGroup::stage_commit`), answers it with a yes vote
+//! signed inside the group, and merges it on `CommitConfirmed`. They do not check the votes a
+//! confirmation carries (the leader, a real engine, does, and merges only on a signed
+//! majority). The measured joiner is a real engine again; `Client::join` returns once the
+//! Welcome is processed, when it can send.
+//!
+//! The relay confirms a commit once every connected member has voted, so the joiner's wait
+//! includes every member's verification of its add. Here all of them share this machine's
+//! cores; real members verify in parallel, each on its own machine.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chatter::admission::JoinerAdmission;
+use chatter::client::ballot::commit_hash;
 use chatter::client::{Client, ClientOptions, Event, Events, RawClient};
-use chatter::mls::MlsMember;
-use chatter::proto::{ClientFrame, ServerFrame};
+use chatter::mls::{MlsMember, RoomEvent, RoomGroup};
+use chatter::proto::{self, ClientFrame, GroupMessage, ServerFrame, VoteStatement};
 use chatter::secret::Secret;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -32,6 +42,10 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often a draining member pings: well within the relay's idle timeout (120 s).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long the room may take to settle (every member merged the last commit) before a
+/// measured join starts anyway.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Frames a draining member reads at most (about a commit per later member, and notices).
 const MAX_DRAINED_FRAMES: u64 = 10_000_000;
@@ -80,7 +94,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.build_timeout_secs);
-    let mut drains = build_room(&args, server, &code, &stop, deadline).await?;
+    let staged = Arc::new(AtomicUsize::new(0));
+    let mut drains = build_room(&args, server, &code, &stop, deadline, &staged).await?;
     let built = started.elapsed();
     let members = leader.members().await?.members.len();
     println!("room of {members} members built in {:.1} s", built.as_secs_f64());
@@ -90,6 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut times = Vec::new();
     for attempt in 0..args.repeats {
+        settle(&staged).await;
         let nick = format!("joiner{attempt}");
         let (joiner, joiner_events) = engine_client(server, &code, &nick).await?;
         let began = Instant::now();
@@ -141,6 +157,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until no raw member holds a staged commit (all merged the last one), so that a
+/// measured join does not share the cores with the merges of the commit before it.
+async fn settle(staged: &AtomicUsize) {
+    let settled = tokio::time::timeout(SETTLE_TIMEOUT, async {
+        while staged.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    if settled.await.is_err() {
+        println!("  (members still held a commit after {SETTLE_TIMEOUT:?})");
+    }
+}
+
 async fn engine_client(
     server: SocketAddr,
     code: &Secret,
@@ -158,7 +187,9 @@ async fn watch_leader(mut events: Events, departures: mpsc::UnboundedSender<Stri
             Event::Left { nick, .. } => {
                 let _ = departures.send(nick);
             }
-            Event::Warning { text, .. } | Event::Error { text } => eprintln!("leader: {text}"),
+            Event::Warning { text, .. } => eprintln!("leader: {text}"),
+            Event::Status(notice) => eprintln!("leader: {notice:?}"),
+            Event::Room { notice, .. } => eprintln!("leader: {notice:?}"),
             _ => {}
         }
     }
@@ -172,6 +203,7 @@ async fn build_room(
     code: &Secret,
     stop: &CancellationToken,
     deadline: Instant,
+    staged: &Arc<AtomicUsize>,
 ) -> anyhow::Result<JoinSet<()>> {
     let permits = Arc::new(Semaphore::new(args.concurrency));
     let mut admissions = JoinSet::new();
@@ -190,18 +222,18 @@ async fn build_room(
         }
         while next < total && permits.available_permits() > 0 {
             let permit = Arc::clone(&permits).acquire_owned().await?;
-            let code = code.clone();
+            let (code, staged) = (code.clone(), Arc::clone(staged));
             let index = next;
             admissions.spawn(async move {
-                let member = raw_member(index, server, &code).await;
+                let member = raw_member(index, server, &code, staged).await;
                 drop(permit);
                 member.with_context(|| format!("member m{index}"))
             });
             next += 1;
         }
         let Some(joined) = admissions.join_next().await else { break };
-        let client = joined??;
-        drains.spawn(drain(client, stop.clone(), deadline_after(deadline)));
+        let member = joined??;
+        drains.spawn(drain(member, stop.clone(), deadline_after(deadline)));
         admitted += 1;
         if last_report.elapsed() >= Duration::from_secs(5) || admitted == total {
             println!(
@@ -219,9 +251,70 @@ fn deadline_after(build_deadline: Instant) -> Instant {
     build_deadline + Duration::from_secs(600)
 }
 
-/// Connects raw member `index` and runs the joiner's side of admission; returns once the
-/// member is welcomed.
-async fn raw_member(index: usize, server: SocketAddr, code: &Secret) -> anyhow::Result<RawClient> {
+/// A raw member once welcomed: its connection and its MLS group.
+struct Member {
+    nick: String,
+    client: RawClient,
+    group: RoomGroup,
+    /// How many members hold a staged commit, this one included while it does.
+    staged: Arc<AtomicUsize>,
+}
+
+impl Member {
+    /// Drops the staged commit, if any, and says so in the shared count.
+    fn discard(&mut self) {
+        if self.group.has_staged_commit() {
+            self.group.discard_staged_commit();
+            self.staged.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// What the member answers `frame` with, as a real member would but for checking the
+    /// votes of a confirmation: a signed yes to every commit it verified; a confirmed commit
+    /// is merged, an aborted one dropped. An error ends the member.
+    fn answer(&mut self, frame: ServerFrame) -> anyhow::Result<Option<ClientFrame>> {
+        match frame {
+            ServerFrame::Commit { room, commit, .. } => {
+                // The relay puts one commit to the vote at a time; one still staged here was
+                // settled in a frame this member never saw.
+                self.discard();
+                let epoch = self.group.stage_commit(&commit).context("verifying a commit")?.epoch;
+                self.staged.fetch_add(1, Ordering::AcqRel);
+                let statement = VoteStatement { epoch, commit: commit_hash(&commit), accept: true };
+                let vote = self
+                    .group
+                    .encrypt_message(&proto::encode(&GroupMessage::Vote(statement)))
+                    .context("signing a vote")?;
+                Ok(Some(ClientFrame::CommitVote { room, epoch, accept: true, vote }))
+            }
+            ServerFrame::CommitConfirmed { .. } if self.group.has_staged_commit() => {
+                let merged = self.group.merge_staged_commit();
+                self.staged.fetch_sub(1, Ordering::AcqRel);
+                let events = merged.context("merging a commit")?;
+                if events.contains(&RoomEvent::SelfRemoved) {
+                    bail!("removed from the room");
+                }
+                Ok(None)
+            }
+            ServerFrame::CommitAborted { .. } => {
+                self.discard();
+                Ok(None)
+            }
+            ServerFrame::Removed { reason, .. } => bail!("taken out of the room: {reason}"),
+            ServerFrame::Goodbye { reason } => bail!("disconnected: {reason}"),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Connects raw member `index`, runs the joiner's side of admission and processes the
+/// Welcome; returns once the member is in the group.
+async fn raw_member(
+    index: usize,
+    server: SocketAddr,
+    code: &Secret,
+    staged: Arc<AtomicUsize>,
+) -> anyhow::Result<Member> {
     let nick = format!("m{index}");
     let mut client = connect_raw(index, server, code, &nick).await?;
     client.send(&ClientFrame::Join { room: ROOM.into() }).await?;
@@ -241,8 +334,10 @@ async fn raw_member(index: usize, server: SocketAddr, code: &Secret) -> anyhow::
     let ServerFrame::AdmissionReply { pake_message, .. } = reply else {
         bail!("refused: {reply:?}");
     };
-    let key_package = MlsMember::new(&nick)?.key_package()?;
-    let finish = admission.finish(&pake_message, &key_package)?;
+    let identity = MlsMember::new(&nick)?;
+    // Its private keys live until the Welcome is processed, as an engine's do.
+    let key_package = identity.key_package_for_attempt()?;
+    let finish = admission.finish(&pake_message, &key_package.bytes)?;
     client
         .send(&ClientFrame::AdmissionFinish {
             room: ROOM.into(),
@@ -253,43 +348,47 @@ async fn raw_member(index: usize, server: SocketAddr, code: &Secret) -> anyhow::
     let welcomed = tokio::time::timeout(WELCOME_TIMEOUT, async {
         loop {
             match client.recv().await? {
-                ServerFrame::Welcome { .. } => return Ok(()),
+                ServerFrame::Welcome { message, .. } => return Ok(message),
                 ServerFrame::AdmissionRefused { reason, .. } => bail!("refused: {reason}"),
                 ServerFrame::Goodbye { reason } => bail!("disconnected: {reason}"),
                 _ => {}
             }
         }
     });
-    welcomed.await.context("no welcome in time")??;
-    Ok(client)
+    let welcome = welcomed.await.context("no welcome in time")??;
+    let group = identity.join_room(&welcome).context("processing the welcome")?;
+    drop(key_package);
+    Ok(Member { nick, client, group, staged })
 }
 
-/// Reads and discards frames until stopped, so the relay never counts the member as a
-/// stalled reader, and pings now and then, so it never counts it as idle.
-async fn drain(mut client: RawClient, stop: CancellationToken, deadline: Instant) {
+/// Answers frames as [`Member::answer`] says until stopped, so that every commit gets the
+/// member's signed vote and the relay never counts the member as a stalled reader; pings now
+/// and then, so it never counts it as idle.
+async fn drain(mut member: Member, stop: CancellationToken, deadline: Instant) {
+    answer_until(&mut member, stop, deadline).await;
+    member.discard();
+}
+
+/// The loop of [`drain`]: ends when stopped, at the deadline, or when the member fails.
+async fn answer_until(member: &mut Member, stop: CancellationToken, deadline: Instant) {
     let deadline = tokio::time::Instant::from_std(deadline);
     let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
     for _ in 0..MAX_DRAINED_FRAMES {
         tokio::select! {
-            frame = client.reader.read_frame::<ServerFrame>() => {
+            frame = member.client.reader.read_frame::<ServerFrame>() => {
                 let Ok(Some(frame)) = frame else { return };
-                // Every member votes on every commit before the relay applies it. A raw
-                // member holds no group, so it says yes without verifying: the measured wait
-                // includes the vote's round trip but not each member's MLS check, which real
-                // members run in parallel on their own machines.
-                if let ServerFrame::Commit { room, commit, .. } = frame
-                    && let Some(header) = chatter::mls_header::peek_header(&commit)
+                let reply = match member.answer(frame) {
+                    Ok(reply) => reply,
+                    Err(error) => return eprintln!("{}: {error:#}", member.nick),
+                };
+                if let Some(reply) = reply
+                    && member.client.writer.write_frame(&reply).await.is_err()
                 {
-                    let epoch = header.epoch;
-                    let vote =
-                        ClientFrame::CommitVote { room, epoch, accept: true, vote: Vec::new() };
-                    if client.writer.write_frame(&vote).await.is_err() {
-                        return;
-                    }
+                    return;
                 }
             }
             _ = keepalive.tick() => {
-                if client.writer.write_frame(&ClientFrame::Ping).await.is_err() {
+                if member.client.writer.write_frame(&ClientFrame::Ping).await.is_err() {
                     return;
                 }
             }

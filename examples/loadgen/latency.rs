@@ -189,8 +189,12 @@ async fn receive(
                     latencies.record(now.saturating_sub(stamp));
                 }
             }
-            Some(Event::Warning { text, .. } | Event::Error { text }) => {
+            Some(Event::Warning { text, .. }) => {
                 eprintln!("receiver: {text}");
+                problems += 1;
+            }
+            Some(Event::Status(notice)) => {
+                eprintln!("receiver: {notice:?}");
                 problems += 1;
             }
             Some(_) => {}

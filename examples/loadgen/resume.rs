@@ -160,8 +160,8 @@ async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> anyho
             if wanted(&event) {
                 return Ok(Instant::now());
             }
-            if let Event::Disconnected { reason } = event {
-                bail!("a client gave up: {reason}");
+            if let Event::Disconnected(end) = event {
+                bail!("a client gave up: {end}");
             }
         }
         bail!("a client stopped")

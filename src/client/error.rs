@@ -1,7 +1,17 @@
-//! What can go wrong for a client, in words a user can act on.
+//! What can go wrong for a client, in words a user can act on: one variant per case, with
+//! the data it needs, and no catch-all.
 
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::notice::SessionEnd;
+use super::room::RoomError;
+use crate::identity::IdentityError;
+use crate::mls::MlsError;
 use crate::proto::{AdmissionRefusal, DisconnectReason, ErrorReason, HelloRejection};
-use crate::transport::HandshakeError;
+use crate::transport::{HandshakeError, TransportError};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,28 +26,112 @@ pub enum ClientError {
     NickInvalid(String),
     #[error("room name {0:?} is not allowed: use 1 to 32 printable characters without spaces")]
     RoomNameInvalid(String),
-    #[error("cannot reach {server}: {reason}")]
-    Unreachable { server: String, reason: String },
+    #[error("cannot reach {server}: {error}")]
+    Unreachable { server: String, error: io::Error },
+    #[error("cannot connect from {local}: {error}")]
+    LocalAddress { local: IpAddr, error: io::Error },
     #[error("the server refused the connection: {0}")]
     Refused(HelloRejection),
     #[error("handshake failed: {0}")]
-    Handshake(String),
+    Handshake(HandshakeError),
+    #[error("the server did not answer {0} as the protocol says")]
+    UnexpectedAnswer(Asked),
     #[error("admission refused: {0}")]
     AdmissionRefused(AdmissionRefusal),
     #[error("the server said: {0}")]
     Relay(ErrorReason),
+    #[error("cannot create the room: {0}")]
+    CannotCreateRoom(RoomError),
+    #[error("{0}")]
+    Admission(RoomError),
+    #[error("could not enter the room: {0}")]
+    WelcomeRefused(RoomError),
+    #[error("the join was cancelled by a later /join or /leave")]
+    JoinSuperseded,
+    /// The room is lost to us until the user joins again; an [`Event::Room`](super::Event)
+    /// said why.
+    #[error("out of the room; /join it to try again")]
+    RoomGone,
     #[error("you are not in a room; /join one first")]
     NotInRoom,
     #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]
     MessageTooLong { len: usize, max: usize },
-    #[error("disconnected: {0}")]
-    Disconnected(String),
-    #[error("offline: {0}")]
-    Offline(String),
+    #[error("message not sent: {0}")]
+    CannotEncrypt(RoomError),
+    #[error("offline: reconnecting to the server; try again once back")]
+    Offline,
+    #[error("offline: {max} lines are already waiting to be sent; not kept")]
+    QueueFull { max: usize },
     #[error("no answer from {0} in time")]
-    Timeout(&'static str),
-    #[error("{0}")]
-    Other(String),
+    Timeout(Awaited),
+    #[error("not connected")]
+    NotConnected,
+    #[error("still connecting, try again in a moment")]
+    StillConnecting,
+    #[error("the session was lost with the connection")]
+    SessionLost,
+    #[error("disconnected: {0}")]
+    SessionEnded(SessionEnd),
+    #[error("disconnected: the server closed the connection")]
+    ConnectionClosed,
+    #[error("disconnected: {0}")]
+    Transport(TransportError),
+    #[error("disconnected: {0}")]
+    Io(io::Error),
+    #[error("disconnected: {0}")]
+    Goodbye(DisconnectReason),
+    #[error("that is you; /verify NICK compares with someone else")]
+    ThatIsYou,
+    #[error("{0} is not in this room")]
+    NoSuchMember(String),
+    #[error("the room has no code yet (its epoch authenticator is too short)")]
+    NoRoomCode,
+    #[error(transparent)]
+    Identity(IdentityError),
+    #[error("cannot use this identity: {0}")]
+    Mls(MlsError),
+    #[error("this client has no identity")]
+    NoIdentity,
+    /// The engine answered with the reply of another kind of request: a bug, not a peer.
+    #[error("the client engine answered another request")]
+    WrongReply,
+}
+
+/// Whose answer did not come in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// The relay.
+    Server,
+    /// The leader of the room being joined.
+    RoomLeader,
+    /// The client's own engine task.
+    Engine,
+}
+
+impl fmt::Display for Awaited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Awaited::Server => "the server",
+            Awaited::RoomLeader => "the room's leader",
+            Awaited::Engine => "the client engine",
+        })
+    }
+}
+
+/// A question to the relay whose answer did not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Register,
+    Resume,
+}
+
+impl fmt::Display for Asked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Asked::Register => "the registration",
+            Asked::Resume => "the resume",
+        })
+    }
 }
 
 impl From<HandshakeError> for ClientError {
@@ -45,13 +139,43 @@ impl From<HandshakeError> for ClientError {
         match error {
             HandshakeError::WrongAccessCode => ClientError::WrongAccessCode,
             HandshakeError::Rejected(reason) => ClientError::Refused(reason),
-            other => ClientError::Handshake(other.to_string()),
+            other => ClientError::Handshake(other),
         }
     }
 }
 
 impl From<DisconnectReason> for ClientError {
     fn from(reason: DisconnectReason) -> Self {
-        ClientError::Disconnected(reason.to_string())
+        ClientError::Goodbye(reason)
+    }
+}
+
+/// A [`ClientError`] that events can carry: cheap to clone, and equal to another when it is
+/// the same error or says the same thing.
+#[derive(Debug, Clone)]
+pub struct SharedError(Arc<ClientError>);
+
+impl SharedError {
+    /// The error itself, to match on.
+    pub fn get(&self) -> &ClientError {
+        &self.0
+    }
+}
+
+impl From<ClientError> for SharedError {
+    fn from(error: ClientError) -> Self {
+        SharedError(Arc::new(error))
+    }
+}
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }

@@ -1,18 +1,23 @@
 //! The headless client: everything `chatter` does short of drawing on a terminal.
 //!
-//! `raw` speaks frames; `engine` (one tokio task per connection) owns the connection and the
-//! room's MLS group, and `room` is the sans-IO state of one room. [`connect`] returns a
-//! [`Client`] handle with async methods and an [`Events`] stream; the REPL, line mode, the
-//! load generator and the tests all drive this same engine.
+//! `raw` speaks frames; `core` is the client's sans-IO state machine (the link, the rooms
+//! and their MLS groups, the requests waiting), `engine` the tokio task that drives it
+//! (sockets, timers, requests), `dial` one reconnection attempt, and `room` the sans-IO
+//! state of one room. [`connect`] returns a [`Client`] handle with async methods and an
+//! [`Events`] stream; the REPL, line mode, the load generator and the tests all drive this
+//! same engine.
 
 pub mod ballot;
 pub mod commit_policy;
+mod core;
+mod dial;
 mod engine;
 mod error;
 /// Who sent messages that never reached us.
 pub mod gaps;
 /// `/whoami`, `/verify`, `/trust` and the pin check.
 mod identity;
+mod notice;
 pub mod raw;
 pub mod reconnect;
 pub mod rejoin;
@@ -27,14 +32,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
 use crate::mls::MlsMember;
 use crate::proto::ChatPayload;
 pub use crate::proto::RoomSummary;
 use crate::secret::Secret;
-use engine::Request;
-pub use error::ClientError;
+pub use error::{Asked, Awaited, ClientError, SharedError};
+pub use notice::{LinkLoss, NotSentReason, Notice, SessionEnd};
 pub use raw::RawClient;
+pub use room::RoomError;
 pub use room_notice::RoomNotice;
 
 /// How long a connection and handshake may take.
@@ -69,46 +76,25 @@ pub enum Event {
     },
     /// Messages from `from` never reached us: `missed` of them, sent after `since` (when
     /// the last one before them arrived).
-    Gap {
-        room: String,
-        from: String,
-        missed: u64,
-        since: SystemTime,
-    },
+    Gap { room: String, from: String, missed: u64, since: SystemTime },
     /// The link to the relay changed; the session goes on.
     Connection(ConnectionEvent),
     /// Someone (possibly us) entered the room.
-    Joined {
-        room: String,
-        nick: String,
-    },
+    Joined { room: String, nick: String },
     /// Someone (possibly us) left the room.
-    Left {
-        room: String,
-        nick: String,
-    },
-    /// News of a room's keys or membership, typed (see [`RoomNotice`]).
-    Room {
-        room: String,
-        notice: RoomNotice,
-    },
-    /// Something informative that is not chat (e.g. a failed admission attempt).
-    Notice {
-        room: Option<String>,
-        text: String,
-    },
-    /// Something went wrong with a message or the room's keys; nothing is dropped silently.
-    Warning {
-        room: Option<String>,
-        text: String,
-    },
-    Error {
-        text: String,
-    },
-    /// The connection is over.
-    Disconnected {
-        reason: String,
-    },
+    Left { room: String, nick: String },
+    /// News of a room's keys or membership, typed (see [`RoomNotice`]; the REPL words it).
+    Room { room: String, notice: RoomNotice },
+    /// Something informative that is not chat, worded by the room (e.g. a failed admission
+    /// attempt).
+    Notice { room: Option<String>, text: String },
+    /// Something went wrong with a message or the room's keys, worded by the room or the
+    /// pin check; nothing is dropped silently.
+    Warning { room: Option<String>, text: String },
+    /// Something the client core noticed, as a type (the REPL words it).
+    Status(Notice),
+    /// The session is over.
+    Disconnected(SessionEnd),
     /// A member's key is not the one pinned for its nickname on this relay
     /// (first seen on `first_seen`): maybe not the person we know by that name.
     KeyChanged {
@@ -125,9 +111,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConnectionEvent {
     /// The link dropped (or went silent); the client reconnects by itself.
-    Lost { reason: String },
-    /// Attempt `attempt` to reconnect comes in `retry_in`.
-    Reconnecting { attempt: u32, retry_in: Duration, last_error: Option<String> },
+    Lost { reason: LinkLoss },
+    /// Attempt `attempt` to reconnect comes in `retry_in`; the one before failed so.
+    Reconnecting { attempt: u32, retry_in: Duration, last_error: Option<SharedError> },
     /// The same session is back: the room as it was, and the `missed` frames the relay kept
     /// follow.
     Resumed { missed: u64 },
@@ -140,7 +126,7 @@ pub enum ConnectionEvent {
     /// The lines typed while offline were sent.
     QueueSent { count: usize },
     /// Lines that were not sent, and why.
-    NotSent { texts: Vec<String>, reason: String },
+    NotSent { texts: Vec<String>, reason: NotSentReason },
 }
 
 /// The link as the prompt shows it.
@@ -205,7 +191,7 @@ pub(crate) struct View {
 /// A cheap, cloneable handle to a running engine.
 #[derive(Clone)]
 pub struct Client {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::UnboundedSender<engine::Ask>,
     view: Arc<Mutex<View>>,
 }
 
@@ -260,18 +246,25 @@ pub async fn connect_as(
     };
     let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
-        .map_err(|_| ClientError::Timeout("the server"))??;
+        .map_err(|_| ClientError::Timeout(Awaited::Server))??;
     // Sign with the given identity; pins are per relay, named as the user did.
-    let mls = MlsMember::from_key_pair(&nick, identity.key_pair())
-        .map_err(|error| ClientError::Other(error.to_string()))?;
+    let mls = MlsMember::from_key_pair(&nick, identity.key_pair()).map_err(ClientError::Mls)?;
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();
     let view =
         Arc::new(Mutex::new(View { nick: nick.clone(), room: None, link: LinkState::Connected }));
-    let link = engine::Link { server, access_code, numbers: registration };
-    let parts = engine::Parts { nick, mls, trust, link, events: event_sender, view: view.clone() };
-    engine::spawn(parts, raw.reader, raw.writer, request_receiver);
+    let parts = engine::Parts {
+        nick,
+        mls,
+        trust,
+        server,
+        access_code,
+        numbers: registration,
+        events: event_sender,
+        view: view.clone(),
+    };
+    engine::spawn(parts, raw, request_receiver);
     Ok((Client { requests, view }, Events { receiver }))
 }
 
@@ -298,20 +291,28 @@ impl Client {
         self.view().link
     }
 
-    async fn ask<T>(
+    /// Asks the engine, and waits up to `limit` for the answer.
+    async fn ask(
         &self,
-        make: impl FnOnce(engine::Reply<T>) -> Request,
+        request: Request,
         limit: Duration,
-        waiting_for: &'static str,
-    ) -> Result<T, ClientError> {
+        waiting_for: Awaited,
+    ) -> Result<Reply, ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(make(reply))
-            .map_err(|_| ClientError::Disconnected("not connected".into()))?;
+        let ask = engine::Ask { request, reply: Some(reply) };
+        self.requests.send(ask).map_err(|_| ClientError::NotConnected)?;
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ClientError::Disconnected("not connected".into())),
+            Ok(Err(_)) => Err(ClientError::NotConnected),
             Err(_) => Err(ClientError::Timeout(waiting_for)),
+        }
+    }
+
+    /// Asks for something that is done or not.
+    async fn ask_done(&self, request: Request, limit: Duration) -> Result<(), ClientError> {
+        match self.ask(request, limit, Awaited::Engine).await? {
+            Reply::Done => Ok(()),
+            _ => Err(ClientError::WrongReply),
         }
     }
 
@@ -321,40 +322,45 @@ impl Client {
         if !crate::proto::is_valid_name(room) {
             return Err(ClientError::RoomNameInvalid(room.to_owned()));
         }
-        let room = room.to_owned();
-        let result = self
-            .ask(|reply| Request::Join { room, password, reply }, JOIN_TIMEOUT, "the room's leader")
-            .await;
+        let request = Request::Join { room: room.to_owned(), password };
+        let result = self.ask(request, JOIN_TIMEOUT, Awaited::RoomLeader).await;
         if let Err(ClientError::Timeout(_)) = result {
-            let _ = self.requests.send(Request::AbandonJoin);
+            let _ = self.requests.send(engine::Ask { request: Request::AbandonJoin, reply: None });
         }
-        result
+        match result? {
+            Reply::Done => Ok(()),
+            _ => Err(ClientError::WrongReply),
+        }
     }
 
     pub async fn leave(&self) -> Result<(), ClientError> {
-        self.ask(|reply| Request::Leave { reply }, REQUEST_TIMEOUT, "the client engine").await
+        self.ask_done(Request::Leave, REQUEST_TIMEOUT).await
     }
 
     /// Sends one chat message; multi-line text stays one message.
     pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
         let payload = ChatPayload::Text(text.to_owned());
-        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine")
-            .await
+        self.ask_done(Request::Send(payload), REQUEST_TIMEOUT).await
     }
 
     /// Sends an action ("/me waves").
     pub async fn send_action(&self, text: &str) -> Result<(), ClientError> {
         let payload = ChatPayload::Action(text.to_owned());
-        self.ask(|reply| Request::Send { payload, reply }, REQUEST_TIMEOUT, "the client engine")
-            .await
+        self.ask_done(Request::Send(payload), REQUEST_TIMEOUT).await
     }
 
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
-        self.ask(|reply| Request::Rooms { reply }, REQUEST_TIMEOUT, "the server").await
+        match self.ask(Request::Rooms, REQUEST_TIMEOUT, Awaited::Server).await? {
+            Reply::Rooms(rooms) => Ok(rooms),
+            _ => Err(ClientError::WrongReply),
+        }
     }
 
     pub async fn members(&self) -> Result<RoomMembers, ClientError> {
-        self.ask(|reply| Request::Members { reply }, REQUEST_TIMEOUT, "the server").await
+        match self.ask(Request::Members, REQUEST_TIMEOUT, Awaited::Server).await? {
+            Reply::Members(members) => Ok(members),
+            _ => Err(ClientError::WrongReply),
+        }
     }
 
     /// Leaves, has the relay erase everything about this client, and closes.
@@ -362,9 +368,9 @@ impl Client {
         if !self.is_connected() {
             return Ok(());
         }
-        match self.ask(|reply| Request::Quit { reply }, REQUEST_TIMEOUT, "the server").await {
-            Err(ClientError::Disconnected(_)) => Ok(()),
-            other => other,
+        match self.ask(Request::Quit, REQUEST_TIMEOUT, Awaited::Server).await {
+            Ok(_) | Err(ClientError::NotConnected | ClientError::SessionEnded(_)) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 }

@@ -2,16 +2,14 @@
 //! frames. The chat engine is built on it; relay tests and the load generator use it
 //! directly.
 
-use std::io;
-
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::ClientError;
 use super::resume::SessionNumbers;
+use super::{Asked, ClientError};
 use crate::proto::{ClientFrame, ErrorReason, ServerFrame};
 use crate::secret::Secret;
-use crate::transport::{self, SealedReader, SealedWriter, TransportError};
+use crate::transport::{self, SealedReader, SealedWriter};
 
 /// An authenticated connection to a relay.
 #[derive(Debug)]
@@ -23,9 +21,9 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `server` ("host:port") and completes the encrypted handshake.
     pub async fn connect(server: &str, access_code: &Secret) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(server).await.map_err(|error| {
-            ClientError::Unreachable { server: server.to_owned(), reason: error.to_string() }
-        })?;
+        let stream = TcpStream::connect(server)
+            .await
+            .map_err(|error| ClientError::Unreachable { server: server.to_owned(), error })?;
         let (reader, writer) = transport::client_handshake(stream, access_code).await?;
         Ok(RawClient { reader, writer })
     }
@@ -42,11 +40,11 @@ impl RawClient {
             std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
         }
         .and_then(|socket| socket.bind((local, 0).into()).map(|()| socket))
-        .map_err(|error| ClientError::Other(error.to_string()))?;
-        let stream = socket.connect(server).await.map_err(|error| ClientError::Unreachable {
-            server: server.to_string(),
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| ClientError::LocalAddress { local, error })?;
+        let stream = socket
+            .connect(server)
+            .await
+            .map_err(|error| ClientError::Unreachable { server: server.to_string(), error })?;
         let (reader, writer) = transport::client_handshake(stream, access_code).await?;
         Ok(RawClient { reader, writer })
     }
@@ -66,28 +64,20 @@ impl RawClient {
                 Err(ClientError::NickInvalid(nick.to_owned()))
             }
             ServerFrame::Goodbye { reason } => Err(reason.into()),
-            other => Err(ClientError::Other(format!("unexpected answer to register: {other:?}"))),
+            _ => Err(ClientError::UnexpectedAnswer(Asked::Register)),
         }
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
-        self.writer.write_frame(frame).await.map_err(disconnected)
+        self.writer.write_frame(frame).await.map_err(ClientError::Io)
     }
 
     /// The next frame from the relay; a closed connection is an error.
     pub async fn recv(&mut self) -> Result<ServerFrame, ClientError> {
         match self.reader.read_frame().await {
             Ok(Some(frame)) => Ok(frame),
-            Ok(None) => Err(ClientError::Disconnected("the server closed the connection".into())),
-            Err(error) => Err(transport_error(error)),
+            Ok(None) => Err(ClientError::ConnectionClosed),
+            Err(error) => Err(ClientError::Transport(error)),
         }
     }
-}
-
-fn disconnected(error: io::Error) -> ClientError {
-    ClientError::Disconnected(error.to_string())
-}
-
-pub(crate) fn transport_error(error: TransportError) -> ClientError {
-    ClientError::Disconnected(error.to_string())
 }

@@ -7,8 +7,9 @@
 //! each is drawn at random from its upper half so that a relay's clients, all cut at once by
 //! its restart, do not come back in one thundering herd. Growing by half rather than doubling
 //! keeps the next try close after a short outage (within 2 s of a 5 s one) and still reaches
-//! the cap within a minute or so of trying. The engine (`engine.rs`) does the waiting and the
-//! connecting; this module only decides.
+//! the cap within a minute or so of trying. The client core (`core/link.rs`) schedules the
+//! waits with the time passed in, and the engine does the connecting; this module only
+//! decides.
 
 use std::time::Duration;
 
@@ -113,7 +114,8 @@ mod tests {
             supported: 9
         })));
         assert!(!is_final(&ClientError::Refused(HelloRejection::ShuttingDown)));
-        assert!(!is_final(&ClientError::Unreachable { server: "x".into(), reason: "y".into() }));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_final(&ClientError::Unreachable { server: "x".into(), error: refused }));
         assert!(!is_final(&ClientError::NickTaken("bob".into())));
         assert!(!goodbye_is_final(DisconnectReason::ServerShutdown));
         assert!(goodbye_is_final(DisconnectReason::Quit));

@@ -23,7 +23,7 @@ struct Sent {
     chat: Option<ChatPayload>,
 }
 
-/// What a resume asks the engine to do.
+/// What a resume asks the client core to do.
 pub struct Resend {
     pub frames: Vec<Vec<u8>>,
     /// Frames the relay never got that were forgotten here (more than `MAX_UNACKED` sent
@@ -90,13 +90,15 @@ impl SessionNumbers {
         self.received
     }
 
-    /// Keeps a frame being sent until the relay acknowledges it.
-    pub fn on_sent(&mut self, frame: Vec<u8>, chat: Option<ChatPayload>) {
+    /// Keeps a frame being sent until the relay acknowledges it; returns its number, which
+    /// the relay's `Error` about it names.
+    pub fn on_sent(&mut self, frame: Vec<u8>, chat: Option<ChatPayload>) -> u64 {
         self.unacked.push_back(Sent { frame, chat });
         if self.unacked.len() > MAX_UNACKED {
             self.unacked.pop_front();
             self.first_unacked += 1;
         }
+        self.sent()
     }
 
     /// Frames sent so far (after registration, `Register` included).
@@ -140,7 +142,7 @@ mod tests {
     fn a_resume_sends_again_exactly_what_the_relay_did_not_handle() {
         let mut numbers = numbers();
         for n in 2..=6u8 {
-            numbers.on_sent(vec![n], None);
+            assert_eq!(numbers.on_sent(vec![n], None), u64::from(n), "after Register, 1");
         }
         numbers.relay_acknowledged(3);
         let resend = numbers.resumed(4, ResumeToken([8; 32]));

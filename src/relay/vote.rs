@@ -15,9 +15,10 @@
 //! - neither (a tie, or too many away or silent): the commit is aborted and nobody leaves.
 //!   In a two-member room one member who refuses everything can thus only deny joins.
 //!
-//! Members that do not vote in time are taken out by the caller (and so stop being
-//! awaited); their place in the electorate stays, as it does in the members' count. Pure:
-//! no clocks, no IO.
+//! A majority either way decides at once: the room does not wait for its slowest members
+//! (the caller takes out a late voter that refuses what the majority accepted). Members that
+//! do not vote in time are taken out by the caller (and so stop being awaited); their place
+//! in the electorate stays, as it does in the members' count. Pure: no clocks, no IO.
 
 use super::state::SessionId;
 use crate::proto::SignedVote;
@@ -80,24 +81,25 @@ impl Tally {
         self.waiting.clone()
     }
 
-    /// The verdict once nobody is waiting; `None` before.
+    /// The verdict as soon as a majority either way is in (the room need not wait for its
+    /// slowest members: a commit more than half accepted cannot lose), or once nobody is
+    /// waiting; `None` before. Voters still waiting then are [`Tally::waiting`].
     pub fn verdict(&self) -> Option<Verdict> {
-        if !self.waiting.is_empty() {
-            return None;
-        }
         let signed = |votes: &[(SessionId, SignedVote)]| {
             votes.iter().map(|(_, vote)| vote.clone()).collect::<Vec<_>>()
         };
-        Some(if self.accepted.len() * 2 > self.electorate {
-            Verdict::Confirmed {
+        if self.accepted.len() * 2 > self.electorate {
+            Some(Verdict::Confirmed {
                 votes: signed(&self.accepted),
                 objectors: self.refused.iter().map(|(session, _)| *session).collect(),
-            }
+            })
         } else if self.refused.len() * 2 > self.electorate {
-            Verdict::Refused { votes: signed(&self.refused) }
+            Some(Verdict::Refused { votes: signed(&self.refused) })
+        } else if self.waiting.is_empty() {
+            Some(Verdict::Undecided { votes: signed(&self.refused) })
         } else {
-            Verdict::Undecided { votes: signed(&self.refused) }
-        })
+            None
+        }
     }
 }
 
@@ -126,6 +128,21 @@ mod tests {
         cast(&mut tally, 2, true);
         let votes = vec![vote(1), vote(2)];
         assert_eq!(tally.verdict(), Some(Verdict::Confirmed { votes, objectors: vec![] }));
+    }
+
+    #[test]
+    fn a_majority_decides_without_the_slowest_voters() {
+        let mut tally = Tally::new(5, sessions(&[1, 2, 3, 4, 5]));
+        cast(&mut tally, 1, true);
+        cast(&mut tally, 2, true);
+        assert_eq!(tally.verdict(), None);
+        cast(&mut tally, 3, true);
+        assert!(matches!(tally.verdict(), Some(Verdict::Confirmed { .. })));
+        assert_eq!(tally.waiting(), sessions(&[4, 5]));
+        let mut refused = Tally::new(3, sessions(&[1, 2, 3]));
+        cast(&mut refused, 2, false);
+        cast(&mut refused, 3, false);
+        assert!(matches!(refused.verdict(), Some(Verdict::Refused { .. })));
     }
 
     #[test]

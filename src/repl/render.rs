@@ -6,7 +6,10 @@
 //! output inert. Multi-line messages print their later lines indented under the first, so no
 //! line of a message can pass for a message of its own.
 
-use crate::client::{ConnectionEvent, Event};
+use crate::client::{
+    ClientError, ConnectionEvent, Event, LinkLoss, NotSentReason, Notice, SharedError,
+};
+use crate::proto::ErrorReason;
 use crate::repl::sanitize::{sanitize_inline, sanitize_lines};
 use nu_ansi_term::{Color, Style};
 use std::time::SystemTime;
@@ -166,14 +169,7 @@ impl Renderer {
                 now,
                 Style::new().fg(Color::Yellow),
             ),
-            Event::Error { text } => self.line(
-                "error",
-                None,
-                None,
-                &format!("error: {}", sanitize_inline(text)),
-                now,
-                Style::new().fg(Color::Red),
-            ),
+            Event::Status(notice) => self.status(notice, now),
             Event::KeyChanged { room, nick, first_seen, fingerprint } => {
                 let text = key_changed_text(nick, first_seen);
                 if self.format == Format::Json {
@@ -186,11 +182,11 @@ impl Renderer {
                     self.line("key_changed", Some(room), Some(nick), &text, now, style)
                 }
             }
-            Event::Disconnected { reason } => self.line(
+            Event::Disconnected(end) => self.line(
                 "disconnected",
                 None,
                 None,
-                &format!("disconnected: {} — Ctrl-D to exit", sanitize_inline(reason)),
+                &format!("disconnected: {} — Ctrl-D to exit", sanitize_inline(&end.to_string())),
                 now,
                 Style::new().fg(Color::Red).bold(),
             ),
@@ -202,13 +198,20 @@ impl Renderer {
     fn connection(&self, change: &ConnectionEvent, now: SystemTime) -> String {
         let style = Style::new().fg(Color::Yellow);
         let (kind, text, fields) = match change {
-            ConnectionEvent::Lost { reason } => (
-                "connection_lost",
-                format!("connection lost ({}); reconnecting by itself", sanitize_inline(reason)),
-                serde_json::json!({ "reason": reason }),
-            ),
+            ConnectionEvent::Lost { reason } => {
+                let reason = link_loss_text(reason);
+                (
+                    "connection_lost",
+                    format!(
+                        "connection lost ({}); reconnecting by itself",
+                        sanitize_inline(&reason)
+                    ),
+                    serde_json::json!({ "reason": reason }),
+                )
+            }
             ConnectionEvent::Reconnecting { attempt, retry_in, last_error } => {
                 let seconds = retry_in.as_secs_f64();
+                let last_error = last_error.as_ref().map(ToString::to_string);
                 let why = last_error
                     .as_deref()
                     .map(|error| format!(" (last try: {})", sanitize_inline(error)))
@@ -250,23 +253,49 @@ impl Renderer {
                 serde_json::json!({ "count": count }),
             ),
             ConnectionEvent::NotSent { texts, reason } => {
+                let reason = not_sent_text(reason);
                 let lines: Vec<String> =
                     texts.iter().map(|text| format!("\"{}\"", sanitize_inline(text))).collect();
                 (
                     "not_sent",
-                    format!("not sent ({}): {}", sanitize_inline(reason), lines.join(", ")),
+                    format!("not sent ({}): {}", sanitize_inline(&reason), lines.join(", ")),
                     serde_json::json!({ "texts": texts, "reason": reason }),
                 )
             }
         };
+        self.with_fields(kind, None, &text, &fields, now, style)
+    }
+
+    /// Something the client core noticed: its words, or its JSON object (its type is the
+    /// variant's name in snake_case, with the variant's fields).
+    fn status(&self, notice: &Notice, now: SystemTime) -> String {
+        let (kind, room, text, fields) = notice_parts(notice);
+        let (text, style) = match severity(notice) {
+            Severity::Notice => (text, Style::new().fg(Color::DarkGray)),
+            Severity::Warning => (format!("warning: {text}"), Style::new().fg(Color::Yellow)),
+            Severity::Error => (format!("error: {text}"), Style::new().fg(Color::Red)),
+        };
+        self.with_fields(kind, room, &sanitize_inline(&text), &fields, now, style)
+    }
+
+    /// One line, or one JSON object with `fields` beside the common ones.
+    fn with_fields(
+        &self,
+        kind: &str,
+        room: Option<&str>,
+        text: &str,
+        fields: &serde_json::Value,
+        now: SystemTime,
+        style: Style,
+    ) -> String {
         if self.format == Format::Json {
-            let mut value = json_value(kind, None, None, &text, now);
+            let mut value = json_value(kind, room, None, text, now);
             if let (Some(object), Some(extra)) = (value.as_object_mut(), fields.as_object()) {
                 object.extend(extra.iter().map(|(key, field)| (key.clone(), field.clone())));
             }
             return value.to_string();
         }
-        self.line(kind, None, None, &text, now, style)
+        self.line(kind, room, None, text, now, style)
     }
 
     /// A message we just sent, as the others see it.
@@ -378,6 +407,132 @@ impl Renderer {
         }
         Rendered { text: out, bell }
     }
+}
+
+/// How loudly a notice is shown.
+enum Severity {
+    Notice,
+    Warning,
+    Error,
+}
+
+fn severity(notice: &Notice) -> Severity {
+    match notice {
+        Notice::Rejoined { .. } => Severity::Notice,
+        Notice::JoinFailed { .. } | Notice::RelayError { .. } => Severity::Error,
+        Notice::FramesLostWithConnection { .. }
+        | Notice::RejoinFailed { .. }
+        | Notice::UnaskedWelcome { .. }
+        | Notice::MessageNotDelivered { .. } => Severity::Warning,
+    }
+}
+
+/// A notice's JSON type, room, words (not yet sanitised) and fields.
+fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_json::Value) {
+    use serde_json::json;
+    match notice {
+        Notice::FramesLostWithConnection { room, count } => (
+            "frames_lost_with_connection",
+            room.as_deref(),
+            format!("{count} of your frames were lost with the connection"),
+            json!({ "count": count }),
+        ),
+        Notice::Rejoined { room, newcomers } => {
+            let mut text = "back in the room, in the same group with the same members".to_owned();
+            if !newcomers.is_empty() {
+                text.push_str(&format!("; joined while you were out: {}", newcomers.join(", ")));
+            }
+            ("rejoined", Some(room), text, json!({ "newcomers": newcomers }))
+        }
+        Notice::RejoinFailed { room, error } => {
+            let text = error_text(error);
+            ("rejoin_failed", Some(room), text.clone(), json!({ "error": text }))
+        }
+        Notice::JoinFailed { room, error } => {
+            let text = error_text(error);
+            ("join_failed", Some(room), text.clone(), json!({ "error": text }))
+        }
+        Notice::UnaskedWelcome { room } => (
+            "unasked_welcome",
+            Some(room),
+            "refused a welcome nobody asked for (a relay or impostor trying to move you into \
+             another group)"
+                .to_owned(),
+            json!({}),
+        ),
+        Notice::MessageNotDelivered { room, reason } => {
+            let why = match reason {
+                ErrorReason::RateLimited => "slow down".to_owned(),
+                ErrorReason::MessageTooLarge => "the relay found it too large".to_owned(),
+                reason => reason.to_string(),
+            };
+            (
+                "message_not_delivered",
+                Some(room),
+                format!("message not delivered: {why}"),
+                json!({ "reason": snake_case(&format!("{reason:?}")) }),
+            )
+        }
+        Notice::RelayError { reason } => (
+            "relay_error",
+            None,
+            format!("the server said: {reason}"),
+            json!({ "reason": snake_case(&format!("{reason:?}")) }),
+        ),
+    }
+}
+
+/// Why the link dropped, in words.
+fn link_loss_text(loss: &LinkLoss) -> String {
+    match loss {
+        LinkLoss::Closed => "the server closed the connection".to_owned(),
+        LinkLoss::Broken(error) => format!("lost the connection: {}", error_text(error)),
+        LinkLoss::Silent { after } => {
+            format!("no answer from the server for {} s", after.as_secs())
+        }
+        LinkLoss::Goodbye(reason) => format!("the server closed the connection: {reason}"),
+    }
+}
+
+/// Why lines were not sent, in words.
+fn not_sent_text(reason: &NotSentReason) -> String {
+    match reason {
+        NotSentReason::InDoubt => {
+            "sent just before the connection dropped; they may not have reached the room".into()
+        }
+        NotSentReason::RoomIsAnotherGroup => "the room now holds another group".into(),
+        NotSentReason::CouldNotGetBack => "could not get back into the room".into(),
+        NotSentReason::NoLongerInRoom => "no longer in the room".into(),
+        NotSentReason::JoinedAnotherRoom => "you joined another room".into(),
+        NotSentReason::SessionEnded => "the session ended".into(),
+        NotSentReason::CannotEncrypt(error) => error_text(error),
+    }
+}
+
+/// An error carried by an event, without the prefix its `Display` has when it stands alone.
+fn error_text(error: &SharedError) -> String {
+    match error.get() {
+        ClientError::Transport(error) => error.to_string(),
+        ClientError::Io(error) => error.to_string(),
+        ClientError::CannotEncrypt(error) => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `RateLimited` → `rate_limited`: a variant's name as line mode's JSON spells it.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (index, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if index > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Marks a message that was delivered late (kept by the relay while we were away).
@@ -624,6 +779,149 @@ mod tests {
         assert_eq!(value["fingerprint"], "ab12:cd34:ef56:7890");
         let colored = renderer(Format::Color).event(&key_changed()).unwrap().text;
         assert!(colored.contains("\x1b[1;31m"), "red and bold: {colored:?}");
+    }
+
+    fn json_of(event: &Event) -> serde_json::Value {
+        serde_json::from_str(&renderer(Format::Json).event(event).unwrap().text).unwrap()
+    }
+
+    #[test]
+    fn typed_notices_are_worded_here_and_carry_their_fields_in_json() {
+        let refused = Event::Status(Notice::MessageNotDelivered {
+            room: "lobby".into(),
+            reason: ErrorReason::RateLimited,
+        });
+        let line = renderer(Format::Line).event(&refused).unwrap().text;
+        assert!(line.ends_with("-- warning: message not delivered: slow down"), "{line}");
+        let json = json_of(&refused);
+        assert_eq!(
+            (&json["type"], &json["room"], &json["reason"]),
+            (&"message_not_delivered".into(), &"lobby".into(), &"rate_limited".into())
+        );
+        let rejoined = Event::Status(Notice::Rejoined {
+            room: "lobby".into(),
+            newcomers: vec!["dave".into()],
+        });
+        let line = renderer(Format::Line).event(&rejoined).unwrap().text;
+        assert!(line.ends_with("same members; joined while you were out: dave"), "{line}");
+        assert_eq!(json_of(&rejoined)["newcomers"], serde_json::json!(["dave"]));
+        let lost = Event::Status(Notice::FramesLostWithConnection { room: None, count: 3 });
+        assert_eq!(json_of(&lost)["count"], 3);
+    }
+
+    #[test]
+    fn every_typed_notice_is_named_in_json_after_its_variant() {
+        let error = SharedError::from(ClientError::NotInRoom);
+        let (room, reason) = (String::from("lobby"), ErrorReason::RoomFull);
+        let notices = [
+            Notice::FramesLostWithConnection { room: None, count: 1 },
+            Notice::Rejoined { room: room.clone(), newcomers: Vec::new() },
+            Notice::RejoinFailed { room: room.clone(), error: error.clone() },
+            Notice::JoinFailed { room: room.clone(), error },
+            Notice::UnaskedWelcome { room: room.clone() },
+            Notice::MessageNotDelivered { room, reason: reason.clone() },
+            Notice::RelayError { reason },
+        ];
+        for notice in notices {
+            let debug = format!("{notice:?}");
+            let variant = debug.split([' ', '{', '(']).next().unwrap();
+            let json = json_of(&Event::Status(notice.clone()));
+            assert_eq!(json["type"], snake_case(variant), "{json}");
+            assert!(json["text"].as_str().is_some_and(|text| !text.is_empty()), "{json}");
+        }
+        assert_eq!(snake_case("FramesLostWithConnection"), "frames_lost_with_connection");
+    }
+
+    /// Room notices (`Event::Room`) and the core's notices (`Event::Status`) are two sets of
+    /// JSON types: no type means two things, and `docs/line-mode.md` lists every one.
+    #[test]
+    fn room_and_core_notices_have_distinct_json_types_all_documented() {
+        use crate::client::RoomNotice;
+        use crate::proto::{ReclaimRefusal, RemovalReason};
+        let room = String::from("lobby");
+        let committer = String::from("bob");
+        let room_notices = [
+            RoomNotice::CommitAborted { committer: committer.clone(), refuted: true },
+            RoomNotice::AcceptedAnother { committer },
+            RoomNotice::UnprovenConfirmation { yes: 1, of: 3 },
+            RoomNotice::UnexpectedConfirmation,
+            RoomNotice::MaySplit { from: "carol".into() },
+            RoomNotice::TakenOut { reason: RemovalReason::NoVote },
+            RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
+            RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
+            RoomNotice::OutOfStep,
+        ];
+        let error = SharedError::from(ClientError::NotInRoom);
+        let reason = ErrorReason::RoomFull;
+        let core_notices = [
+            Notice::FramesLostWithConnection { room: None, count: 1 },
+            Notice::Rejoined { room: room.clone(), newcomers: Vec::new() },
+            Notice::RejoinFailed { room: room.clone(), error: error.clone() },
+            Notice::JoinFailed { room: room.clone(), error },
+            Notice::UnaskedWelcome { room: room.clone() },
+            Notice::MessageNotDelivered { room: room.clone(), reason: reason.clone() },
+            Notice::RelayError { reason },
+        ];
+        let documented = include_str!("../../docs/line-mode.md");
+        let mut room_types = Vec::new();
+        for notice in room_notices {
+            let event = Event::Room { room: room.clone(), notice: notice.clone() };
+            let json = json_of(&event);
+            let debug = format!("{notice:?}");
+            let variant = debug.split([' ', '{', '(']).next().unwrap();
+            assert_eq!(json["type"], snake_case(variant), "{json}");
+            assert_eq!(json["room"], "lobby", "{json}");
+            let line = renderer(Format::Line).event(&event).unwrap().text;
+            assert!(line.contains("-- "), "{line}");
+            room_types.push(snake_case(variant));
+        }
+        let taken_out = Event::Room {
+            room: room.clone(),
+            notice: RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
+        };
+        assert_eq!(
+            (json_of(&taken_out)["ours"].as_u64(), json_of(&taken_out)["holders"].as_u64()),
+            (Some(1), Some(2))
+        );
+        let mut core_types = Vec::new();
+        for notice in core_notices {
+            let json = json_of(&Event::Status(notice));
+            core_types.push(json["type"].as_str().unwrap().to_owned());
+        }
+        for kind in room_types.iter().chain(&core_types) {
+            assert!(
+                documented.contains(&format!("`{kind}`")),
+                "{kind} is not in docs/line-mode.md"
+            );
+        }
+        let shared: Vec<&String> =
+            room_types.iter().filter(|kind| core_types.contains(kind)).collect();
+        assert!(shared.is_empty(), "types that mean two things: {shared:?}");
+    }
+
+    #[test]
+    fn why_the_link_dropped_and_why_the_session_ended_are_worded_here() {
+        let silent = LinkLoss::Silent { after: Duration::from_secs(15) };
+        let lost = Event::Connection(ConnectionEvent::Lost { reason: silent });
+        let line = renderer(Format::Line).event(&lost).unwrap().text;
+        assert!(
+            line.ends_with(
+                "connection lost (no answer from the server for 15 s); reconnecting by itself"
+            ),
+            "{line}"
+        );
+        assert_eq!(json_of(&lost)["reason"], "no answer from the server for 15 s");
+        let error = SharedError::from(ClientError::WrongAccessCode);
+        let end = Event::Disconnected(crate::client::SessionEnd::CannotReconnect(error));
+        let line = renderer(Format::Line).event(&end).unwrap().text;
+        assert!(
+            line.ends_with("disconnected: cannot reconnect: wrong access code — Ctrl-D to exit")
+        );
+        let not_sent = Event::Connection(ConnectionEvent::NotSent {
+            texts: vec!["hi".into()],
+            reason: NotSentReason::JoinedAnotherRoom,
+        });
+        assert_eq!(json_of(&not_sent)["reason"], "you joined another room");
     }
 
     #[test]

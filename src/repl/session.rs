@@ -4,7 +4,7 @@
 //! `Handle::block_on`. The client may still be connecting when the prompt appears (nothing
 //! on the network happens before it), so it sits in a `OnceLock` the event task fills.
 
-use crate::client::{Client, ClientError, LinkState, RoomMembers, RoomSummary};
+use crate::client::{Awaited, Client, ClientError, LinkState, RoomMembers, RoomSummary};
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
@@ -46,11 +46,11 @@ impl Session {
     /// The connected client, if any.
     pub fn client(&self) -> Result<&Client, ClientError> {
         self.client.get().ok_or_else(|| {
-            ClientError::Other(if self.failed.load(Ordering::Relaxed) {
-                "not connected".into()
+            if self.failed.load(Ordering::Relaxed) {
+                ClientError::NotConnected
             } else {
-                "still connecting, try again in a moment".into()
-            })
+                ClientError::StillConnecting
+            }
         })
     }
 
@@ -84,7 +84,7 @@ impl Session {
         self.runtime.block_on(async {
             tokio::time::timeout(limit, work)
                 .await
-                .unwrap_or_else(|_| Err(ClientError::Other("the relay did not answer".into())))
+                .unwrap_or_else(|_| Err(ClientError::Timeout(Awaited::Server)))
         })
     }
 }

@@ -2,12 +2,14 @@
 //! engines, a real relay and a real man in the middle (`support::mitm`), which knows the
 //! access code as every user and the operator do.
 
-use chatter::client::{ClientError, Event, Events};
+use chatter::client::{ClientError, Event, Events, Notice, RoomNotice};
 use chatter::mls::MlsMember;
 use chatter::mls_header::{
     CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message, peek_header,
 };
-use chatter::proto::{ClientFrame, ServerFrame};
+use chatter::proto::{
+    ClientFrame, GroupMessage, ReclaimRefusal, RemovalReason, ServerFrame, VoteStatement, encode,
+};
 use chatter::secret::Secret;
 
 use crate::support::{self, chat_client, chat_client_at, expect_event};
@@ -96,7 +98,11 @@ async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
             members: vec!["alice".into(), "bob".into()],
         })
         .unwrap();
-    expect_event(&mut bob_events, is_warning("refused a welcome nobody asked for")).await;
+    expect_event(
+        &mut bob_events,
+        |e| matches!(e, Event::Status(Notice::UnaskedWelcome { room }) if room == "vault"),
+    )
+    .await;
 
     // Bob asked for nothing: no key package, no repair; only his "no" votes left him.
     let sent_after: Vec<ClientFrame> =
@@ -148,7 +154,17 @@ async fn a_garbage_commit_costs_the_leader_the_room_and_the_others_nothing() {
         expect_event(events, is_warning("refused a key change claimed to be from mallory")).await;
         expect_event(events, |e| matches!(e, Event::Left { nick, .. } if nick == "mallory")).await;
     }
-    expect_event(&mut mallory_events, is_warning("the room refused your key change")).await;
+    // Mallory is told that the room refused her key change and took her out for it (a
+    // typed room notice since protocol 5, which also refused her own corrupted commit as
+    // another than hers), and she is not taken back.
+    let is_room_notice = |wanted: RoomNotice| move |e: &Event| matches!(e, Event::Room { notice, .. } if *notice == wanted);
+    let refused = RoomNotice::CommitAborted { committer: "mallory".into(), refuted: true };
+    expect_event(&mut mallory_events, is_room_notice(refused)).await;
+    let taken_out = RoomNotice::TakenOut { reason: RemovalReason::KeyChangeRefused };
+    expect_event(&mut mallory_events, is_room_notice(taken_out)).await;
+    let not_back = RoomNotice::ReclaimRefused { reason: ReclaimRefusal::TakenOut };
+    expect_event(&mut mallory_events, is_room_notice(not_back)).await;
+    assert_eq!(mallory.current_room(), None);
     // Right away, the honest members talk; the room never stopped for them.
     alice.send_text("still here").await.unwrap();
     expect_event(&mut bob_events, is_message("alice", "still here")).await;
@@ -245,13 +261,28 @@ impl RogueLeader {
         joining.await.unwrap().unwrap();
     }
 
+    /// Sends a commit and, once the relay sends it back for the vote (protocol 5: the
+    /// committer votes too), signs her own yes inside the group, as members check.
     async fn commit(
         &mut self,
         room: &str,
         commit: Vec<u8>,
         welcome: Option<chatter::proto::Welcome>,
     ) {
-        self.raw.send(&ClientFrame::Commit { room: room.into(), commit, welcome }).await.unwrap();
+        let hash = chatter::client::ballot::commit_hash(&commit);
+        let electorate = u32::try_from(self.group.members().len()).unwrap();
+        let frame = ClientFrame::Commit { room: room.into(), commit, welcome, electorate };
+        self.raw.send(&frame).await.unwrap();
+        support::expect_frame(
+            &mut self.raw,
+            |f| matches!(f, ServerFrame::Commit { from, .. } if from == "mallory"),
+        )
+        .await;
+        let statement = VoteStatement { epoch: self.epoch, commit: hash, accept: true };
+        let vote = self.group.encrypt_message(&encode(&GroupMessage::Vote(statement))).unwrap();
+        let frame =
+            ClientFrame::CommitVote { room: room.into(), epoch: self.epoch, accept: true, vote };
+        self.raw.send(&frame).await.unwrap();
         self.epoch += 1;
     }
 
@@ -280,10 +311,15 @@ async fn a_leader_cannot_remove_the_members_who_are_still_here() {
 
     let remove_everyone = mallory.group.commit_remove(&["alice", "bob"]).unwrap();
     mallory.commit("den", remove_everyone.commit, None).await;
-    assert_eq!(
-        mallory.verdict().await,
-        ServerFrame::CommitAborted { room: "den".into(), epoch: 2 }
-    );
+    // Protocol 5: the abort carries the signed no votes of alice and bob (mallory's own yes
+    // is not enough), so every member can check that the room refused it.
+    let aborted = mallory.verdict().await;
+    let ServerFrame::CommitAborted { room, epoch: 2, votes } = &aborted else {
+        panic!("{aborted:?}")
+    };
+    let mut refusers: Vec<&str> = votes.iter().map(|vote| vote.from.as_str()).collect();
+    refusers.sort_unstable();
+    assert_eq!((room.as_str(), refusers), ("den", vec!["alice", "bob"]));
     for events in [&mut alice_events, &mut bob_events] {
         let warned = expect_event(events, |e| matches!(e, Event::Warning { .. })).await;
         assert!(
@@ -361,4 +397,102 @@ async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
     assert_eq!(who.members.len(), epoch_before);
     assert!(who.members.iter().all(|m| m.nick != "mallory"));
     assert_eq!(who.members.iter().filter(|m| m.nick == "bob").count(), 1);
+}
+
+/// Protocol 5: nothing the relay sends makes a member run the password exchange, which would
+/// hand the relay one online guess at the room password per forced rejoin.
+#[tokio::test]
+async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange() {
+    use chatter::client::RoomNotice;
+    let relay = support::start_relay().await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    // Carol's join gives bob a real confirmation to replay.
+    let (carol, _carol_events) = chat_client(&relay, "carol").await;
+    carol.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut bob_events, "carol").await;
+    let seen_before = control.sent_by_client.lock().unwrap().len();
+
+    // A forged removal: bob asks for his place back as it was, and has it.
+    let removal = chatter::proto::RemovalReason::NoVote;
+    control.inject.send(ServerFrame::Removed { room: "vault".into(), reason: removal }).unwrap();
+    expect_event(&mut bob_events, |e| {
+        matches!(e, Event::Room { notice: RoomNotice::TakenOut { .. }, .. })
+    })
+    .await;
+    expect_event(
+        &mut bob_events,
+        |e| matches!(e, Event::Notice { text, .. } if text.contains("same group and keys")),
+    )
+    .await;
+    // A replayed confirmation: bob merges nothing and says so.
+    let replayed = ServerFrame::CommitConfirmed { room: "vault".into(), epoch: 2, votes: vec![] };
+    control.inject.send(replayed).unwrap();
+    expect_event(&mut bob_events, |e| {
+        matches!(e, Event::Room { notice: RoomNotice::UnexpectedConfirmation, .. })
+    })
+    .await;
+    bob.send_text("still here").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "still here")).await;
+    alice.send_text("and so am i").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "and so am i")).await;
+    let sent_after: Vec<ClientFrame> =
+        control.sent_by_client.lock().unwrap()[seen_before..].to_vec();
+    assert!(
+        sent_after.iter().any(|frame| matches!(frame, ClientFrame::Reclaim { .. })),
+        "{sent_after:?}"
+    );
+    assert!(
+        !sent_after.iter().any(|frame| matches!(
+            frame,
+            ClientFrame::AdmissionStart { .. }
+                | ClientFrame::Join { .. }
+                | ClientFrame::Leave { .. }
+        )),
+        "no password exchange, no leaving: {sent_after:?}"
+    );
+}
+
+/// Protocol 5: a relay that answers a leader's commit "busy" while keeping it gets the very
+/// same commit again, never a second one for the epoch (attack 5 needed two), and the joiner
+/// gets in once the relay takes it.
+#[tokio::test]
+async fn a_leader_told_busy_sends_the_same_commit_again() {
+    let relay = support::start_relay().await;
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (alice, mut alice_events) = chat_client_at(&mitm.to_string(), "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    control.answer_commits_busy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (bob, mut bob_events) = chat_client(&relay, "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    control.answer_commits_busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let commits: Vec<Vec<u8>> = control
+        .sent_by_client
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::Commit { commit, .. } => Some(commit.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!commits.is_empty());
+    assert!(commits.iter().all(|commit| *commit == commits[0]), "one commit for the epoch");
+    alice.send_text("welcome").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "welcome")).await;
 }

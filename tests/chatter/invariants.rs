@@ -372,6 +372,7 @@ fn io_in(mentions: &Mentions) -> Option<String> {
 /// The sans-IO core: the files ARCHITECTURE.md says perform no IO.
 fn sans_io_core() -> Vec<Source> {
     let mut files = sources_under("src/mls");
+    files.extend(sources_under("src/client/core"));
     for file in [
         "src/admission.rs",
         "src/pake.rs",
@@ -383,6 +384,9 @@ fn sans_io_core() -> Vec<Source> {
         "src/client/reconnect.rs",
         "src/client/resume.rs",
         "src/client/gaps.rs",
+        "src/client/notice.rs",
+        "src/client/ballot.rs",
+        "src/client/room_notice.rs",
         "src/relay/vote.rs",
         "src/relay/replay.rs",
     ] {
@@ -438,9 +442,30 @@ fn the_sans_io_core_performs_no_io_and_prints_nothing() {
     let files = sans_io_core();
     assert!(files.iter().any(|f| f.path.ends_with("mls/provider.rs")), "the whole of src/mls");
     assert!(!files.iter().any(|f| f.path.ends_with("mls/tests.rs")), "tests are not production");
+    assert!(files.iter().any(|f| f.path.ends_with("client/core/link.rs")), "the client core");
+    assert!(!files.iter().any(|f| f.path.ends_with("client/core/tests.rs")));
     for source in files {
         assert_eq!(io_in(&source.mentions), None, "{} performs IO", source.path.display());
     }
+}
+
+/// The engine drives the client core and decides nothing: it names no kind of frame from
+/// the relay (the core, and `dial` for the answer to `Resume`, do), and stays small.
+#[test]
+fn the_client_engine_only_drives_the_core() {
+    let path = "src/client/engine.rs";
+    let [engine] = &sources_under(path)[..] else { panic!("one file") };
+    let frame_kinds: Vec<String> = engine
+        .mentions
+        .paths
+        .iter()
+        .filter(|path| path.len() >= 2 && path[path.len() - 2] == "ServerFrame")
+        .map(|path| path.join("::"))
+        .collect();
+    assert_eq!(frame_kinds, Vec::<String>::new(), "{path} handles frames itself");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let lines = text.lines().count();
+    assert!(lines <= 300, "{path} has {lines} lines: protocol decisions belong in client::core");
 }
 
 /// The relay's routing state sits behind one `std::sync::Mutex`, so nothing in it may wait:

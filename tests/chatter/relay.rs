@@ -6,7 +6,7 @@ use chatter::client::{ClientError, RawClient};
 use chatter::mls_header::build_private_message;
 use chatter::proto::{
     AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RemovalReason,
-    RoomSummary, ServerFrame, Welcome,
+    RoomSummary, ServerFrame, SignedVote, Welcome,
 };
 use chatter::relay::RateLimit;
 use chatter::secret::Secret;
@@ -17,10 +17,12 @@ use crate::support::{self, APPLICATION, COMMIT, expect_frame, next_frame};
 const GROUP: &[u8] = b"group-1";
 
 /// Runs the admission message flow with opaque bytes (the relay cannot tell), has the leader
-/// (`members[0]`) commit the add at `epoch`, as a real leader would after checking the
-/// password, and every other member vote for it.
+/// (`members[0]`, named `nicks[0]`) commit the add at `epoch`, as a real leader would after
+/// checking the password, and every member vote for it: since protocol 5 the relay sends the
+/// commit back to its committer too, who signs its own yes first.
 async fn admit(
     members: &mut [RawClient],
+    nicks: &[&str],
     joiner: &mut RawClient,
     joiner_nick: &str,
     room: &str,
@@ -60,10 +62,15 @@ async fn admit(
     let commit = build_private_message(GROUP, epoch, COMMIT, b"add");
     let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader
-        .send(&ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome) })
+        .send(&ClientFrame::Commit {
+            room: room.into(),
+            commit,
+            welcome: Some(welcome),
+            electorate: u32::try_from(voters.len() + 1).unwrap(),
+        })
         .await
         .unwrap();
-    for voter in voters.iter_mut() {
+    for voter in std::iter::once(&mut *leader).chain(voters.iter_mut()) {
         let commit = expect_frame(voter, |f| matches!(f, ServerFrame::Commit { .. })).await;
         assert!(
             matches!(&commit, ServerFrame::Commit { joiner: Some(named), .. } if named == joiner_nick),
@@ -73,7 +80,13 @@ async fn admit(
     }
     let confirmed =
         expect_frame(leader, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await;
-    assert_eq!(confirmed, ServerFrame::CommitConfirmed { room: room.into(), epoch: epoch + 1 });
+    // A majority decides: the confirmation carries the first votes that made it one.
+    let majority = nicks.len() / 2 + 1;
+    let votes = signed_votes(nicks.iter().take(majority).map(|nick| (*nick, true)));
+    assert_eq!(
+        confirmed,
+        ServerFrame::CommitConfirmed { room: room.into(), epoch: epoch + 1, votes }
+    );
     let ServerFrame::Welcome { message, members, .. } = next_frame(joiner).await else {
         panic!("expected the welcome")
     };
@@ -81,8 +94,19 @@ async fn admit(
     assert_eq!(members.last().map(String::as_str), Some(joiner_nick));
 }
 
+/// A member's verdict. The signed vote is opaque to the relay, which only carries it back
+/// with the verdict: here one byte, the verdict, as the relay's unit tests do.
 async fn vote(voter: &mut RawClient, room: &str, epoch: u64, accept: bool) {
-    voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept }).await.unwrap();
+    let vote = vec![u8::from(accept)];
+    voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept, vote }).await.unwrap();
+}
+
+/// The signed votes a confirmation or an abort carries, in the order they were cast.
+fn signed_votes<'a>(votes: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<SignedVote> {
+    votes
+        .into_iter()
+        .map(|(from, accept)| SignedVote { from: from.into(), vote: vec![u8::from(accept)] })
+        .collect()
 }
 
 /// A room of `nicks.len()` members, the first its creator, all at epoch `nicks.len() - 1`.
@@ -101,7 +125,7 @@ pub(crate) async fn room_of(
                 ServerFrame::RoomCreated { room: room.into() }
             );
         } else {
-            admit(&mut clients, &mut client, nick, room, index as u64 - 1).await;
+            admit(&mut clients, &nicks[..index], &mut client, nick, room, index as u64 - 1).await;
         }
         clients.push(client);
     }
@@ -273,6 +297,7 @@ async fn only_the_leader_commits_and_one_commit_at_a_time() {
         room: "lobby".into(),
         commit: build_private_message(GROUP, 2, COMMIT, text),
         welcome: None,
+        electorate: 3,
     };
     clients[1].send(&commit(b"from bob")).await.unwrap();
     assert_eq!(
@@ -281,27 +306,37 @@ async fn only_the_leader_commits_and_one_commit_at_a_time() {
     );
     clients[0].send(&commit(b"first")).await.unwrap();
     clients[0].send(&commit(b"second")).await.unwrap();
+    // Everyone gets the first commit only, alice too (protocol 5: the committer votes on
+    // its own commit once the relay took it, so her yes is no longer implied), and nothing
+    // is applied until more than half of the three voted yes. Alice's second is refused.
+    let first = build_private_message(GROUP, 2, COMMIT, b"first");
+    for voter in &mut clients {
+        let frame = next_frame(voter).await;
+        assert!(
+            matches!(&frame, ServerFrame::Commit { from, joiner: None, commit, .. }
+                if from == "alice" && *commit == first),
+            "{frame:?}"
+        );
+    }
     assert_eq!(
         next_frame(&mut clients[0]).await,
         ServerFrame::CommitRejected { room: "lobby".into(), reason: CommitRejection::Busy }
     );
-    // Bob and carol get the first commit only, and nothing is applied until both vote.
-    for voter in &mut clients[1..] {
-        let frame = next_frame(voter).await;
-        assert!(
-            matches!(&frame, ServerFrame::Commit { from, joiner: None, .. } if from == "alice")
-        );
-    }
-    vote(&mut clients[1], "lobby", 2, true).await;
+    vote(&mut clients[0], "lobby", 2, true).await;
     clients[0].send(&ClientFrame::Ping).await.unwrap();
     assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Pong, "not confirmed with one vote");
-    // A vote about another epoch (a late one, or one about a made-up commit) counts for nothing.
+    // A vote about another epoch (a late one, or one about a made-up commit) counts for
+    // nothing: had carol's "no" counted, the refusal would make it one yes against one no.
     vote(&mut clients[2], "lobby", 7, false).await;
-    vote(&mut clients[2], "lobby", 2, true).await;
+    clients[0].send(&ClientFrame::Ping).await.unwrap();
+    assert_eq!(next_frame(&mut clients[0]).await, ServerFrame::Pong, "one vote of three");
+    // Bob's yes makes two of three: confirmed, without waiting for carol.
+    vote(&mut clients[1], "lobby", 2, true).await;
+    let votes = signed_votes([("alice", true), ("bob", true)]);
     for client in &mut clients {
         assert_eq!(
             next_frame(client).await,
-            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: votes.clone() }
         );
     }
 }
@@ -312,9 +347,18 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
     let mut clients = room_of(&relay, "lobby", &["mallory", "alice", "bob"]).await;
     let garbage = build_private_message(GROUP, 2, COMMIT, &[0x55; 300]);
     clients[0]
-        .send(&ClientFrame::Commit { room: "lobby".into(), commit: garbage, welcome: None })
+        .send(&ClientFrame::Commit {
+            room: "lobby".into(),
+            commit: garbage,
+            welcome: None,
+            electorate: 3,
+        })
         .await
         .unwrap();
+    // Protocol 5: the commit comes back to mallory too, who says yes to her own; the room's
+    // two others refuse it, a majority of the three.
+    expect_frame(&mut clients[0], |f| matches!(f, ServerFrame::Commit { .. })).await;
+    vote(&mut clients[0], "lobby", 2, true).await;
     for voter in &mut clients[1..] {
         expect_frame(voter, |f| matches!(f, ServerFrame::Commit { .. })).await;
         vote(voter, "lobby", 2, false).await;
@@ -323,10 +367,12 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
         expect_frame(&mut clients[0], |f| matches!(f, ServerFrame::Removed { .. })).await,
         ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::KeyChangeRefused }
     );
+    // The abort carries the signed no votes: the proof, for every member, that it is dead.
+    let refusals = signed_votes([("alice", false), ("bob", false)]);
     for honest in &mut clients[1..] {
         assert_eq!(
             next_frame(honest).await,
-            ServerFrame::CommitAborted { room: "lobby".into(), epoch: 2 }
+            ServerFrame::CommitAborted { room: "lobby".into(), epoch: 2, votes: refusals.clone() }
         );
         assert_eq!(
             next_frame(honest).await,
@@ -337,17 +383,24 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
             }
         );
     }
-    // The room's epoch did not move: alice, who leads now, commits at epoch 2.
+    // The room's epoch did not move: alice, who leads now, commits at epoch 2, and she and
+    // bob (the whole room now) vote for it.
     let commit = build_private_message(GROUP, 2, COMMIT, b"remove mallory");
     clients[1]
-        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None })
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None, electorate: 2 })
         .await
         .unwrap();
-    expect_frame(&mut clients[2], |f| matches!(f, ServerFrame::Commit { .. })).await;
-    vote(&mut clients[2], "lobby", 2, true).await;
+    for voter in &mut clients[1..] {
+        expect_frame(voter, |f| matches!(f, ServerFrame::Commit { .. })).await;
+        vote(voter, "lobby", 2, true).await;
+    }
     assert_eq!(
         next_frame(&mut clients[1]).await,
-        ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3 }
+        ServerFrame::CommitConfirmed {
+            room: "lobby".into(),
+            epoch: 3,
+            votes: signed_votes([("alice", true), ("bob", true)])
+        }
     );
 }
 
@@ -357,10 +410,12 @@ async fn a_lone_objector_is_outvoted_and_taken_out() {
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol", "mallory"]).await;
     let commit = build_private_message(GROUP, 3, COMMIT, b"honest");
     clients[0]
-        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None })
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None, electorate: 4 })
         .await
         .unwrap();
-    for (index, accept) in [(1, true), (2, true), (3, false)] {
+    // Protocol 5: alice votes on her own commit too. Mallory refuses before the majority is
+    // in, so she is an objector the confirmation overrules.
+    for (index, accept) in [(0, true), (3, false), (1, true), (2, true)] {
         expect_frame(&mut clients[index], |f| matches!(f, ServerFrame::Commit { .. })).await;
         vote(&mut clients[index], "lobby", 3, accept).await;
     }
@@ -374,9 +429,11 @@ async fn a_lone_objector_is_outvoted_and_taken_out() {
             matches!(&left, ServerFrame::MemberLeft { nick, .. } if nick == "mallory"),
             "{left:?}"
         );
+        // Confirmed with the three signed yes votes (more than half of four).
+        let votes = signed_votes([("alice", true), ("bob", true), ("carol", true)]);
         assert_eq!(
             next_frame(client).await,
-            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 4 }
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 4, votes }
         );
     }
 }

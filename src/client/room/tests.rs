@@ -440,3 +440,51 @@ fn an_undecryptable_message_of_our_epoch_warns_once_that_the_room_may_be_split()
     bob.incoming_message("alice", &forged, SystemTime::now(), &mut out);
     assert_eq!(split(&out), 1, "{:?}", out.events);
 }
+
+#[test]
+fn a_welcome_for_an_earlier_attempt_is_refused() {
+    // The relay kept back the Welcome of a joiner's first attempt (answering the leader
+    // "busy"); the joiner started again. Only the current attempt's key package has keys.
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = Room::new("lobby".into(), password());
+    let attempt = |bob: &mut Room, alice: &mut Room, number: u64| {
+        let ClientFrame::AdmissionStart { pake_message, .. } =
+            bob.admission_pending("bob", "alice".into()).unwrap()
+        else {
+            panic!("start")
+        };
+        let mut out = Outbox::default();
+        alice.admission_request("alice", "bob".into(), number, &pake_message, &mut out);
+        let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else {
+            panic!("reply")
+        };
+        let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
+            bob.admission_reply(&bob_mls, &pake_message).unwrap()
+        else {
+            panic!("finish")
+        };
+        alice.admission_finish(
+            "alice",
+            "bob".into(),
+            number,
+            &confirmation,
+            &sealed_key_package,
+            &mut out,
+        );
+        let Some(ClientFrame::Commit { welcome: Some(welcome), .. }) = out.frames.pop() else {
+            panic!("commit: {:?}", out.events)
+        };
+        welcome.message
+    };
+    let first = attempt(&mut bob, &mut alice, 1);
+    // Alice's first commit never went to a vote: she may drop it (nobody holds her yes).
+    alice.commit_rejected(CommitRejection::UnknownRecipient, &mut Outbox::default());
+    let _ = bob.restart_join();
+    let second = attempt(&mut bob, &mut alice, 2);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    let refused = bob.welcomed(&bob_mls, &first, members.clone());
+    assert!(matches!(refused, Err(RoomError::Mls(_))), "{refused:?}");
+    assert_eq!(bob.welcomed(&bob_mls, &second, members).unwrap(), Welcomed::Joined);
+    let _ = alice_mls;
+}

@@ -27,6 +27,15 @@ use crate::relay::vote::{Tally, Verdict};
 /// How long members have to vote on a commit, by default.
 pub const VOTE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The voters a majority did not wait for: each still owes its vote by the deadline (a
+/// member that never saw the commit is taken out then, and told), and one that refuses what
+/// was confirmed is taken out at once.
+pub(super) struct LateVoters {
+    epoch: u64,
+    voters: Vec<SessionId>,
+    deadline: Instant,
+}
+
 /// The leader's commit while the members vote on it.
 pub(super) struct CommitInFlight {
     /// The epoch the commit ends.
@@ -158,12 +167,18 @@ impl State {
         now: Instant,
     ) {
         let from = self.sessions.nick_of(id);
-        let Some(in_flight) = self
-            .rooms
-            .get_mut(room_name)
-            .and_then(|room| room.in_flight.as_mut())
-            .filter(|in_flight| in_flight.epoch == epoch)
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(in_flight) = room.in_flight.as_mut().filter(|in_flight| in_flight.epoch == epoch)
         else {
+            // A vote on a commit the majority already settled: one refusing what was
+            // confirmed is out of step with the room, as an objector in time would be.
+            let late = room.late_voters.as_mut().filter(|late| late.epoch == epoch);
+            let Some(LateVoters { voters, .. }) = late else { return };
+            let Some(position) = voters.iter().position(|voter| *voter == id) else { return };
+            voters.remove(position);
+            if !accept {
+                self.remove_from_room(id, room_name, RemovalReason::OutVoted, now);
+            }
             return;
         };
         in_flight.tally.record(id, accept, SignedVote { from, vote });
@@ -178,6 +193,14 @@ impl State {
             return;
         };
         let Some(in_flight) = room.in_flight.take() else { return };
+        room.late_voters = match &verdict {
+            Verdict::Confirmed { .. } => Some(LateVoters {
+                epoch: in_flight.epoch,
+                voters: in_flight.tally.waiting(),
+                deadline: in_flight.deadline,
+            }),
+            _ => None,
+        };
         match verdict {
             Verdict::Confirmed { votes, objectors } => {
                 // A minority refused what the rest verified: they are out of step with the
@@ -253,6 +276,19 @@ impl State {
                 self.remove_from_room(session, &room_name, RemovalReason::NoVote, now);
             }
             self.settle(&room_name, now);
+        }
+        let overdue: Vec<(String, Vec<SessionId>)> = self
+            .rooms
+            .iter_mut()
+            .filter_map(|(name, room)| {
+                let late = room.late_voters.take_if(|late| now >= late.deadline)?;
+                Some((name.clone(), late.voters))
+            })
+            .collect();
+        for (room_name, silent) in overdue {
+            for session in silent {
+                self.remove_from_room(session, &room_name, RemovalReason::NoVote, now);
+            }
         }
     }
 }

@@ -37,6 +37,17 @@ impl State {
         now: Instant,
     ) {
         let id = request.session;
+        let present = self.rooms.get(&room_name).filter(|room| {
+            room.member(id).is_some()
+                && room.group_id.as_deref() == Some(group_id.as_slice())
+                && room.epoch == epoch
+        });
+        if let Some(room) = present {
+            // Still a member, as it was (a relay in the middle told it otherwise): nothing
+            // changes, and it hears so.
+            let members = room.member_nicks();
+            return self.send(id, &ServerFrame::Reclaimed { room: room_name, members });
+        }
         let entrant = match self.check_entry(id, &room_name) {
             Ok(entrant) => entrant,
             Err(reason) => {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::admission::{PendingJoiner, WrongPasswords};
-use super::commits::CommitInFlight;
+use super::commits::{CommitInFlight, LateVoters};
 use super::reclaim::Rival;
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION};
@@ -56,6 +56,9 @@ pub(super) struct Room {
     pub(super) reforming_until: Option<Instant>,
     /// Claims of another group or epoch waiting while the room re-forms.
     pub(super) rivals: Vec<Rival>,
+    /// The epoch of the last commit a majority confirmed before every voter was heard, and
+    /// the voters not heard yet: one of them refusing it is taken out.
+    pub(super) late_voters: Option<LateVoters>,
 }
 
 impl Room {

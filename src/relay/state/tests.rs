@@ -177,34 +177,46 @@ fn confirmed(epoch: u64, voters: &[&str]) -> ServerFrame {
 }
 
 #[test]
-fn a_silent_voter_is_taken_out_at_the_deadline_and_the_commit_goes_through() {
+fn silent_voters_are_taken_out_at_the_deadline() {
+    // Four members, two silent: two yes of four decide nothing until the deadline takes the
+    // silent ones out; their places still count, so the commit is undecided (nobody taken out
+    // for it), and the leader owes their removal next.
     let mut relay = Harness::new();
-    let ids = relay.room(&["alice", "bob", "silent"]);
-    relay.commit(ids[0], 2, None);
-    relay.vote(ids[1], 2, true);
+    let ids = relay.room(&["alice", "bob", "silent", "mute"]);
+    relay.commit(ids[0], 3, None);
+    relay.vote(ids[1], 3, true);
     relay.frames(ids[0]);
     relay.frames(ids[1]);
     relay.advance(VOTE_DEADLINE - Duration::from_millis(1));
     assert!(relay.frames(ids[0]).is_empty(), "nothing happens before the deadline");
     relay.advance(Duration::from_millis(1));
-    let to_silent = relay.frames(ids[2]);
-    assert_eq!(
-        to_silent.last(),
-        Some(&ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::NoVote })
-    );
-    for id in &ids[..2] {
+    for silent in &ids[2..] {
         assert_eq!(
-            relay.frames(*id),
-            [
-                ServerFrame::MemberLeft {
-                    room: "lobby".into(),
-                    nick: "silent".into(),
-                    leader: "alice".into()
-                },
-                confirmed(3, &["alice", "bob"]),
-            ]
+            relay.frames(*silent).last(),
+            Some(&ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::NoVote })
         );
     }
+    let frames = relay.frames(ids[0]);
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::CommitAborted { epoch: 3, .. })),
+        "{frames:?}"
+    );
+    assert_eq!(relay.state.stats().room_memberships, 2);
+}
+
+#[test]
+fn a_majority_confirms_without_the_slowest_and_a_late_refusal_is_taken_out() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "slow"]);
+    relay.commit(ids[0], 2, None);
+    relay.vote(ids[1], 2, true);
+    assert!(relay.frames(ids[0]).contains(&confirmed(3, &["alice", "bob"])));
+    // The slow member refuses what the majority accepted: out of step, taken out.
+    relay.vote(ids[2], 2, false);
+    assert_eq!(
+        relay.frames(ids[2]).last(),
+        Some(&ServerFrame::Removed { room: "lobby".into(), reason: RemovalReason::OutVoted })
+    );
 }
 
 #[test]
@@ -330,13 +342,13 @@ fn look_alike_and_mixed_script_nicknames_are_refused() {
 fn a_committer_that_leaves_mid_vote_does_not_stop_it() {
     // Its signed yes still counts, and the others may merge without it (its leaf goes next).
     let mut relay = Harness::new();
-    let ids = relay.room(&["alice", "bob", "carol"]);
-    relay.commit(ids[0], 2, None);
-    relay.vote(ids[1], 2, true);
+    let ids = relay.room(&["alice", "bob", "carol", "dave"]);
+    relay.commit(ids[0], 3, None);
+    relay.vote(ids[1], 3, true);
     relay.send(ids[0], ClientFrame::Leave { room: "lobby".into() });
-    relay.vote(ids[2], 2, true);
+    relay.vote(ids[2], 3, true);
     let frames = relay.frames(ids[1]);
-    assert!(frames.contains(&confirmed(3, &["alice", "bob", "carol"])), "{frames:?}");
+    assert!(frames.contains(&confirmed(4, &["alice", "bob", "carol"])), "{frames:?}");
 }
 
 #[test]
@@ -465,7 +477,8 @@ impl Harness {
         let (kick, _) = oneshot::channel();
         match self.state.resume(fresh, token, kick, self.now) {
             Resumption::Ready { id, parked } => {
-                self.state.adopt(fresh, id, self.now).expect("the session taken back");
+                let (_, token) = self.state.adopt(fresh, id, self.now).expect("taken back");
+                self.tokens.insert(id, token);
                 self.inboxes.remove(&fresh);
                 self.inboxes.insert(id, parked.inbound);
                 Some(id)
@@ -576,12 +589,14 @@ fn away_members_do_not_hold_up_a_vote() {
 #[test]
 fn a_member_going_away_mid_vote_is_not_waited_for() {
     let mut relay = Harness::new();
-    let ids = relay.room(&["alice", "bob", "carol"]);
-    relay.commit(ids[0], 2, None);
-    relay.vote(ids[1], 2, true);
+    let ids = relay.room(&["alice", "bob", "carol", "dave"]);
+    relay.commit(ids[0], 3, None);
+    relay.vote(ids[1], 3, true);
     relay.frames(ids[0]);
-    relay.drop_link(ids[2]);
-    assert_eq!(relay.frames(ids[0]).last(), Some(&confirmed(3, &["alice", "bob"])));
+    // Dave goes away before voting: nobody waits for him, and carol's yes makes three of four.
+    relay.drop_link(ids[3]);
+    relay.vote(ids[2], 3, true);
+    assert_eq!(relay.frames(ids[0]).last(), Some(&confirmed(4, &["alice", "bob", "carol"])));
 }
 
 fn refused(reason: ReclaimRefusal) -> ServerFrame {
@@ -776,12 +791,16 @@ fn a_session_still_served_is_handed_over_by_its_old_connection() {
 fn join_and_reclaim_pass_the_same_entry_check() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
-    // Already in, and a name that is not one: refused alike.
-    relay.reclaim(ids[1], 1);
+    // Already in at another epoch, and a name that is not one: refused alike.
+    relay.reclaim(ids[1], 0);
     assert_eq!(
         relay.frames(ids[1]),
         [refused(ReclaimRefusal::Unavailable(ErrorReason::AlreadyInRoom))]
     );
+    // Already in as it was (someone told it otherwise): nothing changes.
+    relay.reclaim(ids[1], 1);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(relay.frames(ids[1]), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
     let frame =
         ClientFrame::Reclaim { room: "no spaces".into(), group_id: GROUP.to_vec(), epoch: 1 };
     relay.send(ids[1], frame);
@@ -857,4 +876,19 @@ fn a_queue_that_lost_a_frame_during_a_handover_is_not_handed_over() {
     assert!(handed.try_recv().is_err(), "the new connection is refused");
     assert_eq!(relay.state.stats().sessions, 2, "alice, and the new connection's own session");
     assert_eq!(relay.state.stats().nicknames, 1, "bob's nickname is free again");
+}
+
+#[test]
+fn the_resume_token_changes_at_every_resume() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let first = relay.token(ids[1]);
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.resume(&first), Some(ids[1]));
+    let second = relay.token(ids[1]);
+    assert_ne!(first, second, "a new token with every resume");
+    // The used token is void: whoever copied it cannot take the session again.
+    relay.drop_link(ids[1]);
+    assert_eq!(relay.resume(&first), None);
+    assert_eq!(relay.resume(&second), Some(ids[1]));
 }

@@ -36,6 +36,10 @@ pub struct Control {
     pub corrupt_commits: Arc<AtomicBool>,
     /// Every frame the client sent, in order.
     pub sent_by_client: Arc<Mutex<Vec<ClientFrame>>>,
+    /// While set, every commit the client sends is passed on, and the client is also told
+    /// at once that the relay was busy: a relay that keeps a commit while refusing it, to
+    /// make its leader commit something else for the same epoch (a fork).
+    pub answer_commits_busy: Arc<AtomicBool>,
 }
 
 pub async fn start(relay: SocketAddr, access_code: &str, meddling: Meddling) -> SocketAddr {
@@ -55,6 +59,7 @@ pub async fn start_with_control(
         inject,
         corrupt_commits: Arc::new(AtomicBool::new(false)),
         sent_by_client: Arc::new(Mutex::new(Vec::new())),
+        answer_commits_busy: Arc::new(AtomicBool::new(false)),
     };
     let upstream_control = control.clone();
     tokio::spawn(async move {
@@ -76,6 +81,13 @@ pub async fn start_with_control(
         tokio::spawn(async move {
             while let Ok(Some(mut frame)) = client_reader.read_frame::<ClientFrame>().await {
                 upstream.sent_by_client.lock().expect("not poisoned").push(frame.clone());
+                if upstream.answer_commits_busy.load(Ordering::SeqCst)
+                    && let ClientFrame::Commit { room, .. } = &frame
+                {
+                    let reason = chatter::proto::CommitRejection::Busy;
+                    let busy = ServerFrame::CommitRejected { room: room.clone(), reason };
+                    let _ = upstream.inject.send(busy);
+                }
                 if upstream.corrupt_commits.load(Ordering::SeqCst)
                     && let ClientFrame::Commit { commit, .. } = &mut frame
                 {

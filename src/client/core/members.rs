@@ -1,0 +1,48 @@
+//! `/who`: the room's members as the group and the relay each see them.
+
+use crate::client::identity;
+use crate::client::room::Room;
+use crate::client::{MemberView, Presence, RoomMembers};
+use crate::identity::PeerTrust;
+
+/// `/who`: every leaf of the MLS group (who actually holds the room's keys), with the
+/// relay's leader marked, and whoever is only on one side of the relay's list and the group
+/// marked as such, so a relay that adds or hides a member shows.
+pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
+    let group = room.group().map(|group| group.members()).unwrap_or_default();
+    let leader = room.leader();
+    let mut members: Vec<MemberView> = group
+        .iter()
+        .map(|member| MemberView {
+            nick: member.nick.clone(),
+            fingerprint: Some(member.fingerprint.clone()),
+            is_leader: leader == Some(member.nick.as_str()),
+            is_self: member.is_self,
+            trust: identity::mark(trust, &group, &member.nick),
+            presence: if room.away.contains(&member.nick) {
+                Presence::Away
+            } else if member.is_self || room.relay_members.contains(&member.nick) {
+                Presence::InGroupAndConnected
+            } else {
+                Presence::InGroupNotConnected
+            },
+        })
+        .collect();
+    for (index, nick) in room.relay_members.iter().enumerate() {
+        if !group.iter().any(|member| member.nick == *nick) {
+            members.push(MemberView {
+                nick: nick.clone(),
+                fingerprint: None,
+                is_leader: index == 0,
+                is_self: nick == me,
+                presence: Presence::ConnectedNotInGroup,
+                trust: None,
+            });
+        }
+    }
+    // The relay's order (the leader first, then by seniority) reads best; leaves only in the
+    // group come last.
+    let rank = |nick: &str| room.relay_members.iter().position(|member| member == nick);
+    members.sort_by_key(|member| rank(&member.nick).unwrap_or(usize::MAX));
+    RoomMembers { room: room.name.clone(), members }
+}

@@ -1,0 +1,426 @@
+//! The rooms, by name, and the frames about them: our own joins and leaves, the relay's and
+//! the leader's answers to them, and everything else a room hears (handled by `room::Room`).
+//!
+//! Today the user is in one room at a time (`/join` of another leaves the current one), so
+//! the room a request means is the current one; the map is ready for more.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::requests::{Reply, RequestId};
+use super::{Core, Now};
+use crate::client::identity;
+use crate::client::room::{Outbox, Room, Welcomed};
+use crate::client::{ClientError, Event, NotSentReason, Notice, RoomNotice};
+use crate::proto::{AdmissionRefusal, ClientFrame, ErrorReason, ReclaimRefusal, ServerFrame};
+use crate::secret::Secret;
+
+/// How many times a join restarts because the room's leader changed mid-admission before
+/// giving up. (A member taken out of the room never joins again by itself: it asks for its
+/// place back with `Reclaim`, and `room::Room` decides when that is over.)
+const MAX_JOIN_RESTARTS: u32 = 5;
+
+/// One room and what the core tracks about it beside the room's own state.
+pub(super) struct RoomEntry {
+    pub room: Room,
+    /// The user's `/join` waiting for this room, if any.
+    join: Option<RequestId>,
+    /// The session number of the `Join` frame of the attempt in progress: the relay's
+    /// errors about older ones are stale.
+    pub join_frame: u64,
+    /// Joins restarted (the leader changed mid-admission) since the user's `/join`.
+    restarts: u32,
+    /// Whether we have been in the room (the prompt shows it from then on).
+    pub entered: bool,
+}
+
+/// The rooms, and the `Leave`s on their way.
+#[derive(Default)]
+pub(super) struct Rooms {
+    map: BTreeMap<String, RoomEntry>,
+    /// The room requests are about.
+    current: Option<String>,
+    /// `Leave`s sent per room whose `Left` has not come back yet: until it does, frames
+    /// about that room belong to the membership we ended, not to a new one.
+    leaving: HashMap<String, u32>,
+}
+
+impl Rooms {
+    pub fn current(&self) -> Option<&RoomEntry> {
+        self.map.get(self.current.as_ref()?)
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut RoomEntry> {
+        self.map.get_mut(self.current.as_ref()?)
+    }
+
+    pub fn current_name(&self) -> Option<String> {
+        self.current.clone()
+    }
+
+    pub fn get_mut(&mut self, room: &str) -> Option<&mut RoomEntry> {
+        self.map.get_mut(room)
+    }
+
+    fn remove(&mut self, room: &str) -> Option<RoomEntry> {
+        if self.current.as_deref() == Some(room) {
+            self.current = None;
+        }
+        self.map.remove(room)
+    }
+
+    /// Whether `number` is the `Join` of the attempt in progress for `room`.
+    pub fn join_in_progress(&self, room: &str, number: u64) -> bool {
+        self.map
+            .get(room)
+            .is_some_and(|entry| !entry.room.is_member() && entry.join_frame == number)
+    }
+
+    pub fn reclaiming(&self, room: &str) -> bool {
+        self.map.get(room).is_some_and(|entry| entry.room.reclaiming())
+    }
+
+    /// Whether every member of every room's group is back with the relay.
+    pub fn everyone_back(&self) -> bool {
+        self.map.values().all(|entry| {
+            let room = &entry.room;
+            room.group().is_some_and(|group| {
+                group
+                    .members()
+                    .iter()
+                    .all(|member| member.is_self || room.relay_members.contains(&member.nick))
+            })
+        })
+    }
+
+    /// A new session: ask for every room back as it was (or join it again).
+    pub fn reclaim_all(&mut self) -> Vec<ClientFrame> {
+        self.map.values_mut().map(|entry| entry.room.reclaim()).collect()
+    }
+
+    /// A `Leave` on its way.
+    pub fn leaving(&mut self, room: String) {
+        *self.leaving.entry(room).or_default() += 1;
+    }
+
+    /// A new session: no `Left` is coming.
+    pub fn forget_leaving(&mut self) {
+        self.leaving.clear();
+    }
+
+    /// Whether a frame belongs to a membership we already ended; consumes the `Left` that
+    /// closes one.
+    fn is_stale(&mut self, frame: &ServerFrame) -> bool {
+        let Some(room) = frame_room(frame) else { return false };
+        let Some(pending) = self.leaving.get_mut(room) else { return false };
+        if let ServerFrame::Left { .. } = frame {
+            *pending -= 1;
+            if *pending == 0 {
+                self.leaving.remove(room);
+            }
+        }
+        true
+    }
+
+    /// The session is over: every room goes; returns the joins still waiting.
+    pub fn clear(&mut self) -> Vec<RequestId> {
+        self.current = None;
+        std::mem::take(&mut self.map).into_values().filter_map(|entry| entry.join).collect()
+    }
+}
+
+impl Core {
+    /// `/join`: leaves the current room (nothing typed for it waits any more) and asks to
+    /// enter `room`.
+    pub(super) fn join(&mut self, id: RequestId, room: String, password: Secret) {
+        self.drop_queued_lines(NotSentReason::JoinedAnotherRoom);
+        if let Some(current) = self.rooms.current_name() {
+            self.leave_room(&current);
+        }
+        let entry = RoomEntry {
+            room: Room::new(room.clone(), password),
+            join: Some(id),
+            join_frame: 0,
+            restarts: 0,
+            entered: false,
+        };
+        self.rooms.map.insert(room.clone(), entry);
+        self.rooms.current = Some(room.clone());
+        self.send(ClientFrame::Join { room });
+    }
+
+    /// The user stopped waiting for a join: leave the room if we are not in it yet.
+    /// Offline, the join goes on: the relay may still hold it, and only a `Leave` ends it.
+    pub(super) fn abandon_join(&mut self) {
+        let joining = self.rooms.current().filter(|entry| !entry.room.is_member());
+        if let Some(name) = joining.map(|entry| entry.room.name.clone())
+            && self.is_connected()
+        {
+            self.rooms.remove(&name);
+            self.send(ClientFrame::Leave { room: name });
+        }
+    }
+
+    /// `/leave`.
+    pub(super) fn leave(&mut self) -> Result<(), ClientError> {
+        let name = self.rooms.current_name().ok_or(ClientError::NotInRoom)?;
+        self.leave_room(&name);
+        Ok(())
+    }
+
+    /// Our own departure from a room: the user sees it, and a join waiting for it ends. Our
+    /// farewell goes just before the `Leave`, so that those who stay can count it.
+    fn leave_room(&mut self, name: &str) {
+        let Some(mut entry) = self.rooms.remove(name) else { return };
+        if let Some(id) = entry.join {
+            self.answer(id, Err(ClientError::JoinSuperseded));
+        }
+        self.emit(Event::Left { room: name.to_owned(), nick: self.nick.clone() });
+        if let Some(farewell) = entry.room.farewell() {
+            self.send(farewell);
+        }
+        self.send(ClientFrame::Leave { room: name.to_owned() });
+    }
+
+    /// The session ends (`Quit`): our last word in every room, before the `Quit`.
+    pub(super) fn send_farewells(&mut self) {
+        let farewells: Vec<ClientFrame> =
+            self.rooms.map.values_mut().filter_map(|entry| entry.room.farewell()).collect();
+        for farewell in farewells {
+            self.send(farewell);
+        }
+    }
+
+    /// The keepalive's tick, for every room: a commit of ours that the relay could not take
+    /// to a vote yet goes again, and what the leader owes goes out.
+    pub(super) fn tick_rooms(&mut self) {
+        let mut out = Outbox::default();
+        for entry in self.rooms.map.values_mut() {
+            entry.room.tick(&self.nick, &mut out);
+        }
+        self.flush_room_outbox(out);
+    }
+
+    /// Rooms that are lost to us until the user joins again (`Room::is_gone`; the room said
+    /// why) are dropped; a join still waiting for one ends. Lines queued for the current room
+    /// are then dropped as for any room we are no longer in (`Core::after_input`).
+    pub(super) fn drop_gone_rooms(&mut self) {
+        let gone: Vec<String> = self
+            .rooms
+            .map
+            .iter()
+            .filter(|(_, entry)| entry.room.is_gone())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(id) = self.rooms.remove(&name).and_then(|entry| entry.join) {
+                self.answer(id, Err(ClientError::RoomGone));
+            }
+        }
+    }
+
+    fn joined_room(&mut self, name: &str) {
+        let Some(entry) = self.rooms.get_mut(name) else { return };
+        entry.entered = true;
+        let join = entry.join.take();
+        self.emit(Event::Joined { room: name.to_owned(), nick: self.nick.clone() });
+        if let Some(id) = join {
+            self.answer(id, Ok(Reply::Done));
+        }
+    }
+
+    /// A join failed: the user's `/join` gets the error, or, if nobody waits on it, it is
+    /// said.
+    pub(super) fn fail_join(&mut self, name: &str, error: ClientError) {
+        let Some(entry) = self.rooms.remove(name) else { return };
+        match entry.join {
+            Some(id) => self.answer(id, Err(error)),
+            None => {
+                let (room, error) = (name.to_owned(), error.into());
+                self.emit(Event::Status(Notice::JoinFailed { room, error }));
+            }
+        }
+    }
+
+    /// The relay refused our `Reclaim` with an `Error` (since protocol 5 it answers with
+    /// `ReclaimRefused`, which the room handles; an `Error` still comes for a frame it refuses
+    /// outright, such as one over the rate limit): we are out of the room, and say why as the
+    /// room would.
+    pub(super) fn give_up_room(&mut self, name: &str, reason: ErrorReason) {
+        self.rooms.remove(name);
+        let (refusal, lines) = match reason {
+            ErrorReason::RoomIsAnotherGroup => {
+                (ReclaimRefusal::AnotherGroup, NotSentReason::RoomIsAnotherGroup)
+            }
+            reason => (ReclaimRefusal::Unavailable(reason), NotSentReason::CouldNotGetBack),
+        };
+        self.drop_queued_lines(lines);
+        let notice = RoomNotice::ReclaimRefused { reason: refusal };
+        self.emit(Event::Room { room: name.to_owned(), notice });
+    }
+
+    /// One frame of the session, past the link's bookkeeping.
+    pub(super) fn on_session_frame(&mut self, frame: ServerFrame, now: Now) {
+        if let ServerFrame::Ack { received } = frame {
+            return self.relay_acknowledged(received);
+        }
+        if self.rooms.is_stale(&frame) {
+            return;
+        }
+        // The frames after which the group's members may have changed: check their keys
+        // against the pins then.
+        let check_pins = matches!(
+            frame,
+            ServerFrame::Welcome { .. }
+                | ServerFrame::CommitConfirmed { .. }
+                | ServerFrame::Reclaimed { .. }
+        )
+        .then(|| frame_room(&frame).map(str::to_owned))
+        .flatten();
+        match frame {
+            ServerFrame::RoomList { rooms } => self.on_room_list(rooms),
+            ServerFrame::MemberList { room, members } => self.on_member_list(&room, members),
+            ServerFrame::Error { request, reason } => self.on_error(request, reason),
+            ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
+            // Handled before, by the link or the driver.
+            ServerFrame::Goodbye { .. }
+            | ServerFrame::Resumed { .. }
+            | ServerFrame::ResumeRefused { .. }
+            | ServerFrame::Ack { .. } => {}
+            room_frame => self.on_room_frame(room_frame, now),
+        }
+        if let Some(name) = check_pins {
+            let room = self.rooms.map.get(&name).map(|entry| &entry.room);
+            let mut events = Vec::new();
+            identity::check_pins(&mut self.trust, room, now.wall, &mut events);
+            self.events.extend(events);
+        }
+    }
+
+    /// A frame about one room: to the room it names (frames about rooms we are not in are
+    /// stale and dropped); what the room produces goes out together.
+    fn on_room_frame(&mut self, frame: ServerFrame, now: Now) {
+        let Some(name) = frame_room(&frame).map(str::to_owned) else { return };
+        let Some(entry) = self.rooms.map.get_mut(&name) else { return };
+        let mut out = Outbox::default();
+        match frame {
+            ServerFrame::RoomCreated { .. }
+            | ServerFrame::JoinPending { .. }
+            | ServerFrame::AdmissionReply { .. } => self.on_join_frame(&name, frame, &mut out),
+            ServerFrame::Welcome { .. } if entry.room.awaiting_welcome() => {
+                self.on_join_frame(&name, frame, &mut out)
+            }
+            ServerFrame::Welcome { .. } => {
+                // Only our own admission may bring a Welcome; anything else is forged.
+                out.events.push(Event::Status(Notice::UnaskedWelcome { room: name }));
+            }
+            ServerFrame::AdmissionRefused { reason, .. } => match reason {
+                AdmissionRefusal::LeaderChanged if entry.restarts < MAX_JOIN_RESTARTS => {
+                    entry.restarts += 1;
+                    out.frames.push(entry.room.restart_join());
+                }
+                AdmissionRefusal::WrongPassword => {
+                    self.fail_join(&name, ClientError::WrongRoomPassword)
+                }
+                reason => self.fail_join(&name, ClientError::AdmissionRefused(reason)),
+            },
+            // Taken out: the room asks for its place back as it was (`Reclaim`), or, not a
+            // member, is gone. Never a join by itself: no password exchange a relay could
+            // start to test the password.
+            ServerFrame::Removed { reason, .. } => {
+                if let Some(frame) = entry.room.removed(reason, &mut out) {
+                    out.frames.push(frame);
+                }
+            }
+            frame => entry.room.on_member_frame(&self.nick, frame, now.wall, &mut out),
+        }
+        self.flush_room_outbox(out);
+    }
+
+    /// What rooms produced: their events, then their frames, in order.
+    fn flush_room_outbox(&mut self, out: Outbox) {
+        self.events.extend(out.events);
+        for frame in out.frames {
+            self.send(frame);
+        }
+    }
+
+    /// Joining: the relay's and the leader's answers to our `Join`.
+    fn on_join_frame(&mut self, name: &str, frame: ServerFrame, out: &mut Outbox) {
+        let Some(entry) = self.rooms.map.get_mut(name) else { return };
+        let (me, mls, room) = (&self.nick, &self.mls, &mut entry.room);
+        let result = match frame {
+            ServerFrame::RoomCreated { .. } => {
+                room.created(mls, out).map(|()| None).map_err(ClientError::CannotCreateRoom)
+            }
+            ServerFrame::JoinPending { leader, .. } => {
+                room.admission_pending(me, leader).map(Some).map_err(ClientError::Admission)
+            }
+            ServerFrame::AdmissionReply { pake_message, .. } => {
+                room.admission_reply(mls, &pake_message).map(Some).map_err(ClientError::Admission)
+            }
+            ServerFrame::Welcome { message, members, .. } => {
+                match room.welcomed(mls, &message, members) {
+                    Ok(Welcomed::Joined) => Ok(None),
+                    Ok(Welcomed::Rejoined { newcomers }) => {
+                        entry.restarts = 0;
+                        let room = name.to_owned();
+                        out.events.push(Event::Status(Notice::Rejoined { room, newcomers }));
+                        return;
+                    }
+                    Err(error) => Err(ClientError::WelcomeRefused(error)),
+                }
+            }
+            _ => return,
+        };
+        match result {
+            Ok(Some(frame)) => out.frames.push(frame),
+            Ok(None) => self.joined_room(name),
+            Err(error) => {
+                if entry.room.rejoining() {
+                    self.rooms.remove(name);
+                    let (room, error) = (name.to_owned(), error.into());
+                    out.events.push(Event::Status(Notice::RejoinFailed { room, error }));
+                } else {
+                    self.fail_join(name, error);
+                }
+                out.frames.push(ClientFrame::Leave { room: name.to_owned() });
+            }
+        }
+    }
+}
+
+/// The room a room frame is about.
+fn frame_room(frame: &ServerFrame) -> Option<&str> {
+    match frame {
+        ServerFrame::RoomCreated { room }
+        | ServerFrame::JoinPending { room, .. }
+        | ServerFrame::AdmissionRequest { room, .. }
+        | ServerFrame::AdmissionReply { room, .. }
+        | ServerFrame::AdmissionFinish { room, .. }
+        | ServerFrame::AdmissionRefused { room, .. }
+        | ServerFrame::Welcome { room, .. }
+        | ServerFrame::Commit { room, .. }
+        | ServerFrame::CommitConfirmed { room, .. }
+        | ServerFrame::CommitAborted { room, .. }
+        | ServerFrame::CommitRejected { room, .. }
+        | ServerFrame::Application { room, .. }
+        | ServerFrame::MemberJoined { room, .. }
+        | ServerFrame::MemberLeft { room, .. }
+        | ServerFrame::LeaderChanged { room, .. }
+        | ServerFrame::Removed { room, .. }
+        | ServerFrame::MemberList { room, .. }
+        | ServerFrame::Reclaimed { room, .. }
+        | ServerFrame::ReclaimPending { room, .. }
+        | ServerFrame::ReclaimRefused { room, .. }
+        | ServerFrame::MemberAway { room, .. }
+        | ServerFrame::Left { room } => Some(room),
+        ServerFrame::Registered { .. }
+        | ServerFrame::RoomList { .. }
+        | ServerFrame::Pong
+        | ServerFrame::Error { .. }
+        | ServerFrame::Resumed { .. }
+        | ServerFrame::ResumeRefused { .. }
+        | ServerFrame::Ack { .. }
+        | ServerFrame::Goodbye { .. } => None,
+    }
+}

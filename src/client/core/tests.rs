@@ -1,0 +1,487 @@
+//! The client core without sockets: frames, requests, link events and time are fed by
+//! hand, and what comes out is read back.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::client::RoomNotice;
+use crate::client::{
+    ClientError, ConnectionEvent, LinkLoss, NotSentReason, Notice, SessionEnd, SharedError,
+};
+use crate::identity::{Identity, KnownPeers};
+use crate::proto::{CommitRejection, ErrorReason, ReclaimRefusal, RemovalReason, RoomSummary};
+use crate::secret::Secret;
+
+const ROOM: &str = "lobby";
+
+/// A core and the virtual clock it is fed.
+struct Harness {
+    core: Core,
+    start: Instant,
+    elapsed: Duration,
+    next_request: u64,
+}
+
+impl Harness {
+    /// Alice, just registered (her `Register` was frame 1).
+    fn new() -> Harness {
+        let mls = MlsMember::new("alice").unwrap();
+        let trust = PeerTrust::new(Identity::generate(), KnownPeers::in_memory(), "relay");
+        let numbers = SessionNumbers::registered(ResumeToken([1; 32]), 7);
+        let start = Instant::now();
+        let now = Now { instant: start, wall: SystemTime::UNIX_EPOCH };
+        let core = Core::new("alice".into(), mls, trust, numbers, now, 42);
+        Harness { core, start, elapsed: Duration::ZERO, next_request: 0 }
+    }
+
+    fn now(&self) -> Now {
+        Now { instant: self.start + self.elapsed, wall: SystemTime::UNIX_EPOCH + self.elapsed }
+    }
+
+    /// Lets time pass to `instant`, and tells the core.
+    fn pass_to(&mut self, instant: Instant) {
+        self.elapsed = instant - self.start;
+        self.core.handle_timeout(self.now());
+    }
+
+    fn request(&mut self, request: Request) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.core.handle_request(id, request, self.now());
+        id
+    }
+
+    fn frame(&mut self, frame: ServerFrame) {
+        self.core.handle_frame(frame, self.now());
+    }
+
+    /// The frames written since the last look, decoded.
+    fn sent(&mut self) -> Vec<ClientFrame> {
+        std::iter::from_fn(|| self.core.poll_transmit())
+            .map(|bytes| proto::decode(&bytes).unwrap())
+            .collect()
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.core.poll_event()).collect()
+    }
+
+    fn answers(&mut self) -> Vec<(RequestId, Answer)> {
+        std::iter::from_fn(|| self.core.poll_answer()).collect()
+    }
+
+    /// Joins `ROOM` as the first one in it: frame 2 is the `Join`.
+    fn in_room(mut self) -> Harness {
+        let join = self.request(Request::Join { room: ROOM.into(), password: Secret::from("pw") });
+        assert_eq!(self.sent(), [ClientFrame::Join { room: ROOM.into() }]);
+        self.frame(ServerFrame::RoomCreated { room: ROOM.into() });
+        assert!(matches!(&self.answers()[..], [(id, Ok(Reply::Done))] if *id == join));
+        self.events();
+        self
+    }
+
+    /// The link drops: the core asks for a new one after the backoff.
+    fn offline(&mut self) {
+        self.core.link_lost(LinkLoss::Closed, self.now());
+        assert!(!self.core.is_connected());
+        let retry_at = self.core.poll_timeout().expect("a retry is scheduled");
+        assert!(self.core.poll_dial().is_none(), "not before the backoff");
+        self.pass_to(retry_at);
+        assert!(self.core.poll_dial().is_some());
+        assert!(self.core.poll_dial().is_none(), "one dial per attempt");
+    }
+}
+
+fn text(line: &str) -> Request {
+    Request::Send(ChatPayload::Text(line.into()))
+}
+
+#[test]
+fn lines_typed_offline_wait_and_go_once_the_session_resumes() {
+    let mut alice = Harness::new().in_room();
+    alice.offline();
+    let events = alice.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Connection(ConnectionEvent::Lost { reason: LinkLoss::Closed }),
+                Event::Connection(ConnectionEvent::Reconnecting { attempt: 1, .. })
+            ]
+        ),
+        "{events:?}"
+    );
+
+    let line = alice.request(text("typed offline"));
+    assert!(matches!(&alice.answers()[..], [(id, Ok(Reply::Done))] if *id == line));
+    assert_eq!(alice.events(), [Event::Connection(ConnectionEvent::Queued { waiting: 1 })]);
+    assert_eq!(alice.core.link_state(), LinkState::Reconnecting { attempt: 1, waiting: 1 });
+    assert!(alice.sent().is_empty(), "nothing is written without a link");
+
+    // The relay had handled both of alice's frames (Register, Join) and kept nothing.
+    alice.core.link_resumed(2, 0, ResumeToken([3; 32]), alice.now());
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [ClientFrame::Application { room, .. }, ClientFrame::Ack { .. }] if room == ROOM),
+        "the queued line goes at once: {sent:?}"
+    );
+    assert_eq!(
+        alice.events(),
+        [
+            Event::Connection(ConnectionEvent::Resumed { missed: 0 }),
+            Event::Connection(ConnectionEvent::QueueSent { count: 1 }),
+        ]
+    );
+    assert_eq!(alice.core.link_state(), LinkState::Connected);
+}
+
+#[test]
+fn a_relay_error_answers_the_request_whose_frame_it_names() {
+    let mut alice = Harness::new();
+    let join = alice.request(Request::Join { room: ROOM.into(), password: Secret::from("pw") });
+    let first = alice.request(Request::Rooms);
+    let second = alice.request(Request::Rooms);
+    // Register was 1: Join is 2, the lists 3 and 4.
+    assert_eq!(alice.sent().len(), 3);
+
+    alice.frame(ServerFrame::Error { request: 4, reason: ErrorReason::RateLimited });
+    let answers = alice.answers();
+    assert!(
+        matches!(&answers[..], [(id, Err(ClientError::Relay(ErrorReason::RateLimited)))] if *id == second),
+        "the second list, not the oldest waiting: {answers:?}"
+    );
+    alice.frame(ServerFrame::RoomList { rooms: Vec::new() });
+    assert!(
+        matches!(&alice.answers()[..], [(id, Ok(Reply::Rooms(rooms)))] if *id == first && rooms.is_empty())
+    );
+
+    alice.frame(ServerFrame::Error { request: 2, reason: ErrorReason::RoomFull });
+    let answers = alice.answers();
+    assert!(
+        matches!(&answers[..], [(id, Err(ClientError::Relay(ErrorReason::RoomFull)))] if *id == join),
+        "{answers:?}"
+    );
+    assert!(alice.events().is_empty(), "every error had its request: {:?}", alice.events());
+}
+
+#[test]
+fn an_error_about_a_chat_line_is_about_that_line_and_its_room() {
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Rooms);
+    alice.request(text("too much"));
+    // Rooms is frame 3, the line frame 4 (the `Ack` after it has no number).
+    assert!(matches!(
+        &alice.sent()[..],
+        [_, ClientFrame::Application { .. }, ClientFrame::Ack { .. }]
+    ));
+    alice.answers();
+    alice.frame(ServerFrame::Error { request: 4, reason: ErrorReason::MessageTooLarge });
+    assert_eq!(
+        alice.events(),
+        [Event::Status(Notice::MessageNotDelivered {
+            room: ROOM.into(),
+            reason: ErrorReason::MessageTooLarge
+        })]
+    );
+    assert!(alice.answers().is_empty(), "the list still waits for its answer");
+    let summary = RoomSummary { name: ROOM.into(), members: 1 };
+    alice.frame(ServerFrame::RoomList { rooms: vec![summary] });
+    assert!(matches!(&alice.answers()[..], [(_, Ok(Reply::Rooms(_)))]));
+}
+
+#[test]
+fn quitting_while_offline_ends_the_session_at_once() {
+    let mut alice = Harness::new().in_room();
+    alice.offline();
+    alice.request(text("typed offline"));
+    alice.events();
+    alice.answers();
+
+    let quit = alice.request(Request::Quit);
+    assert!(matches!(&alice.answers()[..], [(id, Ok(Reply::Done))] if *id == quit));
+    assert!(alice.core.is_closed());
+    assert_eq!(alice.core.link_state(), LinkState::Closed);
+    assert_eq!(
+        alice.events(),
+        [Event::Connection(ConnectionEvent::NotSent {
+            texts: vec!["typed offline".into()],
+            reason: NotSentReason::SessionEnded,
+        })],
+        "the user quit: no Disconnected, only the lines that will not go"
+    );
+    assert_eq!(alice.core.poll_timeout(), None, "no more attempts");
+    assert!(alice.sent().is_empty());
+}
+
+#[test]
+fn a_silent_link_is_lost_after_fifteen_seconds_and_a_heard_one_is_not() {
+    let mut alice = Harness::new();
+    let start = alice.start;
+    alice.pass_to(start + Duration::from_secs(5));
+    assert!(matches!(&alice.sent()[..], [ClientFrame::Ping, ClientFrame::Ack { .. }]));
+    alice.pass_to(start + Duration::from_secs(10));
+    alice.frame(ServerFrame::Pong);
+    alice.pass_to(start + Duration::from_secs(15));
+    alice.pass_to(start + Duration::from_secs(20));
+    assert!(alice.core.is_connected(), "heard from 10 s ago");
+    alice.pass_to(start + Duration::from_secs(25));
+    assert!(!alice.core.is_connected());
+    let lost =
+        ConnectionEvent::Lost { reason: LinkLoss::Silent { after: Duration::from_secs(15) } };
+    assert_eq!(alice.events().first(), Some(&Event::Connection(lost)));
+}
+
+#[test]
+fn only_a_failure_waiting_cannot_fix_ends_the_session() {
+    let mut alice = Harness::new();
+    alice.offline();
+    alice.events();
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let unreachable = ClientError::Unreachable { server: "relay".into(), error: refused };
+    alice.core.dial_failed(unreachable, alice.now());
+    let events = alice.events();
+    assert!(
+        matches!(&events[..], [Event::Connection(ConnectionEvent::Reconnecting { attempt: 2, last_error: Some(error), .. })]
+            if matches!(error.get(), ClientError::Unreachable { .. })),
+        "{events:?}"
+    );
+    let retry_at = alice.core.poll_timeout().unwrap();
+    alice.pass_to(retry_at);
+    assert!(alice.core.poll_dial().is_some());
+    alice.core.dial_failed(ClientError::WrongAccessCode, alice.now());
+    assert!(alice.core.is_closed());
+    let events = alice.events();
+    assert!(
+        matches!(&events[..], [Event::Disconnected(SessionEnd::CannotReconnect(error))]
+            if matches!(error.get(), ClientError::WrongAccessCode)),
+        "{events:?}"
+    );
+}
+
+/// Alice away with a line typed offline; the relay restarted, and she asked for the room
+/// back as it was (her new session's frame 2 is the `Reclaim`).
+fn reclaiming_after_a_relay_restart() -> Harness {
+    let mut alice = Harness::new().in_room();
+    alice.offline();
+    alice.request(text("typed offline"));
+    alice.events();
+    alice.answers();
+    // The relay restarted (another boot): a new session, whose Register was its frame 1.
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, alice.now());
+    let sent = alice.sent();
+    assert!(matches!(&sent[..], [ClientFrame::Reclaim { room, .. }] if room == ROOM), "{sent:?}");
+    let events = alice.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Connection(ConnectionEvent::Reconnected { relay_restarted: true, .. })]
+        ),
+        "{events:?}"
+    );
+    alice
+}
+
+/// Protocol 5: the relay refuses a reclaim with `ReclaimRefused` (protocol 4 sent an
+/// `Error`); the room gives up, and the core drops it with the lines typed for it.
+#[test]
+fn a_room_re_created_by_others_while_we_were_away_is_given_up_with_its_lines() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    let reason = ReclaimRefusal::AnotherGroup;
+    alice.frame(ServerFrame::ReclaimRefused { room: ROOM.into(), reason: reason.clone() });
+    assert_eq!(
+        alice.events(),
+        [
+            Event::Room { room: ROOM.into(), notice: RoomNotice::ReclaimRefused { reason } },
+            Event::Connection(ConnectionEvent::NotSent {
+                texts: vec!["typed offline".into()],
+                reason: NotSentReason::NoLongerInRoom,
+            }),
+        ]
+    );
+    assert_eq!(alice.core.shown_room(), None);
+    assert!(alice.sent().is_empty(), "no join of its own: the user's /join starts one");
+    let line = alice.request(text("hello?"));
+    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::NotInRoom))] if *id == line));
+}
+
+/// A relay that refuses the `Reclaim` frame itself (an `Error`, e.g. over the rate limit)
+/// leaves the room as lost as a `ReclaimRefused`, worded the same way.
+#[test]
+fn a_reclaim_refused_by_an_error_gives_the_room_up_too() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    alice.frame(ServerFrame::Error { request: 2, reason: ErrorReason::RoomIsAnotherGroup });
+    assert_eq!(
+        alice.events(),
+        [
+            Event::Connection(ConnectionEvent::NotSent {
+                texts: vec!["typed offline".into()],
+                reason: NotSentReason::RoomIsAnotherGroup,
+            }),
+            Event::Room {
+                room: ROOM.into(),
+                notice: RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
+            },
+        ]
+    );
+    assert_eq!(alice.core.shown_room(), None);
+}
+
+/// `ReclaimPending` and `ReclaimRefused` are frames about a room: they reach it.
+#[test]
+fn a_reclaim_that_waits_is_reported_by_the_room_and_keeps_it() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    alice.frame(ServerFrame::ReclaimPending { room: ROOM.into(), ours: 1, holders: 2 });
+    let waiting = RoomNotice::ReclaimWaiting { ours: 1, holders: 2 };
+    assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: waiting }]);
+    assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM), "still ours, waiting");
+    alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
+    assert!(alice.core.shown_room().is_some());
+    alice.events();
+    // Back, and alone: the line typed offline goes once the others are (all of none).
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [ClientFrame::Application { .. }, ClientFrame::Ack { .. }]),
+        "{sent:?}"
+    );
+}
+
+/// The relay takes a member out: it asks for its place back as it was (`Reclaim`), never
+/// with a `Join` (protocol 4 rejoined through the password exchange).
+#[test]
+fn a_member_taken_out_asks_for_its_place_back_and_never_joins_by_itself() {
+    let mut alice = Harness::new().in_room();
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    let sent = alice.sent();
+    assert!(matches!(&sent[..], [ClientFrame::Reclaim { room, .. }] if room == ROOM), "{sent:?}");
+    let taken_out = RoomNotice::TakenOut { reason: RemovalReason::NoVote };
+    assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: taken_out }]);
+    assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM));
+    // Taken out again while asking: the room is gone, and no join follows either.
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    assert!(alice.sent().is_empty());
+    assert_eq!(alice.core.shown_room(), None);
+}
+
+/// Taken out while still joining: the room is gone, and the `/join` waiting for it ends.
+#[test]
+fn a_joiner_taken_out_is_out_and_its_join_is_answered() {
+    let mut alice = Harness::new();
+    let join = alice.request(Request::Join { room: ROOM.into(), password: Secret::from("pw") });
+    alice.sent();
+    alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    assert!(alice.sent().is_empty(), "no join restarts");
+    let answers = alice.answers();
+    assert!(
+        matches!(&answers[..], [(id, Err(ClientError::RoomGone))] if *id == join),
+        "{answers:?}"
+    );
+    assert_eq!(alice.core.shown_room(), None);
+}
+
+/// The token a resume brings replaces the one used: the next resume presents it.
+#[test]
+fn a_resume_rotates_the_token_the_next_one_presents() {
+    let mut alice = Harness::new();
+    alice.offline();
+    alice.core.link_resumed(1, 0, ResumeToken([5; 32]), alice.now());
+    alice.core.link_lost(LinkLoss::Closed, alice.now());
+    let retry_at = alice.core.poll_timeout().unwrap();
+    alice.pass_to(retry_at);
+    let dial = alice.core.poll_dial().expect("a dial");
+    assert_eq!(dial.token, ResumeToken([5; 32]));
+}
+
+/// Leaving a room says farewell first (so that those who stay can count it), whether by
+/// `/leave`, by a `/join` of another room, or by quitting.
+#[test]
+fn leaving_a_room_says_farewell_just_before_the_leave_or_the_quit() {
+    let is_farewell = |frame: &ClientFrame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM);
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Leave);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Leave { room }] if is_farewell(farewell) && room == ROOM),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Join { room: "elsewhere".into(), password: Secret::from("pw") });
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Leave { .. }, ClientFrame::Join { .. }] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.request(Request::Quit);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Quit] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+
+    let mut alice = Harness::new().in_room();
+    alice.core.abandon();
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [farewell, ClientFrame::Quit] if is_farewell(farewell)),
+        "{sent:?}"
+    );
+}
+
+/// The keepalive's tick is the room's too: a commit the relay could not take to a vote
+/// (busy) goes again, unchanged, at the next tick.
+#[test]
+fn a_commit_the_relay_was_too_busy_for_goes_again_at_the_tick() {
+    let mut alice = Harness::new().in_room();
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = crate::client::room::Room::new(ROOM.into(), Secret::from("pw"));
+    let ClientFrame::AdmissionStart { pake_message, .. } =
+        bob.admission_pending("bob", "alice".into()).unwrap()
+    else {
+        panic!("start")
+    };
+    let joiner = String::from("bob");
+    let room = String::from(ROOM);
+    alice.frame(ServerFrame::AdmissionRequest {
+        room: room.clone(),
+        joiner: joiner.clone(),
+        attempt: 1,
+        pake_message,
+    });
+    let sent = alice.sent();
+    let [ClientFrame::AdmissionReply { pake_message, .. }] = &sent[..] else { panic!("{sent:?}") };
+    let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
+        bob.admission_reply(&bob_mls, pake_message).unwrap()
+    else {
+        panic!("finish")
+    };
+    alice.frame(ServerFrame::AdmissionFinish {
+        room: room.clone(),
+        joiner,
+        attempt: 1,
+        confirmation,
+        sealed_key_package,
+    });
+    let sent = alice.sent();
+    let [commit @ ClientFrame::Commit { .. }] = &sent[..] else { panic!("{sent:?}") };
+    let commit = commit.clone();
+    alice.frame(ServerFrame::CommitRejected { room, reason: CommitRejection::Busy });
+    assert!(alice.sent().is_empty(), "not before the tick");
+    let tick = alice.core.poll_timeout().unwrap();
+    alice.pass_to(tick);
+    let sent = alice.sent();
+    assert!(
+        matches!(&sent[..], [ClientFrame::Ping, ClientFrame::Ack { .. }, again] if *again == commit),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn shared_errors_compare_by_what_they_say() {
+    let one = SharedError::from(ClientError::WrongAccessCode);
+    assert_eq!(one, one.clone());
+    assert_eq!(one, SharedError::from(ClientError::WrongAccessCode));
+    assert_ne!(one, SharedError::from(ClientError::NotInRoom));
+}
