@@ -242,3 +242,23 @@ impl Core {
         }
     }
 }
+
+/// What the simulation (`client::room_simulation`) needs beyond the core's inputs and
+/// outputs: to judge the room, and to play a dishonest client.
+#[cfg(test)]
+impl Core {
+    /// The current room.
+    pub(crate) fn room_for_tests(&self) -> Option<&super::room::Room> {
+        self.rooms.current().map(|entry| &entry.room)
+    }
+
+    /// The current room, for a dishonest client that commits or signs on its own.
+    pub(crate) fn room_mut_for_tests(&mut self) -> Option<&mut super::room::Room> {
+        self.rooms.current_mut().map(|entry| &mut entry.room)
+    }
+
+    /// Numbers and sends a frame of the caller's choosing.
+    pub(crate) fn send_for_tests(&mut self, frame: ClientFrame) {
+        self.send(frame);
+    }
+}

@@ -216,7 +216,8 @@ pub fn user_visible(event: &Event) -> bool {
         event,
         Event::Warning { .. }
             | Event::Notice { .. }
-            | Event::Error { .. }
+            | Event::Status(_)
+            | Event::Disconnected(_)
             | Event::Connection(_)
             | Event::Room { .. }
     )
@@ -228,7 +229,8 @@ pub fn warns_of_split(event: &Event) -> bool {
 }
 
 fn group_of(client: &SimClient) -> Option<&crate::mls::RoomGroup> {
-    client.room.as_ref().filter(|room| room.is_member()).and_then(Room::group)
+    // A member by its own account, and connected: one that never came back is not in the room.
+    client.room().filter(|room| room.is_member() && client.is_connected()).and_then(Room::group)
 }
 
 /// Every violation of the properties, given the ledger and the clients once quiet.
@@ -250,7 +252,8 @@ pub fn last_warning(client: &SimClient) -> String {
         .iter()
         .rev()
         .find_map(|event| match event {
-            Event::Warning { text, .. } | Event::Error { text } => Some(text.clone()),
+            Event::Warning { text, .. } => Some(text.clone()),
+            Event::Status(notice) => Some(format!("{notice:?}")),
             Event::Room { notice, .. } => Some(format!("{notice:?}")),
             _ => None,
         })
@@ -290,7 +293,7 @@ fn still_in_room(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &m
                 ),
             });
         }
-        if tracking.wants_room && !tracking.admitted && client.room.is_some() {
+        if tracking.wants_room && !tracking.admitted && client.room().is_some() {
             out.push(Violation {
                 property: Property::StillInRoom,
                 text: format!("{} is still joining once the network is quiet", client.nick),
@@ -353,7 +356,7 @@ fn one_group(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut V
         });
     }
     for &index in honest.iter().filter(|&&index| !ledger.tracking[index].misled_about_members) {
-        let mut listed = clients[index].room.as_ref().unwrap().relay_members.clone();
+        let mut listed = clients[index].room().unwrap().relay_members.clone();
         listed.sort();
         if listed != in_room {
             out.push(Violation {

@@ -26,13 +26,11 @@ use super::properties::{
 use super::relay_shim::{Fork, Shim};
 use super::{PASSWORD, ROOM};
 use crate::mls_header::{self, CONTENT_TYPE_COMMIT, build_private_message};
-use crate::proto::{self, ClientFrame, RemovalReason, ServerFrame};
+use crate::proto::{self, ClientFrame, RemovalReason, ResumeToken, ServerFrame};
 use crate::relay::state::RoomDeadlines;
 
 /// The clock's step: deadlines are checked this often.
 const SLICE: Duration = Duration::from_millis(100);
-/// `engine::KEEPALIVE_INTERVAL`: clients acknowledge and send waiting lines this often.
-const KEEPALIVE: Duration = Duration::from_secs(5);
 /// A short grace, so that some absences outlive it within a run.
 const GRACE: Duration = Duration::from_secs(10);
 /// Quiet seconds that end the quiesce (more than every deadline: the 20 s `/join` timeout).
@@ -111,14 +109,15 @@ enum Trigger {
 struct Condition {
     /// Frozen: reads nothing, does nothing (its frames already sent still arrive).
     stalled: bool,
-    /// Away past the grace period: does not come back before then.
+    /// Away past the grace period: cannot reach the relay before then.
     away_until: Option<Instant>,
     /// Since when its link is down while the relay keeps its session.
     parked_since: Option<Instant>,
-    /// When a cut link comes back at the latest (within the grace period).
+    /// A cut link: the relay is out of reach until then at the latest (within the grace
+    /// period), or until a `Back` step.
     return_by: Option<Instant>,
-    /// Its next keepalive.
-    next_tick: Instant,
+    /// Never reaches the relay again (the checks' own tests).
+    cut_off: bool,
 }
 
 /// The hostile clients of a run.
@@ -186,7 +185,7 @@ impl World {
         }
         let origin = Instant::now();
         let mut clients: Vec<SimClient> =
-            nicks.iter().map(|nick| SimClient::new(nick, origin)).collect();
+            nicks.iter().map(|nick| SimClient::new(nick, origin, rng.r#gen())).collect();
         if let Some(nay) = cast.nay {
             clients[nay].votes_no = true;
         }
@@ -211,12 +210,12 @@ impl World {
             ledger,
             cast,
             conditions: (0..count)
-                .map(|index| Condition {
+                .map(|_| Condition {
                     stalled: false,
                     away_until: None,
                     parked_since: None,
                     return_by: None,
-                    next_tick: origin + SLICE * (index as u32 + 1),
+                    cut_off: false,
                 })
                 .collect(),
             reclaiming: false,
@@ -258,6 +257,19 @@ impl World {
         self.net.links[index].is_up()
     }
 
+    /// Whether client `index` reads a frame waiting on its link now: not stalled, and its
+    /// core still takes frames from that link (it gives up on a silent one by itself).
+    fn reads(&self, index: usize) -> bool {
+        !self.conditions[index].stalled
+            && !self.net.links[index].down.is_empty()
+            && self.clients[index].is_connected()
+    }
+
+    /// Connected, by both ends' account.
+    fn is_online(&self, index: usize) -> bool {
+        self.is_up(index) && self.clients[index].is_connected()
+    }
+
     /// Clients in the room's group, by their own account.
     fn members(&self) -> Vec<usize> {
         (0..self.clients.len()).filter(|&index| self.clients[index].is_member()).collect()
@@ -265,10 +277,9 @@ impl World {
 
     fn leads(&self, index: usize) -> bool {
         let client = &self.clients[index];
-        self.is_up(index)
+        self.is_online(index)
             && client
-                .room
-                .as_ref()
+                .room()
                 .is_some_and(|room| room.is_member() && room.leader() == Some(client.nick.as_str()))
     }
 
@@ -286,7 +297,7 @@ impl World {
         for index in 0..self.clients.len() {
             let nick = self.nick(index);
             let (token, relay_boot) = self.net.connect(index, &nick, self.now);
-            self.clients[index].registered_first(token, relay_boot);
+            self.clients[index].registered_first(token, relay_boot, self.now);
         }
         self.user_join(0);
         self.settle();
@@ -326,7 +337,8 @@ impl World {
         let awake: Vec<usize> = (0..count)
             .filter(|&index| !self.conditions[index].stalled && self.roles[index] != Role::Outsider)
             .collect();
-        let online: Vec<usize> = awake.iter().copied().filter(|&index| self.is_up(index)).collect();
+        let online: Vec<usize> =
+            awake.iter().copied().filter(|&index| self.is_online(index)).collect();
         if self.reclaiming && self.everyone_back() {
             self.reclaiming = false;
         }
@@ -334,7 +346,7 @@ impl World {
         let joinable: Vec<usize> = online
             .iter()
             .copied()
-            .filter(|&index| self.clients[index].room.is_none() && index != 0)
+            .filter(|&index| self.clients[index].room().is_none() && index != 0)
             .collect();
         if let Some(index) = self.choose(&joinable).filter(|_| !users_wait) {
             menu.push((4, Step::Join(index)));
@@ -343,7 +355,7 @@ impl World {
         let told_to_join: Vec<usize> = online
             .iter()
             .copied()
-            .filter(|&index| self.clients[index].room.is_none())
+            .filter(|&index| self.clients[index].room().is_none())
             .filter(|&index| self.ledger.tracking[index].rejoin_due)
             .collect();
         if let Some(index) = self.choose(&told_to_join).filter(|_| !users_wait) {
@@ -363,7 +375,7 @@ impl World {
             .filter(|&index| {
                 index != 0
                     && self.roles[index] == Role::Honest
-                    && self.clients[index].room.is_some()
+                    && self.clients[index].room().is_some()
                     && (leaving_keeps_majority || !self.clients[index].is_member())
             })
             .collect();
@@ -371,13 +383,13 @@ impl World {
             menu.push((1, Step::Leave(index)));
         }
         let talkers: Vec<usize> =
-            awake.iter().copied().filter(|&index| self.clients[index].room.is_some()).collect();
+            awake.iter().copied().filter(|&index| self.clients[index].room().is_some()).collect();
         if let Some(index) = self.choose(&talkers) {
             menu.push((8, Step::Say(index)));
         }
         let now = self.now;
         let down: Vec<usize> = (0..count)
-            .filter(|&index| !self.is_up(index))
+            .filter(|&index| self.conditions[index].return_by.is_some_and(|by| now < by))
             .filter(|&index| self.conditions[index].away_until.is_none_or(|until| now >= until))
             .collect();
         if let Some(index) = self.choose(&down) {
@@ -433,11 +445,7 @@ impl World {
         let outvoted = honest_members > liars;
         if let Some(stale) = self.cast.stale
             && outvoted
-            && self.clients[stale]
-                .room
-                .as_ref()
-                .and_then(Room::group)
-                .is_some_and(|g| g.epoch() > 0)
+            && self.clients[stale].room().and_then(Room::group).is_some_and(|g| g.epoch() > 0)
         {
             menu.push((2, Step::StaleRestart));
         }
@@ -450,7 +458,7 @@ impl World {
         let honest_members: Vec<usize> = self
             .members()
             .into_iter()
-            .filter(|&index| self.roles[index] == Role::Honest && self.is_up(index))
+            .filter(|&index| self.roles[index] == Role::Honest && self.is_online(index))
             .collect();
         if self.has(Actor::ForgingRelay)
             && let Some(index) = self.choose(&honest_members)
@@ -499,10 +507,8 @@ impl World {
                 self.note(format!("the network delays everything for {seconds} s"));
                 self.advance(Duration::from_secs(seconds));
             }
-            Step::Blip(index) => {
-                self.cut(index);
-                self.back(index);
-            }
+            // The client dials again after its core's backoff.
+            Step::Blip(index) => self.cut(index),
             Step::Cut(index) => {
                 self.cut(index);
                 self.conditions[index].return_by = Some(self.now + GRACE - Duration::from_secs(2));
@@ -512,24 +518,19 @@ impl World {
                     "{} gives up on its link; the relay still holds it",
                     self.nick(index)
                 ));
-                self.interact(index, Trigger::Link, |client, _| {
-                    client.link_lost("no answer from the server for 15 s")
-                });
-                self.back(index);
+                self.interact(index, Trigger::Link, |client, now| client.link_lost(now));
             }
             Step::GoAway(index) => {
                 self.cut(index);
                 self.conditions[index].away_until = Some(self.now + GRACE + Duration::from_secs(1));
             }
-            Step::Back(index) => self.back(index),
+            Step::Back(index) => {
+                self.note(format!("{} can reach the relay again", self.nick(index)));
+                self.conditions[index].return_by = None;
+            }
             Step::Restart => self.restart(),
             Step::QuietRestart => {
-                for index in 0..self.clients.len() {
-                    self.conditions[index].stalled = false;
-                    if !self.is_up(index) {
-                        self.back(index);
-                    }
-                }
+                self.everyone_reconnects();
                 self.settle_fully();
                 self.restart();
                 self.reclaiming = true;
@@ -563,11 +564,8 @@ impl World {
                 self.pump();
             }
             Step::ForgeConfirmed(index) => {
-                let epoch = self.clients[index]
-                    .room
-                    .as_ref()
-                    .and_then(Room::group)
-                    .map_or(1, |g| g.epoch() + 1);
+                let epoch =
+                    self.clients[index].room().and_then(Room::group).map_or(1, |g| g.epoch() + 1);
                 self.shim.forge_confirmed(index, epoch);
                 self.pump();
             }
@@ -625,7 +623,7 @@ impl World {
         tracking.rejoin_due = false;
         tracking.user_serial += 1;
         self.note(format!("{}: /leave", self.nick(index)));
-        self.interact(index, Trigger::User, |client, _| client.user_leave());
+        self.interact(index, Trigger::User, |client, now| client.user_leave(now));
     }
 
     pub fn say(&mut self, index: usize) {
@@ -642,9 +640,7 @@ impl World {
             lost_with_session: Vec::new(),
         });
         self.note(format!("{}: says {text}", self.nick(index)));
-        self.interact(index, Trigger::User, |client, _| {
-            client.user_say(&text);
-        });
+        self.interact(index, Trigger::User, |client, now| client.user_say(&text, now));
     }
 
     // ---- The ledger's view of every client interaction ----
@@ -660,12 +656,11 @@ impl World {
         let client = &self.clients[index];
         let events_before = client.events.len();
         let held_group = client.holds_group();
-        let group_before =
-            client.room.as_ref().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
+        let group_before = client.room().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
         let group_id = group_before.as_ref().map(|(id, _)| id.clone());
         act(&mut self.clients[index], self.now);
         self.observe(index, &trigger, events_before, held_group, group_before);
-        if held_group && self.clients[index].room.is_none() && !matches!(trigger, Trigger::User) {
+        if held_group && self.clients[index].room().is_none() && !matches!(trigger, Trigger::User) {
             self.dropped(index, group_id);
         }
         let outgoing = std::mem::take(&mut self.clients[index].outgoing);
@@ -685,7 +680,7 @@ impl World {
             + (0..self.clients.len())
                 .filter(|&other| other != index && self.roles[other] == Role::Honest)
                 .filter(|&other| {
-                    let held = self.clients[other].room.as_ref().and_then(Room::group);
+                    let held = self.clients[other].room().and_then(Room::group);
                     held.is_some_and(|group| Some(group.group_id()) == group_id)
                 })
                 .count();
@@ -732,6 +727,9 @@ impl World {
             }
         }
         for frame in sent {
+            if let ClientFrame::Ping = frame {
+                continue;
+            }
             let text =
                 if self.trace_full { format!("{frame:?}") } else { describe::client(&frame) };
             self.note(format!("{nick} -> {text}"));
@@ -798,11 +796,8 @@ impl World {
             }
         }
         if let Trigger::Frame { confirmed: true, .. } = trigger {
-            let after = self.clients[index]
-                .room
-                .as_ref()
-                .and_then(Room::group)
-                .map(|g| (g.group_id(), g.epoch()));
+            let after =
+                self.clients[index].room().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
             if let (Some((before_id, before_epoch)), Some((after_id, after_epoch))) =
                 (&group_before, after)
                 && *before_id == after_id
@@ -821,11 +816,8 @@ impl World {
         if self.clients[index].is_member() {
             self.ledger.tracking[index].admitted = true;
         }
-        let group = self.clients[index]
-            .room
-            .as_ref()
-            .and_then(Room::group)
-            .map(|g| (g.group_id(), g.epoch()));
+        let group =
+            self.clients[index].room().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
         let tracking = &mut self.ledger.tracking[index];
         // A new group object (created, welcomed — even back into the same group) starts
         // anew the epochs this member can read, as the relay's `RoomMember::join_epoch`.
@@ -848,7 +840,7 @@ impl World {
     fn deliver_one(&mut self) -> bool {
         let mut candidates = Vec::new();
         for index in 0..self.clients.len() {
-            if !self.conditions[index].stalled && !self.net.links[index].down.is_empty() {
+            if self.reads(index) {
                 candidates.push((index, true));
             }
             if !self.net.links[index].up.is_empty() {
@@ -875,7 +867,7 @@ impl World {
         loop {
             let mut any = false;
             for index in 0..self.clients.len() {
-                while !self.conditions[index].stalled && !self.net.links[index].down.is_empty() {
+                while self.reads(index) {
                     any = true;
                     deliveries += 1;
                     moved += usize::from(self.deliver_down(index));
@@ -900,7 +892,8 @@ impl World {
     fn deliver_down(&mut self, index: usize) -> bool {
         let Some(delivery) = self.net.links[index].down.pop_front() else { return false };
         let frame: ServerFrame = proto::decode(&delivery.bytes).unwrap();
-        if let ServerFrame::Ack { .. } = frame {
+        if let ServerFrame::Ack { .. } | ServerFrame::Pong = frame {
+            // The link's housekeeping: no news, and not logged.
             self.interact(index, Trigger::Tick, |client, now| client.on_frame(frame, now));
             return false;
         }
@@ -946,7 +939,13 @@ impl World {
     /// The relay reads the next frame from a client; `true` unless it was an
     /// acknowledgement.
     fn deliver_up(&mut self, index: usize) -> bool {
-        let is_frame = matches!(self.net.links[index].up.front(), Some(Up::Frame(_)));
+        // Acknowledgements and keepalives are the link's housekeeping, not news.
+        let is_frame = match self.net.links[index].up.front() {
+            Some(Up::Frame(bytes)) => {
+                !matches!(proto::decode::<ClientFrame>(bytes), Ok(ClientFrame::Ping))
+            }
+            _ => false,
+        };
         if let Some((number, frame)) = self.net.read_up(index) {
             let members = self.members();
             if let Some(frame) = self.shim.upstream(index, frame, &members, &mut self.rng) {
@@ -1047,17 +1046,13 @@ impl World {
         }
     }
 
-    /// Time passes in slices: the relay's deadlines, then each client's keepalive.
+    /// Time passes in slices: the relay's deadlines, then each client's timers and the
+    /// reconnections its core asks for.
     fn advance(&mut self, duration: Duration) {
         let slices = duration.as_millis() / SLICE.as_millis();
         for _ in 0..slices {
             self.now += SLICE;
             self.net.relay.expire(self.now);
-            for index in 0..self.clients.len() {
-                if self.conditions[index].return_by.is_some_and(|by| self.now >= by) {
-                    self.back(index);
-                }
-            }
             for index in 0..self.clients.len() {
                 // The state forgets a session away past the grace period (`State::expire`).
                 if self.conditions[index]
@@ -1073,10 +1068,33 @@ impl World {
             }
             self.pump();
             for index in 0..self.clients.len() {
-                if !self.conditions[index].stalled && self.now >= self.conditions[index].next_tick {
-                    self.conditions[index].next_tick = self.now + KEEPALIVE;
+                if self.conditions[index].stalled {
+                    continue;
+                }
+                if self.clients[index].due(self.now) {
                     self.interact(index, Trigger::Tick, |client, now| client.tick(now));
                 }
+                self.dial(index);
+            }
+        }
+    }
+
+    /// Whether client `index` can reach the relay now.
+    fn reachable(&self, index: usize) -> bool {
+        let condition = &self.conditions[index];
+        !condition.cut_off
+            && condition.away_until.is_none_or(|until| self.now >= until)
+            && condition.return_by.is_none_or(|by| self.now >= by)
+    }
+
+    /// The reconnection attempts the client's core asks for: each gets through, or fails
+    /// while the relay is out of reach.
+    fn dial(&mut self, index: usize) {
+        while let Some(dial) = self.clients[index].poll_dial() {
+            if self.reachable(index) {
+                self.reconnect(index, (dial.token.clone(), dial.received));
+            } else {
+                self.interact(index, Trigger::Link, |client, now| client.dial_failed(now));
             }
         }
     }
@@ -1085,13 +1103,13 @@ impl World {
         self.note(format!("{}'s link is cut", self.nick(index)));
         self.net.cut(index, self.now);
         self.conditions[index].parked_since = Some(self.now);
-        self.interact(index, Trigger::Link, |client, _| client.link_lost("lost the connection"));
+        self.interact(index, Trigger::Link, |client, now| client.link_lost(now));
     }
 
-    /// The client reconnects: resumes, or registers anew and reclaims.
-    fn back(&mut self, index: usize) {
+    /// A new link, presenting the session's token: resumed, or registered anew (and the
+    /// core takes its room back).
+    fn reconnect(&mut self, index: usize, request: (ResumeToken, u64)) {
         let nick = self.nick(index);
-        let request = self.clients[index].resume_request();
         self.conditions[index].parked_since = None;
         self.conditions[index].return_by = None;
         match self.net.reconnect(index, &nick, request, self.now) {
@@ -1111,6 +1129,14 @@ impl World {
             }
         }
         self.pump();
+    }
+
+    /// Lets time pass until client `index` is connected again (at most `limit`).
+    fn until_connected(&mut self, index: usize, limit: Duration) {
+        let until = self.now + limit;
+        while !self.clients[index].is_connected() && self.now < until {
+            self.advance(SLICE);
+        }
     }
 
     /// The relay no longer has client `index`'s session: whatever it had not delivered of
@@ -1143,13 +1169,10 @@ impl World {
         self.shim.restarted();
         for index in 0..self.clients.len() {
             self.conditions[index].parked_since = None;
-            self.conditions[index].return_by = None;
             self.ledger.tracking[index].in_relay_room = false;
         }
         for index in 0..self.clients.len() {
-            self.interact(index, Trigger::Link, |client, _| {
-                client.link_lost("the server closed the connection")
-            });
+            self.interact(index, Trigger::Link, |client, now| client.link_lost(now));
         }
     }
 
@@ -1158,8 +1181,7 @@ impl World {
         (0..self.clients.len()).all(|index| {
             let client = &self.clients[index];
             !client.holds_group()
-                || (self.is_up(index)
-                    && client.room.as_ref().is_some_and(|room| !room.reclaiming()))
+                || (self.is_online(index) && client.room().is_some_and(|room| !room.reclaiming()))
         })
     }
 
@@ -1174,7 +1196,7 @@ impl World {
 
     fn garbage(&mut self) {
         let Some(garbler) = self.cast.garbler else { return };
-        let Some(group) = self.clients[garbler].room.as_ref().and_then(Room::group) else { return };
+        let Some(group) = self.clients[garbler].room().and_then(Room::group) else { return };
         let electorate = u32::try_from(group.members().len()).unwrap_or(u32::MAX);
         let commit = build_private_message(
             &group.group_id(),
@@ -1201,10 +1223,10 @@ impl World {
         let present: HashSet<String> = self
             .clients
             .iter()
-            .filter(|client| client.room.is_some() && client.nick != me)
+            .filter(|client| client.room().is_some() && client.nick != me)
             .map(|client| client.nick.clone())
             .collect();
-        let Some(room) = self.clients[garbler].room.as_mut() else { return };
+        let Some(room) = self.clients[garbler].room_mut() else { return };
         let Some(victim) = room.relay_members.iter().find(|nick| present.contains(*nick)).cloned()
         else {
             return;
@@ -1225,8 +1247,7 @@ impl World {
 
     fn stale_restart(&mut self) {
         let Some(stale) = self.cast.stale else { return };
-        let Some(epoch) =
-            self.clients[stale].room.as_ref().and_then(Room::group).map(|g| g.epoch())
+        let Some(epoch) = self.clients[stale].room().and_then(Room::group).map(|g| g.epoch())
         else {
             return;
         };
@@ -1243,15 +1264,14 @@ impl World {
                 *epoch = claimed;
             }
         }));
-        self.back(stale);
+        self.first_back(stale);
         self.clients[stale].rewrite = None;
-        self.flush_up(stale);
     }
 
     fn outsider_restart(&mut self) {
         let Some(outsider) = self.cast.outsider else { return };
         self.restart();
-        self.back(outsider);
+        self.first_back(outsider);
         let group_id: Vec<u8> = (0..16).map(|_| self.rng.r#gen()).collect();
         let epoch = self.rng.gen_range(0..3);
         self.note(format!("outsider reclaims the room first with a made-up group, epoch {epoch}"));
@@ -1259,6 +1279,40 @@ impl World {
             client.send_raw(ClientFrame::Reclaim { room: ROOM.into(), group_id, epoch })
         });
         self.flush_up(outsider);
+    }
+
+    /// After a restart, client `index` comes back before anyone else, and what it sends
+    /// reaches the relay first; the others come back a second or more later.
+    fn first_back(&mut self, index: usize) {
+        for other in (0..self.clients.len()).filter(|&other| other != index) {
+            let delay = Duration::from_millis(self.rng.gen_range(1000..4000));
+            self.conditions[other].return_by = Some(self.now + delay);
+        }
+        self.until_connected(index, Duration::from_secs(5));
+        self.flush_up(index);
+    }
+
+    /// Client `index` never reaches the relay again: its link is cut for good.
+    pub fn cut_off(&mut self, index: usize) {
+        if self.is_up(index) {
+            self.cut(index);
+        }
+        self.conditions[index].cut_off = true;
+    }
+
+    /// Stalls end, links come back, and time passes until every client is connected.
+    fn everyone_reconnects(&mut self) {
+        for condition in &mut self.conditions {
+            condition.stalled = false;
+            condition.return_by = None;
+        }
+        for _ in 0..600 {
+            let reconnecting = |index: usize| !self.conditions[index].cut_off;
+            if (0..self.clients.len()).filter(|&i| reconnecting(i)).all(|i| self.is_online(i)) {
+                return;
+            }
+            self.advance(SLICE);
+        }
     }
 
     // ---- The quiet end ----
@@ -1276,16 +1330,12 @@ impl World {
             self.settle();
             self.advance(Duration::from_secs(1));
         }
-        for index in 0..self.clients.len() {
-            if !self.is_up(index) {
-                self.back(index);
-            }
-        }
+        self.everyone_reconnects();
         let mut quiet = self.quiet_period();
         for _ in 0..3 {
             let told_to_join: Vec<usize> = (0..self.clients.len())
                 .filter(|&index| self.ledger.tracking[index].rejoin_due)
-                .filter(|&index| self.clients[index].room.is_none())
+                .filter(|&index| self.clients[index].room().is_none())
                 .collect();
             if told_to_join.is_empty() {
                 break;
