@@ -86,18 +86,22 @@ impl fmt::Display for Actor {
     }
 }
 
-/// Everything the network and its enemies can do that the protocol survives today.
-pub const BENIGN: &[Actor] = &[
-    Actor::BriefLinkCuts,
-    Actor::QuietRestarts,
-    Actor::Stalls,
-    Actor::DuplicateMessages,
-    Actor::ReorderedMessages,
-    Actor::GarbageLeader,
-];
+/// Everything the network and its enemies can do that the protocol survives in every one of
+/// 1000 seeds today (protocol 5, 2026-12-06).
+pub const BENIGN: &[Actor] =
+    &[Actor::QuietRestarts, Actor::DuplicateMessages, Actor::ReorderedMessages];
 
-/// Faults of an honest network the protocol does not survive today.
-pub const UNSURVIVED: &[Actor] = &[Actor::LinkCuts, Actor::LongAbsences, Actor::RelayRestarts];
+/// Faults of an honest network (or a leader sending garbage) the protocol does not survive
+/// in every seed today: of 1000 seeds each alone, brief link cuts break 9, stalls 31, a
+/// garbage leader 1; link cuts, long absences and restarts while users act, more.
+pub const UNSURVIVED: &[Actor] = &[
+    Actor::BriefLinkCuts,
+    Actor::Stalls,
+    Actor::GarbageLeader,
+    Actor::LinkCuts,
+    Actor::LongAbsences,
+    Actor::RelayRestarts,
+];
 
 /// The known attacks.
 pub const HOSTILE: &[Actor] = &[
