@@ -139,7 +139,7 @@ fn simulation_default() {
 }
 
 #[test]
-#[ignore = "F1, F3, F4: rejections misattributed; pledges nobody can release; commits remade at once"]
+#[ignore = "F2, F4: a remade commit comes back and its leader refuses it; commits remade at once"]
 fn simulation_brief_link_cuts() {
     assert_survives(&[Actor::BriefLinkCuts]);
 }
@@ -181,7 +181,7 @@ fn simulation_always_no_voter() {
 }
 
 #[test]
-#[ignore = "issue 19, attack 2: F5 (the liar's room emptied, a Join re-creates it), F7"]
+#[ignore = "issue 19, attack 2: F5 (the liar's room emptied, a Join re-creates it), F6"]
 fn simulation_stale_reclaimer() {
     assert_survives(&[Actor::StaleReclaimer]);
 }
@@ -193,7 +193,7 @@ fn simulation_outsider_reclaimer() {
 }
 
 #[test]
-#[ignore = "issue 19, attack 5: F11 (a Welcome is taken without proof its commit was confirmed)"]
+#[ignore = "issue 19, attack 5: F9 (a Welcome is taken without proof its commit was confirmed)"]
 fn simulation_forking_relay() {
     assert_survives(&[Actor::ForkingRelay]);
 }
@@ -205,13 +205,13 @@ fn simulation_forging_relay() {
 }
 
 #[test]
-#[ignore = "issue 19, attack 4: F8, F9 (replayed join frames and old commits)"]
+#[ignore = "issue 19, attack 4: F7 (a replayed join frame), F2 (a replayed MemberLeft)"]
 fn simulation_replaying_relay() {
     assert_survives(&[Actor::ReplayingRelay]);
 }
 
 #[test]
-#[ignore = "issue 19, attack 6: F10 (a swallowed commit is never sent again)"]
+#[ignore = "issue 19, attack 6: F8 (a swallowed commit is never sent again)"]
 fn simulation_aborting_relay() {
     assert_survives(&[Actor::AbortingRelay]);
 }
