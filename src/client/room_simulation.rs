@@ -30,8 +30,8 @@
 //! - `cargo test --lib room_simulation`: 1000 seeds with the survived actors (about 10 s on
 //!   one core), plus the tests of the simulation itself.
 //! - `CHATTER_SIM_SEEDS=100000 cargo test --lib room_simulation::simulation_default`: a long
-//!   run (about 16 minutes; it will meet F2 past seed 1000). `CHATTER_SIM_FIRST_SEED` moves the window;
-//!   `CHATTER_SIM_ACTORS=stalls,link_cuts` names the actors instead.
+//!   run (about 16 minutes; it meets F2 past seed 1000). `CHATTER_SIM_FIRST_SEED` moves
+//!   the window; `CHATTER_SIM_ACTORS=stalls,link_cuts` names the actors instead.
 //! - `cargo test --lib room_simulation -- --ignored simulation_stalls`: one actor alone; each
 //!   actor outside `SURVIVED` has its test, failing until its finding is fixed.
 //! - `cargo test --lib room_simulation::simulation_hunt -- --ignored --nocapture`: for each
