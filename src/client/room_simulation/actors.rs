@@ -1,16 +1,18 @@
-//! Who may misbehave in a run. Each [`Actor`] is a fault of the network or an enemy; a seed
-//! enables some of those a test allows (all of them when it allows one), and the enabled ones
-//! add their moves to the steps the run draws from.
+//! Who may misbehave in a run. Each [`Actor`] is a fault of an honest network or an enemy;
+//! a seed enables some of those a test allows (all of them when it allows one), and the
+//! enabled ones add their moves to the steps the run draws from.
 //!
-//! The benign ones are faults the protocol is meant to survive as it is; the hostile ones
-//! are the known attacks of issue 19, which today's protocol does not survive. The default
-//! test runs [`actors_enabled`]; move an actor into [`DEFAULT`] once its fix lands.
+//! [`BENIGN`] are faults of an honest network, [`HOSTILE`] the attacks of issue 19. The
+//! default test runs [`SURVIVED`], those protocol 5 survives over 1000 seeds; every other
+//! actor has its own ignored test in `room_simulation.rs`, whose reason names the finding
+//! (`docs/room-simulation-findings.md`) that still breaks it. Move an actor into
+//! [`SURVIVED`] (and delete its test) once its fix lands.
 
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
-    // ---- Benign ----
+    // ---- Benign: faults of an honest network ----
     /// A link cut (frames in flight lost both ways) and resumed at once, the relay sending
     /// again what the client missed; or a client that gives up on a link the relay still
     /// holds, whose session is handed over to the new one.
@@ -28,7 +30,6 @@ pub enum Actor {
     /// An insider that, whenever it leads, commits garbage or the eviction of a member who
     /// is still there.
     GarbageLeader,
-    // ---- Faults the protocol does not survive today (found by this simulation) ----
     /// A link down for seconds (within the grace period) while the room goes on: the member
     /// is away, misses a commit, and resumes.
     LinkCuts,
@@ -86,17 +87,13 @@ impl fmt::Display for Actor {
     }
 }
 
-/// Everything the network and its enemies can do that the protocol survives in every one of
-/// 1000 seeds today (protocol 5, 2026-12-06).
-pub const BENIGN: &[Actor] =
-    &[Actor::QuietRestarts, Actor::DuplicateMessages, Actor::ReorderedMessages];
-
-/// Faults of an honest network (or a leader sending garbage) the protocol does not survive
-/// in every seed today: of 1000 seeds each alone, brief link cuts break 9, stalls 31, a
-/// garbage leader 1; link cuts, long absences and restarts while users act, more.
-pub const UNSURVIVED: &[Actor] = &[
+/// Faults of an honest network (and an insider that garbles only its own commits).
+pub const BENIGN: &[Actor] = &[
     Actor::BriefLinkCuts,
+    Actor::QuietRestarts,
     Actor::Stalls,
+    Actor::DuplicateMessages,
+    Actor::ReorderedMessages,
     Actor::GarbageLeader,
     Actor::LinkCuts,
     Actor::LongAbsences,
@@ -114,24 +111,25 @@ pub const HOSTILE: &[Actor] = &[
     Actor::AbortingRelay,
 ];
 
-/// What the default test runs with.
-const DEFAULT: &[Actor] = BENIGN;
+/// What protocol 5 survives over 1000 seeds (`simulation_default`; each seed picks some).
+pub const SURVIVED: &[Actor] =
+    &[Actor::QuietRestarts, Actor::DuplicateMessages, Actor::ReorderedMessages];
 
-/// The actors the default 1000-seed test enables (each seed picks some of them).
-pub fn actors_enabled() -> &'static [Actor] {
-    DEFAULT
+/// Every actor.
+pub fn all() -> Vec<Actor> {
+    BENIGN.iter().chain(HOSTILE).copied().collect()
 }
 
 /// Actors named in `CHATTER_SIM_ACTORS` (comma-separated `Actor::name`s), if set.
 pub fn from_env() -> Option<Vec<Actor>> {
     let names = std::env::var("CHATTER_SIM_ACTORS").ok().filter(|names| !names.is_empty())?;
-    let all = BENIGN.iter().chain(UNSURVIVED).chain(HOSTILE);
+    let all = all();
     let actors = names
         .split(',')
         .map(str::trim)
         .filter(|name| !name.is_empty())
         .map(|name| {
-            *all.clone()
+            *all.iter()
                 .find(|actor| actor.name() == name)
                 .unwrap_or_else(|| panic!("no actor called {name:?}"))
         })

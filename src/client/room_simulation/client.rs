@@ -74,8 +74,10 @@ pub struct SimClient {
     say_requests: HashMap<RequestId, String>,
     /// Chat messages encrypted in the current `Room` (the user's current `/join`).
     sent_messages: u64,
-    /// Hashes of every frame put on a link, to tell a resend from a new frame.
+    /// Hashes of every frame put on a link, to tell what a resume sends again.
     transmitted: HashSet<u64>,
+    /// While the core resumes: frames it wrote before are sent again, not new.
+    resuming: bool,
     /// What a hostile client's rewrite made of each frame, to send its resends the same.
     rewritten: HashMap<u64, Vec<u8>>,
     /// While the core sends our farewell: its Application is not a chat line.
@@ -116,6 +118,7 @@ impl SimClient {
             say_requests: HashMap::new(),
             sent_messages: 0,
             transmitted: HashSet::new(),
+            resuming: false,
             rewritten: HashMap::new(),
             leaving: false,
             events: Vec::new(),
@@ -250,7 +253,9 @@ impl SimClient {
     pub fn resumed(&mut self, handled: u64, backlog: u64, token: ResumeToken, now: Instant) {
         let now = self.now(now);
         self.core().link_resumed(handled, backlog, token, now);
+        self.resuming = true;
         self.drain();
+        self.resuming = false;
     }
 
     /// The relay had forgotten the session: registered anew.
@@ -327,14 +332,17 @@ impl SimClient {
         }
     }
 
-    /// One frame the core wrote: rewritten if the client lies, noted unless it is a resend.
+    /// One frame the core wrote: rewritten if the client lies, noted unless a resume sends
+    /// it again (a frame made again, such as a `Join` or a commit sent again unchanged, is
+    /// noted each time).
     fn transmit(&mut self, bytes: Vec<u8>) {
         let mut frame: ClientFrame = proto::decode(&bytes).unwrap();
         if let ClientFrame::Ack { received } = frame {
             return self.outgoing.push(Up::Ack(received));
         }
         let key = hash_of(&bytes);
-        if !self.transmitted.insert(key) {
+        let seen = !self.transmitted.insert(key);
+        if seen && self.resuming {
             // Sent again after a resume: as it went the first time.
             let bytes = self.rewritten.get(&key).cloned().unwrap_or(bytes);
             return self.outgoing.push(Up::Frame(bytes));
