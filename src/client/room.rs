@@ -106,6 +106,31 @@ pub struct Membership {
 /// first back would otherwise remove everyone else, and be outnumbered by them on return.
 const RECLAIM_HOLD_TICKS: u8 = 4;
 
+impl Membership {
+    /// The commit we said yes to and still wait on: ours, once put to the vote, or another
+    /// member's we staged; with who made it and whether it is ours.
+    fn pledged(&self, me: &str) -> Option<(Ballot, String, bool)> {
+        match (&self.own_commit, &self.voted) {
+            (Some(own), _) if own.voted => Some((own.ballot.clone(), me.to_owned(), true)),
+            (_, Some(staged)) => Some((staged.ballot.clone(), staged.committer.clone(), false)),
+            _ => None,
+        }
+    }
+
+    /// Drops the commit we said yes to, proven unable to win: nothing of it is merged, and
+    /// our pledge is free again.
+    fn drop_pledged(&mut self, ours: bool) {
+        self.pledge = None;
+        if ours {
+            self.group.discard_pending_commit();
+            self.own_commit = None;
+        } else {
+            self.group.discard_staged_commit();
+            self.voted = None;
+        }
+    }
+}
+
 /// Our own commit, as the leader made it.
 struct OwnCommit {
     intent: Intent,
@@ -523,11 +548,7 @@ impl Room {
     fn release_dead_pledge(&mut self, me: &str, out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        let (ballot, committer, ours) = match (&membership.own_commit, &membership.voted) {
-            (Some(own), _) if own.voted => (own.ballot.clone(), me.to_owned(), true),
-            (_, Some(staged)) => (staged.ballot.clone(), staged.committer.clone(), false),
-            _ => return,
-        };
+        let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
         let count = Self::count_votes(
             &mut membership.group,
             &membership.farewells,
@@ -538,14 +559,7 @@ impl Room {
         if !count.refutes() {
             return;
         }
-        membership.pledge = None;
-        if ours {
-            membership.group.discard_pending_commit();
-            membership.own_commit = None;
-        } else {
-            membership.group.discard_staged_commit();
-            membership.voted = None;
-        }
+        membership.drop_pledged(ours);
         let notice = RoomNotice::CommitAborted { committer, refuted: true };
         out.events.push(Event::Room { room, notice });
     }
@@ -1120,9 +1134,7 @@ impl Room {
         let Some(membership) = self.membership() else { return };
         // The relay puts one commit to the vote at a time and sends it back to its committer
         // before any verdict on it: an abort while ours has not come back is about another.
-        let ours = membership.own_commit.as_ref().filter(|own| own.voted);
-        let (committer, refuted) = if let Some(own) = ours {
-            let ballot = own.ballot.clone();
+        let (committer, refuted) = if let Some((ballot, committer, ours)) = membership.pledged(me) {
             let count = Self::count_votes(
                 &mut membership.group,
                 &membership.farewells,
@@ -1132,32 +1144,16 @@ impl Room {
             );
             let refuted = count.refutes();
             if refuted {
-                // Whatever it was for is for whoever leads next to do, on its next news.
-                membership.group.discard_pending_commit();
-                membership.own_commit = None;
-                membership.pledge = None;
-                membership.intents.clear();
-                membership.admissions.clear();
-            } else if let Some(own) = membership.own_commit.as_mut() {
+                membership.drop_pledged(ours);
+                if ours {
+                    // Whatever it was for is for whoever leads next to do, on its next news.
+                    membership.intents.clear();
+                    membership.admissions.clear();
+                }
+            } else if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
                 own.resend = true;
             }
-            (me.to_owned(), refuted)
-        } else if let Some(staged) = membership.voted.as_ref() {
-            let ballot = staged.ballot.clone();
-            let committer = staged.committer.clone();
-            let count = Self::count_votes(
-                &mut membership.group,
-                &membership.farewells,
-                &ballot,
-                votes,
-                Some(true),
-            );
-            if count.refutes() {
-                membership.group.discard_staged_commit();
-                membership.voted = None;
-                membership.pledge = None;
-            }
-            (committer, count.refutes())
+            (committer, refuted)
         } else if let Some((_, committer)) = membership.refused.take() {
             (committer, true)
         } else {
