@@ -86,12 +86,7 @@ fn main() -> anyhow::Result<()> {
         ClientFrame::Register { nick: "alice".into() },
         ClientFrame::Join { room: room() },
         ClientFrame::AdmissionStart { room: room(), pake_message: client_pake.clone() },
-        ClientFrame::Commit {
-            room: room(),
-            commit: mls.commit.clone(),
-            welcome: None,
-            electorate: 2,
-        },
+        ClientFrame::Commit { room: room(), commit: mls.commit.clone(), adds: None, electorate: 2 },
         ClientFrame::Application { room: room(), message: mls.application.clone() },
         ClientFrame::CommitVote {
             room: room(),

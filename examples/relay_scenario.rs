@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chatter::client::{ClientError, RawClient};
-use chatter::proto::{ClientFrame, ServerFrame, Welcome};
+use chatter::proto::{Addition, ClientFrame, ServerFrame, Welcome};
 use chatter::secret::Secret;
 
 const ROOM: &str = "lobby";
@@ -78,11 +78,10 @@ async fn main() -> anyhow::Result<()> {
     };
     bob.send(&finish).await?;
     recv_until(&mut alice, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await?;
-    let welcome = Welcome { to: "bob".into(), attempt, message: b"welcome".to_vec() };
     let commit = ClientFrame::Commit {
         room: ROOM.into(),
         commit: private_message(0, 3, b"add bob"),
-        welcome: Some(welcome),
+        adds: Some(Addition { to: "bob".into(), attempt }),
         electorate: 1,
     };
     alice.send(&commit).await?;
@@ -91,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
     let vote = ClientFrame::CommitVote { room: ROOM.into(), epoch: 0, accept: true, vote: vec![] };
     alice.send(&vote).await?;
     recv_until(&mut alice, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await?;
+    let welcome = Welcome { to: "bob".into(), attempt, message: b"welcome".to_vec() };
+    alice.send(&ClientFrame::Welcome { room: ROOM.into(), welcome }).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::Welcome { .. })).await?;
 
     for line in 0..10u8 {

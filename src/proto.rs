@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
 /// restart by the claims of the members that return, rotates the resume token, and has
 /// `Error` name the frame it refuses (`request`).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -129,14 +129,16 @@ pub enum ClientFrame {
     /// Leader to relay: the joiner's admission `attempt` is refused. The relay counts wrong
     /// passwords.
     AdmissionRefused { room: String, joiner: String, attempt: u64, reason: AdmissionRefusal },
-    /// The leader's MLS Commit (a PrivateMessage), with the Welcome for the member it adds,
-    /// if any. The relay reads the epoch from the message header, takes one commit at a time,
-    /// and applies it once every other member voted for it.
+    /// The leader's MLS Commit (a PrivateMessage), naming the joiner it adds, if any. The
+    /// relay reads the epoch from the message header, takes one commit at a time, and
+    /// settles it on the members' votes. The joiner's Welcome follows only once the leader
+    /// merged the confirmed commit ([`ClientFrame::Welcome`]): no Welcome of a commit the
+    /// room did not confirm ever exists, so a relay cannot hand a joiner one (a fork).
     Commit {
         room: String,
         #[serde(with = "serde_bytes")]
         commit: Vec<u8>,
-        welcome: Option<Welcome>,
+        adds: Option<Addition>,
         /// How many of the group's members the commit keeps, the committer included: the
         /// members whose votes decide it (every member counts the same itself). The relay
         /// tallies on it; a leader that lies about it only stalls its own commit, since
@@ -187,6 +189,10 @@ pub enum ClientFrame {
         group_id: Vec<u8>,
         epoch: u64,
     },
+    /// Leader to joiner, once the leader merged the confirmed commit that added it: the
+    /// joiner's Welcome. The relay takes it only from that commit's committer, for the
+    /// joiner and attempt the commit named.
+    Welcome { room: String, welcome: Welcome },
 }
 
 /// The secret that lets a client take back its session after its connection dropped: 32
@@ -231,6 +237,19 @@ pub enum ReclaimRefusal {
     /// The room cannot take members now (full, or we are banned or in too many rooms).
     #[error("the room cannot take you back: {0}")]
     Unavailable(ErrorReason),
+}
+
+/// The SHA-256 of a commit's bytes: how votes and the relay's answers name a commit.
+pub fn commit_hash(commit: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(commit).into()
+}
+
+/// The joiner a commit adds: its nickname and the admission attempt it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addition {
+    pub to: String,
+    pub attempt: u64,
 }
 
 /// A Welcome, the nickname it is for, and the admission attempt it answers.
@@ -416,9 +435,11 @@ pub enum ServerFrame {
         epoch: u64,
         votes: Vec<SignedVote>,
     },
-    /// To a commit's sender: the relay did not take the commit; discard it.
+    /// To a commit's sender: the relay did not take the commit named by `commit` (the
+    /// SHA-256 of its bytes, so that an answer can never be applied to another commit).
     CommitRejected {
         room: String,
+        commit: [u8; 32],
         reason: CommitRejection,
     },
     /// An application message from another member.
@@ -483,8 +504,8 @@ pub enum CommitRejection {
     /// The message is not an MLS commit of this room's group.
     #[error("not a commit of this room's group")]
     NotACommit,
-    /// The Welcome is addressed to someone who is not waiting to join.
-    #[error("the welcome's recipient is not waiting to join")]
+    /// The joiner it adds is not waiting to join (in that attempt).
+    #[error("the joiner it adds is not waiting to join")]
     UnknownRecipient,
     /// Only the room's leader commits.
     #[error("only the room's leader changes its keys")]
@@ -699,8 +720,12 @@ mod tests {
             ClientFrame::Commit {
                 room: "lobby".into(),
                 commit: vec![1, 2, 3],
-                welcome: Some(Welcome { to: "bob".into(), attempt: 1, message: vec![4; 100] }),
+                adds: Some(Addition { to: "bob".into(), attempt: 1 }),
                 electorate: 2,
+            },
+            ClientFrame::Welcome {
+                room: "lobby".into(),
+                welcome: Welcome { to: "bob".into(), attempt: 1, message: vec![4; 100] },
             },
             ClientFrame::Application { room: "lobby".into(), message: vec![0; 64] },
             ClientFrame::Quit,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chatter::client::RawClient;
 use chatter::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
-use chatter::proto::{ClientFrame, ServerFrame, Welcome};
+use chatter::proto::{Addition, ClientFrame, ServerFrame, Welcome};
 
 /// How long any one expected answer may take.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,10 +130,9 @@ async fn admit(
     expect(leader, "admission finish", |f| matches!(f, ServerFrame::AdmissionFinish { .. }))
         .await?;
     let commit = build_private_message(group_id, epoch, CONTENT_TYPE_COMMIT, b"add");
-    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     let electorate = u32::try_from(voters.len() + 1).unwrap_or(u32::MAX);
-    let frame =
-        ClientFrame::Commit { room: room.into(), commit, welcome: Some(welcome), electorate };
+    let adds = Some(Addition { to: joiner_nick.into(), attempt });
+    let frame = ClientFrame::Commit { room: room.into(), commit, adds, electorate };
     leader.send(&frame).await?;
     // The committer votes on its own commit once the relay sends it back, as members do.
     expect(leader, "own commit", |f| matches!(f, ServerFrame::Commit { .. })).await?;
@@ -155,6 +154,9 @@ async fn admit(
     if let ServerFrame::CommitRejected { reason, .. } = accepted {
         bail!("the relay rejected the add: {reason}");
     }
+    // Merged: the leader sends the joiner's Welcome, as a real leader does only now.
+    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
+    leader.send(&ClientFrame::Welcome { room: room.into(), welcome }).await?;
     expect(joiner, "welcome", |f| matches!(f, ServerFrame::Welcome { .. })).await?;
     Ok(())
 }

@@ -13,8 +13,7 @@
 //!
 //! Pure: no clock, no IO.
 
-use sha2::{Digest, Sha256};
-
+pub use crate::proto::commit_hash;
 use crate::proto::{Farewell, VoteStatement};
 
 /// One commit up for a vote: the epoch it ends, the hash of its bytes, and the leaves whose
@@ -48,11 +47,6 @@ impl Farewell {
     pub fn on(&self, ballot: &Ballot) -> Option<VoteStatement> {
         (self.epoch == ballot.epoch).then(|| ballot.statement(self.pledged == Some(ballot.commit)))
     }
-}
-
-/// The SHA-256 of a commit's bytes, which votes name.
-pub fn commit_hash(commit: &[u8]) -> [u8; 32] {
-    Sha256::digest(commit).into()
 }
 
 /// The one commit we said yes to in an epoch.

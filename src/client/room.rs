@@ -26,9 +26,9 @@ use super::{Event, RoomNotice};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
-    self, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection, Farewell,
-    GroupMessage, MAX_APPLICATION_LEN, ReclaimRefusal, RemovalReason, ServerFrame, SignedVote,
-    VoteStatement, Welcome,
+    self, Addition, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
+    Farewell, GroupMessage, MAX_APPLICATION_LEN, ReclaimRefusal, RemovalReason, ServerFrame,
+    SignedVote, VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -99,6 +99,9 @@ pub struct Membership {
     /// Ticks to wait, after taking the room back on a relay that lost it, before removing
     /// members it does not list: they may be on their way back too.
     hold_removals: u8,
+    /// As leader, after our commit was refuted: no new commit before the next tick, so that
+    /// a room that keeps refusing is not flooded with commits as fast as the relay answers.
+    wait_for_tick: bool,
 }
 
 /// How many ticks (the engine's 5 s keepalive) a member back in a room re-formed after a
@@ -115,6 +118,13 @@ impl Membership {
             (_, Some(staged)) => Some((staged.ballot.clone(), staged.committer.clone(), false)),
             _ => None,
         }
+    }
+
+    /// Whether a removal of `nick` is owed or already in our commit.
+    fn owes_removal_of(&self, nick: &str) -> bool {
+        self.intents.iter().chain(self.own_commit.as_ref().map(|own| &own.intent)).any(
+            |intent| matches!(intent, Intent::Remove { nicks } if nicks.iter().any(|n| n == nick)),
+        )
     }
 
     /// Drops the commit we said yes to, proven unable to win: nothing of it is merged, and
@@ -138,6 +148,14 @@ struct OwnCommit {
     /// for an epoch while the first may still be voted on.
     frame: ClientFrame,
     ballot: Ballot,
+    /// The joiner's Welcome, sent only once the room confirmed the commit and we merged it:
+    /// a Welcome of a commit that was never confirmed must not exist, or a relay could hand
+    /// it to the joiner and split the room.
+    welcome: Option<Welcome>,
+    /// Whether the relay has yet to answer the last send: put it to the vote (it comes back
+    /// to us) or refuse it (`CommitRejected` naming it). Until then the relay may still put
+    /// it to the vote, so it is never remade.
+    awaiting_answer: bool,
     /// Whether we signed our yes (the relay took it to a vote); from then on only proof that
     /// it lost lets us drop it.
     voted: bool,
@@ -165,6 +183,7 @@ impl Membership {
             split_warned: None,
             farewells: Vec::new(),
             hold_removals: 0,
+            wait_for_tick: false,
         })
     }
 }
@@ -242,6 +261,16 @@ impl Room {
 
     pub fn is_member(&self) -> bool {
         matches!(self.phase, Phase::Member(_))
+    }
+
+    /// Whether we asked to join and wait for the relay's answer.
+    pub fn join_requested(&self) -> bool {
+        matches!(self.phase, Phase::Requested { .. })
+    }
+
+    /// Whether we run our half of the password exchange and wait for the leader's.
+    pub fn admitting(&self) -> bool {
+        matches!(self.phase, Phase::Admitting { .. })
     }
 
     /// Whether our own password exchange is done and only the Welcome is missing.
@@ -528,11 +557,8 @@ impl Room {
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
             let in_group = membership.group.members().iter().any(|m| m.nick == nick && !m.is_self);
-            let owed = membership
-                .intents
-                .iter()
-                .any(|intent| matches!(intent, Intent::Remove { nicks } if nicks.iter().any(|n| n == nick)));
-            if leading && in_group && !owed {
+            // A replayed `MemberLeft` must not queue a removal our commit already makes.
+            if leading && in_group && !membership.owes_removal_of(nick) {
                 // It left for good (not merely missing after a restart): owed at once.
                 membership.intents.push_back(Intent::Remove { nicks: vec![nick.to_owned()] });
             }
@@ -621,12 +647,7 @@ impl Room {
             .map(|member| member.nick)
             .collect();
         for nick in departed {
-            let owed = membership
-                .intents
-                .iter()
-                .chain(membership.own_commit.as_ref().map(|own| &own.intent))
-                .any(|intent| matches!(intent, Intent::Remove { nicks } if nicks.contains(&nick)));
-            if !owed {
+            if !membership.owes_removal_of(&nick) {
                 membership.intents.push_back(Intent::Remove { nicks: vec![nick] });
             }
         }
@@ -645,10 +666,13 @@ impl Room {
         let Some(membership) = self.membership() else { return };
         let owes_removal =
             membership.intents.iter().any(|intent| matches!(intent, Intent::Remove { .. }));
-        let unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);
-        if unvoted && owes_removal {
-            // Members left since we made our commit, and nobody holds a yes of ours for it:
-            // make it again after their removal, which must come first.
+        let refused =
+            membership.own_commit.as_ref().is_some_and(|own| !own.voted && !own.awaiting_answer);
+        if refused && owes_removal {
+            // Members left since we made our commit, and the relay refused to take it to a
+            // vote, so nobody holds a yes of ours for it: make it again after their removal,
+            // which must come first. (While the relay may still put it to the vote, it stays:
+            // a second commit for the epoch could meet the first in the room.)
             membership.group.discard_pending_commit();
             if let Some(own) = membership.own_commit.take() {
                 membership.intents.push_back(own.intent);
@@ -657,8 +681,12 @@ impl Room {
         if let Some(own) = membership.own_commit.as_mut() {
             if own.resend {
                 own.resend = false;
+                own.awaiting_answer = !own.voted;
                 out.frames.push(own.frame.clone());
             }
+            return;
+        }
+        if membership.wait_for_tick {
             return;
         }
         if membership.group.has_pending_commit() {
@@ -710,7 +738,9 @@ impl Room {
                     } else {
                         group.commit_add(key_package, joiner)
                     };
-                    commit.map(|commit| (commit, Some((joiner.clone(), *attempt))))
+                    commit.map(|commit| {
+                        (commit, Some(Addition { to: joiner.clone(), attempt: *attempt }))
+                    })
                 }
                 // Back in the relay's list (it returned before we committed): not ours to
                 // remove, and the room would refuse it.
@@ -731,11 +761,11 @@ impl Room {
                 }
             };
             match result {
-                Ok((commit, welcome_to)) => {
+                Ok((commit, adds)) => {
                     let ballot = Ballot::new(commit.epoch, &commit.commit, commit.electorate);
-                    let welcome = match (welcome_to, commit.welcome) {
-                        (Some((to, attempt)), Some(message)) => {
-                            Some(Welcome { to, attempt, message })
+                    let welcome = match (&adds, commit.welcome) {
+                        (Some(adds), Some(message)) => {
+                            Some(Welcome { to: adds.to.clone(), attempt: adds.attempt, message })
                         }
                         _ => None,
                     };
@@ -743,12 +773,19 @@ impl Room {
                     let frame = ClientFrame::Commit {
                         room: room.clone(),
                         commit: commit.commit,
-                        welcome,
+                        adds,
                         electorate,
                     };
                     out.frames.push(frame.clone());
-                    membership.own_commit =
-                        Some(OwnCommit { intent, frame, ballot, voted: false, resend: false });
+                    membership.own_commit = Some(OwnCommit {
+                        intent,
+                        frame,
+                        ballot,
+                        welcome,
+                        awaiting_answer: true,
+                        voted: false,
+                        resend: false,
+                    });
                 }
                 Err(error) => match intent {
                     Intent::Add { joiner, attempt, .. } => {
@@ -782,6 +819,7 @@ impl Room {
     pub fn tick(&mut self, me: &str, out: &mut Outbox) {
         if let Some(membership) = self.membership() {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);
+            membership.wait_for_tick = false;
         }
         self.drive_commits(me, out);
     }
@@ -810,11 +848,13 @@ impl Room {
                 self.admission_finish(me, joiner, attempt, &confirmation, &sealed_key_package, out)
             }
             ServerFrame::Commit { from, commit, joiner, .. } => {
-                self.incoming_commit(&from, &commit, joiner.as_deref(), out)
+                self.incoming_commit(me, &from, &commit, joiner.as_deref(), out)
             }
             ServerFrame::CommitConfirmed { votes, .. } => self.commit_confirmed(me, &votes, out),
             ServerFrame::CommitAborted { votes, .. } => self.commit_aborted(me, &votes, out),
-            ServerFrame::CommitRejected { reason, .. } => self.commit_rejected(reason, out),
+            ServerFrame::CommitRejected { commit, reason, .. } => {
+                self.commit_rejected(commit, reason, out)
+            }
             ServerFrame::Application { from, message, .. } => {
                 self.incoming_message(&from, &message, now, out)
             }
@@ -892,13 +932,19 @@ impl Room {
         matches!(self.phase, Phase::Gone)
     }
 
-    /// The relay did not take our commit to a vote. A leader never makes another commit for
-    /// the epoch while this one may still be voted on, so it is kept and sent again at the
-    /// next tick, unless the room has moved past its epoch (then we are out of step).
-    pub fn commit_rejected(&mut self, reason: CommitRejection, out: &mut Outbox) {
+    /// The relay did not take our commit (the one `commit` names) to a vote. A leader never
+    /// makes another commit for the epoch while this one may still be voted on, so it is
+    /// kept and sent again at the next tick, unless the room has moved past its epoch (then
+    /// we are out of step). An answer about any other commit (one we sent before, or one a
+    /// relay made up) changes nothing.
+    pub fn commit_rejected(&mut self, commit: [u8; 32], reason: CommitRejection, out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
-        let Some(own) = membership.own_commit.as_mut() else { return };
+        let Some(own) = membership.own_commit.as_mut().filter(|own| own.ballot.commit == commit)
+        else {
+            return;
+        };
+        own.awaiting_answer = false;
         match reason {
             CommitRejection::EpochMovedOn { .. } | CommitRejection::EpochAhead { .. } => {
                 out.warn(&room, format!("the relay refused a key change: {reason}"));
@@ -956,6 +1002,7 @@ impl Room {
     /// member's, for us to verify, judge and vote on.
     pub fn incoming_commit(
         &mut self,
+        me: &str,
         from: &str,
         commit: &[u8],
         joiner: Option<&str>,
@@ -971,6 +1018,14 @@ impl Room {
                 format!("a malformed key change claimed to be from {from} was ignored"),
             );
         };
+        if epoch != membership.group.epoch() {
+            // Not a commit of our epoch (a replay, or we are out of step): nothing to vote on,
+            // and nothing of ours changes.
+            return out.warn(
+                &room,
+                format!("ignored a key change claimed to be from {from} for another epoch"),
+            );
+        }
         let hash = commit_hash(commit);
         let verdict = |membership: &mut Membership, statement: VoteStatement, out: &mut Outbox| {
             match Self::vote_frame(&room, &mut membership.group, statement) {
@@ -994,7 +1049,17 @@ impl Room {
             let statement = staged.ballot.statement(true);
             return verdict(membership, statement, out);
         }
-        if membership.own_commit.as_ref().is_some_and(|own| !own.voted) {
+        if from == me {
+            // A commit in our name that we do not hold: one we gave up after the relay refused
+            // it, brought back, or made up. We cannot merge it; our own commit stays.
+            out.warn(
+                &room,
+                "refused a key change in your name that this client does not hold".into(),
+            );
+            return verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
+        }
+        let ours_unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);
+        if ours_unvoted && from != me {
             // Another's commit is up for the vote, not ours: ours binds nobody, and goes (what
             // it was for is the leader's to do now).
             membership.group.discard_pending_commit();
@@ -1098,7 +1163,14 @@ impl Room {
                 Intent::Add { joiner, .. } => Some(joiner),
                 Intent::Remove { .. } => None,
             };
-            membership.group.merge_pending_commit().map(|events| (events, joined))
+            let merged = membership.group.merge_pending_commit();
+            if merged.is_ok()
+                && let Some(welcome) = own.welcome
+            {
+                // Merged with the room's proof: only now may the joiner have its Welcome.
+                out.frames.push(ClientFrame::Welcome { room: room.clone(), welcome });
+            }
+            merged.map(|events| (events, joined))
         } else {
             membership.voted = None;
             membership.group.discard_pending_commit();
@@ -1146,9 +1218,11 @@ impl Room {
             if refuted {
                 membership.drop_pledged(ours);
                 if ours {
-                    // Whatever it was for is for whoever leads next to do, on its next news.
+                    // Whatever it was for is for whoever leads next to do, on its next news;
+                    // and not at once, or a room that refuses would be flooded with commits.
                     membership.intents.clear();
                     membership.admissions.clear();
+                    membership.wait_for_tick = true;
                 }
             } else if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
                 own.resend = true;
@@ -1157,6 +1231,11 @@ impl Room {
         } else if let Some((_, committer)) = membership.refused.take() {
             (committer, true)
         } else {
+            // About a commit that is not ours to settle: the relay is free again, so a commit
+            // of ours it has not taken goes again at the next tick (it may have been lost).
+            if let Some(own) = membership.own_commit.as_mut() {
+                own.resend = true;
+            }
             return self.drive_commits(me, out);
         };
         out.events

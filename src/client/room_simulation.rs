@@ -84,7 +84,7 @@ fn print_outcome(outcome: &Outcome) {
 /// Seeds of the default test that break a property because of a finding not fixed yet,
 /// with the finding (`docs/room-simulation-findings.md`). Each must still fail: once its
 /// finding is fixed the default test says so, and the seed leaves this list.
-const KNOWN_FAILURES: &[(u64, &str)] = &[(439, "F2: two members leave at once; no fault at all")];
+const KNOWN_FAILURES: &[(u64, &str)] = &[];
 
 /// Runs every seed with `allowed` (or the actors `CHATTER_SIM_ACTORS` names) and fails with
 /// the first failing seed's log and a summary of all failing seeds, `known` failures aside

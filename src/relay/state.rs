@@ -165,9 +165,10 @@ impl State {
             ClientFrame::AdmissionRefused { room, joiner, attempt, reason } => {
                 self.admission_refused(request, &room, &joiner, attempt, reason, signals)
             }
-            ClientFrame::Commit { room, commit, welcome, electorate } => {
-                self.commit(request, &room, commit, welcome, electorate, now)
+            ClientFrame::Commit { room, commit, adds, electorate } => {
+                self.commit(request, &room, commit, adds, electorate, now)
             }
+            ClientFrame::Welcome { room, welcome } => self.welcome(request, &room, welcome),
             ClientFrame::CommitVote { room, epoch, accept, vote } => {
                 self.vote(id, &room, epoch, accept, vote, now)
             }
@@ -185,11 +186,13 @@ impl State {
 
     /// Enforces the deadlines: away sessions past the grace period are forgotten; members
     /// that did not vote in time are taken out of the room (and the commit settled without
-    /// them); a leader that owes a joiner an answer for too long hands the lead on.
+    /// them); a leader that owes a joiner an answer for too long hands the lead on; a joiner
+    /// whose Welcome did not come in time starts over.
     pub fn expire(&mut self, now: Instant) {
         self.forget_lapsed_sessions(now);
         self.take_out_silent_voters(now);
         self.replace_slow_leaders(now);
+        self.drop_unwelcomed_joiners(now);
         self.close_reforming(now);
     }
 

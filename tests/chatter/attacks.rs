@@ -254,10 +254,12 @@ impl RogueLeader {
         };
         let key_package = admission.verify(&confirmation, &sealed_key_package).unwrap();
         let add = self.group.commit_add(&key_package, &nick).unwrap();
-        let welcome = chatter::proto::Welcome { to: nick, attempt, message: add.welcome.unwrap() };
-        self.commit(room, add.commit, Some(welcome)).await;
+        let adds = chatter::proto::Addition { to: nick.clone(), attempt };
+        self.commit(room, add.commit, Some(adds)).await;
         assert!(matches!(self.verdict().await, ServerFrame::CommitConfirmed { .. }));
         self.group.merge_pending_commit().unwrap();
+        let welcome = chatter::proto::Welcome { to: nick, attempt, message: add.welcome.unwrap() };
+        self.raw.send(&ClientFrame::Welcome { room: room.into(), welcome }).await.unwrap();
         joining.await.unwrap().unwrap();
     }
 
@@ -267,11 +269,11 @@ impl RogueLeader {
         &mut self,
         room: &str,
         commit: Vec<u8>,
-        welcome: Option<chatter::proto::Welcome>,
+        adds: Option<chatter::proto::Addition>,
     ) {
         let hash = chatter::client::ballot::commit_hash(&commit);
         let electorate = u32::try_from(self.group.members().len()).unwrap();
-        let frame = ClientFrame::Commit { room: room.into(), commit, welcome, electorate };
+        let frame = ClientFrame::Commit { room: room.into(), commit, adds, electorate };
         self.raw.send(&frame).await.unwrap();
         support::expect_frame(
             &mut self.raw,

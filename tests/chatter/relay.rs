@@ -5,8 +5,8 @@ use std::time::Duration;
 use chatter::client::{ClientError, RawClient};
 use chatter::mls_header::build_private_message;
 use chatter::proto::{
-    AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason, RemovalReason,
-    RoomSummary, ServerFrame, SignedVote, Welcome,
+    Addition, AdmissionRefusal, ClientFrame, CommitRejection, DisconnectReason, ErrorReason,
+    RemovalReason, RoomSummary, ServerFrame, SignedVote, Welcome, commit_hash,
 };
 use chatter::relay::RateLimit;
 use chatter::secret::Secret;
@@ -60,12 +60,11 @@ async fn admit(
         .unwrap();
     expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionFinish { .. })).await;
     let commit = build_private_message(GROUP, epoch, COMMIT, b"add");
-    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader
         .send(&ClientFrame::Commit {
             room: room.into(),
             commit,
-            welcome: Some(welcome),
+            adds: Some(Addition { to: joiner_nick.into(), attempt }),
             electorate: u32::try_from(voters.len() + 1).unwrap(),
         })
         .await
@@ -87,6 +86,9 @@ async fn admit(
         confirmed,
         ServerFrame::CommitConfirmed { room: room.into(), epoch: epoch + 1, votes }
     );
+    // The leader merged it: now, and only now, it sends the joiner's Welcome.
+    let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
+    leader.send(&ClientFrame::Welcome { room: room.into(), welcome }).await.unwrap();
     let ServerFrame::Welcome { message, members, .. } = next_frame(joiner).await else {
         panic!("expected the welcome")
     };
@@ -296,13 +298,17 @@ async fn only_the_leader_commits_and_one_commit_at_a_time() {
     let commit = |text: &[u8]| ClientFrame::Commit {
         room: "lobby".into(),
         commit: build_private_message(GROUP, 2, COMMIT, text),
-        welcome: None,
+        adds: None,
         electorate: 3,
     };
     clients[1].send(&commit(b"from bob")).await.unwrap();
     assert_eq!(
         next_frame(&mut clients[1]).await,
-        ServerFrame::CommitRejected { room: "lobby".into(), reason: CommitRejection::NotLeader }
+        ServerFrame::CommitRejected {
+            room: "lobby".into(),
+            commit: commit_hash(&build_private_message(GROUP, 2, COMMIT, b"from bob")),
+            reason: CommitRejection::NotLeader
+        }
     );
     clients[0].send(&commit(b"first")).await.unwrap();
     clients[0].send(&commit(b"second")).await.unwrap();
@@ -320,7 +326,11 @@ async fn only_the_leader_commits_and_one_commit_at_a_time() {
     }
     assert_eq!(
         next_frame(&mut clients[0]).await,
-        ServerFrame::CommitRejected { room: "lobby".into(), reason: CommitRejection::Busy }
+        ServerFrame::CommitRejected {
+            room: "lobby".into(),
+            commit: commit_hash(&build_private_message(GROUP, 2, COMMIT, b"second")),
+            reason: CommitRejection::Busy
+        }
     );
     vote(&mut clients[0], "lobby", 2, true).await;
     clients[0].send(&ClientFrame::Ping).await.unwrap();
@@ -350,7 +360,7 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
         .send(&ClientFrame::Commit {
             room: "lobby".into(),
             commit: garbage,
-            welcome: None,
+            adds: None,
             electorate: 3,
         })
         .await
@@ -387,7 +397,7 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
     // bob (the whole room now) vote for it.
     let commit = build_private_message(GROUP, 2, COMMIT, b"remove mallory");
     clients[1]
-        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None, electorate: 2 })
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, adds: None, electorate: 2 })
         .await
         .unwrap();
     for voter in &mut clients[1..] {
@@ -410,7 +420,7 @@ async fn a_lone_objector_is_outvoted_and_taken_out() {
     let mut clients = room_of(&relay, "lobby", &["alice", "bob", "carol", "mallory"]).await;
     let commit = build_private_message(GROUP, 3, COMMIT, b"honest");
     clients[0]
-        .send(&ClientFrame::Commit { room: "lobby".into(), commit, welcome: None, electorate: 4 })
+        .send(&ClientFrame::Commit { room: "lobby".into(), commit, adds: None, electorate: 4 })
         .await
         .unwrap();
     // Protocol 5: alice votes on her own commit too. Mallory refuses before the majority is

@@ -3,7 +3,7 @@
 use chatter::client::{Client, ClientError, Event, Events, RawClient, RoomNotice};
 use chatter::mls::MlsMember;
 use chatter::proto::{
-    ChatPayload, ClientFrame, ReclaimRefusal, RemovalReason, ServerFrame, Welcome,
+    Addition, ChatPayload, ClientFrame, ReclaimRefusal, RemovalReason, ServerFrame, Welcome,
 };
 use chatter::secret::Secret;
 
@@ -321,12 +321,11 @@ async fn a_removed_members_saved_state_cannot_decrypt_later_messages() {
     assert!(matches!(next_frame(&mut bob).await, ServerFrame::JoinPending { .. }));
     let attempt = support::admission_attempt(&mut bob, &mut alice, "lobby").await;
     let add = alice_group.commit_add(&bob_mls.key_package().unwrap(), "bob").unwrap();
-    let welcome = Welcome { to: "bob".into(), attempt, message: add.welcome.unwrap() };
     alice
         .send(&ClientFrame::Commit {
             room: "lobby".into(),
             commit: add.commit,
-            welcome: Some(welcome),
+            adds: Some(Addition { to: "bob".into(), attempt }),
             electorate: 1,
         })
         .await
@@ -334,6 +333,8 @@ async fn a_removed_members_saved_state_cannot_decrypt_later_messages() {
     own_vote(&mut alice, 0).await;
     assert!(matches!(next_frame(&mut alice).await, ServerFrame::CommitConfirmed { .. }));
     alice_group.merge_pending_commit().unwrap();
+    let welcome = Welcome { to: "bob".into(), attempt, message: add.welcome.unwrap() };
+    alice.send(&ClientFrame::Welcome { room: "lobby".into(), welcome }).await.unwrap();
     let ServerFrame::Welcome { message, .. } = next_frame(&mut bob).await else {
         panic!("no welcome")
     };
@@ -346,7 +347,7 @@ async fn a_removed_members_saved_state_cannot_decrypt_later_messages() {
         .send(&ClientFrame::Commit {
             room: "lobby".into(),
             commit: remove.commit,
-            welcome: None,
+            adds: None,
             electorate: 1,
         })
         .await

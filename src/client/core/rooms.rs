@@ -31,7 +31,17 @@ pub(super) struct RoomEntry {
     restarts: u32,
     /// Whether we have been in the room (the prompt shows it from then on).
     pub entered: bool,
+    /// The room's frames that came between the relay counting us in (the commit that adds
+    /// us was confirmed) and the Welcome, which the leader sends only once it merged that
+    /// commit: they are handled in order once the Welcome opened the group.
+    before_welcome: Vec<ServerFrame>,
+    /// Whether frames were dropped for want of room before the Welcome (said once).
+    dropped_before_welcome: bool,
 }
+
+/// At most this many frames are kept for the Welcome that follows them; a relay that sends
+/// more is not believed, and we say that some were dropped.
+const MAX_FRAMES_BEFORE_WELCOME: usize = 1024;
 
 /// The rooms, and the `Leave`s on their way.
 #[derive(Default)]
@@ -141,6 +151,8 @@ impl Core {
             join: Some(id),
             join_frame: 0,
             restarts: 0,
+            before_welcome: Vec::new(),
+            dropped_before_welcome: false,
             entered: false,
         };
         self.rooms.map.insert(room.clone(), entry);
@@ -303,11 +315,36 @@ impl Core {
         let Some(entry) = self.rooms.map.get_mut(&name) else { return };
         let mut out = Outbox::default();
         match frame {
+            ServerFrame::RoomCreated { .. } | ServerFrame::JoinPending { .. }
+                if entry.room.join_requested() =>
+            {
+                self.on_join_frame(&name, frame, &mut out)
+            }
+            ServerFrame::AdmissionReply { .. } if entry.room.admitting() => {
+                self.on_join_frame(&name, frame, &mut out)
+            }
+            // An answer to a join we are not making (a replay, or made up): a member stays.
             ServerFrame::RoomCreated { .. }
             | ServerFrame::JoinPending { .. }
-            | ServerFrame::AdmissionReply { .. } => self.on_join_frame(&name, frame, &mut out),
+            | ServerFrame::AdmissionReply { .. } => {
+                let text =
+                    format!("ignored {}: no join of yours was waiting for it", describe(&frame));
+                out.events.push(Event::Warning { room: Some(name), text });
+            }
             ServerFrame::Welcome { .. } if entry.room.awaiting_welcome() => {
-                self.on_join_frame(&name, frame, &mut out)
+                self.on_join_frame(&name, frame, &mut out);
+                let held = self
+                    .rooms
+                    .map
+                    .get_mut(&name)
+                    .filter(|entry| entry.room.is_member())
+                    .map(|entry| std::mem::take(&mut entry.before_welcome))
+                    .unwrap_or_default();
+                self.flush_room_outbox(out);
+                for frame in held {
+                    self.on_session_frame(frame, now);
+                }
+                return;
             }
             ServerFrame::Welcome { .. } => {
                 // Only our own admission may bring a Welcome; anything else is forged.
@@ -329,6 +366,18 @@ impl Core {
             ServerFrame::Removed { reason, .. } => {
                 if let Some(frame) = entry.room.removed(reason, &mut out) {
                     out.frames.push(frame);
+                }
+            }
+            frame if entry.room.awaiting_welcome() => {
+                if entry.before_welcome.len() < MAX_FRAMES_BEFORE_WELCOME {
+                    entry.before_welcome.push(frame);
+                } else if !entry.dropped_before_welcome {
+                    entry.dropped_before_welcome = true;
+                    let text = format!(
+                        "more than {MAX_FRAMES_BEFORE_WELCOME} of the room's messages came before \
+                         your Welcome; the rest of them were dropped"
+                    );
+                    out.events.push(Event::Warning { room: Some(name), text });
                 }
             }
             frame => entry.room.on_member_frame(&self.nick, frame, now.wall, &mut out),
@@ -386,6 +435,15 @@ impl Core {
                 out.frames.push(ClientFrame::Leave { room: name.to_owned() });
             }
         }
+    }
+}
+
+/// A join answer, named for a warning.
+fn describe(frame: &ServerFrame) -> &'static str {
+    match frame {
+        ServerFrame::RoomCreated { .. } => "a new room",
+        ServerFrame::JoinPending { .. } => "a join answer",
+        _ => "an admission reply",
     }
 }
 

@@ -467,7 +467,9 @@ fn a_commit_the_relay_was_too_busy_for_goes_again_at_the_tick() {
     let sent = alice.sent();
     let [commit @ ClientFrame::Commit { .. }] = &sent[..] else { panic!("{sent:?}") };
     let commit = commit.clone();
-    alice.frame(ServerFrame::CommitRejected { room, reason: CommitRejection::Busy });
+    let ClientFrame::Commit { commit: bytes, .. } = &commit else { unreachable!() };
+    let hash = crate::proto::commit_hash(bytes);
+    alice.frame(ServerFrame::CommitRejected { room, commit: hash, reason: CommitRejection::Busy });
     assert!(alice.sent().is_empty(), "not before the tick");
     let tick = alice.core.poll_timeout().unwrap();
     alice.pass_to(tick);

@@ -50,15 +50,15 @@ fn admit(
         &sealed_key_package,
         &mut out,
     );
-    let Some(ClientFrame::Commit { commit, welcome: Some(welcome), .. }) = out.frames.pop() else {
+    let Some(ClientFrame::Commit { commit, adds: Some(_), .. }) = out.frames.pop() else {
         panic!("commit: {:?}", out.events)
     };
     let mut own = Outbox::default();
-    leader_room.incoming_commit(me, &commit, Some(joiner), &mut own);
+    leader_room.incoming_commit(me, me, &commit, Some(joiner), &mut own);
     let mut votes = vec![signed(me, &own)];
     for voter in voters.iter_mut() {
         let mut vote = Outbox::default();
-        voter.incoming_commit(me, &commit, Some(joiner), &mut vote);
+        voter.incoming_commit("voter", me, &commit, Some(joiner), &mut vote);
         assert!(
             matches!(vote.frames[..], [ClientFrame::CommitVote { accept: true, .. }]),
             "{:?}",
@@ -70,12 +70,34 @@ fn admit(
         voter.commit_confirmed("voter", &votes, &mut Outbox::default());
     }
     leader_room.commit_confirmed(me, &votes, &mut out);
+    let welcome = sent_welcome(&out);
     let mut members = leader_room.relay_members.clone();
     if !members.iter().any(|member| member == joiner) {
         members.push(joiner.into());
     }
     assert_eq!(room.welcomed(joiner_mls, &welcome.message, members).unwrap(), Welcomed::Joined);
     room
+}
+
+/// The Welcome a leader sent once it merged the commit that adds its joiner.
+fn sent_welcome(out: &Outbox) -> Welcome {
+    out.frames
+        .iter()
+        .find_map(|frame| match frame {
+            ClientFrame::Welcome { welcome, .. } => Some(welcome.clone()),
+            _ => None,
+        })
+        .expect("a welcome")
+}
+
+/// The relay's part for a leader alone in its group: its commit comes back, it votes, and
+/// its own yes confirms it.
+fn confirm_alone(leader: &mut Room, me: &str, commit: &[u8], joiner: Option<&str>) -> Outbox {
+    let mut own = Outbox::default();
+    leader.incoming_commit(me, me, commit, joiner, &mut own);
+    let mut out = Outbox::default();
+    leader.commit_confirmed(me, &[signed(me, &own)], &mut out);
+    out
 }
 
 /// The signed vote in a `CommitVote` a room sent, as the relay carries it.
@@ -101,11 +123,11 @@ fn vote_on(
 ) -> Vec<SignedVote> {
     let (me, leader) = committer;
     let mut own = Outbox::default();
-    leader.incoming_commit(me, commit, joiner, &mut own);
+    leader.incoming_commit(me, me, commit, joiner, &mut own);
     let mut votes = vec![signed(me, &own)];
     for (nick, voter) in voters.iter_mut() {
         let mut out = Outbox::default();
-        voter.incoming_commit(me, commit, joiner, &mut out);
+        voter.incoming_commit(nick, me, commit, joiner, &mut out);
         votes.push(signed(nick, &out));
     }
     votes
@@ -148,7 +170,7 @@ fn a_garbage_commit_gets_a_no_vote_and_changes_nothing() {
     let before = epoch(&bob);
     let garbage = build_private_message(&group_id, before, CONTENT_TYPE_COMMIT, &[0x55; 300]);
     let mut out = Outbox::default();
-    bob.incoming_commit("alice", &garbage, None, &mut out);
+    bob.incoming_commit("bob", "alice", &garbage, None, &mut out);
     assert!(matches!(
         &out.frames[..],
         [ClientFrame::CommitVote { epoch, accept: false, .. }] if *epoch == before
@@ -201,7 +223,7 @@ fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
     // Carol leaves; alice owes her removal and commits it as soon as she hears.
     let mut out = Outbox::default();
     alice.member_left("alice", "carol", "alice".into(), &mut out);
-    let Some(ClientFrame::Commit { commit, welcome: None, .. }) = out.frames.pop() else {
+    let Some(ClientFrame::Commit { commit, adds: None, .. }) = out.frames.pop() else {
         panic!("alice commits the removal")
     };
     bob.member_left("bob", "carol", "alice".into(), &mut out);
@@ -243,7 +265,7 @@ fn a_commit_from_anyone_but_the_leader_is_refused() {
     // Bob, not the leader, removes alice: carol refuses.
     let commit = bob.group_mut_for_tests().unwrap().commit_remove(&["alice"]).unwrap();
     let mut out = Outbox::default();
-    carol.incoming_commit("bob", &commit.commit, None, &mut out);
+    carol.incoming_commit("carol", "bob", &commit.commit, None, &mut out);
     assert!(matches!(out.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
     assert!(
         matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("not the room's leader"))
@@ -270,7 +292,8 @@ fn removed_members_rejoin_only_the_group_they_left() {
     assert!(bob.is_gone());
     // The user joins again: the departed group is not remembered here, so play it as the
     // engine's rejoin does, through `restart_join` on a member.
-    let mut bob = admit((&alice_mls, &mut alice), &MlsMember::new("bob2").unwrap(), &mut []);
+    let (leader_mls, mut leader) = founder("alice");
+    let mut bob = admit((&leader_mls, &mut leader), &MlsMember::new("bob2").unwrap(), &mut []);
     let _ = bob.restart_join();
     assert!(bob.rejoining());
     // An impostor "alice" with a group of her own admits bob (she knows the password).
@@ -291,9 +314,8 @@ fn removed_members_rejoin_only_the_group_they_left() {
         panic!()
     };
     fake.admission_finish("alice", "bob2".into(), 1, &confirmation, &sealed_key_package, &mut out);
-    let Some(ClientFrame::Commit { welcome: Some(welcome), .. }) = out.frames.pop() else {
-        panic!()
-    };
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    let welcome = sent_welcome(&confirm_alone(&mut fake, "alice", &commit, Some("bob2")));
     let refused = bob.welcomed(&bob_mls, &welcome.message, vec!["alice".into(), "bob2".into()]);
     assert!(matches!(refused, Err(RoomError::Rejoin(RejoinRefusal::OtherGroup))), "{refused:?}");
 }
@@ -365,10 +387,10 @@ fn a_confirmation_needs_the_signed_yes_of_a_majority() {
         room.member_left(nick, "dave", "alice".into(), &mut Outbox::default());
     }
     let mut own = Outbox::default();
-    alice.incoming_commit("alice", &commit, None, &mut own);
+    alice.incoming_commit("alice", "alice", &commit, None, &mut own);
     let alice_vote = signed("alice", &own);
     let mut out = Outbox::default();
-    carol.incoming_commit("alice", &commit, None, &mut out);
+    carol.incoming_commit("carol", "alice", &commit, None, &mut out);
     let before = epoch(&carol);
     // The relay confirms with no vote but carol's own: one of three, not applied.
     let mut out = Outbox::default();
@@ -404,14 +426,14 @@ fn an_honest_member_accepts_one_commit_per_epoch() {
     let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
     bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
     let mut first = Outbox::default();
-    bob.incoming_commit("alice", &commit, None, &mut first);
+    bob.incoming_commit("bob", "alice", &commit, None, &mut first);
     assert!(matches!(first.frames[..], [ClientFrame::CommitVote { accept: true, .. }]));
     // A relay aborts it without proof and forwards a second, different commit for the same
     // epoch (a forking relay, or a leader that made another): bob refuses it and says why.
     bob.commit_aborted("bob", &[], &mut Outbox::default());
     let other = carol.group_mut_for_tests().unwrap().commit_remove(&["alice"]).unwrap();
     let mut second = Outbox::default();
-    bob.incoming_commit("alice", &other.commit, None, &mut second);
+    bob.incoming_commit("bob", "alice", &other.commit, None, &mut second);
     assert!(matches!(second.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
     assert!(second.events.iter().any(|event| matches!(
         event,
@@ -442,10 +464,11 @@ fn an_undecryptable_message_of_our_epoch_warns_once_that_the_room_may_be_split()
 }
 
 #[test]
-fn a_welcome_for_an_earlier_attempt_is_refused() {
-    // The relay kept back the Welcome of a joiner's first attempt (answering the leader
-    // "busy"); the joiner started again. Only the current attempt's key package has keys.
-    let (alice_mls, mut alice) = founder("alice");
+fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
+    // A relay that keeps back a commit's Welcome (answering the leader "busy") and hands it
+    // to the joiner later would split the room if that commit was never confirmed: so the
+    // leader sends no Welcome until it merged the commit with the room's signed yes.
+    let (_, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();
     let mut bob = Room::new("lobby".into(), password());
     let attempt = |bob: &mut Room, alice: &mut Room, number: u64| {
@@ -472,19 +495,23 @@ fn a_welcome_for_an_earlier_attempt_is_refused() {
             &sealed_key_package,
             &mut out,
         );
-        let Some(ClientFrame::Commit { welcome: Some(welcome), .. }) = out.frames.pop() else {
-            panic!("commit: {:?}", out.events)
+        let [ClientFrame::Commit { commit, adds: Some(adds), .. }] = &out.frames[..] else {
+            panic!("only the commit, no welcome: {:?}", out.frames)
         };
-        welcome.message
+        assert_eq!((adds.to.as_str(), adds.attempt), ("bob", number));
+        commit.clone()
     };
     let first = attempt(&mut bob, &mut alice, 1);
-    // Alice's first commit never went to a vote: she may drop it (nobody holds her yes).
-    alice.commit_rejected(CommitRejection::UnknownRecipient, &mut Outbox::default());
+    // The relay did not take the first commit to a vote: alice drops it, and no Welcome
+    // of it ever leaves her.
+    let mut out = Outbox::default();
+    alice.commit_rejected(commit_hash(&first), CommitRejection::UnknownRecipient, &mut out);
+    assert!(!out.frames.iter().any(|frame| matches!(frame, ClientFrame::Welcome { .. })));
     let _ = bob.restart_join();
     let second = attempt(&mut bob, &mut alice, 2);
+    let out = confirm_alone(&mut alice, "alice", &second, Some("bob"));
+    let welcome = sent_welcome(&out);
+    assert_eq!((welcome.to.as_str(), welcome.attempt), ("bob", 2));
     let members = vec!["alice".to_string(), "bob".to_string()];
-    let refused = bob.welcomed(&bob_mls, &first, members.clone());
-    assert!(matches!(refused, Err(RoomError::Mls(_))), "{refused:?}");
-    assert_eq!(bob.welcomed(&bob_mls, &second, members).unwrap(), Welcomed::Joined);
-    let _ = alice_mls;
+    assert_eq!(bob.welcomed(&bob_mls, &welcome.message, members).unwrap(), Welcomed::Joined);
 }

@@ -104,11 +104,12 @@ pub fn client(frame: &ClientFrame) -> String {
         ClientFrame::AdmissionRefused { joiner, attempt, reason, .. } => {
             format!("AdmissionRefused {joiner}#{attempt} {reason:?}")
         }
-        ClientFrame::Commit { commit, welcome, electorate, .. } => format!(
-            "Commit epoch {} electorate {electorate} welcome {:?}",
+        ClientFrame::Commit { commit, adds, electorate, .. } => format!(
+            "Commit epoch {} electorate {electorate} adds {:?}",
             epoch_of(commit),
-            welcome.as_ref().map(|welcome| &welcome.to)
+            adds.as_ref().map(|adds| &adds.to)
         ),
+        ClientFrame::Welcome { welcome, .. } => format!("Welcome to {}", welcome.to),
         ClientFrame::CommitVote { epoch, accept, .. } => {
             format!("CommitVote {epoch} {}", if *accept { "yes" } else { "no" })
         }

@@ -16,7 +16,9 @@ use rand::rngs::StdRng;
 use super::ROOM;
 use super::network::{Delivery, Provenance};
 use crate::mls_header;
-use crate::proto::{self, ClientFrame, CommitRejection, RemovalReason, ServerFrame, SignedVote};
+use crate::proto::{
+    self, ClientFrame, CommitRejection, RemovalReason, ServerFrame, SignedVote, commit_hash,
+};
 
 /// Old frames kept per client for replaying.
 const HISTORY: usize = 48;
@@ -27,10 +29,11 @@ const SIGNED_VOTES: usize = 8;
 #[derive(Debug, Clone)]
 pub enum Fork {
     Idle,
-    /// The next commit with a Welcome is taken for the fork.
+    /// The next commit that adds a joiner is taken for the fork.
     Armed,
-    /// The leader's commit A (and its Welcome for `joiner`) was answered `Busy` and kept; the
-    /// relay waits for another commit to close the same `epoch`.
+    /// The leader's commit A (adding `joiner`) was answered `Busy` and kept; the relay waits
+    /// for another commit to close the same `epoch`, and for any Welcome the leader sends
+    /// that `joiner` (since protocol 6 one exists only for a commit the leader merged).
     Captured {
         leader: usize,
         joiner: usize,
@@ -38,13 +41,13 @@ pub enum Fork {
         group_id: Vec<u8>,
         /// Commit A, which the relay answers `Busy` each time the leader sends it again.
         commit: Vec<u8>,
-        welcome: Vec<u8>,
+        welcome: Option<Vec<u8>>,
     },
     /// That commit was confirmed: the relay makes the joiner a member in its own state, then
-    /// hands it commit A's Welcome.
+    /// hands it the Welcome it holds, if any.
     Forking {
         joiner: usize,
-        welcome: Vec<u8>,
+        welcome: Option<Vec<u8>>,
     },
     Done,
 }
@@ -173,7 +176,16 @@ impl Shim {
                 self.fork = Fork::Forking { joiner, welcome: welcome.clone() };
                 false
             }
-            Fork::Forking { joiner, welcome } if index == *joiner => match frame {
+            Fork::Forking { joiner, welcome: None } if index == *joiner => {
+                self.notes.push(
+                    "relay: no Welcome of the kept commit exists (its leader never merged it); \
+                     the fork failed"
+                        .into(),
+                );
+                self.fork = Fork::Done;
+                false
+            }
+            Fork::Forking { joiner, welcome: Some(welcome) } if index == *joiner => match frame {
                 ServerFrame::Reclaimed { members, .. } => {
                     let frame = ServerFrame::Welcome {
                         room: ROOM.into(),
@@ -235,18 +247,31 @@ impl Shim {
             && commit == kept
         {
             // The leader sends commit A again: busy, still.
-            let busy =
-                ServerFrame::CommitRejected { room: ROOM.into(), reason: CommitRejection::Busy };
+            let busy = ServerFrame::CommitRejected {
+                room: ROOM.into(),
+                commit: commit_hash(commit),
+                reason: CommitRejection::Busy,
+            };
             self.forged.push_back((index, forge(&busy)));
             return None;
+        }
+        if let (
+            Fork::Captured { leader, joiner, welcome: kept @ None, .. },
+            ClientFrame::Welcome { welcome, .. },
+        ) = (&mut self.fork, &frame)
+            && *leader == index
+            && self.nicks[*joiner] == welcome.to
+        {
+            *kept = Some(welcome.message.clone());
+            self.notes.push(format!("relay: holds a Welcome for {}", welcome.to));
         }
         let commit_epoch = match &frame {
             ClientFrame::Commit { commit, .. } => mls_header::peek_header(commit),
             _ => None,
         };
         match (&self.fork, &frame) {
-            (Fork::Armed, ClientFrame::Commit { commit, welcome: Some(welcome), .. }) => {
-                let Some(joiner) = self.nicks.iter().position(|nick| *nick == welcome.to) else {
+            (Fork::Armed, ClientFrame::Commit { commit, adds: Some(adds), .. }) => {
+                let Some(joiner) = self.nicks.iter().position(|nick| *nick == adds.to) else {
                     return Some(frame);
                 };
                 let Some(header) = commit_epoch else { return Some(frame) };
@@ -256,16 +281,17 @@ impl Shim {
                     epoch: header.epoch,
                     group_id: header.group_id,
                     commit: commit.clone(),
-                    welcome: welcome.message.clone(),
+                    welcome: None,
                 };
                 let busy = ServerFrame::CommitRejected {
                     room: ROOM.into(),
+                    commit: commit_hash(commit),
                     reason: CommitRejection::Busy,
                 };
                 self.forged.push_back((index, forge(&busy)));
                 self.notes.push(format!(
                     "relay: kept {}'s commit adding {} and answered Busy",
-                    self.nicks[index], welcome.to
+                    self.nicks[index], adds.to
                 ));
                 return None;
             }

@@ -1210,7 +1210,7 @@ impl World {
             client.send_raw(ClientFrame::Commit {
                 room: ROOM.into(),
                 commit,
-                welcome: None,
+                adds: None,
                 electorate,
             })
         });
@@ -1239,7 +1239,7 @@ impl World {
             client.send_raw(ClientFrame::Commit {
                 room: ROOM.into(),
                 commit: commit.commit,
-                welcome: None,
+                adds: None,
                 electorate,
             })
         });

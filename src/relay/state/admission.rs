@@ -10,7 +10,10 @@
 //! household. A leader that owes a joiner an answer (its half of the exchange, or the commit
 //! that adds it) for longer than the leader deadline loses the lead to the next member, and
 //! the joiners start over with it. The joiner becomes a member when the commit that adds it
-//! is confirmed (`commits`).
+//! is confirmed (`commits`); its committer, having merged it, then sends the Welcome, which
+//! the relay passes on only from that committer (a Welcome of a commit the room did not
+//! confirm never exists). A Welcome not sent within the leader deadline sends the joiner
+//! back to the start.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -19,7 +22,7 @@ use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
 use super::{AbuseSignal, Request, SessionId, State};
-use crate::proto::{AdmissionRefusal, ErrorReason, ServerFrame, Welcome};
+use crate::proto::{Addition, AdmissionRefusal, ErrorReason, ServerFrame, Welcome};
 use crate::relay::outbound::Outbound;
 
 /// Failed admissions for one nickname before it may not ask to join that room again, as in
@@ -39,6 +42,16 @@ pub(super) struct PendingJoiner {
     outbound: Outbound,
     /// Since when the leader owes this joiner an answer, if it does.
     leader_owes_since: Option<Instant>,
+}
+
+/// A joiner the room confirmed, waiting for the Welcome its committer owes it.
+pub(super) struct OwedWelcome {
+    joiner: SessionId,
+    nick: String,
+    attempt: u64,
+    committer: SessionId,
+    /// Since when it is owed: past the leader deadline the joiner starts over.
+    since: Instant,
 }
 
 /// The wrong passwords a room's leader reported, by nickname, and the nicknames banned.
@@ -239,15 +252,23 @@ impl State {
     }
 
     /// The commit that adds a joiner was confirmed at `epoch`: the joiner, if still waiting,
-    /// is a member and gets the Welcome.
-    pub(super) fn welcome_joiner(&mut self, room_name: &str, welcome: Welcome, epoch: u64) {
+    /// is a member from here on (it hears the room's traffic, which its client keeps until
+    /// the Welcome opens it), and `committer` owes it the Welcome.
+    pub(super) fn admit_joiner(
+        &mut self,
+        room_name: &str,
+        adds: Addition,
+        committer: SessionId,
+        epoch: u64,
+        now: Instant,
+    ) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
-        let Some(joiner) = room.take_pending(&welcome.to, welcome.attempt) else {
+        let Some(joiner) = room.take_pending(&adds.to, adds.attempt) else {
             // The joiner left while the room voted. Members count it in with the confirmation,
             // so they hear that it left, and the leader removes its leaf next.
             let leader = room.leader().map(|leader| leader.nick.clone()).unwrap_or_default();
             let notice =
-                ServerFrame::MemberLeft { room: room_name.to_owned(), nick: welcome.to, leader };
+                ServerFrame::MemberLeft { room: room_name.to_owned(), nick: adds.to, leader };
             return self.send_to_room(room_name, None, &notice);
         };
         room.members.push(RoomMember {
@@ -256,12 +277,65 @@ impl State {
             outbound: joiner.outbound,
             join_epoch: epoch,
         });
-        let members = room.member_nicks();
-        let welcome_frame =
-            ServerFrame::Welcome { room: room_name.to_owned(), message: welcome.message, members };
-        self.send(joiner.session, &welcome_frame);
+        room.owed_welcomes.push(OwedWelcome {
+            joiner: joiner.session,
+            nick: joiner.nick.clone(),
+            attempt: adds.attempt,
+            committer,
+            since: now,
+        });
         let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick: joiner.nick };
         self.send_to_room(room_name, Some(joiner.session), &notice);
+    }
+
+    /// The committer's Welcome for the joiner its confirmed commit added: passed on with
+    /// the room's members. Only the committer that owes it may send it, and only for the
+    /// joiner and attempt its commit named; anything else is dropped (the joiner, if any,
+    /// left, or the Welcome is not the room's to pass on).
+    pub(super) fn welcome(&mut self, request: Request, room_name: &str, welcome: Welcome) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return self.error(request, ErrorReason::NotInRoom);
+        };
+        let owed = room.owed_welcomes.iter().position(|owed| {
+            owed.committer == request.session
+                && owed.nick == welcome.to
+                && owed.attempt == welcome.attempt
+        });
+        let Some(position) = owed else {
+            return self.error(request, ErrorReason::UnknownJoiner);
+        };
+        let owed = room.owed_welcomes.remove(position);
+        if room.member(owed.joiner).is_none() {
+            return;
+        }
+        let members = room.member_nicks();
+        let frame =
+            ServerFrame::Welcome { room: room_name.to_owned(), message: welcome.message, members };
+        self.send(owed.joiner, &frame);
+    }
+
+    /// Joiners whose Welcome did not come within the leader deadline leave the room they were
+    /// counted into (the leader removes their leaf, as for anyone who left) and start over.
+    pub(super) fn drop_unwelcomed_joiners(&mut self, now: Instant) {
+        let deadline = self.deadlines.leader;
+        let overdue: Vec<(String, SessionId)> = self
+            .rooms
+            .iter_mut()
+            .flat_map(|(name, room)| {
+                let late: Vec<OwedWelcome> = room
+                    .owed_welcomes
+                    .extract_if(.., |owed| now >= owed.since + deadline)
+                    .collect();
+                late.into_iter().map(move |owed| (name.clone(), owed.joiner))
+            })
+            .collect();
+        for (room_name, joiner) in overdue {
+            if self.leave_room(joiner, &room_name, now) {
+                let reason = AdmissionRefusal::LeaderChanged;
+                let frame = ServerFrame::AdmissionRefused { room: room_name, reason };
+                self.send(joiner, &frame);
+            }
+        }
     }
 
     /// Tells a waiting joiner to start over (with whoever leads now).

@@ -8,7 +8,8 @@
 //! members could not carry is refused before anything is forwarded. A member that has not
 //! voted by the vote deadline is taken out of the room (it can join again), so a silent
 //! member cannot hold the room's keys still. A confirmed commit that adds a joiner lets it
-//! in (`admission`); an aborted one sends its joiner back to the start.
+//! in (`admission`), and its committer owes the joiner's Welcome next; an aborted one sends
+//! its joiner back to the start.
 
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ use super::rooms::Room;
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_COMMIT};
 use crate::proto::{
-    self, CommitRejection, ErrorReason, MAX_ROOM_MEMBERS, RemovalReason, ServerFrame, SignedVote,
-    Welcome,
+    self, Addition, CommitRejection, ErrorReason, MAX_ROOM_MEMBERS, RemovalReason, ServerFrame,
+    SignedVote,
 };
 use crate::relay::vote::{Tally, Verdict};
 
@@ -41,7 +42,7 @@ pub(super) struct CommitInFlight {
     /// The epoch the commit ends.
     epoch: u64,
     committer: SessionId,
-    welcome: Option<Welcome>,
+    adds: Option<Addition>,
     tally: Tally,
     deadline: Instant,
 }
@@ -56,12 +57,12 @@ impl Room {
 
     /// Why the relay refuses `session`'s commit (`header` is what it could read of it), if
     /// it does: only the leader commits, one commit at a time, in the room's group and
-    /// epoch, with a Welcome only for a joiner waiting in that very attempt.
+    /// epoch, adding only a joiner waiting in that very attempt.
     fn refuse_commit(
         &self,
         session: SessionId,
         header: Option<&mls_header::MessageHeader>,
-        welcome: Option<&Welcome>,
+        adds: Option<&Addition>,
     ) -> Option<CommitRejection> {
         let current = self.epoch;
         match header {
@@ -74,8 +75,8 @@ impl Room {
             Some(header) if header.epoch > current => {
                 Some(CommitRejection::EpochAhead { attempted: header.epoch, current })
             }
-            Some(_) => welcome
-                .filter(|welcome| !self.is_waiting(&welcome.to, welcome.attempt))
+            Some(_) => adds
+                .filter(|adds| !self.is_waiting(&adds.to, adds.attempt))
                 .map(|_| CommitRejection::UnknownRecipient),
         }
     }
@@ -89,7 +90,7 @@ impl State {
         request: Request,
         room_name: &str,
         commit: Vec<u8>,
-        welcome: Option<Welcome>,
+        adds: Option<Addition>,
         electorate: u32,
         now: Instant,
     ) {
@@ -101,14 +102,13 @@ impl State {
         let header = mls_header::peek_header(&commit)
             .filter(|header| header.content_type == CONTENT_TYPE_COMMIT)
             .filter(|header| room.group_id.as_ref().is_none_or(|id| *id == header.group_id));
-        let refusal = room.refuse_commit(id, header.as_ref(), welcome.as_ref());
+        let refusal = room.refuse_commit(id, header.as_ref(), adds.as_ref());
         let Some(header) = header.filter(|_| refusal.is_none()) else {
             let reason = refusal.unwrap_or(CommitRejection::NotACommit);
-            let frame = ServerFrame::CommitRejected { room: room_name.to_owned(), reason };
-            return self.send(id, &frame);
+            return self.reject_commit(id, room_name, &commit, reason);
         };
         room.group_id.get_or_insert(header.group_id);
-        let joiner = welcome.as_ref().map(|welcome| welcome.to.clone());
+        let joiner = adds.as_ref().map(|adds| adds.to.clone());
         if let Some(joiner) = &joiner {
             room.leader_answered(joiner);
         }
@@ -126,13 +126,12 @@ impl State {
         let tally = Tally::new(electorate, voters.clone());
         if !tally.can_win() {
             // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
-            let reason = CommitRejection::TooManyAway;
-            return self.send(id, &ServerFrame::CommitRejected { room: room_name.into(), reason });
+            return self.reject_commit(id, room_name, &commit, CommitRejection::TooManyAway);
         }
         room.in_flight = Some(CommitInFlight {
             epoch: room.epoch,
             committer: id,
-            welcome,
+            adds,
             tally,
             deadline: now + self.deadlines.vote,
         });
@@ -153,6 +152,19 @@ impl State {
             self.send_bytes(member, frame.clone());
         }
         self.settle(room_name, now);
+    }
+
+    /// Tells a committer that its commit was not taken, naming the commit by its hash so
+    /// that the answer cannot be taken for an answer about another.
+    fn reject_commit(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        commit: &[u8],
+        reason: CommitRejection,
+    ) {
+        let commit = proto::commit_hash(commit);
+        self.send(id, &ServerFrame::CommitRejected { room: room_name.to_owned(), commit, reason });
     }
 
     /// A member's verdict on the commit in flight. Votes for any other epoch (late, or about
@@ -208,7 +220,7 @@ impl State {
                 for objector in objectors {
                     self.remove_from_room(objector, room_name, RemovalReason::OutVoted, now);
                 }
-                self.confirm(room_name, in_flight, votes);
+                self.confirm(room_name, in_flight, votes, now);
             }
             Verdict::Refused { votes } => {
                 self.abort(room_name, &in_flight, votes);
@@ -219,16 +231,23 @@ impl State {
         }
     }
 
-    /// Every member merges the commit; its joiner, if still waiting, gets the Welcome.
-    fn confirm(&mut self, room_name: &str, in_flight: CommitInFlight, votes: Vec<SignedVote>) {
+    /// Every member merges the commit; its joiner, if still waiting, is a member now, and
+    /// waits for the Welcome its committer owes it.
+    fn confirm(
+        &mut self,
+        room_name: &str,
+        in_flight: CommitInFlight,
+        votes: Vec<SignedVote>,
+        now: Instant,
+    ) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
         room.left_this_epoch.clear();
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         self.send_to_room(room_name, None, &confirmed);
-        if let Some(welcome) = in_flight.welcome {
-            self.welcome_joiner(room_name, welcome, epoch);
+        if let Some(adds) = in_flight.adds {
+            self.admit_joiner(room_name, adds, in_flight.committer, epoch, now);
         }
     }
 
@@ -237,8 +256,8 @@ impl State {
         let epoch = in_flight.epoch;
         let aborted = ServerFrame::CommitAborted { room: room_name.to_owned(), epoch, votes };
         self.send_to_room(room_name, None, &aborted);
-        if let Some(welcome) = &in_flight.welcome {
-            self.restart_admission(room_name, &welcome.to);
+        if let Some(adds) = &in_flight.adds {
+            self.restart_admission(room_name, &adds.to);
         }
     }
 

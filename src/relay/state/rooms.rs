@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::admission::{PendingJoiner, WrongPasswords};
+use super::admission::{OwedWelcome, PendingJoiner, WrongPasswords};
 use super::commits::{CommitInFlight, LateVoters};
 use super::reclaim::Rival;
 use super::{Request, SessionId, State};
@@ -41,6 +41,8 @@ pub(super) struct Room {
     pub(super) members: Vec<RoomMember>,
     /// Joiners waiting for the leader, in the order they asked.
     pub(super) pending: Vec<PendingJoiner>,
+    /// Joiners the room confirmed whose Welcome their committer still owes.
+    pub(super) owed_welcomes: Vec<OwedWelcome>,
     pub(super) wrong_passwords: WrongPasswords,
     /// The room's epoch: the one the next commit must have been created in.
     pub(super) epoch: u64,

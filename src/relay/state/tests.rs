@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 use super::*;
 use crate::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
 use crate::proto::{
-    AdmissionRefusal, CommitRejection, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason,
-    ResumeToken, Welcome,
+    Addition, AdmissionRefusal, CommitRejection, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS,
+    RemovalReason, ResumeToken, Welcome, commit_hash,
 };
 use crate::proto::{ReclaimRefusal, SignedVote};
 use crate::relay::outbound::{self, GlobalQueue, Inbound, QueueLimits};
@@ -116,6 +116,20 @@ impl Harness {
     }
 
     fn admit(&mut self, members: &[SessionId], joiner: SessionId, nick: &str, epoch: u64) {
+        let attempt = self.admit_until_confirmed(members, joiner, nick, epoch);
+        // Merged: the leader sends the joiner's Welcome.
+        self.send(members[0], welcome_for(nick, attempt));
+    }
+
+    /// Runs a joiner's admission up to the confirmation of the commit that adds it (the
+    /// leader has not sent the Welcome yet); returns the attempt.
+    fn admit_until_confirmed(
+        &mut self,
+        members: &[SessionId],
+        joiner: SessionId,
+        nick: &str,
+        epoch: u64,
+    ) -> u64 {
         self.send(
             joiner,
             ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] },
@@ -142,23 +156,23 @@ impl Harness {
         for voter in &members[1..] {
             self.vote(*voter, epoch, true);
         }
+        attempt
     }
 
     fn commit(&mut self, committer: SessionId, epoch: u64, welcome_to: Option<&str>) {
         let commit = build_private_message(GROUP, epoch, CONTENT_TYPE_COMMIT, b"commit");
-        let welcome = welcome_to.map(|to| Welcome {
+        let adds = welcome_to.map(|to| Addition {
             to: to.into(),
             attempt: self.state.rooms["lobby"]
                 .pending
                 .iter()
                 .find(|joiner| joiner.nick == to)
                 .map_or(0, |joiner| joiner.attempt),
-            message: b"welcome".to_vec(),
         });
         let electorate = self.state.rooms["lobby"].members.len() as u32;
         self.send(
             committer,
-            ClientFrame::Commit { room: "lobby".into(), commit, welcome, electorate },
+            ClientFrame::Commit { room: "lobby".into(), commit, adds, electorate },
         );
         // An honest committer signs its own yes once its commit comes back for the vote.
         self.vote(committer, epoch, true);
@@ -168,6 +182,12 @@ impl Harness {
         let vote = vec![accept as u8];
         self.send(voter, ClientFrame::CommitVote { room: "lobby".into(), epoch, accept, vote });
     }
+}
+
+/// The Welcome a leader sends once it merged the commit that adds `nick`.
+fn welcome_for(nick: &str, attempt: u64) -> ClientFrame {
+    let welcome = Welcome { to: nick.into(), attempt, message: b"welcome".to_vec() };
+    ClientFrame::Welcome { room: "lobby".into(), welcome }
 }
 
 fn confirmed(epoch: u64, voters: &[&str]) -> ServerFrame {
@@ -422,6 +442,72 @@ fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
 }
 
 #[test]
+fn the_joiner_gets_its_welcome_only_from_its_committer_once_confirmed() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    let attempt = relay.admit_until_confirmed(&ids, carol, "carol", 1);
+    // Confirmed: carol is counted in, but no Welcome exists until alice merged and sent it.
+    assert!(
+        !relay.frames(carol).iter().any(|frame| matches!(frame, ServerFrame::Welcome { .. })),
+        "no welcome before the committer sends it"
+    );
+    assert_eq!(relay.state.rooms["lobby"].member_nicks(), ["alice", "bob", "carol"]);
+    relay.frames(ids[0]);
+    relay.frames(ids[1]);
+    // Not from another member, nor for another attempt: only what the commit named.
+    relay.send(ids[1], welcome_for("carol", attempt));
+    assert_eq!(relay.frames(ids[1]), [relay.error(ids[1], ErrorReason::UnknownJoiner)]);
+    relay.send(ids[0], welcome_for("carol", attempt + 1));
+    assert_eq!(relay.frames(ids[0]), [relay.error(ids[0], ErrorReason::UnknownJoiner)]);
+    assert!(relay.frames(carol).is_empty());
+    relay.send(ids[0], welcome_for("carol", attempt));
+    assert_eq!(
+        relay.frames(carol),
+        [ServerFrame::Welcome {
+            room: "lobby".into(),
+            message: b"welcome".to_vec(),
+            members: vec!["alice".into(), "bob".into(), "carol".into()],
+        }]
+    );
+    // Once: the same Welcome again is not passed on.
+    relay.send(ids[0], welcome_for("carol", attempt));
+    assert!(relay.frames(carol).is_empty());
+}
+
+#[test]
+fn a_joiner_whose_welcome_never_comes_starts_over() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.admit_until_confirmed(&ids, carol, "carol", 1);
+    relay.frames(carol);
+    relay.frames(ids[1]);
+    relay.advance(LEADER_DEADLINE - Duration::from_millis(1));
+    assert!(relay.frames(carol).is_empty());
+    relay.advance(Duration::from_millis(1));
+    assert_eq!(
+        relay.frames(carol),
+        [ServerFrame::AdmissionRefused {
+            room: "lobby".into(),
+            reason: AdmissionRefusal::LeaderChanged
+        }]
+    );
+    // Counted out again: the leader owes the removal of the leaf it added.
+    assert_eq!(
+        relay.frames(ids[1]),
+        [ServerFrame::MemberLeft {
+            room: "lobby".into(),
+            nick: "carol".into(),
+            leader: "alice".into()
+        }]
+    );
+    assert_eq!(relay.state.rooms["lobby"].member_nicks(), ["alice", "bob"]);
+}
+
+#[test]
 fn a_welcome_for_someone_not_waiting_is_rejected() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
@@ -430,6 +516,7 @@ fn a_welcome_for_someone_not_waiting_is_rejected() {
         relay.frames(ids[0]),
         [ServerFrame::CommitRejected {
             room: "lobby".into(),
+            commit: commit_hash(&build_private_message(GROUP, 1, CONTENT_TYPE_COMMIT, b"commit")),
             reason: CommitRejection::UnknownRecipient
         }]
     );

@@ -82,10 +82,11 @@ pub async fn start_with_control(
             while let Ok(Some(mut frame)) = client_reader.read_frame::<ClientFrame>().await {
                 upstream.sent_by_client.lock().expect("not poisoned").push(frame.clone());
                 if upstream.answer_commits_busy.load(Ordering::SeqCst)
-                    && let ClientFrame::Commit { room, .. } = &frame
+                    && let ClientFrame::Commit { room, commit, .. } = &frame
                 {
                     let reason = chatter::proto::CommitRejection::Busy;
-                    let busy = ServerFrame::CommitRejected { room: room.clone(), reason };
+                    let commit = chatter::proto::commit_hash(commit);
+                    let busy = ServerFrame::CommitRejected { room: room.clone(), commit, reason };
                     let _ = upstream.inject.send(busy);
                 }
                 if upstream.corrupt_commits.load(Ordering::SeqCst)
