@@ -92,6 +92,12 @@ pub struct State {
     deadlines: RoomDeadlines,
     /// Random, per run of the relay: clients tell a restart from a forgotten session by it.
     relay_boot: u64,
+    /// When this run of the relay handled its first frame: for one grace period after, the
+    /// members of rooms it lost may still be on their way back (`reclaim`).
+    first_frame_at: Option<Instant>,
+    /// Rooms whose re-forming window was still open when their last member left, and until
+    /// when: a `Join` that finds one empty re-forms it rather than founding it for good.
+    reforming_names: HashMap<String, Instant>,
 }
 
 impl State {
@@ -136,6 +142,7 @@ impl State {
         if !self.heard_from(id) {
             return Control::Close(DisconnectReason::ProtocolViolation);
         }
+        self.first_frame_at.get_or_insert(now);
         let request = Request { session: id, number };
         let registered = self.sessions.get(id).is_some_and(|session| session.nick().is_some());
         match frame {
@@ -152,7 +159,7 @@ impl State {
             }
             ClientFrame::ListRooms => self.list_rooms(id),
             ClientFrame::ListMembers { room } => self.list_members(request, &room),
-            ClientFrame::Join { room } => self.join(request, room),
+            ClientFrame::Join { room } => self.join(request, room, now),
             ClientFrame::AdmissionStart { room, pake_message } => {
                 self.admission_start(request, &room, pake_message, now)
             }

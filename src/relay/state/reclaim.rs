@@ -164,8 +164,20 @@ impl State {
         has_rivals
     }
 
+    /// Until when a room founded now by a `Join` stays re-forming, if it does: while the
+    /// relay is young (its rooms' members may still come back to reclaim them), or when the
+    /// room emptied while it re-formed. Otherwise a joiner whose admission a restart cut
+    /// short would found the room anew and refuse its returning members (`AnotherGroup`).
+    pub(super) fn reclaim_window(&self, room_name: &str, now: Instant) -> Option<Instant> {
+        let grace = self.deadlines.grace;
+        let young = self.first_frame_at.map(|first| first + grace).filter(|until| now < *until);
+        let emptied = self.reforming_names.get(room_name).copied().filter(|until| now < *until);
+        young.max(emptied)
+    }
+
     /// Ends the re-forming windows that closed: claims still waiting lost.
     pub(super) fn close_reforming(&mut self, now: Instant) {
+        self.reforming_names.retain(|_, until| now < *until);
         let closed: Vec<String> = self
             .rooms
             .iter()

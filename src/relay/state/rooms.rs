@@ -122,25 +122,29 @@ impl State {
         Ok(Entrant { nick, outbound: session.outbound.clone() })
     }
 
-    pub(super) fn join(&mut self, request: Request, room_name: String) {
+    pub(super) fn join(&mut self, request: Request, room_name: String, now: Instant) {
         match self.check_entry(request.session, &room_name) {
-            Ok(entrant) => self.enter(request.session, room_name, entrant),
+            Ok(entrant) => self.enter(request.session, room_name, entrant, now),
             Err(reason) => self.error(request, reason),
         }
     }
 
     /// Creates the room with the session as its leader, or queues it for the leader's
-    /// admission.
-    fn enter(&mut self, id: SessionId, room_name: String, entrant: Entrant) {
+    /// admission. A room founded while its old members may still be coming back to it
+    /// (`reclaim_window`) is re-forming: their claim may still win it.
+    fn enter(&mut self, id: SessionId, room_name: String, entrant: Entrant, now: Instant) {
         let reply = match self.rooms.get_mut(&room_name) {
             Some(room) if !room.members.is_empty() => {
                 self.next_attempt += 1;
                 room.queue_joiner(&room_name, id, entrant, self.next_attempt)
             }
             _ => {
+                let reforming_until = self.reclaim_window(&room_name, now);
                 let Entrant { nick, outbound } = entrant;
                 let member = RoomMember { session: id, nick, outbound, join_epoch: 0 };
-                self.rooms.entry(room_name.clone()).or_default().members.push(member);
+                let room = self.rooms.entry(room_name.clone()).or_default();
+                room.members.push(member);
+                room.reforming_until = room.reforming_until.or(reforming_until);
                 ServerFrame::RoomCreated { room: room_name.clone() }
             }
         };
@@ -242,9 +246,12 @@ impl State {
                 return was_pending || left.is_some();
             }
             // The room is forgotten; anyone still waiting to join will find it empty and
-            // create it afresh.
+            // create it afresh (re-forming still, if it was: its members may be on their way).
             self.restart_admissions(room_name);
-            self.rooms.remove(room_name);
+            if let Some(until) = self.rooms.remove(room_name).and_then(|room| room.reforming_until)
+            {
+                self.reforming_names.insert(room_name.to_owned(), until);
+            }
             return was_pending || left.is_some();
         }
         let Some(left) = left else {

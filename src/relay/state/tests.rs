@@ -782,6 +782,47 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
 }
 
 #[test]
+fn a_room_founded_by_a_join_just_after_a_restart_still_goes_to_its_returning_members() {
+    let mut relay = Harness::new();
+    // A joiner whose admission the restart cut short joins again, first: it founds the room.
+    let joiner = relay.connect("joiner");
+    relay.send(joiner, ClientFrame::Join { room: "lobby".into() });
+    assert_eq!(relay.frames(joiner), [ServerFrame::RoomCreated { room: "lobby".into() }]);
+    // The members come back with their group: they wait beside it rather than being told
+    // the room holds another group, and two of them outnumber the founder.
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 4);
+    assert_eq!(
+        relay.frames(alice),
+        [ServerFrame::ReclaimPending { room: "lobby".into(), ours: 1, holders: 1 }]
+    );
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 4);
+    assert!(matches!(&relay.frames(bob)[..], [ServerFrame::Reclaimed { .. }]));
+    assert_eq!(relay.frames(joiner), [refused(ReclaimRefusal::Outnumbered)]);
+    // The founder's next join reaches the room's real leader.
+    relay.send(joiner, ClientFrame::Join { room: "lobby".into() });
+    assert_eq!(
+        relay.frames(joiner),
+        [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
+    );
+}
+
+#[test]
+fn a_room_founded_once_the_relay_settled_is_nobody_elses_to_claim() {
+    let mut relay = Harness::new();
+    let early = relay.connect("early");
+    relay.send(early, ClientFrame::Ping);
+    relay.advance(GRACE_PERIOD);
+    let founder = relay.connect("founder");
+    relay.send(founder, ClientFrame::Join { room: "lobby".into() });
+    relay.frames(founder);
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 4);
+    assert_eq!(relay.frames(alice), [refused(ReclaimRefusal::AnotherGroup)]);
+}
+
+#[test]
 fn away_sessions_are_capped_per_address_the_longest_away_forgotten_first() {
     let mut relay = Harness::new();
     relay.state = std::mem::take(&mut relay.state).with_away_limits(AwayLimits {
