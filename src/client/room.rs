@@ -90,6 +90,9 @@ pub struct Membership {
     voted: Option<StagedVote>,
     /// The one commit we said yes to in the current epoch (see `ballot`).
     pledge: Option<Pledge>,
+    /// Whether the relay aborted the vote on the commit we pledged to, without proof that
+    /// it lost: from then on the commit wins only if the relay puts it to the vote again.
+    pledge_aborted: bool,
     /// The last commit we refused, and who made it: to name it when the room aborts it.
     refused: Option<(u64, String)>,
     /// The epoch in which we last warned that the room may be split (once per epoch).
@@ -131,6 +134,7 @@ impl Membership {
     /// our pledge is free again.
     fn drop_pledged(&mut self, ours: bool) {
         self.pledge = None;
+        self.pledge_aborted = false;
         if ours {
             self.group.discard_pending_commit();
             self.own_commit = None;
@@ -179,6 +183,7 @@ impl Membership {
             admissions: HashMap::new(),
             voted: None,
             pledge: None,
+            pledge_aborted: false,
             refused: None,
             split_warned: None,
             farewells: Vec::new(),
@@ -564,8 +569,40 @@ impl Room {
             }
         }
         self.release_dead_pledge(me, out);
+        self.release_abandoned_pledge(me, out);
         self.reconcile(me);
         self.drive_commits(me, out);
+    }
+
+    /// The commit we said yes to can no longer win, though nobody proved it: its vote was
+    /// aborted, and the members of its electorate that the relay still lists are too few to
+    /// make a majority of it (the others vanished without a farewell: crashed, forgotten
+    /// after the grace period, or taken out for not voting). Waiting for proof would freeze
+    /// the room for good, so the pledge goes. The risk is bounded: a relay that lied about
+    /// who is gone could still confirm the commit to those it said were gone, who are then a
+    /// minority on their own, told by every undecryptable message that the room may be split
+    /// (ARCHITECTURE.md, "Trust model"); and a joiner never gets the Welcome of a commit its
+    /// leader did not merge.
+    fn release_abandoned_pledge(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        if !membership.pledge_aborted {
+            return;
+        }
+        let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
+        let listed = membership
+            .group
+            .nicks_at(&ballot.electorate)
+            .iter()
+            .filter(|nick| relay_members.contains(nick))
+            .count();
+        if listed * 2 > ballot.electorate.len() {
+            return;
+        }
+        membership.drop_pledged(ours);
+        let notice = RoomNotice::CommitAbandoned { committer };
+        out.events.push(Event::Room { room, notice });
     }
 
     /// The commit we said yes to may have lost for good with the farewells of those who
@@ -821,6 +858,7 @@ impl Room {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);
             membership.wait_for_tick = false;
         }
+        self.release_abandoned_pledge(me, out);
         self.drive_commits(me, out);
     }
 
@@ -853,7 +891,7 @@ impl Room {
             ServerFrame::CommitConfirmed { votes, .. } => self.commit_confirmed(me, &votes, out),
             ServerFrame::CommitAborted { votes, .. } => self.commit_aborted(me, &votes, out),
             ServerFrame::CommitRejected { commit, reason, .. } => {
-                self.commit_rejected(commit, reason, out)
+                self.commit_rejected(me, commit, reason, out)
             }
             ServerFrame::Application { from, message, .. } => {
                 self.incoming_message(&from, &message, now, out)
@@ -937,7 +975,13 @@ impl Room {
     /// kept and sent again at the next tick, unless the room has moved past its epoch (then
     /// we are out of step). An answer about any other commit (one we sent before, or one a
     /// relay made up) changes nothing.
-    pub fn commit_rejected(&mut self, commit: [u8; 32], reason: CommitRejection, out: &mut Outbox) {
+    pub fn commit_rejected(
+        &mut self,
+        me: &str,
+        commit: [u8; 32],
+        reason: CommitRejection,
+        out: &mut Outbox,
+    ) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
         let Some(own) = membership.own_commit.as_mut().filter(|own| own.ballot.commit == commit)
@@ -974,6 +1018,7 @@ impl Room {
                 }
             }
         }
+        self.release_abandoned_pledge(me, out);
     }
 
     /// Our group and the relay's room disagree on the epoch: we leave the room and say so.
@@ -1040,6 +1085,7 @@ impl Room {
             own.voted = true;
             let statement = own.ballot.statement(true);
             membership.pledge = Some(Pledge::of(&own.ballot));
+            membership.pledge_aborted = false;
             return verdict(membership, statement, out);
         }
         // The same commit again (the relay aborted the first vote without proof): same answer.
@@ -1047,6 +1093,7 @@ impl Room {
             && staged.ballot.commit == hash
         {
             let statement = staged.ballot.statement(true);
+            membership.pledge_aborted = false;
             return verdict(membership, statement, out);
         }
         if from == me {
@@ -1156,6 +1203,7 @@ impl Room {
             return out.events.push(Event::Room { room, notice });
         }
         membership.pledge = None;
+        membership.pledge_aborted = false;
         membership.refused = None;
         membership.farewells.clear();
         let merged = if let Some(own) = membership.own_commit.take() {
@@ -1224,8 +1272,11 @@ impl Room {
                     membership.admissions.clear();
                     membership.wait_for_tick = true;
                 }
-            } else if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
-                own.resend = true;
+            } else {
+                membership.pledge_aborted = true;
+                if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
+                    own.resend = true;
+                }
             }
             (committer, refuted)
         } else if let Some((_, committer)) = membership.refused.take() {
@@ -1240,6 +1291,7 @@ impl Room {
         };
         out.events
             .push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
+        self.release_abandoned_pledge(me, out);
         // The room is free for the next commit: ours again, or what we owe.
         self.drive_commits(me, out);
     }

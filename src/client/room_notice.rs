@@ -10,6 +10,9 @@ pub enum RoomNotice {
     /// (`refuted`), or aborted by the relay without such proof (a tie with members away, a
     /// committer that left, or a relay that interferes).
     CommitAborted { committer: String, refuted: bool },
+    /// We stopped waiting on `committer`'s key change, which we had accepted: its vote was
+    /// aborted and too few of the members it needed are still in the room for it to win.
+    CommitAbandoned { committer: String },
     /// We refused `committer`'s key change because we had accepted another one for the same
     /// epoch (an honest member accepts at most one): a leader that changed, or a relay that
     /// tries to fork the room.

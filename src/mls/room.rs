@@ -218,6 +218,16 @@ impl RoomGroup {
         self.group.own_leaf_index().u32()
     }
 
+    /// The nicknames in the credentials of these leaves of the current tree (leaves that
+    /// are empty or not in the tree are skipped).
+    pub fn nicks_at(&self, leaves: &[u32]) -> Vec<String> {
+        self.group
+            .members()
+            .filter(|member| leaves.contains(&member.index.u32()))
+            .map(|member| nick_of(&member.credential))
+            .collect()
+    }
+
     /// Verifies another member's commit (signature, membership tag, every proposal and the
     /// update path, as openmls does) and stages it without applying anything. Returns what it
     /// would change, for the caller's commit policy; the caller then merges it once the room

@@ -842,6 +842,7 @@ mod tests {
         let committer = String::from("bob");
         let room_notices = [
             RoomNotice::CommitAborted { committer: committer.clone(), refuted: true },
+            RoomNotice::CommitAbandoned { committer: committer.clone() },
             RoomNotice::AcceptedAnother { committer },
             RoomNotice::UnprovenConfirmation { yes: 1, of: 3 },
             RoomNotice::UnexpectedConfirmation,

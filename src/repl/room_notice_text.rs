@@ -34,6 +34,15 @@ pub fn word(notice: &RoomNotice) -> Worded {
                 true,
             )
         }
+        RoomNotice::CommitAbandoned { committer } => worded(
+            "commit_abandoned",
+            format!(
+                "stopped waiting on a key change by {}: too few of the members it needed are still in the room",
+                sanitize_inline(committer)
+            ),
+            json!({ "committer": committer }),
+            true,
+        ),
         RoomNotice::AcceptedAnother { committer } => worded(
             "accepted_another",
             format!(

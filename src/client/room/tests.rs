@@ -505,7 +505,12 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
     // The relay did not take the first commit to a vote: alice drops it, and no Welcome
     // of it ever leaves her.
     let mut out = Outbox::default();
-    alice.commit_rejected(commit_hash(&first), CommitRejection::UnknownRecipient, &mut out);
+    alice.commit_rejected(
+        "alice",
+        commit_hash(&first),
+        CommitRejection::UnknownRecipient,
+        &mut out,
+    );
     assert!(!out.frames.iter().any(|frame| matches!(frame, ClientFrame::Welcome { .. })));
     let _ = bob.restart_join();
     let second = attempt(&mut bob, &mut alice, 2);
@@ -514,4 +519,50 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
     assert_eq!((welcome.to.as_str(), welcome.attempt), ("bob", 2));
     let members = vec!["alice".to_string(), "bob".to_string()];
     assert_eq!(bob.welcomed(&bob_mls, &welcome.message, members).unwrap(), Welcomed::Joined);
+}
+
+#[test]
+fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    // Dave leaves: alice commits his removal, for an electorate of alice, bob and carol, and
+    // signs her yes when it comes back.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    alice.incoming_commit("alice", "alice", &commit, None, &mut Outbox::default());
+    // Bob leaves while the vote runs: carol and alice could still carry it, so an abort
+    // without proof keeps alice's pledge, and she sends the same commit again.
+    alice.member_left("alice", "bob", "alice".into(), &mut Outbox::default());
+    let mut aborted = Outbox::default();
+    alice.commit_aborted("alice", &[], &mut aborted);
+    assert!(
+        !aborted.events.iter().any(|event| matches!(
+            event,
+            Event::Room { notice: RoomNotice::CommitAbandoned { .. }, .. }
+        )),
+        "{:?}",
+        aborted.events
+    );
+    assert!(
+        matches!(&aborted.frames[..], [ClientFrame::Commit { commit: again, .. }] if *again == commit)
+    );
+    // Carol vanishes too (taken out for not voting, no farewell): of the three, only alice
+    // is left, so the commit can never win. Alice stops waiting on it, says so, and commits
+    // the removals now owed instead of freezing the room.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    assert!(out.events.iter().any(|event| matches!(
+        event,
+        Event::Room { notice: RoomNotice::CommitAbandoned { committer }, .. } if committer == "alice"
+    )));
+    let [ClientFrame::Commit { commit: next, electorate: 1, .. }] = &out.frames[..] else {
+        panic!("a new commit for alice alone: {:?}", out.frames)
+    };
+    assert_ne!(*next, commit);
 }
