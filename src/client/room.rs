@@ -268,6 +268,15 @@ impl Room {
         matches!(self.phase, Phase::Member(_))
     }
 
+    /// Whether we are joining: asked to, in the password exchange, or waiting for the
+    /// Welcome. Only then may an admission be refused.
+    pub fn joining(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Requested { .. } | Phase::Admitting { .. } | Phase::AwaitingWelcome { .. }
+        )
+    }
+
     /// Whether we asked to join and wait for the relay's answer.
     pub fn join_requested(&self) -> bool {
         matches!(self.phase, Phase::Requested { .. })

@@ -350,6 +350,10 @@ impl Core {
                 // Only our own admission may bring a Welcome; anything else is forged.
                 out.events.push(Event::Status(Notice::UnaskedWelcome { room: name }));
             }
+            ServerFrame::AdmissionRefused { .. } if !entry.room.joining() => {
+                let text = "ignored an admission refusal: no join of yours was waiting for it";
+                out.events.push(Event::Warning { room: Some(name), text: text.into() });
+            }
             ServerFrame::AdmissionRefused { reason, .. } => match reason {
                 AdmissionRefusal::LeaderChanged if entry.restarts < MAX_JOIN_RESTARTS => {
                     entry.restarts += 1;

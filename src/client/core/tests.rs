@@ -487,3 +487,39 @@ fn shared_errors_compare_by_what_they_say() {
     assert_eq!(one, SharedError::from(ClientError::WrongAccessCode));
     assert_ne!(one, SharedError::from(ClientError::NotInRoom));
 }
+
+/// A member ignores answers to a join it is not making (a relay replaying or making them
+/// up): it says so, and neither leaves nor starts a password exchange.
+#[test]
+fn a_member_ignores_join_answers_it_did_not_ask_for() {
+    let mut alice = Harness::new().in_room();
+    let room = String::from(ROOM);
+    let stray = [
+        ServerFrame::RoomCreated { room: room.clone() },
+        ServerFrame::JoinPending { room: room.clone(), leader: "mallory".into() },
+        ServerFrame::AdmissionReply {
+            room: room.clone(),
+            leader: "mallory".into(),
+            pake_message: vec![1; 33],
+        },
+        ServerFrame::AdmissionRefused {
+            room: room.clone(),
+            reason: crate::proto::AdmissionRefusal::LeaderChanged,
+        },
+        ServerFrame::AdmissionRefused {
+            room: room.clone(),
+            reason: crate::proto::AdmissionRefusal::Banned,
+        },
+    ];
+    for frame in stray {
+        alice.frame(frame);
+        let sent = alice.sent();
+        assert!(sent.is_empty(), "nothing sent: {sent:?}");
+        let events = alice.events();
+        assert!(
+            matches!(&events[..], [Event::Warning { text, .. }] if text.starts_with("ignored")),
+            "{events:?}"
+        );
+    }
+    assert!(alice.core.rooms.current().is_some_and(|entry| entry.room.is_member()));
+}
