@@ -277,6 +277,17 @@ impl Room {
         )
     }
 
+    /// Whether we founded the room's group in this very join and nothing happened in it
+    /// yet: alone, at its first epoch. Such a room has nothing to lose.
+    pub fn freshly_founded(&self) -> bool {
+        match &self.phase {
+            Phase::Member(membership) => {
+                membership.group.epoch() == 0 && membership.group.members().len() == 1
+            }
+            _ => false,
+        }
+    }
+
     /// Whether we asked to join and wait for the relay's answer.
     pub fn join_requested(&self) -> bool {
         matches!(self.phase, Phase::Requested { .. })
@@ -445,6 +456,10 @@ impl Room {
 
     /// The leader changed before admitting us: start over, remembering what we remembered.
     pub fn restart_join(&mut self) -> ClientFrame {
+        if self.freshly_founded() {
+            // Nothing to come back to: we only founded it.
+            self.phase = Phase::Requested { departed: None };
+        }
         let departed = match std::mem::replace(&mut self.phase, Phase::Requested { departed: None })
         {
             Phase::Requested { departed }

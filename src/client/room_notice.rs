@@ -32,6 +32,9 @@ pub enum RoomNotice {
     ReclaimWaiting { ours: u32, holders: u32 },
     /// We could not take our place back; we are out of the room until the user joins again.
     ReclaimRefused { reason: ReclaimRefusal },
+    /// We had just founded the room while, after a relay restart, its members were still
+    /// coming back; they claimed it, and our join goes on to their group.
+    FoundingOutnumbered,
     /// Our keys and the room's disagree on the epoch; we are out of the room until the user
     /// joins again.
     OutOfStep,

@@ -843,6 +843,7 @@ mod tests {
         let room_notices = [
             RoomNotice::CommitAborted { committer: committer.clone(), refuted: true },
             RoomNotice::CommitAbandoned { committer: committer.clone() },
+            RoomNotice::FoundingOutnumbered,
             RoomNotice::AcceptedAnother { committer },
             RoomNotice::UnprovenConfirmation { yes: 1, of: 3 },
             RoomNotice::UnexpectedConfirmation,

@@ -43,6 +43,12 @@ pub fn word(notice: &RoomNotice) -> Worded {
             json!({ "committer": committer }),
             true,
         ),
+        RoomNotice::FoundingOutnumbered => worded(
+            "founding_outnumbered",
+            "the room's members came back after the relay restarted and hold the room: joining their group".into(),
+            json!({}),
+            false,
+        ),
         RoomNotice::AcceptedAnother { committer } => worded(
             "accepted_another",
             format!(

@@ -350,6 +350,16 @@ impl Core {
                 // Only our own admission may bring a Welcome; anything else is forged.
                 out.events.push(Event::Status(Notice::UnaskedWelcome { room: name }));
             }
+            // We founded the room just now, while its members were still coming back after a
+            // restart, and they claimed it: our join goes on, to their group.
+            ServerFrame::ReclaimRefused { reason: ReclaimRefusal::Outnumbered, .. }
+                if entry.room.freshly_founded() && entry.restarts < MAX_JOIN_RESTARTS =>
+            {
+                entry.restarts += 1;
+                let notice = RoomNotice::FoundingOutnumbered;
+                out.events.push(Event::Room { room: name.clone(), notice });
+                out.frames.push(entry.room.restart_join());
+            }
             ServerFrame::AdmissionRefused { .. } if !entry.room.joining() => {
                 let text = "ignored an admission refusal: no join of yours was waiting for it";
                 out.events.push(Event::Warning { room: Some(name), text: text.into() });

@@ -523,3 +523,25 @@ fn a_member_ignores_join_answers_it_did_not_ask_for() {
     }
     assert!(alice.core.rooms.current().is_some_and(|entry| entry.room.is_member()));
 }
+
+/// A room we founded a moment ago, while after a relay restart its members were still on
+/// their way back, goes to them: we say so and join their group, rather than losing the
+/// room.
+#[test]
+fn a_room_just_founded_goes_to_its_returning_members_and_the_join_goes_on() {
+    let outnumbered =
+        ServerFrame::ReclaimRefused { room: ROOM.into(), reason: ReclaimRefusal::Outnumbered };
+    let mut alice = Harness::new().in_room();
+    alice.frame(outnumbered.clone());
+    assert_eq!(alice.sent(), [ClientFrame::Join { room: ROOM.into() }]);
+    let events = alice.events();
+    assert!(
+        events.iter().any(|event| matches!(
+            event,
+            Event::Room { notice: RoomNotice::FoundingOutnumbered, .. }
+        )),
+        "{events:?}"
+    );
+    alice.frame(ServerFrame::JoinPending { room: ROOM.into(), leader: "bob".into() });
+    assert!(matches!(&alice.sent()[..], [ClientFrame::AdmissionStart { .. }]));
+}

@@ -8,7 +8,10 @@
 //! side are told (`ReclaimRefused { Outnumbered }`) and keep their keys. So a lie costs only
 //! the liar: an insider back first with a stale epoch, or an outsider with a made-up group,
 //! holds the name only until two of the real members are back, and never makes anyone
-//! drop a group or run a password exchange. A newcomer's `Join` reaches the group that holds
+//! drop a group or run a password exchange. A room founded by a `Join` while its members may
+//! still be coming back (the relay is young, or the room emptied while it re-formed)
+//! re-forms too, and a claim as large as its founders wins it, since they bring no history;
+//! its founders then join the claim's group as any joiner. A newcomer's `Join` reaches the group that holds
 //! the room, the one most members returned to. Once the window closes, a claim that does not
 //! match the room is refused at once (`AnotherGroup`, `StaleEpoch`); a member the room took
 //! out is refused (`TakenOut`). Nothing here ever starts an admission: joining again is the
@@ -104,12 +107,16 @@ impl State {
         else {
             return;
         };
-        if room.rivals[largest].members.len() > room.members.len() && room.in_flight.is_none() {
+        let claim = room.rivals[largest].members.len();
+        let wins = claim > room.members.len()
+            || (room.founded_while_reforming && claim >= room.members.len());
+        if wins && room.in_flight.is_none() {
             let winner = room.rivals.remove(largest);
             let displaced = std::mem::take(&mut room.members);
             let joiners: Vec<SessionId> = room.pending.drain(..).map(|j| j.session).collect();
             room.group_id = Some(winner.group_id);
             room.epoch = winner.epoch;
+            room.founded_while_reforming = false;
             room.left_this_epoch.clear();
             room.members = winner.members;
             let members = room.member_nicks();

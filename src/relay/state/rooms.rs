@@ -58,6 +58,9 @@ pub(super) struct Room {
     pub(super) reforming_until: Option<Instant>,
     /// Claims of another group or epoch waiting while the room re-forms.
     pub(super) rivals: Vec<Rival>,
+    /// Whether the room was founded afresh by a `Join` while it re-formed: its holders
+    /// bring no history, so a claim of as many members as they are wins it.
+    pub(super) founded_while_reforming: bool,
     /// The epoch of the last commit a majority confirmed before every voter was heard, and
     /// the voters not heard yet: one of them refusing it is taken out.
     pub(super) late_voters: Option<LateVoters>,
@@ -145,6 +148,7 @@ impl State {
                 let room = self.rooms.entry(room_name.clone()).or_default();
                 room.members.push(member);
                 room.reforming_until = room.reforming_until.or(reforming_until);
+                room.founded_while_reforming = room.reforming_until.is_some();
                 ServerFrame::RoomCreated { room: room_name.clone() }
             }
         };
