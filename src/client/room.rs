@@ -1327,6 +1327,9 @@ impl Room {
         self.room_notice(out, RoomNotice::TakenOut { reason });
         match self.phase {
             Phase::Member(_) => Some(self.reclaim()),
+            // Sent before the relay read our `Reclaim` (its answer is still to come): about
+            // the membership we are already asking back, so nothing changes.
+            Phase::Reclaiming(_) => None,
             _ => {
                 self.phase = Phase::Gone;
                 None

@@ -357,8 +357,14 @@ fn a_member_taken_out_asks_for_its_place_back_and_never_joins_by_itself() {
     let taken_out = RoomNotice::TakenOut { reason: RemovalReason::NoVote };
     assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: taken_out }]);
     assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM));
-    // Taken out again while asking: the room is gone, and no join follows either.
+    // Told again while asking (sent before the relay read the `Reclaim`): about the same
+    // membership, so the request stands; no join follows either.
     alice.frame(ServerFrame::Removed { room: ROOM.into(), reason: RemovalReason::NoVote });
+    assert!(alice.sent().is_empty());
+    assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM));
+    // The relay's answer settles it: refused, the room is gone, and still no join.
+    alice
+        .frame(ServerFrame::ReclaimRefused { room: ROOM.into(), reason: ReclaimRefusal::TakenOut });
     assert!(alice.sent().is_empty());
     assert_eq!(alice.core.shown_room(), None);
 }
