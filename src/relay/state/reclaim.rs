@@ -108,8 +108,9 @@ impl State {
             return;
         };
         let claim = room.rivals[largest].members.len();
-        let wins = claim > room.members.len()
-            || (room.founded_while_reforming && claim >= room.members.len());
+        // Founders bring no history only until their room's epoch first moves.
+        let fresh = room.founded_while_reforming && room.epoch == 0;
+        let wins = claim > room.members.len() || (fresh && claim >= room.members.len());
         if wins && room.in_flight.is_none() {
             let winner = room.rivals.remove(largest);
             let displaced = std::mem::take(&mut room.members);

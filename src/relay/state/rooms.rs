@@ -58,8 +58,9 @@ pub(super) struct Room {
     pub(super) reforming_until: Option<Instant>,
     /// Claims of another group or epoch waiting while the room re-forms.
     pub(super) rivals: Vec<Rival>,
-    /// Whether the room was founded afresh by a `Join` while it re-formed: its holders
-    /// bring no history, so a claim of as many members as they are wins it.
+    /// Whether the room was founded afresh by a `Join` while it re-formed: until its epoch
+    /// first moves its holders bring no history, so a claim of as many members as they are
+    /// wins it.
     pub(super) founded_while_reforming: bool,
     /// The epoch of the last commit a majority confirmed before every voter was heard, and
     /// the voters not heard yet: one of them refusing it is taken out.
