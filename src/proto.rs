@@ -504,8 +504,9 @@ pub enum CommitRejection {
     /// The message is not an MLS commit of this room's group.
     #[error("not a commit of this room's group")]
     NotACommit,
-    /// The joiner it adds is not waiting to join (in that attempt).
-    #[error("the joiner it adds is not waiting to join")]
+    /// The joiner it adds never finished a password exchange in that attempt during this
+    /// epoch.
+    #[error("the joiner it adds was never admitted")]
     UnknownRecipient,
     /// Only the room's leader commits.
     #[error("only the room's leader changes its keys")]

@@ -34,6 +34,9 @@ pub const WRONG_PASSWORDS_BEFORE_BAN: u32 = 3;
 /// commit that adds it) before the next member leads instead, by default.
 pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
 
+/// How many finished admission attempts of the current epoch a room remembers.
+const MAX_FINISHED_ATTEMPTS: usize = 64;
+
 pub(super) struct PendingJoiner {
     pub(super) session: SessionId,
     pub(super) nick: String,
@@ -99,6 +102,23 @@ impl Room {
     /// Whether `nick` waits to join in attempt `attempt`.
     pub(super) fn is_waiting(&self, nick: &str, attempt: u64) -> bool {
         self.pending.iter().any(|joiner| joiner.nick == nick && joiner.attempt == attempt)
+    }
+
+    /// Whether a commit may add `nick` for admission attempt `attempt`: the joiner waits in
+    /// that attempt, or finished its password exchange in it during this epoch and has gone
+    /// since (members may already have accepted that commit; confirmed, it counts the joiner
+    /// in and out at once, and the leader removes its leaf next).
+    pub(super) fn may_add(&self, nick: &str, attempt: u64) -> bool {
+        self.is_waiting(nick, attempt)
+            || self.finished_attempts.iter().any(|(to, number)| to == nick && *number == attempt)
+    }
+
+    /// The leader got `nick`'s KeyPackage in attempt `attempt`: a commit may add it.
+    fn attempt_finished(&mut self, nick: String, attempt: u64) {
+        if self.finished_attempts.len() >= MAX_FINISHED_ATTEMPTS {
+            self.finished_attempts.remove(0);
+        }
+        self.finished_attempts.push((nick, attempt));
     }
 
     /// Takes the waiting joiner of this name out of line, if this is its current attempt.
@@ -211,9 +231,13 @@ impl State {
         let Some((leader, attempt)) = self.leader_for_joiner(request, room_name, now) else {
             return;
         };
+        let joiner = self.sessions.nick_of(request.session);
+        if let Some(room) = self.rooms.get_mut(room_name) {
+            room.attempt_finished(joiner.clone(), attempt);
+        }
         let frame = ServerFrame::AdmissionFinish {
             room: room_name.to_owned(),
-            joiner: self.sessions.nick_of(request.session),
+            joiner,
             attempt,
             confirmation,
             sealed_key_package,

@@ -76,7 +76,7 @@ impl Room {
                 Some(CommitRejection::EpochAhead { attempted: header.epoch, current })
             }
             Some(_) => adds
-                .filter(|adds| !self.is_waiting(&adds.to, adds.attempt))
+                .filter(|adds| !self.may_add(&adds.to, adds.attempt))
                 .map(|_| CommitRejection::UnknownRecipient),
         }
     }
@@ -243,6 +243,7 @@ impl State {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
         room.left_this_epoch.clear();
+        room.finished_attempts.clear();
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         self.send_to_room(room_name, None, &confirmed);

@@ -41,6 +41,9 @@ pub(super) struct Room {
     pub(super) members: Vec<RoomMember>,
     /// Joiners waiting for the leader, in the order they asked.
     pub(super) pending: Vec<PendingJoiner>,
+    /// Admission attempts of this epoch whose password exchange finished, by nickname: what
+    /// a commit may add (`admission`).
+    pub(super) finished_attempts: Vec<(String, u64)>,
     /// Joiners the room confirmed whose Welcome their committer still owes.
     pub(super) owed_welcomes: Vec<OwedWelcome>,
     pub(super) wrong_passwords: WrongPasswords,

@@ -508,6 +508,58 @@ fn a_joiner_whose_welcome_never_comes_starts_over() {
 }
 
 #[test]
+fn a_commit_adding_a_joiner_that_gave_up_still_goes_to_the_vote() {
+    // Members may have accepted the commit already (its vote was aborted, and the joiner
+    // started over or left): the leader sends it again, and the room settles it.
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    let attempt = relay.attempt("carol");
+    relay.send(
+        ids[0],
+        ClientFrame::AdmissionReply {
+            room: "lobby".into(),
+            joiner: "carol".into(),
+            attempt,
+            pake_message: vec![2],
+        },
+    );
+    relay.send(
+        carol,
+        ClientFrame::AdmissionFinish {
+            room: "lobby".into(),
+            confirmation: vec![3],
+            sealed_key_package: vec![4],
+        },
+    );
+    relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
+    relay.frames(ids[0]);
+    relay.frames(ids[1]);
+    let commit = build_private_message(GROUP, 1, CONTENT_TYPE_COMMIT, b"commit");
+    let adds = Some(Addition { to: "carol".into(), attempt });
+    relay.send(ids[0], ClientFrame::Commit { room: "lobby".into(), commit, adds, electorate: 2 });
+    relay.vote(ids[0], 1, true);
+    relay.vote(ids[1], 1, true);
+    let frames = relay.frames(ids[1]);
+    assert!(
+        matches!(&frames[0], ServerFrame::Commit { joiner: Some(joiner), .. } if joiner == "carol")
+    );
+    assert_eq!(
+        frames[1..],
+        [
+            confirmed(2, &["alice", "bob"]),
+            ServerFrame::MemberLeft {
+                room: "lobby".into(),
+                nick: "carol".into(),
+                leader: "alice".into()
+            },
+        ]
+    );
+}
+
+#[test]
 fn a_welcome_for_someone_not_waiting_is_rejected() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
