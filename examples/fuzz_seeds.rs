@@ -147,7 +147,12 @@ fn main() -> anyhow::Result<()> {
             from: "alice".into(),
             message: mls.application.clone(),
         },
-        ServerFrame::MemberLeft { room: room(), nick: "bob".into(), leader: "alice".into() },
+        ServerFrame::MemberLeft {
+            room: room(),
+            nick: "bob".into(),
+            leader: "alice".into(),
+            epoch: 1,
+        },
         ServerFrame::Pong,
     ];
     for (n, frame) in server_frames.iter().enumerate() {

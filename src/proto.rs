@@ -455,11 +455,13 @@ pub enum ServerFrame {
         nick: String,
     },
     /// A member left or was disconnected. `leader` is the leader now, who commits the
-    /// removal.
+    /// removal. `epoch` is the room's epoch when it left: members at another epoch take it
+    /// for a replay (a leader that removed a member on a replayed notice would be refused).
     MemberLeft {
         room: String,
         nick: String,
         leader: String,
+        epoch: u64,
     },
     /// The leader did not answer a joiner in time and was moved to the end of the room's
     /// order; `leader` leads now.

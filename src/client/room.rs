@@ -969,7 +969,16 @@ impl Room {
                 };
                 out.notice(&self.name.clone(), text);
             }
-            ServerFrame::MemberLeft { nick, leader, .. } => {
+            ServerFrame::MemberLeft { nick, leader, epoch, .. } => {
+                let ours = self.group().map(RoomGroup::epoch);
+                if ours.is_some_and(|ours| ours != epoch) {
+                    // The room was at another epoch when this was said: a replay of an old
+                    // notice (the member may be back since), not news.
+                    return out.warn(
+                        &self.name.clone(),
+                        format!("ignored a notice that {nick} left, from epoch {epoch}"),
+                    );
+                }
                 self.member_left(me, &nick, leader, out)
             }
             ServerFrame::LeaderChanged { leader, .. } => self.leader_changed(me, &leader, out),

@@ -229,7 +229,8 @@ async fn rooms_are_created_joined_listed_and_handed_on() {
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "alice".into(),
-                leader: "bob".into()
+                leader: "bob".into(),
+                epoch: 2
             }
         );
     }
@@ -389,7 +390,8 @@ async fn a_commit_the_room_refuses_is_aborted_and_its_committer_is_out() {
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "mallory".into(),
-                leader: "alice".into()
+                leader: "alice".into(),
+                epoch: 2
             }
         );
     }
@@ -636,7 +638,8 @@ async fn quit_leaves_no_trace_and_the_nick_is_free_again() {
         ServerFrame::MemberLeft {
             room: "lobby".into(),
             nick: "bob".into(),
-            leader: "alice".into()
+            leader: "alice".into(),
+            epoch: 1
         }
     );
     let stats = relay.relay.stats();

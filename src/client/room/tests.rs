@@ -566,3 +566,26 @@ fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
     };
     assert_ne!(*next, commit);
 }
+
+#[test]
+fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let left = |epoch| ServerFrame::MemberLeft {
+        room: "lobby".into(),
+        nick: "bob".into(),
+        leader: "alice".into(),
+        epoch,
+    };
+    // Bob is back since he last left (at epoch 0): a replay of that notice is not news.
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", left(0), SystemTime::now(), &mut out);
+    assert!(out.frames.is_empty(), "no removal committed: {:?}", out.frames);
+    assert!(matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("ignored")));
+    assert!(alice.relay_members.contains(&"bob".to_string()));
+    // Said at the room's epoch: he left, and his removal is owed at once.
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", left(epoch(&alice)), SystemTime::now(), &mut out);
+    assert!(matches!(&out.frames[..], [ClientFrame::Commit { .. }]), "{:?}", out.frames);
+}

@@ -179,9 +179,12 @@ impl Shim {
             Fork::Forking { joiner, welcome: None } if index == *joiner => {
                 self.notes.push(
                     "relay: no Welcome of the kept commit exists (its leader never merged it); \
-                     the fork failed"
+                     the fork failed, and the relay takes back the place it made up"
                         .into(),
                 );
+                let joiner = *joiner;
+                self.injected.push_back((joiner, ClientFrame::Leave { room: ROOM.into() }));
+                self.swallow_left[joiner] += 1;
                 self.fork = Fork::Done;
                 false
             }

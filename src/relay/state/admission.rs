@@ -291,8 +291,12 @@ impl State {
             // The joiner left while the room voted. Members count it in with the confirmation,
             // so they hear that it left, and the leader removes its leaf next.
             let leader = room.leader().map(|leader| leader.nick.clone()).unwrap_or_default();
-            let notice =
-                ServerFrame::MemberLeft { room: room_name.to_owned(), nick: adds.to, leader };
+            let notice = ServerFrame::MemberLeft {
+                room: room_name.to_owned(),
+                nick: adds.to,
+                leader,
+                epoch: room.epoch,
+            };
             return self.send_to_room(room_name, None, &notice);
         };
         room.members.push(RoomMember {

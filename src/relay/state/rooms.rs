@@ -268,12 +268,13 @@ impl State {
         };
         room.left_this_epoch.insert(left.nick.clone());
         let leader = room.members[0].nick.clone();
+        let epoch = room.epoch;
         if was_leader {
             // Admissions in flight were with the old leader; the joiners start over.
             self.restart_admissions(room_name);
         }
         let notice =
-            ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader };
+            ServerFrame::MemberLeft { room: room_name.to_owned(), nick: left.nick, leader, epoch };
         self.send_to_room(room_name, None, &notice);
         self.settle(room_name, now);
         true

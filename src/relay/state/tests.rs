@@ -412,7 +412,8 @@ fn a_joiner_that_leaves_mid_vote_is_reported_gone_after_the_confirmation() {
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "carol".into(),
-                leader: "alice".into()
+                leader: "alice".into(),
+                epoch: 2
             },
         ]
     );
@@ -501,7 +502,8 @@ fn a_joiner_whose_welcome_never_comes_starts_over() {
         [ServerFrame::MemberLeft {
             room: "lobby".into(),
             nick: "carol".into(),
-            leader: "alice".into()
+            leader: "alice".into(),
+            epoch: 2
         }]
     );
     assert_eq!(relay.state.rooms["lobby"].member_nicks(), ["alice", "bob"]);
@@ -553,7 +555,8 @@ fn a_commit_adding_a_joiner_that_gave_up_still_goes_to_the_vote() {
             ServerFrame::MemberLeft {
                 room: "lobby".into(),
                 nick: "carol".into(),
-                leader: "alice".into()
+                leader: "alice".into(),
+                epoch: 2
             },
         ]
     );
@@ -689,7 +692,8 @@ fn past_the_grace_period_an_away_member_is_gone_and_cannot_resume() {
         [ServerFrame::MemberLeft {
             room: "lobby".into(),
             nick: "bob".into(),
-            leader: "alice".into()
+            leader: "alice".into(),
+            epoch: 1
         }]
     );
     assert_eq!(relay.resume(&token), None);
