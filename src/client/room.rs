@@ -90,9 +90,10 @@ pub struct Membership {
     voted: Option<StagedVote>,
     /// The one commit we said yes to in the current epoch (see `ballot`).
     pledge: Option<Pledge>,
-    /// Whether the relay aborted the vote on the commit we pledged to, without proof that
-    /// it lost: from then on the commit wins only if the relay puts it to the vote again.
-    pledge_aborted: bool,
+    /// Set when the relay aborted the vote on the commit we pledged to without proof that
+    /// it lost (from then on it wins only if the relay puts it to the vote again): the
+    /// leaves whose signed no that abort carried.
+    pledge_aborted: Option<Vec<u32>>,
     /// The last commit we refused, and who made it: to name it when the room aborts it.
     refused: Option<(u64, String)>,
     /// The epoch in which we last warned that the room may be split (once per epoch).
@@ -134,7 +135,7 @@ impl Membership {
     /// our pledge is free again.
     fn drop_pledged(&mut self, ours: bool) {
         self.pledge = None;
-        self.pledge_aborted = false;
+        self.pledge_aborted = None;
         if ours {
             self.group.discard_pending_commit();
             self.own_commit = None;
@@ -183,7 +184,7 @@ impl Membership {
             admissions: HashMap::new(),
             voted: None,
             pledge: None,
-            pledge_aborted: false,
+            pledge_aborted: None,
             refused: None,
             split_warned: None,
             farewells: Vec::new(),
@@ -611,17 +612,20 @@ impl Room {
         let room = self.name.clone();
         let relay_members = self.relay_members.clone();
         let Some(membership) = self.membership() else { return };
-        if !membership.pledge_aborted {
-            return;
-        }
+        let Some(refusers) = membership.pledge_aborted.clone() else { return };
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
-        let listed = membership
-            .group
-            .nicks_at(&ballot.electorate)
+        // Who could still say yes: members of its electorate the relay lists and that have
+        // not signed no.
+        let could_say_yes = ballot
+            .electorate
             .iter()
-            .filter(|nick| relay_members.contains(nick))
+            .filter(|leaf| !refusers.contains(leaf))
+            .filter(|leaf| {
+                let nicks = membership.group.nicks_at(&[**leaf]);
+                nicks.iter().any(|nick| relay_members.contains(nick))
+            })
             .count();
-        if listed * 2 > ballot.electorate.len() {
+        if could_say_yes * 2 > ballot.electorate.len() {
             return;
         }
         membership.drop_pledged(ours);
@@ -739,15 +743,15 @@ impl Room {
                 membership.intents.push_back(own.intent);
             }
         }
+        if membership.wait_for_tick {
+            return;
+        }
         if let Some(own) = membership.own_commit.as_mut() {
             if own.resend {
                 own.resend = false;
                 own.awaiting_answer = !own.voted;
                 out.frames.push(own.frame.clone());
             }
-            return;
-        }
-        if membership.wait_for_tick {
             return;
         }
         if membership.group.has_pending_commit() {
@@ -1118,7 +1122,7 @@ impl Room {
             own.voted = true;
             let statement = own.ballot.statement(true);
             membership.pledge = Some(Pledge::of(&own.ballot));
-            membership.pledge_aborted = false;
+            membership.pledge_aborted = None;
             return verdict(membership, statement, out);
         }
         // The same commit again (the relay aborted the first vote without proof): same answer.
@@ -1126,7 +1130,7 @@ impl Room {
             && staged.ballot.commit == hash
         {
             let statement = staged.ballot.statement(true);
-            membership.pledge_aborted = false;
+            membership.pledge_aborted = None;
             return verdict(membership, statement, out);
         }
         if from == me {
@@ -1236,7 +1240,7 @@ impl Room {
             return out.events.push(Event::Room { room, notice });
         }
         membership.pledge = None;
-        membership.pledge_aborted = false;
+        membership.pledge_aborted = None;
         membership.refused = None;
         membership.farewells.clear();
         let merged = if let Some(own) = membership.own_commit.take() {
@@ -1306,9 +1310,11 @@ impl Room {
                     membership.wait_for_tick = true;
                 }
             } else {
-                membership.pledge_aborted = true;
+                membership.pledge_aborted = Some(count.no.clone());
                 if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
+                    // Again, but at the next tick: a room that cannot decide is not flooded.
                     own.resend = true;
+                    membership.wait_for_tick = true;
                 }
             }
             (committer, refuted)

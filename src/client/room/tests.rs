@@ -241,6 +241,9 @@ fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
         Event::Room { notice: RoomNotice::CommitAborted { refuted: false, .. }, .. }
     )));
     assert_eq!(aborted.events.len() + again.events.len(), 2);
+    // Not at once (a room that cannot decide is not flooded): at the next tick.
+    assert!(again.frames.is_empty(), "{:?}", again.frames);
+    alice.tick("alice", &mut again);
     assert!(
         matches!(&again.frames[..], [ClientFrame::Commit { commit: resent, .. }] if *resent == commit)
     );
@@ -541,6 +544,7 @@ fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
     alice.member_left("alice", "bob", "alice".into(), &mut Outbox::default());
     let mut aborted = Outbox::default();
     alice.commit_aborted("alice", &[], &mut aborted);
+    alice.tick("alice", &mut aborted);
     assert!(
         !aborted.events.iter().any(|event| matches!(
             event,
@@ -588,4 +592,37 @@ fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing
     let mut out = Outbox::default();
     alice.on_member_frame("alice", left(epoch(&alice)), SystemTime::now(), &mut out);
     assert!(matches!(&out.frames[..], [ClientFrame::Commit { .. }]), "{:?}", out.frames);
+}
+
+#[test]
+fn a_pledge_is_abandoned_when_the_listed_members_that_did_not_refuse_are_too_few() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    carol.member_left("carol", "dave", "alice".into(), &mut Outbox::default());
+    alice.incoming_commit("alice", "alice", &commit, None, &mut Outbox::default());
+    // Carol refuses it (she always does), and bob vanishes without a farewell: alice is the
+    // only one left who could say yes, one of three.
+    let carol_group = carol.group_mut_for_tests().unwrap();
+    let refusal =
+        VoteStatement { epoch: carol_group.epoch(), commit: commit_hash(&commit), accept: false };
+    let vote = carol_group.encrypt_message(&proto::encode(&GroupMessage::Vote(refusal))).unwrap();
+    alice.member_left("alice", "bob", "alice".into(), &mut Outbox::default());
+    let mut out = Outbox::default();
+    alice.commit_aborted("alice", &[SignedVote { from: "carol".into(), vote }], &mut out);
+    assert!(
+        out.events.iter().any(|event| matches!(
+            event,
+            Event::Room { notice: RoomNotice::CommitAbandoned { .. }, .. }
+        )),
+        "{:?}",
+        out.events
+    );
 }
