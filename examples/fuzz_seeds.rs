@@ -104,7 +104,13 @@ fn main() -> anyhow::Result<()> {
         ClientFrame::Quit,
         ClientFrame::Resume { token: proto::ResumeToken([9; 32]), received: 40 },
         ClientFrame::Ack { received: 64 },
-        ClientFrame::Reclaim { room: room(), group_id: vec![3; 16], epoch: 7 },
+        ClientFrame::Reclaim {
+            room: room(),
+            group_id: vec![3; 16],
+            epoch: 7,
+            pledged: Some([5; 32]),
+            proof: vec![SignedVote { from: "bob".into(), vote: mls.application.clone() }],
+        },
     ];
     for (n, frame) in client_frames.iter().enumerate() {
         corpus.write("client_frame", &format!("frame{n}"), &proto::encode(frame))?;

@@ -178,16 +178,23 @@ pub enum ClientFrame {
     /// Keepalive and acknowledgement: the client has `received` this many of the session's
     /// frames, so the relay may forget them. Answered by `ServerFrame::Ack`.
     Ack { received: u64 },
-    /// Joins a room as a member of its MLS group `group_id` at `epoch`, kept across a relay
-    /// restart or a session the relay forgot: where the room is empty, or holds that group at
-    /// that epoch, the client is a member again at once (`Reclaimed`), with no key change.
-    /// Otherwise it is admitted as any joiner (`JoinPending`), or told that the room now
-    /// holds another group.
+    /// Asks back into a room as a member of its MLS group `group_id` at `epoch`, kept across
+    /// a relay restart or a session the relay forgot: where the room is empty, or holds that
+    /// group at that epoch, the client is a member again at once (`Reclaimed`), with no key
+    /// change; otherwise it waits beside the room or is refused (`ReclaimPending`,
+    /// `ReclaimRefused`), never admitted by a password exchange. `pledged` names the commit
+    /// of `epoch` the client said yes to and still holds, if any: a restart between the
+    /// confirmations can leave some members one epoch behind the rest, and those may still
+    /// merge it. `proof` is the signed yes votes that confirmed the commit that brought the
+    /// client to `epoch` (empty if it has none): what the relay hands such members so they
+    /// can check and merge that commit themselves (`CommitConfirmed`).
     Reclaim {
         room: String,
         #[serde(with = "serde_bytes")]
         group_id: Vec<u8>,
         epoch: u64,
+        pledged: Option<[u8; 32]>,
+        proof: Vec<SignedVote>,
     },
     /// Leader to joiner, once the leader merged the confirmed commit that added it: the
     /// joiner's Welcome. The relay takes it only from that commit's committer, for the

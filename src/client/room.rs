@@ -106,6 +106,13 @@ pub struct Membership {
     /// As leader, after our commit was refuted: no new commit before the next tick, so that
     /// a room that keeps refusing is not flooded with commits as fast as the relay answers.
     wait_for_tick: bool,
+    /// The signed yes votes of the last commit we merged, and the epoch it brought us to:
+    /// after a relay restart, members still one epoch behind check and merge that commit on
+    /// them (`ClientFrame::Reclaim::proof`).
+    last_proof: Option<(u64, Vec<SignedVote>)>,
+    /// Ticks left to keep, after a relay restart, the commit we said yes to: long enough for
+    /// the proof to come if others merged it; then it goes, as the vote on it went.
+    pledge_kept_ticks: u8,
 }
 
 /// How many ticks (the engine's 5 s keepalive) a member back in a room re-formed after a
@@ -122,6 +129,11 @@ impl Membership {
             (_, Some(staged)) => Some((staged.ballot.clone(), staged.committer.clone(), false)),
             _ => None,
         }
+    }
+
+    /// The ballot of the commit we said yes to and still wait on, ours or another's.
+    fn pledged_ballot(&self) -> Option<Ballot> {
+        self.pledged("").map(|(ballot, ..)| ballot)
     }
 
     /// Whether a removal of `nick` is owed or already in our commit.
@@ -190,6 +202,8 @@ impl Membership {
             farewells: Vec::new(),
             hold_removals: 0,
             wait_for_tick: false,
+            last_proof: None,
+            pledge_kept_ticks: 0,
         })
     }
 }
@@ -328,18 +342,41 @@ impl Room {
         let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
         match phase {
             Phase::Member(mut membership) | Phase::Reclaiming(mut membership) => {
-                // Whatever was being voted on died with the relay's memory of the room.
-                membership.group.discard_pending_commit();
-                membership.group.discard_staged_commit();
-                membership.own_commit = None;
-                membership.voted = None;
-                membership.pledge = None;
+                // The vote in progress died with the relay's memory of the room. A commit we
+                // said yes to is kept for a while: the relay may have confirmed it to others
+                // before it restarted, and one of them may bring the proof (`reclaim`).
+                if membership.own_commit.as_ref().is_some_and(|own| !own.voted) {
+                    membership.group.discard_pending_commit();
+                    membership.own_commit = None;
+                }
+                let epoch = membership.group.epoch();
+                let pledged = membership
+                    .pledged_ballot()
+                    .filter(|ballot| ballot.epoch == epoch)
+                    .map(|ballot| ballot.commit);
+                membership.pledge_kept_ticks =
+                    if pledged.is_some() { RECLAIM_HOLD_TICKS } else { 0 };
+                if pledged.is_none() {
+                    membership.drop_pledged(true);
+                    membership.drop_pledged(false);
+                }
+                if let Some(own) = membership.own_commit.as_mut() {
+                    own.resend = false;
+                }
                 membership.intents.clear();
                 membership.admissions.clear();
+                let proof = membership
+                    .last_proof
+                    .as_ref()
+                    .filter(|(reached, _)| *reached == epoch)
+                    .map(|(_, votes)| votes.clone())
+                    .unwrap_or_default();
                 let frame = ClientFrame::Reclaim {
                     room: self.name.clone(),
                     group_id: membership.group.group_id(),
-                    epoch: membership.group.epoch(),
+                    epoch,
+                    pledged,
+                    proof,
                 };
                 self.phase = Phase::Reclaiming(membership);
                 frame
@@ -885,6 +922,14 @@ impl Room {
         if let Some(membership) = self.membership() {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);
             membership.wait_for_tick = false;
+            if membership.pledge_kept_ticks > 0 {
+                membership.pledge_kept_ticks -= 1;
+                if membership.pledge_kept_ticks == 0 {
+                    // No proof came: the vote it was in died with the relay's memory.
+                    membership.drop_pledged(true);
+                    membership.drop_pledged(false);
+                }
+            }
         }
         self.release_abandoned_pledge(me, out);
         self.drive_commits(me, out);
@@ -1239,10 +1284,15 @@ impl Room {
             let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
             return out.events.push(Event::Room { room, notice });
         }
+        // A proof brought after a relay restart (see `reclaim`): the commit is merged, but the
+        // relay's member list is the re-formed room's, not the one the commit was made for.
+        let catching_up = membership.pledge_kept_ticks > 0;
         membership.pledge = None;
         membership.pledge_aborted = None;
+        membership.pledge_kept_ticks = 0;
         membership.refused = None;
         membership.farewells.clear();
+        membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
         let merged = if let Some(own) = membership.own_commit.take() {
             let joined = match own.intent {
                 Intent::Add { joiner, .. } => Some(joiner),
@@ -1250,6 +1300,7 @@ impl Room {
             };
             let merged = membership.group.merge_pending_commit();
             if merged.is_ok()
+                && !catching_up
                 && let Some(welcome) = own.welcome
             {
                 // Merged with the room's proof: only now may the joiner have its Welcome.
@@ -1263,11 +1314,11 @@ impl Room {
         };
         match merged {
             Ok((events, joined)) => {
-                if let Some(joined) = joined {
+                if let Some(joined) = joined.filter(|_| !catching_up) {
                     // The relay made the joiner a member with this confirmation.
                     self.member_joined(joined);
                 }
-                for event in &events {
+                for event in events.iter().filter(|_| !catching_up) {
                     if let RoomEvent::MemberAdded { nick } = event {
                         self.member_joined(nick.clone());
                     }

@@ -154,8 +154,9 @@ impl State {
             // The connection task handles these.
             ClientFrame::Ack { .. } => {}
             _ if !registered => self.error(request, ErrorReason::NotRegistered),
-            ClientFrame::Reclaim { room, group_id, epoch } => {
-                self.reclaim(request, room, group_id, epoch, now)
+            ClientFrame::Reclaim { room, group_id, epoch, pledged, proof } => {
+                let claimed = reclaim::Claimed { group_id, epoch, pledged, proof };
+                self.reclaim(request, room, claimed, now)
             }
             ClientFrame::ListRooms => self.list_rooms(id),
             ClientFrame::ListMembers { room } => self.list_members(request, &room),

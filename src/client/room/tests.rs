@@ -626,3 +626,41 @@ fn a_pledge_is_abandoned_when_the_listed_members_that_did_not_refuse_are_too_few
         out.events
     );
 }
+
+#[test]
+fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead_brings() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    // Carol leaves; alice commits her removal; both say yes; alice merges, and the relay
+    // restarts before bob hears the confirmation.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
+    let votes = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    alice.commit_confirmed("alice", &votes, &mut Outbox::default());
+    let behind = epoch(&bob);
+    assert_eq!(epoch(&alice), behind + 1);
+    // Each asks back: bob names the commit he holds, alice brings the proof of hers.
+    let ClientFrame::Reclaim { pledged, epoch: bob_epoch, .. } = bob.reclaim() else { panic!() };
+    assert_eq!((pledged, bob_epoch), (Some(commit_hash(&commit)), behind));
+    let ClientFrame::Reclaim { proof, pledged: None, .. } = alice.reclaim() else { panic!() };
+    assert_eq!(proof, votes);
+    // The relay takes bob back behind, and hands him that proof: he checks it and merges.
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members };
+    bob.on_member_frame("bob", back, SystemTime::now(), &mut Outbox::default());
+    let proof =
+        ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: behind + 1, votes: proof };
+    let mut out = Outbox::default();
+    bob.on_member_frame("bob", proof, SystemTime::now(), &mut out);
+    assert_eq!(epoch(&bob), behind + 1, "{:?}", out.events);
+    assert_eq!(
+        bob.group().unwrap().epoch_authenticator(),
+        alice.group().unwrap().epoch_authenticator()
+    );
+    let _ = carol.reclaim();
+}

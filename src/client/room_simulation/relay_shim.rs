@@ -164,6 +164,8 @@ impl Shim {
                     room: ROOM.into(),
                     group_id: group_id.clone(),
                     epoch: epoch + 1,
+                    pledged: None,
+                    proof: Vec::new(),
                 };
                 self.injected.push_back((joiner, ClientFrame::Leave { room: ROOM.into() }));
                 self.injected.push_back((joiner, reclaim));

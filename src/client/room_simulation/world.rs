@@ -1276,7 +1276,13 @@ impl World {
         let epoch = self.rng.gen_range(0..3);
         self.note(format!("outsider reclaims the room first with a made-up group, epoch {epoch}"));
         self.interact(outsider, Trigger::User, |client, _| {
-            client.send_raw(ClientFrame::Reclaim { room: ROOM.into(), group_id, epoch })
+            client.send_raw(ClientFrame::Reclaim {
+                room: ROOM.into(),
+                group_id,
+                epoch,
+                pledged: None,
+                proof: Vec::new(),
+            })
         });
         self.flush_up(outsider);
     }

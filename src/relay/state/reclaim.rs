@@ -12,7 +12,14 @@
 //! still be coming back (the relay is young, or the room emptied while it re-formed)
 //! re-forms too, and a claim as large as its founders wins it, since they bring no history;
 //! its founders then join the claim's group as any joiner. A newcomer's `Join` reaches the group that holds
-//! the room, the one most members returned to. Once the window closes, a claim that does not
+//! the room, the one most members returned to.
+//!
+//! A restart between the confirmations of a commit leaves some members at epoch *e* + 1 and
+//! others at *e*, holding the commit they said yes to (`pledged`). Those count on the side of
+//! the claim at *e* + 1 of their group, and are taken back one epoch behind; the relay hands
+//! them the signed yes votes a member at *e* + 1 brought (`proof`) as a `CommitConfirmed`,
+//! so they check the majority and merge the commit themselves. A member behind without such
+//! a commit, or further behind, cannot catch up and is refused (`StaleEpoch`). Once the window closes, a claim that does not
 //! match the room is refused at once (`AnotherGroup`, `StaleEpoch`); a member the room took
 //! out is refused (`TakenOut`). Nothing here ever starts an admission: joining again is the
 //! user's own `/join`.
@@ -21,7 +28,7 @@ use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
 use super::{Request, SessionId, State};
-use crate::proto::{ReclaimRefusal, ServerFrame};
+use crate::proto::{ReclaimRefusal, ServerFrame, SignedVote};
 
 /// A claim on a re-forming room by members of another group, or of another epoch.
 pub(super) struct Rival {
@@ -30,15 +37,32 @@ pub(super) struct Rival {
     members: Vec<RoomMember>,
 }
 
+/// What a returning member claimed, while its room re-forms.
+#[derive(Clone, Copy)]
+pub(super) struct Claim {
+    epoch: u64,
+    /// Whether it holds a commit of `epoch` it said yes to.
+    pledged: bool,
+}
+
+/// What a `Reclaim` brings besides the room's name.
+pub(super) struct Claimed {
+    pub(super) group_id: Vec<u8>,
+    pub(super) epoch: u64,
+    pub(super) pledged: Option<[u8; 32]>,
+    pub(super) proof: Vec<SignedVote>,
+}
+
 impl State {
     pub(super) fn reclaim(
         &mut self,
         request: Request,
         room_name: String,
-        group_id: Vec<u8>,
-        epoch: u64,
+        claimed: Claimed,
         now: Instant,
     ) {
+        let Claimed { group_id, epoch, pledged, proof } = claimed;
+        let claim = Claim { epoch, pledged: pledged.is_some() };
         let id = request.session;
         let present = self.rooms.get(&room_name).filter(|room| {
             room.member(id).is_some()
@@ -59,29 +83,48 @@ impl State {
         };
         let reforming_for = self.deadlines.grace;
         let Some(room) = self.rooms.get_mut(&room_name) else {
-            let room = Room {
-                group_id: Some(group_id),
+            let mut room = Room {
+                group_id: Some(group_id.clone()),
                 epoch,
                 reforming_until: Some(now + reforming_for),
                 ..Room::default()
             };
+            room.note_claim(id, claim, &group_id, proof);
             self.rooms.insert(room_name.clone(), room);
             return self.take_back(id, &room_name, entrant, epoch);
         };
         let same_group = room.group_id.as_deref() == Some(group_id.as_slice());
+        let reforming = room.reforming_until.is_some_and(|until| now < until);
         if same_group && room.epoch == epoch {
             if room.left_this_epoch.contains(&entrant.nick) || room.in_flight.is_some() {
                 // The room took it out (its removal is owed or being voted on).
                 return self.refuse_reclaim(id, &room_name, ReclaimRefusal::TakenOut);
             }
-            return self.take_back(id, &room_name, entrant, epoch);
+            room.note_claim(id, claim, &group_id, proof);
+            self.take_back(id, &room_name, entrant, epoch);
+            return self.catch_up(&room_name, now);
         }
-        if room.reforming_until.is_none_or(|until| now >= until) {
+        let behind_by_its_commit = epoch + 1 == room.epoch && claim.pledged;
+        let one_ahead = epoch == room.epoch + 1 && room.in_flight.is_none();
+        if same_group && reforming && (behind_by_its_commit || one_ahead) {
+            // One restart apart from the holders, across the confirmation of one commit: the
+            // same side, which catches up on the proof of whoever is ahead.
+            if one_ahead {
+                room.epoch = epoch;
+                room.left_this_epoch.clear();
+                room.finished_attempts.clear();
+            }
+            room.note_claim(id, claim, &group_id, proof);
+            self.take_back(id, &room_name, entrant, epoch);
+            return self.catch_up(&room_name, now);
+        }
+        if !reforming {
             let reason =
                 if same_group { ReclaimRefusal::StaleEpoch } else { ReclaimRefusal::AnotherGroup };
             return self.refuse_reclaim(id, &room_name, reason);
         }
         // Re-forming: the claim waits beside the room, and may win it.
+        room.note_claim(id, claim, &group_id, proof);
         let Entrant { nick, outbound } = entrant;
         let member = RoomMember { session: id, nick, outbound, join_epoch: epoch };
         let position = room
@@ -97,22 +140,31 @@ impl State {
             session.rooms.push(room_name.clone());
         }
         self.settle_claims(&room_name);
+        self.catch_up(&room_name, now);
     }
 
     /// Hands the room to the largest claim if it outnumbers the holders; tells every waiting
-    /// claimant where things stand.
+    /// claimant where things stand. A claim counts with the claimants one epoch behind it in
+    /// its group that hold the commit between (they come along, behind).
     pub(super) fn settle_claims(&mut self, room_name: &str) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
-        let Some(largest) = (0..room.rivals.len()).max_by_key(|&i| room.rivals[i].members.len())
-        else {
+        let Some(largest) = (0..room.rivals.len()).max_by_key(|&i| room.side_of(i).len()) else {
             return;
         };
-        let claim = room.rivals[largest].members.len();
+        let claim = room.side_of(largest).len();
         // Founders bring no history only until their room's epoch first moves.
         let fresh = room.founded_while_reforming && room.epoch == 0;
         let wins = claim > room.members.len() || (fresh && claim >= room.members.len());
         if wins && room.in_flight.is_none() {
-            let winner = room.rivals.remove(largest);
+            let behind = room.side_of(largest)[room.rivals[largest].members.len()..].to_vec();
+            let mut winner = room.rivals.remove(largest);
+            for rival in &mut room.rivals {
+                let (coming, staying) =
+                    rival.members.drain(..).partition(|member| behind.contains(&member.session));
+                winner.members.extend(coming);
+                rival.members = staying;
+            }
+            room.rivals.retain(|rival| !rival.members.is_empty());
             let displaced = std::mem::take(&mut room.members);
             let joiners: Vec<SessionId> = room.pending.drain(..).map(|j| j.session).collect();
             room.group_id = Some(winner.group_id);
@@ -164,12 +216,53 @@ impl State {
     }
 
     /// The room lost its last holder while claims wait: the largest takes it.
-    pub(super) fn hand_to_claimants(&mut self, room_name: &str) -> bool {
+    pub(super) fn hand_to_claimants(&mut self, room_name: &str, now: Instant) -> bool {
         let has_rivals = self.rooms.get(room_name).is_some_and(|room| !room.rivals.is_empty());
         if has_rivals {
             self.settle_claims(room_name);
+            self.catch_up(room_name, now);
         }
         has_rivals
+    }
+
+    /// Members taken back behind the room's epoch: those one epoch behind that hold the
+    /// commit between get the proof of it, as soon as someone brought it; the others cannot
+    /// catch up, and are refused.
+    pub(super) fn catch_up(&mut self, room_name: &str, now: Instant) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        let Some(group_id) = room.group_id.clone() else { return };
+        let target = room.epoch;
+        let proof = room.proofs.get(&(group_id, target)).cloned();
+        let mut proven = Vec::new();
+        let mut stale = Vec::new();
+        for member in &room.members {
+            let Some(claim) = room.claims.get(&member.session) else { continue };
+            if claim.epoch >= target {
+                continue;
+            }
+            if claim.epoch + 1 == target && claim.pledged {
+                if proof.is_some() {
+                    proven.push(member.session);
+                }
+            } else {
+                stale.push(member.session);
+            }
+        }
+        for session in &proven {
+            room.claims.insert(*session, Claim { epoch: target, pledged: false });
+        }
+        if let Some(votes) = proof {
+            let frame =
+                ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch: target, votes };
+            for session in proven {
+                self.send(session, &frame);
+            }
+        }
+        for session in stale {
+            if self.leave_room(session, room_name, now) {
+                self.refuse_reclaim(session, room_name, ReclaimRefusal::StaleEpoch);
+            }
+        }
     }
 
     /// Until when a room founded now by a `Join` stays re-forming, if it does: while the
@@ -195,6 +288,8 @@ impl State {
         for room_name in closed {
             let Some(room) = self.rooms.get_mut(&room_name) else { continue };
             room.reforming_until = None;
+            room.claims.clear();
+            room.proofs.clear();
             let losers: Vec<SessionId> = room
                 .rivals
                 .drain(..)
@@ -227,7 +322,42 @@ impl State {
         self.settle_claims(room_name);
     }
 
-    fn refuse_reclaim(&mut self, id: SessionId, room_name: &str, reason: ReclaimRefusal) {
+    pub(super) fn refuse_reclaim(
+        &mut self,
+        id: SessionId,
+        room_name: &str,
+        reason: ReclaimRefusal,
+    ) {
         self.send(id, &ServerFrame::ReclaimRefused { room: room_name.to_owned(), reason });
+    }
+}
+
+impl Room {
+    /// Remembers what a returning member claimed, and the proof it brought, while the room
+    /// re-forms.
+    fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], proof: Vec<SignedVote>) {
+        self.claims.insert(id, claim);
+        if !proof.is_empty() {
+            self.proofs.entry((group_id.to_vec(), claim.epoch)).or_insert(proof);
+        }
+    }
+
+    /// The sessions on the side of rival claim `index`: its own, then those of other claims
+    /// of its group one epoch behind it that hold the commit between.
+    fn side_of(&self, index: usize) -> Vec<SessionId> {
+        let rival = &self.rivals[index];
+        let mut side: Vec<SessionId> = rival.members.iter().map(|member| member.session).collect();
+        for other in &self.rivals {
+            if other.group_id == rival.group_id && other.epoch + 1 == rival.epoch {
+                side.extend(
+                    other
+                        .members
+                        .iter()
+                        .map(|member| member.session)
+                        .filter(|session| self.claims.get(session).is_some_and(|c| c.pledged)),
+                );
+            }
+        }
+        side
     }
 }

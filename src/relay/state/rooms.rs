@@ -8,19 +8,19 @@
 //! taken out, or its session ended: the vote in flight goes on without it, a new leader's
 //! joiners start over, and an empty room is forgotten.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::admission::{OwedWelcome, PendingJoiner, WrongPasswords};
 use super::commits::{CommitInFlight, LateVoters};
-use super::reclaim::Rival;
+use super::reclaim::{Claim, Rival};
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION};
 use crate::proto::{
     self, ErrorReason, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, RoomSummary,
-    ServerFrame,
+    ServerFrame, SignedVote,
 };
 use crate::relay::outbound::Outbound;
 
@@ -61,6 +61,10 @@ pub(super) struct Room {
     pub(super) reforming_until: Option<Instant>,
     /// Claims of another group or epoch waiting while the room re-forms.
     pub(super) rivals: Vec<Rival>,
+    /// While it re-forms: what each returning member claimed, and the proofs (signed yes
+    /// votes) they brought, by group and epoch (`reclaim`).
+    pub(super) claims: HashMap<SessionId, Claim>,
+    pub(super) proofs: HashMap<(Vec<u8>, u64), Vec<SignedVote>>,
     /// Whether the room was founded afresh by a `Join` while it re-formed: until its epoch
     /// first moves its holders bring no history, so a claim of as many members as they are
     /// wins it.
@@ -250,7 +254,7 @@ impl State {
         self.leave_vote(room_name, id);
         let Some(room) = self.rooms.get_mut(room_name) else { return was_pending };
         if room.members.is_empty() {
-            if self.hand_to_claimants(room_name) {
+            if self.hand_to_claimants(room_name, now) {
                 return was_pending || left.is_some();
             }
             // The room is forgotten; anyone still waiting to join will find it empty and

@@ -638,7 +638,13 @@ impl Harness {
     }
 
     fn reclaim(&mut self, id: SessionId, epoch: u64) {
-        let frame = ClientFrame::Reclaim { room: "lobby".into(), group_id: GROUP.to_vec(), epoch };
+        let frame = ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: GROUP.to_vec(),
+            epoch,
+            pledged: None,
+            proof: Vec::new(),
+        };
         self.send(id, frame);
     }
 }
@@ -781,8 +787,13 @@ fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
     relay.reclaim(carol, 6);
     assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::StaleEpoch)]);
     let dave = relay.connect("dave");
-    let frame =
-        ClientFrame::Reclaim { room: "lobby".into(), group_id: b"other".to_vec(), epoch: 7 };
+    let frame = ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: b"other".to_vec(),
+        epoch: 7,
+        pledged: None,
+        proof: Vec::new(),
+    };
     relay.send(dave, frame);
     assert_eq!(relay.frames(dave), [refused(ReclaimRefusal::AnotherGroup)]);
     // A member that left since the epoch last moved is owed a removal: taken out.
@@ -819,8 +830,13 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
     // An outsider with a made-up group cannot take it either: it waits, outnumbered, and is
     // refused when the window closes.
     let outsider = relay.connect("outsider");
-    let frame =
-        ClientFrame::Reclaim { room: "lobby".into(), group_id: b"made up".to_vec(), epoch: 0 };
+    let frame = ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: b"made up".to_vec(),
+        epoch: 0,
+        pledged: None,
+        proof: Vec::new(),
+    };
     relay.send(outsider, frame);
     assert_eq!(
         relay.frames(outsider),
@@ -982,8 +998,13 @@ fn join_and_reclaim_pass_the_same_entry_check() {
     relay.reclaim(ids[1], 1);
     let members = vec!["alice".to_string(), "bob".to_string()];
     assert_eq!(relay.frames(ids[1]), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
-    let frame =
-        ClientFrame::Reclaim { room: "no spaces".into(), group_id: GROUP.to_vec(), epoch: 1 };
+    let frame = ClientFrame::Reclaim {
+        room: "no spaces".into(),
+        group_id: GROUP.to_vec(),
+        epoch: 1,
+        pledged: None,
+        proof: Vec::new(),
+    };
     relay.send(ids[1], frame);
     assert_eq!(
         relay.frames(ids[1]),
@@ -1072,4 +1093,56 @@ fn the_resume_token_changes_at_every_resume() {
     relay.drop_link(ids[1]);
     assert_eq!(relay.resume(&first), None);
     assert_eq!(relay.resume(&second), Some(ids[1]));
+}
+
+#[test]
+fn a_restart_between_confirmations_is_caught_up_on_the_proof_of_the_members_ahead() {
+    let proof = vec![SignedVote { from: "alice".into(), vote: vec![7] }];
+    let claim = |epoch, pledged: Option<[u8; 32]>, proof: Vec<SignedVote>| ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch,
+        pledged,
+        proof,
+    };
+    let catch_up =
+        ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: proof.clone() };
+    // Bob is back first, one epoch behind, holding the commit he said yes to.
+    let mut relay = Harness::new();
+    let bob = relay.connect("bob");
+    relay.send(bob, claim(2, Some([9; 32]), Vec::new()));
+    relay.frames(bob);
+    // Alice merged that commit before the restart: she brings its proof. One room, at her
+    // epoch; bob gets the proof to check and merge himself.
+    let alice = relay.connect("alice");
+    relay.send(alice, claim(3, None, proof.clone()));
+    assert!(
+        matches!(&relay.frames(alice)[..], [ServerFrame::Reclaimed { members, .. }] if members.len() == 2)
+    );
+    assert_eq!(
+        relay.frames(bob),
+        [
+            ServerFrame::MemberJoined { room: "lobby".into(), nick: "alice".into() },
+            catch_up.clone()
+        ]
+    );
+    assert_eq!(relay.state.rooms["lobby"].epoch, 3);
+    // Dave, behind with the commit, comes after the proof: he gets it at once.
+    let dave = relay.connect("dave");
+    relay.send(dave, claim(2, Some([9; 32]), Vec::new()));
+    let frames = relay.frames(dave);
+    assert!(
+        matches!(&frames[..], [ServerFrame::Reclaimed { .. }, confirmed] if *confirmed == catch_up),
+        "{frames:?}"
+    );
+    // Carol is behind too but never said yes to that commit: she cannot catch up. Her claim
+    // waits as any other would, and loses.
+    let carol = relay.connect("carol");
+    relay.send(carol, claim(2, None, Vec::new()));
+    assert_eq!(
+        relay.frames(carol),
+        [ServerFrame::ReclaimPending { room: "lobby".into(), ours: 1, holders: 3 }]
+    );
+    relay.advance(GRACE_PERIOD);
+    assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::Outnumbered)]);
 }
