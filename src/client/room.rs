@@ -1185,6 +1185,7 @@ impl Room {
                 &room,
                 "refused a key change in your name that this client does not hold".into(),
             );
+            membership.refused = Some((epoch, from.to_owned()));
             return verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
         }
         let ours_unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);

@@ -356,7 +356,7 @@ async fn a_relay_stopped_by_sigterm_or_sigkill_and_started_again_gets_its_rooms_
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_room_started_afresh_by_others_after_a_restart_is_not_entered() {
+async fn a_room_started_afresh_just_after_a_restart_goes_back_to_its_returning_members() {
     let relay = support::start_relay().await;
     let address = relay.address;
     let (alice, mut alice_events) = held(support::chat_client(&relay, "alice")).await;
@@ -370,21 +370,28 @@ async fn a_room_started_afresh_by_others_after_a_restart_is_not_entered() {
     held(carol.join("lobby", Secret::from("carol's own"))).await.expect("carol starts lobby");
     held(carol.send_text("mine now")).await.unwrap();
 
-    // Protocol 5: the relay refuses the claim (`ReclaimRefused`), and the room says so.
-    let (warning, _) = pass_time_until(&mut alice_events, Duration::from_secs(35), |e| {
-        matches!(e, Event::Room { notice: RoomNotice::ReclaimRefused { .. }, .. })
+    // Alice comes back with the room's history; carol's room has none yet: the room is
+    // alice's again (protocol 6), with her group, and nobody could take it by being first.
+    pass_time_until(
+        &mut alice_events,
+        Duration::from_secs(35),
+        |e| matches!(e, Event::Notice { text, .. } if text.contains("back in the room")),
+    )
+    .await;
+    assert_eq!(alice.current_room().as_deref(), Some("lobby"));
+    // Carol is told, and her join goes on to alice's group, which her password does not open.
+    pass_time_until(&mut carol_events, Duration::from_secs(5), |e| {
+        matches!(e, Event::Room { notice: RoomNotice::FoundingOutnumbered, .. })
     })
     .await;
-    let another_group = RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup };
-    assert_eq!(warning, Event::Room { room: "lobby".into(), notice: another_group });
-    assert_eq!(alice.current_room(), None, "not in carol's room, and not pretending");
-    assert!(matches!(
-        held(alice.send_text("hello?")).await,
-        Err(chatter::client::ClientError::NotInRoom)
-    ));
-    pass_time(Duration::from_secs(1)).await;
-    while let Some(event) = carol_events.try_recv() {
-        assert!(!matches!(&event, Event::Joined { nick, .. } if nick == "alice"), "{event:?}");
+    pass_time_until(&mut carol_events, Duration::from_secs(35), |e| {
+        matches!(e, Event::Status(chatter::client::Notice::JoinFailed { error, .. })
+            if error.to_string().contains("password"))
+    })
+    .await;
+    assert_eq!(carol.current_room(), None);
+    while let Some(event) = alice_events.try_recv() {
+        assert!(!matches!(&event, Event::Joined { nick, .. } if nick == "carol"), "{event:?}");
     }
     assert_eq!(relay.relay.stats().room_memberships, 1);
 }

@@ -106,10 +106,16 @@ impl State {
         }
         let behind_by_its_commit = epoch + 1 == room.epoch && claim.pledged;
         let one_ahead = epoch == room.epoch + 1 && room.in_flight.is_none();
+        if same_group && epoch < room.epoch && room.founded_while_reforming {
+            // The relay saw every epoch of this room since its founding: a claim behind it is
+            // stale, not a rival (it cannot be a liar's made-up epoch).
+            return self.refuse_reclaim(id, &room_name, ReclaimRefusal::StaleEpoch);
+        }
         if same_group && reforming && (behind_by_its_commit || one_ahead) {
             // One restart apart from the holders, across the confirmation of one commit: the
             // same side, which catches up on the proof of whoever is ahead.
             if one_ahead {
+                room.founded_while_reforming = false;
                 room.epoch = epoch;
                 room.left_this_epoch.clear();
                 room.finished_attempts.clear();

@@ -65,9 +65,10 @@ pub(super) struct Room {
     /// votes) they brought, by group and epoch (`reclaim`).
     pub(super) claims: HashMap<SessionId, Claim>,
     pub(super) proofs: HashMap<(Vec<u8>, u64), Vec<SignedVote>>,
-    /// Whether the room was founded afresh by a `Join` while it re-formed: until its epoch
-    /// first moves its holders bring no history, so a claim of as many members as they are
-    /// wins it.
+    /// Whether the room was founded afresh by a `Join` while it re-formed, and its epochs
+    /// since were all confirmed here: until its epoch first moves its holders bring no
+    /// history, so a claim of as many members as they are wins it; and a claim of its group
+    /// behind its epoch is stale for certain.
     pub(super) founded_while_reforming: bool,
     /// The epoch of the last commit a majority confirmed before every voter was heard, and
     /// the voters not heard yet: one of them refusing it is taken out.
