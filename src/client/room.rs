@@ -1000,8 +1000,10 @@ impl Room {
             // After a restart, more of the room's members came back to another claim than to
             // ours: the room is theirs now (a relay could say so falsely, and so deny us the
             // room, as it could by dropping our frames; it cannot move us into another group).
+            // (Or, taken back one epoch behind, we hold no commit to catch up with.)
             ServerFrame::ReclaimRefused {
-                reason: reason @ ReclaimRefusal::Outnumbered, ..
+                reason: reason @ (ReclaimRefusal::Outnumbered | ReclaimRefusal::StaleEpoch),
+                ..
             } if self.is_member() => {
                 self.give_up(out, RoomNotice::ReclaimRefused { reason });
             }
