@@ -244,6 +244,7 @@ impl State {
         room.epoch = in_flight.epoch + 1;
         room.left_this_epoch.clear();
         room.finished_attempts.clear();
+        room.advance_claims(in_flight.epoch);
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         self.send_to_room(room_name, None, &confirmed);

@@ -339,6 +339,18 @@ impl State {
 }
 
 impl Room {
+    /// The room confirmed the commit that ends `epoch`: members that were at it are at the
+    /// next one (those behind it fall further behind, and cannot catch up any more).
+    pub(super) fn advance_claims(&mut self, epoch: u64) {
+        for member in &self.members {
+            if let Some(claim) = self.claims.get_mut(&member.session)
+                && claim.epoch == epoch
+            {
+                *claim = Claim { epoch: epoch + 1, pledged: false };
+            }
+        }
+    }
+
     /// Remembers what a returning member claimed, and the proof it brought, while the room
     /// re-forms.
     fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], proof: Vec<SignedVote>) {
