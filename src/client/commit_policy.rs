@@ -108,8 +108,11 @@ pub fn look_alikes<'a>(
 ) -> Result<(), PolicyViolation> {
     let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for member in members {
-        if let Some(earlier) = seen.insert(proto::nick_skeleton(&member.nick), &member.nick) {
-            return Err(PolicyViolation::LookAlikes(earlier.to_owned(), member.nick.clone()));
+        for skeleton in proto::nick_skeletons(&member.nick) {
+            // One nickname's skeletons differ from each other, so a hit is another member.
+            if let Some(earlier) = seen.insert(skeleton, &member.nick) {
+                return Err(PolicyViolation::LookAlikes(earlier.to_owned(), member.nick.clone()));
+            }
         }
     }
     Ok(())

@@ -22,8 +22,8 @@ pub enum ClientError {
     WrongRoomPassword,
     #[error("nickname {0:?} is taken")]
     NickTaken(String),
-    #[error("nickname {0:?} is not allowed: use 1 to 32 printable characters without spaces")]
-    NickInvalid(String),
+    #[error("nickname {0:?} is not allowed: {1}")]
+    NickInvalid(String, crate::proto::NickProblem),
     #[error("room name {0:?} is not allowed: use 1 to 32 printable characters without spaces")]
     RoomNameInvalid(String),
     #[error("cannot reach {server}: {error}")]

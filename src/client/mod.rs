@@ -236,8 +236,8 @@ pub async fn connect_as(
     known_peers: KnownPeers,
 ) -> Result<(Client, Events), ClientError> {
     let ClientOptions { server, nick, access_code } = options;
-    if !crate::proto::is_valid_name(&nick) {
-        return Err(ClientError::NickInvalid(nick));
+    if let Err(problem) = crate::proto::check_nick(&nick) {
+        return Err(ClientError::NickInvalid(nick, problem));
     }
     let setup = async {
         let mut raw = RawClient::connect(&server, &access_code).await?;
