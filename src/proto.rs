@@ -272,6 +272,37 @@ pub enum AdmissionRefusal {
     NickInRoom,
 }
 
+/// What a client's MLS credential carries: its identity's certification of the signature key
+/// this one client (process) signs with. Members check it on every leaf they trust
+/// (`mls::device`); it travels inside MLS objects only, so the relay never sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertificate {
+    pub claims: DeviceClaims,
+    /// The identity key's Ed25519 signature over [`DEVICE_CERTIFICATE_LABEL`] followed by the
+    /// postcard encoding of `claims`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// What an identity certifies about one of its clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaims {
+    /// The nickname the client goes by.
+    pub nick: String,
+    /// The client's own Ed25519 signature key: its MLS leaf must carry exactly this key.
+    #[serde(with = "serde_bytes")]
+    pub device_key: Vec<u8>,
+    /// The persistent identity's Ed25519 public key, which signed this and which pins name.
+    #[serde(with = "serde_bytes")]
+    pub identity_key: Vec<u8>,
+    /// When the client started, in seconds since the Unix epoch (shown, never enforced).
+    pub created_at: u64,
+}
+
+/// The label every device certification signs first, so that no other signature the
+/// identity key ever makes (MLS signs with its own labels) can pass for a certification.
+pub const DEVICE_CERTIFICATE_LABEL: &[u8] = b"chatter device certificate v1\0";
+
 /// A room and how many members it has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {

@@ -126,7 +126,8 @@ mod tests {
         MemberInfo {
             nick: nick.into(),
             fingerprint: format!("{key:02x}"),
-            signature_key: vec![key; 32],
+            identity_key: vec![key; 32],
+            device_key: vec![key; 32],
             is_self: false,
         }
     }

@@ -247,8 +247,14 @@ pub async fn connect_as(
     let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
         .map_err(|_| ClientError::Timeout(Awaited::Server))??;
-    // Sign with the given identity; pins are per relay, named as the user did.
-    let mls = MlsMember::from_key_pair(&nick, identity.key_pair()).map_err(ClientError::Mls)?;
+    // A device key for this process, certified by the given identity as of now (the time is
+    // for showing; certifications do not expire, see `mls::device`); pins are per relay,
+    // named as the user did.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mls =
+        MlsMember::certified(&nick, &identity.key_pair(), started).map_err(ClientError::Mls)?;
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();

@@ -57,7 +57,7 @@ impl PeerTrust {
         let mut new_pins = Vec::new();
         for member in members.iter().filter(|member| !member.is_self) {
             let nick = &member.nick;
-            let key = &member.signature_key;
+            let key = &member.identity_key;
             match check_pin(&self.known, &self.relay, nick, key) {
                 PinCheck::Same { .. } => {}
                 PinCheck::New if !KnownPeers::can_pin(&self.relay, nick) => {
@@ -159,7 +159,8 @@ mod tests {
         MemberInfo {
             nick: nick.into(),
             fingerprint: format!("fp{key}"),
-            signature_key: vec![key; 32],
+            identity_key: vec![key; 32],
+            device_key: vec![key; 32],
             is_self: false,
         }
     }

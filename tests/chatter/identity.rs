@@ -277,8 +277,9 @@ async fn the_relay_never_sees_a_public_key() {
     expect_event(&mut clients[0].1, is_left("carol")).await;
     assert!(capture.len() > 20, "the capture saw the traffic ({} frames)", capture.len());
     assert!(capture.contains(b"alice"), "the capture sees what the relay sees");
-    // The search would find a key where one travels in the clear, as in a bare KeyPackage.
-    let bare = chatter::mls::MlsMember::from_key_pair("alice", people[0].identity().key_pair())
+    // The search would find a key where one travels in the clear, as in a bare KeyPackage
+    // (whose credential carries the identity key that certified its device key).
+    let bare = chatter::mls::MlsMember::certified("alice", &people[0].identity().key_pair(), 0)
         .unwrap()
         .key_package()
         .unwrap();
