@@ -303,6 +303,10 @@ pub(crate) mod testing {
         pub presence: Vec<(String, Presence)>,
         /// Members' trust marks, as `/who` shows them.
         pub member_trust: Vec<(String, crate::identity::TrustMark)>,
+        /// Members that are another client of an earlier member's identity, and that member.
+        pub same_identity: Vec<(String, String)>,
+        /// Members whose nickname looks like a pinned one under another key, and that one.
+        pub looks_like: Vec<(String, String)>,
         pub calls: Mutex<Vec<String>>,
         pub wrong_password: bool,
         /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
@@ -364,6 +368,16 @@ pub(crate) mod testing {
                         .iter()
                         .find(|(named, _)| named == nick)
                         .map_or(Presence::InGroupAndConnected, |(_, presence)| *presence),
+                    same_identity_as: self
+                        .same_identity
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, first)| first.clone()),
+                    looks_like: self
+                        .looks_like
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, pinned)| pinned.clone()),
                     trust: self
                         .member_trust
                         .iter()

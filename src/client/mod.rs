@@ -146,7 +146,7 @@ pub enum LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     pub nick: String,
-    /// Short fingerprint of the member's signature key, from the MLS group; `None` for
+    /// Short fingerprint of the member's identity key, from the MLS group; `None` for
     /// someone the relay lists who holds no key in the group.
     pub fingerprint: Option<String>,
     pub is_leader: bool,
@@ -154,6 +154,11 @@ pub struct MemberView {
     pub presence: Presence,
     /// How far the member's key is trusted (`None` for us, or no key yet).
     pub trust: Option<crate::identity::TrustMark>,
+    /// The first other member (in the relay's order) whose client is certified by the same
+    /// identity: "alice-2 — same identity as alice".
+    pub same_identity_as: Option<String>,
+    /// A pinned nickname this one looks like, under another key: a likely impostor.
+    pub looks_like: Option<String>,
 }
 
 /// Whether a member is in the MLS group, connected to the relay's room, or both. Only the

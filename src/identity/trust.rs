@@ -65,6 +65,21 @@ impl PeerTrust {
                     self.failed_to_pin(room, nick, key, &error, &mut events);
                 }
                 PinCheck::New => {
+                    if let Some((pinned, pin)) = self.known.look_alike(&self.relay, nick, key) {
+                        // Not pinned: a look-alike of a known name stays suspect, and is
+                        // warned about once in every session, until the user runs `/trust`.
+                        if self.warned.insert((nick.clone(), key.clone())) {
+                            let text = format!(
+                                "{nick} looks like {pinned}, whose key is {} (first seen \
+                                 {}); {nick} has another key ({}): compare /verify {nick}",
+                                crate::mls::fingerprint_of(&pin.key),
+                                pin.first_seen,
+                                member.fingerprint,
+                            );
+                            events.push(Event::Warning { room: Some(room.to_owned()), text });
+                        }
+                        continue;
+                    }
                     let pin =
                         Pin { key: key.clone(), first_seen: today.to_owned(), verified: false };
                     new_pins.push((nick.clone(), pin));
@@ -129,6 +144,15 @@ impl PeerTrust {
         }
     }
 
+    /// The pinned nickname that `nick`, not pinned itself, looks like under another key (see
+    /// `KnownPeers::look_alike`): what `/who` marks.
+    pub fn looks_like(&self, nick: &str, key: &[u8]) -> Option<String> {
+        if self.known.get(&self.relay, nick).is_some() {
+            return None;
+        }
+        self.known.look_alike(&self.relay, nick, key).map(|(pinned, _)| pinned.to_owned())
+    }
+
     /// `/trust`: pins `key` for `nick` as verified, replacing a different pinned key. Returns
     /// the mark it had before.
     pub fn trust(
@@ -187,6 +211,30 @@ mod tests {
         // Our own key is never pinned.
         assert_eq!(trust.mark("me", &[9; 32]), TrustMark::New);
         assert!(trust.known_peers().get("r:1", "me").is_none());
+    }
+
+    #[test]
+    fn a_new_key_under_a_name_that_looks_like_a_pinned_one_is_warned_and_not_pinned() {
+        let mut trust = PeerTrust::new(Identity::generate(), KnownPeers::in_memory(), "r:1");
+        trust.observe("lobby", &[member("sophie", 1)], "2026-12-01");
+        // All-Cyrillic "ѕорһіе", and "SOPHIE", each with a key of its own.
+        let cyrillic = "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}";
+        for (nick, key) in [(cyrillic, 2), ("SOPHIE", 3)] {
+            let events = trust.observe("lobby", &[member(nick, key)], "2026-12-02");
+            assert_eq!(events.len(), 1, "{nick}: {events:?}");
+            let Event::Warning { text, .. } = &events[0] else { panic!("{events:?}") };
+            let pinned = crate::mls::fingerprint_of(&[1; 32]);
+            assert!(text.contains(&format!("looks like sophie, whose key is {pinned}")), "{text}");
+            assert_eq!(trust.looks_like(nick, &[key; 32]).as_deref(), Some("sophie"));
+            assert!(trust.known_peers().get("r:1", nick).is_none(), "{nick} is not pinned");
+            // Once per session.
+            assert!(trust.observe("lobby", &[member(nick, key)], "2026-12-02").is_empty());
+        }
+        // The same identity under a name in other case is no impostor; after /trust, the
+        // look-alike is a known key of its own.
+        assert!(trust.observe("lobby", &[member("Sophie", 1)], "2026-12-02").is_empty());
+        trust.trust("SOPHIE", &[3; 32], "2026-12-03").unwrap();
+        assert_eq!(trust.looks_like("SOPHIE", &[3; 32]), None);
     }
 
     #[test]
