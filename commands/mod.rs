@@ -12,6 +12,7 @@ mod help;
 mod join;
 mod leave;
 mod me;
+mod nick;
 mod quit;
 mod rooms;
 mod trust;
@@ -27,6 +28,7 @@ use crate::secret::Secret;
 pub static REGISTRY: &[&dyn Command] = &[
     &join::Join,
     &leave::Leave,
+    &nick::Nick,
     &who::Who,
     &whoami::WhoAmI,
     &verify::Verify,
@@ -107,6 +109,15 @@ pub trait Engine: Send + Sync {
     /// Pins `nick`'s current key as verified (`/trust`).
     fn trust(&self, _nick: &str) -> Result<Trusted, ClientError> {
         Err(ClientError::NoIdentity)
+    }
+    /// Connects under another nickname, outside rooms (`/nick`); the outcome arrives as
+    /// events, as at start.
+    fn change_nick(&self, _nick: &str) -> Result<(), ClientError> {
+        Err(ClientError::NotConnected)
+    }
+    /// Our nickname now, where it can change (`/nick`).
+    fn nick(&self) -> Option<String> {
+        None
     }
 }
 
@@ -386,6 +397,13 @@ pub(crate) mod testing {
                 })
                 .collect();
             Ok(RoomMembers { room, members })
+        }
+        fn change_nick(&self, nick: &str) -> Result<(), ClientError> {
+            if self.current_room().is_some() {
+                return Err(ClientError::NickChangeInRoom);
+            }
+            self.record(format!("nick {nick}"));
+            Ok(())
         }
         fn quit(&self) -> Result<(), ClientError> {
             self.record("quit".into());

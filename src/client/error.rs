@@ -68,6 +68,8 @@ pub enum ClientError {
     NotConnected,
     #[error("still connecting, try again in a moment")]
     StillConnecting,
+    #[error("leave the room first: a nickname changes outside rooms")]
+    NickChangeInRoom,
     #[error("the session was lost with the connection")]
     SessionLost,
     #[error("disconnected: {0}")]
