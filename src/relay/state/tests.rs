@@ -352,6 +352,10 @@ fn a_nickname_is_free_again_under_every_form_once_its_session_is_gone() {
     let first = relay.connect("Ian");
     relay.state.remove_session(first, relay.now);
     relay.connect("lan");
+    // A capital I passes for a small l: "Ian" is taken by "lan" too.
+    let id = relay.connect_unregistered();
+    relay.send(id, ClientFrame::Register { nick: "Ian".into() });
+    assert_eq!(relay.frames(id), [relay.error(id, ErrorReason::NickTaken)]);
     relay.connect("ian");
 }
 
