@@ -98,6 +98,23 @@ pub(crate) fn verify(
     crypto: &impl OpenMlsCrypto,
 ) -> Result<Certified, CertificationError> {
     let certificate = certificate_of(credential).ok_or(CertificationError::NotACertificate)?;
+    verify_certificate(certificate, leaf_key, crypto)
+}
+
+/// Verifies a basic credential's content, as a peer wrote it, for a leaf whose signature key
+/// is `leaf_key`, with RustCrypto: [`verify`] without the MLS credential around it (for the
+/// fuzz target, and tools).
+pub fn verify_content(content: &[u8], leaf_key: &[u8]) -> Result<Certified, CertificationError> {
+    let certificate: DeviceCertificate =
+        proto::decode(content).map_err(|_| CertificationError::NotACertificate)?;
+    verify_certificate(certificate, leaf_key, &openmls_rust_crypto::RustCrypto::default())
+}
+
+fn verify_certificate(
+    certificate: DeviceCertificate,
+    leaf_key: &[u8],
+    crypto: &impl OpenMlsCrypto,
+) -> Result<Certified, CertificationError> {
     let DeviceCertificate { claims, signature } = certificate;
     if !proto::is_valid_nick(&claims.nick) {
         return Err(CertificationError::InvalidNick);

@@ -278,3 +278,29 @@ fn the_readme_flow_works_from_two_terminals_of_one_user() {
     first.send_line("/quit").unwrap();
     assert!(wait_for_exit(&first), "the first terminal exits after /quit");
 }
+
+/// `/nick` outside rooms is a new session under the new name, with the same identity;
+/// inside a room it says to leave first.
+#[test]
+fn nick_changes_the_nickname_outside_rooms_only() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &relay.address, "alice");
+    join(&mut alice, "lobby");
+    alice.send_line("/nick alicia").unwrap();
+    alice.expect("leave the room first").expect("refused inside a room");
+    alice.send_line("/leave").unwrap();
+    alice.expect("you left lobby").unwrap();
+    alice.send_line("/nick alicia").unwrap();
+    alice.expect("connecting as alicia").unwrap();
+    alice.expect("connected to").expect("a new session under the new name");
+    alice.send_line("/whoami").unwrap();
+    alice.expect("you are alicia").unwrap();
+    // The old name is free again: another user takes it.
+    let other_home = tempfile::tempdir().unwrap();
+    let mut other = spawn(other_home.path(), &relay.address, "alice");
+    other.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&other), "the other alice quits");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice), "alicia quits");
+}
