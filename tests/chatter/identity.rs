@@ -495,3 +495,33 @@ async fn look_alikes_of_a_pinned_name_are_warned_and_marked() {
         expect_event(&mut alice_events, is_left(nick)).await;
     }
 }
+
+/// At most eight clients of one identity share a room: the ninth is refused by the leader,
+/// and the joiner is told that reason, not "malformed".
+#[tokio::test]
+async fn a_ninth_client_of_one_identity_is_refused_and_told_why() {
+    let relay = support::start_relay().await;
+    let (bob_person, alice_person) = (Person::new(), Person::new());
+    let (bob, _bob_events) = bob_person.connect(&relay, "bob").await;
+    bob.join("lobby", Secret::from("pw")).await.expect("bob founds the room");
+    let mut clients = Vec::new();
+    for number in 1..=chatter::mls::MAX_CLIENTS_PER_IDENTITY {
+        let (client, events) = alice_person.connect(&relay, &format!("alice-{number}")).await;
+        client.join("lobby", Secret::from("pw")).await.expect("one of the eight joins");
+        clients.push((client, events));
+    }
+    let (ninth, _events) = alice_person.connect(&relay, "alice-9").await;
+    let refused = ninth.join("lobby", Secret::from("pw")).await.expect_err("the ninth is refused");
+    assert!(
+        matches!(
+            refused,
+            chatter::client::ClientError::AdmissionRefused(
+                chatter::proto::AdmissionRefusal::TooManyDevices
+            )
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("the most clients this room allows"), "{refused}");
+    let who = bob.members().await.expect("members");
+    assert_eq!(who.members.len(), 1 + chatter::mls::MAX_CLIENTS_PER_IDENTITY);
+}
