@@ -94,6 +94,14 @@ impl KnownPeers {
         self.pins.get(&(relay.to_owned(), nick.to_owned()))
     }
 
+    /// Whether `key` is pinned as verified under any nickname on `relay`: `/trust` is about
+    /// an identity, and its other clients (other nicknames) are the same person.
+    pub fn is_verified(&self, relay: &str, key: &[u8]) -> bool {
+        self.pins
+            .iter()
+            .any(|((pinned_relay, _), pin)| pinned_relay == relay && pin.verified && pin.key == key)
+    }
+
     /// A pin on `relay` under another nickname that looks like `nick` (the same confusable
     /// skeleton, `proto::nicks_look_alike`), for another key than `key`: someone new under a
     /// name that passes for one already known. The pinned nickname and its pin.

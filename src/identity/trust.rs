@@ -136,9 +136,11 @@ impl PeerTrust {
     /// How far `key`, under `nick`, is trusted.
     pub fn mark(&self, nick: &str, key: &[u8]) -> TrustMark {
         match check_pin(&self.known, &self.relay, nick, key) {
-            PinCheck::New => TrustMark::New,
             PinCheck::Changed { .. } => TrustMark::Changed,
             PinCheck::Same { verified: true, .. } => TrustMark::Verified,
+            // Verified under another nickname: another client of the same identity.
+            _ if self.known.is_verified(&self.relay, key) => TrustMark::Verified,
+            PinCheck::New => TrustMark::New,
             PinCheck::Same { .. } if self.new_this_session.contains(nick) => TrustMark::New,
             PinCheck::Same { .. } => TrustMark::SeenBefore,
         }
@@ -235,6 +237,18 @@ mod tests {
         assert!(trust.observe("lobby", &[member("Sophie", 1)], "2026-12-02").is_empty());
         trust.trust("SOPHIE", &[3; 32], "2026-12-03").unwrap();
         assert_eq!(trust.looks_like("SOPHIE", &[3; 32]), None);
+    }
+
+    #[test]
+    fn a_verified_identity_is_verified_under_each_of_its_nicknames() {
+        let mut trust = PeerTrust::new(Identity::generate(), KnownPeers::in_memory(), "r:1");
+        trust.observe("lobby", &[member("alice", 1), member("alice-2", 1)], "2026-12-01");
+        trust.trust("alice", &[1; 32], "2026-12-01").unwrap();
+        assert_eq!(trust.mark("alice-2", &[1; 32]), TrustMark::Verified);
+        assert_eq!(trust.mark("alice-3", &[1; 32]), TrustMark::Verified);
+        // Not another identity under one of those names.
+        assert_eq!(trust.mark("alice-2", &[2; 32]), TrustMark::Changed);
+        assert_eq!(trust.mark("bob", &[2; 32]), TrustMark::New);
     }
 
     #[test]
