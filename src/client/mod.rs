@@ -104,6 +104,17 @@ pub enum Event {
         /// The new key's short fingerprint.
         fingerprint: String,
     },
+    /// A member's nickname, not pinned itself, looks like `looks_like`, which is pinned to
+    /// another key: maybe someone passing for the person we know by that name.
+    LookAlike {
+        room: String,
+        nick: String,
+        looks_like: String,
+        /// The short fingerprint of the key pinned for `looks_like`.
+        pinned_fingerprint: String,
+        /// The member's own key's short fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// What happened to the link to the relay. The session survives all of these; only

@@ -69,14 +69,13 @@ impl PeerTrust {
                         // Not pinned: a look-alike of a known name stays suspect, and is
                         // warned about once in every session, until the user runs `/trust`.
                         if self.warned.insert((nick.clone(), key.clone())) {
-                            let text = format!(
-                                "{nick} looks like {pinned}, whose key is {} (first seen \
-                                 {}); {nick} has another key ({}): compare /verify {nick}",
-                                crate::mls::fingerprint_of(&pin.key),
-                                pin.first_seen,
-                                member.fingerprint,
-                            );
-                            events.push(Event::Warning { room: Some(room.to_owned()), text });
+                            events.push(Event::LookAlike {
+                                room: room.to_owned(),
+                                nick: nick.clone(),
+                                looks_like: pinned.to_owned(),
+                                pinned_fingerprint: crate::mls::fingerprint_of(&pin.key),
+                                fingerprint: member.fingerprint.clone(),
+                            });
                         }
                         continue;
                     }
@@ -223,10 +222,15 @@ mod tests {
         let cyrillic = "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}";
         for (nick, key) in [(cyrillic, 2), ("SOPHIE", 3)] {
             let events = trust.observe("lobby", &[member(nick, key)], "2026-12-02");
-            assert_eq!(events.len(), 1, "{nick}: {events:?}");
-            let Event::Warning { text, .. } = &events[0] else { panic!("{events:?}") };
-            let pinned = crate::mls::fingerprint_of(&[1; 32]);
-            assert!(text.contains(&format!("looks like sophie, whose key is {pinned}")), "{text}");
+            let pinned_fingerprint = crate::mls::fingerprint_of(&[1; 32]);
+            let look_alike = Event::LookAlike {
+                room: "lobby".into(),
+                nick: nick.into(),
+                looks_like: "sophie".into(),
+                pinned_fingerprint,
+                fingerprint: format!("fp{key}"),
+            };
+            assert_eq!(events, [look_alike], "{nick}");
             assert_eq!(trust.looks_like(nick, &[key; 32]).as_deref(), Some("sophie"));
             assert!(trust.known_peers().get("r:1", nick).is_none(), "{nick} is not pinned");
             // Once per session.

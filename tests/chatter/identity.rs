@@ -483,11 +483,13 @@ async fn look_alikes_of_a_pinned_name_are_warned_and_marked() {
         client.join("lobby", Secret::from("pw")).await.expect("the impostor joins");
         let warned = expect_event(
             &mut alice_events,
-            |e| matches!(e, Event::Warning { text, .. } if text.contains("looks like sophie")),
+            |e| matches!(e, Event::LookAlike { nick: n, .. } if n == nick),
         )
         .await;
-        let Event::Warning { text, .. } = warned else { unreachable!() };
-        assert!(text.contains(&format!("whose key is {sophie_fingerprint}")), "{text}");
+        let Event::LookAlike { looks_like, pinned_fingerprint, .. } = warned else {
+            unreachable!()
+        };
+        assert_eq!((looks_like.as_str(), &pinned_fingerprint), ("sophie", &sophie_fingerprint));
         let who = alice.members().await.expect("members");
         let marked = who.members.iter().find(|m| m.nick == nick).expect("listed");
         assert_eq!(marked.looks_like.as_deref(), Some("sophie"), "{nick}");
