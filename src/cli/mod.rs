@@ -232,9 +232,19 @@ fn run_line_mode(
     passwords: RoomPasswordSource,
 ) -> anyhow::Result<()> {
     let server = options.server.clone();
-    let (client, events) = runtime
-        .block_on(client::connect_as(options, me.identity, me.known_peers))
-        .with_context(|| format!("could not connect to {server}"))?;
+    let (client, events) =
+        match runtime.block_on(client::connect_as(options, me.identity, me.known_peers)) {
+            Ok(connected) => connected,
+            // A script cannot be asked: say what to pass instead.
+            Err(client::ClientError::NickTaken(nick)) => bail!(
+                "could not connect to {server}: the nickname {nick} is taken there — \
+                 try --nick {}",
+                next_nick(&nick)
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("could not connect to {server}"));
+            }
+        };
     session.connected(client);
     runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
     let signal_session = Arc::clone(session);
