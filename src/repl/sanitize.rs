@@ -11,8 +11,9 @@
 //! spaces, soft hyphens, tags, ...) are shown as `<U+FE0F>` too, so "sophie" and "sophie" with
 //! a variation selector never print alike. The few with a use in ordinary text stay as they
 //! are where that use is possible: a joiner or variation selector after a character outside
-//! ASCII (emoji sequences such as ❤️ or 👩‍💻, joining scripts), a tag after another tag or a
-//! flag. After an ASCII letter, where no such use exists, they are shown.
+//! ASCII (emoji sequences such as ❤️ or 👩‍💻, joining scripts), an emoji selector after a
+//! digit, `#` or `*` (keycaps such as 1️⃣), a tag after another tag or a flag. After an ASCII
+//! letter, where no such use exists, they are shown.
 
 /// Sanitises text for one line: line breaks become visible placeholders too.
 pub fn sanitize_inline(text: &str) -> String {
@@ -29,7 +30,9 @@ pub fn sanitize_inline(text: &str) -> String {
 fn joins_with(c: char, previous: Option<char>) -> bool {
     let Some(previous) = previous else { return false };
     match c {
-        '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' => !previous.is_ascii(),
+        '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' if !previous.is_ascii() => true,
+        // Keycap emoji: a digit, `#` or `*`, the emoji selector, then U+20E3.
+        '\u{FE0E}' | '\u{FE0F}' => matches!(previous, '0'..='9' | '#' | '*'),
         '\u{E0020}'..='\u{E007F}' => matches!(previous, '\u{1F3F4}' | '\u{E0020}'..='\u{E007F}'),
         _ => false,
     }
@@ -108,6 +111,7 @@ mod tests {
         assert_eq!(sanitize_inline("a\u{E0041}"), "a<U+E0041>");
         // Emoji sequences print as they were sent.
         for emoji in [
+            "1\u{FE0F}\u{20E3}",
             "\u{2764}\u{FE0F}",
             "\u{1F469}\u{200D}\u{1F4BB}",
             "\u{1F3F4}\u{E0067}\u{E0062}\u{E007F}",
