@@ -12,6 +12,7 @@ mod help;
 mod join;
 mod leave;
 mod me;
+mod nick;
 mod quit;
 mod rooms;
 mod trust;
@@ -27,6 +28,7 @@ use crate::secret::Secret;
 pub static REGISTRY: &[&dyn Command] = &[
     &join::Join,
     &leave::Leave,
+    &nick::Nick,
     &who::Who,
     &whoami::WhoAmI,
     &verify::Verify,
@@ -107,6 +109,15 @@ pub trait Engine: Send + Sync {
     /// Pins `nick`'s current key as verified (`/trust`).
     fn trust(&self, _nick: &str) -> Result<Trusted, ClientError> {
         Err(ClientError::NoIdentity)
+    }
+    /// Connects under another nickname, outside rooms (`/nick`); the outcome arrives as
+    /// events, as at start.
+    fn change_nick(&self, _nick: &str) -> Result<(), ClientError> {
+        Err(ClientError::NotConnected)
+    }
+    /// Our nickname now, where it can change (`/nick`).
+    fn nick(&self) -> Option<String> {
+        None
     }
 }
 
@@ -303,6 +314,10 @@ pub(crate) mod testing {
         pub presence: Vec<(String, Presence)>,
         /// Members' trust marks, as `/who` shows them.
         pub member_trust: Vec<(String, crate::identity::TrustMark)>,
+        /// Members that are another client of an earlier member's identity, and that member.
+        pub same_identity: Vec<(String, String)>,
+        /// Members whose nickname looks like a pinned one under another key, and that one.
+        pub looks_like: Vec<(String, String)>,
         pub calls: Mutex<Vec<String>>,
         pub wrong_password: bool,
         /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
@@ -364,6 +379,16 @@ pub(crate) mod testing {
                         .iter()
                         .find(|(named, _)| named == nick)
                         .map_or(Presence::InGroupAndConnected, |(_, presence)| *presence),
+                    same_identity_as: self
+                        .same_identity
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, first)| first.clone()),
+                    looks_like: self
+                        .looks_like
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, pinned)| pinned.clone()),
                     trust: self
                         .member_trust
                         .iter()
@@ -372,6 +397,13 @@ pub(crate) mod testing {
                 })
                 .collect();
             Ok(RoomMembers { room, members })
+        }
+        fn change_nick(&self, nick: &str) -> Result<(), ClientError> {
+            if self.current_room().is_some() {
+                return Err(ClientError::NickChangeInRoom);
+            }
+            self.record(format!("nick {nick}"));
+            Ok(())
         }
         fn quit(&self) -> Result<(), ClientError> {
             self.record("quit".into());

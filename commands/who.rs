@@ -64,9 +64,19 @@ impl Command for Who {
                         Some(mark) => format!("  {}", mark.as_str()),
                         None => String::new(),
                     };
+                    let looks_like =
+                        member.looks_like.as_deref().map_or_else(String::new, |pinned| {
+                            let pinned = sanitize_inline(pinned);
+                            format!("  LOOKS LIKE {pinned}, another key — compare /verify {nick}")
+                        });
+                    let same_identity =
+                        member.same_identity_as.as_deref().map_or_else(String::new, |first| {
+                            format!("  — same identity as {}", sanitize_inline(first))
+                        });
                     let width = width.unwrap_or(0);
                     ctx.out.notice(&format!(
-                        "  {marker} {nick:<width$}  {fingerprint}{you}{trust}{presence}"
+                        "  {marker} {nick:<width$}  {fingerprint}{you}{trust}{looks_like}\
+                         {same_identity}{presence}"
                     ));
                 }
             }
@@ -148,6 +158,27 @@ mod tests {
         assert_eq!(
             out.notices[3],
             "    carol  ab12:cd34:ef56:7890  CHANGED KEY — compare /verify carol"
+        );
+    }
+
+    #[test]
+    fn says_which_clients_share_an_identity_and_which_names_look_like_a_pinned_one() {
+        let engine = FakeEngine {
+            members: vec![
+                ("alice".into(), true, true),
+                ("alice-2".into(), false, false),
+                ("SOPHIE".into(), false, false),
+            ],
+            same_identity: vec![("alice-2".into(), "alice".into())],
+            looks_like: vec![("SOPHIE".into(), "sophie".into())],
+            ..FakeEngine::in_room("lobby")
+        };
+        let mut out = Recorder::default();
+        out.run(&engine, "/who");
+        assert_eq!(out.notices[2], "    alice-2  ab12:cd34:ef56:7890  — same identity as alice");
+        assert_eq!(
+            out.notices[3],
+            "    SOPHIE   ab12:cd34:ef56:7890  LOOKS LIKE sophie, another key — compare /verify SOPHIE"
         );
     }
 

@@ -200,6 +200,18 @@ fn main() -> anyhow::Result<()> {
     corpus.write("sanitize", "escapes", "\x1b[2J\x1b]0;title\x07\u{9b}31m\r\x08\x7f".as_bytes())?;
     corpus.write("sanitize", "bidi", "abc\u{202e}fed\u{2066}x\u{200f}\t\n".as_bytes())?;
     corpus.write("sanitize", "plain", "příliš žluťoučký kůň 🐎".as_bytes())?;
+    corpus.write(
+        "sanitize",
+        "invisible",
+        "sophie\u{fe0f} \u{2764}\u{fe0f} a\u{200d}b".as_bytes(),
+    )?;
+
+    // A genuine certification, as a client's credential carries it.
+    let identity = chatter::identity::Identity::generate();
+    let device = chatter::identity::Identity::generate();
+    let certificate =
+        chatter::mls::device::certify(&identity.key_pair(), device.public_key(), "alice", 1)?;
+    corpus.write("device_certificate", "genuine", &proto::encode(&certificate))?;
 
     eprintln!("wrote {} seeds into {}", corpus.written, corpus.root.display());
     Ok(())

@@ -44,6 +44,8 @@ impl Engine for Demo {
             trust: None,
             is_self,
             presence: Presence::InGroupAndConnected,
+            same_identity_as: None,
+            looks_like: None,
         };
         Ok(RoomMembers {
             room: "lobby".into(),

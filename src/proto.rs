@@ -283,7 +283,51 @@ pub enum AdmissionRefusal {
     Banned,
     #[error("the room's leader did not answer in time")]
     LeaderUnresponsive,
+    /// The leader could not use the joiner's key package (not the nickname it joined as, a
+    /// damaged package, ...); the leader's client says which.
+    #[error("the room leader refused your key package")]
+    InvalidKeyPackage,
+    /// The joiner's credential does not carry a valid certification by its identity key.
+    #[error("the room leader could not verify that your identity certified this client")]
+    Uncertified,
+    /// The joiner's identity already has the most clients a room allows.
+    #[error("your identity already has the most clients this room allows")]
+    TooManyDevices,
+    /// A member of the room already goes by this nickname, or by one that looks like it.
+    #[error("a member of the room has this nickname or one that looks like it")]
+    NickInRoom,
 }
+
+/// What a client's MLS credential carries: its identity's certification of the signature key
+/// this one client (process) signs with. Members check it on every leaf they trust
+/// (`mls::device`); it travels inside MLS objects only, so the relay never sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertificate {
+    pub claims: DeviceClaims,
+    /// The identity key's Ed25519 signature over [`DEVICE_CERTIFICATE_LABEL`] followed by the
+    /// postcard encoding of `claims`.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// What an identity certifies about one of its clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaims {
+    /// The nickname the client goes by.
+    pub nick: String,
+    /// The client's own Ed25519 signature key: its MLS leaf must carry exactly this key.
+    #[serde(with = "serde_bytes")]
+    pub device_key: Vec<u8>,
+    /// The persistent identity's Ed25519 public key, which signed this and which pins name.
+    #[serde(with = "serde_bytes")]
+    pub identity_key: Vec<u8>,
+    /// When the client started, in seconds since the Unix epoch (shown, never enforced).
+    pub created_at: u64,
+}
+
+/// The label every device certification signs first, so that no other signature the
+/// identity key ever makes (MLS signs with its own labels) can pass for a certification.
+pub const DEVICE_CERTIFICATE_LABEL: &[u8] = b"chatter device certificate v1\0";
 
 /// A room and how many members it has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -580,6 +624,9 @@ pub enum ErrorReason {
     RoomIsAnotherGroup,
     #[error("send Resume as the first frame only")]
     ResumeNotFirst,
+    /// The nickname breaks a rule, named (invisible characters, mixed scripts, ...).
+    #[error("nickname not allowed: {0}")]
+    NickNotAllowed(NickProblem),
 }
 
 /// Why the relay closed a connection.
@@ -689,11 +736,30 @@ pub fn decode_client_hello(bytes: &[u8]) -> Result<ClientHello, DecodeError> {
 }
 
 /// Whether a nickname or room name is acceptable: 1 to [`MAX_NAME_CHARS`] characters, none of
-/// them whitespace or control characters (so names cannot fake layout on anyone's screen).
+/// them whitespace, control or invisible characters (so names cannot fake layout on anyone's
+/// screen, nor look exactly like another name).
 pub fn is_valid_name(name: &str) -> bool {
+    check_name(name).is_ok()
+}
+
+/// Why a name is refused, the first problem found ([`is_valid_name`] as a reason).
+pub fn check_name(name: &str) -> Result<(), NickProblem> {
     let count = name.chars().count();
-    (1..=MAX_NAME_CHARS).contains(&count)
-        && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && !is_format_char(c))
+    if !(1..=MAX_NAME_CHARS).contains(&count) {
+        return Err(NickProblem::Length);
+    }
+    for c in name.chars() {
+        if c.is_whitespace() {
+            return Err(NickProblem::Whitespace);
+        }
+        if c.is_control() {
+            return Err(NickProblem::Control);
+        }
+        if invisible_kind(c).is_some() {
+            return Err(NickProblem::Invisible(c));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a nickname is acceptable: a valid name ([`is_valid_name`]) whose letters all come
@@ -701,22 +767,92 @@ pub fn is_valid_name(name: &str) -> bool {
 /// cannot pass for "alice". The one rule for nicknames: the relay, the client's flags and
 /// every member checking a credential call this.
 pub fn is_valid_nick(nick: &str) -> bool {
+    check_nick(nick).is_ok()
+}
+
+/// Why a nickname is refused ([`is_valid_nick`] as a reason, for the user to act on).
+pub fn check_nick(nick: &str) -> Result<(), NickProblem> {
     use unicode_security::MixedScript as _;
-    is_valid_name(nick) && nick.is_single_script()
+    check_name(nick)?;
+    if !nick.is_single_script() {
+        return Err(NickProblem::MixedScript);
+    }
+    Ok(())
 }
 
-/// The form under which two nicknames count as the same: the Unicode confusable skeleton
-/// (UTS #39), so "alice" and "аlice", or "paypal" and "paypa1"-like look-alikes that Unicode
-/// lists, collide. The relay keeps nicknames unique by it, and members refuse a group in which
-/// two members share one.
-pub fn nick_skeleton(nick: &str) -> String {
-    unicode_security::skeleton(nick).collect()
+/// Why a nickname (or room name) is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum NickProblem {
+    #[error("use 1 to 32 characters")]
+    Length,
+    #[error("spaces are not allowed")]
+    Whitespace,
+    #[error("control characters are not allowed")]
+    Control,
+    #[error(
+        "U+{:04X} is an invisible character ({}): it would make the name look like another",
+        u32::from(*.0),
+        invisible_kind(*.0).unwrap_or("invisible")
+    )]
+    Invisible(char),
+    #[error("it mixes letters of different scripts (such as Latin and Cyrillic)")]
+    MixedScript,
 }
 
-/// Invisible formatting characters (bidirectional overrides, zero-width joiners) that would
-/// let one name look like another.
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+/// The forms under which two nicknames count as the same: the Unicode confusable skeleton
+/// (UTS #39) of the name as written and of the name in lower case. So "alice" and "аlice",
+/// "ALICE" and "alice", or "Ian" and "lan" (a capital I looks like a small l, which the
+/// lower-case form alone would miss) collide. The relay keeps nicknames unique by these,
+/// members refuse a group in which two members share one, and pins are looked up by them.
+pub fn nick_skeletons(nick: &str) -> Vec<String> {
+    let exact: String = unicode_security::skeleton(nick).collect();
+    let folded: String = unicode_security::skeleton(&nick.to_lowercase()).collect();
+    if exact == folded { vec![exact] } else { vec![folded, exact] }
+}
+
+/// Whether two nicknames look alike (share one of their [`nick_skeletons`]).
+pub fn nicks_look_alike(first: &str, second: &str) -> bool {
+    let first = nick_skeletons(first);
+    nick_skeletons(second).iter().any(|skeleton| first.contains(skeleton))
+}
+
+/// What kind of invisible character `c` is, if it is one: the default-ignorable code points
+/// of Unicode (UTS #39 marks them `Default_Ignorable`), bidirectional controls and the other
+/// zero-width format characters. Each prints as nothing, so a name holding one looks exactly
+/// like the name without it.
+pub fn invisible_kind(c: char) -> Option<&'static str> {
+    use unicode_security::GeneralSecurityProfile as _;
+    use unicode_security::general_security_profile::IdentifierType;
+    let kind = match c {
+        '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' | '\u{180B}'..='\u{180F}' => {
+            "a variation selector"
+        }
+        '\u{200C}' => "a zero-width non-joiner",
+        '\u{200D}' => "a zero-width joiner",
+        '\u{200B}' | '\u{2060}' | '\u{FEFF}' => "a zero-width space",
+        '\u{00AD}' => "a soft hyphen",
+        '\u{034F}' => "a combining grapheme joiner",
+        '\u{E0000}'..='\u{E007F}' => "a tag character",
+        '\u{200E}'
+        | '\u{200F}'
+        | '\u{061C}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}' => "a bidirectional control",
+        '\u{2061}'..='\u{2064}'
+        | '\u{206A}'..='\u{206F}'
+        | '\u{115F}'
+        | '\u{1160}'
+        | '\u{3164}'
+        | '\u{FFA0}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{FFF0}'..='\u{FFF8}' => "a character that prints as nothing",
+        _ if c.identifier_type() == Some(IdentifierType::Default_Ignorable) => {
+            "a default-ignorable character"
+        }
+        _ => return None,
+    };
+    Some(kind)
 }
 
 #[cfg(test)]
@@ -818,9 +954,37 @@ mod tests {
         for bad in ["\u{0430}lice", "\u{03BF}scar", "a b", ""] {
             assert!(!is_valid_nick(bad), "{bad:?}");
         }
-        assert_eq!(nick_skeleton("alice"), nick_skeleton("\u{0430}lice"));
-        assert_eq!(nick_skeleton("\u{0440}\u{0430}\u{0443}"), nick_skeleton("pay"));
-        assert_ne!(nick_skeleton("alice"), nick_skeleton("bob"));
+        assert!(nicks_look_alike("alice", "\u{0430}lice"));
+        assert!(nicks_look_alike("\u{0440}\u{0430}\u{0443}", "pay"));
+        assert!(!nicks_look_alike("alice", "bob"));
+    }
+
+    #[test]
+    fn invisible_characters_and_mixed_scripts_are_refused_with_their_reason() {
+        let cases = [
+            ("sophie\u{FE0F}", "a variation selector"),
+            ("so\u{200D}phie", "a zero-width joiner"),
+            ("so\u{200C}phie", "a zero-width non-joiner"),
+            ("so\u{00AD}phie", "a soft hyphen"),
+            ("so\u{034F}phie", "a combining grapheme joiner"),
+            ("sophie\u{E0041}", "a tag character"),
+            ("sophie\u{202E}", "a bidirectional control"),
+            ("sophie\u{2066}", "a bidirectional control"),
+            ("sophie\u{3164}", "a character that prints as nothing"),
+        ];
+        for (nick, kind) in cases {
+            let problem = check_nick(nick).unwrap_err();
+            assert!(matches!(problem, NickProblem::Invisible(_)), "{nick:?}: {problem:?}");
+            assert!(problem.to_string().contains(kind), "{nick:?}: {problem}");
+            assert!(!is_valid_name(nick), "{nick:?} is no room name either");
+        }
+        let mixed = check_nick("s\u{043E}phie").unwrap_err();
+        assert_eq!(mixed, NickProblem::MixedScript);
+        assert!(mixed.to_string().contains("scripts"), "{mixed}");
+        assert_eq!(check_nick("\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}"), Ok(()));
+        assert!(nicks_look_alike("sophie", "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}"));
+        assert!(nicks_look_alike("ALICE", "alice"));
+        assert!(nicks_look_alike("Ian", "lan"));
     }
 
     #[test]

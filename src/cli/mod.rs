@@ -97,7 +97,10 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
     let options = ClientOptions { server: server.clone(), nick, access_code };
     let me = Me { identity, known_peers };
     if output.interactive {
-        run_interactive(&runtime, session, renderer, options, me, &notice, output.color)?;
+        let identity_path = args.identity.clone();
+        let reload = move || -> anyhow::Result<Me> { load_me(identity_path.as_deref()) };
+        let start = Start { options, me, reload: Box::new(reload) };
+        run_interactive(&runtime, session, renderer, start, &notice, output.color)?;
     } else {
         if created {
             // Line mode keeps stdout for events.
@@ -115,6 +118,25 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
 struct Me {
     identity: Identity,
     known_peers: KnownPeers,
+}
+
+/// The identity and pins read again from their files, for a session under a new nickname
+/// (`/nick`): what `run` read at start, as it is now on disk.
+fn load_me(identity_path: Option<&std::path::Path>) -> anyhow::Result<Me> {
+    let (identity, _) = load_identity(identity_path)?;
+    let known_peers = match identity.path() {
+        Some(path) => KnownPeers::open(&KnownPeers::path_beside(path))?,
+        None => KnownPeers::in_memory(),
+    };
+    Ok(Me { identity, known_peers })
+}
+
+/// What the REPL connects with: the first session's options and identity, and how to read
+/// the identity again for a session under another nickname.
+struct Start {
+    options: ClientOptions,
+    me: Me,
+    reload: Box<dyn Fn() -> anyhow::Result<Me> + Send + Sync>,
 }
 
 /// The identity in `path`, or in the per-user data directory; created if there is none yet
@@ -210,9 +232,19 @@ fn run_line_mode(
     passwords: RoomPasswordSource,
 ) -> anyhow::Result<()> {
     let server = options.server.clone();
-    let (client, events) = runtime
-        .block_on(client::connect_as(options, me.identity, me.known_peers))
-        .with_context(|| format!("could not connect to {server}"))?;
+    let (client, events) =
+        match runtime.block_on(client::connect_as(options, me.identity, me.known_peers)) {
+            Ok(connected) => connected,
+            // A script cannot be asked: say what to pass instead.
+            Err(client::ClientError::NickTaken(nick)) => bail!(
+                "could not connect to {server}: the nickname {nick} is taken there — \
+                 try --nick {}",
+                next_nick(&nick)
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("could not connect to {server}"));
+            }
+        };
     session.connected(client);
     runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
     let signal_session = Arc::clone(session);
@@ -234,8 +266,7 @@ fn run_interactive(
     runtime: &tokio::runtime::Runtime,
     session: Arc<Session>,
     renderer: Renderer,
-    options: ClientOptions,
-    me: Me,
+    start: Start,
     notice: &str,
     color: bool,
 ) -> anyhow::Result<()> {
@@ -243,6 +274,27 @@ fn run_interactive(
     let (inbox, outbox) = Inbox::new(screen.clone());
     let quit = Arc::new(QuitFlags::default());
     let _ = outbox.send(renderer.notice(notice));
+    let Start { options, me, reload } = start;
+    let connector = {
+        let (session, renderer, outbox) =
+            (Arc::downgrade(&session), renderer.clone(), outbox.clone());
+        let (options, runtime) = (options.clone(), runtime.handle().clone());
+        move |nick: String| {
+            let Some(session) = session.upgrade() else { return };
+            let me = match reload() {
+                Ok(me) => me,
+                Err(error) => {
+                    session.connect_failed();
+                    let _ = outbox.send(renderer.error(&format!("{error:#}")));
+                    return;
+                }
+            };
+            let renderer = Renderer { own_nick: nick.clone(), ..renderer.clone() };
+            let options = ClientOptions { nick, ..options.clone() };
+            runtime.spawn(connect_in_background(session, renderer, outbox.clone(), options, me));
+        }
+    };
+    session.set_connector(Box::new(connector));
     runtime.spawn(connect_in_background(session.clone(), renderer.clone(), outbox, options, me));
     runtime.spawn(quit_on_signal(quit.clone(), session.clone()));
     Repl {
@@ -275,6 +327,15 @@ async fn connect_in_background(
                 "connected to {server} — /join ROOM to enter a room, /help for commands"
             )));
             pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
+        }
+        Err(client::ClientError::NickTaken(nick)) => {
+            session.connect_failed();
+            // Most often another client of ours holds the name (a second terminal, another
+            // device): offer the next free-looking one rather than end the session.
+            let _ = outbox.send(renderer.error(&format!(
+                "the nickname {nick} is taken on {server} — choose another: /nick {}",
+                next_nick(&nick)
+            )));
         }
         Err(error) => {
             session.connect_failed();
@@ -382,14 +443,14 @@ pub fn normalize_server(server: &str) -> anyhow::Result<String> {
     Ok(format!("{host}:{port}"))
 }
 
-/// Nicknames: 1–32 characters, no spaces or control characters, not starting with `/`.
+/// Nicknames: the one rule (`proto::check_nick`: 1–32 characters, no spaces, control or
+/// invisible characters, letters of one script), and not starting with `/`.
 pub fn validate_nick(nick: &str) -> anyhow::Result<()> {
-    let n_chars = nick.chars().count();
-    if n_chars == 0 || n_chars > 32 {
-        bail!("a nickname has 1 to 32 characters");
+    if let Err(problem) = crate::proto::check_nick(nick) {
+        bail!("nickname {nick:?} is not allowed: {problem}");
     }
-    if nick.chars().any(|c| c.is_whitespace() || c.is_control()) || nick.starts_with('/') {
-        bail!("a nickname has no spaces or control characters and does not start with /");
+    if nick.starts_with('/') {
+        bail!("a nickname does not start with /");
     }
     Ok(())
 }
@@ -477,6 +538,21 @@ fn start_local_relay(
     Ok((server, Secret::new(code), RelayGuard(stop)))
 }
 
+/// The nickname to offer when `nick` is taken: `alice` → `alice-2`, `alice-2` → `alice-3`.
+fn next_nick(nick: &str) -> String {
+    let numbered = nick.rsplit_once('-').and_then(|(stem, number)| {
+        let number: u32 = number.parse().ok().filter(|_| !number.starts_with('0'))?;
+        Some(format!("{stem}-{}", number.checked_add(1)?))
+    });
+    let next = numbered.unwrap_or_else(|| format!("{nick}-2"));
+    if crate::proto::is_valid_nick(&next) {
+        return next;
+    }
+    // Too long with a suffix: shorten the stem to make room for it.
+    let stem: String = nick.chars().take(crate::proto::MAX_NAME_CHARS - 2).collect();
+    format!("{stem}-2")
+}
+
 /// The command a second terminal runs to join this process's local relay.
 fn join_command(code: &str, server: &str) -> String {
     // `cargo run` sets CARGO_MANIFEST_DIR for the program it runs.
@@ -513,6 +589,10 @@ mod tests {
         assert!(validate_nick("a b").is_err());
         assert!(validate_nick("bad\x1b").is_err());
         assert!(validate_nick("/join").is_err());
+        let invisible = validate_nick("sophie\u{FE0F}").unwrap_err().to_string();
+        assert!(invisible.contains("variation selector"), "{invisible}");
+        let mixed = validate_nick("s\u{043E}phie").unwrap_err().to_string();
+        assert!(mixed.contains("scripts"), "{mixed}");
     }
 
     #[test]
@@ -536,6 +616,15 @@ mod tests {
             assert!(help.contains(needle), "--help lacks {needle}");
         }
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_taken_nickname_gets_a_numbered_one_offered() {
+        assert_eq!(next_nick("alice"), "alice-2");
+        assert_eq!(next_nick("alice-2"), "alice-3");
+        assert_eq!(next_nick("jean-luc"), "jean-luc-2");
+        assert_eq!(next_nick("alice-07"), "alice-07-2");
+        assert_eq!(next_nick(&"x".repeat(32)), format!("{}-2", "x".repeat(30)));
     }
 
     #[test]

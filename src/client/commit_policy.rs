@@ -5,12 +5,14 @@
 //! the relay names commits; a commit adds at most one member, the joiner whose admission the
 //! relay saw, under a valid nickname; it removes only members the relay says are gone; it
 //! makes no proposal of any other kind; the committer keeps its own credential and key; the
-//! group never holds two look-alike nicknames nor more than [`MAX_ROOM_MEMBERS`] members.
+//! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members, nor
+//! more than [`MAX_CLIENTS_PER_IDENTITY`] clients of one identity. (That every added leaf is
+//! certified by the identity it names, `RoomGroup::stage_commit` checks before this runs.)
 //! A member refuses anything else, and the relay's vote takes the committer out.
 //!
 //! Pure: the caller passes the commit's summary and its own view of the room.
 
-use crate::mls::{CommitSummary, MemberInfo};
+use crate::mls::{CommitSummary, MAX_CLIENTS_PER_IDENTITY, MemberInfo};
 use crate::proto::{self, MAX_ROOM_MEMBERS};
 
 /// The most proposals one commit may carry. A leader removes departed members and adds one
@@ -53,6 +55,10 @@ pub enum PolicyViolation {
     LookAlikes(String, String),
     #[error("it would grow the room past {MAX_ROOM_MEMBERS} members")]
     TooLarge,
+    #[error(
+        "it would give {0}'s identity more than {MAX_CLIENTS_PER_IDENTITY} clients in the room"
+    )]
+    TooManyClients(String),
 }
 
 /// Checks a staged commit against the room's rules.
@@ -98,7 +104,15 @@ pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyVi
         return Err(PolicyViolation::TooLarge);
     }
     let remaining = view.group_members.iter().filter(|member| !summary.removed.contains(member));
-    look_alikes(remaining.chain(&summary.added))
+    let after: Vec<&MemberInfo> = remaining.chain(&summary.added).collect();
+    for added in &summary.added {
+        let clients =
+            after.iter().filter(|member| member.identity_key == added.identity_key).count();
+        if clients > MAX_CLIENTS_PER_IDENTITY {
+            return Err(PolicyViolation::TooManyClients(added.nick.clone()));
+        }
+    }
+    look_alikes(after)
 }
 
 /// Refuses a set of members in which two nicknames share a confusable skeleton (identical
@@ -108,8 +122,11 @@ pub fn look_alikes<'a>(
 ) -> Result<(), PolicyViolation> {
     let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for member in members {
-        if let Some(earlier) = seen.insert(proto::nick_skeleton(&member.nick), &member.nick) {
-            return Err(PolicyViolation::LookAlikes(earlier.to_owned(), member.nick.clone()));
+        for skeleton in proto::nick_skeletons(&member.nick) {
+            // One nickname's skeletons differ from each other, so a hit is another member.
+            if let Some(earlier) = seen.insert(skeleton, &member.nick) {
+                return Err(PolicyViolation::LookAlikes(earlier.to_owned(), member.nick.clone()));
+            }
         }
     }
     Ok(())
@@ -123,7 +140,8 @@ mod tests {
         MemberInfo {
             nick: nick.into(),
             fingerprint: format!("{key:02x}"),
-            signature_key: vec![key; 32],
+            identity_key: vec![key; 32],
+            device_key: vec![key; 32],
             is_self: false,
         }
     }
@@ -172,6 +190,27 @@ mod tests {
             check(&commit, view(&fixture, None)),
             Err(PolicyViolation::NotFromLeader { .. })
         ));
+    }
+
+    #[test]
+    fn one_identity_has_at_most_eight_clients() {
+        let mut fixture = fixture();
+        for number in 1..MAX_CLIENTS_PER_IDENTITY {
+            let mut client = member(&format!("alice-{number}"), 1);
+            client.device_key = vec![100 + number as u8; 32];
+            fixture.relay.push(client.nick.clone());
+            fixture.group.push(client);
+        }
+        let mut ninth = member("alice-9", 1);
+        ninth.device_key = vec![99; 32];
+        let commit = CommitSummary { added: vec![ninth], ..summary() };
+        assert_eq!(
+            check(&commit, view(&fixture, Some("alice-9"))),
+            Err(PolicyViolation::TooManyClients("alice-9".into()))
+        );
+        // Another identity's client still gets in.
+        let carol = CommitSummary { added: vec![member("carol", 4)], ..summary() };
+        assert_eq!(check(&carol, view(&fixture, Some("carol"))), Ok(()));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub enum ClientError {
     WrongRoomPassword,
     #[error("nickname {0:?} is taken")]
     NickTaken(String),
-    #[error("nickname {0:?} is not allowed: use 1 to 32 printable characters without spaces")]
-    NickInvalid(String),
+    #[error("nickname {0:?} is not allowed: {1}")]
+    NickInvalid(String, crate::proto::NickProblem),
     #[error("room name {0:?} is not allowed: use 1 to 32 printable characters without spaces")]
     RoomNameInvalid(String),
     #[error("cannot reach {server}: {error}")]
@@ -68,6 +68,8 @@ pub enum ClientError {
     NotConnected,
     #[error("still connecting, try again in a moment")]
     StillConnecting,
+    #[error("leave the room first: a nickname changes outside rooms")]
+    NickChangeInRoom,
     #[error("the session was lost with the connection")]
     SessionLost,
     #[error("disconnected: {0}")]

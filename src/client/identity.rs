@@ -33,7 +33,7 @@ pub(super) fn check_pins(
 /// The `/who` mark of the member called `nick`, given the group's members.
 pub(super) fn mark(trust: &PeerTrust, members: &[MemberInfo], nick: &str) -> Option<TrustMark> {
     let member = members.iter().find(|member| member.nick == nick && !member.is_self)?;
-    Some(trust.mark(&member.nick, &member.signature_key))
+    Some(trust.mark(&member.nick, &member.identity_key))
 }
 
 /// `/whoami`.
@@ -68,8 +68,8 @@ pub(super) fn verify(
     };
     let member = peer(me, room, nick)?;
     Ok(Verification::Peer {
-        mark: trust.mark(&member.nick, &member.signature_key),
-        code: safety_code::pairwise_code(trust.identity().public_key(), &member.signature_key),
+        mark: trust.mark(&member.nick, &member.identity_key),
+        code: safety_code::pairwise_code(trust.identity().public_key(), &member.identity_key),
         nick: member.nick,
         fingerprint: member.fingerprint,
     })
@@ -85,7 +85,7 @@ pub(super) fn trust(
 ) -> Result<Trusted, ClientError> {
     let member = peer(me, room, nick)?;
     let previous = trust
-        .trust(&member.nick, &member.signature_key, &local_date(now))
+        .trust(&member.nick, &member.identity_key, &local_date(now))
         .map_err(ClientError::Identity)?;
     Ok(Trusted { nick: member.nick, fingerprint: member.fingerprint, previous })
 }

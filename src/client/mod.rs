@@ -104,6 +104,17 @@ pub enum Event {
         /// The new key's short fingerprint.
         fingerprint: String,
     },
+    /// A member's nickname, not pinned itself, looks like `looks_like`, which is pinned to
+    /// another key: maybe someone passing for the person we know by that name.
+    LookAlike {
+        room: String,
+        nick: String,
+        looks_like: String,
+        /// The short fingerprint of the key pinned for `looks_like`.
+        pinned_fingerprint: String,
+        /// The member's own key's short fingerprint.
+        fingerprint: String,
+    },
 }
 
 /// What happened to the link to the relay. The session survives all of these; only
@@ -146,7 +157,7 @@ pub enum LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     pub nick: String,
-    /// Short fingerprint of the member's signature key, from the MLS group; `None` for
+    /// Short fingerprint of the member's identity key, from the MLS group; `None` for
     /// someone the relay lists who holds no key in the group.
     pub fingerprint: Option<String>,
     pub is_leader: bool,
@@ -154,6 +165,11 @@ pub struct MemberView {
     pub presence: Presence,
     /// How far the member's key is trusted (`None` for us, or no key yet).
     pub trust: Option<crate::identity::TrustMark>,
+    /// The first other member (in the relay's order) whose client is certified by the same
+    /// identity: "alice-2 — same identity as alice".
+    pub same_identity_as: Option<String>,
+    /// A pinned nickname this one looks like, under another key: a likely impostor.
+    pub looks_like: Option<String>,
 }
 
 /// Whether a member is in the MLS group, connected to the relay's room, or both. Only the
@@ -236,8 +252,8 @@ pub async fn connect_as(
     known_peers: KnownPeers,
 ) -> Result<(Client, Events), ClientError> {
     let ClientOptions { server, nick, access_code } = options;
-    if !crate::proto::is_valid_name(&nick) {
-        return Err(ClientError::NickInvalid(nick));
+    if let Err(problem) = crate::proto::check_nick(&nick) {
+        return Err(ClientError::NickInvalid(nick, problem));
     }
     let setup = async {
         let mut raw = RawClient::connect(&server, &access_code).await?;
@@ -247,8 +263,14 @@ pub async fn connect_as(
     let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
         .map_err(|_| ClientError::Timeout(Awaited::Server))??;
-    // Sign with the given identity; pins are per relay, named as the user did.
-    let mls = MlsMember::from_key_pair(&nick, identity.key_pair()).map_err(ClientError::Mls)?;
+    // A device key for this process, certified by the given identity as of now (the time is
+    // for showing; certifications do not expire, see `mls::device`); pins are per relay,
+    // named as the user did.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mls =
+        MlsMember::certified(&nick, &identity.key_pair(), started).map_err(ClientError::Mls)?;
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();

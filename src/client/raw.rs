@@ -7,7 +7,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::resume::SessionNumbers;
 use super::{Asked, ClientError};
-use crate::proto::{ClientFrame, ErrorReason, ServerFrame};
+use crate::proto::{ClientFrame, ErrorReason, NickProblem, ServerFrame};
 use crate::secret::Secret;
 use crate::transport::{self, SealedReader, SealedWriter};
 
@@ -60,8 +60,16 @@ impl RawClient {
             ServerFrame::Error { reason: ErrorReason::NickTaken, .. } => {
                 Err(ClientError::NickTaken(nick.to_owned()))
             }
+            ServerFrame::Error { reason: ErrorReason::NickNotAllowed(problem), .. } => {
+                Err(ClientError::NickInvalid(nick.to_owned(), problem))
+            }
+            // What a relay said before it named the rule the nickname breaks.
             ServerFrame::Error { reason: ErrorReason::NickInvalid, .. } => {
-                Err(ClientError::NickInvalid(nick.to_owned()))
+                let problem = crate::proto::check_nick(nick).err();
+                Err(ClientError::NickInvalid(
+                    nick.to_owned(),
+                    problem.unwrap_or(NickProblem::Length),
+                ))
             }
             ServerFrame::Goodbye { reason } => Err(reason.into()),
             _ => Err(ClientError::UnexpectedAnswer(Asked::Register)),

@@ -54,7 +54,7 @@ pub fn is_final(error: &ClientError) -> bool {
     matches!(
         error,
         ClientError::WrongAccessCode
-            | ClientError::NickInvalid(_)
+            | ClientError::NickInvalid(..)
             | ClientError::Refused(HelloRejection::UnsupportedVersion { .. })
     )
 }

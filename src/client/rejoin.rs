@@ -46,7 +46,7 @@ pub fn check(
     let mut newcomers = Vec::new();
     for member in members.iter().filter(|member| !member.is_self) {
         match departed.members.iter().find(|before| before.nick == member.nick) {
-            Some(before) if before.signature_key != member.signature_key => {
+            Some(before) if before.identity_key != member.identity_key => {
                 return Err(RejoinRefusal::KeyChanged { nick: member.nick.clone() });
             }
             Some(_) => known += 1,
@@ -67,7 +67,8 @@ mod tests {
         MemberInfo {
             nick: nick.into(),
             fingerprint: String::new(),
-            signature_key: vec![key; 32],
+            identity_key: vec![key; 32],
+            device_key: vec![key; 32],
             is_self,
         }
     }

@@ -892,10 +892,7 @@ impl Room {
                 Err(error) => match intent {
                     Intent::Add { joiner, attempt, .. } => {
                         out.warn(&room, format!("could not admit {joiner}: {error}"));
-                        let reason = match error {
-                            MlsError::InvalidKeyPackage(_) => AdmissionRefusal::Malformed,
-                            _ => AdmissionRefusal::LeaderFailed,
-                        };
+                        let reason = error.admission_refusal();
                         out.frames.push(ClientFrame::AdmissionRefused {
                             room: room.clone(),
                             joiner,

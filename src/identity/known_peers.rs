@@ -94,6 +94,30 @@ impl KnownPeers {
         self.pins.get(&(relay.to_owned(), nick.to_owned()))
     }
 
+    /// Whether `key` is pinned as verified under any nickname on `relay`: `/trust` is about
+    /// an identity, and its other clients (other nicknames) are the same person.
+    pub fn is_verified(&self, relay: &str, key: &[u8]) -> bool {
+        self.pins
+            .iter()
+            .any(|((pinned_relay, _), pin)| pinned_relay == relay && pin.verified && pin.key == key)
+    }
+
+    /// A pin on `relay` under another nickname that looks like `nick` (the same confusable
+    /// skeleton, `proto::nicks_look_alike`), for another key than `key`: someone new under a
+    /// name that passes for one already known. The pinned nickname and its pin.
+    pub fn look_alike(&self, relay: &str, nick: &str, key: &[u8]) -> Option<(&str, &Pin)> {
+        self.pins
+            .iter()
+            .filter(|((pinned_relay, pinned_nick), pin)| {
+                pinned_relay == relay
+                    && pinned_nick != nick
+                    && pin.key != key
+                    && crate::proto::nicks_look_alike(pinned_nick, nick)
+            })
+            .map(|((_, pinned_nick), pin)| (pinned_nick.as_str(), pin))
+            .next()
+    }
+
     /// Pins (or re-pins) `nick` on `relay` and saves the file. The file is read again first,
     /// so pins another `chatter` of this user added meanwhile are kept. On error the pin is
     /// still held in memory for this session.

@@ -57,7 +57,7 @@ impl PeerTrust {
         let mut new_pins = Vec::new();
         for member in members.iter().filter(|member| !member.is_self) {
             let nick = &member.nick;
-            let key = &member.signature_key;
+            let key = &member.identity_key;
             match check_pin(&self.known, &self.relay, nick, key) {
                 PinCheck::Same { .. } => {}
                 PinCheck::New if !KnownPeers::can_pin(&self.relay, nick) => {
@@ -65,6 +65,20 @@ impl PeerTrust {
                     self.failed_to_pin(room, nick, key, &error, &mut events);
                 }
                 PinCheck::New => {
+                    if let Some((pinned, pin)) = self.known.look_alike(&self.relay, nick, key) {
+                        // Not pinned: a look-alike of a known name stays suspect, and is
+                        // warned about once in every session, until the user runs `/trust`.
+                        if self.warned.insert((nick.clone(), key.clone())) {
+                            events.push(Event::LookAlike {
+                                room: room.to_owned(),
+                                nick: nick.clone(),
+                                looks_like: pinned.to_owned(),
+                                pinned_fingerprint: crate::mls::fingerprint_of(&pin.key),
+                                fingerprint: member.fingerprint.clone(),
+                            });
+                        }
+                        continue;
+                    }
                     let pin =
                         Pin { key: key.clone(), first_seen: today.to_owned(), verified: false };
                     new_pins.push((nick.clone(), pin));
@@ -121,12 +135,23 @@ impl PeerTrust {
     /// How far `key`, under `nick`, is trusted.
     pub fn mark(&self, nick: &str, key: &[u8]) -> TrustMark {
         match check_pin(&self.known, &self.relay, nick, key) {
-            PinCheck::New => TrustMark::New,
             PinCheck::Changed { .. } => TrustMark::Changed,
             PinCheck::Same { verified: true, .. } => TrustMark::Verified,
+            // Verified under another nickname: another client of the same identity.
+            _ if self.known.is_verified(&self.relay, key) => TrustMark::Verified,
+            PinCheck::New => TrustMark::New,
             PinCheck::Same { .. } if self.new_this_session.contains(nick) => TrustMark::New,
             PinCheck::Same { .. } => TrustMark::SeenBefore,
         }
+    }
+
+    /// The pinned nickname that `nick`, not pinned itself, looks like under another key (see
+    /// `KnownPeers::look_alike`): what `/who` marks.
+    pub fn looks_like(&self, nick: &str, key: &[u8]) -> Option<String> {
+        if self.known.get(&self.relay, nick).is_some() {
+            return None;
+        }
+        self.known.look_alike(&self.relay, nick, key).map(|(pinned, _)| pinned.to_owned())
     }
 
     /// `/trust`: pins `key` for `nick` as verified, replacing a different pinned key. Returns
@@ -159,7 +184,8 @@ mod tests {
         MemberInfo {
             nick: nick.into(),
             fingerprint: format!("fp{key}"),
-            signature_key: vec![key; 32],
+            identity_key: vec![key; 32],
+            device_key: vec![key; 32],
             is_self: false,
         }
     }
@@ -186,6 +212,47 @@ mod tests {
         // Our own key is never pinned.
         assert_eq!(trust.mark("me", &[9; 32]), TrustMark::New);
         assert!(trust.known_peers().get("r:1", "me").is_none());
+    }
+
+    #[test]
+    fn a_new_key_under_a_name_that_looks_like_a_pinned_one_is_warned_and_not_pinned() {
+        let mut trust = PeerTrust::new(Identity::generate(), KnownPeers::in_memory(), "r:1");
+        trust.observe("lobby", &[member("sophie", 1)], "2026-12-01");
+        // All-Cyrillic "ѕорһіе", and "SOPHIE", each with a key of its own.
+        let cyrillic = "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}";
+        for (nick, key) in [(cyrillic, 2), ("SOPHIE", 3)] {
+            let events = trust.observe("lobby", &[member(nick, key)], "2026-12-02");
+            let pinned_fingerprint = crate::mls::fingerprint_of(&[1; 32]);
+            let look_alike = Event::LookAlike {
+                room: "lobby".into(),
+                nick: nick.into(),
+                looks_like: "sophie".into(),
+                pinned_fingerprint,
+                fingerprint: format!("fp{key}"),
+            };
+            assert_eq!(events, [look_alike], "{nick}");
+            assert_eq!(trust.looks_like(nick, &[key; 32]).as_deref(), Some("sophie"));
+            assert!(trust.known_peers().get("r:1", nick).is_none(), "{nick} is not pinned");
+            // Once per session.
+            assert!(trust.observe("lobby", &[member(nick, key)], "2026-12-02").is_empty());
+        }
+        // The same identity under a name in other case is no impostor; after /trust, the
+        // look-alike is a known key of its own.
+        assert!(trust.observe("lobby", &[member("Sophie", 1)], "2026-12-02").is_empty());
+        trust.trust("SOPHIE", &[3; 32], "2026-12-03").unwrap();
+        assert_eq!(trust.looks_like("SOPHIE", &[3; 32]), None);
+    }
+
+    #[test]
+    fn a_verified_identity_is_verified_under_each_of_its_nicknames() {
+        let mut trust = PeerTrust::new(Identity::generate(), KnownPeers::in_memory(), "r:1");
+        trust.observe("lobby", &[member("alice", 1), member("alice-2", 1)], "2026-12-01");
+        trust.trust("alice", &[1; 32], "2026-12-01").unwrap();
+        assert_eq!(trust.mark("alice-2", &[1; 32]), TrustMark::Verified);
+        assert_eq!(trust.mark("alice-3", &[1; 32]), TrustMark::Verified);
+        // Not another identity under one of those names.
+        assert_eq!(trust.mark("alice-2", &[2; 32]), TrustMark::Changed);
+        assert_eq!(trust.mark("bob", &[2; 32]), TrustMark::New);
     }
 
     #[test]

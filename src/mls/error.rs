@@ -42,6 +42,9 @@ pub enum MlsError {
     /// There is no pending commit to merge.
     #[error("no commit is pending")]
     NoPendingCommit,
+    /// A member of the group already goes by this nickname or one that looks like it.
+    #[error("{0:?} is already a member, or looks like one")]
+    NickInRoom(String),
     /// A member cannot commit its own removal; it asks another member to.
     #[error("cannot remove ourselves with a commit")]
     CannotRemoveSelf,
@@ -51,9 +54,33 @@ pub enum MlsError {
     /// A message kind this client never sends (e.g. a standalone proposal).
     #[error("unexpected mls message kind")]
     Unexpected,
+    /// A leaf's credential is not a valid certification of its key by an identity
+    /// (`mls::device`): the Welcome, commit or key package carrying it is refused.
+    #[error("{nick}'s credential is refused: {reason}")]
+    Uncertified { nick: String, reason: super::device::CertificationError },
+    /// Adding the key package would put more than `device::MAX_CLIENTS_PER_IDENTITY` clients
+    /// of one identity into the room.
+    #[error("{0}'s identity already has the most clients a room allows")]
+    TooManyClients(String),
     /// A bug or an unexpected library failure; the text is openmls's description.
     #[error("internal mls error: {0}")]
     Internal(String),
+}
+
+impl MlsError {
+    /// What a leader tells a joiner whose key package it could not add for this reason.
+    pub fn admission_refusal(&self) -> crate::proto::AdmissionRefusal {
+        use crate::proto::AdmissionRefusal;
+        match self {
+            MlsError::Uncertified { .. } => AdmissionRefusal::Uncertified,
+            MlsError::TooManyClients(_) => AdmissionRefusal::TooManyDevices,
+            MlsError::NickInRoom(_) => AdmissionRefusal::NickInRoom,
+            MlsError::InvalidKeyPackage(_) | MlsError::InvalidNick => {
+                AdmissionRefusal::InvalidKeyPackage
+            }
+            _ => AdmissionRefusal::LeaderFailed,
+        }
+    }
 }
 
 /// openmls's error text in our style: lowercase first letter, no closing period. Its errors

@@ -19,10 +19,14 @@ pub enum RoomEvent {
 pub struct MemberInfo {
     /// The nickname in the member's credential.
     pub nick: String,
-    /// The member's signature-key fingerprint (see `MlsMember::fingerprint`).
+    /// The fingerprint of the member's identity key (see `MlsMember::fingerprint`): the same
+    /// for every client of one identity.
     pub fingerprint: String,
-    /// The member's Ed25519 signature public key (what `known_peers` pins).
-    pub signature_key: Vec<u8>,
+    /// The Ed25519 identity key that certified the member's device key (what `known_peers`
+    /// pins, `/verify` compares and `/who` groups clients by).
+    pub identity_key: Vec<u8>,
+    /// The member's device key: the Ed25519 key its leaf signs with, one per client.
+    pub device_key: Vec<u8>,
     /// Whether this is our own leaf.
     pub is_self: bool,
 }

@@ -1,15 +1,17 @@
-//! One client session's MLS identity: a nickname and a signature key.
+//! One client session's MLS identity: a nickname, a device signature key made for this
+//! session, and the certification of that key by the user's identity key (`super::device`).
 //!
-//! `chatter` signs with the user's persistent identity key (`crate::identity`), so the others
-//! see the same key, and the same fingerprint, in every session; tests and the load generator
-//! use a fresh key per session. Nothing here reads or writes the key's file.
+//! `chatter` certifies with the user's persistent identity key (`crate::identity`), so the
+//! others see the same identity, and the same fingerprint, in every session and from every
+//! client of the user; tests and the load generator use a fresh identity per session.
+//! Nothing here reads or writes the key's file.
 
 use std::sync::Arc;
 
 use openmls::prelude::{
-    BasicCredential, Credential, CredentialType, CredentialWithKey, KeyPackage, KeyPackageRef,
-    MlsGroup, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome,
-    tls_codec::Deserialize as _, tls_codec::Serialize as _,
+    BasicCredential, Credential, CredentialWithKey, KeyPackage, KeyPackageRef, MlsGroup,
+    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, StagedWelcome, tls_codec::Deserialize as _,
+    tls_codec::Serialize as _,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;
@@ -17,15 +19,19 @@ use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest, Sha256};
 
 use super::config::{CIPHERSUITE, create_config, join_config};
+use super::device;
 use super::error::describe;
 use super::provider::MemberProvider;
 use super::{MlsError, RoomGroup};
+use crate::proto::DeviceCertificate;
 
 /// What a member and all its rooms share: the crypto provider with its in-memory key store
 /// (key packages' private keys must be found there when a Welcome arrives), the signer and the
 /// credential. Shared through an `Arc` so that creating a room clones no key material.
 pub(crate) struct Session {
     pub(crate) nick: String,
+    /// The identity key that certified our device key.
+    pub(crate) identity_key: Vec<u8>,
     pub(crate) provider: MemberProvider,
     pub(crate) signer: SignatureKeyPair,
     pub(crate) credential: CredentialWithKey,
@@ -71,32 +77,51 @@ impl std::fmt::Debug for MlsMember {
 }
 
 impl MlsMember {
-    /// Creates an identity for this session only, with a new Ed25519 key (tests, the load
-    /// generator); `chatter` itself uses [`MlsMember::from_key_pair`] with its persistent key.
+    /// Creates a member with an identity of its own that lives only as long as it (tests, the
+    /// load generator); `chatter` itself uses [`MlsMember::certified`] with its persistent key.
     pub fn new(nick: &str) -> Result<Self, MlsError> {
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
-            .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))?;
-        MlsMember::from_key_pair(nick, signer)
+        MlsMember::certified(nick, &new_key_pair()?, 0)
     }
 
-    /// Creates the member for `nick` signing with an existing key pair: the user's
-    /// persistent identity (`crate::identity::Identity::key_pair`), so that other members
-    /// see the same key in every session.
-    pub fn from_key_pair(nick: &str, signer: SignatureKeyPair) -> Result<Self, MlsError> {
+    /// Creates the member for `nick` with a new device key, certified by `identity` (the
+    /// user's persistent key, `crate::identity::Identity::key_pair`) as of `created_at`
+    /// (seconds since the Unix epoch), so that other members see the same identity in every
+    /// session and from every client. The device key lives in this value only.
+    pub fn certified(
+        nick: &str,
+        identity: &SignatureKeyPair,
+        created_at: u64,
+    ) -> Result<Self, MlsError> {
         if !crate::proto::is_valid_nick(nick) {
             return Err(MlsError::InvalidNick);
         }
-        if signer.signature_scheme() != CIPHERSUITE.signature_algorithm() {
+        let device = new_key_pair()?;
+        let certificate = device::certify(identity, device.public(), nick, created_at)?;
+        MlsMember::with_certificate(device, certificate)
+    }
+
+    /// Creates a member that signs with `device` and shows `certificate` as it is, unchecked:
+    /// what [`MlsMember::certified`] does after certifying, and what a test does to show that
+    /// members refuse a forged or borrowed certification.
+    pub fn with_certificate(
+        device: SignatureKeyPair,
+        certificate: DeviceCertificate,
+    ) -> Result<Self, MlsError> {
+        if !crate::proto::is_valid_nick(&certificate.claims.nick) {
+            return Err(MlsError::InvalidNick);
+        }
+        if device.signature_scheme() != CIPHERSUITE.signature_algorithm() {
             return Err(MlsError::Internal("the key is not an Ed25519 key".into()));
         }
         let credential = CredentialWithKey {
-            credential: BasicCredential::new(nick.as_bytes().to_vec()).into(),
-            signature_key: signer.public().into(),
+            credential: BasicCredential::new(crate::proto::encode(&certificate)).into(),
+            signature_key: device.public().into(),
         };
         let session = Session {
-            nick: nick.to_owned(),
+            nick: certificate.claims.nick,
+            identity_key: certificate.claims.identity_key,
             provider: MemberProvider::default(),
-            signer,
+            signer: device,
             credential,
         };
         Ok(MlsMember { session: Arc::new(session) })
@@ -107,9 +132,15 @@ impl MlsMember {
         &self.session.nick
     }
 
-    /// The short fingerprint of this session's signature key, e.g. `ab12:cd34:ef56:7890`.
+    /// The short fingerprint of the identity key that certified this member, e.g.
+    /// `ab12:cd34:ef56:7890`: the same for every client of one identity.
     pub fn fingerprint(&self) -> String {
-        fingerprint_of(self.session.signer.public())
+        fingerprint_of(&self.session.identity_key)
+    }
+
+    /// The public device key this member signs with in MLS.
+    pub fn device_key(&self) -> &[u8] {
+        self.session.signer.public()
     }
 
     /// A fresh KeyPackage, serialized as an MLS message, for someone to add us with.
@@ -168,13 +199,21 @@ impl MlsMember {
             return Err(MlsError::Malformed);
         };
         let invalid = |error: &dyn std::fmt::Display| MlsError::InvalidWelcome(describe(error));
-        let group = StagedWelcome::build_from_welcome(&session.provider, &join_config(), welcome)
+        let staged = StagedWelcome::build_from_welcome(&session.provider, &join_config(), welcome)
             .map_err(|error| invalid(&error))?
             .replace_old_group()
             .build()
-            .map_err(|error| invalid(&error))?
-            .into_group(&session.provider)
             .map_err(|error| invalid(&error))?;
+        // Every leaf must be certified by the identity it names before we trust any of them
+        // (and before the group replaces one we had).
+        for member in staged.members() {
+            device::verify(&member.credential, &member.signature_key, session.provider.crypto())
+                .map_err(|reason| MlsError::Uncertified {
+                    nick: nick_of(&member.credential),
+                    reason,
+                })?;
+        }
+        let group = staged.into_group(&session.provider).map_err(|error| invalid(&error))?;
         if group.ciphersuite() != CIPHERSUITE {
             return Err(MlsError::InvalidWelcome("unexpected ciphersuite".into()));
         }
@@ -192,13 +231,25 @@ pub(crate) fn fingerprint_of(signature_public_key: &[u8]) -> String {
         .join(":")
 }
 
-/// The nickname in a basic credential. Peers choose their credentials, so anything but a
-/// basic credential holding UTF-8 is shown as a placeholder rather than trusted or rejected.
+/// A new Ed25519 key pair of the ciphersuite's scheme.
+fn new_key_pair() -> Result<SignatureKeyPair, MlsError> {
+    SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+        .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))
+}
+
+/// The nickname a credential's certification claims, for showing. Peers choose their
+/// credentials, so anything but a certification is shown as a placeholder; whether the claim
+/// holds is `device::verify`'s to say, before the leaf is trusted.
 pub(crate) fn nick_of(credential: &Credential) -> String {
-    if credential.credential_type() != CredentialType::Basic {
-        return "<non-basic credential>".to_owned();
-    }
-    String::from_utf8_lossy(credential.serialized_content()).into_owned()
+    device::certificate_of(credential)
+        .map_or_else(|| "<uncertified>".to_owned(), |certificate| certificate.claims.nick)
+}
+
+/// The identity key a credential's certification claims (verified when the leaf entered).
+pub(crate) fn identity_key_of(credential: &Credential) -> Vec<u8> {
+    device::certificate_of(credential)
+        .map(|certificate| certificate.claims.identity_key)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

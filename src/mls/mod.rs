@@ -11,6 +11,7 @@
 //! ([`RoomGroup::discard_pending_commit`]) and then processes the winner like any other message.
 
 mod config;
+pub mod device;
 mod error;
 mod events;
 mod identity;
@@ -18,6 +19,7 @@ mod padding;
 mod provider;
 mod room;
 
+pub use device::{CertificationError, MAX_CLIENTS_PER_IDENTITY};
 pub use error::MlsError;
 pub use events::{CommitSummary, MemberInfo, Opened, OutgoingCommit, RoomEvent};
 pub(crate) use identity::fingerprint_of;

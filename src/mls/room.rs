@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use openmls::prelude::{
-    ContentType, CreateMessageError, CredentialType, KeyPackage, LeafNodeIndex, MlsGroup,
+    ContentType, CreateMessageError, Credential, KeyPackage, LeafNodeIndex, MlsGroup,
     MlsGroupStateError, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessMessageError,
     ProcessedMessage, ProcessedMessageContent, Proposal, ProtocolMessage, ProtocolVersion, Sender,
     StagedCommit, ValidationError, tls_codec::Deserialize as _, tls_codec::Serialize as _,
@@ -11,8 +11,9 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
+use super::device::{self, MAX_CLIENTS_PER_IDENTITY};
 use super::error::describe;
-use super::identity::{Session, fingerprint_of, nick_of};
+use super::identity::{Session, fingerprint_of, identity_key_of, nick_of};
 use super::padding::{pad, unpad};
 use super::{CommitSummary, MemberInfo, MlsError, Opened, OutgoingCommit, RoomEvent};
 
@@ -77,11 +78,8 @@ impl RoomGroup {
         let own_index = self.group.own_leaf_index();
         self.group
             .members()
-            .map(|member| MemberInfo {
-                nick: nick_of(&member.credential),
-                fingerprint: fingerprint_of(&member.signature_key),
-                signature_key: member.signature_key.clone(),
-                is_self: member.index == own_index,
+            .map(|member| {
+                member_info(&member.credential, &member.signature_key, member.index == own_index)
             })
             .collect()
     }
@@ -110,13 +108,15 @@ impl RoomGroup {
         expected_nick: &str,
     ) -> Result<OutgoingCommit, MlsError> {
         let key_package = self.validate_key_package(key_package, expected_nick)?;
-        if self.group.members().any(|member| nick_of(&member.credential) == expected_nick) {
-            // Nicknames name leaves in `commit_remove`, so they must stay unique; a member
-            // that comes back with a new key package is re-added with `commit_replace`.
-            return Err(MlsError::InvalidKeyPackage(format!(
-                "{expected_nick:?} is already a member"
-            )));
+        if self.group.members().any(|member| {
+            crate::proto::nicks_look_alike(&nick_of(&member.credential), expected_nick)
+        }) {
+            // Nicknames name leaves in `commit_remove`, so they must stay unique (and every
+            // member refuses look-alikes); a member that comes back with a new key package is
+            // re-added with `commit_replace`.
+            return Err(MlsError::NickInRoom(expected_nick.to_owned()));
         }
+        self.check_clients_per_identity(&key_package, &[])?;
         self.commit(Vec::new(), Some(key_package))
     }
 
@@ -147,6 +147,7 @@ impl RoomGroup {
         if leaves.is_empty() {
             return Err(MlsError::NoSuchMember(nick.to_owned()));
         }
+        self.check_clients_per_identity(&key_package, &leaves)?;
         self.commit(leaves, Some(key_package))
     }
 
@@ -325,12 +326,7 @@ impl RoomGroup {
                     .find(|member| member.index == index)
                     .map(|member| member.signature_key)
                     .unwrap_or_default();
-                MemberInfo {
-                    nick: nick_of(credential),
-                    fingerprint: fingerprint_of(&key),
-                    signature_key: key,
-                    is_self: index == self.group.own_leaf_index(),
-                }
+                member_info(credential, &key, index == self.group.own_leaf_index())
             })
         };
         let committer = info(committer_index).ok_or(MlsError::Unexpected)?;
@@ -338,26 +334,28 @@ impl RoomGroup {
             .remove_proposals()
             .filter_map(|removal| info(removal.remove_proposal().removed()))
             .collect();
-        let added: Vec<MemberInfo> = staged
+        // A leaf enters the group only certified by the identity it names.
+        let added = staged
             .add_proposals()
             .map(|addition| {
                 let leaf = addition.add_proposal().key_package().leaf_node();
-                let key = leaf.signature_key().as_slice().to_vec();
-                MemberInfo {
-                    nick: nick_of(leaf.credential()),
-                    fingerprint: fingerprint_of(&key),
-                    signature_key: key,
-                    is_self: false,
-                }
+                let key = leaf.signature_key().as_slice();
+                device::verify(leaf.credential(), key, self.session.provider.crypto()).map_err(
+                    |reason| MlsError::Uncertified { nick: nick_of(leaf.credential()), reason },
+                )?;
+                Ok(member_info(leaf.credential(), key, false))
             })
-            .collect();
+            .collect::<Result<Vec<MemberInfo>, MlsError>>()?;
         let other_proposals = staged
             .queued_proposals()
             .filter(|queued| !matches!(queued.proposal(), Proposal::Add(_) | Proposal::Remove(_)))
             .count();
+        // The whole credential, not only the nickname it claims: a certification by another
+        // identity under the same nickname is another member.
+        let committer_credential = self.group.member(committer_index);
         let committer_identity_changed = staged.update_path_leaf_node().is_some_and(|leaf| {
-            nick_of(leaf.credential()) != committer.nick
-                || leaf.signature_key().as_slice() != committer.signature_key.as_slice()
+            Some(leaf.credential()) != committer_credential
+                || leaf.signature_key().as_slice() != committer.device_key.as_slice()
         });
         let members_before = self.group.members().count();
         let removed_leaves: Vec<LeafNodeIndex> =
@@ -417,18 +415,59 @@ impl RoomGroup {
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(invalid("unexpected ciphersuite"));
         }
-        let credential = key_package.leaf_node().credential();
-        let nick = (credential.credential_type() == CredentialType::Basic)
-            .then(|| std::str::from_utf8(credential.serialized_content()).ok())
-            .flatten()
-            .filter(|nick| crate::proto::is_valid_nick(nick))
-            .ok_or_else(|| invalid("credential is not a valid nickname"))?;
+        let leaf = key_package.leaf_node();
+        let certified = device::verify(
+            leaf.credential(),
+            leaf.signature_key().as_slice(),
+            self.session.provider.crypto(),
+        )
+        .map_err(|reason| MlsError::Uncertified { nick: expected_nick.to_owned(), reason })?;
+        let nick = certified.nick;
         if nick != expected_nick {
             return Err(MlsError::InvalidKeyPackage(format!(
                 "the key package is for {nick:?}, not {expected_nick:?}"
             )));
         }
         Ok(key_package)
+    }
+
+    /// Commits adding a key package whose credential is not checked at all: what a hostile
+    /// leader would send, for tests of what the other members refuse.
+    #[cfg(test)]
+    pub(crate) fn commit_add_unchecked(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<OutgoingCommit, MlsError> {
+        let message =
+            MlsMessageIn::tls_deserialize_exact(bytes).map_err(|_| MlsError::Malformed)?;
+        let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
+            return Err(MlsError::Malformed);
+        };
+        let key_package = key_package
+            .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
+        self.commit(Vec::new(), Some(key_package))
+    }
+
+    /// Refuses a key package whose identity already has [`MAX_CLIENTS_PER_IDENTITY`] clients
+    /// in the group, not counting the leaves the commit removes.
+    fn check_clients_per_identity(
+        &self,
+        key_package: &KeyPackage,
+        removed: &[LeafNodeIndex],
+    ) -> Result<(), MlsError> {
+        let credential = key_package.leaf_node().credential();
+        let identity = identity_key_of(credential);
+        let clients = self
+            .group
+            .members()
+            .filter(|member| !removed.contains(&member.index))
+            .filter(|member| identity_key_of(&member.credential) == identity)
+            .count();
+        if clients >= MAX_CLIENTS_PER_IDENTITY {
+            return Err(MlsError::TooManyClients(nick_of(credential)));
+        }
+        Ok(())
     }
 
     /// Other members' leaves whose nickname satisfies `wanted`.
@@ -521,6 +560,19 @@ impl RoomGroup {
             events.push(RoomEvent::SelfRemoved);
         }
         events
+    }
+}
+
+/// A leaf as the member list shows it: the nickname and identity its certification claims
+/// (verified when the leaf entered the group), and the key it signs with.
+fn member_info(credential: &Credential, device_key: &[u8], is_self: bool) -> MemberInfo {
+    let identity_key = identity_key_of(credential);
+    MemberInfo {
+        nick: nick_of(credential),
+        fingerprint: fingerprint_of(&identity_key),
+        identity_key,
+        device_key: device_key.to_vec(),
+        is_self,
     }
 }
 

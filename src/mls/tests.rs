@@ -453,11 +453,11 @@ fn invalid_key_packages_and_names_are_refused() {
         Err(MlsError::InvalidKeyPackage(reason)) if reason.contains("not \"dave\"")
     ));
     assert!(!clients[0].room.has_pending_commit());
-    let second_bob = MlsMember::new("bob").unwrap();
-    assert!(matches!(
-        clients[0].room.commit_add(&second_bob.key_package().unwrap(), "bob"),
-        Err(MlsError::InvalidKeyPackage(_))
-    ));
+    for nick in ["bob", "BOB"] {
+        let second_bob = MlsMember::new(nick).unwrap();
+        let refused = clients[0].room.commit_add(&second_bob.key_package().unwrap(), nick);
+        assert_eq!(refused.unwrap_err(), MlsError::NickInRoom(nick.into()));
+    }
     assert!(matches!(
         clients[0].room.commit_replace("bob", &carol.key_package().unwrap()),
         Err(MlsError::InvalidKeyPackage(_))
@@ -520,4 +520,126 @@ fn timings() {
         time("encrypt_message 100 B", || clients[0].room.encrypt_message(&[7; 100]).unwrap());
     time("process_incoming message", || clients[1].room.process_incoming(&ciphertext).unwrap());
     time("commit_remove", || clients[0].room.commit_remove(&["new"]).unwrap());
+}
+
+/// An identity key of its own, as `crate::identity::Identity::key_pair` gives one.
+fn identity_key() -> openmls_basic_credential::SignatureKeyPair {
+    openmls_basic_credential::SignatureKeyPair::new(openmls_traits::types::SignatureScheme::ED25519)
+        .unwrap()
+}
+
+/// `committer` adds `member`, named `nick`; returns its index.
+fn add_member(clients: &mut Vec<Client>, committer: usize, member: MlsMember) -> usize {
+    let nick = member.nick().to_owned();
+    let commit = clients[committer].room.commit_add(&member.key_package().unwrap(), &nick).unwrap();
+    accept_commit(clients, committer, &commit);
+    let room = member.join_room(commit.welcome.as_deref().unwrap()).unwrap();
+    clients.push(Client { member, room });
+    clients.len() - 1
+}
+
+/// A member signing with a key of its own that shows `certificate` as it is.
+fn showing(certificate: crate::proto::DeviceCertificate) -> MlsMember {
+    MlsMember::with_certificate(identity_key(), certificate).unwrap()
+}
+
+#[test]
+fn two_clients_of_one_identity_are_two_leaves_of_one_identity() {
+    let alice_identity = identity_key();
+    let mut clients = room_of(&["bob"]);
+    let first = MlsMember::certified("alice", &alice_identity, 10).unwrap();
+    let second = MlsMember::certified("alice-2", &alice_identity, 20).unwrap();
+    assert_ne!(first.device_key(), second.device_key());
+    assert_eq!(first.fingerprint(), second.fingerprint());
+    let first = add_member(&mut clients, 0, first);
+    let second = add_member(&mut clients, 0, second);
+    // Both talk, and every member sees one identity behind the two nicknames.
+    let sealed = clients[second].room.encrypt_message(b"from the laptop").unwrap();
+    assert_eq!(
+        clients[first].room.process_incoming(&sealed).unwrap(),
+        message("alice-2", b"from the laptop")
+    );
+    let members = clients[0].room.members();
+    let alice: Vec<&MemberInfo> =
+        members.iter().filter(|member| member.nick.starts_with("alice")).collect();
+    assert_eq!(alice.len(), 2);
+    assert_eq!(alice[0].identity_key, alice_identity.public());
+    assert_eq!(alice[0].identity_key, alice[1].identity_key);
+    assert_eq!(alice[0].fingerprint, alice[1].fingerprint);
+    assert_ne!(alice[0].device_key, alice[1].device_key);
+}
+
+#[test]
+fn a_leader_refuses_key_packages_with_forged_or_borrowed_certifications() {
+    let mut clients = room_of(&["bob"]);
+    let alice_identity = identity_key();
+    let alice = MlsMember::certified("alice", &alice_identity, 1).unwrap();
+    // Mallory signs a certification that names alice's identity key.
+    let mut forged = device::certify(&identity_key(), &[7; 32], "carol", 1).unwrap();
+    forged.claims.identity_key = alice_identity.public().to_vec();
+    // Mallory shows a genuine certification of alice's, with her own device key.
+    let borrowed = device::certify(&alice_identity, alice.device_key(), "carol", 1).unwrap();
+    let cases = [
+        (forged, CertificationError::BadSignature),
+        (borrowed, CertificationError::OtherDeviceKey),
+    ];
+    for (certificate, reason) in cases {
+        let mallory = showing(certificate);
+        let error =
+            clients[0].room.commit_add(&mallory.key_package().unwrap(), "carol").unwrap_err();
+        assert_eq!(error, MlsError::Uncertified { nick: "carol".into(), reason });
+        assert_eq!(error.admission_refusal(), crate::proto::AdmissionRefusal::Uncertified);
+    }
+    assert!(!clients[0].room.has_pending_commit());
+}
+
+#[test]
+fn members_refuse_a_commit_that_adds_an_uncertified_leaf() {
+    let mut clients = room_of(&["mallory", "bob"]);
+    let alice_identity = identity_key();
+    let mut forged = device::certify(&identity_key(), &[7; 32], "alice", 1).unwrap();
+    forged.claims.identity_key = alice_identity.public().to_vec();
+    let impostor = showing(forged);
+    let commit = clients[0].room.commit_add_unchecked(&impostor.key_package().unwrap()).unwrap();
+    let refused = clients[1].room.stage_commit(&commit.commit).unwrap_err();
+    assert_eq!(
+        refused,
+        MlsError::Uncertified { nick: "alice".into(), reason: CertificationError::BadSignature }
+    );
+    assert!(!clients[1].room.has_staged_commit());
+}
+
+#[test]
+fn a_welcome_into_a_group_with_an_uncertified_leaf_is_refused() {
+    // The group's creator shows alice's certification with a device key of its own.
+    let alice_identity = identity_key();
+    let alice = MlsMember::certified("alice", &alice_identity, 1).unwrap();
+    let borrowed = device::certify(&alice_identity, alice.device_key(), "alice", 1).unwrap();
+    let impostor = showing(borrowed);
+    let mut group = impostor.create_room().unwrap();
+    let bob = MlsMember::new("bob").unwrap();
+    let commit = group.commit_add(&bob.key_package().unwrap(), "bob").unwrap();
+    let refused = bob.join_room(commit.welcome.as_deref().unwrap()).unwrap_err();
+    assert_eq!(
+        refused,
+        MlsError::Uncertified { nick: "alice".into(), reason: CertificationError::OtherDeviceKey }
+    );
+}
+
+#[test]
+fn one_identity_has_at_most_eight_clients_in_a_room() {
+    let identity = identity_key();
+    let mut clients = room_of(&["bob"]);
+    for number in 1..=MAX_CLIENTS_PER_IDENTITY {
+        let nick = format!("alice-{number}");
+        add_member(&mut clients, 0, MlsMember::certified(&nick, &identity, 1).unwrap());
+    }
+    let ninth = MlsMember::certified("alice-9", &identity, 1).unwrap();
+    assert_eq!(
+        clients[0].room.commit_add(&ninth.key_package().unwrap(), "alice-9"),
+        Err(MlsError::TooManyClients("alice-9".into()))
+    );
+    // Replacing one of them (a client that comes back) is no ninth.
+    let again = MlsMember::certified("alice-3", &identity, 2).unwrap();
+    assert!(clients[0].room.commit_replace("alice-3", &again.key_package().unwrap()).is_ok());
 }

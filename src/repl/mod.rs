@@ -287,7 +287,15 @@ impl Output for TerminalOutput<'_> {
     }
     fn own_message(&mut self, text: &str, action: bool) {
         let room = self.engine.current_room();
-        println!("{}", self.renderer.own_message(room.as_deref(), text, action));
+        let line = match self.engine.nick() {
+            // After a `/nick`, our lines carry the new name.
+            Some(nick) if nick != self.renderer.own_nick => {
+                let renderer = Renderer { own_nick: nick, ..self.renderer.clone() };
+                renderer.own_message(room.as_deref(), text, action)
+            }
+            _ => self.renderer.own_message(room.as_deref(), text, action),
+        };
+        println!("{line}");
     }
 }
 

@@ -182,6 +182,19 @@ impl Renderer {
                     self.line("key_changed", Some(room), Some(nick), &text, now, style)
                 }
             }
+            Event::LookAlike { room, nick, looks_like, pinned_fingerprint, fingerprint } => {
+                let text = look_alike_text(nick, looks_like, pinned_fingerprint, fingerprint);
+                if self.format == Format::Json {
+                    let mut value = json_value("look_alike", Some(room), Some(nick), &text, now);
+                    value["looks_like"] = looks_like.as_str().into();
+                    value["pinned_fingerprint"] = pinned_fingerprint.as_str().into();
+                    value["fingerprint"] = fingerprint.as_str().into();
+                    value.to_string()
+                } else {
+                    let style = Style::new().fg(Color::Red).bold();
+                    self.line("look_alike", Some(room), Some(nick), &text, now, style)
+                }
+            }
             Event::Disconnected(end) => self.line(
                 "disconnected",
                 None,
@@ -609,6 +622,14 @@ fn key_changed_text(nick: &str, first_seen: &str) -> String {
     )
 }
 
+fn look_alike_text(nick: &str, looks_like: &str, pinned: &str, fingerprint: &str) -> String {
+    let (nick, looks_like) = (sanitize_inline(nick), sanitize_inline(looks_like));
+    format!(
+        "warning: {nick} looks like {looks_like}, whose key is {pinned}; {nick} has another key \
+         ({fingerprint}) and may not be the {looks_like} you know — compare `/verify {nick}`"
+    )
+}
+
 /// `HH:MM` in the local time zone (chrono reads the zone database on Unix and asks the
 /// system on Windows).
 pub fn local_hhmm(time: SystemTime) -> String {
@@ -779,6 +800,33 @@ mod tests {
         assert_eq!(value["fingerprint"], "ab12:cd34:ef56:7890");
         let colored = renderer(Format::Color).event(&key_changed()).unwrap().text;
         assert!(colored.contains("\x1b[1;31m"), "red and bold: {colored:?}");
+    }
+
+    #[test]
+    fn a_look_alike_is_a_loud_line_naming_both_keys_and_a_json_object() {
+        let cyrillic = "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}";
+        let event = Event::LookAlike {
+            room: "lobby".into(),
+            nick: cyrillic.into(),
+            looks_like: "sophie".into(),
+            pinned_fingerprint: "ab12:cd34:ef56:7890".into(),
+            fingerprint: "0000:1111:2222:3333".into(),
+        };
+        let line = renderer(Format::Line).event(&event).unwrap().text;
+        assert!(
+            line.ends_with(&format!(
+                "warning: {cyrillic} looks like sophie, whose key is ab12:cd34:ef56:7890; \
+                 {cyrillic} has another key (0000:1111:2222:3333) and may not be the sophie \
+                 you know — compare `/verify {cyrillic}`"
+            )),
+            "{line}"
+        );
+        let value = json_of(&event);
+        assert_eq!(value["type"], "look_alike");
+        assert_eq!(value["from"], cyrillic);
+        assert_eq!(value["looks_like"], "sophie");
+        assert_eq!(value["pinned_fingerprint"], "ab12:cd34:ef56:7890");
+        assert_eq!(value["fingerprint"], "0000:1111:2222:3333");
     }
 
     fn json_of(event: &Event) -> serde_json::Value {

@@ -2,7 +2,8 @@
 //!
 //! The REPL runs on the main thread, outside the tokio runtime, so each call is one
 //! `Handle::block_on`. The client may still be connecting when the prompt appears (nothing
-//! on the network happens before it), so it sits in a `OnceLock` the event task fills.
+//! on the network happens before it), so it sits in a slot the event task fills; `/nick`
+//! empties it and has the binary's connector fill it again under the new nickname.
 
 use crate::client::{Awaited, Client, ClientError, LinkState, RoomMembers, RoomSummary};
 use crate::commands::Engine;
@@ -10,7 +11,7 @@ use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -19,23 +20,38 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Quitting waits this long for the relay to confirm before closing anyway.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Starts connecting under a nickname (the binary's `connect_in_background`).
+pub type Connector = Box<dyn Fn(String) + Send + Sync>;
+
 /// A connection to the relay, possibly still being established.
 pub struct Session {
-    client: OnceLock<Client>,
+    client: RwLock<Option<Client>>,
     failed: AtomicBool,
     runtime: Handle,
-    nick: String,
+    nick: Mutex<String>,
+    connector: OnceLock<Connector>,
 }
 
 impl Session {
     /// A session for `nick` that is not connected yet.
     pub fn new(nick: String, runtime: Handle) -> Arc<Self> {
-        Arc::new(Session { client: OnceLock::new(), failed: AtomicBool::new(false), runtime, nick })
+        Arc::new(Session {
+            client: RwLock::new(None),
+            failed: AtomicBool::new(false),
+            runtime,
+            nick: Mutex::new(nick),
+            connector: OnceLock::new(),
+        })
+    }
+
+    /// How `/nick` connects again under another nickname.
+    pub fn set_connector(&self, connector: Connector) {
+        let _ = self.connector.set(connector);
     }
 
     /// Installs the connected client.
     pub fn connected(&self, client: Client) {
-        let _ = self.client.set(client);
+        *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
     }
 
     /// Records that connecting failed.
@@ -43,9 +59,13 @@ impl Session {
         self.failed.store(true, Ordering::Relaxed);
     }
 
+    fn current(&self) -> Option<Client> {
+        self.client.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// The connected client, if any.
-    pub fn client(&self) -> Result<&Client, ClientError> {
-        self.client.get().ok_or_else(|| {
+    pub fn client(&self) -> Result<Client, ClientError> {
+        self.current().ok_or_else(|| {
             if self.failed.load(Ordering::Relaxed) {
                 ClientError::NotConnected
             } else {
@@ -54,9 +74,13 @@ impl Session {
         })
     }
 
+    fn current_nick(&self) -> String {
+        self.nick.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// What the prompt shows.
     pub fn status(&self) -> PromptStatus {
-        let (room, state) = match self.client.get() {
+        let (room, state) = match self.current() {
             Some(client) => match client.link_state() {
                 LinkState::Connected => (client.current_room(), ConnectionState::Connected),
                 LinkState::Reconnecting { attempt, waiting } => {
@@ -67,7 +91,7 @@ impl Session {
             None if self.failed.load(Ordering::Relaxed) => (None, ConnectionState::Offline),
             None => (None, ConnectionState::Connecting),
         };
-        PromptStatus { nick: self.nick.clone(), room, state }
+        PromptStatus { nick: self.current_nick(), room, state }
     }
 
     /// Sends a chat line to the current room.
@@ -91,7 +115,7 @@ impl Session {
 
 impl Engine for Session {
     fn current_room(&self) -> Option<String> {
-        self.client.get().and_then(Client::current_room)
+        self.current().and_then(|client| client.current_room())
     }
     fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
         let client = self.client()?;
@@ -126,9 +150,37 @@ impl Engine for Session {
         self.with_timeout(QUERY_TIMEOUT, client.trust(nick))
     }
     fn quit(&self) -> Result<(), ClientError> {
-        match self.client.get() {
+        match self.current() {
             Some(client) => self.with_timeout(QUIT_TIMEOUT, client.quit()),
             None => Ok(()),
         }
+    }
+    fn change_nick(&self, nick: &str) -> Result<(), ClientError> {
+        if let Err(problem) = crate::proto::check_nick(nick) {
+            return Err(ClientError::NickInvalid(nick.to_owned(), problem));
+        }
+        let connector = self.connector.get().ok_or(ClientError::NotConnected)?;
+        match self.current() {
+            Some(client) if client.current_room().is_some() => {
+                return Err(ClientError::NickChangeInRoom);
+            }
+            // A session's nickname is the relay's key for it, and the MLS credential's: the
+            // new name is a new session, so the old one says goodbye first.
+            Some(client) => {
+                let _ = self.with_timeout(QUIT_TIMEOUT, client.quit());
+                *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            }
+            None if !self.failed.load(Ordering::Relaxed) => {
+                return Err(ClientError::StillConnecting);
+            }
+            None => {}
+        }
+        self.failed.store(false, Ordering::Relaxed);
+        *self.nick.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = nick.to_owned();
+        connector(nick.to_owned());
+        Ok(())
+    }
+    fn nick(&self) -> Option<String> {
+        Some(self.current_nick())
     }
 }

@@ -385,7 +385,7 @@ async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
         matches!(
             refused,
             ServerFrame::AdmissionRefused {
-                reason: chatter::proto::AdmissionRefusal::Malformed,
+                reason: chatter::proto::AdmissionRefusal::InvalidKeyPackage,
                 ..
             }
         ),
@@ -497,4 +497,97 @@ async fn a_leader_told_busy_sends_the_same_commit_again() {
     assert!(commits.iter().all(|commit| *commit == commits[0]), "one commit for the epoch");
     alice.send_text("welcome").await.unwrap();
     expect_event(&mut bob_events, is_message("alice", "welcome")).await;
+}
+
+/// A middle that knows the access code and the room password plays a joiner at the leader
+/// and offers key packages whose certifications are forged: one signed by another key than
+/// the identity it names (a victim's), one genuine but certifying a client for another
+/// nickname. The leader refuses both, says why, and tells the joiner the true reason.
+#[tokio::test]
+async fn a_forged_certification_is_refused_with_a_warning_and_its_reason() {
+    use chatter::admission::JoinerAdmission;
+    use chatter::proto::AdmissionRefusal;
+    use std::sync::atomic::Ordering;
+
+    let relay = support::start_relay().await;
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut bob_events, "alice").await;
+    control.hold_admission_answers.store(true, Ordering::SeqCst);
+
+    let key_pair = || {
+        openmls_basic_credential::SignatureKeyPair::new(openmls::prelude::SignatureScheme::ED25519)
+            .unwrap()
+    };
+    // Signed by mallory's key, naming the identity key of a victim.
+    let (victim, forged_device) = (key_pair(), key_pair());
+    let mut forged =
+        chatter::mls::device::certify(&key_pair(), forged_device.public(), "carol", 1).unwrap();
+    forged.claims.identity_key = victim.public().to_vec();
+    // Genuine, but for a client called "alice-2": the certification binds the nickname.
+    let identity = key_pair();
+    let other_device = key_pair();
+    let for_another_nick =
+        chatter::mls::device::certify(&identity, other_device.public(), "alice-2", 1).unwrap();
+    let cases = [
+        (
+            forged_device,
+            forged,
+            "carol's credential is refused: its certification is not signed by the identity key it names",
+            AdmissionRefusal::Uncertified,
+        ),
+        (
+            other_device,
+            for_another_nick,
+            "the key package is for \"alice-2\", not \"carol\"",
+            AdmissionRefusal::InvalidKeyPackage,
+        ),
+    ];
+    for (attempt, (device, certificate, warning, reason)) in (1u64..).zip(cases) {
+        let mallory = MlsMember::with_certificate(device, certificate).unwrap();
+        let seen = control.sent_by_client.lock().unwrap().len();
+        let (admission, start) = JoinerAdmission::start("vault", "carol", "bob", b"pw");
+        let request = ServerFrame::AdmissionRequest {
+            room: "vault".into(),
+            joiner: "carol".into(),
+            attempt,
+            pake_message: start,
+        };
+        control.inject.send(request).unwrap();
+        let reply = control.sent(seen, |f| matches!(f, ClientFrame::AdmissionReply { .. })).await;
+        let ClientFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
+        let finish = admission.finish(&pake_message, &mallory.key_package().unwrap()).unwrap();
+        control
+            .inject
+            .send(ServerFrame::AdmissionFinish {
+                room: "vault".into(),
+                joiner: "carol".into(),
+                attempt,
+                confirmation: finish.confirmation.to_vec(),
+                sealed_key_package: finish.sealed_key_package,
+            })
+            .unwrap();
+        expect_event(&mut bob_events, is_warning(warning)).await;
+        let refused =
+            control.sent(seen, |f| matches!(f, ClientFrame::AdmissionRefused { .. })).await;
+        assert!(
+            matches!(&refused, ClientFrame::AdmissionRefused { joiner, reason: r, .. }
+                if joiner == "carol" && *r == reason),
+            "{refused:?}"
+        );
+    }
+    // Nobody was added, and the room goes on.
+    bob.send_text("still two of us").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "still two of us")).await;
+    let who = alice.members().await.unwrap();
+    let nicks: Vec<&str> = who.members.iter().map(|m| m.nick.as_str()).collect();
+    assert_eq!(nicks, ["bob", "alice"]);
 }

@@ -277,8 +277,9 @@ async fn the_relay_never_sees_a_public_key() {
     expect_event(&mut clients[0].1, is_left("carol")).await;
     assert!(capture.len() > 20, "the capture saw the traffic ({} frames)", capture.len());
     assert!(capture.contains(b"alice"), "the capture sees what the relay sees");
-    // The search would find a key where one travels in the clear, as in a bare KeyPackage.
-    let bare = chatter::mls::MlsMember::from_key_pair("alice", people[0].identity().key_pair())
+    // The search would find a key where one travels in the clear, as in a bare KeyPackage
+    // (whose credential carries the identity key that certified its device key).
+    let bare = chatter::mls::MlsMember::certified("alice", &people[0].identity().key_pair(), 0)
         .unwrap()
         .key_package()
         .unwrap();
@@ -401,4 +402,128 @@ fn the_repl_shows_the_identity_at_start_and_in_whoami() {
     pty.expect(format!("identity {fingerprint}").as_str()).expect("/whoami");
     pty.send_line("/quit").unwrap();
     pty.expect(expectrl::Eof).expect("quits");
+}
+
+/// The first case: one person, two clients (two terminals sharing the identity file),
+/// one room. Each has its own nickname and device key; both talk; the others see one
+/// identity behind both names; "ALICE" is refused while "alice" is online.
+#[tokio::test]
+async fn one_identity_on_two_clients_is_in_one_room_twice_and_shown_as_one_identity() {
+    let relay = support::start_relay().await;
+    let (alice_person, bob_person) = (Person::new(), Person::new());
+    let (alice, mut alice_events) = alice_person.connect(&relay, "alice").await;
+    alice.join("lobby", Secret::from("pw")).await.expect("alice joins");
+    let (bob, mut bob_events) = bob_person.connect(&relay, "bob").await;
+    bob.join("lobby", Secret::from("pw")).await.expect("bob joins");
+    expect_event(&mut alice_events, is_joined("bob")).await;
+
+    // The same name in capitals is the same name to the relay.
+    let options = ClientOptions {
+        server: relay.addr(),
+        nick: "ALICE".into(),
+        access_code: Secret::from(ACCESS_CODE),
+    };
+    let taken =
+        chatter::client::connect_as(options, alice_person.identity(), KnownPeers::in_memory())
+            .await
+            .expect_err("ALICE is taken while alice is online");
+    assert!(matches!(taken, chatter::client::ClientError::NickTaken(_)), "{taken:?}");
+
+    let (laptop, mut laptop_events) = alice_person.connect(&relay, "alice-2").await;
+    laptop.join("lobby", Secret::from("pw")).await.expect("alice-2 joins");
+    expect_event(&mut bob_events, is_joined("alice-2")).await;
+    expect_event(&mut alice_events, is_joined("alice-2")).await;
+    laptop.send_text("from the laptop").await.unwrap();
+    let from_laptop = |e: &Event| matches!(e, Event::Message { from, text, .. } if from == "alice-2" && text == "from the laptop");
+    expect_event(&mut alice_events, from_laptop).await;
+    expect_event(&mut bob_events, from_laptop).await;
+    alice.send_text("from the desktop").await.unwrap();
+    let from_desktop = |e: &Event| matches!(e, Event::Message { from, text, .. } if from == "alice" && text == "from the desktop");
+    expect_event(&mut laptop_events, from_desktop).await;
+
+    let who = bob.members().await.expect("members");
+    let view = |nick: &str| who.members.iter().find(|m| m.nick == nick).expect("listed").clone();
+    let (first, second) = (view("alice"), view("alice-2"));
+    assert_eq!(first.fingerprint, Some(alice_person.identity().fingerprint()));
+    assert_eq!(second.fingerprint, first.fingerprint);
+    assert_eq!(second.same_identity_as.as_deref(), Some("alice"));
+    assert_eq!(first.same_identity_as, None);
+    assert_eq!(view("bob").same_identity_as, None);
+    // No key-change warning anywhere: one identity, pinned under each of its names.
+    assert!(key_changes(&pending_events(&bob, &mut bob_events).await).is_empty());
+}
+
+/// The look-alikes: after "sophie" left, "SOPHIE" and an all-Cyrillic "ѕорһіе" with
+/// keys of their own each bring a warning naming sophie's key, and `/who` marks them; a
+/// name with an invisible variation selector is refused by the relay, saying why.
+#[tokio::test]
+async fn look_alikes_of_a_pinned_name_are_warned_and_marked() {
+    let relay = support::start_relay().await;
+    let (alice_person, sophie_person) = (Person::new(), Person::new());
+    let (alice, mut alice_events) = alice_person.connect(&relay, "alice").await;
+    alice.join("lobby", Secret::from("pw")).await.expect("alice joins");
+    let (sophie, _sophie_events) = sophie_person.connect(&relay, "sophie").await;
+    sophie.join("lobby", Secret::from("pw")).await.expect("sophie joins");
+    expect_event(&mut alice_events, is_joined("sophie")).await;
+    sophie.quit().await.expect("sophie quits");
+    expect_event(&mut alice_events, is_left("sophie")).await;
+    let sophie_fingerprint = sophie_person.identity().fingerprint();
+
+    let invisible = ClientOptions {
+        server: relay.addr(),
+        nick: "sophie\u{FE0F}".into(),
+        access_code: Secret::from(ACCESS_CODE),
+    };
+    let refused = chatter::client::connect(invisible).await.expect_err("refused");
+    assert!(refused.to_string().contains("variation selector"), "{refused}");
+
+    for nick in ["SOPHIE", "\u{0455}\u{043E}\u{0440}\u{04BB}\u{0456}\u{0435}"] {
+        let impostor = Person::new();
+        let (client, _events) = impostor.connect(&relay, nick).await;
+        client.join("lobby", Secret::from("pw")).await.expect("the impostor joins");
+        let warned = expect_event(
+            &mut alice_events,
+            |e| matches!(e, Event::LookAlike { nick: n, .. } if n == nick),
+        )
+        .await;
+        let Event::LookAlike { looks_like, pinned_fingerprint, .. } = warned else {
+            unreachable!()
+        };
+        assert_eq!((looks_like.as_str(), &pinned_fingerprint), ("sophie", &sophie_fingerprint));
+        let who = alice.members().await.expect("members");
+        let marked = who.members.iter().find(|m| m.nick == nick).expect("listed");
+        assert_eq!(marked.looks_like.as_deref(), Some("sophie"), "{nick}");
+        client.quit().await.expect("the impostor quits");
+        expect_event(&mut alice_events, is_left(nick)).await;
+    }
+}
+
+/// At most eight clients of one identity share a room: the ninth is refused by the leader,
+/// and the joiner is told that reason, not "malformed".
+#[tokio::test]
+async fn a_ninth_client_of_one_identity_is_refused_and_told_why() {
+    let relay = support::start_relay().await;
+    let (bob_person, alice_person) = (Person::new(), Person::new());
+    let (bob, _bob_events) = bob_person.connect(&relay, "bob").await;
+    bob.join("lobby", Secret::from("pw")).await.expect("bob founds the room");
+    let mut clients = Vec::new();
+    for number in 1..=chatter::mls::MAX_CLIENTS_PER_IDENTITY {
+        let (client, events) = alice_person.connect(&relay, &format!("alice-{number}")).await;
+        client.join("lobby", Secret::from("pw")).await.expect("one of the eight joins");
+        clients.push((client, events));
+    }
+    let (ninth, _events) = alice_person.connect(&relay, "alice-9").await;
+    let refused = ninth.join("lobby", Secret::from("pw")).await.expect_err("the ninth is refused");
+    assert!(
+        matches!(
+            refused,
+            chatter::client::ClientError::AdmissionRefused(
+                chatter::proto::AdmissionRefusal::TooManyDevices
+            )
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("the most clients this room allows"), "{refused}");
+    let who = bob.members().await.expect("members");
+    assert_eq!(who.members.len(), 1 + chatter::mls::MAX_CLIENTS_PER_IDENTITY);
 }

@@ -251,3 +251,22 @@ fn json_bots_hear_the_link_drop_and_come_back_by_themselves() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+#[test]
+fn a_taken_nickname_is_reported_with_one_to_try() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &[]);
+    alice.send("/join lobby");
+    alice.expect("you joined lobby");
+    let home = tempfile::tempdir().unwrap();
+    let output = chatter(home.path())
+        .env("CHATTER_ACCESS_CODE", ACCESS_CODE)
+        .args([relay.address.as_str(), "--nick", "Alice"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the nickname Alice is taken there — try --nick Alice-2"), "{stderr}");
+    assert!(alice.finish().success());
+}

@@ -159,7 +159,7 @@ async fn nicknames_are_unique_and_checked() {
     assert_eq!(taken.to_string(), "nickname \"alice\" is taken");
     for bad in ["", "two words", "bell\x07", &"x".repeat(33)] {
         let error = second.register(bad).await.expect_err("invalid");
-        assert!(matches!(error, ClientError::NickInvalid(_)), "{bad:?}: {error:?}");
+        assert!(matches!(error, ClientError::NickInvalid(..)), "{bad:?}: {error:?}");
     }
     // The connection survives the refusals and can still register.
     second.register("alice2").await.unwrap();

@@ -230,3 +230,77 @@ fn the_prompt_shows_the_reconnect_and_the_room_comes_back_by_itself() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// The README's first flow, as a new user on one account runs it: `chatter` with no server
+/// starts a relay and prints the command for a second terminal; the second terminal runs it
+/// (same HOME, so the same identity), is told its nickname is taken and offered another;
+/// both join one room and talk both ways, and `/who` shows one identity behind both names.
+#[test]
+fn the_readme_flow_works_from_two_terminals_of_one_user() {
+    let home = tempfile::tempdir().unwrap();
+    let mut first = Session::spawn(chatter(home.path())).expect("spawn the first chatter");
+    first.set_expect_timeout(Some(Duration::from_secs(15)));
+    let printed = first
+        .expect(expectrl::Regex(
+            r"join the same chat with:\s+CHATTER_ACCESS_CODE=([A-Za-z0-9]+) (\S+) (\S+)",
+        ))
+        .expect("the second terminal's command is printed");
+    let text = |index: usize| String::from_utf8(printed.get(index).unwrap().to_vec()).unwrap();
+    let (code, program, server) = (text(1), text(2), text(3));
+    assert_eq!(program, env!("CARGO_BIN_EXE_chatter"), "the command runs this chatter");
+    first.expect("nickname: ").unwrap();
+    first.send_line("alice").unwrap();
+    first.expect("connected to").expect("the first terminal connects");
+
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", &code).arg(&server);
+    let mut second = Session::spawn(command).expect("spawn the second chatter");
+    second.set_expect_timeout(Some(Duration::from_secs(15)));
+    second.expect("nickname: ").unwrap();
+    second.send_line("alice").unwrap();
+    second.expect("the nickname alice is taken").expect("told the name is taken");
+    second.expect("/nick alice-2").expect("offered another");
+    second.send_line("/nick alice-2").unwrap();
+    second.expect("connected to").expect("the second terminal connects");
+
+    join(&mut first, "lobby");
+    join(&mut second, "lobby");
+    first.expect("alice-2 joined lobby").unwrap();
+    first.send_line("hello from the first terminal").unwrap();
+    second.expect("alice: hello from the first terminal").unwrap();
+    second.send_line("and back from the second").unwrap();
+    first.expect("alice-2: and back from the second").unwrap();
+    first.send_line("/who").unwrap();
+    first.expect("same identity as alice").expect("one identity behind both names");
+
+    second.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&second), "the second terminal exits after /quit");
+    first.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&first), "the first terminal exits after /quit");
+}
+
+/// `/nick` outside rooms is a new session under the new name, with the same identity;
+/// inside a room it says to leave first.
+#[test]
+fn nick_changes_the_nickname_outside_rooms_only() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &relay.address, "alice");
+    join(&mut alice, "lobby");
+    alice.send_line("/nick alicia").unwrap();
+    alice.expect("leave the room first").expect("refused inside a room");
+    alice.send_line("/leave").unwrap();
+    alice.expect("you left lobby").unwrap();
+    alice.send_line("/nick alicia").unwrap();
+    alice.expect("connecting as alicia").unwrap();
+    alice.expect("connected to").expect("a new session under the new name");
+    alice.send_line("/whoami").unwrap();
+    alice.expect("you are alicia").unwrap();
+    // The old name is free again: another user takes it.
+    let other_home = tempfile::tempdir().unwrap();
+    let mut other = spawn(other_home.path(), &relay.address, "alice");
+    other.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&other), "the other alice quits");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice), "alicia quits");
+}

@@ -19,6 +19,12 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
             is_leader: leader == Some(member.nick.as_str()),
             is_self: member.is_self,
             trust: identity::mark(trust, &group, &member.nick),
+            same_identity_as: None,
+            looks_like: if member.is_self {
+                None
+            } else {
+                trust.looks_like(&member.nick, &member.identity_key)
+            },
             presence: if room.away.contains(&member.nick) {
                 Presence::Away
             } else if member.is_self || room.relay_members.contains(&member.nick) {
@@ -37,6 +43,8 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
                 is_self: nick == me,
                 presence: Presence::ConnectedNotInGroup,
                 trust: None,
+                same_identity_as: None,
+                looks_like: None,
             });
         }
     }
@@ -44,5 +52,15 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
     // group come last.
     let rank = |nick: &str| room.relay_members.iter().position(|member| member == nick);
     members.sort_by_key(|member| rank(&member.nick).unwrap_or(usize::MAX));
+    // Clients of one identity: each names the first of them in that order.
+    let identity_of =
+        |nick: &str| group.iter().find(|member| member.nick == nick).map(|m| &m.identity_key);
+    for index in 0..members.len() {
+        let Some(identity) = identity_of(&members[index].nick) else { continue };
+        members[index].same_identity_as = members[..index]
+            .iter()
+            .find(|earlier| identity_of(&earlier.nick) == Some(identity))
+            .map(|earlier| earlier.nick.clone());
+    }
     RoomMembers { room: room.name.clone(), members }
 }

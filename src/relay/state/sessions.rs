@@ -281,8 +281,9 @@ impl Session {
 pub(super) struct Sessions {
     next_id: u64,
     by_id: HashMap<SessionId, Session>,
-    /// Registered nicknames by their confusable skeleton (`proto::nick_skeleton`), so that a
-    /// look-alike of a connected nickname is "taken".
+    /// Registered nicknames by their confusable skeletons (`proto::nick_skeletons`: one or
+    /// two per nickname), so that a look-alike of a connected nickname, or the same name in
+    /// other case, is "taken".
     by_skeleton: HashMap<String, SessionId>,
     by_token: HashMap<ResumeToken, SessionId>,
     pub(super) away_limits: AwayLimits,
@@ -316,7 +317,7 @@ impl Sessions {
     /// Sessions, registered nicknames, and away sessions.
     pub(super) fn counts(&self) -> (usize, usize, usize) {
         let away = self.by_id.values().filter(|session| session.is_away()).count();
-        (self.by_id.len(), self.by_skeleton.len(), away)
+        (self.by_id.len(), self.by_token.len(), away)
     }
 }
 
@@ -341,7 +342,9 @@ impl State {
         }
         let Some(session) = self.sessions.by_id.remove(&id) else { return };
         if let Some(Registration { nick, token }) = session.phase.registration() {
-            self.sessions.by_skeleton.remove(&proto::nick_skeleton(nick));
+            for skeleton in proto::nick_skeletons(nick) {
+                self.sessions.by_skeleton.remove(&skeleton);
+            }
             self.sessions.by_token.remove(token);
         }
     }
@@ -416,15 +419,15 @@ impl State {
     }
 
     pub(super) fn register(&mut self, request: Request, nick: String) {
-        if !proto::is_valid_nick(&nick) {
-            return self.error(request, ErrorReason::NickInvalid);
+        if let Err(problem) = proto::check_nick(&nick) {
+            return self.error(request, ErrorReason::NickNotAllowed(problem));
         }
         let id = request.session;
         if self.sessions.get(id).is_some_and(|session| session.nick().is_some()) {
             return self.error(request, ErrorReason::AlreadyRegistered);
         }
-        let skeleton = proto::nick_skeleton(&nick);
-        if self.sessions.by_skeleton.contains_key(&skeleton) {
+        let skeletons = proto::nick_skeletons(&nick);
+        if skeletons.iter().any(|skeleton| self.sessions.by_skeleton.contains_key(skeleton)) {
             return self.error(request, ErrorReason::NickTaken);
         }
         let Some(session) = self.sessions.by_id.get_mut(&id) else { return };
@@ -432,7 +435,9 @@ impl State {
         let token = ResumeToken(rand::random());
         let registration = Registration { nick: nick.clone(), token: token.clone() };
         session.phase = SessionPhase::Connected { registration, kick: kick.take() };
-        self.sessions.by_skeleton.insert(skeleton, id);
+        for skeleton in skeletons {
+            self.sessions.by_skeleton.insert(skeleton, id);
+        }
         self.sessions.by_token.insert(token.clone(), id);
         let relay_boot = self.relay_boot;
         self.send(id, &ServerFrame::Registered { nick, token, relay_boot });

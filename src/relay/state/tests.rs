@@ -346,16 +346,37 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
 fn look_alike_and_mixed_script_nicknames_are_refused() {
     let mut relay = Harness::new();
     relay.connect("alice");
-    for (nick, reason) in
-        [("\u{0430}lice", ErrorReason::NickInvalid), ("\u{0430}\u{0435}", ErrorReason::NickTaken)]
-    {
-        if reason == ErrorReason::NickTaken {
-            relay.connect("ae");
-        }
+    relay.connect("ae");
+    relay.connect("Ian");
+    let mixed = ErrorReason::NickNotAllowed(proto::NickProblem::MixedScript);
+    let invisible = ErrorReason::NickNotAllowed(proto::NickProblem::Invisible('\u{FE0F}'));
+    let cases = [
+        ("s\u{0430}lly", mixed),
+        ("sophie\u{FE0F}", invisible),
+        ("\u{0430}\u{0435}", ErrorReason::NickTaken),
+        // The same name in other case, and a capital I for a small l.
+        ("ALICE", ErrorReason::NickTaken),
+        ("AE", ErrorReason::NickTaken),
+        ("lan", ErrorReason::NickTaken),
+    ];
+    for (nick, reason) in cases {
         let id = relay.connect_unregistered();
         relay.send(id, ClientFrame::Register { nick: nick.into() });
         assert_eq!(relay.frames(id), [relay.error(id, reason)], "{nick:?}");
     }
+}
+
+#[test]
+fn a_nickname_is_free_again_under_every_form_once_its_session_is_gone() {
+    let mut relay = Harness::new();
+    let first = relay.connect("Ian");
+    relay.state.remove_session(first, relay.now);
+    relay.connect("lan");
+    // A capital I passes for a small l: "Ian" is taken by "lan" too.
+    let id = relay.connect_unregistered();
+    relay.send(id, ClientFrame::Register { nick: "Ian".into() });
+    assert_eq!(relay.frames(id), [relay.error(id, ErrorReason::NickTaken)]);
+    relay.connect("ian");
 }
 
 #[test]

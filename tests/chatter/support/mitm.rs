@@ -40,6 +40,28 @@ pub struct Control {
     /// at once that the relay was busy: a relay that keeps a commit while refusing it, to
     /// make its leader commit something else for the same epoch (a fork).
     pub answer_commits_busy: Arc<AtomicBool>,
+    /// While set, the client's answers in an admission (`AdmissionReply`, `AdmissionRefused`)
+    /// are recorded but not passed on: a middle that plays the joiner itself.
+    pub hold_admission_answers: Arc<AtomicBool>,
+    /// Told of every frame the client sends, after it is recorded (see [`Control::sent`]).
+    client_sent: Arc<tokio::sync::Notify>,
+}
+
+impl Control {
+    /// Waits for the first frame the client sent, from the `from`th on, that `wanted` picks.
+    pub async fn sent(&self, from: usize, wanted: impl Fn(&ClientFrame) -> bool) -> ClientFrame {
+        loop {
+            let found = self.sent_by_client.lock().expect("not poisoned")[from..]
+                .iter()
+                .find(|frame| wanted(frame))
+                .cloned();
+            if let Some(frame) = found {
+                return frame;
+            }
+            // `notify_one` keeps a permit when nobody waits: no frame is missed in between.
+            self.client_sent.notified().await;
+        }
+    }
 }
 
 pub async fn start(relay: SocketAddr, access_code: &str, meddling: Meddling) -> SocketAddr {
@@ -60,6 +82,8 @@ pub async fn start_with_control(
         corrupt_commits: Arc::new(AtomicBool::new(false)),
         sent_by_client: Arc::new(Mutex::new(Vec::new())),
         answer_commits_busy: Arc::new(AtomicBool::new(false)),
+        hold_admission_answers: Arc::new(AtomicBool::new(false)),
+        client_sent: Arc::new(tokio::sync::Notify::new()),
     };
     let upstream_control = control.clone();
     tokio::spawn(async move {
@@ -81,6 +105,15 @@ pub async fn start_with_control(
         tokio::spawn(async move {
             while let Ok(Some(mut frame)) = client_reader.read_frame::<ClientFrame>().await {
                 upstream.sent_by_client.lock().expect("not poisoned").push(frame.clone());
+                upstream.client_sent.notify_one();
+                if upstream.hold_admission_answers.load(Ordering::SeqCst)
+                    && matches!(
+                        frame,
+                        ClientFrame::AdmissionReply { .. } | ClientFrame::AdmissionRefused { .. }
+                    )
+                {
+                    continue;
+                }
                 if upstream.answer_commits_busy.load(Ordering::SeqCst)
                     && let ClientFrame::Commit { room, commit, .. } = &frame
                 {
