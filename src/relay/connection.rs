@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::failures::FailureReason;
 use super::gate::{Admission, HandshakeOutcome};
 use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
@@ -51,7 +52,7 @@ pub(super) async fn serve(
             tracing::info!(%reason, "connection refused before the handshake");
             return transport::refuse(stream, reason).await;
         }
-        Admission::Drop => return,
+        Admission::Drop => return shared.failures.record(FailureReason::BlockedAddress),
     };
     let Some((reader, writer)) = handshake(&shared, stream, ip, &stop).await else { return };
     let mut session = Session::open(shared, ip, reader, writer);
@@ -83,7 +84,7 @@ async fn handshake(
                 HandshakeError::WrongAccessCode => HandshakeOutcome::WrongAccessCode,
                 _ => HandshakeOutcome::Failed,
             };
-            tracing::debug!(%error, "handshake failed");
+            shared.failures.record(FailureReason::of(&error));
             shared.gate.record_handshake(ip, outcome);
             None
         }

@@ -18,6 +18,7 @@ mod identity;
 mod invariants;
 mod ipv6;
 mod line_mode;
+mod operator;
 mod relay;
 mod repl;
 mod repl_support;
