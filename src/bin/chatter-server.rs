@@ -220,6 +220,16 @@ mod unix {
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
             let relay = Relay::new(relay_config(&args, code));
+            // SIGUSR1 lifts every block: no restart (sessions stay), and no control socket
+            // or file for anyone else to reach.
+            let mut lift = signal(SignalKind::user_defined1())?;
+            let gate = relay.gate().clone();
+            tokio::spawn(async move {
+                while lift.recv().await.is_some() {
+                    let lifted = gate.lift_blocks();
+                    eprintln!("chatter-server: lifted {lifted} block(s) on SIGUSR1");
+                }
+            });
             let mut terminate = signal(SignalKind::terminate())?;
             let shutdown = async move {
                 tokio::select! {

@@ -30,6 +30,9 @@ pub enum Notice {
     MessageNotDelivered { room: String, reason: ErrorReason },
     /// The relay refused a frame no request of the user's waits on.
     RelayError { reason: ErrorReason },
+    /// The relay said our address is blocked (too many failed attempts from it, maybe by
+    /// someone else behind the same address); the next try comes in `retry_in`.
+    AddressBlocked { retry_in: Duration },
 }
 
 /// Why the link to the relay dropped (the session goes on).

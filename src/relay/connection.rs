@@ -26,7 +26,7 @@ use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
 use super::replay::ReplayBuffer;
 use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId};
-use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, HelloRejection, ServerFrame};
 use crate::transport::{
     self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
 };
@@ -52,7 +52,10 @@ pub(super) async fn serve(
             tracing::info!(%reason, "connection refused before the handshake");
             return transport::refuse(stream, reason).await;
         }
-        Admission::Drop => return shared.failures.record(FailureReason::BlockedAddress),
+        Admission::Blocked => {
+            shared.failures.record(FailureReason::BlockedAddress);
+            return transport::refuse(stream, HelloRejection::Blocked).await;
+        }
     };
     let Some((reader, writer)) = handshake(&shared, stream, ip, &stop).await else { return };
     let mut session = Session::open(shared, ip, reader, writer);

@@ -423,7 +423,8 @@ fn severity(notice: &Notice) -> Severity {
         Notice::FramesLostWithConnection { .. }
         | Notice::RejoinFailed { .. }
         | Notice::UnaskedWelcome { .. }
-        | Notice::MessageNotDelivered { .. } => Severity::Warning,
+        | Notice::MessageNotDelivered { .. }
+        | Notice::AddressBlocked { .. } => Severity::Warning,
     }
 }
 
@@ -478,6 +479,17 @@ fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_j
             None,
             format!("the server said: {reason}"),
             json!({ "reason": snake_case(&format!("{reason:?}")) }),
+        ),
+        Notice::AddressBlocked { retry_in } => (
+            "address_blocked",
+            None,
+            format!(
+                "the server has blocked your address after too many failed attempts (maybe by \
+                 someone else behind the same address); its operator can lift the block. \
+                 Trying again in {} s",
+                retry_in.as_secs()
+            ),
+            json!({ "retry_in_ms": retry_in.as_millis() as u64 }),
         ),
     }
 }
@@ -821,6 +833,7 @@ mod tests {
             Notice::UnaskedWelcome { room: room.clone() },
             Notice::MessageNotDelivered { room, reason: reason.clone() },
             Notice::RelayError { reason },
+            Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];
         for notice in notices {
             let debug = format!("{notice:?}");
@@ -861,6 +874,7 @@ mod tests {
             Notice::UnaskedWelcome { room: room.clone() },
             Notice::MessageNotDelivered { room: room.clone(), reason: reason.clone() },
             Notice::RelayError { reason },
+            Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];
         let documented = include_str!("../../docs/line-mode.md");
         let mut room_types = Vec::new();

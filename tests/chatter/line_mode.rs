@@ -251,3 +251,47 @@ fn json_bots_hear_the_link_drop_and_come_back_by_themselves() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// A bot whose address the relay blocked (someone else behind the same address guessed the
+/// access code) is told once, with the minute it waits; the operator lifts the block with
+/// SIGUSR1, without a restart. (The minute itself, and "once", are the core's, tested on
+/// virtual time in `client::core`.)
+#[test]
+fn a_blocked_bot_is_told_so_and_the_operator_lifts_the_block_with_a_signal() {
+    use super::repl_support::{RelayProcess, handshake};
+    use super::support::cutter::{Cut, LinkCutter};
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--max-access-code-failures", "2"],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cutter = runtime.block_on(LinkCutter::start(relay.address));
+    let (mut bot, _b) = Client::start(&cutter.address.to_string(), "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+
+    // Someone else at the bot's address (all of this is 127.0.0.1) guesses twice.
+    for _ in 0..2 {
+        assert_eq!(handshake(relay.address, "a guess"), Err("wrong access code".to_owned()));
+    }
+    cutter.cut(Cut::Close);
+    cutter.restore();
+    let told: serde_json::Value = serde_json::from_str(&bot.expect("\"address_blocked\"")).unwrap();
+    assert_eq!(told["retry_in_ms"], 60_000, "{told}");
+    assert!(told["text"].as_str().unwrap().contains("operator can lift the block"), "{told}");
+    let retry: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnecting\"")).unwrap();
+    assert!(retry["retry_in_ms"].as_u64().is_some_and(|ms| ms >= 60_000), "{retry}");
+    assert!(retry["last_error"].as_str().unwrap().contains("blocked your address"), "{retry}");
+    assert_eq!(
+        handshake(relay.address, ACCESS_CODE).unwrap_err(),
+        "the server refused the connection: this server has blocked your address after too many failed attempts; its operator can lift the block"
+    );
+
+    relay.signal("USR1");
+    relay.expect_log("lifted 1 block(s) on SIGUSR1");
+    assert_eq!(handshake(relay.address, ACCESS_CODE), Ok(()), "in again, without a restart");
+    drop(bot);
+    relay.stop();
+}

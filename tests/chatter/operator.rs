@@ -4,22 +4,8 @@
 
 use std::io::Write;
 
-use chatter::secret::Secret;
-
-use crate::repl_support::RelayProcess;
+use crate::repl_support::{RelayProcess, handshake};
 use crate::support::ACCESS_CODE;
-
-/// One handshake with `code` against the relay at `address`, on a runtime of its own.
-fn handshake(address: std::net::SocketAddr, code: &str) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
-        chatter::transport::client_handshake(stream, &Secret::from(code))
-            .await
-            .map(drop)
-            .map_err(|error| error.to_string())
-    })
-}
 
 /// Sends bytes that are no handshake, and hangs up.
 fn send_junk(address: std::net::SocketAddr) {

@@ -203,3 +203,16 @@ impl RelayProcess {
         self.log.iter().collect()
     }
 }
+
+/// One handshake with `code` against the relay at `address`, on a runtime of its own: `Ok`,
+/// or the error in words.
+pub fn handshake(address: std::net::SocketAddr, code: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
+        chatter::transport::client_handshake(stream, &Secret::from(code))
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
+    })
+}

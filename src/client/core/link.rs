@@ -41,8 +41,9 @@ pub enum Link {
     /// taken back, and lines typed offline wait (from `since`, up to [`WAIT_FOR_OTHERS`])
     /// for the rooms' other members to come back too.
     Reforming { connection: Connection, since: Instant },
-    /// No link since `since`; reconnection attempt `attempt` is `next`.
-    Offline { since: SystemTime, attempt: u32, backoff: Backoff, next: Attempt },
+    /// No link since `since`; reconnection attempt `attempt` is `next`. `blocked`: the last
+    /// attempt was told our address is blocked (and the user was told so).
+    Offline { since: SystemTime, attempt: u32, backoff: Backoff, next: Attempt, blocked: bool },
     /// We said `Quit` and wait for the relay to close the link; `quits` are the requests to
     /// answer then.
     Quitting { connection: Connection, quits: Vec<RequestId> },
@@ -162,7 +163,7 @@ impl Core {
             Link::Quitting { quits, .. } => self.close(SessionEnd::Quit, quits),
             Link::Online(_) | Link::Reforming { .. } => {
                 self.emit(Event::Connection(ConnectionEvent::Lost { reason: loss }));
-                self.next_attempt(now.wall, Backoff::default(), None, now);
+                self.next_attempt(now.wall, Backoff::default(), None, false, now);
             }
             other @ (Link::Offline { .. } | Link::Closed) => self.link = other,
         }
@@ -170,15 +171,16 @@ impl Core {
 
     /// The reconnection attempt failed; the session goes on unless waiting cannot help.
     pub fn dial_failed(&mut self, error: ClientError, now: Now) {
-        let Link::Offline { since, backoff, next: Attempt::Running, .. } = &self.link else {
+        let Link::Offline { since, backoff, next: Attempt::Running, blocked, .. } = &self.link
+        else {
             return;
         };
-        let (since, backoff) = (*since, backoff.clone());
+        let (since, backoff, was_blocked) = (*since, backoff.clone(), *blocked);
         let error = SharedError::from(error);
         if reconnect::is_final(error.get()) {
             self.close(SessionEnd::CannotReconnect(error), Vec::new());
         } else {
-            self.next_attempt(since, backoff, Some(error), now);
+            self.next_attempt(since, backoff, Some(error), was_blocked, now);
         }
         self.after_input(now);
     }
@@ -306,18 +308,28 @@ impl Core {
         }
     }
 
-    /// Schedules the next reconnection attempt and says when it comes.
+    /// Schedules the next reconnection attempt and says when it comes. A relay that says
+    /// our address is blocked pauses the attempts for [`reconnect::BLOCKED_PAUSE`], and is
+    /// reported once (`was_blocked`: already reported), not at every attempt.
     fn next_attempt(
         &mut self,
         since: SystemTime,
         mut backoff: Backoff,
         last_error: Option<SharedError>,
+        was_blocked: bool,
         now: Now,
     ) {
         let attempt = backoff.attempt();
-        let retry_in = backoff.next_delay(self.rng.gen_range(0.0..1.0));
+        let mut retry_in = backoff.next_delay(self.rng.gen_range(0.0..1.0));
+        let blocked = last_error.as_ref().is_some_and(|error| reconnect::is_blocked(error.get()));
+        if blocked {
+            retry_in = retry_in.max(reconnect::BLOCKED_PAUSE);
+            if !was_blocked {
+                self.emit(Event::Status(Notice::AddressBlocked { retry_in }));
+            }
+        }
         let next = Attempt::At(now.instant + retry_in);
-        self.link = Link::Offline { since, attempt, backoff, next };
+        self.link = Link::Offline { since, attempt, backoff, next, blocked };
         self.emit(Event::Connection(ConnectionEvent::Reconnecting {
             attempt,
             retry_in,

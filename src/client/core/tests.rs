@@ -258,6 +258,42 @@ fn only_a_failure_waiting_cannot_fix_ends_the_session() {
     );
 }
 
+#[test]
+fn a_blocked_address_is_told_once_and_pauses_the_retries_for_a_minute() {
+    use crate::proto::HelloRejection;
+    let mut alice = Harness::new();
+    alice.offline();
+    alice.events();
+    let before = alice.now().instant;
+    alice.core.dial_failed(ClientError::Refused(HelloRejection::Blocked), alice.now());
+    let events = alice.events();
+    assert!(
+        matches!(&events[..], [
+            Event::Status(Notice::AddressBlocked { retry_in }),
+            Event::Connection(ConnectionEvent::Reconnecting { attempt: 2, .. }),
+        ] if *retry_in == Duration::from_secs(60)),
+        "{events:?}"
+    );
+    let retry_at = alice.core.poll_timeout().unwrap();
+    assert_eq!(retry_at - before, Duration::from_secs(60));
+    alice.pass_to(retry_at - Duration::from_millis(1));
+    assert!(alice.core.poll_dial().is_none(), "not before the minute is over");
+    alice.pass_to(retry_at);
+    assert!(alice.core.poll_dial().is_some(), "then it tries again: the refusal may be forged");
+    // Blocked again: the pause again, but not the notice.
+    alice.core.dial_failed(ClientError::Refused(HelloRejection::Blocked), alice.now());
+    let events = alice.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Connection(ConnectionEvent::Reconnecting { attempt: 3, .. })]
+        ),
+        "{events:?}"
+    );
+    assert!(alice.core.poll_timeout().unwrap() - alice.now().instant >= Duration::from_secs(60));
+    assert!(!alice.core.is_closed());
+}
+
 /// Alice away with a line typed offline; the relay restarted, and she asked for the room
 /// back as it was (her new session's frame 2 is the `Reclaim`).
 fn reclaiming_after_a_relay_restart() -> Harness {
