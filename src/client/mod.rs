@@ -185,6 +185,8 @@ pub struct RoomMembers {
 pub(crate) struct View {
     nick: String,
     room: Option<String>,
+    /// The room whose group we are in now (not on our way back in, not taken out).
+    member_of: Option<String>,
     link: LinkState,
 }
 
@@ -252,8 +254,12 @@ pub async fn connect_as(
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();
-    let view =
-        Arc::new(Mutex::new(View { nick: nick.clone(), room: None, link: LinkState::Connected }));
+    let view = Arc::new(Mutex::new(View {
+        nick: nick.clone(),
+        room: None,
+        member_of: None,
+        link: LinkState::Connected,
+    }));
     let parts = engine::Parts {
         nick,
         mls,
@@ -279,6 +285,12 @@ impl Client {
 
     pub fn current_room(&self) -> Option<String> {
         self.view().room.clone()
+    }
+
+    /// Whether we are in `room` and its group now, so that joining it would only leave it
+    /// and come back (a room we were taken out of, or are still joining, is not).
+    pub fn is_member_of(&self, room: &str) -> bool {
+        self.view().member_of.as_deref() == Some(room)
     }
 
     /// Whether the session goes on (connected, or reconnecting by itself).

@@ -93,6 +93,9 @@ impl Engine for Session {
     fn current_room(&self) -> Option<String> {
         self.client.get().and_then(Client::current_room)
     }
+    fn is_member_of(&self, room: &str) -> bool {
+        self.client.get().is_some_and(|client| client.is_member_of(room))
+    }
     fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
         let client = self.client()?;
         self.runtime.block_on(client.join(room, password))

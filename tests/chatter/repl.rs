@@ -230,3 +230,27 @@ fn the_prompt_shows_the_reconnect_and_the_room_comes_back_by_itself() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// `/join` of the room we are in asks for no password and changes nothing: nobody sees a
+/// leave or a join, and a mistyped password cannot throw us out.
+#[test]
+fn joining_the_room_you_are_in_says_so_and_changes_nothing() {
+    let relay = start_relay();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(home_a.path(), &relay.address, "alice");
+    let mut bob = spawn(home_b.path(), &relay.address, "bob");
+    join(&mut alice, "lobby");
+    join(&mut bob, "lobby");
+    alice.expect("bob joined lobby").unwrap();
+
+    alice.send_line("/join lobby").unwrap();
+    let said = alice.expect(expectrl::Regex("you are already in lobby|password for")).unwrap();
+    assert_eq!(said.get(0), Some(&b"you are already in lobby"[..]), "no password asked for");
+    alice.send_line("still here").unwrap();
+    let before = bob.expect("alice: still here").unwrap();
+    let before = String::from_utf8_lossy(before.before());
+    assert!(!before.contains("alice left"), "bob saw a leave: {before}");
+    assert!(!before.contains("alice joined"), "bob saw a join: {before}");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}

@@ -259,6 +259,17 @@ fn only_a_failure_waiting_cannot_fix_ends_the_session() {
 }
 
 #[test]
+fn joining_the_room_we_are_in_neither_leaves_nor_joins() {
+    let mut alice = Harness::new().in_room();
+    let join = alice.request(Request::Join { room: ROOM.into(), password: Secret::from("typo") });
+    assert_eq!(alice.sent(), [], "no Leave, no Join");
+    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(room)))]
+            if *id == join && room == ROOM));
+    assert_eq!(alice.core.member_room().as_deref(), Some(ROOM));
+    assert!(alice.events().is_empty());
+}
+
+#[test]
 fn a_blocked_address_is_told_once_and_pauses_the_retries_for_a_minute() {
     use crate::proto::HelloRejection;
     let mut alice = Harness::new();
