@@ -295,3 +295,38 @@ fn a_blocked_bot_is_told_so_and_the_operator_lifts_the_block_with_a_signal() {
     drop(bot);
     relay.stop();
 }
+
+/// A bot stopped (as a laptop sleeps) while its relay restarted notices only when it runs
+/// again; the time it names for what it missed is when it last heard the relay, before it
+/// was stopped, not when it noticed. (Three real seconds pass: the stop itself.)
+#[test]
+fn after_a_long_absence_the_missed_since_time_is_when_the_relay_was_last_heard() {
+    let (mut relay, address) = super::repl_support::spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let (mut bot, _b) = Client::start(&address, "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+
+    let pid = bot.child.id().to_string();
+    let signal = |name: &str, pid: &str| {
+        let status = std::process::Command::new("kill").args([name, pid]).status().unwrap();
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP", &pid);
+    let stopped_at = std::time::SystemTime::now();
+    signal("-KILL", &relay.id().to_string());
+    let _ = relay.wait();
+    (relay, _) = super::repl_support::spawn_relay_binary(&address, ACCESS_CODE);
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(stopped_at.elapsed().unwrap()));
+    signal("-CONT", &pid);
+
+    let back: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnected\"")).unwrap();
+    let since = chrono::DateTime::parse_from_rfc3339(back["offline_since"].as_str().unwrap())
+        .unwrap_or_else(|error| panic!("{error}: {back}"));
+    let since = std::time::SystemTime::from(since);
+    // RFC 3339 to the second: the last heard, rounded down, is at or before the stop.
+    assert!(since <= stopped_at, "offline since {back} is after the stop");
+    assert!(stopped_at.duration_since(since).unwrap() < Duration::from_secs(10), "{back}");
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

@@ -41,7 +41,7 @@ pub enum Link {
     /// taken back, and lines typed offline wait (from `since`, up to [`WAIT_FOR_OTHERS`])
     /// for the rooms' other members to come back too.
     Reforming { connection: Connection, since: Instant },
-    /// No link since `since`; reconnection attempt `attempt` is `next`. `blocked`: the last
+    /// No link since `since` (when the relay was last heard from); reconnection attempt `attempt` is `next`. `blocked`: the last
     /// attempt was told our address is blocked (and the user was told so).
     Offline { since: SystemTime, attempt: u32, backoff: Backoff, next: Attempt, blocked: bool },
     /// We said `Quit` and wait for the relay to close the link; `quits` are the requests to
@@ -55,6 +55,10 @@ pub enum Link {
 #[derive(Debug)]
 pub struct Connection {
     last_heard: Instant,
+    /// The same moment on the wall clock: what "since" means to the user when the link is
+    /// lost. The loss itself may be noticed much later (a laptop that slept does not count
+    /// its sleep on the monotonic clock, so the silence is noticed only after it wakes).
+    last_heard_wall: SystemTime,
     next_keepalive: Instant,
     /// Frames still to come that the relay kept while we were away: messages in them are
     /// late, and lines typed offline wait until they are in.
@@ -100,6 +104,7 @@ impl Link {
     pub(super) fn heard(&mut self, now: Now) -> Option<bool> {
         let connection = self.connection_mut()?;
         connection.last_heard = now.instant;
+        connection.last_heard_wall = now.wall;
         let late = connection.backlog > 0;
         connection.backlog = connection.backlog.saturating_sub(1);
         Some(late)
@@ -143,6 +148,7 @@ impl Connection {
     fn new(now: Now, backlog: u64) -> Connection {
         Connection {
             last_heard: now.instant,
+            last_heard_wall: now.wall,
             next_keepalive: now.instant + KEEPALIVE_INTERVAL,
             backlog,
         }
@@ -161,9 +167,12 @@ impl Core {
         self.transmits.clear();
         match std::mem::replace(&mut self.link, Link::Closed) {
             Link::Quitting { quits, .. } => self.close(SessionEnd::Quit, quits),
-            Link::Online(_) | Link::Reforming { .. } => {
+            Link::Online(connection) | Link::Reforming { connection, .. } => {
                 self.emit(Event::Connection(ConnectionEvent::Lost { reason: loss }));
-                self.next_attempt(now.wall, Backoff::default(), None, false, now);
+                // Offline since the relay was last heard from, not since we noticed: what
+                // was said after that may not have reached us.
+                let since = connection.last_heard_wall;
+                self.next_attempt(since, Backoff::default(), None, false, now);
             }
             other @ (Link::Offline { .. } | Link::Closed) => self.link = other,
         }

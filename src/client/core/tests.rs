@@ -305,6 +305,35 @@ fn a_blocked_address_is_told_once_and_pauses_the_retries_for_a_minute() {
     assert!(!alice.core.is_closed());
 }
 
+/// A laptop that slept five minutes notices the dead link only when it wakes (its monotonic
+/// clock did not count the sleep); what it missed is since the relay was last heard from.
+#[test]
+fn offline_since_is_when_the_relay_was_last_heard_not_when_the_loss_was_noticed() {
+    let mut alice = Harness::new().in_room();
+    alice.pass_to(alice.start + Duration::from_secs(4));
+    alice.frame(ServerFrame::Pong);
+    let last_heard = alice.now().wall;
+    let woke = Now {
+        instant: alice.now().instant + Duration::from_secs(1),
+        wall: last_heard + Duration::from_secs(300),
+    };
+    alice.core.link_lost(LinkLoss::Closed, woke);
+    let retry_at = alice.core.poll_timeout().unwrap();
+    let dial_time = Now { instant: retry_at, wall: woke.wall + Duration::from_secs(1) };
+    alice.core.handle_timeout(dial_time);
+    assert!(alice.core.poll_dial().is_some());
+    alice.events();
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, dial_time);
+    let events = alice.events();
+    assert!(
+        events.iter().any(|event| matches!(event,
+            Event::Connection(ConnectionEvent::Reconnected { offline_since, .. })
+                if *offline_since == last_heard)),
+        "{events:?}"
+    );
+}
+
 /// Alice away with a line typed offline; the relay restarted, and she asked for the room
 /// back as it was (her new session's frame 2 is the `Reclaim`).
 fn reclaiming_after_a_relay_restart() -> Harness {
