@@ -184,24 +184,9 @@ impl Repl {
             self.inbox.clone().idle_callback(&printer)
         };
         let quit = self.quit.clone();
-        let idle = Box::new(move || {
-            // reedline checks the break signal between this callback and draining its printer,
-            // so lines handed over now could be stranded there; leave them in the inbox.
-            if !quit.break_signal.load(Ordering::SeqCst) {
-                print();
-            }
-            // A closed terminal does not always deliver SIGHUP (and reading it then returns
-            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
-            // normally would wait seconds for the dead terminal to answer a cursor query, and
-            // there is no terminal left to restore, so quit the engine and exit from here.
-            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
-                let _ = engine_for_hangup.quit();
-                exit_now();
-            }
-        });
-        Reedline::create()
+        let mut editor = Reedline::create()
             .with_history(Box::new(history::CommandHistory::open(self.history_file.clone())))
-            .with_completer(Box::new(complete::ChatCompleter::new(engine)))
+            .with_completer(Box::new(complete::ChatCompleter::new(engine.clone())))
             .with_quick_completions(true)
             .with_partial_completions(true)
             .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
@@ -215,8 +200,31 @@ impl Repl {
             .use_bracketed_paste(true)
             .with_break_signal(self.quit.break_signal.clone())
             .with_poll_interval(Duration::from_millis(50))
-            .with_idle_callback(idle)
-            .with_external_printer(printer)
+            .with_external_printer(printer);
+        // The prompt is the link's status line: when what it would show changes (another
+        // reconnection attempt, lines waiting, back online), it is repainted in place.
+        let repaint = editor.repaint_signal();
+        let status_session = self.session.clone();
+        let screen = self.screen.clone();
+        let idle = Box::new(move || {
+            // reedline checks the break signal between this callback and draining its printer,
+            // so lines handed over now could be stranded there; leave them in the inbox.
+            if !quit.break_signal.load(Ordering::SeqCst) {
+                print();
+            }
+            if screen.get().prompt != prompt::ChatPrompt::painted(&status_session.status()) {
+                repaint.request_repaint();
+            }
+            // A closed terminal does not always deliver SIGHUP (and reading it then returns
+            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
+            // normally would wait seconds for the dead terminal to answer a cursor query, and
+            // there is no terminal left to restore, so quit the engine and exit from here.
+            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
+                let _ = engine_for_hangup.quit();
+                exit_now();
+            }
+        });
+        editor.with_idle_callback(idle)
     }
 
     /// Removes the prompt and the line just submitted, which the formatted own line replaces.

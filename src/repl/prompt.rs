@@ -44,6 +44,12 @@ impl ChatPrompt {
         ChatPrompt { status, screen }
     }
 
+    /// The prompt as painted for a status: the left prompt and the indicator, which is what
+    /// [`SharedScreen`] records at each paint.
+    pub fn painted(status: &PromptStatus) -> String {
+        format!("{}{INDICATOR}", Self::left(status))
+    }
+
     /// The text of the left prompt for a status.
     pub fn left(status: &PromptStatus) -> String {
         let room = status.room.as_deref().map(crate::repl::sanitize::sanitize_inline);
@@ -66,9 +72,9 @@ const INDICATOR: &str = "> ";
 
 impl Prompt for ChatPrompt {
     fn render_prompt_left(&self) -> Cow<'_, str> {
-        let left = Self::left(&(self.status)());
-        self.screen.set_prompt(format!("{left}{INDICATOR}"), MULTILINE_INDICATOR.to_owned());
-        Cow::Owned(left)
+        let status = (self.status)();
+        self.screen.set_prompt(Self::painted(&status), MULTILINE_INDICATOR.to_owned());
+        Cow::Owned(Self::left(&status))
     }
     fn render_prompt_right(&self) -> Cow<'_, str> {
         // Must stay empty: the printer workaround in `screen` relies on it.

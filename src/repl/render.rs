@@ -98,6 +98,11 @@ impl Renderer {
                     )
                 }
             }
+            // At a terminal the prompt shows each attempt, updated in place (`repl`): a line
+            // for each would push the chat out of the scrollback during an outage.
+            Event::Connection(ConnectionEvent::Reconnecting { .. }) if self.at_terminal() => {
+                return None;
+            }
             Event::Connection(change) => self.connection(change, now),
             Event::Joined { room, nick } if *nick == self.own_nick => self.line(
                 "joined",
@@ -192,6 +197,11 @@ impl Renderer {
             ),
         };
         Some(Rendered { text: rendered, bell: false })
+    }
+
+    /// Whether the lines go to a person at the REPL (not to a program in line mode).
+    fn at_terminal(&self) -> bool {
+        matches!(self.format, Format::Color | Format::Plain)
     }
 
     /// A change of the link to the relay: one line, or one JSON object with its fields.
@@ -911,6 +921,20 @@ mod tests {
         let shared: Vec<&String> =
             room_types.iter().filter(|kind| core_types.contains(kind)).collect();
         assert!(shared.is_empty(), "types that mean two things: {shared:?}");
+    }
+
+    #[test]
+    fn each_reconnection_attempt_is_a_line_in_line_mode_and_only_the_prompt_at_a_terminal() {
+        let attempt = Event::Connection(ConnectionEvent::Reconnecting {
+            attempt: 2,
+            retry_in: Duration::from_millis(700),
+            last_error: None,
+        });
+        assert_eq!(renderer(Format::Color).event(&attempt), None);
+        assert_eq!(renderer(Format::Plain).event(&attempt), None);
+        let line = renderer(Format::Line).event(&attempt).unwrap().text;
+        assert!(line.ends_with("reconnecting: attempt 2 in 0.7 s"), "{line}");
+        assert_eq!(json_of(&attempt)["attempt"], 2);
     }
 
     #[test]

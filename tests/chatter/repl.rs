@@ -254,3 +254,35 @@ fn joining_the_room_you_are_in_says_so_and_changes_nothing() {
     alice.send_line("/quit").unwrap();
     assert!(wait_for_exit(&alice));
 }
+
+/// During an outage the prompt is the status line: each reconnection attempt repaints it in
+/// place, without a key pressed, and none adds a line; coming back is one line.
+#[test]
+fn the_link_state_updates_the_prompt_in_place_and_adds_no_line_per_attempt() {
+    use super::repl_support::spawn_relay_binary;
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &address, "alice");
+    join(&mut alice, "lobby");
+
+    let pid = relay.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = relay.wait();
+    alice.expect("connection lost").unwrap();
+    // Attempts 1 and 2 fail within about two seconds; nothing is typed meanwhile.
+    let during = alice.expect("alice@lobby (reconnecting, attempt 3)> ").expect("repainted");
+    let during = String::from_utf8_lossy(during.before()).into_owned();
+    assert!(!during.contains("reconnecting: attempt"), "a line per attempt: {during:?}");
+
+    (relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
+    let back = alice.expect("back in the room").unwrap();
+    let back = String::from_utf8_lossy(back.before()).into_owned();
+    assert!(!back.contains("reconnecting: attempt"), "a line per attempt: {back:?}");
+    assert_eq!(back.matches("reconnected as a new session").count(), 1, "{back:?}");
+    alice.expect("alice@lobby> ").expect("the prompt is back to normal");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
