@@ -86,4 +86,6 @@ pub enum NotSentReason {
     SessionEnded,
     /// Encrypting the line failed.
     CannotEncrypt(SharedError),
+    /// Line mode read it while `max` lines were already waiting for their turn to be sent.
+    TooManyWaiting { max: usize },
 }

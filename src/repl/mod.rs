@@ -10,6 +10,7 @@
 pub mod complete;
 pub mod history;
 pub mod line_mode;
+pub mod pacing;
 pub mod prompt;
 pub mod render;
 mod room_notice_text;

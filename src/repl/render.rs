@@ -528,6 +528,9 @@ fn not_sent_text(reason: &NotSentReason) -> String {
         NotSentReason::JoinedAnotherRoom => "you joined another room".into(),
         NotSentReason::SessionEnded => "the session ended".into(),
         NotSentReason::CannotEncrypt(error) => error_text(error),
+        NotSentReason::TooManyWaiting { max } => {
+            format!("{max} lines were already waiting for their turn to be sent")
+        }
     }
 }
 

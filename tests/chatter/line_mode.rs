@@ -330,3 +330,59 @@ fn after_a_long_absence_the_missed_since_time_is_when_the_relay_was_last_heard()
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// A bot pipes 200 lines at once: line mode paces them to the relay's limit, so every one
+/// arrives, once, in order, and none is refused. (About 7.5 s: 50 at once, then 20 a second.)
+#[test]
+fn a_piped_burst_of_200_lines_arrives_whole_once_and_in_order() {
+    let relay = start_relay();
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    bob.send("/join lobby");
+    bob.expect("you joined lobby");
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json"]);
+    alice.send("/join lobby");
+    for index in 0..200 {
+        alice.send(&format!("line {index:03}"));
+    }
+    for index in 0..200 {
+        bob.expect(&format!("alice: line {index:03}"));
+    }
+    let out_of_order: Vec<&String> =
+        bob.seen.iter().filter(|line| line.contains("alice: line")).collect();
+    assert!(out_of_order.is_empty(), "skipped over: {out_of_order:?}");
+    alice.send("/quit");
+    let refused: Vec<String> = alice
+        .lines
+        .recv_timeout(Duration::from_secs(5))
+        .into_iter()
+        .chain(alice.lines.try_iter())
+        .chain(alice.seen.iter().cloned())
+        .filter(|line| line.contains("not_delivered") || line.contains("\"error\""))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+/// Lines read while the queue of lines waiting for their turn is full are not sent, and
+/// each is named; the first ones go.
+#[test]
+fn a_burst_past_the_waiting_queue_names_every_line_not_sent() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json"]);
+    alice.send("/join lobby");
+    let lines = chatter::repl::line_mode::MAX_WAITING_LINES + 100;
+    for index in 0..lines {
+        alice.send(&format!("line {index:03}"));
+    }
+    let last = format!("line {:03}", lines - 1);
+    let named: serde_json::Value =
+        serde_json::from_str(&alice.expect(&format!("\"{last}\""))).unwrap();
+    assert_eq!(named["type"], "not_sent", "{named}");
+    assert_eq!(named["texts"], serde_json::json!([last]), "{named}");
+    assert!(named["reason"].as_str().unwrap().contains("waiting for their turn"), "{named}");
+    let first: serde_json::Value = serde_json::from_str(&alice.expect("\"line 000\"")).unwrap();
+    assert_eq!(first["type"], "message", "the first line went: {first}");
+    let _ = alice.child.kill();
+    let _ = alice.child.wait();
+}
