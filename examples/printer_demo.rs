@@ -103,6 +103,7 @@ fn main() -> std::io::Result<()> {
         color: true,
         history_file: None,
         quit: Arc::new(QuitFlags::default()),
+        access_code: Arc::default(),
         stock_printer: stock,
     }
     .run()

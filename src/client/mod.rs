@@ -114,6 +114,9 @@ pub enum ConnectionEvent {
     Lost { reason: LinkLoss },
     /// Attempt `attempt` to reconnect comes in `retry_in`; the one before failed so.
     Reconnecting { attempt: u32, retry_in: Duration, last_error: Option<SharedError> },
+    /// At start-up, before any session: attempt `attempt` to connect comes in `retry_in`;
+    /// the one before failed with `last_error` (the relay is not up yet, say).
+    Connecting { attempt: u32, retry_in: Duration, last_error: SharedError },
     /// The same session is back: the room as it was, and the `missed` frames the relay kept
     /// follow.
     Resumed { missed: u64 },
@@ -237,20 +240,47 @@ pub async fn connect_as(
     identity: Identity,
     known_peers: KnownPeers,
 ) -> Result<(Client, Events), ClientError> {
+    try_connect_as(options, identity, known_peers).await.map_err(|failed| failed.error)
+}
+
+/// A connection attempt that failed, with what it was given back, for another try.
+#[derive(Debug)]
+pub struct FailedConnect {
+    pub error: ClientError,
+    pub identity: Identity,
+    pub known_peers: KnownPeers,
+}
+
+/// [`connect_as`], handing the identity and the pins back when it fails, so that the caller
+/// may try again (start-up retries as a lost link does).
+pub async fn try_connect_as(
+    options: ClientOptions,
+    identity: Identity,
+    known_peers: KnownPeers,
+) -> Result<(Client, Events), Box<FailedConnect>> {
     let ClientOptions { server, nick, access_code } = options;
+    let failed =
+        |error, identity, known_peers| Box::new(FailedConnect { error, identity, known_peers });
     if !crate::proto::is_valid_name(&nick) {
-        return Err(ClientError::NickInvalid(nick));
+        return Err(failed(ClientError::NickInvalid(nick), identity, known_peers));
     }
     let setup = async {
         let mut raw = RawClient::connect(&server, &access_code).await?;
         let registration = raw.register(&nick).await?;
         Ok::<_, ClientError>((raw, registration))
     };
-    let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
-        .await
-        .map_err(|_| ClientError::Timeout(Awaited::Server))??;
+    let (raw, registration) = match tokio::time::timeout(CONNECT_TIMEOUT, setup).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => return Err(failed(error, identity, known_peers)),
+        Err(_) => {
+            return Err(failed(ClientError::Timeout(Awaited::Server), identity, known_peers));
+        }
+    };
     // Sign with the given identity; pins are per relay, named as the user did.
-    let mls = MlsMember::from_key_pair(&nick, identity.key_pair()).map_err(ClientError::Mls)?;
+    let mls = match MlsMember::from_key_pair(&nick, identity.key_pair()) {
+        Ok(mls) => mls,
+        Err(error) => return Err(failed(ClientError::Mls(error), identity, known_peers)),
+    };
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();

@@ -64,6 +64,20 @@ pub fn is_final(error: &ClientError) -> bool {
     )
 }
 
+/// The wait before the next attempt after `last_error`: the backoff's, or a minute when the
+/// relay said our address is blocked. `jitter` is uniform in [0, 1).
+pub fn wait_after(
+    backoff: &mut Backoff,
+    last_error: Option<&ClientError>,
+    jitter: f64,
+) -> Duration {
+    let wait = backoff.next_delay(jitter);
+    match last_error {
+        Some(error) if is_blocked(error) => wait.max(BLOCKED_PAUSE),
+        _ => wait,
+    }
+}
+
 /// Whether the relay said our address is blocked (see [`BLOCKED_PAUSE`]).
 pub fn is_blocked(error: &ClientError) -> bool {
     matches!(error, ClientError::Refused(HelloRejection::Blocked))

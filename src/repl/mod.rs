@@ -7,6 +7,7 @@
 //! mode); commands go to the registry, and the core names no particular command and only acts
 //! on the [`Outcome`] it gets back.
 
+pub mod access_code;
 pub mod complete;
 pub mod history;
 pub mod line_mode;
@@ -86,6 +87,8 @@ pub struct Repl {
     pub history_file: Option<PathBuf>,
     /// Signal flags.
     pub quit: Arc<QuitFlags>,
+    /// The access code asked for again when the relay refused it at start-up.
+    pub access_code: Arc<access_code::AccessCodeQuestion>,
     /// Use reedline's printer without our fix, to reproduce its faults
     /// (`examples/printer_demo.rs --stock`); always `false` in `chatter`.
     pub stock_printer: bool,
@@ -143,6 +146,15 @@ impl Repl {
                 },
                 Signal::CtrlD => break,
                 Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
+                // The connecting task has a question; reedline keeps what was being typed.
+                Signal::ExternalBreak(_) => {
+                    if let Some(question) = self.access_code.take() {
+                        println!();
+                        self.inbox.print_pending();
+                        let code = rpassword::prompt_password(&question.prompt).ok();
+                        let _ = question.answer.send(code.map(Secret::new));
+                    }
+                }
                 // Ctrl-C has cleared the line; anything else needs no action.
                 _ => {}
             }

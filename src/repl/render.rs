@@ -103,6 +103,13 @@ impl Renderer {
             Event::Connection(ConnectionEvent::Reconnecting { .. }) if self.at_terminal() => {
                 return None;
             }
+            // At start-up the first failure is said (why it does not connect), and the prompt
+            // shows the attempts after it.
+            Event::Connection(ConnectionEvent::Connecting { attempt, .. })
+                if self.at_terminal() && *attempt > 2 =>
+            {
+                return None;
+            }
             Event::Connection(change) => self.connection(change, now),
             Event::Joined { room, nick } if *nick == self.own_nick => self.line(
                 "joined",
@@ -229,6 +236,18 @@ impl Renderer {
                 (
                     "reconnecting",
                     format!("reconnecting: attempt {attempt} in {seconds:.1} s{why}"),
+                    serde_json::json!({ "attempt": attempt, "retry_in_ms": retry_in.as_millis() as u64, "last_error": last_error }),
+                )
+            }
+            ConnectionEvent::Connecting { attempt, retry_in, last_error } => {
+                let seconds = retry_in.as_secs_f64();
+                let last_error = error_text(last_error);
+                (
+                    "connecting",
+                    format!(
+                        "could not connect ({}); attempt {attempt} in {seconds:.1} s",
+                        sanitize_inline(&last_error)
+                    ),
                     serde_json::json!({ "attempt": attempt, "retry_in_ms": retry_in.as_millis() as u64, "last_error": last_error }),
                 )
             }

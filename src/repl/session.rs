@@ -9,7 +9,7 @@ use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -23,6 +23,8 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Session {
     client: OnceLock<Client>,
     failed: AtomicBool,
+    /// The start-up connection attempt under way, from 1.
+    attempt: AtomicU32,
     runtime: Handle,
     nick: String,
 }
@@ -30,12 +32,23 @@ pub struct Session {
 impl Session {
     /// A session for `nick` that is not connected yet.
     pub fn new(nick: String, runtime: Handle) -> Arc<Self> {
-        Arc::new(Session { client: OnceLock::new(), failed: AtomicBool::new(false), runtime, nick })
+        Arc::new(Session {
+            client: OnceLock::new(),
+            failed: AtomicBool::new(false),
+            attempt: AtomicU32::new(1),
+            runtime,
+            nick,
+        })
     }
 
     /// Installs the connected client.
     pub fn connected(&self, client: Client) {
         let _ = self.client.set(client);
+    }
+
+    /// Records that start-up connection attempt `attempt` is next (the prompt shows it).
+    pub fn connecting(&self, attempt: u32) {
+        self.attempt.store(attempt, Ordering::Relaxed);
     }
 
     /// Records that connecting failed.
@@ -65,7 +78,10 @@ impl Session {
                 LinkState::Closed => (None, ConnectionState::Offline),
             },
             None if self.failed.load(Ordering::Relaxed) => (None, ConnectionState::Offline),
-            None => (None, ConnectionState::Connecting),
+            None => (
+                None,
+                ConnectionState::Connecting { attempt: self.attempt.load(Ordering::Relaxed) },
+            ),
         };
         PromptStatus { nick: self.nick.clone(), room, state }
     }

@@ -386,3 +386,51 @@ fn a_burst_past_the_waiting_queue_names_every_line_not_sent() {
     let _ = alice.child.kill();
     let _ = alice.child.wait();
 }
+
+/// A port on loopback with nothing listening (yet).
+fn unused_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// A bot started before its relay tries again as a lost link does, saying so in events,
+/// and gets in once the relay is up.
+#[test]
+fn a_bot_started_before_its_relay_retries_with_events_until_it_is_up() {
+    let address = unused_address();
+    let (mut bot, _b) = Client::start(&address, "bot", &["--json"]);
+    let first: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(first["attempt"], 2, "{first}");
+    assert!(first["retry_in_ms"].as_u64().is_some_and(|ms| ms < 1000), "{first}");
+    assert!(first["last_error"].as_str().unwrap().contains("cannot reach"), "{first}");
+    let second: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(second["attempt"], 3, "{second}");
+
+    let (mut relay, _) = super::repl_support::spawn_relay_binary(&address, ACCESS_CODE);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+    bot.send("/quit");
+    assert!(bot.finish().success());
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+/// A wrong access code ends line mode at once: an error event for the program reading
+/// stdout, a line on stderr and a failing exit status for the script.
+#[test]
+fn a_wrong_access_code_is_an_error_event_and_a_failing_exit() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let output = chatter(home.path())
+        .env("CHATTER_ACCESS_CODE", "not the code")
+        .args([relay.address.as_str(), "--nick", "bot", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let event: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON event");
+    assert_eq!(event["type"], "error", "{event}");
+    assert!(event["text"].as_str().unwrap().contains("wrong access code"), "{event}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wrong access code"));
+}

@@ -286,3 +286,49 @@ fn the_link_state_updates_the_prompt_in_place_and_adds_no_line_per_attempt() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// A wrong access code at start-up asks again, with hidden input, and the right one gets in.
+#[test]
+fn a_wrong_access_code_at_start_is_asked_for_again_hidden() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", "not the code").args([&relay.address, "--nick", "alice"]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    alice.expect("wrong access code for").unwrap();
+    alice.expect("(Ctrl-D to give up): ").expect("asked again");
+    alice.send_line(ACCESS_CODE).unwrap();
+    let after = alice.expect("connected to").expect("in with the right code");
+    let after = String::from_utf8_lossy(after.before()).into_owned();
+    assert!(!after.contains(ACCESS_CODE), "the code was echoed: {after:?}");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}
+
+/// Started before its relay, the REPL tries again as a lost link does, one line for the
+/// first failure and the prompt for the attempts after it, and connects once it is up.
+#[test]
+fn started_before_the_relay_the_prompt_counts_the_attempts_until_it_is_up() {
+    use super::repl_support::spawn_relay_binary;
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).args([&address, "--nick", "alice"]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    alice.expect("could not connect (cannot reach").unwrap();
+    let during = alice.expect("alice (connecting, attempt 3)> ").expect("the prompt counts");
+    let during = String::from_utf8_lossy(during.before()).into_owned();
+    assert_eq!(during.matches("could not connect").count(), 0, "one line: {during:?}");
+    let (mut relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
+    alice.expect("connected to").unwrap();
+    alice.expect("alice (no room)> ").unwrap();
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

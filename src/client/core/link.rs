@@ -329,13 +329,12 @@ impl Core {
         now: Now,
     ) {
         let attempt = backoff.attempt();
-        let mut retry_in = backoff.next_delay(self.rng.gen_range(0.0..1.0));
+        let jitter = self.rng.gen_range(0.0..1.0);
+        let retry_in =
+            reconnect::wait_after(&mut backoff, last_error.as_ref().map(SharedError::get), jitter);
         let blocked = last_error.as_ref().is_some_and(|error| reconnect::is_blocked(error.get()));
-        if blocked {
-            retry_in = retry_in.max(reconnect::BLOCKED_PAUSE);
-            if !was_blocked {
-                self.emit(Event::Status(Notice::AddressBlocked { retry_in }));
-            }
+        if blocked && !was_blocked {
+            self.emit(Event::Status(Notice::AddressBlocked { retry_in }));
         }
         let next = Attempt::At(now.instant + retry_in);
         self.link = Link::Offline { since, attempt, backoff, next, blocked };
