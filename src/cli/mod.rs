@@ -271,6 +271,7 @@ fn run_interactive(
     };
     runtime.spawn(connect_in_background(background, options, me));
     runtime.spawn(quit_on_signal(quit.clone(), session.clone()));
+    runtime.spawn(repaint_when_continued(quit.clone()));
     Repl {
         session,
         inbox,
@@ -352,6 +353,21 @@ async fn quit_on_signal(quit: Arc<QuitFlags>, session: Arc<Session>) {
         let _ = crossterm::terminal::disable_raw_mode();
         crate::repl::exit_now();
     }
+}
+
+/// Raises `continued` at every SIGCONT: after a stop (Ctrl-Z then `fg`, or `kill -STOP`
+/// then `-CONT`) the prompt is drawn again without waiting for a key.
+async fn repaint_when_continued(quit: Arc<QuitFlags>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut continued) = signal(SignalKind::from_raw(libc::SIGCONT)) else { return };
+        while continued.recv().await.is_some() {
+            quit.continued.store(true, Ordering::SeqCst);
+        }
+    }
+    #[cfg(not(unix))]
+    drop(quit);
 }
 
 /// Renders engine events into `sink` until the engine closes the stream.

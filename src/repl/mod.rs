@@ -35,9 +35,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Flags raised by signal handlers (SIGTERM, SIGHUP) for the REPL thread.
+/// What Ctrl-Z asks reedline to hand back (as a host command) so that the REPL suspends.
+const SUSPEND: &str = "suspend";
+
+/// Flags raised by signal handlers (SIGTERM, SIGHUP, SIGCONT) for the REPL thread.
 #[derive(Debug, Default)]
 pub struct QuitFlags {
+    /// The process was stopped and has just been continued: the screen needs the prompt
+    /// again (a shell printed over it, or cleared it).
+    pub continued: AtomicBool,
     /// Makes reedline's `read_line` return at its next poll.
     pub break_signal: Arc<AtomicBool>,
     /// A signal asked us to quit.
@@ -144,6 +150,7 @@ impl Repl {
                         self.send_chat(text, &mut out);
                     }
                 },
+                Signal::HostCommand(command) if command == SUSPEND => suspend(),
                 Signal::CtrlD => break,
                 Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
                 // The connecting task has a question; reedline keeps what was being typed.
@@ -181,6 +188,13 @@ impl Repl {
                 ReedlineEvent::Menu("completion_menu".to_string()),
                 ReedlineEvent::MenuNext,
             ]),
+        );
+        // Ctrl-Z reaches us as a key (the terminal is raw): leave `read_line`, which gives
+        // the terminal back as it was, and stop as the shell expects.
+        keybindings.add_binding(
+            KeyModifiers::CONTROL,
+            KeyCode::Char('z'),
+            ReedlineEvent::ExecuteHostCommand(SUSPEND.to_owned()),
         );
         // Alt-Enter starts a new line in the same message.
         keybindings.add_binding(
@@ -225,7 +239,10 @@ impl Repl {
             if !quit.break_signal.load(Ordering::SeqCst) {
                 print();
             }
-            if screen.get().prompt != prompt::ChatPrompt::painted(&status_session.status()) {
+            let continued = quit.continued.swap(false, Ordering::SeqCst);
+            if continued
+                || screen.get().prompt != prompt::ChatPrompt::painted(&status_session.status())
+            {
                 repaint.request_repaint();
             }
             // A closed terminal does not always deliver SIGHUP (and reading it then returns
@@ -263,6 +280,19 @@ impl Repl {
             Ok(()) => out.own_message(text, false),
             Err(error) => out.error(&format!("not sent: {error}")),
         }
+    }
+}
+
+/// Stops the process as Ctrl-Z does in a cooked terminal (SIGTSTP, so a shell with job
+/// control takes over), once `read_line` has restored the terminal; returns when continued
+/// (`fg`), and the next `read_line` draws the prompt again. Without job control (no shell
+/// to continue it) the kernel discards the signal and nothing happens.
+fn suspend() {
+    let _ = std::io::stdout().flush();
+    #[cfg(unix)]
+    // SAFETY: `raise` takes no pointers; SIGTSTP has its default action (stop) here.
+    unsafe {
+        libc::raise(libc::SIGTSTP);
     }
 }
 

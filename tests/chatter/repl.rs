@@ -332,3 +332,73 @@ fn started_before_the_relay_the_prompt_counts_the_attempts_until_it_is_up() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// Ctrl-Z in an interactive shell with job control: chatter stops with the terminal given
+/// back (the shell's next line is clean: no cursor report leaks into it), and `fg` brings
+/// the prompt back without a key pressed; "fg" never reaches the room.
+#[cfg(unix)]
+#[test]
+fn ctrl_z_suspends_with_the_terminal_restored_and_fg_redraws() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let chatter = chatter(home.path());
+    let mut command = std::process::Command::new("bash");
+    for (name, value) in chatter.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).env("PS1", "shell$ ").args([
+        "--norc",
+        "--noprofile",
+        "-i",
+    ]);
+    let mut shell = Session::spawn(command).expect("bash in a pty");
+    shell.set_expect_timeout(Some(Duration::from_secs(15)));
+    shell.expect("shell$ ").unwrap();
+    let program = chatter.get_program().to_str().unwrap().to_owned();
+    shell.send_line(format!("'{program}' {} --nick alice", relay.address)).unwrap();
+    shell.expect("connected to").unwrap();
+    join(&mut shell, "lobby");
+
+    shell.send("\x1a").unwrap();
+    shell.expect("Stopped").expect("the shell took over");
+    shell.expect("shell$ ").unwrap();
+    // (The terminal's mode is not checked here: bash's own line editor keeps it raw.)
+    shell.send_line("echo still-the-shell").unwrap();
+    let echoed = shell.expect("still-the-shell\r\n").unwrap();
+    let typed = String::from_utf8_lossy(echoed.before()).into_owned();
+    assert!(!typed.contains('R') && !typed.contains('\x1b'), "a stray reply: {typed:?}");
+    shell.expect("shell$ ").unwrap();
+
+    shell.send_line("fg").unwrap();
+    shell.expect("alice@lobby> ").expect("redrawn without a key");
+    shell.send_line("back after fg").unwrap();
+    let sent = shell.expect("alice: back after fg").unwrap();
+    assert!(!String::from_utf8_lossy(sent.before()).contains("alice: fg"), "fg was sent");
+    shell.send_line("/quit").unwrap();
+    shell.expect("shell$ ").expect("chatter exited");
+    shell.send_line("exit").unwrap();
+}
+
+/// Stopped and continued from outside (`kill -STOP`, `kill -CONT`), the prompt is drawn
+/// again at once, not at the next key.
+#[cfg(unix)]
+#[test]
+fn continued_after_a_stop_the_prompt_is_drawn_again_without_a_key() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &relay.address, "alice");
+    join(&mut alice, "lobby");
+    alice.expect("alice@lobby> ").unwrap();
+    let pid = alice.get_process().pid().to_string();
+    for signal in ["-STOP", "-CONT"] {
+        assert!(
+            std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success()
+        );
+    }
+    alice.expect("alice@lobby> ").expect("drawn again");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}
