@@ -218,6 +218,12 @@ mod unix {
         runtime.block_on(async move {
             let listener = chatter::relay::listener::bind(args.listen)
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
+            // Operators compare this with their users' clients when upgrading.
+            eprintln!(
+                "chatter-server {} (protocol {})",
+                env!("CARGO_PKG_VERSION"),
+                chatter::proto::PROTOCOL_VERSION
+            );
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
             let relay = Relay::new(relay_config(&args, code));
             // SIGUSR1 lifts every block: no restart (sessions stay), and no control socket
