@@ -442,3 +442,26 @@ fn a_wrong_access_code_is_an_error_event_and_a_failing_exit() {
     assert!(event["text"].as_str().unwrap().contains("wrong access code"), "{event}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("wrong access code"));
 }
+
+/// A bot whose address is blocked when it starts hears so once, and its next try is a minute
+/// away (it keeps trying: the refusal may be forged).
+#[test]
+fn a_bot_blocked_at_start_is_told_once_and_waits_a_minute() {
+    use super::repl_support::{RelayProcess, handshake};
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--max-access-code-failures", "1"],
+        &[],
+    );
+    assert_eq!(handshake(relay.address, "a guess"), Err("wrong access code".to_owned()));
+    let (mut bot, _b) = Client::start(&relay.address.to_string(), "bot", &["--json"]);
+    let told: serde_json::Value = serde_json::from_str(&bot.expect("\"address_blocked\"")).unwrap();
+    assert_eq!(told["retry_in_ms"], 60_000, "{told}");
+    let next: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(next["attempt"], 2, "{next}");
+    assert!(next["retry_in_ms"].as_u64().is_some_and(|ms| ms >= 60_000), "{next}");
+    let _ = bot.child.kill();
+    let _ = bot.child.wait();
+    relay.stop();
+}
