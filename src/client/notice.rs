@@ -26,8 +26,8 @@ pub enum Notice {
     /// A Welcome that our own admission did not ask for (a relay or impostor trying to move
     /// us into another group): refused.
     UnaskedWelcome { room: String },
-    /// The relay refused one of our chat lines.
-    MessageNotDelivered { room: String, reason: ErrorReason },
+    /// The relay refused one of our chat lines, `text`.
+    MessageNotDelivered { room: String, text: String, reason: ErrorReason },
     /// The relay refused a frame no request of the user's waits on.
     RelayError { reason: ErrorReason },
     /// The relay said our address is blocked (too many failed attempts from it, maybe by

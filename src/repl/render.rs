@@ -490,17 +490,18 @@ fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_j
                 .to_owned(),
             json!({}),
         ),
-        Notice::MessageNotDelivered { room, reason } => {
+        Notice::MessageNotDelivered { room, text, reason } => {
             let why = match reason {
                 ErrorReason::RateLimited => "slow down".to_owned(),
                 ErrorReason::MessageTooLarge => "the relay found it too large".to_owned(),
                 reason => reason.to_string(),
             };
+            // Named, so that a user (or a bot) knows which line to send again.
             (
                 "message_not_delivered",
                 Some(room),
-                format!("message not delivered: {why}"),
-                json!({ "reason": snake_case(&format!("{reason:?}")) }),
+                format!("message not delivered ({why}): {text:?}"),
+                json!({ "reason": snake_case(&format!("{reason:?}")), "line": text }),
             )
         }
         Notice::RelayError { reason } => (
@@ -833,14 +834,23 @@ mod tests {
     fn typed_notices_are_worded_here_and_carry_their_fields_in_json() {
         let refused = Event::Status(Notice::MessageNotDelivered {
             room: "lobby".into(),
+            text: "line 7".into(),
             reason: ErrorReason::RateLimited,
         });
         let line = renderer(Format::Line).event(&refused).unwrap().text;
-        assert!(line.ends_with("-- warning: message not delivered: slow down"), "{line}");
+        assert!(
+            line.ends_with("-- warning: message not delivered (slow down): \"line 7\""),
+            "{line}"
+        );
         let json = json_of(&refused);
         assert_eq!(
-            (&json["type"], &json["room"], &json["reason"]),
-            (&"message_not_delivered".into(), &"lobby".into(), &"rate_limited".into())
+            (&json["type"], &json["room"], &json["reason"], &json["line"]),
+            (
+                &"message_not_delivered".into(),
+                &"lobby".into(),
+                &"rate_limited".into(),
+                &"line 7".into()
+            )
         );
         let rejoined = Event::Status(Notice::Rejoined {
             room: "lobby".into(),
@@ -863,7 +873,7 @@ mod tests {
             Notice::RejoinFailed { room: room.clone(), error: error.clone() },
             Notice::JoinFailed { room: room.clone(), error },
             Notice::UnaskedWelcome { room: room.clone() },
-            Notice::MessageNotDelivered { room, reason: reason.clone() },
+            Notice::MessageNotDelivered { room, text: "hi".into(), reason: reason.clone() },
             Notice::RelayError { reason },
             Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];
@@ -904,7 +914,11 @@ mod tests {
             Notice::RejoinFailed { room: room.clone(), error: error.clone() },
             Notice::JoinFailed { room: room.clone(), error },
             Notice::UnaskedWelcome { room: room.clone() },
-            Notice::MessageNotDelivered { room: room.clone(), reason: reason.clone() },
+            Notice::MessageNotDelivered {
+                room: room.clone(),
+                text: "hi".into(),
+                reason: reason.clone(),
+            },
             Notice::RelayError { reason },
             Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];

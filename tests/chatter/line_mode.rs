@@ -465,3 +465,32 @@ fn a_bot_blocked_at_start_is_told_once_and_waits_a_minute() {
     let _ = bot.child.wait();
     relay.stop();
 }
+
+/// A relay stricter than the default refuses what is over its limit: every refused line is
+/// named, so nothing is lost without a word.
+#[test]
+fn lines_a_stricter_relay_refuses_are_each_named() {
+    use super::repl_support::RelayProcess;
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--rate", "0.1", "--burst", "2"],
+        &[],
+    );
+    let (mut bot, _b) = Client::start(&relay.address.to_string(), "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+    for index in 0..6 {
+        bot.send(&format!("line {index}"));
+    }
+    // Two within the burst go; the four after them are refused, each by name.
+    for index in 2..6 {
+        let refused: serde_json::Value =
+            serde_json::from_str(&bot.expect("\"message_not_delivered\"")).unwrap();
+        assert_eq!(refused["line"], format!("line {index}"), "{refused}");
+        assert_eq!(refused["reason"], "rate_limited", "{refused}");
+    }
+    let _ = bot.child.kill();
+    let _ = bot.child.wait();
+    relay.stop();
+}

@@ -231,8 +231,9 @@ impl Core {
         if self.is_connected() {
             self.transmits.push_back(bytes.clone());
         }
+        let text = chat.as_ref().map(queue::payload_text);
         let number = self.numbers.on_sent(bytes, chat);
-        self.on_sent(number, frame);
+        self.on_sent(number, frame, text);
         number
     }
 

@@ -180,6 +180,7 @@ fn an_error_about_a_chat_line_is_about_that_line_and_its_room() {
         alice.events(),
         [Event::Status(Notice::MessageNotDelivered {
             room: ROOM.into(),
+            text: "too much".into(),
             reason: ErrorReason::MessageTooLarge
         })]
     );
