@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The relay stores nothing, proven by a syscall trace: run the real `chatter-server` under
 # strace through a scenario (clients connect, join, chat, quit, one drops, one gives a wrong
-# access code; then SIGTERM) and fail if it opens any file for writing, renames, unlinks or
+# access code, which blocks its address; without a report, SIGUSR1 lifts the block; then
+# SIGTERM) and fail if it opens any file for writing, renames, unlinks or
 # creates a directory, other than writing the abuse report through its temporary file.
 # A second run with --no-report must write nothing at all.
 #
@@ -75,6 +76,16 @@ run_relay() {
     # The relay is strace's only child.
     local server_pid
     server_pid=$(cat "/proc/$strace_pid/task/$strace_pid/children")
+    # Lifting the blocks is a signal: no file, no socket. Only where no report is written, so
+    # that the other run's last report still lists the scenario's block.
+    if [[ "$lift_blocks" == yes ]]; then
+        kill -USR1 "$server_pid"
+        for _ in $(seq 1 50); do
+            grep -q "lifted 1 block(s)" "$dir/stderr" && break
+            sleep 0.1
+        done
+        grep -q "lifted 1 block(s)" "$dir/stderr" || fail "SIGUSR1 did not lift the scenario's block"
+    fi
     kill -TERM $server_pid
     for _ in $(seq 1 100); do
         kill -0 "$strace_pid" 2>/dev/null || break
@@ -125,6 +136,7 @@ check_trace() {
 # With the report.
 report="$work/with-report/report.txt"
 temporary="$work/with-report/.report.txt.tmp"
+lift_blocks=no
 run_relay with-report --report "$report" --report-interval 1
 check_trace "$work/with-report/trace" "$report" "$temporary"
 # Positive controls: the trace saw the report being written, and the report is right.
@@ -145,6 +157,7 @@ else
 fi
 
 # Without the report: nothing at all.
+lift_blocks=yes
 run_relay no-report --no-report --report "$work/no-report/report.txt"
 check_trace "$work/no-report/trace" "" ""
 [[ ! -e "$work/no-report/report.txt" ]] || fail "--no-report wrote a report"

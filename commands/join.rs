@@ -19,7 +19,8 @@ impl Command for Join {
     fn long_help(&self) -> &'static str {
         "Enters ROOM. A room that does not exist yet is created and you become its leader. \
          You are asked for the room password with hidden input; an empty password means an \
-         open room. You are in at most one room: joining another leaves the current one. \
+         open room. You are in at most one room: joining another leaves the current one; \
+         joining the one you are in says so and changes nothing. \
          Without a terminal the password comes from CHATTER_ROOM_PASSWORD or \
          --room-password-file."
     }
@@ -35,6 +36,11 @@ impl Command for Join {
                 return Outcome::Continue;
             }
         };
+        // Before the password is asked for: there is nothing to type it for.
+        if ctx.engine.is_member_of(room) {
+            ctx.out.notice(&format!("you are already in {room}"));
+            return Outcome::Continue;
+        }
         let password = match ctx.secrets.room_password(room) {
             Ok(password) => password,
             Err(error) => {
@@ -48,6 +54,7 @@ impl Command for Join {
             Err(ClientError::WrongRoomPassword) => {
                 ctx.out.error(&format!("wrong password for room {room}"))
             }
+            Err(error @ ClientError::AlreadyInRoom(_)) => ctx.out.notice(&error.to_string()),
             Err(error) => ctx.out.error(&format!("could not join {room}: {}", describe(&error))),
         }
         Outcome::Continue
@@ -83,6 +90,18 @@ mod tests {
         assert_eq!(out.run(&engine, "/join lobby"), Outcome::Continue);
         assert_eq!(engine.calls(), ["join lobby pw"]);
         assert!(out.errors.is_empty());
+    }
+
+    #[test]
+    fn the_room_we_are_in_is_not_left_and_no_password_is_asked_for() {
+        let engine = FakeEngine::in_room("lobby");
+        let mut out = Recorder { password: "pw".into(), ..Default::default() };
+        out.run(&engine, "/join lobby");
+        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
+        assert_eq!(out.notices, ["you are already in lobby"]);
+        assert!(out.errors.is_empty());
+        out.run(&engine, "/join other");
+        assert_eq!(engine.calls(), ["join other pw"]);
     }
 
     #[test]

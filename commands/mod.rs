@@ -88,6 +88,8 @@ pub trait Engine: Send + Sync {
     fn current_room(&self) -> Option<String>;
     /// Joins `room` (leaving the current one); an empty password means an open room.
     fn join(&self, room: &str, password: Secret) -> Result<(), ClientError>;
+    /// Whether we are in `room` and its group now: joining it would only leave and return.
+    fn is_member_of(&self, room: &str) -> bool;
     /// Leaves the current room.
     fn leave(&self) -> Result<(), ClientError>;
     /// Sends a `/me` action to the current room.
@@ -339,6 +341,9 @@ pub(crate) mod testing {
     impl Engine for FakeEngine {
         fn current_room(&self) -> Option<String> {
             self.room.lock().expect("not poisoned").clone()
+        }
+        fn is_member_of(&self, room: &str) -> bool {
+            self.current_room().as_deref() == Some(room)
         }
         fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
             self.record(format!("join {room} {}", password.expose()));

@@ -60,7 +60,7 @@ and zig (pip, into a private virtualenv under ~/.cache/chatter-dist or
 $CHATTER_DIST_TOOLS), and Debian packages where nothing else does the job
 (python3-venv, zip; installed when run as root, otherwise named in one line).
 Environment: CARGO (default cargo), SOURCE_DATE_EPOCH (default: the last
-commit's time).
+commit's time); CARGO_TARGET_DIR is honoured like any cargo setting.
 USAGE
 }
 
@@ -224,8 +224,10 @@ build_and_stage() {
     mkdir -p "$stage"
     local bin path suffix
     suffix="$(exe_suffix "$target")"
+    local target_dir
+    target_dir="$(cargo_target_dir "$REPO_ROOT")" || die "cargo metadata could not name the target directory"
     for bin in "${bins[@]}"; do
-        path="$REPO_ROOT/target/$target/dist/$bin$suffix"
+        path="$target_dir/$target/dist/$bin$suffix"
         [[ -f "$path" ]] || die "cargo did not produce $path"
         if [[ "$target" == *linux* ]]; then
             check_static "$path" || die "$path is not static"

@@ -51,3 +51,12 @@ ensure_zigbuild() {
         "cargo-zigbuild==$ZIGBUILD_VERSION" "ziglang==$ZIGLANG_VERSION" ||
         die "could not install cargo-zigbuild from PyPI (offline?); see the pip error above"
 }
+
+# Where cargo puts what it builds for the checkout at $1. `cargo metadata` knows, honouring
+# CARGO_TARGET_DIR and `build.target-dir` in any cargo config (many Rust users set one
+# globally), so the script never guesses `target/`.
+cargo_target_dir() {
+    local repo_root="$1"
+    "${CARGO:-cargo}" metadata --format-version 1 --no-deps --manifest-path "$repo_root/Cargo.toml" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}

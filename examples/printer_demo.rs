@@ -22,6 +22,9 @@ impl Engine for Demo {
     fn current_room(&self) -> Option<String> {
         self.room.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
+    fn is_member_of(&self, room: &str) -> bool {
+        self.current_room().as_deref() == Some(room)
+    }
     fn join(&self, room: &str, _password: Secret) -> Result<(), ClientError> {
         *self.room.lock().unwrap_or_else(PoisonError::into_inner) = Some(room.into());
         Ok(())
@@ -102,6 +105,7 @@ fn main() -> std::io::Result<()> {
         color: true,
         history_file: None,
         quit: Arc::new(QuitFlags::default()),
+        access_code: Arc::default(),
         stock_printer: stock,
     }
     .run()

@@ -83,6 +83,12 @@ pub enum HelloRejection {
     TooManyConnections,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The address (or IPv6 network) went past the relay's limits on failed attempts. Sent
+    /// before any authentication, so anyone in the path could forge it: a client only pauses.
+    #[error(
+        "this server has blocked your address after too many failed attempts; its operator can lift the block"
+    )]
+    Blocked,
 }
 
 /// The client's key confirmation, the first sealed frame.

@@ -31,10 +31,15 @@ mod unix {
         #[arg(long, value_name = "PATH")]
         access_code_file: Option<PathBuf>,
 
-        /// Log operational events (connections, rooms by count). Never logs content, names or
-        /// addresses.
+        /// Log operational events (connections, failed handshakes by reason, disconnect
+        /// reasons): the same as --log-level info. Never logs content, names or addresses.
         #[arg(long, short)]
         verbose: bool,
+
+        /// How much to log: error, warn (the default), info (what --verbose gives) or debug.
+        /// No level logs content, names or addresses.
+        #[arg(long, env = "CHATTER_LOG_LEVEL", value_name = "LEVEL", value_enum)]
+        log_level: Option<LogLevel>,
 
         /// Connections one address may hold at once; the next is refused with "too many
         /// connections from your address".
@@ -114,6 +119,43 @@ mod unix {
         no_report: bool,
     }
 
+    /// The log levels an operator may choose; `trace` is left out, being for developers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    enum LogLevel {
+        Error,
+        Warn,
+        Info,
+        Debug,
+    }
+
+    impl LogLevel {
+        fn filter(self) -> tracing_subscriber::filter::LevelFilter {
+            use tracing_subscriber::filter::LevelFilter;
+            match self {
+                LogLevel::Error => LevelFilter::ERROR,
+                LogLevel::Warn => LevelFilter::WARN,
+                LogLevel::Info => LevelFilter::INFO,
+                LogLevel::Debug => LevelFilter::DEBUG,
+            }
+        }
+    }
+
+    /// The level to log at: `--log-level` (or `CHATTER_LOG_LEVEL`) when given, else `info`
+    /// with `--verbose`, else `warn`.
+    fn log_level(args: &Args) -> LogLevel {
+        match (args.log_level, args.verbose) {
+            (Some(level), _) => level,
+            (None, true) => LogLevel::Info,
+            (None, false) => LogLevel::Warn,
+        }
+    }
+
+    /// Colour only for a person at a terminal: journald and `docker logs` would store the
+    /// escape codes, and `NO_COLOR` (set to anything but empty) asks for none anywhere.
+    fn log_in_colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+        stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+    }
+
     fn positive_rate(text: &str) -> Result<f64, String> {
         match text.parse::<f64>() {
             Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
@@ -166,9 +208,9 @@ mod unix {
             eprintln!("chatter-server: warning: could not turn core dumps off: {error}");
         }
         let args = Args::parse();
-        let level = if args.verbose { "info" } else { "warn" };
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_max_level(log_level(&args).filter())
+            .with_ansi(log_in_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
             .with_writer(std::io::stderr)
             .init();
         let code = access_code(&args, env_code)?;
@@ -176,8 +218,24 @@ mod unix {
         runtime.block_on(async move {
             let listener = chatter::relay::listener::bind(args.listen)
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
+            // Operators compare this with their users' clients when upgrading.
+            eprintln!(
+                "chatter-server {} (protocol {})",
+                env!("CARGO_PKG_VERSION"),
+                chatter::proto::PROTOCOL_VERSION
+            );
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
             let relay = Relay::new(relay_config(&args, code));
+            // SIGUSR1 lifts every block: no restart (sessions stay), and no control socket
+            // or file for anyone else to reach.
+            let mut lift = signal(SignalKind::user_defined1())?;
+            let gate = relay.gate().clone();
+            tokio::spawn(async move {
+                while lift.recv().await.is_some() {
+                    let lifted = gate.lift_blocks();
+                    eprintln!("chatter-server: lifted {lifted} block(s) on SIGUSR1");
+                }
+            });
             let mut terminate = signal(SignalKind::terminate())?;
             let shutdown = async move {
                 tokio::select! {
@@ -217,6 +275,28 @@ mod unix {
             assert_eq!(flags.max_tracked_addresses, defaults.max_tracked_addresses);
             assert_eq!(config.rate_limit, RateLimit::default());
             assert_eq!(config.report, Some(ReportConfig::new("./report.txt")));
+        }
+
+        #[test]
+        fn the_log_level_comes_from_the_flag_the_variable_or_verbose() {
+            let parse = |args: &[&str]| {
+                let args = Args::try_parse_from(
+                    std::iter::once("chatter-server").chain(args.iter().copied()),
+                );
+                log_level(&args.unwrap())
+            };
+            assert_eq!(parse(&[]), LogLevel::Warn);
+            assert_eq!(parse(&["--verbose"]), LogLevel::Info);
+            assert_eq!(parse(&["--verbose", "--log-level", "debug"]), LogLevel::Debug);
+            assert_eq!(parse(&["--log-level", "error"]), LogLevel::Error);
+        }
+
+        #[test]
+        fn colour_only_on_a_terminal_without_no_color() {
+            assert!(log_in_colour(true, None));
+            assert!(log_in_colour(true, Some("".into())));
+            assert!(!log_in_colour(true, Some("1".into())));
+            assert!(!log_in_colour(false, None));
         }
 
         #[test]

@@ -3,9 +3,11 @@
 
 pub mod args;
 pub mod config;
+mod connect;
 
 use crate::client::{self, ClientOptions};
 use crate::identity::{Identity, KnownPeers};
+use crate::repl::access_code::AccessCodeQuestion;
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
 use crate::repl::screen::{Inbox, Outbox, SharedScreen};
@@ -232,21 +234,34 @@ fn run_line_mode(
     passwords: RoomPasswordSource,
 ) -> anyhow::Result<()> {
     let server = options.server.clone();
-    let (client, events) =
-        match runtime.block_on(client::connect_as(options, me.identity, me.known_peers)) {
-            Ok(connected) => connected,
-            // A script cannot be asked: say what to pass instead.
-            Err(client::ClientError::NickTaken(nick)) => bail!(
-                "could not connect to {server}: the nickname {nick} is taken there — \
-                 try --nick {}",
-                next_nick(&nick)
-            ),
-            Err(error) => {
-                return Err(error).with_context(|| format!("could not connect to {server}"));
+    // Each failed attempt is an event, like a lost link's; nothing here can ask again.
+    let tell = |event: client::Event| {
+        if let Some(rendered) = renderer.event(&event) {
+            line_mode::emit(&rendered.text);
+        }
+    };
+    let error = match runtime.block_on(connect::connect(&options, me, &tell, &|_| {})) {
+        connect::Startup::Connected(client, events) => {
+            session.connected(client);
+            runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
+            None
+        }
+        connect::Startup::WrongAccessCode(_) => Some(client::ClientError::WrongAccessCode),
+        connect::Startup::Failed(error) => Some(error),
+    };
+    if let Some(error) = error {
+        // A script cannot be asked: say what to pass instead.
+        let said = match &error {
+            client::ClientError::NickTaken(nick) => {
+                format!("the nickname {nick} is taken there — try --nick {}", next_nick(nick))
             }
+            error => error.to_string(),
         };
-    session.connected(client);
-    runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
+        // An event for the program reading stdout, and the exit status and stderr line
+        // for the script that ran it.
+        line_mode::emit(&renderer.error(&format!("could not connect to {server}: {said}")));
+        bail!("could not connect to {server}: {said}");
+    }
     let signal_session = Arc::clone(session);
     runtime.spawn(async move {
         wait_for_signal(true).await;
@@ -273,11 +288,20 @@ fn run_interactive(
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let quit = Arc::new(QuitFlags::default());
+    let access_code = Arc::new(AccessCodeQuestion::default());
     let _ = outbox.send(renderer.notice(notice));
     let Start { options, me, reload } = start;
+    let background = Background {
+        session: session.clone(),
+        renderer: renderer.clone(),
+        outbox,
+        quit: quit.clone(),
+        access_code: access_code.clone(),
+    };
     let connector = {
         let (session, renderer, outbox) =
-            (Arc::downgrade(&session), renderer.clone(), outbox.clone());
+            (Arc::downgrade(&session), renderer.clone(), background.outbox.clone());
+        let (quit, access_code) = (quit.clone(), access_code.clone());
         let (options, runtime) = (options.clone(), runtime.handle().clone());
         move |nick: String| {
             let Some(session) = session.upgrade() else { return };
@@ -291,12 +315,20 @@ fn run_interactive(
             };
             let renderer = Renderer { own_nick: nick.clone(), ..renderer.clone() };
             let options = ClientOptions { nick, ..options.clone() };
-            runtime.spawn(connect_in_background(session, renderer, outbox.clone(), options, me));
+            let background = Background {
+                session,
+                renderer,
+                outbox: outbox.clone(),
+                quit: quit.clone(),
+                access_code: access_code.clone(),
+            };
+            runtime.spawn(connect_in_background(background, options, me));
         }
     };
     session.set_connector(Box::new(connector));
-    runtime.spawn(connect_in_background(session.clone(), renderer.clone(), outbox, options, me));
+    runtime.spawn(connect_in_background(background, options, me));
     runtime.spawn(quit_on_signal(quit.clone(), session.clone()));
+    runtime.spawn(repaint_when_continued(quit.clone()));
     Repl {
         session,
         inbox,
@@ -305,47 +337,69 @@ fn run_interactive(
         color,
         history_file: config::history_path(),
         quit,
+        access_code,
         stock_printer: false,
     }
     .run()?;
     Ok(())
 }
 
-/// Connects, says so above the prompt, then renders events there until the engine stops.
-async fn connect_in_background(
+/// What the REPL's connecting task works with.
+struct Background {
     session: Arc<Session>,
     renderer: Renderer,
     outbox: Outbox,
-    options: ClientOptions,
-    me: Me,
-) {
+    quit: Arc<QuitFlags>,
+    access_code: Arc<AccessCodeQuestion>,
+}
+
+/// Connects (trying again as a lost link does, and asking for the access code again when
+/// the relay refused it), says so above the prompt, then renders events there until the
+/// engine stops.
+async fn connect_in_background(background: Background, mut options: ClientOptions, mut me: Me) {
+    let Background { session, renderer, outbox, quit, access_code } = background;
     let server = options.server.clone();
-    match client::connect_as(options, me.identity, me.known_peers).await {
-        Ok((client, events)) => {
-            session.connected(client);
-            let _ = outbox.send(renderer.notice(&format!(
-                "connected to {server} — /join ROOM to enter a room, /help for commands"
-            )));
-            pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
+    let tell = |event: client::Event| {
+        if let Some(rendered) = renderer.event(&event) {
+            let _ = outbox.send(rendered.text);
         }
-        Err(client::ClientError::NickTaken(nick)) => {
-            session.connect_failed();
-            // Most often another client of ours holds the name (a second terminal, another
-            // device): offer the next free-looking one rather than end the session.
-            let _ = outbox.send(renderer.error(&format!(
-                "the nickname {nick} is taken on {server} — choose another: /nick {}",
-                next_nick(&nick)
-            )));
+    };
+    let attempting = |attempt| session.connecting(attempt);
+    let error = loop {
+        match connect::connect(&options, me, &tell, &attempting).await {
+            connect::Startup::Connected(client, events) => {
+                session.connected(client);
+                let _ = outbox.send(renderer.notice(&format!(
+                    "connected to {server} — /join ROOM to enter a room, /help for commands"
+                )));
+                pump(events, renderer, Box::new(move |line| drop(outbox.send(line)))).await;
+                return;
+            }
+            connect::Startup::WrongAccessCode(returned) => {
+                me = returned;
+                let _ = outbox.send(renderer.error(&format!("wrong access code for {server}")));
+                let prompt = format!("access code for {server} (Ctrl-D to give up): ");
+                match access_code.ask(prompt, &quit.break_signal).await {
+                    Ok(Some(code)) if !code.is_empty() => options.access_code = code,
+                    _ => break client::ClientError::WrongAccessCode,
+                }
+            }
+            connect::Startup::Failed(client::ClientError::NickTaken(nick)) => {
+                session.connect_failed();
+                // Most often another client of ours holds the name (a second terminal,
+                // another device): offer the next free-looking one rather than end.
+                let _ = outbox.send(renderer.error(&format!(
+                    "the nickname {nick} is taken on {server} — choose another: /nick {}",
+                    next_nick(&nick)
+                )));
+                return;
+            }
+            connect::Startup::Failed(error) => break error,
         }
-        Err(error) => {
-            session.connect_failed();
-            let _ =
-                outbox
-                    .send(renderer.error(&format!(
-                        "could not connect to {server}: {error} — Ctrl-D to exit"
-                    )));
-        }
-    }
+    };
+    session.connect_failed();
+    let _ = outbox
+        .send(renderer.error(&format!("could not connect to {server}: {error} — Ctrl-D to exit")));
 }
 
 /// On SIGTERM, asks the REPL to quit (it restores the terminal on its way out) and quits from
@@ -366,6 +420,21 @@ async fn quit_on_signal(quit: Arc<QuitFlags>, session: Arc<Session>) {
         let _ = crossterm::terminal::disable_raw_mode();
         crate::repl::exit_now();
     }
+}
+
+/// Raises `continued` at every SIGCONT: after a stop (Ctrl-Z then `fg`, or `kill -STOP`
+/// then `-CONT`) the prompt is drawn again without waiting for a key.
+async fn repaint_when_continued(quit: Arc<QuitFlags>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut continued) = signal(SignalKind::from_raw(libc::SIGCONT)) else { return };
+        while continued.recv().await.is_some() {
+            quit.continued.store(true, Ordering::SeqCst);
+        }
+    }
+    #[cfg(not(unix))]
+    drop(quit);
 }
 
 /// Renders engine events into `sink` until the engine closes the stream.

@@ -199,6 +199,7 @@ impl Engine {
         }
         let mut view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         view.room = self.core.shown_room();
+        view.member_of = self.core.member_room();
         view.link = self.core.link_state();
     }
 }

@@ -54,6 +54,8 @@ pub enum ClientError {
     RoomGone,
     #[error("you are not in a room; /join one first")]
     NotInRoom,
+    #[error("you are already in {0}")]
+    AlreadyInRoom(String),
     #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]
     MessageTooLong { len: usize, max: usize },
     #[error("message not sent: {0}")]

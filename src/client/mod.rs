@@ -125,6 +125,9 @@ pub enum ConnectionEvent {
     Lost { reason: LinkLoss },
     /// Attempt `attempt` to reconnect comes in `retry_in`; the one before failed so.
     Reconnecting { attempt: u32, retry_in: Duration, last_error: Option<SharedError> },
+    /// At start-up, before any session: attempt `attempt` to connect comes in `retry_in`;
+    /// the one before failed with `last_error` (the relay is not up yet, say).
+    Connecting { attempt: u32, retry_in: Duration, last_error: SharedError },
     /// The same session is back: the room as it was, and the `missed` frames the relay kept
     /// follow.
     Resumed { missed: u64 },
@@ -201,6 +204,8 @@ pub struct RoomMembers {
 pub(crate) struct View {
     nick: String,
     room: Option<String>,
+    /// The room whose group we are in now (not on our way back in, not taken out).
+    member_of: Option<String>,
     link: LinkState,
 }
 
@@ -251,31 +256,61 @@ pub async fn connect_as(
     identity: Identity,
     known_peers: KnownPeers,
 ) -> Result<(Client, Events), ClientError> {
+    try_connect_as(options, identity, known_peers).await.map_err(|failed| failed.error)
+}
+
+/// A connection attempt that failed, with what it was given back, for another try.
+#[derive(Debug)]
+pub struct FailedConnect {
+    pub error: ClientError,
+    pub identity: Identity,
+    pub known_peers: KnownPeers,
+}
+
+/// [`connect_as`], handing the identity and the pins back when it fails, so that the caller
+/// may try again (start-up retries as a lost link does).
+pub async fn try_connect_as(
+    options: ClientOptions,
+    identity: Identity,
+    known_peers: KnownPeers,
+) -> Result<(Client, Events), Box<FailedConnect>> {
     let ClientOptions { server, nick, access_code } = options;
+    let failed =
+        |error, identity, known_peers| Box::new(FailedConnect { error, identity, known_peers });
     if let Err(problem) = crate::proto::check_nick(&nick) {
-        return Err(ClientError::NickInvalid(nick, problem));
+        return Err(failed(ClientError::NickInvalid(nick, problem), identity, known_peers));
     }
     let setup = async {
         let mut raw = RawClient::connect(&server, &access_code).await?;
         let registration = raw.register(&nick).await?;
         Ok::<_, ClientError>((raw, registration))
     };
-    let (raw, registration) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
-        .await
-        .map_err(|_| ClientError::Timeout(Awaited::Server))??;
+    let (raw, registration) = match tokio::time::timeout(CONNECT_TIMEOUT, setup).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => return Err(failed(error, identity, known_peers)),
+        Err(_) => {
+            return Err(failed(ClientError::Timeout(Awaited::Server), identity, known_peers));
+        }
+    };
     // A device key for this process, certified by the given identity as of now (the time is
     // for showing; certifications do not expire, see `mls::device`); pins are per relay,
     // named as the user did.
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    let mls =
-        MlsMember::certified(&nick, &identity.key_pair(), started).map_err(ClientError::Mls)?;
+    let mls = match MlsMember::certified(&nick, &identity.key_pair(), started) {
+        Ok(mls) => mls,
+        Err(error) => return Err(failed(ClientError::Mls(error), identity, known_peers)),
+    };
     let trust = PeerTrust::new(identity, known_peers, &server);
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let (event_sender, receiver) = mpsc::unbounded_channel();
-    let view =
-        Arc::new(Mutex::new(View { nick: nick.clone(), room: None, link: LinkState::Connected }));
+    let view = Arc::new(Mutex::new(View {
+        nick: nick.clone(),
+        room: None,
+        member_of: None,
+        link: LinkState::Connected,
+    }));
     let parts = engine::Parts {
         nick,
         mls,
@@ -301,6 +336,12 @@ impl Client {
 
     pub fn current_room(&self) -> Option<String> {
         self.view().room.clone()
+    }
+
+    /// Whether we are in `room` and its group now, so that joining it would only leave it
+    /// and come back (a room we were taken out of, or are still joining, is not).
+    pub fn is_member_of(&self, room: &str) -> bool {
+        self.view().member_of.as_deref() == Some(room)
     }
 
     /// Whether the session goes on (connected, or reconnecting by itself).

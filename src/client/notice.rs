@@ -26,10 +26,13 @@ pub enum Notice {
     /// A Welcome that our own admission did not ask for (a relay or impostor trying to move
     /// us into another group): refused.
     UnaskedWelcome { room: String },
-    /// The relay refused one of our chat lines.
-    MessageNotDelivered { room: String, reason: ErrorReason },
+    /// The relay refused one of our chat lines, `text`.
+    MessageNotDelivered { room: String, text: String, reason: ErrorReason },
     /// The relay refused a frame no request of the user's waits on.
     RelayError { reason: ErrorReason },
+    /// The relay said our address is blocked (too many failed attempts from it, maybe by
+    /// someone else behind the same address); the next try comes in `retry_in`.
+    AddressBlocked { retry_in: Duration },
 }
 
 /// Why the link to the relay dropped (the session goes on).
@@ -83,4 +86,6 @@ pub enum NotSentReason {
     SessionEnded,
     /// Encrypting the line failed.
     CannotEncrypt(SharedError),
+    /// Line mode read it while `max` lines were already waiting for their turn to be sent.
+    TooManyWaiting { max: usize },
 }

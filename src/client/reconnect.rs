@@ -23,6 +23,11 @@ const GROWTH: f64 = 1.5;
 /// The longest wait between tries.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
+/// The wait after a relay said our address is blocked. The refusal comes before the
+/// handshake, so anyone in the path could forge it: a client pauses instead of giving up,
+/// and a minute keeps it from adding to the failures that got the address blocked.
+pub const BLOCKED_PAUSE: Duration = Duration::from_secs(60);
+
 /// The waits between reconnection attempts.
 #[derive(Debug, Clone, Default)]
 pub struct Backoff {
@@ -57,6 +62,25 @@ pub fn is_final(error: &ClientError) -> bool {
             | ClientError::NickInvalid(..)
             | ClientError::Refused(HelloRejection::UnsupportedVersion { .. })
     )
+}
+
+/// The wait before the next attempt after `last_error`: the backoff's, or a minute when the
+/// relay said our address is blocked. `jitter` is uniform in [0, 1).
+pub fn wait_after(
+    backoff: &mut Backoff,
+    last_error: Option<&ClientError>,
+    jitter: f64,
+) -> Duration {
+    let wait = backoff.next_delay(jitter);
+    match last_error {
+        Some(error) if is_blocked(error) => wait.max(BLOCKED_PAUSE),
+        _ => wait,
+    }
+}
+
+/// Whether the relay said our address is blocked (see [`BLOCKED_PAUSE`]).
+pub fn is_blocked(error: &ClientError) -> bool {
+    matches!(error, ClientError::Refused(HelloRejection::Blocked))
 }
 
 /// Whether the relay's goodbye ends the session for good, or only the link.
@@ -114,6 +138,8 @@ mod tests {
             supported: 9
         })));
         assert!(!is_final(&ClientError::Refused(HelloRejection::ShuttingDown)));
+        assert!(!is_final(&ClientError::Refused(HelloRejection::Blocked)));
+        assert!(is_blocked(&ClientError::Refused(HelloRejection::Blocked)));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(!is_final(&ClientError::Unreachable { server: "x".into(), error: refused }));
         assert!(!is_final(&ClientError::NickTaken("bob".into())));

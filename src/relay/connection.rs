@@ -20,12 +20,13 @@ use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::failures::FailureReason;
 use super::gate::{Admission, HandshakeOutcome};
 use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
 use super::replay::ReplayBuffer;
 use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId};
-use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ServerFrame};
+use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, HelloRejection, ServerFrame};
 use crate::transport::{
     self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
 };
@@ -51,7 +52,10 @@ pub(super) async fn serve(
             tracing::info!(%reason, "connection refused before the handshake");
             return transport::refuse(stream, reason).await;
         }
-        Admission::Drop => return,
+        Admission::Blocked => {
+            shared.failures.record(FailureReason::BlockedAddress);
+            return transport::refuse(stream, HelloRejection::Blocked).await;
+        }
     };
     let Some((reader, writer)) = handshake(&shared, stream, ip, &stop).await else { return };
     let mut session = Session::open(shared, ip, reader, writer);
@@ -83,7 +87,7 @@ async fn handshake(
                 HandshakeError::WrongAccessCode => HandshakeOutcome::WrongAccessCode,
                 _ => HandshakeOutcome::Failed,
             };
-            tracing::debug!(%error, "handshake failed");
+            shared.failures.record(FailureReason::of(&error));
             shared.gate.record_handshake(ip, outcome);
             None
         }

@@ -4,8 +4,9 @@
 //!
 //! - **Pre-authentication budget.** Every connection attempt from an address that has not
 //!   completed a handshake costs one unit of its budget, and every wrong access code counts
-//!   as a failure. An address past either limit is refused at accept (closed at once,
-//!   nothing sent) for the life of the process and listed in the abuse report. A successful
+//!   as a failure. An address past either limit is blocked: refused at accept (told so in
+//!   one plaintext frame, then closed) until the relay restarts or its operator lifts every
+//!   block ([`Gate::lift_blocks`], on SIGUSR1), and listed in the abuse report. A successful
 //!   handshake clears the address's counters.
 //! - **Forgetting.** Counters of addresses that are not banned are dropped once the address
 //!   has been quiet for the forget window, so the relay keeps no history of who came by.
@@ -74,24 +75,24 @@ pub enum Admission {
     Admit(ConnectionPermit),
     /// Tell the client why, then close.
     Refuse(HelloRejection),
-    /// Close at once, sending nothing.
-    Drop,
+    /// The address is blocked: tell the client so ([`HelloRejection::Blocked`]), then close.
+    Blocked,
 }
 
-/// How many connections the gate admitted, refused and dropped at accept since the relay
+/// How many connections the gate admitted, refused and blocked at accept since the relay
 /// started: totals only, no addresses. Tests read them to know the gate has decided about a
 /// connection without guessing from a socket's silence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AcceptCounts {
     pub admitted: u64,
     pub refused: u64,
-    pub dropped: u64,
+    pub blocked: u64,
 }
 
 impl AcceptCounts {
     /// Every decision made.
     pub fn total(&self) -> u64 {
-        self.admitted + self.refused + self.dropped
+        self.admitted + self.refused + self.blocked
     }
 }
 
@@ -236,7 +237,7 @@ impl Gate {
         match admission {
             Admission::Admit(_) => counts.admitted += 1,
             Admission::Refuse(_) => counts.refused += 1,
-            Admission::Drop => counts.dropped += 1,
+            Admission::Blocked => counts.blocked += 1,
         }
         admission
     }
@@ -246,14 +247,14 @@ impl Gate {
         let limits = &self.limits;
         let key = self.key(ip);
         if state.banned.contains_key(&key) {
-            return Admission::Drop;
+            return Admission::Blocked;
         }
         let tally = state.tally(key, now, limits);
         if tally.attempts >= limits.preauth_budget
             || tally.access_code_failures >= limits.max_access_code_failures
         {
             state.ban(key, ip, limits);
-            return Admission::Drop;
+            return Admission::Blocked;
         }
         tally.attempts += 1;
         let count = state.connections.entry(key).or_default();
@@ -329,6 +330,19 @@ impl Gate {
         self.lock()
             .tallies
             .retain(|_, tally| now.saturating_duration_since(tally.last_seen) < forget_after);
+    }
+
+    /// Lifts every block at once (the operator's SIGUSR1), with the counters of the blocked
+    /// addresses, so that each starts afresh; returns how many were lifted. The report drops
+    /// them at its next writing. Addresses flagged without a block stay listed.
+    pub fn lift_blocks(&self) -> usize {
+        let mut state = self.lock();
+        let lifted = state.banned.len();
+        let banned: Vec<IpAddr> = state.banned.drain().map(|(key, _)| key).collect();
+        for key in banned {
+            state.tallies.remove(&key);
+        }
+        lifted
     }
 
     /// Whether `ip` is refused at accept (itself, or its IPv6 network).
@@ -412,16 +426,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_attempt_past_the_budget_is_dropped_and_banned_for_good() {
+    async fn the_attempt_past_the_budget_is_blocked_until_lifted() {
         let gate = gate(3, 10);
         for _ in 0..3 {
             assert!(matches!(gate.admit(IP), Admission::Admit(_)));
         }
-        assert!(matches!(gate.admit(IP), Admission::Drop));
+        assert!(matches!(gate.admit(IP), Admission::Blocked));
         assert_eq!(gate.flagged(), vec![(IP, 3)]);
         tokio::time::advance(Duration::from_secs(24 * 3600)).await;
         gate.forget_idle();
-        assert!(matches!(gate.admit(IP), Admission::Drop));
+        assert!(matches!(gate.admit(IP), Admission::Blocked));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifting_the_blocks_lets_every_blocked_address_start_afresh() {
+        let gate = gate(2, 10);
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 8));
+        for address in [IP, other] {
+            for _ in 0..2 {
+                assert!(matches!(gate.admit(address), Admission::Admit(_)));
+            }
+            assert!(matches!(gate.admit(address), Admission::Blocked));
+        }
+        assert_eq!(gate.lift_blocks(), 2);
+        assert_eq!(gate.banned_addresses(), 0);
+        assert!(gate.flagged().is_empty());
+        // A whole budget again, not the one attempt left before the block.
+        for _ in 0..2 {
+            assert!(matches!(gate.admit(IP), Admission::Admit(_)));
+        }
+        assert!(matches!(gate.admit(IP), Admission::Blocked));
+        assert_eq!(gate.lift_blocks(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -434,9 +469,9 @@ mod tests {
         let held = gate.admit(IP);
         assert!(matches!(held, Admission::Admit(_)));
         assert!(matches!(gate.admit(IP), Admission::Refuse(_)));
-        assert!(matches!(gate.admit(IP), Admission::Drop));
-        assert!(matches!(gate.admit(IP), Admission::Drop));
-        let counts = AcceptCounts { admitted: 1, refused: 1, dropped: 2 };
+        assert!(matches!(gate.admit(IP), Admission::Blocked));
+        assert!(matches!(gate.admit(IP), Admission::Blocked));
+        let counts = AcceptCounts { admitted: 1, refused: 1, blocked: 2 };
         assert_eq!(gate.accept_counts(), counts);
         assert_eq!(counts.total(), 4);
     }
@@ -493,7 +528,7 @@ mod tests {
             assert!(matches!(gate.admit(address), Admission::Admit(_)));
         }
         // A fresh address of the same /64 is past the network's budget.
-        assert!(matches!(gate.admit(v6("2001:db8:1:2:ffff::9")), Admission::Drop));
+        assert!(matches!(gate.admit(v6("2001:db8:1:2:ffff::9")), Admission::Blocked));
         assert!(gate.is_banned(v6("2001:db8:1:2::1234")));
         assert!(!gate.is_banned(v6("2001:db8:1:3::1")), "the next /64 is someone else");
         assert!(matches!(gate.admit(v6("2001:db8:1:3::1")), Admission::Admit(_)));
@@ -517,7 +552,7 @@ mod tests {
         });
         assert!(matches!(gate.admit(v6("2001:db8::1")), Admission::Admit(_)));
         assert!(matches!(gate.admit(v6("2001:db8::2")), Admission::Admit(_)));
-        assert!(matches!(gate.admit(v6("2001:db8::1")), Admission::Drop));
+        assert!(matches!(gate.admit(v6("2001:db8::1")), Admission::Blocked));
     }
 
     #[tokio::test(start_paused = true)]
@@ -532,7 +567,7 @@ mod tests {
             drop(gate.admit(address));
             // Each address's second attempt is past its budget: a ban.
             tokio::time::advance(Duration::from_millis(1)).await;
-            assert!(matches!(gate.admit(address), Admission::Drop));
+            assert!(matches!(gate.admit(address), Admission::Blocked));
             // A different /64 each time.
             drop(gate.admit(IpAddr::V6((0x2001_0db8_u128 << 96 | u128::from(n) << 64).into())));
             tokio::time::advance(Duration::from_millis(1)).await;

@@ -3,11 +3,13 @@
 //! [`Relay::serve`] is the single entry point: it takes a bound listener and a shutdown
 //! future, so tests bind `127.0.0.1:0`, spawn it, and talk to it over real sockets. Each
 //! connection gets one task (`connection`), the shared routing state sits in `state`, the
-//! per-address door in `gate`, binding the socket in `listener`, per-connection rate limits in `rate`, and the abuse report
-//! (the only file the relay ever writes) in `report`. Relay code never calls openmls: it
+//! per-address door in `gate`, binding the socket in `listener`, per-connection rate limits
+//! in `rate`, failed handshakes counted by reason for the log in `failures`, and the abuse
+//! report (the only file the relay ever writes) in `report`. Relay code never calls openmls: it
 //! reads MLS headers through `mls_header` only.
 
 mod connection;
+pub mod failures;
 pub mod gate;
 pub mod listener;
 pub mod outbound;
@@ -79,6 +81,7 @@ pub(crate) struct Shared {
     state: Mutex<state::State>,
     gate: Gate,
     queued: Arc<outbound::GlobalQueue>,
+    failures: failures::HandshakeFailures,
 }
 
 impl Shared {
@@ -109,7 +112,8 @@ impl Relay {
         );
         let gate = Gate::new(config.gate.clone());
         let queued = Arc::new(outbound::GlobalQueue::default());
-        Relay { shared: Arc::new(Shared { config, state, gate, queued }) }
+        let failures = failures::HandshakeFailures::default();
+        Relay { shared: Arc::new(Shared { config, state, gate, queued, failures }) }
     }
 
     /// Bytes queued for clients right now, across every connection.
@@ -120,6 +124,11 @@ impl Relay {
     /// What the relay holds right now, as counts.
     pub fn stats(&self) -> RelayStats {
         self.shared.state().stats()
+    }
+
+    /// Failed handshakes so far, by reason.
+    pub fn handshake_failures(&self) -> &failures::HandshakeFailures {
+        &self.shared.failures
     }
 
     /// The per-address gate (for the abuse report and tests).

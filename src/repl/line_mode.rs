@@ -6,13 +6,25 @@
 //! for interactively: the access code comes from `CHATTER_ACCESS_CODE` or
 //! `--access-code-file`, room passwords from `CHATTER_ROOM_PASSWORD` or
 //! `--room-password-file` (none means an open room).
+//!
+//! Chat lines go out at the pace the relay allows (`pacing`), so a piped burst arrives
+//! whole, once and in order. A thread reads stdin into a queue of at most
+//! [`MAX_WAITING_LINES`] while they wait their turn; a line that finds the queue full is not
+//! sent, and a `not_sent` event names it.
 
+use crate::client::{ConnectionEvent, Event, NotSentReason};
 use crate::commands::{self, Context, Engine, Input, Outcome, Output, SecretSource};
+use crate::repl::pacing::Pacer;
 use crate::repl::render::Renderer;
 use crate::repl::session::Session;
 use crate::secret::Secret;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Instant;
+
+/// Lines read from stdin and not handled yet, at most: 25 s of chat at the relay's pace.
+pub const MAX_WAITING_LINES: usize = 500;
 
 /// Where `/join` gets room passwords in line mode.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +45,45 @@ impl SecretSource for RoomPasswordSource {
             Some(path) => std::fs::read_to_string(path).map(Secret::new),
             None => Ok(Secret::default()),
         }
+    }
+}
+
+/// Lines from stdin, read on a thread of their own into a queue of [`MAX_WAITING_LINES`];
+/// the queue ends with the input. A line that finds the queue full is named in a
+/// `not_sent` event, never dropped silently.
+fn read_stdin(renderer: Renderer) -> Receiver<String> {
+    let (queue, lines) = std::sync::mpsc::sync_channel(MAX_WAITING_LINES);
+    std::thread::spawn(move || queue_lines(std::io::stdin().lock(), &queue, &renderer));
+    lines
+}
+
+fn queue_lines(input: impl BufRead, queue: &SyncSender<String>, renderer: &Renderer) {
+    for line in input.lines() {
+        let Ok(line) = line else { return };
+        match queue.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(line)) => {
+                let reason = NotSentReason::TooManyWaiting { max: MAX_WAITING_LINES };
+                let event =
+                    Event::Connection(ConnectionEvent::NotSent { texts: vec![line], reason });
+                if let Some(rendered) = renderer.event(&event) {
+                    emit(&rendered.text);
+                }
+            }
+            // Line mode is over (`/quit`): the rest of the input is not read.
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// Waits until the pacer lets the next chat line go.
+fn wait_for_turn(pacer: &mut Pacer) {
+    loop {
+        let wait = pacer.wait_before_send(Instant::now());
+        if wait.is_zero() {
+            return;
+        }
+        std::thread::sleep(wait);
     }
 }
 
@@ -71,9 +122,9 @@ impl Output for LineOutput<'_> {
 /// when this returns.
 pub fn run(session: &Session, renderer: &Renderer, mut passwords: RoomPasswordSource) {
     let mut out = LineOutput { renderer, engine: session };
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
+    let lines = read_stdin(renderer.clone());
+    let mut pacer = Pacer::for_default_relay(Instant::now());
+    for line in lines {
         match commands::classify(line.trim_end_matches('\r')) {
             Input::Blank => {}
             Input::Command(command) => {
@@ -82,10 +133,13 @@ pub fn run(session: &Session, renderer: &Renderer, mut passwords: RoomPasswordSo
                     return;
                 }
             }
-            Input::Chat(text) => match session.send_text(text) {
-                Ok(()) => out.own_message(text, false),
-                Err(error) => out.error(&format!("not sent: {error}")),
-            },
+            Input::Chat(text) => {
+                wait_for_turn(&mut pacer);
+                match session.send_text(text) {
+                    Ok(()) => out.own_message(text, false),
+                    Err(error) => out.error(&format!("not sent: {error}: {text:?}")),
+                }
+            }
         }
     }
     if let Err(error) = session.quit() {

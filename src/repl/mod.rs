@@ -7,9 +7,11 @@
 //! mode); commands go to the registry, and the core names no particular command and only acts
 //! on the [`Outcome`] it gets back.
 
+pub mod access_code;
 pub mod complete;
 pub mod history;
 pub mod line_mode;
+pub mod pacing;
 pub mod prompt;
 pub mod render;
 mod room_notice_text;
@@ -33,9 +35,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Flags raised by signal handlers (SIGTERM, SIGHUP) for the REPL thread.
+/// What Ctrl-Z asks reedline to hand back (as a host command) so that the REPL suspends.
+const SUSPEND: &str = "suspend";
+
+/// Flags raised by signal handlers (SIGTERM, SIGHUP, SIGCONT) for the REPL thread.
 #[derive(Debug, Default)]
 pub struct QuitFlags {
+    /// The process was stopped and has just been continued: the screen needs the prompt
+    /// again (a shell printed over it, or cleared it).
+    pub continued: AtomicBool,
     /// Makes reedline's `read_line` return at its next poll.
     pub break_signal: Arc<AtomicBool>,
     /// A signal asked us to quit.
@@ -85,6 +93,8 @@ pub struct Repl {
     pub history_file: Option<PathBuf>,
     /// Signal flags.
     pub quit: Arc<QuitFlags>,
+    /// The access code asked for again when the relay refused it at start-up.
+    pub access_code: Arc<access_code::AccessCodeQuestion>,
     /// Use reedline's printer without our fix, to reproduce its faults
     /// (`examples/printer_demo.rs --stock`); always `false` in `chatter`.
     pub stock_printer: bool,
@@ -140,8 +150,18 @@ impl Repl {
                         self.send_chat(text, &mut out);
                     }
                 },
+                Signal::HostCommand(command) if command == SUSPEND => suspend(),
                 Signal::CtrlD => break,
                 Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
+                // The connecting task has a question; reedline keeps what was being typed.
+                Signal::ExternalBreak(_) => {
+                    if let Some(question) = self.access_code.take() {
+                        println!();
+                        self.inbox.print_pending();
+                        let code = rpassword::prompt_password(&question.prompt).ok();
+                        let _ = question.answer.send(code.map(Secret::new));
+                    }
+                }
                 // Ctrl-C has cleared the line; anything else needs no action.
                 _ => {}
             }
@@ -169,6 +189,13 @@ impl Repl {
                 ReedlineEvent::MenuNext,
             ]),
         );
+        // Ctrl-Z reaches us as a key (the terminal is raw): leave `read_line`, which gives
+        // the terminal back as it was, and stop as the shell expects.
+        keybindings.add_binding(
+            KeyModifiers::CONTROL,
+            KeyCode::Char('z'),
+            ReedlineEvent::ExecuteHostCommand(SUSPEND.to_owned()),
+        );
         // Alt-Enter starts a new line in the same message.
         keybindings.add_binding(
             KeyModifiers::ALT,
@@ -184,24 +211,9 @@ impl Repl {
             self.inbox.clone().idle_callback(&printer)
         };
         let quit = self.quit.clone();
-        let idle = Box::new(move || {
-            // reedline checks the break signal between this callback and draining its printer,
-            // so lines handed over now could be stranded there; leave them in the inbox.
-            if !quit.break_signal.load(Ordering::SeqCst) {
-                print();
-            }
-            // A closed terminal does not always deliver SIGHUP (and reading it then returns
-            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
-            // normally would wait seconds for the dead terminal to answer a cursor query, and
-            // there is no terminal left to restore, so quit the engine and exit from here.
-            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
-                let _ = engine_for_hangup.quit();
-                exit_now();
-            }
-        });
-        Reedline::create()
+        let mut editor = Reedline::create()
             .with_history(Box::new(history::CommandHistory::open(self.history_file.clone())))
-            .with_completer(Box::new(complete::ChatCompleter::new(engine)))
+            .with_completer(Box::new(complete::ChatCompleter::new(engine.clone())))
             .with_quick_completions(true)
             .with_partial_completions(true)
             .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
@@ -215,8 +227,34 @@ impl Repl {
             .use_bracketed_paste(true)
             .with_break_signal(self.quit.break_signal.clone())
             .with_poll_interval(Duration::from_millis(50))
-            .with_idle_callback(idle)
-            .with_external_printer(printer)
+            .with_external_printer(printer);
+        // The prompt is the link's status line: when what it would show changes (another
+        // reconnection attempt, lines waiting, back online), it is repainted in place.
+        let repaint = editor.repaint_signal();
+        let status_session = self.session.clone();
+        let screen = self.screen.clone();
+        let idle = Box::new(move || {
+            // reedline checks the break signal between this callback and draining its printer,
+            // so lines handed over now could be stranded there; leave them in the inbox.
+            if !quit.break_signal.load(Ordering::SeqCst) {
+                print();
+            }
+            let continued = quit.continued.swap(false, Ordering::SeqCst);
+            if continued
+                || screen.get().prompt != prompt::ChatPrompt::painted(&status_session.status())
+            {
+                repaint.request_repaint();
+            }
+            // A closed terminal does not always deliver SIGHUP (and reading it then returns
+            // end-of-file forever), so look for the hang-up ourselves. Leaving `read_line`
+            // normally would wait seconds for the dead terminal to answer a cursor query, and
+            // there is no terminal left to restore, so quit the engine and exit from here.
+            if terminal_hung_up() && !quit.quitting.swap(true, Ordering::SeqCst) {
+                let _ = engine_for_hangup.quit();
+                exit_now();
+            }
+        });
+        editor.with_idle_callback(idle)
     }
 
     /// Removes the prompt and the line just submitted, which the formatted own line replaces.
@@ -242,6 +280,19 @@ impl Repl {
             Ok(()) => out.own_message(text, false),
             Err(error) => out.error(&format!("not sent: {error}")),
         }
+    }
+}
+
+/// Stops the process as Ctrl-Z does in a cooked terminal (SIGTSTP, so a shell with job
+/// control takes over), once `read_line` has restored the terminal; returns when continued
+/// (`fg`), and the next `read_line` draws the prompt again. Without job control (no shell
+/// to continue it) the kernel discards the signal and nothing happens.
+fn suspend() {
+    let _ = std::io::stdout().flush();
+    #[cfg(unix)]
+    // SAFETY: `raise` takes no pointers; SIGTSTP has its default action (stop) here.
+    unsafe {
+        libc::raise(libc::SIGTSTP);
     }
 }
 

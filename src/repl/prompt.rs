@@ -18,8 +18,8 @@ pub struct PromptStatus {
 /// The connection state shown in the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
-    /// Handshake under way.
-    Connecting,
+    /// Connecting at start-up: attempt N (retried as a lost link is).
+    Connecting { attempt: u32 },
     /// Connected to the relay.
     Connected,
     /// The link dropped; the client is reconnecting by itself (attempt N), with lines typed
@@ -44,11 +44,22 @@ impl ChatPrompt {
         ChatPrompt { status, screen }
     }
 
+    /// The prompt as painted for a status: the left prompt and the indicator, which is what
+    /// [`SharedScreen`] records at each paint.
+    pub fn painted(status: &PromptStatus) -> String {
+        format!("{}{INDICATOR}", Self::left(status))
+    }
+
     /// The text of the left prompt for a status.
     pub fn left(status: &PromptStatus) -> String {
         let room = status.room.as_deref().map(crate::repl::sanitize::sanitize_inline);
         match (status.state, room) {
-            (ConnectionState::Connecting, _) => format!("{} (connecting…)", status.nick),
+            (ConnectionState::Connecting { attempt: 1 }, _) => {
+                format!("{} (connecting…)", status.nick)
+            }
+            (ConnectionState::Connecting { attempt }, _) => {
+                format!("{} (connecting, attempt {attempt})", status.nick)
+            }
             (ConnectionState::Offline, _) => format!("{} (offline)", status.nick),
             (ConnectionState::Reconnecting { attempt, waiting }, room) => {
                 let room = room.map(|room| format!("@{room}")).unwrap_or_default();
@@ -66,9 +77,9 @@ const INDICATOR: &str = "> ";
 
 impl Prompt for ChatPrompt {
     fn render_prompt_left(&self) -> Cow<'_, str> {
-        let left = Self::left(&(self.status)());
-        self.screen.set_prompt(format!("{left}{INDICATOR}"), MULTILINE_INDICATOR.to_owned());
-        Cow::Owned(left)
+        let status = (self.status)();
+        self.screen.set_prompt(Self::painted(&status), MULTILINE_INDICATOR.to_owned());
+        Cow::Owned(Self::left(&status))
     }
     fn render_prompt_right(&self) -> Cow<'_, str> {
         // Must stay empty: the printer workaround in `screen` relies on it.
@@ -90,7 +101,9 @@ impl Prompt for ChatPrompt {
     fn get_prompt_color(&self) -> Color {
         match (self.status)().state {
             ConnectionState::Connected => Color::Green,
-            ConnectionState::Connecting | ConnectionState::Reconnecting { .. } => Color::Yellow,
+            ConnectionState::Connecting { .. } | ConnectionState::Reconnecting { .. } => {
+                Color::Yellow
+            }
             ConnectionState::Offline => Color::Red,
         }
     }
@@ -116,6 +129,9 @@ mod tests {
         );
         assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Connected)), "alice (no room)");
         assert_eq!(ChatPrompt::left(&status(None, ConnectionState::Offline)), "alice (offline)");
+        let connecting = |attempt| ConnectionState::Connecting { attempt };
+        assert_eq!(ChatPrompt::left(&status(None, connecting(1))), "alice (connecting…)");
+        assert_eq!(ChatPrompt::left(&status(None, connecting(4))), "alice (connecting, attempt 4)");
         let reconnecting = |waiting| ConnectionState::Reconnecting { attempt: 3, waiting };
         assert_eq!(
             ChatPrompt::left(&status(Some("lobby"), reconnecting(0))),

@@ -98,6 +98,18 @@ impl Renderer {
                     )
                 }
             }
+            // At a terminal the prompt shows each attempt, updated in place (`repl`): a line
+            // for each would push the chat out of the scrollback during an outage.
+            Event::Connection(ConnectionEvent::Reconnecting { .. }) if self.at_terminal() => {
+                return None;
+            }
+            // At start-up the first failure is said (why it does not connect), and the prompt
+            // shows the attempts after it.
+            Event::Connection(ConnectionEvent::Connecting { attempt, .. })
+                if self.at_terminal() && *attempt > 2 =>
+            {
+                return None;
+            }
             Event::Connection(change) => self.connection(change, now),
             Event::Joined { room, nick } if *nick == self.own_nick => self.line(
                 "joined",
@@ -207,6 +219,11 @@ impl Renderer {
         Some(Rendered { text: rendered, bell: false })
     }
 
+    /// Whether the lines go to a person at the REPL (not to a program in line mode).
+    fn at_terminal(&self) -> bool {
+        matches!(self.format, Format::Color | Format::Plain)
+    }
+
     /// A change of the link to the relay: one line, or one JSON object with its fields.
     fn connection(&self, change: &ConnectionEvent, now: SystemTime) -> String {
         let style = Style::new().fg(Color::Yellow);
@@ -232,6 +249,18 @@ impl Renderer {
                 (
                     "reconnecting",
                     format!("reconnecting: attempt {attempt} in {seconds:.1} s{why}"),
+                    serde_json::json!({ "attempt": attempt, "retry_in_ms": retry_in.as_millis() as u64, "last_error": last_error }),
+                )
+            }
+            ConnectionEvent::Connecting { attempt, retry_in, last_error } => {
+                let seconds = retry_in.as_secs_f64();
+                let last_error = error_text(last_error);
+                (
+                    "connecting",
+                    format!(
+                        "could not connect ({}); attempt {attempt} in {seconds:.1} s",
+                        sanitize_inline(&last_error)
+                    ),
                     serde_json::json!({ "attempt": attempt, "retry_in_ms": retry_in.as_millis() as u64, "last_error": last_error }),
                 )
             }
@@ -436,7 +465,8 @@ fn severity(notice: &Notice) -> Severity {
         Notice::FramesLostWithConnection { .. }
         | Notice::RejoinFailed { .. }
         | Notice::UnaskedWelcome { .. }
-        | Notice::MessageNotDelivered { .. } => Severity::Warning,
+        | Notice::MessageNotDelivered { .. }
+        | Notice::AddressBlocked { .. } => Severity::Warning,
     }
 }
 
@@ -473,17 +503,18 @@ fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_j
                 .to_owned(),
             json!({}),
         ),
-        Notice::MessageNotDelivered { room, reason } => {
+        Notice::MessageNotDelivered { room, text, reason } => {
             let why = match reason {
                 ErrorReason::RateLimited => "slow down".to_owned(),
                 ErrorReason::MessageTooLarge => "the relay found it too large".to_owned(),
                 reason => reason.to_string(),
             };
+            // Named, so that a user (or a bot) knows which line to send again.
             (
                 "message_not_delivered",
                 Some(room),
-                format!("message not delivered: {why}"),
-                json!({ "reason": snake_case(&format!("{reason:?}")) }),
+                format!("message not delivered ({why}): {text:?}"),
+                json!({ "reason": snake_case(&format!("{reason:?}")), "line": text }),
             )
         }
         Notice::RelayError { reason } => (
@@ -491,6 +522,17 @@ fn notice_parts(notice: &Notice) -> (&'static str, Option<&str>, String, serde_j
             None,
             format!("the server said: {reason}"),
             json!({ "reason": snake_case(&format!("{reason:?}")) }),
+        ),
+        Notice::AddressBlocked { retry_in } => (
+            "address_blocked",
+            None,
+            format!(
+                "the server has blocked your address after too many failed attempts (maybe by \
+                 someone else behind the same address); its operator can lift the block. \
+                 Trying again in {} s",
+                retry_in.as_secs()
+            ),
+            json!({ "retry_in_ms": retry_in.as_millis() as u64 }),
         ),
     }
 }
@@ -519,6 +561,9 @@ fn not_sent_text(reason: &NotSentReason) -> String {
         NotSentReason::JoinedAnotherRoom => "you joined another room".into(),
         NotSentReason::SessionEnded => "the session ended".into(),
         NotSentReason::CannotEncrypt(error) => error_text(error),
+        NotSentReason::TooManyWaiting { max } => {
+            format!("{max} lines were already waiting for their turn to be sent")
+        }
     }
 }
 
@@ -837,14 +882,23 @@ mod tests {
     fn typed_notices_are_worded_here_and_carry_their_fields_in_json() {
         let refused = Event::Status(Notice::MessageNotDelivered {
             room: "lobby".into(),
+            text: "line 7".into(),
             reason: ErrorReason::RateLimited,
         });
         let line = renderer(Format::Line).event(&refused).unwrap().text;
-        assert!(line.ends_with("-- warning: message not delivered: slow down"), "{line}");
+        assert!(
+            line.ends_with("-- warning: message not delivered (slow down): \"line 7\""),
+            "{line}"
+        );
         let json = json_of(&refused);
         assert_eq!(
-            (&json["type"], &json["room"], &json["reason"]),
-            (&"message_not_delivered".into(), &"lobby".into(), &"rate_limited".into())
+            (&json["type"], &json["room"], &json["reason"], &json["line"]),
+            (
+                &"message_not_delivered".into(),
+                &"lobby".into(),
+                &"rate_limited".into(),
+                &"line 7".into()
+            )
         );
         let rejoined = Event::Status(Notice::Rejoined {
             room: "lobby".into(),
@@ -867,8 +921,9 @@ mod tests {
             Notice::RejoinFailed { room: room.clone(), error: error.clone() },
             Notice::JoinFailed { room: room.clone(), error },
             Notice::UnaskedWelcome { room: room.clone() },
-            Notice::MessageNotDelivered { room, reason: reason.clone() },
+            Notice::MessageNotDelivered { room, text: "hi".into(), reason: reason.clone() },
             Notice::RelayError { reason },
+            Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];
         for notice in notices {
             let debug = format!("{notice:?}");
@@ -909,8 +964,13 @@ mod tests {
             Notice::RejoinFailed { room: room.clone(), error: error.clone() },
             Notice::JoinFailed { room: room.clone(), error },
             Notice::UnaskedWelcome { room: room.clone() },
-            Notice::MessageNotDelivered { room: room.clone(), reason: reason.clone() },
+            Notice::MessageNotDelivered {
+                room: room.clone(),
+                text: "hi".into(),
+                reason: reason.clone(),
+            },
             Notice::RelayError { reason },
+            Notice::AddressBlocked { retry_in: Duration::from_secs(60) },
         ];
         let documented = include_str!("../../docs/line-mode.md");
         let mut room_types = Vec::new();
@@ -947,6 +1007,20 @@ mod tests {
         let shared: Vec<&String> =
             room_types.iter().filter(|kind| core_types.contains(kind)).collect();
         assert!(shared.is_empty(), "types that mean two things: {shared:?}");
+    }
+
+    #[test]
+    fn each_reconnection_attempt_is_a_line_in_line_mode_and_only_the_prompt_at_a_terminal() {
+        let attempt = Event::Connection(ConnectionEvent::Reconnecting {
+            attempt: 2,
+            retry_in: Duration::from_millis(700),
+            last_error: None,
+        });
+        assert_eq!(renderer(Format::Color).event(&attempt), None);
+        assert_eq!(renderer(Format::Plain).event(&attempt), None);
+        let line = renderer(Format::Line).event(&attempt).unwrap().text;
+        assert!(line.ends_with("reconnecting: attempt 2 in 0.7 s"), "{line}");
+        assert_eq!(json_of(&attempt)["attempt"], 2);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -27,6 +27,8 @@ pub type Connector = Box<dyn Fn(String) + Send + Sync>;
 pub struct Session {
     client: RwLock<Option<Client>>,
     failed: AtomicBool,
+    /// The start-up connection attempt under way, from 1.
+    attempt: AtomicU32,
     runtime: Handle,
     nick: Mutex<String>,
     connector: OnceLock<Connector>,
@@ -38,6 +40,7 @@ impl Session {
         Arc::new(Session {
             client: RwLock::new(None),
             failed: AtomicBool::new(false),
+            attempt: AtomicU32::new(1),
             runtime,
             nick: Mutex::new(nick),
             connector: OnceLock::new(),
@@ -52,6 +55,11 @@ impl Session {
     /// Installs the connected client.
     pub fn connected(&self, client: Client) {
         *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
+    }
+
+    /// Records that start-up connection attempt `attempt` is next (the prompt shows it).
+    pub fn connecting(&self, attempt: u32) {
+        self.attempt.store(attempt, Ordering::Relaxed);
     }
 
     /// Records that connecting failed.
@@ -89,7 +97,10 @@ impl Session {
                 LinkState::Closed => (None, ConnectionState::Offline),
             },
             None if self.failed.load(Ordering::Relaxed) => (None, ConnectionState::Offline),
-            None => (None, ConnectionState::Connecting),
+            None => (
+                None,
+                ConnectionState::Connecting { attempt: self.attempt.load(Ordering::Relaxed) },
+            ),
         };
         PromptStatus { nick: self.current_nick(), room, state }
     }
@@ -116,6 +127,9 @@ impl Session {
 impl Engine for Session {
     fn current_room(&self) -> Option<String> {
         self.current().and_then(|client| client.current_room())
+    }
+    fn is_member_of(&self, room: &str) -> bool {
+        self.current().is_some_and(|client| client.is_member_of(room))
     }
     fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
         let client = self.client()?;
@@ -176,6 +190,7 @@ impl Engine for Session {
             None => {}
         }
         self.failed.store(false, Ordering::Relaxed);
+        self.attempt.store(1, Ordering::Relaxed);
         *self.nick.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = nick.to_owned();
         connector(nick.to_owned());
         Ok(())

@@ -41,8 +41,8 @@ const IGNOREREGEX: &str = r"^Logged IP addresses|^If needed|^$";
 /// What a bare TCP connection from an address met at the relay.
 #[derive(Debug)]
 enum Probe {
-    /// Closed at once with nothing sent: the address is banned.
-    Dropped,
+    /// Told it is blocked, then closed: the address is banned.
+    Blocked,
     /// The relay answered before the handshake (a plaintext refusal), then closed.
     Replied,
     /// The relay is waiting for a handshake.
@@ -56,7 +56,7 @@ async fn connect_from(from: IpAddr, server: SocketAddr) -> TcpStream {
 }
 
 /// Connects from `from` and learns what the gate decided from the gate's own count, with
-/// virtual time held still; a refusal or a drop is then also checked on the socket. Silence
+/// virtual time held still; a refusal or a block is then also checked on the socket. Silence
 /// is never taken for an admission: on paused time a wait for silence ends whenever the
 /// runtime is idle, which is also when a close the kernel has not delivered yet is on its way.
 async fn probe(from: IpAddr, relay: &TestRelay) -> Probe {
@@ -76,8 +76,8 @@ async fn probe(from: IpAddr, relay: &TestRelay) -> Probe {
         assert!(!answer.is_empty(), "a refusal says why");
         Probe::Replied
     } else {
-        assert!(answer.is_empty(), "a drop sends nothing: {answer:?}");
-        Probe::Dropped
+        assert_eq!(answer, refusal_bytes(HelloRejection::Blocked), "a block says so");
+        Probe::Blocked
     }
 }
 
@@ -129,19 +129,19 @@ fn config_with(change: impl FnOnce(&mut RelayConfig)) -> RelayConfig {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_address_past_its_preauth_budget_is_dropped_at_accept_for_good() {
+async fn an_address_past_its_preauth_budget_is_told_it_is_blocked_at_accept() {
     let relay = support::start_relay_with(config_with(|c| c.gate.preauth_budget = 5)).await;
     for attempt in 0..5 {
         let probe = probe(ATTACKER, &relay).await;
         assert!(matches!(probe, Probe::Admitted(_)), "attempt {attempt}: {probe:?}");
     }
-    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Blocked));
     assert!(relay.relay.gate().is_banned(ATTACKER));
     assert_eq!(relay.relay.gate().flagged(), vec![(ATTACKER, 5)]);
     // Another address is untouched, and the ban outlives the forget window.
     client_from(&relay, BYSTANDER, "bystander").await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Blocked));
     let code = Secret::from(ACCESS_CODE);
     let refused = RawClient::connect_from(ATTACKER, relay.address, &code).await;
     assert!(refused.is_err(), "even the right code is refused");
@@ -156,7 +156,7 @@ async fn wrong_access_codes_ban_the_address_and_only_it() {
         assert!(matches!(wrong, Err(ClientError::WrongAccessCode)), "{wrong:?}");
     }
     assert!(eventually(|| relay.relay.gate().is_banned(ATTACKER)).await);
-    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Blocked));
     let code = Secret::from(ACCESS_CODE);
     let right = RawClient::connect_from(ATTACKER, relay.address, &code).await;
     assert!(right.is_err(), "a banned address may not log in with the right code");
@@ -176,7 +176,7 @@ async fn authenticating_clears_the_preauth_counters() {
     for _ in 0..3 {
         assert!(matches!(probe(ATTACKER, &relay).await, Probe::Admitted(_)));
     }
-    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Dropped));
+    assert!(matches!(probe(ATTACKER, &relay).await, Probe::Blocked));
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,7 +265,7 @@ async fn a_thousand_half_open_connections_do_not_lock_out_another_address() {
     // attempts, and is banned after that.
     let gate = relay.relay.gate();
     settled(|| gate.accept_counts().total() == 1000).await;
-    let expected = AcceptCounts { admitted: 10, refused: 20, dropped: 970 };
+    let expected = AcceptCounts { admitted: 10, refused: 20, blocked: 970 };
     assert_eq!(gate.accept_counts(), expected);
     assert!(gate.is_banned(ATTACKER));
     // Another address logs in at once, while all of them are still open.
@@ -273,9 +273,10 @@ async fn a_thousand_half_open_connections_do_not_lock_out_another_address() {
     bystander.send(&ClientFrame::Ping).await.unwrap();
     assert_eq!(next_frame_held(&mut bystander).await, ServerFrame::Pong);
     assert!(!gate.is_banned(BYSTANDER));
-    // The sockets say the same: twenty hear the refusal and an end, 970 just the end, and
-    // the ten left are still open, waiting for a handshake.
+    // The sockets say the same: twenty hear "too many", 970 that they are blocked, and the
+    // ten left are still open, waiting for a handshake.
     let too_many = refusal_bytes(HelloRejection::TooManyConnections);
+    let blocked = refusal_bytes(HelloRejection::Blocked);
     let mut reads = tokio::task::JoinSet::new();
     for mut stream in streams {
         reads.spawn(async move {
@@ -284,17 +285,17 @@ async fn a_thousand_half_open_connections_do_not_lock_out_another_address() {
             answer
         });
     }
-    let (mut refused, mut dropped) = (0, 0);
-    while refused + dropped < 990 {
+    let (mut refused, mut refused_blocked) = (0, 0);
+    while refused + refused_blocked < 990 {
         let answer = held(reads.join_next()).await.expect("a read left").unwrap();
-        if answer.is_empty() {
-            dropped += 1;
+        if answer == blocked {
+            refused_blocked += 1;
         } else {
             assert_eq!(answer, too_many);
             refused += 1;
         }
     }
-    assert_eq!((refused, dropped), (20, 970));
+    assert_eq!((refused, refused_blocked), (20, 970));
     assert_eq!(reads.len(), 10, "the admitted ten are still open");
     reads.abort_all();
 }

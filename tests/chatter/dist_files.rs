@@ -404,3 +404,33 @@ fn relay_image_is_only_the_prebuilt_binary() {
     assert!(!instructions.iter().any(|line| line.starts_with("RUN ")), "scratch has no shell");
     assert!(instructions.contains(&"USER 10001:10001"));
 }
+
+/// `build.sh` finds the binaries where cargo put them: under `CARGO_TARGET_DIR` when it is
+/// set (as many Rust users have it, globally), under the checkout's `target/` otherwise.
+#[test]
+fn the_scripts_look_for_binaries_where_cargo_puts_them() {
+    let repo_root = dist_path("..");
+    let target_dir = |set: Option<&str>| {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg("set -euo pipefail; source \"$1/dist/lib.sh\"; cargo_target_dir \"$1\"")
+            .arg("bash")
+            .arg(&repo_root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR");
+        if let Some(directory) = set {
+            command.env("CARGO_TARGET_DIR", directory);
+        }
+        let output = command.output().expect("running cargo_target_dir");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = elsewhere.path().to_str().unwrap();
+    assert_eq!(target_dir(Some(elsewhere)), PathBuf::from(elsewhere));
+    let default = target_dir(None);
+    assert_eq!(default.canonicalize().unwrap(), repo_root.join("target").canonicalize().unwrap());
+    let build = read_dist("build.sh");
+    assert!(!build.contains("$REPO_ROOT/target/"), "build.sh must not assume target/");
+}

@@ -270,3 +270,246 @@ fn a_taken_nickname_is_reported_with_one_to_try() {
     assert!(stderr.contains("the nickname Alice is taken there — try --nick Alice-2"), "{stderr}");
     assert!(alice.finish().success());
 }
+
+/// A bot whose address the relay blocked (someone else behind the same address guessed the
+/// access code) is told once, with the minute it waits; the operator lifts the block with
+/// SIGUSR1, without a restart. (The minute itself, and "once", are the core's, tested on
+/// virtual time in `client::core`.)
+#[test]
+fn a_blocked_bot_is_told_so_and_the_operator_lifts_the_block_with_a_signal() {
+    use super::repl_support::{RelayProcess, handshake};
+    use super::support::cutter::{Cut, LinkCutter};
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--max-access-code-failures", "2"],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cutter = runtime.block_on(LinkCutter::start(relay.address));
+    let (mut bot, _b) = Client::start(&cutter.address.to_string(), "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+
+    // Someone else at the bot's address (all of this is 127.0.0.1) guesses twice.
+    for _ in 0..2 {
+        assert_eq!(handshake(relay.address, "a guess"), Err("wrong access code".to_owned()));
+    }
+    cutter.cut(Cut::Close);
+    cutter.restore();
+    let told: serde_json::Value = serde_json::from_str(&bot.expect("\"address_blocked\"")).unwrap();
+    assert_eq!(told["retry_in_ms"], 60_000, "{told}");
+    assert!(told["text"].as_str().unwrap().contains("operator can lift the block"), "{told}");
+    let retry: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnecting\"")).unwrap();
+    assert!(retry["retry_in_ms"].as_u64().is_some_and(|ms| ms >= 60_000), "{retry}");
+    assert!(retry["last_error"].as_str().unwrap().contains("blocked your address"), "{retry}");
+    assert_eq!(
+        handshake(relay.address, ACCESS_CODE).unwrap_err(),
+        "the server refused the connection: this server has blocked your address after too many failed attempts; its operator can lift the block"
+    );
+
+    relay.signal("USR1");
+    relay.expect_log("lifted 1 block(s) on SIGUSR1");
+    assert_eq!(handshake(relay.address, ACCESS_CODE), Ok(()), "in again, without a restart");
+    drop(bot);
+    relay.stop();
+}
+
+/// A bot stopped (as a laptop sleeps) while its relay restarted notices only when it runs
+/// again; the time it names for what it missed is when it last heard the relay, before it
+/// was stopped, not when it noticed. (Three real seconds pass: the stop itself.)
+#[test]
+fn after_a_long_absence_the_missed_since_time_is_when_the_relay_was_last_heard() {
+    let (mut relay, address) = super::repl_support::spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let (mut bot, _b) = Client::start(&address, "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+
+    let pid = bot.child.id().to_string();
+    let signal = |name: &str, pid: &str| {
+        let status = std::process::Command::new("kill").args([name, pid]).status().unwrap();
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP", &pid);
+    let stopped_at = std::time::SystemTime::now();
+    signal("-KILL", &relay.id().to_string());
+    let _ = relay.wait();
+    (relay, _) = super::repl_support::spawn_relay_binary(&address, ACCESS_CODE);
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(stopped_at.elapsed().unwrap()));
+    signal("-CONT", &pid);
+
+    let back: serde_json::Value = serde_json::from_str(&bot.expect("\"reconnected\"")).unwrap();
+    let since = chrono::DateTime::parse_from_rfc3339(back["offline_since"].as_str().unwrap())
+        .unwrap_or_else(|error| panic!("{error}: {back}"));
+    let since = std::time::SystemTime::from(since);
+    // RFC 3339 to the second: the last heard, rounded down, is at or before the stop.
+    assert!(since <= stopped_at, "offline since {back} is after the stop");
+    assert!(stopped_at.duration_since(since).unwrap() < Duration::from_secs(10), "{back}");
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+/// A bot pipes 200 lines at once: line mode paces them to the relay's limit, so every one
+/// arrives, once, in order, and none is refused. (About 7.5 s: 50 at once, then 20 a second.)
+#[test]
+fn a_piped_burst_of_200_lines_arrives_whole_once_and_in_order() {
+    let relay = start_relay();
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &[]);
+    bob.send("/join lobby");
+    bob.expect("you joined lobby");
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json"]);
+    alice.send("/join lobby");
+    for index in 0..200 {
+        alice.send(&format!("line {index:03}"));
+    }
+    for index in 0..200 {
+        bob.expect(&format!("alice: line {index:03}"));
+    }
+    let out_of_order: Vec<&String> =
+        bob.seen.iter().filter(|line| line.contains("alice: line")).collect();
+    assert!(out_of_order.is_empty(), "skipped over: {out_of_order:?}");
+    alice.send("/quit");
+    let refused: Vec<String> = alice
+        .lines
+        .recv_timeout(Duration::from_secs(5))
+        .into_iter()
+        .chain(alice.lines.try_iter())
+        .chain(alice.seen.iter().cloned())
+        .filter(|line| line.contains("not_delivered") || line.contains("\"error\""))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+/// Lines read while the queue of lines waiting for their turn is full are not sent, and
+/// each is named; the first ones go.
+#[test]
+fn a_burst_past_the_waiting_queue_names_every_line_not_sent() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json"]);
+    alice.send("/join lobby");
+    let lines = chatter::repl::line_mode::MAX_WAITING_LINES + 100;
+    for index in 0..lines {
+        alice.send(&format!("line {index:03}"));
+    }
+    let last = format!("line {:03}", lines - 1);
+    let named: serde_json::Value =
+        serde_json::from_str(&alice.expect(&format!("\"{last}\""))).unwrap();
+    assert_eq!(named["type"], "not_sent", "{named}");
+    assert_eq!(named["texts"], serde_json::json!([last]), "{named}");
+    assert!(named["reason"].as_str().unwrap().contains("waiting for their turn"), "{named}");
+    // The first line may have gone out before the last was named, or after.
+    let first = match alice.seen.iter().find(|line| line.contains("\"line 000\"")) {
+        Some(line) => line.clone(),
+        None => alice.expect("\"line 000\""),
+    };
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["type"], "message", "the first line went: {first}");
+    let quoted_last = format!("\"{last}\"");
+    let also_sent = alice.seen.iter().filter(|line| line.contains(&quoted_last)).count();
+    assert_eq!(also_sent, 0, "the last line was also sent");
+    let _ = alice.child.kill();
+    let _ = alice.child.wait();
+}
+
+/// A port on loopback with nothing listening (yet).
+fn unused_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// A bot started before its relay tries again as a lost link does, saying so in events,
+/// and gets in once the relay is up.
+#[test]
+fn a_bot_started_before_its_relay_retries_with_events_until_it_is_up() {
+    let address = unused_address();
+    let (mut bot, _b) = Client::start(&address, "bot", &["--json"]);
+    let first: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(first["attempt"], 2, "{first}");
+    assert!(first["retry_in_ms"].as_u64().is_some_and(|ms| ms < 1000), "{first}");
+    assert!(first["last_error"].as_str().unwrap().contains("cannot reach"), "{first}");
+    let second: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(second["attempt"], 3, "{second}");
+
+    let (mut relay, _) = super::repl_support::spawn_relay_binary(&address, ACCESS_CODE);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+    bot.send("/quit");
+    assert!(bot.finish().success());
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+/// A wrong access code ends line mode at once: an error event for the program reading
+/// stdout, a line on stderr and a failing exit status for the script.
+#[test]
+fn a_wrong_access_code_is_an_error_event_and_a_failing_exit() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let output = chatter(home.path())
+        .env("CHATTER_ACCESS_CODE", "not the code")
+        .args([relay.address.as_str(), "--nick", "bot", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let event: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON event");
+    assert_eq!(event["type"], "error", "{event}");
+    assert!(event["text"].as_str().unwrap().contains("wrong access code"), "{event}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wrong access code"));
+}
+
+/// A bot whose address is blocked when it starts hears so once, and its next try is a minute
+/// away (it keeps trying: the refusal may be forged).
+#[test]
+fn a_bot_blocked_at_start_is_told_once_and_waits_a_minute() {
+    use super::repl_support::{RelayProcess, handshake};
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--max-access-code-failures", "1"],
+        &[],
+    );
+    assert_eq!(handshake(relay.address, "a guess"), Err("wrong access code".to_owned()));
+    let (mut bot, _b) = Client::start(&relay.address.to_string(), "bot", &["--json"]);
+    let told: serde_json::Value = serde_json::from_str(&bot.expect("\"address_blocked\"")).unwrap();
+    assert_eq!(told["retry_in_ms"], 60_000, "{told}");
+    let next: serde_json::Value = serde_json::from_str(&bot.expect("\"connecting\"")).unwrap();
+    assert_eq!(next["attempt"], 2, "{next}");
+    assert!(next["retry_in_ms"].as_u64().is_some_and(|ms| ms >= 60_000), "{next}");
+    let _ = bot.child.kill();
+    let _ = bot.child.wait();
+    relay.stop();
+}
+
+/// A relay stricter than the default refuses what is over its limit: every refused line is
+/// named, so nothing is lost without a word.
+#[test]
+fn lines_a_stricter_relay_refuses_are_each_named() {
+    use super::repl_support::RelayProcess;
+    let relay = RelayProcess::spawn(
+        "127.0.0.1:0",
+        ACCESS_CODE,
+        &["--no-report", "--rate", "0.1", "--burst", "2"],
+        &[],
+    );
+    let (mut bot, _b) = Client::start(&relay.address.to_string(), "bot", &["--json"]);
+    bot.send("/join lobby");
+    bot.expect("\"joined\"");
+    for index in 0..6 {
+        bot.send(&format!("line {index}"));
+    }
+    // Two within the burst go; the four after them are refused, each by name.
+    for index in 2..6 {
+        let refused: serde_json::Value =
+            serde_json::from_str(&bot.expect("\"message_not_delivered\"")).unwrap();
+        assert_eq!(refused["line"], format!("line {index}"), "{refused}");
+        assert_eq!(refused["reason"], "rate_limited", "{refused}");
+    }
+    let _ = bot.child.kill();
+    let _ = bot.child.wait();
+    relay.stop();
+}

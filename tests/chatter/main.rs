@@ -2,7 +2,8 @@
 //!
 //! `relay`, `rooms` and `abuse` drive the library (frame-level clients and full engines);
 //! `repl` and `line_mode` run the real `chatter` binary through a pseudo-terminal or pipes;
-//! `dist_files` checks the deployment files; `hardening` what `/proc` shows of the binaries.
+//! `operator` runs the real `chatter-server` for its log; `dist_files` checks the deployment
+//! files; `hardening` what `/proc` shows of the binaries.
 
 // This whole crate is test code, where a failed `unwrap` is a failed test; clippy.toml's
 // allowance covers `#[test]` functions only, not the helpers here.
@@ -18,6 +19,7 @@ mod identity;
 mod invariants;
 mod ipv6;
 mod line_mode;
+mod operator;
 mod relay;
 mod repl;
 mod repl_support;

@@ -304,3 +304,178 @@ fn nick_changes_the_nickname_outside_rooms_only() {
     alice.send_line("/quit").unwrap();
     assert!(wait_for_exit(&alice), "alicia quits");
 }
+
+/// `/join` of the room we are in asks for no password and changes nothing: nobody sees a
+/// leave or a join, and a mistyped password cannot throw us out.
+#[test]
+fn joining_the_room_you_are_in_says_so_and_changes_nothing() {
+    let relay = start_relay();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(home_a.path(), &relay.address, "alice");
+    let mut bob = spawn(home_b.path(), &relay.address, "bob");
+    join(&mut alice, "lobby");
+    join(&mut bob, "lobby");
+    alice.expect("bob joined lobby").unwrap();
+
+    alice.send_line("/join lobby").unwrap();
+    let said = alice.expect(expectrl::Regex("you are already in lobby|password for")).unwrap();
+    assert_eq!(said.get(0), Some(&b"you are already in lobby"[..]), "no password asked for");
+    alice.send_line("still here").unwrap();
+    let before = bob.expect("alice: still here").unwrap();
+    let before = String::from_utf8_lossy(before.before());
+    assert!(!before.contains("alice left"), "bob saw a leave: {before}");
+    assert!(!before.contains("alice joined"), "bob saw a join: {before}");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}
+
+/// During an outage the prompt is the status line: each reconnection attempt repaints it in
+/// place, without a key pressed, and none adds a line; coming back is one line.
+#[test]
+fn the_link_state_updates_the_prompt_in_place_and_adds_no_line_per_attempt() {
+    use super::repl_support::spawn_relay_binary;
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0", ACCESS_CODE);
+    let address = address.to_string();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &address, "alice");
+    join(&mut alice, "lobby");
+
+    let pid = relay.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = relay.wait();
+    alice.expect("connection lost").unwrap();
+    // Attempts 1 and 2 fail within about two seconds; nothing is typed meanwhile.
+    let during = alice.expect("alice@lobby (reconnecting, attempt 3)> ").expect("repainted");
+    let during = String::from_utf8_lossy(during.before()).into_owned();
+    assert!(!during.contains("reconnecting: attempt"), "a line per attempt: {during:?}");
+
+    (relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
+    let back = alice.expect("back in the room").unwrap();
+    let back = String::from_utf8_lossy(back.before()).into_owned();
+    assert!(!back.contains("reconnecting: attempt"), "a line per attempt: {back:?}");
+    assert_eq!(back.matches("reconnected as a new session").count(), 1, "{back:?}");
+    alice.expect("alice@lobby> ").expect("the prompt is back to normal");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+/// A wrong access code at start-up asks again, with hidden input, and the right one gets in.
+#[test]
+fn a_wrong_access_code_at_start_is_asked_for_again_hidden() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", "not the code").args([&relay.address, "--nick", "alice"]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    alice.expect("wrong access code for").unwrap();
+    alice.expect("(Ctrl-D to give up): ").expect("asked again");
+    alice.send_line(ACCESS_CODE).unwrap();
+    let after = alice.expect("connected to").expect("in with the right code");
+    let after = String::from_utf8_lossy(after.before()).into_owned();
+    assert!(!after.contains(ACCESS_CODE), "the code was echoed: {after:?}");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}
+
+/// Started before its relay, the REPL tries again as a lost link does, one line for the
+/// first failure and the prompt for the attempts after it, and connects once it is up.
+#[test]
+fn started_before_the_relay_the_prompt_counts_the_attempts_until_it_is_up() {
+    use super::repl_support::spawn_relay_binary;
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).args([&address, "--nick", "alice"]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    alice.expect("could not connect (cannot reach").unwrap();
+    let during = alice.expect("alice (connecting, attempt 3)> ").expect("the prompt counts");
+    let during = String::from_utf8_lossy(during.before()).into_owned();
+    assert_eq!(during.matches("could not connect").count(), 0, "one line: {during:?}");
+    let (mut relay, _) = spawn_relay_binary(&address, ACCESS_CODE);
+    alice.expect("connected to").unwrap();
+    alice.expect("alice (no room)> ").unwrap();
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+/// Ctrl-Z in an interactive shell with job control: chatter stops with the terminal given
+/// back (the shell's next line is clean: no cursor report leaks into it), and `fg` brings
+/// the prompt back without a key pressed; "fg" never reaches the room.
+#[cfg(unix)]
+#[test]
+fn ctrl_z_suspends_with_the_terminal_restored_and_fg_redraws() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let chatter = chatter(home.path());
+    let mut command = std::process::Command::new("bash");
+    for (name, value) in chatter.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).env("PS1", "shell$ ").args([
+        "--norc",
+        "--noprofile",
+        "-i",
+    ]);
+    let mut shell = Session::spawn(command).expect("bash in a pty");
+    shell.set_expect_timeout(Some(Duration::from_secs(15)));
+    shell.expect("shell$ ").unwrap();
+    let program = chatter.get_program().to_str().unwrap().to_owned();
+    shell.send_line(format!("'{program}' {} --nick alice", relay.address)).unwrap();
+    shell.expect("connected to").unwrap();
+    join(&mut shell, "lobby");
+
+    shell.send("\x1a").unwrap();
+    shell.expect("Stopped").expect("the shell took over");
+    shell.expect("shell$ ").unwrap();
+    // (The terminal's mode is not checked here: bash's own line editor keeps it raw.)
+    shell.send_line("echo still-the-shell").unwrap();
+    let echoed = shell.expect("still-the-shell\r\n").unwrap();
+    let typed = String::from_utf8_lossy(echoed.before()).into_owned();
+    // A cursor-position report ("ESC [ row ; col R") answered after chatter stopped would be
+    // read by the shell as typed text.
+    let report = regex::Regex::new(r"\d+;\d+R").unwrap();
+    assert!(!report.is_match(&typed), "a stray reply: {typed:?}");
+    shell.expect("shell$ ").unwrap();
+
+    shell.send_line("fg").unwrap();
+    shell.expect("alice@lobby> ").expect("redrawn without a key");
+    shell.send_line("back after fg").unwrap();
+    let sent = shell.expect("alice: back after fg").unwrap();
+    assert!(!String::from_utf8_lossy(sent.before()).contains("alice: fg"), "fg was sent");
+    shell.send_line("/quit").unwrap();
+    shell.expect("shell$ ").expect("chatter exited");
+    shell.send_line("exit").unwrap();
+}
+
+/// Stopped and continued from outside (`kill -STOP`, `kill -CONT`), the prompt is drawn
+/// again at once, not at the next key.
+#[cfg(unix)]
+#[test]
+fn continued_after_a_stop_the_prompt_is_drawn_again_without_a_key() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut alice = spawn(home.path(), &relay.address, "alice");
+    join(&mut alice, "lobby");
+    alice.expect("alice@lobby> ").unwrap();
+    let pid = alice.get_process().pid().to_string();
+    for signal in ["-STOP", "-CONT"] {
+        assert!(
+            std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success()
+        );
+    }
+    alice.expect("alice@lobby> ").expect("drawn again");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}

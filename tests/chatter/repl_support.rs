@@ -123,25 +123,96 @@ pub fn spawn_relay_binary(
     listen: &str,
     access_code: &str,
 ) -> (std::process::Child, std::net::SocketAddr) {
-    use std::io::BufRead;
-    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_chatter-server"))
-        .args(["--listen", listen, "--no-report"])
-        .env("CHATTER_ACCESS_CODE", access_code)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn chatter-server");
-    let stderr = relay.stderr.take().expect("stderr");
-    let (found, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(address) = line.strip_prefix("chatter-server listening on ") {
-                let _ = found.send(address.trim().to_owned());
+    let relay = RelayProcess::spawn(listen, access_code, &["--no-report"], &[]);
+    (relay.child, relay.address)
+}
+
+/// The real relay binary with its log (stderr) read line by line.
+pub struct RelayProcess {
+    pub child: std::process::Child,
+    pub address: std::net::SocketAddr,
+    /// Every line the relay wrote to stderr, as it comes.
+    pub log: std::sync::mpsc::Receiver<String>,
+}
+
+impl RelayProcess {
+    /// Starts `chatter-server --listen LISTEN ARGS...` with `CHATTER_ACCESS_CODE` and `envs`
+    /// (and no `NO_COLOR` or `CHATTER_LOG_LEVEL` but those given), stderr a pipe.
+    pub fn spawn(listen: &str, access_code: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatter-server"))
+            .args(["--listen", listen])
+            .args(args)
+            .env("CHATTER_ACCESS_CODE", access_code)
+            .env_remove("NO_COLOR")
+            .env_remove("CHATTER_LOG_LEVEL")
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn chatter-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, listening) = std::sync::mpsc::channel();
+        let (lines, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("chatter-server listening on ") {
+                    let _ = found.send(address.trim().to_owned());
+                }
+                let _ = lines.send(line);
+            }
+        });
+        let address =
+            listening.recv_timeout(std::time::Duration::from_secs(30)).expect("the relay starts");
+        RelayProcess { child, address: address.parse().expect("a socket address"), log }
+    }
+
+    /// Waits (at most ten seconds) for a log line containing `needle`, and returns it with
+    /// every line read on the way.
+    pub fn expect_log(&self, needle: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut read = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    read.push(line);
+                    if found {
+                        return read;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?} in 10 s; read: {read:#?}"),
             }
         }
-    });
-    let address =
-        listening.recv_timeout(std::time::Duration::from_secs(30)).expect("the relay starts");
-    (relay, address.parse().expect("a socket address"))
+    }
+
+    /// Sends the relay a signal by name (`TERM`, `USR1`...).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status();
+        assert!(sent.expect("run kill").success(), "kill -{name} {pid}");
+    }
+
+    /// Stops the relay with SIGTERM and returns the rest of its log.
+    pub fn stop(mut self) -> Vec<String> {
+        self.signal("TERM");
+        let _ = self.child.wait();
+        // The reading thread ends, and with it this iterator, at the end of stderr.
+        self.log.iter().collect()
+    }
+}
+
+/// One handshake with `code` against the relay at `address`, on a runtime of its own: `Ok`,
+/// or the error in words.
+pub fn handshake(address: std::net::SocketAddr, code: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
+        chatter::transport::client_handshake(stream, &Secret::from(code))
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
+    })
 }

@@ -41,8 +41,9 @@ pub enum Link {
     /// taken back, and lines typed offline wait (from `since`, up to [`WAIT_FOR_OTHERS`])
     /// for the rooms' other members to come back too.
     Reforming { connection: Connection, since: Instant },
-    /// No link since `since`; reconnection attempt `attempt` is `next`.
-    Offline { since: SystemTime, attempt: u32, backoff: Backoff, next: Attempt },
+    /// No link since `since` (when the relay was last heard from); reconnection attempt `attempt` is `next`. `blocked`: the last
+    /// attempt was told our address is blocked (and the user was told so).
+    Offline { since: SystemTime, attempt: u32, backoff: Backoff, next: Attempt, blocked: bool },
     /// We said `Quit` and wait for the relay to close the link; `quits` are the requests to
     /// answer then.
     Quitting { connection: Connection, quits: Vec<RequestId> },
@@ -54,6 +55,10 @@ pub enum Link {
 #[derive(Debug)]
 pub struct Connection {
     last_heard: Instant,
+    /// The same moment on the wall clock: what "since" means to the user when the link is
+    /// lost. The loss itself may be noticed much later (a laptop that slept does not count
+    /// its sleep on the monotonic clock, so the silence is noticed only after it wakes).
+    last_heard_wall: SystemTime,
     next_keepalive: Instant,
     /// Frames still to come that the relay kept while we were away: messages in them are
     /// late, and lines typed offline wait until they are in.
@@ -99,6 +104,7 @@ impl Link {
     pub(super) fn heard(&mut self, now: Now) -> Option<bool> {
         let connection = self.connection_mut()?;
         connection.last_heard = now.instant;
+        connection.last_heard_wall = now.wall;
         let late = connection.backlog > 0;
         connection.backlog = connection.backlog.saturating_sub(1);
         Some(late)
@@ -142,6 +148,7 @@ impl Connection {
     fn new(now: Now, backlog: u64) -> Connection {
         Connection {
             last_heard: now.instant,
+            last_heard_wall: now.wall,
             next_keepalive: now.instant + KEEPALIVE_INTERVAL,
             backlog,
         }
@@ -160,9 +167,12 @@ impl Core {
         self.transmits.clear();
         match std::mem::replace(&mut self.link, Link::Closed) {
             Link::Quitting { quits, .. } => self.close(SessionEnd::Quit, quits),
-            Link::Online(_) | Link::Reforming { .. } => {
+            Link::Online(connection) | Link::Reforming { connection, .. } => {
                 self.emit(Event::Connection(ConnectionEvent::Lost { reason: loss }));
-                self.next_attempt(now.wall, Backoff::default(), None, now);
+                // Offline since the relay was last heard from, not since we noticed: what
+                // was said after that may not have reached us.
+                let since = connection.last_heard_wall;
+                self.next_attempt(since, Backoff::default(), None, false, now);
             }
             other @ (Link::Offline { .. } | Link::Closed) => self.link = other,
         }
@@ -170,15 +180,16 @@ impl Core {
 
     /// The reconnection attempt failed; the session goes on unless waiting cannot help.
     pub fn dial_failed(&mut self, error: ClientError, now: Now) {
-        let Link::Offline { since, backoff, next: Attempt::Running, .. } = &self.link else {
+        let Link::Offline { since, backoff, next: Attempt::Running, blocked, .. } = &self.link
+        else {
             return;
         };
-        let (since, backoff) = (*since, backoff.clone());
+        let (since, backoff, was_blocked) = (*since, backoff.clone(), *blocked);
         let error = SharedError::from(error);
         if reconnect::is_final(error.get()) {
             self.close(SessionEnd::CannotReconnect(error), Vec::new());
         } else {
-            self.next_attempt(since, backoff, Some(error), now);
+            self.next_attempt(since, backoff, Some(error), was_blocked, now);
         }
         self.after_input(now);
     }
@@ -306,18 +317,27 @@ impl Core {
         }
     }
 
-    /// Schedules the next reconnection attempt and says when it comes.
+    /// Schedules the next reconnection attempt and says when it comes. A relay that says
+    /// our address is blocked pauses the attempts for [`reconnect::BLOCKED_PAUSE`], and is
+    /// reported once (`was_blocked`: already reported), not at every attempt.
     fn next_attempt(
         &mut self,
         since: SystemTime,
         mut backoff: Backoff,
         last_error: Option<SharedError>,
+        was_blocked: bool,
         now: Now,
     ) {
         let attempt = backoff.attempt();
-        let retry_in = backoff.next_delay(self.rng.gen_range(0.0..1.0));
+        let jitter = self.rng.gen_range(0.0..1.0);
+        let retry_in =
+            reconnect::wait_after(&mut backoff, last_error.as_ref().map(SharedError::get), jitter);
+        let blocked = last_error.as_ref().is_some_and(|error| reconnect::is_blocked(error.get()));
+        if blocked && !was_blocked {
+            self.emit(Event::Status(Notice::AddressBlocked { retry_in }));
+        }
         let next = Attempt::At(now.instant + retry_in);
-        self.link = Link::Offline { since, attempt, backoff, next };
+        self.link = Link::Offline { since, attempt, backoff, next, blocked };
         self.emit(Event::Connection(ConnectionEvent::Reconnecting {
             attempt,
             retry_in,

@@ -189,6 +189,15 @@ impl Core {
         self.rooms.current().filter(|entry| entry.entered).map(|entry| entry.room.name.clone())
     }
 
+    /// The current room if we are in its group now: a member, or one asking a relay that
+    /// forgot us to take it back as it was. Joining it again would only leave and return.
+    pub fn member_room(&self) -> Option<String> {
+        self.rooms
+            .current()
+            .filter(|entry| entry.room.is_member() || entry.room.reclaiming())
+            .map(|entry| entry.room.name.clone())
+    }
+
     /// After any input: rooms lost to us go, and what waited for the room may go now, or
     /// never.
     fn after_input(&mut self, now: Now) {
@@ -222,8 +231,9 @@ impl Core {
         if self.is_connected() {
             self.transmits.push_back(bytes.clone());
         }
+        let text = chat.as_ref().map(queue::payload_text);
         let number = self.numbers.on_sent(bytes, chat);
-        self.on_sent(number, frame);
+        self.on_sent(number, frame, text);
         number
     }
 

@@ -70,9 +70,10 @@ enum Sent {
     Reclaim {
         room: String,
     },
-    /// A chat line for `room`.
+    /// A chat line for `room`, and its text, to name it if the relay refuses it.
     Line {
         room: String,
+        text: String,
     },
     Rooms(RequestId),
     Members(RequestId),
@@ -195,8 +196,9 @@ impl Core {
         Ok(())
     }
 
-    /// Records what a numbered frame asked for, and what sending it means for its room.
-    pub(super) fn on_sent(&mut self, number: u64, frame: ClientFrame) {
+    /// Records what a numbered frame asked for, and what sending it means for its room;
+    /// `text` is the chat line a frame carries.
+    pub(super) fn on_sent(&mut self, number: u64, frame: ClientFrame, text: Option<String>) {
         let sent = match frame {
             ClientFrame::Join { room } => {
                 if let Some(entry) = self.rooms.get_mut(&room) {
@@ -205,7 +207,9 @@ impl Core {
                 Sent::Join { room }
             }
             ClientFrame::Reclaim { room, .. } => Sent::Reclaim { room },
-            ClientFrame::Application { room, .. } => Sent::Line { room },
+            ClientFrame::Application { room, .. } => {
+                Sent::Line { room, text: text.unwrap_or_default() }
+            }
             ClientFrame::Leave { room } => return self.rooms.leaving(room),
             _ => return,
         };
@@ -274,8 +278,8 @@ impl Core {
             Some(Sent::Reclaim { room }) if self.rooms.reclaiming(&room) => {
                 self.give_up_room(&room, reason);
             }
-            Some(Sent::Line { room }) => {
-                self.emit(Event::Status(Notice::MessageNotDelivered { room, reason }));
+            Some(Sent::Line { room, text }) => {
+                self.emit(Event::Status(Notice::MessageNotDelivered { room, text, reason }));
             }
             // About a frame no request waits on (a vote, a ping), or a membership since ended.
             _ => self.emit(Event::Status(Notice::RelayError { reason })),

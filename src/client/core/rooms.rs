@@ -142,6 +142,11 @@ impl Core {
     /// `/join`: leaves the current room (nothing typed for it waits any more) and asks to
     /// enter `room`.
     pub(super) fn join(&mut self, id: RequestId, room: String, password: Secret) {
+        // Leaving and coming back would show everyone a leave and a join, change the keys,
+        // and, with a mistyped password, leave us out of the room we were in.
+        if self.member_room().as_deref() == Some(room.as_str()) {
+            return self.answer(id, Err(ClientError::AlreadyInRoom(room)));
+        }
         self.drop_queued_lines(NotSentReason::JoinedAnotherRoom);
         if let Some(current) = self.rooms.current_name() {
             self.leave_room(&current);

@@ -180,6 +180,7 @@ fn an_error_about_a_chat_line_is_about_that_line_and_its_room() {
         alice.events(),
         [Event::Status(Notice::MessageNotDelivered {
             room: ROOM.into(),
+            text: "too much".into(),
             reason: ErrorReason::MessageTooLarge
         })]
     );
@@ -254,6 +255,82 @@ fn only_a_failure_waiting_cannot_fix_ends_the_session() {
     assert!(
         matches!(&events[..], [Event::Disconnected(SessionEnd::CannotReconnect(error))]
             if matches!(error.get(), ClientError::WrongAccessCode)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn joining_the_room_we_are_in_neither_leaves_nor_joins() {
+    let mut alice = Harness::new().in_room();
+    let join = alice.request(Request::Join { room: ROOM.into(), password: Secret::from("typo") });
+    assert_eq!(alice.sent(), [], "no Leave, no Join");
+    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(room)))]
+            if *id == join && room == ROOM));
+    assert_eq!(alice.core.member_room().as_deref(), Some(ROOM));
+    assert!(alice.events().is_empty());
+}
+
+#[test]
+fn a_blocked_address_is_told_once_and_pauses_the_retries_for_a_minute() {
+    use crate::proto::HelloRejection;
+    let mut alice = Harness::new();
+    alice.offline();
+    alice.events();
+    let before = alice.now().instant;
+    alice.core.dial_failed(ClientError::Refused(HelloRejection::Blocked), alice.now());
+    let events = alice.events();
+    assert!(
+        matches!(&events[..], [
+            Event::Status(Notice::AddressBlocked { retry_in }),
+            Event::Connection(ConnectionEvent::Reconnecting { attempt: 2, .. }),
+        ] if *retry_in == Duration::from_secs(60)),
+        "{events:?}"
+    );
+    let retry_at = alice.core.poll_timeout().unwrap();
+    assert_eq!(retry_at - before, Duration::from_secs(60));
+    alice.pass_to(retry_at - Duration::from_millis(1));
+    assert!(alice.core.poll_dial().is_none(), "not before the minute is over");
+    alice.pass_to(retry_at);
+    assert!(alice.core.poll_dial().is_some(), "then it tries again: the refusal may be forged");
+    // Blocked again: the pause again, but not the notice.
+    alice.core.dial_failed(ClientError::Refused(HelloRejection::Blocked), alice.now());
+    let events = alice.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Connection(ConnectionEvent::Reconnecting { attempt: 3, .. })]
+        ),
+        "{events:?}"
+    );
+    assert!(alice.core.poll_timeout().unwrap() - alice.now().instant >= Duration::from_secs(60));
+    assert!(!alice.core.is_closed());
+}
+
+/// A laptop that slept five minutes notices the dead link only when it wakes (its monotonic
+/// clock did not count the sleep); what it missed is since the relay was last heard from.
+#[test]
+fn offline_since_is_when_the_relay_was_last_heard_not_when_the_loss_was_noticed() {
+    let mut alice = Harness::new().in_room();
+    alice.pass_to(alice.start + Duration::from_secs(4));
+    alice.frame(ServerFrame::Pong);
+    let last_heard = alice.now().wall;
+    let woke = Now {
+        instant: alice.now().instant + Duration::from_secs(1),
+        wall: last_heard + Duration::from_secs(300),
+    };
+    alice.core.link_lost(LinkLoss::Closed, woke);
+    let retry_at = alice.core.poll_timeout().unwrap();
+    let dial_time = Now { instant: retry_at, wall: woke.wall + Duration::from_secs(1) };
+    alice.core.handle_timeout(dial_time);
+    assert!(alice.core.poll_dial().is_some());
+    alice.events();
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, dial_time);
+    let events = alice.events();
+    assert!(
+        events.iter().any(|event| matches!(event,
+            Event::Connection(ConnectionEvent::Reconnected { offline_since, .. })
+                if *offline_since == last_heard)),
         "{events:?}"
     );
 }
