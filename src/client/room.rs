@@ -624,8 +624,11 @@ impl Room {
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
             let in_group = membership.group.members().iter().any(|m| m.nick == nick && !m.is_self);
-            // A replayed `MemberLeft` must not queue a removal our commit already makes.
-            if leading && in_group && !membership.owes_removal_of(nick) {
+            // A replayed `MemberLeft` must not queue a removal our commit already makes. Just
+            // after a restart, even one who left waits for the hold (`reconcile` owes it
+            // then): a commit now would leave behind the members still on their way back.
+            let holding = membership.hold_removals > 0;
+            if leading && in_group && !holding && !membership.owes_removal_of(nick) {
                 // It left for good (not merely missing after a restart): owed at once.
                 membership.intents.push_back(Intent::Remove { nicks: vec![nick.to_owned()] });
             }

@@ -664,3 +664,34 @@ fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead
     );
     let _ = carol.reclaim();
 }
+
+#[test]
+fn just_back_after_a_restart_the_leader_holds_even_a_removal_it_was_told_of() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let _carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let _ = alice.reclaim();
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members };
+    alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
+    // Bob leaves for good while carol may still be on her way back: a commit now would move
+    // the room past her epoch, so alice waits out the hold before removing either.
+    let left = ServerFrame::MemberLeft {
+        room: "lobby".into(),
+        nick: "bob".into(),
+        leader: "alice".into(),
+        epoch: epoch(&alice),
+    };
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", left, SystemTime::now(), &mut out);
+    assert!(out.frames.is_empty(), "{:?}", out.frames);
+    let mut out = Outbox::default();
+    for _ in 0..RECLAIM_HOLD_TICKS {
+        alice.tick("alice", &mut out);
+    }
+    let [ClientFrame::Commit { electorate: 1, .. }] = &out.frames[..] else {
+        panic!("both removed in one commit once the hold is over: {:?}", out.frames)
+    };
+}
