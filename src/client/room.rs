@@ -103,9 +103,13 @@ pub struct Membership {
     /// Ticks to wait, after taking the room back on a relay that lost it, before removing
     /// members it does not list: they may be on their way back too.
     hold_removals: u8,
-    /// As leader, after our commit was refuted: no new commit before the next tick, so that
-    /// a room that keeps refusing is not flooded with commits as fast as the relay answers.
-    wait_for_tick: bool,
+    /// As leader, ticks to wait before the next commit (or the same one again) after the
+    /// room refused ours or could not decide it: one at first, doubling with each refusal in
+    /// a row up to [`MAX_COMMIT_WAIT_TICKS`], so a room that keeps refusing (one member
+    /// refusing everything in a room of two) is neither flooded nor churned.
+    commit_wait_ticks: u8,
+    /// Our commits the room refused in a row since the epoch or the membership last moved.
+    refusals_in_a_row: u8,
     /// The signed yes votes of the last commit we merged, and the epoch it brought us to:
     /// after a relay restart, members still one epoch behind check and merge that commit on
     /// them (`ClientFrame::Reclaim::proof`).
@@ -201,7 +205,8 @@ impl Membership {
             split_warned: None,
             farewells: Vec::new(),
             hold_removals: 0,
-            wait_for_tick: false,
+            commit_wait_ticks: 0,
+            refusals_in_a_row: 0,
             last_proof: None,
             pledge_kept_ticks: 0,
         })
@@ -623,6 +628,9 @@ impl Room {
         let leading = self.is_leader(me);
         if let Some(membership) = self.membership() {
             membership.admissions.remove(nick);
+            // The room changed: what it refused before may pass now.
+            membership.refusals_in_a_row = 0;
+            membership.commit_wait_ticks = 0;
             let in_group = membership.group.members().iter().any(|m| m.nick == nick && !m.is_self);
             // A replayed `MemberLeft` must not queue a removal our commit already makes. Just
             // after a restart, even one who left waits for the hold (`reconcile` owes it
@@ -783,7 +791,7 @@ impl Room {
                 membership.intents.push_back(own.intent);
             }
         }
-        if membership.wait_for_tick {
+        if membership.commit_wait_ticks > 0 {
             return;
         }
         if let Some(own) = membership.own_commit.as_mut() {
@@ -921,7 +929,7 @@ impl Room {
     pub fn tick(&mut self, me: &str, out: &mut Outbox) {
         if let Some(membership) = self.membership() {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);
-            membership.wait_for_tick = false;
+            membership.commit_wait_ticks = membership.commit_wait_ticks.saturating_sub(1);
             if membership.pledge_kept_ticks > 0 {
                 membership.pledge_kept_ticks -= 1;
                 if membership.pledge_kept_ticks == 0 {
@@ -1293,6 +1301,7 @@ impl Room {
         membership.pledge = None;
         membership.pledge_aborted = None;
         membership.pledge_kept_ticks = 0;
+        membership.refusals_in_a_row = 0;
         membership.refused = None;
         membership.farewells.clear();
         membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
@@ -1361,14 +1370,15 @@ impl Room {
                     // and not at once, or a room that refuses would be flooded with commits.
                     membership.intents.clear();
                     membership.admissions.clear();
-                    membership.wait_for_tick = true;
+                    membership.refusals_in_a_row = membership.refusals_in_a_row.saturating_add(1);
+                    membership.commit_wait_ticks = backoff_ticks(membership.refusals_in_a_row);
                 }
             } else {
                 membership.pledge_aborted = Some(count.no.clone());
                 if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
                     // Again, but at the next tick: a room that cannot decide is not flooded.
                     own.resend = true;
-                    membership.wait_for_tick = true;
+                    membership.commit_wait_ticks = membership.commit_wait_ticks.max(1);
                 }
             }
             (committer, refuted)
@@ -1492,6 +1502,16 @@ impl Room {
         self.sent_messages = number;
         Ok(ClientFrame::Application { room: name, message })
     }
+}
+
+/// The most ticks a leader waits between commits the room keeps refusing (about 5 minutes
+/// at the engine's 5 s tick).
+const MAX_COMMIT_WAIT_TICKS: u8 = 64;
+
+/// Ticks to wait after the `refusals`-th refusal in a row: 1, 2, 4, … up to the most.
+fn backoff_ticks(refusals: u8) -> u8 {
+    let doubled = 1u32 << u32::from(refusals.saturating_sub(1).min(7));
+    u8::try_from(doubled).unwrap_or(u8::MAX).min(MAX_COMMIT_WAIT_TICKS)
 }
 
 /// The electorate's size as the relay is told it.

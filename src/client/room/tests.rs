@@ -695,3 +695,36 @@ fn just_back_after_a_restart_the_leader_holds_even_a_removal_it_was_told_of() {
         panic!("both removed in one commit once the hold is over: {:?}", out.frames)
     };
 }
+
+#[test]
+fn a_leader_whose_commits_the_room_keeps_refusing_waits_longer_each_time() {
+    assert_eq!((1..=9).map(backoff_ticks).collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64, 64, 64]);
+    // Bob refuses everything in a room of two: each of alice's commits is refuted by his
+    // signed no, and she waits one tick, then two, then four before the next.
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
+    for wait in [1, 2, 4] {
+        let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else {
+            panic!("a commit: {:?}", out.frames)
+        };
+        alice.incoming_commit("alice", "alice", &commit, None, &mut Outbox::default());
+        let group = bob.group_mut_for_tests().unwrap();
+        let no =
+            VoteStatement { epoch: group.epoch(), commit: commit_hash(&commit), accept: false };
+        let vote = group.encrypt_message(&proto::encode(&GroupMessage::Vote(no))).unwrap();
+        alice.commit_aborted("alice", &[SignedVote { from: "bob".into(), vote }], &mut out);
+        assert!(out.frames.is_empty(), "not at once: {:?}", out.frames);
+        let mut ticks = 0;
+        while out.frames.is_empty() && ticks < 10 {
+            alice.tick("alice", &mut out);
+            ticks += 1;
+        }
+        assert_eq!(ticks, wait);
+    }
+}
