@@ -361,6 +361,8 @@ impl Room {
                     .map(|ballot| ballot.commit);
                 membership.pledge_kept_ticks =
                     if pledged.is_some() { RECLAIM_HOLD_TICKS } else { 0 };
+                // Its vote ended with the relay's memory, as an abort without proof would.
+                membership.pledge_aborted = pledged.map(|_| Vec::new());
                 if pledged.is_none() {
                     membership.drop_pledged(true);
                     membership.drop_pledged(false);
@@ -994,6 +996,20 @@ impl Room {
                         &self.name.clone(),
                         "back in the room, with the same group and keys".into(),
                     );
+                    let leading = self.is_leader(me);
+                    if let Some(membership) = self.membership().filter(|_| leading) {
+                        // A leader cannot wait long on a kept yes (its joiners would give up
+                        // on it): its own commit goes to the vote again at once (the proof,
+                        // if the others merged it, is already on its way and wins), and
+                        // another's is kept one tick only.
+                        match membership.own_commit.as_mut() {
+                            Some(own) if own.voted => {
+                                own.resend = true;
+                                membership.pledge_kept_ticks = 0;
+                            }
+                            _ => membership.pledge_kept_ticks = membership.pledge_kept_ticks.min(1),
+                        }
+                    }
                     // Leading now, perhaps: whoever did not come back is owed a removal.
                     self.drive_commits(me, out);
                 }
