@@ -728,3 +728,28 @@ fn a_leader_whose_commits_the_room_keeps_refusing_waits_longer_each_time() {
         assert_eq!(ticks, wait);
     }
 }
+
+#[test]
+fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    alice.incoming_commit("alice", "alice", &commit, None, &mut Outbox::default());
+    // The relay restarts mid-vote. Alice keeps her yes and names it; back first, and
+    // leading, she sends that very commit again rather than waiting on a proof.
+    let ClientFrame::Reclaim { pledged, .. } = alice.reclaim() else { panic!() };
+    assert_eq!(pledged, Some(commit_hash(&commit)));
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()] };
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", back, SystemTime::now(), &mut out);
+    assert!(
+        matches!(&out.frames[..], [ClientFrame::Commit { commit: again, .. }] if *again == commit),
+        "{:?}",
+        out.frames
+    );
+}
