@@ -999,11 +999,14 @@ impl Room {
                     let leading = self.is_leader(me);
                     if let Some(membership) = self.membership().filter(|_| leading) {
                         // A leader cannot wait long on a kept yes (its joiners would give up
-                        // on it): its own commit goes to the vote again at once (the proof,
-                        // if the others merged it, is already on its way and wins), and
-                        // another's is kept one tick only.
+                        // on it): its own removal goes to the vote again at once (the proof,
+                        // if the others merged it, is already on its way and wins); another
+                        // commit, or one adding a joiner whose admission died with the
+                        // relay's memory, is kept one tick only.
                         match membership.own_commit.as_mut() {
-                            Some(own) if own.voted => {
+                            Some(own)
+                                if own.voted && matches!(own.intent, Intent::Remove { .. }) =>
+                            {
                                 own.resend = true;
                                 membership.pledge_kept_ticks = 0;
                             }
