@@ -43,11 +43,11 @@ pub enum Fork {
         commit: Vec<u8>,
         welcome: Option<Vec<u8>>,
     },
-    /// That commit was confirmed: the relay makes the joiner a member in its own state, then
-    /// hands it the Welcome it holds, if any.
+    /// That commit was confirmed, and the relay holds a Welcome for the joiner: it makes the
+    /// joiner a member in its own state, then hands it that Welcome.
     Forking {
         joiner: usize,
-        welcome: Option<Vec<u8>>,
+        welcome: Vec<u8>,
     },
     Done,
 }
@@ -155,7 +155,19 @@ impl Shim {
                 self.notes.push(format!("relay: kept {} waiting", self.nicks[index]));
                 true
             }
-            Fork::Captured { joiner, epoch, group_id, welcome, .. } if matches!(frame, ServerFrame::CommitConfirmed { epoch: next, .. } if *next == epoch + 1) =>
+            Fork::Captured { welcome: None, epoch, .. } if matches!(frame, ServerFrame::CommitConfirmed { epoch: next, .. } if *next == *epoch + 1) =>
+            {
+                // Since protocol 6 the leader sends a Welcome only for a commit it merged:
+                // the relay holds none of commit A's, and has nothing to fork with.
+                self.notes.push(format!(
+                    "relay: epoch {} closed by another commit, but no Welcome of the kept \
+                     commit exists (its leader never merged it); no fork",
+                    epoch + 1
+                ));
+                self.fork = Fork::Done;
+                false
+            }
+            Fork::Captured { joiner, epoch, group_id, welcome: Some(welcome), .. } if matches!(frame, ServerFrame::CommitConfirmed { epoch: next, .. } if *next == epoch + 1) =>
             {
                 // Another commit closed the epoch of commit A: the joiner becomes a member in
                 // the relay's state, as if it reclaimed that epoch.
@@ -178,19 +190,7 @@ impl Shim {
                 self.fork = Fork::Forking { joiner, welcome: welcome.clone() };
                 false
             }
-            Fork::Forking { joiner, welcome: None } if index == *joiner => {
-                self.notes.push(
-                    "relay: no Welcome of the kept commit exists (its leader never merged it); \
-                     the fork failed, and the relay takes back the place it made up"
-                        .into(),
-                );
-                let joiner = *joiner;
-                self.injected.push_back((joiner, ClientFrame::Leave { room: ROOM.into() }));
-                self.swallow_left[joiner] += 1;
-                self.fork = Fork::Done;
-                false
-            }
-            Fork::Forking { joiner, welcome: Some(welcome) } if index == *joiner => match frame {
+            Fork::Forking { joiner, welcome } if index == *joiner => match frame {
                 ServerFrame::Reclaimed { members, .. } => {
                     let frame = ServerFrame::Welcome {
                         room: ROOM.into(),

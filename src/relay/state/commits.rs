@@ -43,6 +43,9 @@ pub(super) struct CommitInFlight {
     epoch: u64,
     committer: SessionId,
     adds: Option<Addition>,
+    /// The `Commit` frame as members got it: kept, with its confirmation, while the room
+    /// re-forms, for members who come back behind it (`reclaim`).
+    frame: Bytes,
     tally: Tally,
     deadline: Instant,
 }
@@ -128,19 +131,20 @@ impl State {
             // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
             return self.reject_commit(id, room_name, &commit, CommitRejection::TooManyAway);
         }
-        room.in_flight = Some(CommitInFlight {
-            epoch: room.epoch,
-            committer: id,
-            adds,
-            tally,
-            deadline: now + self.deadlines.vote,
-        });
         let frame = Bytes::from(proto::encode(&ServerFrame::Commit {
             room: room_name.to_owned(),
             from: self.sessions.nick_of(id),
             commit,
             joiner,
         }));
+        room.in_flight = Some(CommitInFlight {
+            epoch: room.epoch,
+            committer: id,
+            adds,
+            frame: frame.clone(),
+            tally,
+            deadline: now + self.deadlines.vote,
+        });
         // Away members get it too, queued: back, they check it before the confirmation that
         // follows it, and merge only what they could verify.
         let everyone: Vec<SessionId> = self
@@ -242,12 +246,17 @@ impl State {
     ) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
-        room.left_this_epoch.clear();
+        let left = std::mem::take(&mut room.left_this_epoch);
         room.finished_attempts.clear();
         room.advance_claims(in_flight.epoch);
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
-        self.send_to_room(room_name, None, &confirmed);
+        let confirmed = Bytes::from(proto::encode(&confirmed));
+        room.log_while_reforming(in_flight.epoch, in_flight.frame, confirmed.clone(), left);
+        let members: Vec<SessionId> = room.members.iter().map(|member| member.session).collect();
+        for member in members {
+            self.send_bytes(member, confirmed.clone());
+        }
         if let Some(adds) = in_flight.adds {
             self.admit_joiner(room_name, adds, in_flight.committer, epoch, now);
         }

@@ -24,6 +24,9 @@
 //! out is refused (`TakenOut`). Nothing here ever starts an admission: joining again is the
 //! user's own `/join`.
 
+use std::collections::HashSet;
+
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
@@ -106,6 +109,18 @@ impl State {
         }
         let behind_by_its_commit = epoch + 1 == room.epoch && claim.pledged;
         let one_ahead = epoch == room.epoch + 1 && room.in_flight.is_none();
+        if same_group && reforming && room.logged_since(epoch, &entrant.nick) {
+            // Behind the room by commits it confirmed since it re-formed: taken back where it
+            // was, and sent those commits and their confirmations, as an away member is.
+            let frames = room.log_since(epoch);
+            let caught_up = Claim { epoch: room.epoch, pledged: false };
+            room.note_claim(id, caught_up, &group_id, proof);
+            self.take_back(id, &room_name, entrant, epoch);
+            for frame in frames {
+                self.send_bytes(id, frame);
+            }
+            return self.catch_up(&room_name, now);
+        }
         if same_group && epoch < room.epoch && room.founded_while_reforming {
             // The relay saw every epoch of this room since its founding: a claim behind it is
             // stale, not a rival (it cannot be a liar's made-up epoch).
@@ -296,6 +311,7 @@ impl State {
             room.reforming_until = None;
             room.claims.clear();
             room.proofs.clear();
+            room.reform_log.clear();
             let losers: Vec<SessionId> = room
                 .rivals
                 .drain(..)
@@ -338,7 +354,54 @@ impl State {
     }
 }
 
+/// How many confirmed commits a re-forming room keeps for members coming back behind them.
+const MAX_REFORM_LOG: usize = 16;
+
+/// A commit a re-forming room confirmed: the epoch it ended, the `Commit` frame and its
+/// `CommitConfirmed` as members got them, and who left during that epoch (whose removal it
+/// may have been: they are not taken back behind it).
+pub(super) struct LoggedCommit {
+    epoch: u64,
+    commit: Bytes,
+    confirmed: Bytes,
+    left: HashSet<String>,
+}
+
 impl Room {
+    /// Keeps a confirmed commit while the room re-forms.
+    pub(super) fn log_while_reforming(
+        &mut self,
+        epoch: u64,
+        commit: Bytes,
+        confirmed: Bytes,
+        left: HashSet<String>,
+    ) {
+        if self.reforming_until.is_none() || self.reform_log.len() >= MAX_REFORM_LOG {
+            return;
+        }
+        self.reform_log.push(LoggedCommit { epoch, commit, confirmed, left });
+    }
+
+    /// Whether the log holds every commit from `epoch` to the room's, none of them made
+    /// while `nick` was leaving.
+    fn logged_since(&self, epoch: u64, nick: &str) -> bool {
+        let logged = |wanted| self.reform_log.iter().find(|entry| entry.epoch == wanted);
+        epoch < self.epoch
+            && (epoch..self.epoch)
+                .all(|wanted| logged(wanted).is_some_and(|entry| !entry.left.contains(nick)))
+    }
+
+    /// The frames that bring a member from `epoch` to the room's, in order.
+    fn log_since(&self, epoch: u64) -> Vec<Bytes> {
+        let mut entries: Vec<&LoggedCommit> =
+            self.reform_log.iter().filter(|entry| entry.epoch >= epoch).collect();
+        entries.sort_by_key(|entry| entry.epoch);
+        entries
+            .into_iter()
+            .flat_map(|entry| [entry.commit.clone(), entry.confirmed.clone()])
+            .collect()
+    }
+
     /// The room confirmed the commit that ends `epoch`: members that were at it are at the
     /// next one (those behind it fall further behind, and cannot catch up any more).
     pub(super) fn advance_claims(&mut self, epoch: u64) {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::admission::{OwedWelcome, PendingJoiner, WrongPasswords};
 use super::commits::{CommitInFlight, LateVoters};
-use super::reclaim::{Claim, Rival};
+use super::reclaim::{Claim, LoggedCommit, Rival};
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION};
 use crate::proto::{
@@ -64,6 +64,9 @@ pub(super) struct Room {
     /// While it re-forms: what each returning member claimed, and the proofs (signed yes
     /// votes) they brought, by group and epoch (`reclaim`).
     pub(super) claims: HashMap<SessionId, Claim>,
+    /// While it re-forms: the commits it confirmed, by the epoch each ended, with their
+    /// confirmations, for members who come back behind them (`reclaim`).
+    pub(super) reform_log: Vec<LoggedCommit>,
     pub(super) proofs: HashMap<(Vec<u8>, u64), Vec<SignedVote>>,
     /// Whether the room was founded afresh by a `Join` while it re-formed, and its epochs
     /// since were all confirmed here: until its epoch first moves its holders bring no
