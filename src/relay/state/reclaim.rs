@@ -387,6 +387,7 @@ impl Room {
     fn logged_since(&self, epoch: u64, nick: &str) -> bool {
         let logged = |wanted| self.reform_log.iter().find(|entry| entry.epoch == wanted);
         epoch < self.epoch
+            && !self.left_this_epoch.contains(nick)
             && (epoch..self.epoch)
                 .all(|wanted| logged(wanted).is_some_and(|entry| !entry.left.contains(nick)))
     }

@@ -1167,3 +1167,50 @@ fn a_restart_between_confirmations_is_caught_up_on_the_proof_of_the_members_ahea
     relay.advance(GRACE_PERIOD);
     assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::Outnumbered)]);
 }
+
+#[test]
+fn a_member_back_behind_commits_the_re_forming_room_confirmed_gets_them() {
+    let claim = |epoch| ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch,
+        pledged: None,
+        proof: Vec::new(),
+    };
+    let mut relay = Harness::new();
+    let ids: Vec<SessionId> =
+        ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
+    for id in &ids {
+        relay.send(*id, claim(4));
+    }
+    // Carol leaves; alice, leading the re-formed room, commits her removal before dave is
+    // back, and bob votes for it.
+    relay.send(ids[2], ClientFrame::Leave { room: "lobby".into() });
+    relay.commit(ids[0], 4, None);
+    relay.vote(ids[1], 4, true);
+    assert_eq!(relay.state.rooms["lobby"].epoch, 5);
+    // Dave comes back at 4: taken back where he was, and sent the commit and its
+    // confirmation, in order, as an away member would be.
+    let dave = relay.connect("dave");
+    relay.send(dave, claim(4));
+    let frames = relay.frames(dave);
+    assert!(
+        matches!(
+            &frames[..],
+            [
+                ServerFrame::Reclaimed { .. },
+                ServerFrame::Commit { .. },
+                ServerFrame::CommitConfirmed { epoch: 5, .. }
+            ]
+        ),
+        "{frames:?}"
+    );
+    // Carol left during that epoch (the commit removed her): she is not taken back behind it.
+    relay.frames(ids[2]);
+    relay.send(ids[2], claim(4));
+    let frames = relay.frames(ids[2]);
+    assert!(
+        !frames.iter().any(|frame| matches!(frame, ServerFrame::Reclaimed { .. })),
+        "{frames:?}"
+    );
+}
