@@ -269,6 +269,8 @@ pub struct Room {
     gaps: SenderGaps,
     /// Members whose connection dropped, as the relay last said.
     pub away: std::collections::HashSet<String>,
+    /// Whether our join goes out at the next tick rather than now (see `reclaim_or_defer`).
+    join_deferred: bool,
 }
 
 impl Room {
@@ -281,6 +283,7 @@ impl Room {
             sent_messages: 0,
             gaps: SenderGaps::default(),
             away: std::collections::HashSet::new(),
+            join_deferred: false,
         }
     }
 
@@ -337,6 +340,20 @@ impl Room {
     /// Whether we are asking to be taken back into the room with our group as it was.
     pub fn reclaiming(&self) -> bool {
         matches!(self.phase, Phase::Reclaiming(_))
+    }
+
+    /// A new session: a member asks for its place back at once (`reclaim`); a join that was
+    /// under way starts over at the next tick instead, so that after a relay restart the
+    /// room's members, back at once, have re-formed it before a joiner could found it anew.
+    pub fn reclaim_or_defer(&mut self) -> Option<ClientFrame> {
+        if matches!(self.phase, Phase::Member(_) | Phase::Reclaiming(_)) {
+            return Some(self.reclaim());
+        }
+        let _ = self.restart_join();
+        self.relay_members.clear();
+        self.away.clear();
+        self.join_deferred = true;
+        None
     }
 
     /// The relay forgot our session: ask to be a member again. A member asks with its
@@ -929,6 +946,9 @@ impl Room {
     /// take to a vote yet is sent again, unchanged. At most once a tick, so a relay that
     /// keeps answering "busy" costs one frame per tick.
     pub fn tick(&mut self, me: &str, out: &mut Outbox) {
+        if std::mem::take(&mut self.join_deferred) && self.join_requested() {
+            out.frames.push(ClientFrame::Join { room: self.name.clone() });
+        }
         if let Some(membership) = self.membership() {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);
             membership.commit_wait_ticks = membership.commit_wait_ticks.saturating_sub(1);

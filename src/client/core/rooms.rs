@@ -102,9 +102,10 @@ impl Rooms {
         })
     }
 
-    /// A new session: ask for every room back as it was (or join it again).
+    /// A new session: ask for every room back as it was (a join under way starts over at
+    /// the next tick).
     pub fn reclaim_all(&mut self) -> Vec<ClientFrame> {
-        self.map.values_mut().map(|entry| entry.room.reclaim()).collect()
+        self.map.values_mut().filter_map(|entry| entry.room.reclaim_or_defer()).collect()
     }
 
     /// A `Leave` on its way.

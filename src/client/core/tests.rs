@@ -628,3 +628,23 @@ fn a_room_just_founded_goes_to_its_returning_members_and_the_join_goes_on() {
     alice.frame(ServerFrame::JoinPending { room: ROOM.into(), leader: "bob".into() });
     assert!(matches!(&alice.sent()[..], [ClientFrame::AdmissionStart { .. }]));
 }
+
+/// A join under way when the relay restarts starts over at the next tick, not at once: the
+/// room's members, back at once, re-form it first, and the joiner is admitted into their
+/// group rather than founding the room anew before them.
+#[test]
+fn a_join_cut_short_by_a_restart_starts_over_at_the_next_tick() {
+    let mut alice = Harness::new();
+    alice.request(Request::Join { room: ROOM.into(), password: Secret::from("pw") });
+    assert_eq!(alice.sent(), [ClientFrame::Join { room: ROOM.into() }]);
+    alice.frame(ServerFrame::JoinPending { room: ROOM.into(), leader: "bob".into() });
+    assert!(matches!(&alice.sent()[..], [ClientFrame::AdmissionStart { .. }]));
+    alice.offline();
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, alice.now());
+    assert!(alice.sent().is_empty(), "not at once");
+    let tick = alice.core.poll_timeout().unwrap();
+    alice.pass_to(tick);
+    let sent = alice.sent();
+    assert!(sent.contains(&ClientFrame::Join { room: ROOM.into() }), "{sent:?}");
+}
