@@ -127,6 +127,11 @@ fn assert_survives_but(allowed: &[Actor], known: &[(u64, &str)]) {
     );
 }
 
+/// The survived actors and one more, mixed per seed as the default test mixes them.
+fn with_survived(actor: Actor) -> Vec<Actor> {
+    SURVIVED.iter().copied().chain([actor]).collect()
+}
+
 fn assert_survives(allowed: &[Actor]) {
     assert_survives_but(allowed, &[]);
 }
@@ -139,9 +144,9 @@ fn simulation_default() {
 }
 
 #[test]
-#[ignore = "1 seed in 1000 (854): joiners in progress found a room a moment before its last member is back, and admit another"]
+#[ignore = "no break alone in 1000 seeds; mixed with the survived actors, 7 of 1000 (first 45)"]
 fn simulation_relay_restarts() {
-    assert_survives(&[Actor::RelayRestarts]);
+    assert_survives(&with_survived(Actor::RelayRestarts));
 }
 
 #[test]
@@ -151,15 +156,15 @@ fn simulation_always_no_voter() {
 }
 
 #[test]
-#[ignore = "issue 19, attack 2: 1 seed in 1000 (373)"]
+#[ignore = "issue 19, attack 2: no break alone in 1000 seeds; mixed with the survived actors, 7 of 1000 (first 16)"]
 fn simulation_stale_reclaimer() {
-    assert_survives(&[Actor::StaleReclaimer]);
+    assert_survives(&with_survived(Actor::StaleReclaimer));
 }
 
 #[test]
-#[ignore = "issue 19, attack 3: 1 seed in 1000 (989)"]
+#[ignore = "issue 19, attack 3: no break alone in 1000 seeds; mixed with the survived actors, 20 of 1000 (first 28)"]
 fn simulation_outsider_reclaimer() {
-    assert_survives(&[Actor::OutsiderReclaimer]);
+    assert_survives(&with_survived(Actor::OutsiderReclaimer));
 }
 
 #[test]
