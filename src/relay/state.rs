@@ -206,6 +206,11 @@ impl State {
 
     /// Queues a frame for every member of a room, but `except`.
     fn send_to_room(&mut self, room_name: &str, except: Option<SessionId>, frame: &ServerFrame) {
+        self.send_bytes_to_room(room_name, except, Bytes::from(proto::encode(frame)));
+    }
+
+    /// Queues an encoded frame for every member of a room, but `except`.
+    fn send_bytes_to_room(&mut self, room_name: &str, except: Option<SessionId>, bytes: Bytes) {
         let Some(room) = self.rooms.get(room_name) else { return };
         let recipients: Vec<SessionId> = room
             .members
@@ -213,7 +218,6 @@ impl State {
             .map(|member| member.session)
             .filter(|session| Some(*session) != except)
             .collect();
-        let bytes = Bytes::from(proto::encode(frame));
         for recipient in recipients {
             self.send_bytes(recipient, bytes.clone());
         }

@@ -253,10 +253,7 @@ impl State {
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         let confirmed = Bytes::from(proto::encode(&confirmed));
         room.log_while_reforming(in_flight.epoch, in_flight.frame, confirmed.clone(), left);
-        let members: Vec<SessionId> = room.members.iter().map(|member| member.session).collect();
-        for member in members {
-            self.send_bytes(member, confirmed.clone());
-        }
+        self.send_bytes_to_room(room_name, None, confirmed);
         if let Some(adds) = in_flight.adds {
             self.admit_joiner(room_name, adds, in_flight.committer, epoch, now);
         }
