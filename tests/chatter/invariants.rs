@@ -378,7 +378,7 @@ fn sans_io_core() -> Vec<Source> {
         "src/pake.rs",
         "src/proto.rs",
         "src/mls_header.rs",
-        "src/client/room.rs",
+        "src/client/room",
         "src/client/commit_policy.rs",
         "src/client/rejoin.rs",
         "src/client/reconnect.rs",

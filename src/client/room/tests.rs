@@ -1,6 +1,7 @@
 //! Unit tests of the sans-IO room: phase transitions and refusals, driven without sockets.
 //! The relay's part (forwarding frames, confirming commits) is played by hand.
 
+use super::reclaim::RECLAIM_HOLD_TICKS;
 use super::*;
 use crate::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
 

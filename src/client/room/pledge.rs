@@ -1,0 +1,106 @@
+//! Pledges: the one commit a member said yes to in an epoch, and when it is free to say
+//! yes to another (proof that it lost, farewells that doom it, or too few left to win it).
+
+use super::*;
+
+impl Membership {
+    /// The commit we said yes to and still wait on: ours, once put to the vote, or another
+    /// member's we staged; with who made it and whether it is ours.
+    pub(super) fn pledged(&self, me: &str) -> Option<(Ballot, String, bool)> {
+        match (&self.own_commit, &self.voted) {
+            (Some(own), _) if own.voted => Some((own.ballot.clone(), me.to_owned(), true)),
+            (_, Some(staged)) => Some((staged.ballot.clone(), staged.committer.clone(), false)),
+            _ => None,
+        }
+    }
+
+    /// The ballot of the commit we said yes to and still wait on, ours or another's.
+    pub(super) fn pledged_ballot(&self) -> Option<Ballot> {
+        self.pledged("").map(|(ballot, ..)| ballot)
+    }
+
+    /// Whether a removal of `nick` is owed or already in our commit.
+    pub(super) fn owes_removal_of(&self, nick: &str) -> bool {
+        self.intents.iter().chain(self.own_commit.as_ref().map(|own| &own.intent)).any(
+            |intent| matches!(intent, Intent::Remove { nicks } if nicks.iter().any(|n| n == nick)),
+        )
+    }
+
+    /// Drops the commit we said yes to, proven unable to win: nothing of it is merged, and
+    /// our pledge is free again.
+    pub(super) fn drop_pledged(&mut self, ours: bool) {
+        self.pledge = None;
+        self.pledge_aborted = None;
+        if ours {
+            self.group.discard_pending_commit();
+            self.own_commit = None;
+        } else {
+            self.group.discard_staged_commit();
+            self.voted = None;
+        }
+    }
+}
+
+/// Another member's commit that we accepted and staged.
+pub(super) struct StagedVote {
+    pub(super) ballot: Ballot,
+    pub(super) committer: String,
+}
+
+impl Room {
+    /// The commit we said yes to can no longer win, though nobody proved it: its vote was
+    /// aborted, and the members of its electorate that the relay still lists are too few to
+    /// make a majority of it (the others vanished without a farewell: crashed, forgotten
+    /// after the grace period, or taken out for not voting). Waiting for proof would freeze
+    /// the room for good, so the pledge goes. The risk is bounded: a relay that lied about
+    /// who is gone could still confirm the commit to those it said were gone, who are then a
+    /// minority on their own, told by every undecryptable message that the room may be split
+    /// (ARCHITECTURE.md, "Trust model"); and a joiner never gets the Welcome of a commit its
+    /// leader did not merge.
+    pub(super) fn release_abandoned_pledge(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        let Some(refusers) = membership.pledge_aborted.clone() else { return };
+        let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
+        // Who could still say yes: members of its electorate the relay lists and that have
+        // not signed no.
+        let could_say_yes = ballot
+            .electorate
+            .iter()
+            .filter(|leaf| !refusers.contains(leaf))
+            .filter(|leaf| {
+                let nicks = membership.group.nicks_at(&[**leaf]);
+                nicks.iter().any(|nick| relay_members.contains(nick))
+            })
+            .count();
+        if could_say_yes * 2 > ballot.electorate.len() {
+            return;
+        }
+        membership.drop_pledged(ours);
+        let notice = RoomNotice::CommitAbandoned { committer };
+        out.events.push(Event::Room { room, notice });
+    }
+
+    /// The commit we said yes to may have lost for good with the farewells of those who
+    /// left: if half of its electorate or more now stand against it, it can never be
+    /// confirmed, and we are free to accept (or, as leader, make) another.
+    pub(super) fn release_dead_pledge(&mut self, me: &str, out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            &[],
+            Some(true),
+        );
+        if !count.refutes() {
+            return;
+        }
+        membership.drop_pledged(ours);
+        let notice = RoomNotice::CommitAborted { committer, refuted: true };
+        out.events.push(Event::Room { room, notice });
+    }
+}

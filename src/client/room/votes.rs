@@ -1,0 +1,323 @@
+//! Votes: every member judges a commit put to the vote, signs its verdict inside the
+//! group, and merges only on the signed yes of more than half of the commit's electorate.
+
+use super::*;
+
+impl Room {
+    /// Signs a vote and wraps it in the frame the relay tallies.
+    pub(super) fn vote_frame(
+        room: &str,
+        group: &mut RoomGroup,
+        statement: VoteStatement,
+    ) -> Result<ClientFrame, MlsError> {
+        let vote = group.encrypt_message(&proto::encode(&GroupMessage::Vote(statement)))?;
+        Ok(ClientFrame::CommitVote {
+            room: room.to_owned(),
+            epoch: statement.epoch,
+            accept: statement.accept,
+            vote,
+        })
+    }
+
+    /// A commit the relay put to the vote: ours coming back (we sign our yes now), or another
+    /// member's, for us to verify, judge and vote on.
+    pub fn incoming_commit(
+        &mut self,
+        me: &str,
+        from: &str,
+        commit: &[u8],
+        joiner: Option<&str>,
+        out: &mut Outbox,
+    ) {
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        // The relay only forwards commits whose header it could read.
+        let Some(epoch) = crate::mls_header::peek_header(commit).map(|header| header.epoch) else {
+            return out.warn(
+                &room,
+                format!("a malformed key change claimed to be from {from} was ignored"),
+            );
+        };
+        if epoch != membership.group.epoch() {
+            // Not a commit of our epoch (a replay, or we are out of step): nothing to vote on,
+            // and nothing of ours changes.
+            return out.warn(
+                &room,
+                format!("ignored a key change claimed to be from {from} for another epoch"),
+            );
+        }
+        let hash = commit_hash(commit);
+        let verdict = |membership: &mut Membership, statement: VoteStatement, out: &mut Outbox| {
+            match Self::vote_frame(&room, &mut membership.group, statement) {
+                Ok(frame) => out.frames.push(frame),
+                Err(error) => out.warn(&room, format!("could not sign a vote: {error}")),
+            }
+        };
+        // Ours, back from the relay: it is up for a vote now, and we pledge our yes to it.
+        if let Some(own) = membership.own_commit.as_mut()
+            && own.ballot.commit == hash
+        {
+            own.voted = true;
+            let statement = own.ballot.statement(true);
+            membership.pledge = Some(Pledge::of(&own.ballot));
+            membership.pledge_aborted = None;
+            return verdict(membership, statement, out);
+        }
+        // The same commit again (the relay aborted the first vote without proof): same answer.
+        if let Some(staged) = &membership.voted
+            && staged.ballot.commit == hash
+        {
+            let statement = staged.ballot.statement(true);
+            membership.pledge_aborted = None;
+            return verdict(membership, statement, out);
+        }
+        if from == me {
+            // A commit in our name that we do not hold: one we gave up after the relay refused
+            // it, brought back, or made up. We cannot merge it; our own commit stays.
+            out.warn(
+                &room,
+                "refused a key change in your name that this client does not hold".into(),
+            );
+            membership.refused = Some((epoch, from.to_owned()));
+            return verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
+        }
+        let ours_unvoted = membership.own_commit.as_ref().is_some_and(|own| !own.voted);
+        if ours_unvoted && from != me {
+            // Another's commit is up for the vote, not ours: ours binds nobody, and goes (what
+            // it was for is the leader's to do now).
+            membership.group.discard_pending_commit();
+            membership.own_commit = None;
+        }
+        let pledged = membership.pledge.is_some_and(|pledge| pledge.epoch == epoch);
+        if pledged || membership.own_commit.is_some() || membership.voted.is_some() {
+            // We said yes to another commit of this epoch (or have one of our own): an honest
+            // member accepts one, or two halves of the room could merge different commits.
+            let refusal = VoteStatement { epoch, commit: hash, accept: false };
+            membership.refused = Some((epoch, from.to_owned()));
+            verdict(membership, refusal, out);
+            let notice = RoomNotice::AcceptedAnother { committer: from.into() };
+            return out.events.push(Event::Room { room: room.clone(), notice });
+        }
+        let group_members = membership.group.members();
+        let staged = membership.group.stage_commit(commit);
+        let judged = staged.map_err(RoomError::from).and_then(|summary| {
+            let view =
+                RoomView { relay_members: &relay_members, joiner, group_members: &group_members };
+            commit_policy::check(&summary, view)
+                .map(|()| summary.electorate)
+                .map_err(RoomError::from)
+        });
+        match judged {
+            Ok(electorate) => {
+                let ballot = Ballot { epoch, commit: hash, electorate };
+                let statement = ballot.statement(true);
+                membership.pledge = Some(Pledge::of(&ballot));
+                membership.voted = Some(StagedVote { ballot, committer: from.to_owned() });
+                verdict(membership, statement, out);
+            }
+            Err(error) => {
+                membership.group.discard_staged_commit();
+                membership.refused = Some((epoch, from.to_owned()));
+                out.warn(&room, format!("refused a key change claimed to be from {from}: {error}"));
+                verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
+            }
+        }
+    }
+
+    /// The signed votes a confirmation or an abort carries, counted on `ballot`; our own
+    /// verdict (`own`) counts without the relay's help.
+    pub(super) fn count_votes(
+        group: &mut RoomGroup,
+        farewells: &[(u32, Farewell)],
+        ballot: &Ballot,
+        votes: &[SignedVote],
+        own: Option<bool>,
+    ) -> Count {
+        let said_farewell =
+            farewells.iter().filter_map(|(leaf, farewell)| Some((*leaf, farewell.on(ballot)?)));
+        let mut statements: Vec<(u32, VoteStatement)> = votes
+            .iter()
+            .filter_map(|signed| {
+                let opened = group.open_application(&signed.vote).ok()?;
+                match proto::decode::<GroupMessage>(&opened.payload?) {
+                    Ok(GroupMessage::Vote(statement)) => Some((opened.leaf, statement)),
+                    _ => None,
+                }
+            })
+            .collect();
+        if let Some(accept) = own {
+            statements.insert(0, (group.own_leaf(), ballot.statement(accept)));
+        }
+        statements.extend(said_farewell);
+        Count::of(ballot, statements)
+    }
+
+    /// The relay says the room accepted the commit in flight: merge it (ours, or the one we
+    /// staged), but only with the signed yes votes of more than half of its electorate.
+    pub fn commit_confirmed(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        let ballot = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) if own.voted => own.ballot.clone(),
+            (_, Some(staged)) => staged.ballot.clone(),
+            _ => {
+                // Nothing we accepted is up for confirmation: a replayed or forged frame.
+                return out
+                    .events
+                    .push(Event::Room { room, notice: RoomNotice::UnexpectedConfirmation });
+            }
+        };
+        let count = Self::count_votes(
+            &mut membership.group,
+            &membership.farewells,
+            &ballot,
+            votes,
+            Some(true),
+        );
+        if !count.confirms() {
+            let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
+            return out.events.push(Event::Room { room, notice });
+        }
+        // A proof brought after a relay restart (see `reclaim`): the commit is merged, but the
+        // relay's member list is the re-formed room's, not the one the commit was made for.
+        let catching_up = membership.pledge_kept_ticks > 0;
+        membership.pledge = None;
+        membership.pledge_aborted = None;
+        membership.pledge_kept_ticks = 0;
+        membership.refusals_in_a_row = 0;
+        membership.refused = None;
+        membership.farewells.clear();
+        membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
+        let merged = if let Some(own) = membership.own_commit.take() {
+            let joined = match own.intent {
+                Intent::Add { joiner, .. } => Some(joiner),
+                Intent::Remove { .. } => None,
+            };
+            let merged = membership.group.merge_pending_commit();
+            if merged.is_ok()
+                && !catching_up
+                && let Some(welcome) = own.welcome
+            {
+                // Merged with the room's proof: only now may the joiner have its Welcome.
+                out.frames.push(ClientFrame::Welcome { room: room.clone(), welcome });
+            }
+            merged.map(|events| (events, joined))
+        } else {
+            membership.voted = None;
+            membership.group.discard_pending_commit();
+            membership.group.merge_staged_commit().map(|events| (events, None))
+        };
+        match merged {
+            Ok((events, joined)) => {
+                if let Some(joined) = joined.filter(|_| !catching_up) {
+                    // The relay made the joiner a member with this confirmation.
+                    self.member_joined(joined);
+                }
+                for event in events.iter().filter(|_| !catching_up) {
+                    if let RoomEvent::MemberAdded { nick } = event {
+                        self.member_joined(nick.clone());
+                    }
+                }
+                room_events(&room, events, out);
+            }
+            Err(error) => {
+                out.warn(&room, format!("could not apply a confirmed key change: {error}"))
+            }
+        }
+        self.reconcile(me);
+        self.drive_commits(me, out);
+    }
+
+    /// The relay says the commit in flight will not be merged. Nobody merges it; whether we
+    /// may accept another commit for this epoch depends on the signed no votes it carries:
+    /// half of the electorate or more prove the commit can never win. Without that proof our
+    /// yes stays pledged (and a commit of ours is sent again later, unchanged).
+    pub fn commit_aborted(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
+        let room = self.name.clone();
+        let Some(membership) = self.membership() else { return };
+        // The relay puts one commit to the vote at a time and sends it back to its committer
+        // before any verdict on it: an abort while ours has not come back is about another.
+        let (committer, refuted) = if let Some((ballot, committer, ours)) = membership.pledged(me) {
+            let count = Self::count_votes(
+                &mut membership.group,
+                &membership.farewells,
+                &ballot,
+                votes,
+                Some(true),
+            );
+            let refuted = count.refutes();
+            if refuted {
+                membership.drop_pledged(ours);
+                if ours {
+                    // Whatever it was for is for whoever leads next to do, on its next news;
+                    // and not at once, or a room that refuses would be flooded with commits.
+                    membership.intents.clear();
+                    membership.admissions.clear();
+                    membership.refusals_in_a_row = membership.refusals_in_a_row.saturating_add(1);
+                    membership.commit_wait_ticks = backoff_ticks(membership.refusals_in_a_row);
+                }
+            } else {
+                membership.pledge_aborted = Some(count.no.clone());
+                if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
+                    // Again, but at the next tick: a room that cannot decide is not flooded.
+                    own.resend = true;
+                    membership.commit_wait_ticks = membership.commit_wait_ticks.max(1);
+                }
+            }
+            (committer, refuted)
+        } else if let Some((_, committer)) = membership.refused.take() {
+            (committer, true)
+        } else {
+            // About a commit that is not ours to settle: the relay is free again, so a commit
+            // of ours it has not taken goes again at the next tick (it may have been lost).
+            if let Some(own) = membership.own_commit.as_mut() {
+                own.resend = true;
+            }
+            return self.drive_commits(me, out);
+        };
+        out.events
+            .push(Event::Room { room, notice: RoomNotice::CommitAborted { committer, refuted } });
+        self.release_abandoned_pledge(me, out);
+        // The room is free for the next commit: ours again, or what we owe.
+        self.drive_commits(me, out);
+    }
+}
+
+fn room_events(room: &str, events: Vec<RoomEvent>, out: &mut Outbox) {
+    // A rejoin removes and re-adds the same member in one commit: not news to anyone.
+    let removed: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            RoomEvent::MemberRemoved { nick } => Some(nick.clone()),
+            _ => None,
+        })
+        .collect();
+    let added: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            RoomEvent::MemberAdded { nick } => Some(nick.clone()),
+            _ => None,
+        })
+        .collect();
+    let rejoined = |nick: &String| removed.contains(nick) && added.contains(nick);
+    for event in events {
+        match event {
+            // Chat is opened by `incoming_message`; commits carry none.
+            RoomEvent::Message { .. } => {}
+            RoomEvent::MemberAdded { nick } if rejoined(&nick) => {
+                out.notice(room, format!("{nick} is back"));
+            }
+            RoomEvent::MemberAdded { nick } => {
+                out.events.push(Event::Joined { room: room.to_owned(), nick });
+            }
+            RoomEvent::MemberRemoved { nick } if !rejoined(&nick) => {
+                out.events.push(Event::Left { room: room.to_owned(), nick });
+            }
+            RoomEvent::MemberRemoved { .. } => {}
+            RoomEvent::SelfRemoved => {
+                out.warn(room, "you were removed from the room's keys".into());
+            }
+        }
+    }
+}
