@@ -57,12 +57,26 @@ impl Room {
     /// minority on their own, told by every undecryptable message that the room may be split
     /// (ARCHITECTURE.md, "Trust model"); and a joiner never gets the Welcome of a commit its
     /// leader did not merge.
+    ///
+    /// The same holds when its committer is gone: the relay puts a commit to the vote only
+    /// when its committer sends it, so once the relay no longer lists the committer the
+    /// commit can never be voted on again, however many could say yes. (Just after a relay
+    /// restart the committer may still be on its way back: the kept pledge's own ticks
+    /// decide then.)
     pub(super) fn release_abandoned_pledge(&mut self, me: &str, out: &mut Outbox) {
         let room = self.name.clone();
         let relay_members = self.relay_members.clone();
         let Some(membership) = self.membership() else { return };
         let Some(refusers) = membership.pledge_aborted.clone() else { return };
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
+        let committer_gone = !ours
+            && membership.pledge_kept_ticks == 0
+            && !relay_members.iter().any(|member| *member == committer);
+        if committer_gone {
+            membership.drop_pledged(ours);
+            let notice = RoomNotice::CommitAbandoned { committer };
+            return out.events.push(Event::Room { room, notice });
+        }
         // Who could still say yes: members of its electorate the relay lists and that have
         // not signed no.
         let could_say_yes = ballot

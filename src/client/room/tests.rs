@@ -573,6 +573,47 @@ fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
 }
 
 #[test]
+fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    // Dave leaves; alice commits his removal and everyone says yes to it.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    bob.member_left("bob", "dave", "alice".into(), &mut Outbox::default());
+    vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    // The relay aborts the vote without proof (a voter's link dropped), and alice is gone
+    // for good before she sends it again. Bob and carol could still carry it, but only its
+    // committer can put it to the vote: bob stops waiting, says so, and as the new leader
+    // commits the removals owed instead of freezing the room.
+    let mut aborted = Outbox::default();
+    bob.commit_aborted("bob", &[], &mut aborted);
+    assert!(!aborted.events.iter().any(|event| matches!(
+        event,
+        Event::Room { notice: RoomNotice::CommitAbandoned { .. }, .. }
+    )));
+    let mut out = Outbox::default();
+    bob.member_left("bob", "alice", "bob".into(), &mut out);
+    assert!(
+        out.events.iter().any(|event| matches!(
+            event,
+            Event::Room { notice: RoomNotice::CommitAbandoned { committer }, .. } if committer == "alice"
+        )),
+        "{:?}",
+        out.events
+    );
+    let [ClientFrame::Commit { commit: next, .. }] = &out.frames[..] else {
+        panic!("a commit of bob's own: {:?}", out.frames)
+    };
+    assert_ne!(*next, commit);
+}
+
+#[test]
 fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing() {
     let (alice_mls, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();
