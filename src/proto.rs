@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
 /// restart by the claims of the members that return, rotates the resume token, and has
 /// `Error` name the frame it refuses (`request`).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -376,10 +376,13 @@ pub enum ServerFrame {
         received: u64,
     },
     /// The answer to `Reclaim` when the client is a member again with its group as it was.
-    /// `members` in the relay's order, the leader first.
+    /// `members` in the relay's order, the leader first. `epoch` is the room's: a member
+    /// back behind it gets the commits it missed from the relay's log right after, and
+    /// judges them as the room did then (protocol 7).
     Reclaimed {
         room: String,
         members: Vec<String>,
+        epoch: u64,
     },
     /// The answer to `Reclaim` after a relay restart when another group's claimants hold the
     /// room for now: the client keeps its group and waits. The room goes to whichever group
@@ -944,8 +947,11 @@ mod tests {
 
     #[test]
     fn unknown_version_is_named() {
-        let hello = ClientHello { version: 7, pake_message: vec![1; 33] };
-        assert_eq!(decode_client_hello(&encode(&hello)), Err(DecodeError::UnsupportedVersion(7)));
+        let hello = ClientHello { version: PROTOCOL_VERSION + 1, pake_message: vec![1; 33] };
+        assert_eq!(
+            decode_client_hello(&encode(&hello)),
+            Err(DecodeError::UnsupportedVersion(PROTOCOL_VERSION + 1))
+        );
         let hello = ClientHello { version: PROTOCOL_VERSION, pake_message: vec![1; 33] };
         assert_eq!(decode_client_hello(&encode(&hello)).unwrap(), hello);
     }

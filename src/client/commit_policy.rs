@@ -22,8 +22,11 @@ pub const MAX_PROPOSALS_PER_COMMIT: usize = 64;
 /// What the receiving member knows when it judges a commit.
 #[derive(Debug, Clone, Copy)]
 pub struct RoomView<'a> {
-    /// The room's members as the relay lists them, the leader first.
-    pub relay_members: &'a [String],
+    /// The room's members as the relay lists them, the leader first; `None` for a commit
+    /// the room decided while we were away (a member catching up after `Reclaimed`): who
+    /// led and who was present then are not the relay's list now, and the room's signed
+    /// majority already judged them. What the commit itself may change is checked as ever.
+    pub relay_members: Option<&'a [String]>,
     /// The member the relay says this commit admits, if any.
     pub joiner: Option<&'a str>,
     /// The group's members before the commit.
@@ -63,11 +66,13 @@ pub enum PolicyViolation {
 
 /// Checks a staged commit against the room's rules.
 pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyViolation> {
-    let leader = view.relay_members.first().map(String::as_str).unwrap_or_default();
-    if summary.committer.nick != leader {
+    let leader = view.relay_members.map(|members| members.first().map(String::as_str));
+    if let Some(leader) = leader
+        && Some(summary.committer.nick.as_str()) != leader
+    {
         return Err(PolicyViolation::NotFromLeader {
             committer: summary.committer.nick.clone(),
-            leader: leader.to_owned(),
+            leader: leader.unwrap_or_default().to_owned(),
         });
     }
     if summary.other_proposals > 0 {
@@ -95,9 +100,8 @@ pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyVi
         }
         _ => return Err(PolicyViolation::SeveralAdds),
     }
-    if let Some(present) =
-        summary.removed.iter().find(|removed| view.relay_members.contains(&removed.nick))
-    {
+    let listed = |nick: &String| view.relay_members.is_some_and(|members| members.contains(nick));
+    if let Some(present) = summary.removed.iter().find(|removed| listed(&removed.nick)) {
         return Err(PolicyViolation::RemovesPresentMember(present.nick.clone()));
     }
     if summary.members_after > MAX_ROOM_MEMBERS {
@@ -173,7 +177,7 @@ mod tests {
     }
 
     fn view<'a>(fixture: &'a Fixture, joiner: Option<&'a str>) -> RoomView<'a> {
-        RoomView { relay_members: &fixture.relay, joiner, group_members: &fixture.group }
+        RoomView { relay_members: Some(&fixture.relay), joiner, group_members: &fixture.group }
     }
 
     #[test]

@@ -412,7 +412,11 @@ fn a_reclaim_that_waits_is_reported_by_the_room_and_keeps_it() {
     let waiting = RoomNotice::ReclaimWaiting { ours: 1, holders: 2 };
     assert_eq!(alice.events(), [Event::Room { room: ROOM.into(), notice: waiting }]);
     assert_eq!(alice.core.shown_room().as_deref(), Some(ROOM), "still ours, waiting");
-    alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
+    alice.frame(ServerFrame::Reclaimed {
+        room: ROOM.into(),
+        members: vec!["alice".into()],
+        epoch: 0,
+    });
     assert!(alice.core.shown_room().is_some());
     alice.events();
     // Back, and alone: the line typed offline goes once the others are (all of none).

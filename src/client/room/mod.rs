@@ -137,6 +137,9 @@ pub struct Membership {
     /// Ticks left to keep, after a relay restart, the commit we said yes to: long enough for
     /// the proof to come if others merged it; then it goes, as the vote on it went.
     pledge_kept_ticks: u8,
+    /// The room's epoch when the relay took us back behind it (`Reclaimed`): the commits
+    /// before it that the relay replays from its log were decided while we were away.
+    catch_up_to: Option<u64>,
 }
 
 impl Membership {
@@ -157,6 +160,7 @@ impl Membership {
             refusals_in_a_row: 0,
             last_proof: None,
             pledge_kept_ticks: 0,
+            catch_up_to: None,
         })
     }
 }
@@ -441,7 +445,9 @@ impl Room {
                 }
                 self.member_joined(nick)
             }
-            ServerFrame::Reclaimed { members, .. } => self.back_in_room(me, members, out),
+            ServerFrame::Reclaimed { members, epoch, .. } => {
+                self.back_in_room(me, members, epoch, out)
+            }
             ServerFrame::ReclaimPending { ours, holders, .. } if self.reclaiming() => {
                 self.room_notice(out, RoomNotice::ReclaimWaiting { ours, holders });
             }

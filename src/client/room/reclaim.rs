@@ -80,11 +80,12 @@ impl Room {
     }
 
     /// The relay took us back into the room with our group as it was.
-    pub fn reclaimed(&mut self, members: Vec<String>) -> Result<(), RoomError> {
+    pub fn reclaimed(&mut self, members: Vec<String>, epoch: u64) -> Result<(), RoomError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Requested { departed: None });
         match phase {
             Phase::Reclaiming(mut membership) => {
                 membership.hold_removals = RECLAIM_HOLD_TICKS;
+                membership.catch_up_to = (epoch > membership.group.epoch()).then_some(epoch);
                 self.phase = Phase::Member(membership);
                 self.relay_members = members;
                 Ok(())
@@ -114,8 +115,14 @@ impl Room {
     }
 
     /// The relay took us back (`Reclaimed`): say so, and as leader settle what we kept.
-    pub(super) fn back_in_room(&mut self, me: &str, members: Vec<String>, out: &mut Outbox) {
-        if let Err(error) = self.reclaimed(members) {
+    pub(super) fn back_in_room(
+        &mut self,
+        me: &str,
+        members: Vec<String>,
+        epoch: u64,
+        out: &mut Outbox,
+    ) {
+        if let Err(error) = self.reclaimed(members, epoch) {
             return out.warn(&self.name.clone(), format!("ignored: {error}"));
         }
         out.notice(&self.name.clone(), "back in the room, with the same group and keys".into());

@@ -341,7 +341,8 @@ fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
 
     // A relay that did not forget us claims it took us back: ignored, with a warning.
     let mut out = Outbox::default();
-    let forged = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["mallory".into()] };
+    let forged =
+        ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["mallory".into()], epoch: 0 };
     bob.on_member_frame("bob", forged, SystemTime::now(), &mut out);
     assert!(matches!(&out.events[..], [Event::Warning { .. }]), "{:?}", out.events);
     assert_ne!(bob.relay_members, ["mallory"]);
@@ -354,7 +355,8 @@ fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
         ClientFrame::Reclaim { group_id: id, epoch, .. } if *id == group_id && *epoch == epoch_before
     ));
     assert!(bob.reclaiming() && !bob.is_member());
-    let back = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["bob".into()] };
+    let back =
+        ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["bob".into()], epoch: 0 };
     let mut out = Outbox::default();
     bob.on_member_frame("bob", back, SystemTime::now(), &mut out);
     assert!(bob.is_member());
@@ -693,7 +695,7 @@ fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead
     assert_eq!(proof, votes);
     // The relay takes bob back behind, and hands him that proof: he checks it and merges.
     let members = vec!["alice".to_string(), "bob".to_string()];
-    let back = ServerFrame::Reclaimed { room: "lobby".into(), members };
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 0 };
     bob.on_member_frame("bob", back, SystemTime::now(), &mut Outbox::default());
     let proof =
         ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: behind + 1, votes: proof };
@@ -716,7 +718,7 @@ fn just_back_after_a_restart_the_leader_holds_even_a_removal_it_was_told_of() {
     let _carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let _ = alice.reclaim();
     let members = vec!["alice".to_string(), "bob".to_string()];
-    let back = ServerFrame::Reclaimed { room: "lobby".into(), members };
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 0 };
     alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
     // Bob leaves for good while carol may still be on her way back: a commit now would move
     // the room past her epoch, so alice waits out the hold before removing either.
@@ -786,7 +788,8 @@ fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
     // leading, she sends that very commit again rather than waiting on a proof.
     let ClientFrame::Reclaim { pledged, .. } = alice.reclaim() else { panic!() };
     assert_eq!(pledged, Some(commit_hash(&commit)));
-    let back = ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()] };
+    let back =
+        ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()], epoch: 0 };
     let mut out = Outbox::default();
     alice.on_member_frame("alice", back, SystemTime::now(), &mut out);
     assert!(

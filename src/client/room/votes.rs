@@ -100,10 +100,13 @@ impl Room {
             return out.events.push(Event::Room { room: room.clone(), notice });
         }
         let group_members = membership.group.members();
+        // Behind the room after the relay took us back: this commit was decided while we
+        // were away, by a leader and against a member list of then.
+        let replayed = membership.catch_up_to.is_some_and(|room_epoch| epoch < room_epoch);
+        let relay_members = (!replayed).then_some(relay_members.as_slice());
         let staged = membership.group.stage_commit(commit);
         let judged = staged.map_err(RoomError::from).and_then(|summary| {
-            let view =
-                RoomView { relay_members: &relay_members, joiner, group_members: &group_members };
+            let view = RoomView { relay_members, joiner, group_members: &group_members };
             commit_policy::check(&summary, view)
                 .map(|()| summary.electorate)
                 .map_err(RoomError::from)

@@ -252,7 +252,7 @@ impl State {
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         let confirmed = Bytes::from(proto::encode(&confirmed));
-        room.log_while_reforming(in_flight.epoch, in_flight.frame, confirmed.clone(), left);
+        room.log_commit(in_flight.epoch, in_flight.frame, confirmed.clone(), left);
         self.send_bytes_to_room(room_name, None, confirmed);
         if let Some(adds) = in_flight.adds {
             self.admit_joiner(room_name, adds, in_flight.committer, epoch, now);

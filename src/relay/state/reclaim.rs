@@ -19,8 +19,11 @@
 //! the claim at *e* + 1 of their group, and are taken back one epoch behind; the relay hands
 //! them the signed yes votes a member at *e* + 1 brought (`proof`) as a `CommitConfirmed`,
 //! so they check the majority and merge the commit themselves. A member behind without such
-//! a commit, or further behind, cannot catch up and is refused (`StaleEpoch`). Once the window closes, a claim that does not
-//! match the room is refused at once (`AnotherGroup`, `StaleEpoch`); a member the room took
+//! a commit, or further behind, catches up on the room's log of its last confirmed commits
+//! (`LoggedCommit`: kept always, bounded, and checked by the member itself) when it reaches
+//! back that far, and is refused otherwise (`StaleEpoch`). A room re-formed by one claim alone
+//! stays re-forming until a second member is back. Once the window closes, a claim that does
+//! not match the room is refused at once (`AnotherGroup`, `StaleEpoch`); a member the room took
 //! out is refused (`TakenOut`). Nothing here ever starts an admission: joining again is the
 //! user's own `/join`.
 
@@ -75,8 +78,8 @@ impl State {
         if let Some(room) = present {
             // Still a member, as it was (a relay in the middle told it otherwise): nothing
             // changes, and it hears so.
-            let members = room.member_nicks();
-            return self.send(id, &ServerFrame::Reclaimed { room: room_name, members });
+            let (members, epoch) = (room.member_nicks(), room.epoch);
+            return self.send(id, &ServerFrame::Reclaimed { room: room_name, members, epoch });
         }
         let entrant = match self.check_entry(id, &room_name) {
             Ok(entrant) => entrant,
@@ -109,9 +112,9 @@ impl State {
         }
         let behind_by_its_commit = epoch + 1 == room.epoch && claim.pledged;
         let one_ahead = epoch == room.epoch + 1 && room.in_flight.is_none();
-        if same_group && reforming && room.logged_since(epoch, &entrant.nick) {
-            // Behind the room by commits it confirmed since it re-formed: taken back where it
-            // was, and sent those commits and their confirmations, as an away member is.
+        if same_group && room.logged_since(epoch, &entrant.nick) {
+            // Behind the room by commits it logged: taken back where it was, and sent those
+            // commits and their confirmations, as an away member is.
             let frames = room.log_since(epoch);
             let caught_up = Claim { epoch: room.epoch, pledged: false };
             room.note_claim(id, caught_up, &group_id, proof);
@@ -190,18 +193,20 @@ impl State {
             let joiners: Vec<SessionId> = room.pending.drain(..).map(|j| j.session).collect();
             room.group_id = Some(winner.group_id);
             room.epoch = winner.epoch;
+            // The log was the displaced group's.
+            room.commit_log.clear();
             room.founded_while_reforming = false;
             room.left_this_epoch.clear();
             room.members = winner.members;
-            let members = room.member_nicks();
+            let (members, epoch) = (room.member_nicks(), room.epoch);
             let back: Vec<SessionId> = room.members.iter().map(|member| member.session).collect();
             for session in displaced.iter().map(|member| member.session).chain(joiners) {
                 self.forget_room_of(session, room_name);
                 self.refuse_reclaim(session, room_name, ReclaimRefusal::Outnumbered);
             }
             for session in back {
-                let frame =
-                    ServerFrame::Reclaimed { room: room_name.into(), members: members.clone() };
+                let members = members.clone();
+                let frame = ServerFrame::Reclaimed { room: room_name.into(), members, epoch };
                 self.send(session, &frame);
             }
         }
@@ -298,8 +303,16 @@ impl State {
     }
 
     /// Ends the re-forming windows that closed: claims still waiting lost.
+    ///
+    /// A room re-formed by one member's claim stays re-forming, one grace period at a time,
+    /// until a second member is back: a lone claim is no evidence of a room (an outsider's
+    /// made-up group is one claim too), so it holds the name only until more of the real
+    /// members return, however late (a laptop that slept through the restart). A room
+    /// founded by a `Join` is not kept open that way, or anyone could take a new room from
+    /// its lone founder at any time.
     pub(super) fn close_reforming(&mut self, now: Instant) {
         self.reforming_names.retain(|_, until| now < *until);
+        let grace = self.deadlines.grace;
         let closed: Vec<String> = self
             .rooms
             .iter()
@@ -308,10 +321,13 @@ impl State {
             .collect();
         for room_name in closed {
             let Some(room) = self.rooms.get_mut(&room_name) else { continue };
+            if room.members.len() < 2 && !room.founded_while_reforming {
+                room.reforming_until = Some(now + grace);
+                continue;
+            }
             room.reforming_until = None;
             room.claims.clear();
             room.proofs.clear();
-            room.reform_log.clear();
             let losers: Vec<SessionId> = room
                 .rivals
                 .drain(..)
@@ -333,11 +349,11 @@ impl State {
             outbound,
             join_epoch: epoch,
         });
-        let members = room.member_nicks();
+        let (members, epoch) = (room.member_nicks(), room.epoch);
         if let Some(session) = self.sessions.get_mut(id) {
             session.rooms.push(room_name.to_owned());
         }
-        self.send(id, &ServerFrame::Reclaimed { room: room_name.to_owned(), members });
+        self.send(id, &ServerFrame::Reclaimed { room: room_name.to_owned(), members, epoch });
         let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick };
         self.send_to_room(room_name, Some(id), &notice);
         // A member back may outnumber nobody, but claimants waiting should know the count.
@@ -354,10 +370,13 @@ impl State {
     }
 }
 
-/// How many confirmed commits a re-forming room keeps for members coming back behind them.
-const MAX_REFORM_LOG: usize = 16;
+/// How many confirmed commits a room keeps for members coming back behind them, and how
+/// many bytes they may take at most (a confirmation carries the signed votes of more than
+/// half of the room: about 100 KB for a room of 1000).
+const MAX_COMMIT_LOG: usize = 16;
+const MAX_COMMIT_LOG_BYTES: usize = 2 << 20;
 
-/// A commit a re-forming room confirmed: the epoch it ended, the `Commit` frame and its
+/// A commit the room confirmed: the epoch it ended, the `Commit` frame and its
 /// `CommitConfirmed` as members got them, and who left during that epoch (whose removal it
 /// may have been: they are not taken back behind it).
 pub(super) struct LoggedCommit {
@@ -367,25 +386,33 @@ pub(super) struct LoggedCommit {
     left: HashSet<String>,
 }
 
+impl LoggedCommit {
+    fn bytes(&self) -> usize {
+        self.commit.len() + self.confirmed.len()
+    }
+}
+
 impl Room {
-    /// Keeps a confirmed commit while the room re-forms.
-    pub(super) fn log_while_reforming(
+    /// Keeps a confirmed commit, dropping the oldest past the bounds.
+    pub(super) fn log_commit(
         &mut self,
         epoch: u64,
         commit: Bytes,
         confirmed: Bytes,
         left: HashSet<String>,
     ) {
-        if self.reforming_until.is_none() || self.reform_log.len() >= MAX_REFORM_LOG {
-            return;
+        self.commit_log.push(LoggedCommit { epoch, commit, confirmed, left });
+        let mut bytes: usize = self.commit_log.iter().map(LoggedCommit::bytes).sum();
+        while self.commit_log.len() > MAX_COMMIT_LOG || bytes > MAX_COMMIT_LOG_BYTES {
+            let oldest = self.commit_log.remove(0);
+            bytes -= oldest.bytes();
         }
-        self.reform_log.push(LoggedCommit { epoch, commit, confirmed, left });
     }
 
     /// Whether the log holds every commit from `epoch` to the room's, none of them made
     /// while `nick` was leaving.
     fn logged_since(&self, epoch: u64, nick: &str) -> bool {
-        let logged = |wanted| self.reform_log.iter().find(|entry| entry.epoch == wanted);
+        let logged = |wanted| self.commit_log.iter().find(|entry| entry.epoch == wanted);
         epoch < self.epoch
             && !self.left_this_epoch.contains(nick)
             && (epoch..self.epoch)
@@ -395,7 +422,7 @@ impl Room {
     /// The frames that bring a member from `epoch` to the room's, in order.
     fn log_since(&self, epoch: u64) -> Vec<Bytes> {
         let mut entries: Vec<&LoggedCommit> =
-            self.reform_log.iter().filter(|entry| entry.epoch >= epoch).collect();
+            self.commit_log.iter().filter(|entry| entry.epoch >= epoch).collect();
         entries.sort_by_key(|entry| entry.epoch);
         entries
             .into_iter()

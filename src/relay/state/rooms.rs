@@ -64,9 +64,12 @@ pub(super) struct Room {
     /// While it re-forms: what each returning member claimed, and the proofs (signed yes
     /// votes) they brought, by group and epoch (`reclaim`).
     pub(super) claims: HashMap<SessionId, Claim>,
-    /// While it re-forms: the commits it confirmed, by the epoch each ended, with their
-    /// confirmations, for members who come back behind them (`reclaim`).
-    pub(super) reform_log: Vec<LoggedCommit>,
+    /// The last commits it confirmed (bounded in count and bytes), by the epoch each ended,
+    /// with their confirmations, for members who come back behind them (`reclaim`): a
+    /// member forgotten while away, or back after a restart later than the others, catches
+    /// up on them rather than losing the room. Each member checks every commit and its
+    /// signed majority itself, so the relay can replay them but not forge them.
+    pub(super) commit_log: Vec<LoggedCommit>,
     pub(super) proofs: HashMap<(Vec<u8>, u64), Vec<SignedVote>>,
     /// Whether the room was founded afresh by a `Join` while it re-formed, and its epochs
     /// since were all confirmed here: until its epoch first moves its holders bring no

@@ -785,7 +785,7 @@ fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
     relay.reclaim(alice, 7);
     assert_eq!(
         relay.frames(alice),
-        [ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()] }]
+        [ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()], epoch: 7 }]
     );
     // At the same group and epoch: a member again, with no key change.
     let bob = relay.connect("bob");
@@ -794,7 +794,8 @@ fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
         relay.frames(bob),
         [ServerFrame::Reclaimed {
             room: "lobby".into(),
-            members: vec!["alice".into(), "bob".into()]
+            members: vec!["alice".into(), "bob".into()],
+            epoch: 7,
         }]
     );
     assert_eq!(
@@ -844,9 +845,12 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
     let members = vec!["alice".to_string(), "bob".to_string()];
     assert_eq!(
         relay.frames(alice),
-        [ServerFrame::Reclaimed { room: "lobby".into(), members: members.clone() }]
+        [ServerFrame::Reclaimed { room: "lobby".into(), members: members.clone(), epoch: 7 }]
     );
-    assert_eq!(relay.frames(bob), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
+    assert_eq!(
+        relay.frames(bob),
+        [ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 7 }]
+    );
     assert_eq!(relay.frames(insider), [refused(ReclaimRefusal::Outnumbered)]);
     // An outsider with a made-up group cannot take it either: it waits, outnumbered, and is
     // refused when the window closes.
@@ -887,7 +891,7 @@ fn a_room_founded_by_a_join_just_after_a_restart_still_goes_to_its_returning_mem
     relay.reclaim(alice, 4);
     assert_eq!(
         relay.frames(alice),
-        [ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()] }]
+        [ServerFrame::Reclaimed { room: "lobby".into(), members: vec!["alice".into()], epoch: 4 }]
     );
     assert_eq!(relay.frames(joiner), [refused(ReclaimRefusal::Outnumbered)]);
     // The founder's next join reaches the room's real leader.
@@ -1018,7 +1022,10 @@ fn join_and_reclaim_pass_the_same_entry_check() {
     // Already in as it was (someone told it otherwise): nothing changes.
     relay.reclaim(ids[1], 1);
     let members = vec!["alice".to_string(), "bob".to_string()];
-    assert_eq!(relay.frames(ids[1]), [ServerFrame::Reclaimed { room: "lobby".into(), members }]);
+    assert_eq!(
+        relay.frames(ids[1]),
+        [ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 1 }]
+    );
     let frame = ClientFrame::Reclaim {
         room: "no spaces".into(),
         group_id: GROUP.to_vec(),
