@@ -71,7 +71,7 @@ impl Room {
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
         let committer_gone = !ours
             && membership.pledge_kept_ticks == 0
-            && !relay_members.iter().any(|member| *member == committer);
+            && !relay_members.contains(&committer);
         if committer_gone {
             membership.drop_pledged(ours);
             let notice = RoomNotice::CommitAbandoned { committer };
