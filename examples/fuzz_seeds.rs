@@ -129,7 +129,11 @@ fn main() -> anyhow::Result<()> {
         },
         ServerFrame::ResumeRefused { relay_boot: 0x5eed },
         ServerFrame::Ack { received: 64 },
-        ServerFrame::Reclaimed { room: room(), members: vec!["alice".into(), "bob".into()] },
+        ServerFrame::Reclaimed {
+            room: room(),
+            members: vec!["alice".into(), "bob".into()],
+            epoch: 3,
+        },
         ServerFrame::MemberAway { room: room(), nick: "bob".into(), away: true },
         ServerFrame::RoomList { rooms: vec![RoomSummary { name: room(), members: 3 }] },
         ServerFrame::Welcome {

@@ -69,9 +69,8 @@ impl Room {
         let Some(membership) = self.membership() else { return };
         let Some(refusers) = membership.pledge_aborted.clone() else { return };
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
-        let committer_gone = !ours
-            && membership.pledge_kept_ticks == 0
-            && !relay_members.contains(&committer);
+        let committer_gone =
+            !ours && membership.pledge_kept_ticks == 0 && !relay_members.contains(&committer);
         if committer_gone {
             membership.drop_pledged(ours);
             let notice = RoomNotice::CommitAbandoned { committer };
