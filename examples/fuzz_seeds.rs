@@ -110,6 +110,11 @@ fn main() -> anyhow::Result<()> {
             epoch: 7,
             pledged: Some([5; 32]),
             proof: vec![SignedVote { from: "bob".into(), vote: mls.application.clone() }],
+            last_commit: Some(proto::MergedCommit {
+                from: "alice".into(),
+                commit: mls.commit.clone(),
+                joiner: Some("carol".into()),
+            }),
         },
     ];
     for (n, frame) in client_frames.iter().enumerate() {

@@ -201,11 +201,24 @@ pub enum ClientFrame {
         epoch: u64,
         pledged: Option<[u8; 32]>,
         proof: Vec<SignedVote>,
+        /// The commit `proof` confirms, as the room got it: the relay hands it, with the
+        /// proof, to members back one epoch behind that never saw it (they missed it while
+        /// away, and the relay's own log died with a restart). They check both themselves.
+        last_commit: Option<MergedCommit>,
     },
     /// Leader to joiner, once the leader merged the confirmed commit that added it: the
     /// joiner's Welcome. The relay takes it only from that commit's committer, for the
     /// joiner and attempt the commit named.
     Welcome { room: String, welcome: Welcome },
+}
+
+/// A commit a member merged, as `ServerFrame::Commit` carried it (see `ClientFrame::Reclaim`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedCommit {
+    pub from: String,
+    #[serde(with = "serde_bytes")]
+    pub commit: Vec<u8>,
+    pub joiner: Option<String>,
 }
 
 /// The secret that lets a client take back its session after its connection dropped: 32

@@ -37,8 +37,8 @@ use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
     self, Addition, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
-    Farewell, GroupMessage, MAX_APPLICATION_LEN, ReclaimRefusal, RemovalReason, ServerFrame,
-    SignedVote, VoteStatement, Welcome,
+    Farewell, GroupMessage, MAX_APPLICATION_LEN, MergedCommit, ReclaimRefusal, RemovalReason,
+    ServerFrame, SignedVote, VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -134,6 +134,8 @@ pub struct Membership {
     /// after a relay restart, members still one epoch behind check and merge that commit on
     /// them (`ClientFrame::Reclaim::proof`).
     last_proof: Option<(u64, Vec<SignedVote>)>,
+    /// The commit that `last_proof` confirms, as the room got it (`ClientFrame::Reclaim`).
+    last_commit: Option<MergedCommit>,
     /// Ticks left to keep, after a relay restart, the commit we said yes to: long enough for
     /// the proof to come if others merged it; then it goes, as the vote on it went.
     pledge_kept_ticks: u8,
@@ -159,6 +161,7 @@ impl Membership {
             commit_wait_ticks: 0,
             refusals_in_a_row: 0,
             last_proof: None,
+            last_commit: None,
             pledge_kept_ticks: 0,
             catch_up_to: None,
         })

@@ -45,6 +45,8 @@ impl Membership {
 pub(super) struct StagedVote {
     pub(super) ballot: Ballot,
     pub(super) committer: String,
+    /// The commit as the relay carried it, kept to hand to members behind after a restart.
+    pub(super) merged: MergedCommit,
 }
 
 impl Room {

@@ -62,12 +62,14 @@ impl Room {
                     .filter(|(reached, _)| *reached == epoch)
                     .map(|(_, votes)| votes.clone())
                     .unwrap_or_default();
+                let last_commit = membership.last_commit.clone().filter(|_| !proof.is_empty());
                 let frame = ClientFrame::Reclaim {
                     room: self.name.clone(),
                     group_id: membership.group.group_id(),
                     epoch,
                     pledged,
                     proof,
+                    last_commit,
                 };
                 self.phase = Phase::Reclaiming(membership);
                 frame

@@ -116,7 +116,12 @@ impl Room {
                 let ballot = Ballot { epoch, commit: hash, electorate };
                 let statement = ballot.statement(true);
                 membership.pledge = Some(Pledge::of(&ballot));
-                membership.voted = Some(StagedVote { ballot, committer: from.to_owned() });
+                let merged = MergedCommit {
+                    from: from.to_owned(),
+                    commit: commit.to_vec(),
+                    joiner: joiner.map(str::to_owned),
+                };
+                membership.voted = Some(StagedVote { ballot, committer: from.to_owned(), merged });
                 verdict(membership, statement, out);
             }
             Err(error) => {
@@ -184,7 +189,8 @@ impl Room {
         }
         // A proof brought after a relay restart (see `reclaim`): the commit is merged, but the
         // relay's member list is the re-formed room's, not the one the commit was made for.
-        let catching_up = membership.pledge_kept_ticks > 0;
+        let catching_up = membership.pledge_kept_ticks > 0
+            || membership.catch_up_to.is_some_and(|room_epoch| ballot.epoch < room_epoch);
         membership.pledge = None;
         membership.pledge_aborted = None;
         membership.pledge_kept_ticks = 0;
@@ -192,6 +198,18 @@ impl Room {
         membership.refused = None;
         membership.farewells.clear();
         membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
+        membership.last_commit = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) => match &own.frame {
+                ClientFrame::Commit { commit, adds, .. } => Some(MergedCommit {
+                    from: me.to_owned(),
+                    commit: commit.clone(),
+                    joiner: adds.as_ref().map(|adds| adds.to.clone()),
+                }),
+                _ => None,
+            },
+            (None, Some(staged)) => Some(staged.merged.clone()),
+            (None, None) => None,
+        };
         let merged = if let Some(own) = membership.own_commit.take() {
             let joined = match own.intent {
                 Intent::Add { joiner, .. } => Some(joiner),

@@ -178,6 +178,7 @@ impl Shim {
                     epoch: epoch + 1,
                     pledged: None,
                     proof: Vec::new(),
+                    last_commit: None,
                 };
                 self.injected.push_back((joiner, ClientFrame::Leave { room: ROOM.into() }));
                 self.injected.push_back((joiner, reclaim));

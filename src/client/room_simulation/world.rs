@@ -1282,6 +1282,7 @@ impl World {
                 epoch,
                 pledged: None,
                 proof: Vec::new(),
+                last_commit: None,
             })
         });
         self.flush_up(outsider);

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
 use super::{Request, SessionId, State};
-use crate::proto::{ReclaimRefusal, ServerFrame, SignedVote};
+use crate::proto::{self, MergedCommit, ReclaimRefusal, ServerFrame, SignedVote};
 
 /// A claim on a re-forming room by members of another group, or of another epoch.
 pub(super) struct Rival {
@@ -51,12 +51,21 @@ pub(super) struct Claim {
     pledged: bool,
 }
 
+/// What a returning member brought to back its claim: the proof of the commit that led to
+/// its epoch, and that commit.
+struct Brought<'a> {
+    room: &'a str,
+    proof: Vec<SignedVote>,
+    last_commit: Option<MergedCommit>,
+}
+
 /// What a `Reclaim` brings besides the room's name.
 pub(super) struct Claimed {
     pub(super) group_id: Vec<u8>,
     pub(super) epoch: u64,
     pub(super) pledged: Option<[u8; 32]>,
     pub(super) proof: Vec<SignedVote>,
+    pub(super) last_commit: Option<MergedCommit>,
 }
 
 impl State {
@@ -67,7 +76,8 @@ impl State {
         claimed: Claimed,
         now: Instant,
     ) {
-        let Claimed { group_id, epoch, pledged, proof } = claimed;
+        let Claimed { group_id, epoch, pledged, proof, last_commit } = claimed;
+        let brought = Brought { room: &room_name, proof, last_commit };
         let claim = Claim { epoch, pledged: pledged.is_some() };
         let id = request.session;
         let present = self.rooms.get(&room_name).filter(|room| {
@@ -95,7 +105,7 @@ impl State {
                 reforming_until: Some(now + reforming_for),
                 ..Room::default()
             };
-            room.note_claim(id, claim, &group_id, proof);
+            room.note_claim(id, claim, &group_id, brought);
             self.rooms.insert(room_name.clone(), room);
             return self.take_back(id, &room_name, entrant, epoch);
         };
@@ -106,7 +116,7 @@ impl State {
                 // The room took it out (its removal is owed or being voted on).
                 return self.refuse_reclaim(id, &room_name, ReclaimRefusal::TakenOut);
             }
-            room.note_claim(id, claim, &group_id, proof);
+            room.note_claim(id, claim, &group_id, brought);
             self.take_back(id, &room_name, entrant, epoch);
             return self.catch_up(&room_name, now);
         }
@@ -117,7 +127,7 @@ impl State {
             // commits and their confirmations, as an away member is.
             let frames = room.log_since(epoch);
             let caught_up = Claim { epoch: room.epoch, pledged: false };
-            room.note_claim(id, caught_up, &group_id, proof);
+            room.note_claim(id, caught_up, &group_id, brought);
             self.take_back(id, &room_name, entrant, epoch);
             for frame in frames {
                 self.send_bytes(id, frame);
@@ -138,7 +148,7 @@ impl State {
                 room.left_this_epoch.clear();
                 room.finished_attempts.clear();
             }
-            room.note_claim(id, claim, &group_id, proof);
+            room.note_claim(id, claim, &group_id, brought);
             self.take_back(id, &room_name, entrant, epoch);
             return self.catch_up(&room_name, now);
         }
@@ -148,7 +158,7 @@ impl State {
             return self.refuse_reclaim(id, &room_name, reason);
         }
         // Re-forming: the claim waits beside the room, and may win it.
-        room.note_claim(id, claim, &group_id, proof);
+        room.note_claim(id, claim, &group_id, brought);
         let Entrant { nick, outbound } = entrant;
         let member = RoomMember { session: id, nick, outbound, join_epoch: epoch };
         let position = room
@@ -443,12 +453,32 @@ impl Room {
     }
 
     /// Remembers what a returning member claimed, and the proof it brought, while the room
-    /// re-forms.
-    fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], proof: Vec<SignedVote>) {
+    /// re-forms. A member of the room's group at the room's epoch may bring the commit that
+    /// led there with its proof: the room logs it (unless its log has it), so that a member
+    /// back later, one epoch behind, catches up on it although the relay restarted since.
+    fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], brought: Brought<'_>) {
         self.claims.insert(id, claim);
-        if !proof.is_empty() {
-            self.proofs.entry((group_id.to_vec(), claim.epoch)).or_insert(proof);
+        let Brought { room, proof, last_commit } = brought;
+        if proof.is_empty() {
+            return;
         }
+        let ours = self.group_id.as_deref() == Some(group_id) && self.epoch == claim.epoch;
+        if let Some(merged) = last_commit.filter(|_| ours && claim.epoch > 0) {
+            let ended = claim.epoch - 1;
+            if !self.commit_log.iter().any(|entry| entry.epoch == ended) {
+                let MergedCommit { from, commit, joiner } = merged;
+                let commit = ServerFrame::Commit { room: room.to_owned(), from, commit, joiner };
+                let confirmed = ServerFrame::CommitConfirmed {
+                    room: room.to_owned(),
+                    epoch: claim.epoch,
+                    votes: proof.clone(),
+                };
+                let (commit, confirmed) =
+                    (Bytes::from(proto::encode(&commit)), Bytes::from(proto::encode(&confirmed)));
+                self.log_commit(ended, commit, confirmed, HashSet::new());
+            }
+        }
+        self.proofs.entry((group_id.to_vec(), claim.epoch)).or_insert(proof);
     }
 
     /// The sessions on the side of rival claim `index`: its own, then those of other claims

@@ -13,7 +13,7 @@ use crate::proto::{
     Addition, AdmissionRefusal, CommitRejection, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS,
     RemovalReason, ResumeToken, Welcome, commit_hash,
 };
-use crate::proto::{ReclaimRefusal, SignedVote};
+use crate::proto::{MergedCommit, ReclaimRefusal, SignedVote};
 use crate::relay::outbound::{self, GlobalQueue, Inbound, QueueLimits};
 use crate::relay::replay::{ReplayBuffer, ReplayLimits};
 
@@ -665,6 +665,7 @@ impl Harness {
             epoch,
             pledged: None,
             proof: Vec::new(),
+            last_commit: None,
         };
         self.send(id, frame);
     }
@@ -815,6 +816,7 @@ fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
         epoch: 7,
         pledged: None,
         proof: Vec::new(),
+        last_commit: None,
     };
     relay.send(dave, frame);
     assert_eq!(relay.frames(dave), [refused(ReclaimRefusal::AnotherGroup)]);
@@ -861,6 +863,7 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
         epoch: 0,
         pledged: None,
         proof: Vec::new(),
+        last_commit: None,
     };
     relay.send(outsider, frame);
     assert_eq!(
@@ -1032,6 +1035,7 @@ fn join_and_reclaim_pass_the_same_entry_check() {
         epoch: 1,
         pledged: None,
         proof: Vec::new(),
+        last_commit: None,
     };
     relay.send(ids[1], frame);
     assert_eq!(
@@ -1132,6 +1136,7 @@ fn a_restart_between_confirmations_is_caught_up_on_the_proof_of_the_members_ahea
         epoch,
         pledged,
         proof,
+        last_commit: None,
     };
     let catch_up =
         ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: proof.clone() };
@@ -1183,6 +1188,7 @@ fn a_member_back_behind_commits_the_re_forming_room_confirmed_gets_them() {
         epoch,
         pledged: None,
         proof: Vec::new(),
+        last_commit: None,
     };
     let mut relay = Harness::new();
     let ids: Vec<SessionId> =
@@ -1219,5 +1225,46 @@ fn a_member_back_behind_commits_the_re_forming_room_confirmed_gets_them() {
     assert!(
         !frames.iter().any(|frame| matches!(frame, ServerFrame::Reclaimed { .. })),
         "{frames:?}"
+    );
+}
+
+#[test]
+fn a_member_back_behind_after_a_restart_gets_the_commit_it_missed_from_one_ahead() {
+    let proof = vec![SignedVote { from: "alice".into(), vote: vec![7] }];
+    let missed = MergedCommit { from: "alice".into(), commit: vec![1, 2, 3], joiner: None };
+    // Alice is back first after a restart, at epoch 3, with the commit that led there and
+    // its proof: the relay keeps both, though its own log died with the restart.
+    let mut relay = Harness::new();
+    let alice = relay.connect("alice");
+    relay.send(
+        alice,
+        ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: GROUP.to_vec(),
+            epoch: 3,
+            pledged: None,
+            proof: proof.clone(),
+            last_commit: Some(missed.clone()),
+        },
+    );
+    relay.frames(alice);
+    // Bob missed that commit while he was away (he never saw it, so he holds no yes for
+    // it). Back later, one epoch behind, he is taken back and handed the commit and its
+    // proof, to check and merge himself, rather than losing the room.
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 2);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(
+        relay.frames(bob),
+        [
+            ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 3 },
+            ServerFrame::Commit {
+                room: "lobby".into(),
+                from: missed.from,
+                commit: missed.commit,
+                joiner: None
+            },
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: proof },
+        ]
     );
 }
