@@ -1268,3 +1268,55 @@ fn a_member_back_behind_after_a_restart_gets_the_commit_it_missed_from_one_ahead
         ]
     );
 }
+
+#[test]
+fn a_room_held_by_one_claim_alone_stays_open_to_the_members_coming_back_late() {
+    // After a restart an outsider is back first and claims the room with a made-up group.
+    let mut relay = Harness::new();
+    let outsider = relay.connect("outsider");
+    relay.send(
+        outsider,
+        ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: b"made up".to_vec(),
+            epoch: 1,
+            pledged: None,
+            proof: Vec::new(),
+            last_commit: None,
+        },
+    );
+    relay.frames(outsider);
+    // The real members slept through more than a grace period. One claim alone is no
+    // evidence of a room, so it still holds the name only until more members are back.
+    relay.advance(GRACE_PERIOD * 3);
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 5);
+    assert_eq!(
+        relay.frames(alice),
+        [ServerFrame::ReclaimPending { room: "lobby".into(), ours: 1, holders: 1 }]
+    );
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 5);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(
+        relay.frames(bob),
+        [ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 5 }]
+    );
+    assert_eq!(relay.frames(outsider), [refused(ReclaimRefusal::Outnumbered)]);
+    // Held by two now: the window closes as any other, and a late claim of another group is
+    // refused at once.
+    relay.advance(GRACE_PERIOD * 2);
+    let carol = relay.connect("carol");
+    relay.send(
+        carol,
+        ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: b"other".to_vec(),
+            epoch: 9,
+            pledged: None,
+            proof: Vec::new(),
+            last_commit: None,
+        },
+    );
+    assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::AnotherGroup)]);
+}
