@@ -203,13 +203,29 @@ impl State {
             let joiners: Vec<SessionId> = room.pending.drain(..).map(|j| j.session).collect();
             room.group_id = Some(winner.group_id);
             room.epoch = winner.epoch;
-            // The log was the displaced group's.
+            // The log was the displaced group's; the winners may have brought their last commit.
             room.commit_log.clear();
+            room.log_brought_commit();
             room.founded_while_reforming = false;
             room.left_this_epoch.clear();
             room.members = winner.members;
             let (members, epoch) = (room.member_nicks(), room.epoch);
             let back: Vec<SessionId> = room.members.iter().map(|member| member.session).collect();
+            // Those that came along one epoch behind without the commit between (they never
+            // saw it) get it from the log, which the winners' claims filled.
+            let mut replays = Vec::new();
+            for member in &room.members {
+                let Some(claim) = room.claims.get(&member.session).copied() else { continue };
+                if claim.epoch + 1 == epoch
+                    && !claim.pledged
+                    && room.logged_since(claim.epoch, &member.nick)
+                {
+                    replays.push((member.session, room.log_since(claim.epoch)));
+                }
+            }
+            for (session, _) in &replays {
+                room.claims.insert(*session, Claim { epoch, pledged: false });
+            }
             for session in displaced.iter().map(|member| member.session).chain(joiners) {
                 self.forget_room_of(session, room_name);
                 self.refuse_reclaim(session, room_name, ReclaimRefusal::Outnumbered);
@@ -218,6 +234,11 @@ impl State {
                 let members = members.clone();
                 let frame = ServerFrame::Reclaimed { room: room_name.into(), members, epoch };
                 self.send(session, &frame);
+            }
+            for (session, frames) in replays {
+                for frame in frames {
+                    self.send_bytes(session, frame);
+                }
             }
         }
         let Some(room) = self.rooms.get(room_name) else { return };
@@ -338,6 +359,7 @@ impl State {
             room.reforming_until = None;
             room.claims.clear();
             room.proofs.clear();
+            room.brought_commits.clear();
             let losers: Vec<SessionId> = room
                 .rivals
                 .drain(..)
@@ -462,39 +484,48 @@ impl Room {
         if proof.is_empty() {
             return;
         }
-        let ours = self.group_id.as_deref() == Some(group_id) && self.epoch == claim.epoch;
-        if let Some(merged) = last_commit.filter(|_| ours && claim.epoch > 0) {
-            let ended = claim.epoch - 1;
-            if !self.commit_log.iter().any(|entry| entry.epoch == ended) {
-                let MergedCommit { from, commit, joiner } = merged;
-                let commit = ServerFrame::Commit { room: room.to_owned(), from, commit, joiner };
-                let confirmed = ServerFrame::CommitConfirmed {
-                    room: room.to_owned(),
-                    epoch: claim.epoch,
-                    votes: proof.clone(),
-                };
-                let (commit, confirmed) =
-                    (Bytes::from(proto::encode(&commit)), Bytes::from(proto::encode(&confirmed)));
-                self.log_commit(ended, commit, confirmed, HashSet::new());
-            }
+        let key = (group_id.to_vec(), claim.epoch);
+        if let Some(merged) = last_commit.filter(|_| claim.epoch > 0) {
+            let MergedCommit { from, commit, joiner } = merged;
+            let commit = ServerFrame::Commit { room: room.to_owned(), from, commit, joiner };
+            let confirmed = ServerFrame::CommitConfirmed {
+                room: room.to_owned(),
+                epoch: claim.epoch,
+                votes: proof.clone(),
+            };
+            let frames =
+                (Bytes::from(proto::encode(&commit)), Bytes::from(proto::encode(&confirmed)));
+            self.brought_commits.entry(key.clone()).or_insert(frames);
         }
-        self.proofs.entry((group_id.to_vec(), claim.epoch)).or_insert(proof);
+        self.proofs.entry(key).or_insert(proof);
+        self.log_brought_commit();
+    }
+
+    /// Logs the commit that led to the room's epoch, if a member of its group brought it and
+    /// the log lacks it.
+    fn log_brought_commit(&mut self) {
+        let Some(group_id) = self.group_id.clone() else { return };
+        let Some(ended) = self.epoch.checked_sub(1) else { return };
+        if self.commit_log.iter().any(|entry| entry.epoch == ended) {
+            return;
+        }
+        if let Some((commit, confirmed)) = self.brought_commits.get(&(group_id, self.epoch)) {
+            self.log_commit(ended, commit.clone(), confirmed.clone(), HashSet::new());
+        }
     }
 
     /// The sessions on the side of rival claim `index`: its own, then those of other claims
-    /// of its group one epoch behind it that hold the commit between.
+    /// of its group one epoch behind it that hold the commit between, or can be handed it
+    /// (a claimant ahead brought it).
     fn side_of(&self, index: usize) -> Vec<SessionId> {
         let rival = &self.rivals[index];
         let mut side: Vec<SessionId> = rival.members.iter().map(|member| member.session).collect();
+        let brought = self.brought_commits.contains_key(&(rival.group_id.clone(), rival.epoch));
         for other in &self.rivals {
             if other.group_id == rival.group_id && other.epoch + 1 == rival.epoch {
-                side.extend(
-                    other
-                        .members
-                        .iter()
-                        .map(|member| member.session)
-                        .filter(|session| self.claims.get(session).is_some_and(|c| c.pledged)),
-                );
+                side.extend(other.members.iter().map(|member| member.session).filter(|session| {
+                    brought || self.claims.get(session).is_some_and(|c| c.pledged)
+                }));
             }
         }
         side

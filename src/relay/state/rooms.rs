@@ -71,6 +71,9 @@ pub(super) struct Room {
     /// signed majority itself, so the relay can replay them but not forge them.
     pub(super) commit_log: Vec<LoggedCommit>,
     pub(super) proofs: HashMap<(Vec<u8>, u64), Vec<SignedVote>>,
+    /// While it re-forms: the commit each proof confirms, as a member brought it, ready to
+    /// log for members behind it once its group holds the room (`reclaim`).
+    pub(super) brought_commits: HashMap<(Vec<u8>, u64), (Bytes, Bytes)>,
     /// Whether the room was founded afresh by a `Join` while it re-formed, and its epochs
     /// since were all confirmed here: until its epoch first moves its holders bring no
     /// history, so a claim of as many members as they are wins it; and a claim of its group

@@ -1320,3 +1320,45 @@ fn a_room_held_by_one_claim_alone_stays_open_to_the_members_coming_back_late() {
     );
     assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::AnotherGroup)]);
 }
+
+#[test]
+fn a_member_behind_comes_along_when_the_claim_ahead_wins_and_gets_the_commit_it_missed() {
+    let proof = vec![SignedVote { from: "alice".into(), vote: vec![7] }];
+    let missed = MergedCommit { from: "alice".into(), commit: vec![1, 2, 3], joiner: None };
+    let reclaim =
+        |group_id: &[u8], epoch, proof: Vec<SignedVote>, last_commit| ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: group_id.to_vec(),
+            epoch,
+            pledged: None,
+            proof,
+            last_commit,
+        };
+    // An outsider holds the name first; alice waits beside it at epoch 3 with the commit
+    // that led there; bob, who never saw that commit, claims epoch 2.
+    let mut relay = Harness::new();
+    let outsider = relay.connect("outsider");
+    relay.send(outsider, reclaim(b"made up", 1, Vec::new(), None));
+    let alice = relay.connect("alice");
+    relay.send(alice, reclaim(GROUP, 3, proof.clone(), Some(missed.clone())));
+    relay.frames(alice);
+    // Bob counts on alice's side (she brought what he lacks): two against one, the room is
+    // theirs, and bob is handed the commit and its proof to check himself.
+    let bob = relay.connect("bob");
+    relay.send(bob, reclaim(GROUP, 2, Vec::new(), None));
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    assert_eq!(
+        relay.frames(bob),
+        [
+            ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 3 },
+            ServerFrame::Commit {
+                room: "lobby".into(),
+                from: missed.from,
+                commit: missed.commit,
+                joiner: None
+            },
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: proof },
+        ]
+    );
+    relay.frames(outsider);
+}
