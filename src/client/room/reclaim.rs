@@ -34,13 +34,23 @@ impl Room {
                 // The vote in progress died with the relay's memory of the room. A commit we
                 // said yes to is kept for a while: the relay may have confirmed it to others
                 // before it restarted, and one of them may bring the proof (`reclaim`).
-                if membership.own_commit.as_ref().is_some_and(|own| !own.voted) {
+                // So is our own commit that the relay may have put to the vote without us (our
+                // link dropped before it came back): the others may have confirmed it on their
+                // own yes, and nobody can hand us our own commit. We never signed a yes for it,
+                // so it binds nobody: another commit for the epoch still replaces it.
+                if membership
+                    .own_commit
+                    .as_ref()
+                    .is_some_and(|own| !own.voted && !own.awaiting_answer)
+                {
                     membership.group.discard_pending_commit();
                     membership.own_commit = None;
                 }
                 let epoch = membership.group.epoch();
+                let unsigned = membership.own_commit.as_ref().filter(|own| !own.voted);
                 let pledged = membership
                     .pledged_ballot()
+                    .or_else(|| unsigned.map(|own| own.ballot.clone()))
                     .filter(|ballot| ballot.epoch == epoch)
                     .map(|ballot| ballot.commit);
                 membership.pledge_kept_ticks =

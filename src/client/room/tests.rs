@@ -616,6 +616,44 @@ fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof
 }
 
 #[test]
+fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_the_others() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    // Dave leaves; alice sends his removal, and her link drops before it comes back to her:
+    // bob and carol say yes and the relay confirms it on their votes, then restarts.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    let mut votes = Vec::new();
+    for (nick, voter) in [("bob", &mut bob), ("carol", &mut carol)] {
+        voter.member_left(nick, "dave", "alice".into(), &mut Outbox::default());
+        let mut vote = Outbox::default();
+        voter.incoming_commit(nick, "alice", &commit, None, &mut vote);
+        votes.push(signed(nick, &vote));
+    }
+    let before = epoch(&alice);
+    // Alice never signed a yes for it, but nobody else can hand her her own commit: she keeps
+    // it, names it in her claim, and merges it on the others' proof.
+    let ClientFrame::Reclaim { pledged, .. } = alice.reclaim() else { panic!() };
+    assert_eq!(pledged, Some(commit_hash(&commit)));
+    let back = ServerFrame::Reclaimed {
+        room: "lobby".into(),
+        members: vec!["alice".into()],
+        epoch: before,
+    };
+    alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
+    let mut out = Outbox::default();
+    alice.commit_confirmed("alice", &votes, &mut out);
+    assert_eq!(epoch(&alice), before + 1, "{:?}", out.events);
+    assert_eq!(alice.group().unwrap().group_id(), bob.group().unwrap().group_id());
+}
+
+#[test]
 fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing() {
     let (alice_mls, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();

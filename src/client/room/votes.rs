@@ -166,8 +166,11 @@ impl Room {
     pub fn commit_confirmed(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
+        // Ours kept unsigned after a restart (see `reclaim`) counts too, while we wait on its
+        // proof.
+        let kept = membership.pledge_kept_ticks > 0;
         let ballot = match (&membership.own_commit, &membership.voted) {
-            (Some(own), _) if own.voted => own.ballot.clone(),
+            (Some(own), _) if own.voted || kept => own.ballot.clone(),
             (_, Some(staged)) => staged.ballot.clone(),
             _ => {
                 // Nothing we accepted is up for confirmation: a replayed or forged frame.
