@@ -4,7 +4,9 @@
 //! The store is `openmls_memory_storage` with one change: it keeps no copy of a group's
 //! ratchet tree or message secrets. OpenMLS keeps a group's whole state in its `MlsGroup` and
 //! writes it through to the store as it changes, to be read back only by `MlsGroup::load`,
-//! which no member calls: a member's session lives in memory and ends with its process. The
+//! which no member calls: a member's session lives in memory and ends with its process.
+//! (OpenMLS itself loads only to refuse a new group, or a Welcome, whose group id a stored
+//! group has; ours are random, and `join_room` replaces an old group anyway.) The
 //! two big parts of that copy cost every member on every message and commit: the message
 //! secrets (the secret tree and every sender's ratchet, for this epoch and the retained past
 //! ones) after every message encrypted or decrypted, and the whole ratchet tree, in
