@@ -10,9 +10,13 @@
 //! majority). The measured joiner is a real engine again; `Client::join` returns once the
 //! Welcome is processed, when it can send.
 //!
-//! The relay confirms a commit once every connected member has voted, so the joiner's wait
-//! includes every member's verification of its add. Here all of them share this machine's
-//! cores; real members verify in parallel, each on its own machine.
+//! The relay confirms a commit once more than half of its electorate voted yes; the leader
+//! then checks those signed votes, merges, and only then sends the joiner its Welcome
+//! (protocol 6). So the joiner's wait includes a majority's verification of its add and the
+//! leader's count and merge. Here all of them share this machine's cores; real members verify
+//! in parallel, each on its own machine. The raw members run on a runtime of their own
+//! (`--member-threads`), so the leader and the joiner take turns with them on the cores
+//! rather than wait in one task queue behind all of their checks and merges.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +68,11 @@ pub struct Args {
     /// Give up building the room after this long.
     #[arg(long, default_value_t = 900)]
     build_timeout_secs: u64,
+    /// Worker threads of a runtime of the raw members' own; 0 runs them on the load
+    /// generator's runtime, with the relay, the leader and the joiner (the method before
+    /// 2026-12-06).
+    #[arg(long, default_value_t = 2)]
+    member_threads: usize,
     #[command(flatten)]
     target: RelayTarget,
 }
@@ -83,6 +92,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--members, --repeats and --concurrency must be at least 1");
     }
     raise_fd_limit(2 * args.members as u64 + 256)?;
+    // On a runtime of their own, the raw members' checks and merges take turns with the
+    // leader's and the joiner's work on the cores as threads do; on one shared runtime the
+    // leader's next step waited in the queue behind all of theirs, which a room of machines
+    // never does.
+    let member_runtime = match args.member_threads {
+        0 => None,
+        threads => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("raw-members")
+                .enable_all()
+                .build()?,
+        ),
+    };
+    let members_on = member_runtime
+        .as_ref()
+        .map_or_else(tokio::runtime::Handle::current, |runtime| runtime.handle().clone());
     let (code, relay) = args.target.start().await?;
     let server = relay.address();
 
@@ -95,7 +121,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.build_timeout_secs);
     let staged = Arc::new(AtomicUsize::new(0));
-    let mut drains = build_room(&args, server, &code, &stop, deadline, &staged).await?;
+    let mut drains =
+        build_room(&args, &members_on, server, &code, &stop, deadline, &staged).await?;
     let built = started.elapsed();
     let members = leader.members().await?.members.len();
     println!("room of {members} members built in {:.1} s", built.as_secs_f64());
@@ -154,6 +181,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = leader.quit().await;
     watching.abort();
     relay.stop().await;
+    if let Some(runtime) = member_runtime {
+        // Its tasks have ended; a runtime may not be dropped (which blocks) inside another.
+        runtime.shutdown_background();
+    }
     Ok(())
 }
 
@@ -195,10 +226,11 @@ async fn watch_leader(mut events: Events, departures: mpsc::UnboundedSender<Stri
     }
 }
 
-/// Admits `members - 1` raw members, `concurrency` at a time, printing progress; returns the
-/// tasks that drain them.
+/// Admits `members - 1` raw members, `concurrency` at a time, on `members_on`, printing
+/// progress; returns the tasks that drain them.
 async fn build_room(
     args: &Args,
+    members_on: &tokio::runtime::Handle,
     server: SocketAddr,
     code: &Secret,
     stop: &CancellationToken,
@@ -224,16 +256,19 @@ async fn build_room(
             let permit = Arc::clone(&permits).acquire_owned().await?;
             let (code, staged) = (code.clone(), Arc::clone(staged));
             let index = next;
-            admissions.spawn(async move {
-                let member = raw_member(index, server, &code, staged).await;
-                drop(permit);
-                member.with_context(|| format!("member m{index}"))
-            });
+            admissions.spawn_on(
+                async move {
+                    let member = raw_member(index, server, &code, staged).await;
+                    drop(permit);
+                    member.with_context(|| format!("member m{index}"))
+                },
+                members_on,
+            );
             next += 1;
         }
         let Some(joined) = admissions.join_next().await else { break };
         let member = joined??;
-        drains.spawn(drain(member, stop.clone(), deadline_after(deadline)));
+        drains.spawn_on(drain(member, stop.clone(), deadline_after(deadline)), members_on);
         admitted += 1;
         if last_report.elapsed() >= Duration::from_secs(5) || admitted == total {
             println!(

@@ -1,14 +1,21 @@
 //! The OpenMLS provider of one member: RustCrypto for cryptography and randomness, and an
 //! in-memory store.
 //!
-//! The store is `openmls_memory_storage` with one change. OpenMLS writes a group's message
+//! The store is `openmls_memory_storage` with one change: it keeps no copy of a group's
+//! ratchet tree or message secrets. OpenMLS keeps a group's whole state in its `MlsGroup` and
+//! writes it through to the store as it changes, to be read back only by `MlsGroup::load`,
+//! which no member calls: a member's session lives in memory and ends with its process.
+//! (OpenMLS itself loads only to refuse a new group, or a Welcome, whose group id a stored
+//! group has; ours are random, and `join_room` replaces an old group anyway.) The
+//! two big parts of that copy cost every member on every message and commit: the message
 //! secrets (the secret tree and every sender's ratchet, for this epoch and the retained past
-//! ones) back to storage after every message it encrypts or decrypts, and `MemoryStorage`
-//! serializes them to JSON, a decimal number per byte: profiled in a 10-member room, that was
-//! a quarter of a receiver's CPU per message. Here the message secrets are kept in postcard,
-//! which writes bytes as bytes. Everything else, written only on joins and commits, goes to
-//! `MemoryStorage` as before (some of it, such as the join config, has serde forms postcard
-//! cannot read back).
+//! ones) after every message encrypted or decrypted, and the whole ratchet tree, in
+//! `MemoryStorage`'s JSON (a decimal number per byte), after every commit. Profiled in a room
+//! of 100 (`loadgen join`), that copy was about 80% of merging a commit, 20% of verifying one
+//! and half of signing or opening a vote. Keeping no second copy of the message secrets also
+//! means one copy less of what forward secrecy says must be gone once used. Everything else
+//! (key packages and the private keys OpenMLS does read back, and the small parts of a
+//! group's state) goes to `MemoryStorage` as before.
 //!
 //! The crypto is RustCrypto with one change too: Ed25519 verifying keys are kept decompressed.
 //! `RustCrypto` decompresses the sender's public key (a square root in the field) for every
@@ -18,7 +25,7 @@
 //! Nothing here reaches a disk: the store lives as long as the member.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 
 use openmls::prelude::tls_codec::SecretVLBytes;
 use openmls_rust_crypto::{MemoryStorage, MemoryStorageError, RustCrypto};
@@ -29,7 +36,6 @@ use openmls_traits::types::{
     AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
-use zeroize::Zeroize;
 
 /// [`MemberCrypto`], RustCrypto's randomness and [`MemberStorage`].
 #[derive(Default)]
@@ -159,29 +165,10 @@ impl OpenMlsCrypto for MemberCrypto {
     }
 }
 
-/// `MemoryStorage`, with each group's message secrets held apart in postcard.
+/// `MemoryStorage`, without a copy of any group's ratchet tree or message secrets.
 #[derive(Default)]
 pub(crate) struct MemberStorage {
     inner: MemoryStorage,
-    /// Postcard of the group id → postcard of its message secrets store.
-    message_secrets: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
-}
-
-impl MemberStorage {
-    fn group_key<GroupId: storage_traits::GroupId<CURRENT_VERSION>>(
-        group_id: &GroupId,
-    ) -> Result<Vec<u8>, MemoryStorageError> {
-        postcard::to_stdvec(group_id).map_err(|_| MemoryStorageError::SerializationError)
-    }
-
-    fn secrets(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Vec<u8>>> {
-        // A panic elsewhere while holding the lock leaves the map itself intact.
-        self.message_secrets.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn secrets_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vec<u8>, Vec<u8>>> {
-        self.message_secrets.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// Writes the `StorageProvider` methods that [`MemberStorage`] hands to `MemoryStorage`
@@ -206,24 +193,15 @@ macro_rules! delegate_to_inner {
 impl StorageProvider<CURRENT_VERSION> for MemberStorage {
     type Error = MemoryStorageError;
 
+    // The live `MlsGroup` holds these; only `MlsGroup::load` would read them back.
     fn write_message_secrets<
         GroupId: storage_traits::GroupId<CURRENT_VERSION>,
         MessageSecrets: storage_traits::MessageSecrets<CURRENT_VERSION>,
     >(
         &self,
-        group_id: &GroupId,
-        message_secrets: &MessageSecrets,
+        _group_id: &GroupId,
+        _message_secrets: &MessageSecrets,
     ) -> Result<(), Self::Error> {
-        let key = Self::group_key(group_id)?;
-        let mut secrets = self.secrets_mut();
-        // Reuse the previous value's buffer (the size hardly changes from one message to the
-        // next), wiped first: the secrets it held are exactly what forward secrecy says must
-        // be gone once used.
-        let mut buffer = secrets.remove(&key).unwrap_or_default();
-        buffer.zeroize();
-        let value = postcard::to_extend(message_secrets, buffer)
-            .map_err(|_| MemoryStorageError::SerializationError)?;
-        secrets.insert(key, value);
         Ok(())
     }
 
@@ -232,25 +210,43 @@ impl StorageProvider<CURRENT_VERSION> for MemberStorage {
         MessageSecrets: storage_traits::MessageSecrets<CURRENT_VERSION>,
     >(
         &self,
-        group_id: &GroupId,
+        _group_id: &GroupId,
     ) -> Result<Option<MessageSecrets>, Self::Error> {
-        let key = Self::group_key(group_id)?;
-        match self.secrets().get(&key) {
-            Some(value) => postcard::from_bytes(value)
-                .map(Some)
-                .map_err(|_| MemoryStorageError::SerializationError),
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     fn delete_message_secrets<GroupId: storage_traits::GroupId<CURRENT_VERSION>>(
         &self,
-        group_id: &GroupId,
+        _group_id: &GroupId,
     ) -> Result<(), Self::Error> {
-        let key = Self::group_key(group_id)?;
-        if let Some(mut value) = self.secrets_mut().remove(&key) {
-            value.zeroize();
-        }
+        Ok(())
+    }
+
+    fn write_tree<
+        GroupId: storage_traits::GroupId<CURRENT_VERSION>,
+        TreeSync: storage_traits::TreeSync<CURRENT_VERSION>,
+    >(
+        &self,
+        _group_id: &GroupId,
+        _tree: &TreeSync,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn tree<
+        GroupId: storage_traits::GroupId<CURRENT_VERSION>,
+        TreeSync: storage_traits::TreeSync<CURRENT_VERSION>,
+    >(
+        &self,
+        _group_id: &GroupId,
+    ) -> Result<Option<TreeSync>, Self::Error> {
+        Ok(None)
+    }
+
+    fn delete_tree<GroupId: storage_traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        _group_id: &GroupId,
+    ) -> Result<(), Self::Error> {
         Ok(())
     }
 
@@ -272,10 +268,6 @@ impl StorageProvider<CURRENT_VERSION> for MemberStorage {
             group_id: &GroupId,
             proposal_ref: &ProposalRef,
             proposal: &QueuedProposal,
-        ) -> ();
-        fn write_tree<GroupId: GroupId, TreeSync: TreeSync>(
-            group_id: &GroupId,
-            tree: &TreeSync,
         ) -> ();
         fn write_interim_transcript_hash<
             GroupId: GroupId,
@@ -350,7 +342,6 @@ impl StorageProvider<CURRENT_VERSION> for MemberStorage {
         >(
             group_id: &GroupId,
         ) -> Vec<(ProposalRef, QueuedProposal)>;
-        fn tree<GroupId: GroupId, TreeSync: TreeSync>(group_id: &GroupId) -> Option<TreeSync>;
         fn group_context<GroupId: GroupId, GroupContext: GroupContext>(
             group_id: &GroupId,
         ) -> Option<GroupContext>;
@@ -400,7 +391,6 @@ impl StorageProvider<CURRENT_VERSION> for MemberStorage {
         ) -> ();
         fn delete_own_leaf_nodes<GroupId: GroupId>(group_id: &GroupId) -> ();
         fn delete_group_config<GroupId: GroupId>(group_id: &GroupId) -> ();
-        fn delete_tree<GroupId: GroupId>(group_id: &GroupId) -> ();
         fn delete_confirmation_tag<GroupId: GroupId>(group_id: &GroupId) -> ();
         fn delete_group_state<GroupId: GroupId>(group_id: &GroupId) -> ();
         fn delete_context<GroupId: GroupId>(group_id: &GroupId) -> ();
