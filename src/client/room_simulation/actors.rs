@@ -128,6 +128,7 @@ pub const SURVIVED: &[Actor] = &[
     Actor::RelayRestarts,
     Actor::StaleReclaimer,
     Actor::OutsiderReclaimer,
+    Actor::AlwaysNoVoter,
 ];
 
 /// Every actor.

@@ -346,7 +346,13 @@ fn one_group(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut V
     if split {
         return;
     }
-    if reference.3 != in_room {
+    // Members who vote no on everything and make up half or more of those left refuse the
+    // removal of the departed too, as they refuse everything (a tie is refused): the trust
+    // model allows it, since an insider who could read the room can leak it anyway. The
+    // departed keep their leaves until a majority of those left says yes.
+    let objectors = participants.iter().filter(|&&index| clients[index].votes_no).count();
+    let removals_refused = objectors > 0 && objectors * 2 >= in_room.len();
+    if reference.3 != in_room && !removals_refused {
         out.push(Violation {
             property: Property::OneGroup,
             text: format!(
