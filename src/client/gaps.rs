@@ -6,7 +6,9 @@
 //! or dropped by the relay — and the user is told who, how many, and since when. A number
 //! that goes back means the sender started afresh (a new `chatter`), and is not a gap. The
 //! first message we see from someone sets the baseline: what came before we joined is not
-//! ours to miss. Pure: the caller passes the time.
+//! ours to miss. Someone who joins after us numbers from 1 (each new leaf starts afresh), so
+//! its baseline is set when we see it join, and even its first messages cannot go missing
+//! unnoticed. Pure: the caller passes the time.
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -27,6 +29,12 @@ pub struct SenderGaps {
 }
 
 impl SenderGaps {
+    /// `nick` joined the room while we were in it (a new leaf, through a Welcome): its
+    /// messages are numbered from 1, so the first one we see tells how many we missed.
+    pub fn joined(&mut self, nick: &str, now: SystemTime) {
+        self.last.insert(nick.to_owned(), (0, now));
+    }
+
     /// Records message `number` from `from`, arriving `now`; a gap before it, if any.
     pub fn observe(&mut self, from: &str, number: u64, now: SystemTime) -> Option<Gap> {
         let previous = self.last.insert(from.to_owned(), (number, now));
@@ -54,5 +62,16 @@ mod tests {
         );
         assert_eq!(gaps.observe("bob", 1, t1), None, "bob restarted");
         assert_eq!(gaps.observe("carol", 5, t1), None, "senders are apart");
+    }
+
+    #[test]
+    fn the_first_messages_of_someone_who_joined_while_we_were_there_can_be_missed() {
+        let mut gaps = SenderGaps::default();
+        let t0 = SystemTime::UNIX_EPOCH;
+        gaps.joined("dave", t0);
+        assert_eq!(
+            gaps.observe("dave", 3, t0 + Duration::from_secs(5)),
+            Some(Gap { from: "dave".into(), missed: 2, since: t0 })
+        );
     }
 }

@@ -108,6 +108,9 @@ impl Room {
         };
         self.relay_members = members;
         self.phase = Phase::Member(Membership::new(group));
+        // A new leaf: our messages are numbered from 1 again, as members who saw us join
+        // expect (`SenderGaps::joined`).
+        self.sent_messages = 0;
         Ok(outcome)
     }
 

@@ -429,7 +429,9 @@ impl Room {
             ServerFrame::Commit { from, commit, joiner, .. } => {
                 self.incoming_commit(me, &from, &commit, joiner.as_deref(), out)
             }
-            ServerFrame::CommitConfirmed { votes, .. } => self.commit_confirmed(me, &votes, out),
+            ServerFrame::CommitConfirmed { votes, .. } => {
+                self.commit_confirmed(me, &votes, out, now)
+            }
             ServerFrame::CommitAborted { votes, .. } => self.commit_aborted(me, &votes, out),
             ServerFrame::CommitRejected { commit, reason, .. } => {
                 self.commit_rejected(me, commit, reason, out)

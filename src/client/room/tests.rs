@@ -68,9 +68,9 @@ fn admit(
         votes.push(signed("voter", &vote));
     }
     for voter in voters {
-        voter.commit_confirmed("voter", &votes, &mut Outbox::default());
+        voter.commit_confirmed("voter", &votes, &mut Outbox::default(), SystemTime::now());
     }
-    leader_room.commit_confirmed(me, &votes, &mut out);
+    leader_room.commit_confirmed(me, &votes, &mut out, SystemTime::now());
     let welcome = sent_welcome(&out);
     let mut members = leader_room.relay_members.clone();
     if !members.iter().any(|member| member == joiner) {
@@ -97,7 +97,7 @@ fn confirm_alone(leader: &mut Room, me: &str, commit: &[u8], joiner: Option<&str
     let mut own = Outbox::default();
     leader.incoming_commit(me, me, commit, joiner, &mut own);
     let mut out = Outbox::default();
-    leader.commit_confirmed(me, &[signed(me, &own)], &mut out);
+    leader.commit_confirmed(me, &[signed(me, &own)], &mut out, SystemTime::now());
     out
 }
 
@@ -184,7 +184,7 @@ fn a_garbage_commit_gets_a_no_vote_and_changes_nothing() {
     // A confirmation the relay might then send (it should not) makes bob merge nothing and
     // start nothing: no leave, no password exchange; he is told.
     let mut out = Outbox::default();
-    bob.commit_confirmed("bob", &[], &mut out);
+    bob.commit_confirmed("bob", &[], &mut out, SystemTime::now());
     assert!(out.frames.is_empty(), "{:?}", out.frames);
     assert!(matches!(
         &out.events[..],
@@ -252,8 +252,8 @@ fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
     let votes_again = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
     assert_eq!(votes_again.len(), votes.len());
     let mut vote = Outbox::default();
-    bob.commit_confirmed("bob", &votes_again, &mut vote);
-    alice.commit_confirmed("alice", &votes_again, &mut out);
+    bob.commit_confirmed("bob", &votes_again, &mut vote, SystemTime::now());
+    alice.commit_confirmed("alice", &votes_again, &mut out, SystemTime::now());
     assert_eq!(epoch(&bob), before + 1);
     assert_eq!(epoch(&alice), before + 1);
     assert!(vote.events.iter().any(|e| matches!(e, Event::Left { nick, .. } if nick == "carol")));
@@ -400,7 +400,7 @@ fn a_confirmation_needs_the_signed_yes_of_a_majority() {
     let before = epoch(&carol);
     // The relay confirms with no vote but carol's own: one of three, not applied.
     let mut out = Outbox::default();
-    carol.commit_confirmed("carol", &[], &mut out);
+    carol.commit_confirmed("carol", &[], &mut out, SystemTime::now());
     assert!(
         matches!(
             &out.events[..],
@@ -414,7 +414,7 @@ fn a_confirmation_needs_the_signed_yes_of_a_majority() {
     // alice's signed yes, carol has two of three and merges.
     let mut renamed = alice_vote;
     renamed.from = "dave".into();
-    carol.commit_confirmed("carol", &[renamed], &mut Outbox::default());
+    carol.commit_confirmed("carol", &[renamed], &mut Outbox::default(), SystemTime::now());
     assert_eq!(epoch(&carol), before + 1);
     assert!(dave.group().is_some() && bob.is_member());
 }
@@ -648,7 +648,7 @@ fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_th
     };
     alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
     let mut out = Outbox::default();
-    alice.commit_confirmed("alice", &votes, &mut out);
+    alice.commit_confirmed("alice", &votes, &mut out, SystemTime::now());
     assert_eq!(epoch(&alice), before + 1, "{:?}", out.events);
     assert_eq!(alice.group().unwrap().group_id(), bob.group().unwrap().group_id());
 }
@@ -723,7 +723,7 @@ fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead
     let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
     bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
     let votes = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
-    alice.commit_confirmed("alice", &votes, &mut Outbox::default());
+    alice.commit_confirmed("alice", &votes, &mut Outbox::default(), SystemTime::now());
     let behind = epoch(&bob);
     assert_eq!(epoch(&alice), behind + 1);
     // Each asks back: bob names the commit he holds, alice brings the proof of hers.

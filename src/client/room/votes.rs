@@ -163,7 +163,13 @@ impl Room {
 
     /// The relay says the room accepted the commit in flight: merge it (ours, or the one we
     /// staged), but only with the signed yes votes of more than half of its electorate.
-    pub fn commit_confirmed(&mut self, me: &str, votes: &[SignedVote], out: &mut Outbox) {
+    pub fn commit_confirmed(
+        &mut self,
+        me: &str,
+        votes: &[SignedVote],
+        out: &mut Outbox,
+        now: SystemTime,
+    ) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
         // Ours kept unsigned after a restart (see `reclaim`) counts too, while we wait on its
@@ -241,6 +247,9 @@ impl Room {
                 for event in events.iter().filter(|_| !catching_up) {
                     if let RoomEvent::MemberAdded { nick } = event {
                         self.member_joined(nick.clone());
+                        // A new leaf joined through a Welcome, and numbers its messages
+                        // from 1: any it sends that never reach us are a gap we can name.
+                        self.gaps.joined(nick, now);
                     }
                 }
                 room_events(&room, events, out);
