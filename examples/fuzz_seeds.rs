@@ -115,6 +115,15 @@ fn main() -> anyhow::Result<()> {
                 commit: mls.commit.clone(),
                 joiner: Some("carol".into()),
             }),
+            earlier: vec![proto::ConfirmedCommit {
+                reached: 6,
+                commit: proto::MergedCommit {
+                    from: "alice".into(),
+                    commit: mls.commit.clone(),
+                    joiner: None,
+                },
+                votes: vec![SignedVote { from: "carol".into(), vote: mls.application.clone() }],
+            }],
         },
     ];
     for (n, frame) in client_frames.iter().enumerate() {

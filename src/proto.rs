@@ -205,6 +205,10 @@ pub enum ClientFrame {
         /// proof, to members back one epoch behind that never saw it (they missed it while
         /// away, and the relay's own log died with a restart). They check both themselves.
         last_commit: Option<MergedCommit>,
+        /// The commits before `last_commit` that this member merged, newest first, each
+        /// with its proof (a few at most, and fewer in large rooms): for members back further
+        /// behind.
+        earlier: Vec<ConfirmedCommit>,
     },
     /// Leader to joiner, once the leader merged the confirmed commit that added it: the
     /// joiner's Welcome. The relay takes it only from that commit's committer, for the
@@ -219,6 +223,15 @@ pub struct MergedCommit {
     #[serde(with = "serde_bytes")]
     pub commit: Vec<u8>,
     pub joiner: Option<String>,
+}
+
+/// A commit a member merged with the signed yes votes that confirmed it: the one that
+/// brought the room to epoch `reached` (see `ClientFrame::Reclaim`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmedCommit {
+    pub reached: u64,
+    pub commit: MergedCommit,
+    pub votes: Vec<SignedVote>,
 }
 
 /// The secret that lets a client take back its session after its connection dropped: 32

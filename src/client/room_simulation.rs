@@ -97,10 +97,6 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
     (258, "a member back late after a restart is refused as stale (StaleEpoch)"),
     (271, "a stale reclaimer's leaf stays in the group while it is out of the room"),
     (541, "a stale reclaimer's leaf stays in the group while it is out of the room"),
-    (566, "a member back after a restart is outnumbered by a claim it belongs to (Outnumbered)"),
-    (645, "a member back late after a restart is refused as stale (StaleEpoch)"),
-    (655, "a member back after a restart is outnumbered by a claim it belongs to (Outnumbered)"),
-    (698, "a member back after a restart is outnumbered by a claim it belongs to (Outnumbered)"),
     (
         730,
         "after a restart, a member taken out during the first vote is refused on reclaim (TakenOut)",

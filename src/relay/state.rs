@@ -154,8 +154,17 @@ impl State {
             // The connection task handles these.
             ClientFrame::Ack { .. } => {}
             _ if !registered => self.error(request, ErrorReason::NotRegistered),
-            ClientFrame::Reclaim { room, group_id, epoch, pledged, proof, last_commit } => {
-                let claimed = reclaim::Claimed { group_id, epoch, pledged, proof, last_commit };
+            ClientFrame::Reclaim {
+                room,
+                group_id,
+                epoch,
+                pledged,
+                proof,
+                last_commit,
+                earlier,
+            } => {
+                let claimed =
+                    reclaim::Claimed { group_id, epoch, pledged, proof, last_commit, earlier };
                 self.reclaim(request, room, claimed, now)
             }
             ClientFrame::ListRooms => self.list_rooms(id),

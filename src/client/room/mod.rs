@@ -37,8 +37,8 @@ use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
 use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
 use crate::proto::{
     self, Addition, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
-    Farewell, GroupMessage, MAX_APPLICATION_LEN, MergedCommit, ReclaimRefusal, RemovalReason,
-    ServerFrame, SignedVote, VoteStatement, Welcome,
+    ConfirmedCommit, Farewell, GroupMessage, MAX_APPLICATION_LEN, MergedCommit, ReclaimRefusal,
+    RemovalReason, ServerFrame, SignedVote, VoteStatement, Welcome,
 };
 use crate::secret::Secret;
 
@@ -51,6 +51,7 @@ mod votes;
 
 use leader::{Intent, OwnCommit, backoff_ticks};
 use pledge::StagedVote;
+use reclaim::MAX_EARLIER_COMMITS;
 
 /// Why a room operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,9 @@ pub struct Membership {
     last_proof: Option<(u64, Vec<SignedVote>)>,
     /// The commit that `last_proof` confirms, as the room got it (`ClientFrame::Reclaim`).
     last_commit: Option<MergedCommit>,
+    /// The commits merged before that one, newest first, with their proofs (at most
+    /// [`MAX_EARLIER_COMMITS`]): brought on a `Reclaim` for members further behind.
+    earlier: VecDeque<ConfirmedCommit>,
     /// Ticks left to keep, after a relay restart, the commit we said yes to: long enough for
     /// the proof to come if others merged it; then it goes, as the vote on it went.
     pledge_kept_ticks: u8,
@@ -162,6 +166,7 @@ impl Membership {
             refusals_in_a_row: 0,
             last_proof: None,
             last_commit: None,
+            earlier: VecDeque::new(),
             pledge_kept_ticks: 0,
             catch_up_to: None,
         })

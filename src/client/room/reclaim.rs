@@ -6,6 +6,11 @@ use super::*;
 /// How many ticks (the engine's 5 s keepalive) a member back in a room re-formed after a
 /// relay restart waits for the others before it removes those that did not come back. The
 /// first back would otherwise remove everyone else, and be outnumbered by them on return.
+/// How many commits before the last one a member keeps to bring back after a restart, and
+/// how many bytes of them (commits and proofs) one `Reclaim` may carry.
+pub(super) const MAX_EARLIER_COMMITS: usize = 3;
+const EARLIER_COMMITS_BYTES: usize = 32 * 1024;
+
 pub(super) const RECLAIM_HOLD_TICKS: u8 = 4;
 
 impl Room {
@@ -73,6 +78,24 @@ impl Room {
                     .map(|(_, votes)| votes.clone())
                     .unwrap_or_default();
                 let last_commit = membership.last_commit.clone().filter(|_| !proof.is_empty());
+                // Only what chains down from our epoch, and only while it stays small: in a
+                // large room each proof alone is big, and every member brings its own.
+                let mut budget = EARLIER_COMMITS_BYTES;
+                let earlier: Vec<ConfirmedCommit> = membership
+                    .earlier
+                    .iter()
+                    .enumerate()
+                    .take_while(|(back, confirmed)| {
+                        let size = confirmed.commit.commit.len()
+                            + confirmed.votes.iter().map(|vote| vote.vote.len()).sum::<usize>();
+                        let fits = size <= budget;
+                        budget = budget.saturating_sub(size);
+                        last_commit.is_some()
+                            && fits
+                            && epoch.checked_sub(*back as u64 + 1) == Some(confirmed.reached)
+                    })
+                    .map(|(_, confirmed)| confirmed.clone())
+                    .collect();
                 let frame = ClientFrame::Reclaim {
                     room: self.name.clone(),
                     group_id: membership.group.group_id(),
@@ -80,6 +103,7 @@ impl Room {
                     pledged,
                     proof,
                     last_commit,
+                    earlier,
                 };
                 self.phase = Phase::Reclaiming(membership);
                 frame

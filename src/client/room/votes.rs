@@ -206,6 +206,11 @@ impl Room {
         membership.refusals_in_a_row = 0;
         membership.refused = None;
         membership.farewells.clear();
+        let previous = membership.last_proof.take().zip(membership.last_commit.take());
+        if let Some(((reached, votes), commit)) = previous {
+            membership.earlier.push_front(ConfirmedCommit { reached, commit, votes });
+            membership.earlier.truncate(MAX_EARLIER_COMMITS);
+        }
         membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
         membership.last_commit = match (&membership.own_commit, &membership.voted) {
             (Some(own), _) => match &own.frame {

@@ -179,6 +179,7 @@ impl Shim {
                     pledged: None,
                     proof: Vec::new(),
                     last_commit: None,
+                    earlier: Vec::new(),
                 };
                 self.injected.push_back((joiner, ClientFrame::Leave { room: ROOM.into() }));
                 self.injected.push_back((joiner, reclaim));

@@ -1283,6 +1283,7 @@ impl World {
                 pledged: None,
                 proof: Vec::new(),
                 last_commit: None,
+                earlier: Vec::new(),
             })
         });
         self.flush_up(outsider);

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
 use super::{Request, SessionId, State};
-use crate::proto::{self, MergedCommit, ReclaimRefusal, ServerFrame, SignedVote};
+use crate::proto::{self, ConfirmedCommit, MergedCommit, ReclaimRefusal, ServerFrame, SignedVote};
 
 /// A claim on a re-forming room by members of another group, or of another epoch.
 pub(super) struct Rival {
@@ -57,6 +57,7 @@ struct Brought<'a> {
     room: &'a str,
     proof: Vec<SignedVote>,
     last_commit: Option<MergedCommit>,
+    earlier: Vec<ConfirmedCommit>,
 }
 
 /// What a `Reclaim` brings besides the room's name.
@@ -66,6 +67,7 @@ pub(super) struct Claimed {
     pub(super) pledged: Option<[u8; 32]>,
     pub(super) proof: Vec<SignedVote>,
     pub(super) last_commit: Option<MergedCommit>,
+    pub(super) earlier: Vec<ConfirmedCommit>,
 }
 
 impl State {
@@ -76,8 +78,8 @@ impl State {
         claimed: Claimed,
         now: Instant,
     ) {
-        let Claimed { group_id, epoch, pledged, proof, last_commit } = claimed;
-        let brought = Brought { room: &room_name, proof, last_commit };
+        let Claimed { group_id, epoch, pledged, proof, last_commit, earlier } = claimed;
+        let brought = Brought { room: &room_name, proof, last_commit, earlier };
         let claim = Claim { epoch, pledged: pledged.is_some() };
         let id = request.session;
         let present = self.rooms.get(&room_name).filter(|room| {
@@ -205,7 +207,7 @@ impl State {
             room.epoch = winner.epoch;
             // The log was the displaced group's; the winners may have brought their last commit.
             room.commit_log.clear();
-            room.log_brought_commit();
+            room.log_brought_commits();
             room.founded_while_reforming = false;
             room.left_this_epoch.clear();
             room.members = winner.members;
@@ -216,8 +218,9 @@ impl State {
             let mut replays = Vec::new();
             for member in &room.members {
                 let Some(claim) = room.claims.get(&member.session).copied() else { continue };
-                if claim.epoch + 1 == epoch
-                    && !claim.pledged
+                let proven_by_its_pledge = claim.pledged && claim.epoch + 1 == epoch;
+                if claim.epoch < epoch
+                    && !proven_by_its_pledge
                     && room.logged_since(claim.epoch, &member.nick)
                 {
                     replays.push((member.session, room.log_since(claim.epoch)));
@@ -480,53 +483,72 @@ impl Room {
     /// back later, one epoch behind, catches up on it although the relay restarted since.
     fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], brought: Brought<'_>) {
         self.claims.insert(id, claim);
-        let Brought { room, proof, last_commit } = brought;
+        let Brought { room, proof, last_commit, earlier } = brought;
         if proof.is_empty() {
             return;
         }
-        let key = (group_id.to_vec(), claim.epoch);
-        if let Some(merged) = last_commit.filter(|_| claim.epoch > 0) {
-            let MergedCommit { from, commit, joiner } = merged;
+        let last = last_commit.map(|commit| ConfirmedCommit {
+            reached: claim.epoch,
+            commit,
+            votes: proof.clone(),
+        });
+        // Only a chain that ends at the claim's epoch: each commit led to the next.
+        let chain = last.into_iter().chain(earlier).enumerate().take_while(|(back, confirmed)| {
+            claim.epoch.checked_sub(*back as u64) == Some(confirmed.reached)
+        });
+        for (_, confirmed) in chain.filter(|(_, confirmed)| confirmed.reached > 0) {
+            let ConfirmedCommit { reached, commit: MergedCommit { from, commit, joiner }, votes } =
+                confirmed;
             let commit = ServerFrame::Commit { room: room.to_owned(), from, commit, joiner };
-            let confirmed = ServerFrame::CommitConfirmed {
-                room: room.to_owned(),
-                epoch: claim.epoch,
-                votes: proof.clone(),
-            };
+            let confirmed =
+                ServerFrame::CommitConfirmed { room: room.to_owned(), epoch: reached, votes };
             let frames =
                 (Bytes::from(proto::encode(&commit)), Bytes::from(proto::encode(&confirmed)));
-            self.brought_commits.entry(key.clone()).or_insert(frames);
+            self.brought_commits.entry((group_id.to_vec(), reached)).or_insert(frames);
         }
-        self.proofs.entry(key).or_insert(proof);
-        self.log_brought_commit();
+        self.proofs.entry((group_id.to_vec(), claim.epoch)).or_insert(proof);
+        self.log_brought_commits();
     }
 
-    /// Logs the commit that led to the room's epoch, if a member of its group brought it and
-    /// the log lacks it.
-    fn log_brought_commit(&mut self) {
+    /// Logs the commits that led to the room's epoch, as far back as members of its group
+    /// brought them without a gap, where the log lacks them.
+    fn log_brought_commits(&mut self) {
         let Some(group_id) = self.group_id.clone() else { return };
-        let Some(ended) = self.epoch.checked_sub(1) else { return };
-        if self.commit_log.iter().any(|entry| entry.epoch == ended) {
-            return;
-        }
-        if let Some((commit, confirmed)) = self.brought_commits.get(&(group_id, self.epoch)) {
-            self.log_commit(ended, commit.clone(), confirmed.clone(), HashSet::new());
+        let mut reached = self.epoch;
+        while reached > 0 {
+            let Some((commit, confirmed)) = self.brought_commits.get(&(group_id.clone(), reached))
+            else {
+                return;
+            };
+            let ended = reached - 1;
+            if !self.commit_log.iter().any(|entry| entry.epoch == ended) {
+                let (commit, confirmed) = (commit.clone(), confirmed.clone());
+                self.log_commit(ended, commit, confirmed, HashSet::new());
+            }
+            reached = ended;
         }
     }
 
     /// The sessions on the side of rival claim `index`: its own, then those of other claims
-    /// of its group one epoch behind it that hold the commit between, or can be handed it
-    /// (a claimant ahead brought it).
+    /// of its group behind it that can catch up with it: one epoch behind holding the commit
+    /// between, or behind by commits a claimant brought, all of them.
     fn side_of(&self, index: usize) -> Vec<SessionId> {
         let rival = &self.rivals[index];
         let mut side: Vec<SessionId> = rival.members.iter().map(|member| member.session).collect();
-        let brought = self.brought_commits.contains_key(&(rival.group_id.clone(), rival.epoch));
+        let brought_from = |epoch: u64| {
+            (epoch + 1..=rival.epoch).all(|reached| {
+                self.brought_commits.contains_key(&(rival.group_id.clone(), reached))
+            })
+        };
         for other in &self.rivals {
-            if other.group_id == rival.group_id && other.epoch + 1 == rival.epoch {
-                side.extend(other.members.iter().map(|member| member.session).filter(|session| {
-                    brought || self.claims.get(session).is_some_and(|c| c.pledged)
-                }));
+            if other.group_id != rival.group_id || other.epoch >= rival.epoch {
+                continue;
             }
+            let all_brought = brought_from(other.epoch);
+            let one_behind = other.epoch + 1 == rival.epoch;
+            side.extend(other.members.iter().map(|member| member.session).filter(|session| {
+                all_brought || (one_behind && self.claims.get(session).is_some_and(|c| c.pledged))
+            }));
         }
         side
     }

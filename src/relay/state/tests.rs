@@ -666,6 +666,7 @@ impl Harness {
             pledged: None,
             proof: Vec::new(),
             last_commit: None,
+            earlier: Vec::new(),
         };
         self.send(id, frame);
     }
@@ -817,6 +818,7 @@ fn a_reclaim_restores_a_room_as_it_was_and_never_starts_an_admission() {
         pledged: None,
         proof: Vec::new(),
         last_commit: None,
+        earlier: Vec::new(),
     };
     relay.send(dave, frame);
     assert_eq!(relay.frames(dave), [refused(ReclaimRefusal::AnotherGroup)]);
@@ -864,6 +866,7 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
         pledged: None,
         proof: Vec::new(),
         last_commit: None,
+        earlier: Vec::new(),
     };
     relay.send(outsider, frame);
     assert_eq!(
@@ -1036,6 +1039,7 @@ fn join_and_reclaim_pass_the_same_entry_check() {
         pledged: None,
         proof: Vec::new(),
         last_commit: None,
+        earlier: Vec::new(),
     };
     relay.send(ids[1], frame);
     assert_eq!(
@@ -1137,6 +1141,7 @@ fn a_restart_between_confirmations_is_caught_up_on_the_proof_of_the_members_ahea
         pledged,
         proof,
         last_commit: None,
+        earlier: Vec::new(),
     };
     let catch_up =
         ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: 3, votes: proof.clone() };
@@ -1189,6 +1194,7 @@ fn a_member_back_behind_commits_the_re_forming_room_confirmed_gets_them() {
         pledged: None,
         proof: Vec::new(),
         last_commit: None,
+        earlier: Vec::new(),
     };
     let mut relay = Harness::new();
     let ids: Vec<SessionId> =
@@ -1245,6 +1251,7 @@ fn a_member_back_behind_after_a_restart_gets_the_commit_it_missed_from_one_ahead
             pledged: None,
             proof: proof.clone(),
             last_commit: Some(missed.clone()),
+            earlier: Vec::new(),
         },
     );
     relay.frames(alice);
@@ -1283,6 +1290,7 @@ fn a_room_held_by_one_claim_alone_stays_open_to_the_members_coming_back_late() {
             pledged: None,
             proof: Vec::new(),
             last_commit: None,
+            earlier: Vec::new(),
         },
     );
     relay.frames(outsider);
@@ -1316,6 +1324,7 @@ fn a_room_held_by_one_claim_alone_stays_open_to_the_members_coming_back_late() {
             pledged: None,
             proof: Vec::new(),
             last_commit: None,
+            earlier: Vec::new(),
         },
     );
     assert_eq!(relay.frames(carol), [refused(ReclaimRefusal::AnotherGroup)]);
@@ -1333,6 +1342,7 @@ fn a_member_behind_comes_along_when_the_claim_ahead_wins_and_gets_the_commit_it_
             pledged: None,
             proof,
             last_commit,
+            earlier: Vec::new(),
         };
     // An outsider holds the name first; alice waits beside it at epoch 3 with the commit
     // that led there; bob, who never saw that commit, claims epoch 2.
@@ -1361,4 +1371,45 @@ fn a_member_behind_comes_along_when_the_claim_ahead_wins_and_gets_the_commit_it_
         ]
     );
     relay.frames(outsider);
+}
+
+#[test]
+fn a_member_two_commits_behind_after_a_restart_gets_both_from_the_commits_members_brought() {
+    let proof = |n: u8| vec![SignedVote { from: "alice".into(), vote: vec![n] }];
+    let commit = |n: u8| MergedCommit { from: "alice".into(), commit: vec![n; 3], joiner: None };
+    // Alice is back first at epoch 3 with the commit that led there and the one before.
+    let mut relay = Harness::new();
+    let alice = relay.connect("alice");
+    relay.send(
+        alice,
+        ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: GROUP.to_vec(),
+            epoch: 3,
+            pledged: None,
+            proof: proof(3),
+            last_commit: Some(commit(3)),
+            earlier: vec![proto::ConfirmedCommit {
+                reached: 2,
+                commit: commit(2),
+                votes: proof(2),
+            }],
+        },
+    );
+    relay.frames(alice);
+    // Bob missed both while away: back at epoch 1, he is handed them in order.
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 1);
+    let members = vec!["alice".to_string(), "bob".to_string()];
+    let replayed = |n: u8| {
+        let MergedCommit { from, commit, joiner } = commit(n);
+        [
+            ServerFrame::Commit { room: "lobby".into(), from, commit, joiner },
+            ServerFrame::CommitConfirmed { room: "lobby".into(), epoch: n.into(), votes: proof(n) },
+        ]
+    };
+    let mut expected = vec![ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: 3 }];
+    expected.extend(replayed(2));
+    expected.extend(replayed(3));
+    assert_eq!(relay.frames(bob), expected);
 }
