@@ -558,7 +558,7 @@ fn not_sent_text(reason: &NotSentReason) -> String {
         NotSentReason::RoomIsAnotherGroup => "the room now holds another group".into(),
         NotSentReason::CouldNotGetBack => "could not get back into the room".into(),
         NotSentReason::NoLongerInRoom => "no longer in the room".into(),
-        NotSentReason::JoinedAnotherRoom => "you joined another room".into(),
+        NotSentReason::LeftRoom => "you left its room".into(),
         NotSentReason::SessionEnded => "the session ended".into(),
         NotSentReason::CannotEncrypt(error) => error_text(error),
         NotSentReason::TooManyWaiting { max } => {
@@ -1043,9 +1043,9 @@ mod tests {
         );
         let not_sent = Event::Connection(ConnectionEvent::NotSent {
             texts: vec!["hi".into()],
-            reason: NotSentReason::JoinedAnotherRoom,
+            reason: NotSentReason::LeftRoom,
         });
-        assert_eq!(json_of(&not_sent)["reason"], "you joined another room");
+        assert_eq!(json_of(&not_sent)["reason"], "you left its room");
     }
 
     #[test]
