@@ -396,7 +396,8 @@ pub(crate) mod testing {
                 .iter()
                 .position(|(name, _)| name == target)
                 .or(by_place.filter(|place| *place < joined.len()));
-            let name = joined[found.ok_or_else(|| ClientError::NoSuchRoom(target.into()))?].0.clone();
+            let name =
+                joined[found.ok_or_else(|| ClientError::NoSuchRoom(target.into()))?].0.clone();
             *self.room.lock().expect("not poisoned") = Some(name.clone());
             Ok(name)
         }

@@ -98,7 +98,10 @@ mod tests {
         engine.joined.lock().unwrap().push(("ops".into(), 3));
         let mut out = Recorder::default();
         out.run(&engine, "/rooms");
-        assert_eq!(out.notices[..3], ["your rooms:", "  1. lobby  (current)", "  2. ops  3 unread lines"]);
+        assert_eq!(
+            out.notices[..3],
+            ["your rooms:", "  1. lobby  (current)", "  2. ops  3 unread lines"]
+        );
         assert_eq!(out.records[1].1["unread"], 3);
     }
 

@@ -82,7 +82,7 @@ impl ChatEngine for Demo {
 
 fn main() -> std::io::Result<()> {
     let stock = std::env::args().any(|arg| arg == "--stock");
-    let renderer = Renderer { own_nick: "alice".into(), format: Format::Color };
+    let renderer = Renderer::new("alice".into(), Format::Color);
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let events = renderer.clone();
@@ -114,6 +114,7 @@ fn main() -> std::io::Result<()> {
         quit: Arc::new(QuitFlags::default()),
         access_code: Arc::default(),
         stock_printer: stock,
+        startup_lines: Vec::new(),
     }
     .run()
 }

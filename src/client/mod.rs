@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use self::core::{Reply, Request};
 pub use self::core::{MAX_ROOMS, RoomTab};
+use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
 use crate::mls::MlsMember;
 use crate::proto::ChatPayload;

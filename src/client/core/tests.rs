@@ -298,13 +298,19 @@ fn joining_another_room_keeps_the_first_and_joining_it_again_only_makes_it_curre
 
     let again = alice.request(Request::Join { room: ROOM.into(), password: Secret::default() });
     assert_eq!(alice.sent(), [], "neither a Leave nor a Join");
-    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(_)))] if *id == again));
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(_)))] if *id == again)
+    );
     assert_eq!(alice.tabs(), tabs(&[(ROOM, true), ("ops", false)]));
 
     let switch = alice.request(Request::Switch { target: "2".into() });
-    assert!(matches!(&alice.answers()[..], [(id, Ok(Reply::Switched(room)))] if *id == switch && room == "ops"));
+    assert!(
+        matches!(&alice.answers()[..], [(id, Ok(Reply::Switched(room)))] if *id == switch && room == "ops")
+    );
     let nowhere = alice.request(Request::Switch { target: "3".into() });
-    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::NoSuchRoom(_)))] if *id == nowhere));
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::NoSuchRoom(_)))] if *id == nowhere)
+    );
     assert_eq!(alice.core.shown_room().as_deref(), Some("ops"), "a failed switch changes nothing");
 }
 
@@ -328,9 +334,12 @@ fn a_client_is_in_at_most_max_rooms_and_is_told_so() {
         alice.request(Request::Join { room: format!("r{n}"), password: Secret::default() });
     }
     assert_eq!(alice.sent().len(), MAX_ROOMS);
-    let over = alice.request(Request::Join { room: "one-more".into(), password: Secret::default() });
+    let over =
+        alice.request(Request::Join { room: "one-more".into(), password: Secret::default() });
     assert_eq!(alice.sent(), [], "nothing asked of the relay");
-    assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }))] if *id == over));
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }))] if *id == over)
+    );
     assert_eq!(alice.core.room_tabs().len(), MAX_ROOMS);
 }
 
@@ -396,7 +405,8 @@ fn a_restart_reclaims_every_room_and_a_refused_one_drops_only_its_lines() {
     alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
     let sent = alice.sent();
     assert!(
-        sent.iter().any(|frame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM)),
+        sent.iter()
+            .any(|frame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM)),
         "the line for lobby goes once lobby is back: {sent:?}"
     );
     assert_eq!(alice.core.link_state(), LinkState::Connected);
