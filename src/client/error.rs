@@ -46,7 +46,7 @@ pub enum ClientError {
     Admission(RoomError),
     #[error("could not enter the room: {0}")]
     WelcomeRefused(RoomError),
-    #[error("the join was cancelled by a later /join or /leave")]
+    #[error("the join was cancelled by /leave")]
     JoinSuperseded,
     /// The room is lost to us until the user joins again; an [`Event::Room`](super::Event)
     /// said why.

@@ -520,3 +520,30 @@ fn alt_keys_switch_rooms_and_the_prompt_counts_what_is_unread() {
     bob.send_line("/quit").unwrap();
     assert!(wait_for_exit(&bob));
 }
+
+#[test]
+fn rooms_given_with_join_are_joined_at_start_with_their_passwords_asked_for() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).args([
+        relay.address.as_str(),
+        "--nick",
+        "alice",
+        "--join",
+        "dev",
+        "--join",
+        "ops",
+    ]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    // "you joined dev" may print before or after the second question: the event and the
+    // answer to the join travel apart.
+    for room in ["dev", "ops"] {
+        alice.expect(format!("password for {room}").as_str()).unwrap();
+        alice.send_line("").unwrap();
+    }
+    alice.expect("alice@ops dev> ").expect("both rooms, the last one current");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}
