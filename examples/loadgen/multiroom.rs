@@ -125,14 +125,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let later = &joins[1..];
         let mut sorted = later.to_vec();
         sorted.sort();
-        print!(
-            ", room 2 {}, room {} {}, median of rooms 2..{} {}",
-            millis(later[0]),
-            args.rooms,
-            millis(later[later.len() - 1]),
-            args.rooms,
-            millis(sorted[sorted.len() / 2])
-        );
+        print!(", room 2 {}", millis(later[0]));
+        if args.rooms > 2 {
+            print!(
+                ", room {} {}, median of rooms 2..{} {}",
+                args.rooms,
+                millis(later[later.len() - 1]),
+                args.rooms,
+                millis(sorted[sorted.len() / 2])
+            );
+        }
     }
     println!();
 
