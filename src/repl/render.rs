@@ -491,13 +491,13 @@ impl Renderer {
     }
 }
 
-/// The room an event is about, if any.
+/// The room an event is about, where its words do not already name it ("bob joined dev"
+/// does), for the mark of a room that is not current.
 fn event_room(event: &Event) -> Option<&str> {
     match event {
+        Event::Joined { .. } | Event::Left { .. } => None,
         Event::Message { room, .. }
         | Event::Gap { room, .. }
-        | Event::Joined { room, .. }
-        | Event::Left { room, .. }
         | Event::Room { room, .. }
         | Event::KeyChanged { room, .. }
         | Event::LookAlike { room, .. } => Some(room),
@@ -1102,6 +1102,16 @@ mod tests {
             reason: NotSentReason::LeftRoom,
         });
         assert_eq!(json_of(&not_sent)["reason"], "you left its room");
+    }
+
+    #[test]
+    fn a_room_mark_is_sanitised_and_coloured_by_its_room() {
+        let hostile = "e\x1b[2Jvil";
+        assert_eq!(renderer(Format::Line).room_mark(hostile), "[e^[[2Jvil]");
+        let painted = renderer(Format::Color).room_mark("ops");
+        assert_eq!(painted, Style::new().fg(peer_color("ops")).paint("[ops]").to_string());
+        let hostile_painted = renderer(Format::Color).room_mark(hostile);
+        assert!(!hostile_painted.contains("\x1b[2J"), "{hostile_painted:?}");
     }
 
     #[test]
