@@ -21,7 +21,11 @@ impl Command for Help {
     }
     fn long_help(&self) -> &'static str {
         "Without an argument, lists every command. With one, explains that command. Lines that \
-         do not start with / are sent to the room; Tab completes, Ctrl-C clears the line, \
+         do not start with / are sent to the current room. You may be in several rooms at \
+         once: /join adds one and makes it current, /switch (or Alt-1 to Alt-9, Alt-Left and \
+         Alt-Right) picks the current one, /part leaves one and keeps the rest. Lines from \
+         the other rooms print at once, marked [room], and the prompt counts them as unread \
+         until you switch there: alice@dev ops(3). Tab completes, Ctrl-C clears the line, \
          Ctrl-D on an empty line quits."
     }
     fn complete(&self, _engine: &dyn Engine, arg_prefix: &str) -> Vec<String> {
@@ -36,7 +40,12 @@ impl Command for Help {
             for command in REGISTRY {
                 ctx.out.notice(&format!("  {:<width$}  {}", command.usage(), command.about()));
             }
-            ctx.out.notice("anything else you type is sent to the room");
+            ctx.out.notice("anything else you type is sent to the current room");
+            ctx.out.notice(
+                "several rooms: /join adds one, /switch ROOM|N or Alt-1…9 and Alt-Left/Right \
+                 pick the current one, /part [ROOM] leaves one; the others' lines print \
+                 marked [room] and count as unread in the prompt",
+            );
             return Outcome::Continue;
         }
         match find(name) {
@@ -75,7 +84,8 @@ mod tests {
         for (line, command) in out.notices[1..].iter().zip(REGISTRY) {
             assert!(line.trim_start().starts_with(command.usage()), "{line}");
         }
-        assert_eq!(out.notices.len(), REGISTRY.len() + 2);
+        assert_eq!(out.notices.len(), REGISTRY.len() + 3);
+        assert!(out.notices.last().is_some_and(|line| line.contains("/switch")), "rooms explained");
     }
 
     #[test]

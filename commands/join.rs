@@ -1,4 +1,4 @@
-//! `/join ROOM`: enter a room, creating it if it does not exist.
+//! `/join ROOM`: enter a room, creating it if it does not exist, keeping the others.
 
 use super::{Command, Context, Engine, Outcome, describe, matching};
 use crate::client::ClientError;
@@ -14,13 +14,14 @@ impl Command for Join {
         "/join ROOM"
     }
     fn about(&self) -> &'static str {
-        "enter a room (created if new), leaving the current one"
+        "enter a room (created if new) and make it current; your other rooms stay"
     }
     fn long_help(&self) -> &'static str {
         "Enters ROOM. A room that does not exist yet is created and you become its leader. \
          You are asked for the room password with hidden input; an empty password means an \
-         open room. You are in at most one room: joining another leaves the current one; \
-         joining the one you are in says so and changes nothing. \
+         open room. Your other rooms stay (at most 32 in all) and the new one becomes current; \
+         joining a room you are in only makes it current. Room names cannot start with @, \
+         which marks direct messages. \
          Without a terminal the password comes from CHATTER_ROOM_PASSWORD or \
          --room-password-file."
     }
@@ -38,7 +39,10 @@ impl Command for Join {
         };
         // Before the password is asked for: there is nothing to type it for.
         if ctx.engine.is_member_of(room) {
-            ctx.out.notice(&format!("you are already in {room}"));
+            match ctx.engine.switch(room) {
+                Ok(_) => ctx.out.notice(&format!("you are already in {room}; now current")),
+                Err(error) => ctx.out.error(&describe(&error)),
+            }
             return Outcome::Continue;
         }
         let password = match ctx.secrets.room_password(room) {
@@ -54,7 +58,9 @@ impl Command for Join {
             Err(ClientError::WrongRoomPassword) => {
                 ctx.out.error(&format!("wrong password for room {room}"))
             }
-            Err(error @ ClientError::AlreadyInRoom(_)) => ctx.out.notice(&error.to_string()),
+            Err(error @ (ClientError::AlreadyInRoom(_) | ClientError::JoinInProgress(_))) => {
+                ctx.out.notice(&error.to_string())
+            }
             Err(error) => ctx.out.error(&format!("could not join {room}: {}", describe(&error))),
         }
         Outcome::Continue
@@ -65,6 +71,9 @@ impl Command for Join {
 fn parse(args: &str) -> Result<&str, String> {
     let mut words = args.split_whitespace();
     match (words.next(), words.next()) {
+        (Some(room), None) if room.starts_with('@') => {
+            Err("a room name cannot start with @, which marks direct messages".into())
+        }
         (Some(room), None) if !room.chars().any(char::is_control) => Ok(room),
         (Some(_), Some(_)) => Err("a room name is one word — usage: /join ROOM".into()),
         _ => Err("usage: /join ROOM".into()),
@@ -81,6 +90,7 @@ mod tests {
         assert_eq!(parse(" lobby "), Ok("lobby"));
         assert!(parse("").is_err());
         assert!(parse("two words").is_err());
+        assert!(parse("@bob").is_err(), "@ marks direct messages");
     }
 
     #[test]
@@ -97,11 +107,11 @@ mod tests {
         let engine = FakeEngine::in_room("lobby");
         let mut out = Recorder { password: "pw".into(), ..Default::default() };
         out.run(&engine, "/join lobby");
-        assert!(engine.calls().is_empty(), "{:?}", engine.calls());
-        assert_eq!(out.notices, ["you are already in lobby"]);
+        assert_eq!(engine.calls(), ["switch lobby"], "made current, not joined again");
+        assert_eq!(out.notices, ["you are already in lobby; now current"]);
         assert!(out.errors.is_empty());
         out.run(&engine, "/join other");
-        assert_eq!(engine.calls(), ["join other pw"]);
+        assert_eq!(engine.calls(), ["switch lobby", "join other pw"]);
     }
 
     #[test]

@@ -15,18 +15,20 @@ mod me;
 mod nick;
 mod quit;
 mod rooms;
+mod switch;
 mod trust;
 mod verify;
 mod who;
 mod whoami;
 
-use crate::client::{ClientError, RoomMembers, RoomSummary};
+use crate::client::{ClientError, RoomMembers, RoomSummary, RoomTab};
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::secret::Secret;
 
 /// Every command, in the order `/help` lists them.
 pub static REGISTRY: &[&dyn Command] = &[
     &join::Join,
+    &switch::Switch,
     &leave::Leave,
     &nick::Nick,
     &who::Who,
@@ -84,14 +86,22 @@ pub enum Outcome {
 /// The real implementation wraps `chatter::client::Client` and a tokio runtime handle; unit
 /// tests use a fake, so commands are tested without a network.
 pub trait Engine: Send + Sync {
-    /// The room we are in, if any.
+    /// The current room, if any.
     fn current_room(&self) -> Option<String>;
-    /// Joins `room` (leaving the current one); an empty password means an open room.
+    /// Joins `room`, keeping the others, and makes it current; an empty password means an
+    /// open room.
     fn join(&self, room: &str, password: Secret) -> Result<(), ClientError>;
     /// Whether we are in `room` and its group now: joining it would only leave and return.
     fn is_member_of(&self, room: &str) -> bool;
-    /// Leaves the current room.
-    fn leave(&self) -> Result<(), ClientError>;
+    /// Leaves the current room, or the one `room` names (by name or place).
+    fn leave(&self, room: Option<&str>) -> Result<(), ClientError>;
+    /// Makes the room `target` names (by name, or place from 1 in the order joined) current;
+    /// returns its name.
+    fn switch(&self, target: &str) -> Result<String, ClientError>;
+    /// Our rooms in the order joined, with their unread counts.
+    fn my_rooms(&self) -> Vec<RoomTab> {
+        Vec::new()
+    }
     /// Sends a `/me` action to the current room.
     fn send_action(&self, text: &str) -> Result<(), ClientError>;
     /// The rooms on the relay with their member counts.
@@ -310,6 +320,8 @@ pub(crate) mod testing {
     #[derive(Default)]
     pub struct FakeEngine {
         pub room: Mutex<Option<String>>,
+        /// Our rooms in the order joined, with their unread counts.
+        pub joined: Mutex<Vec<(String, usize)>>,
         pub rooms: Vec<(String, u32)>,
         pub members: Vec<(String, bool, bool)>,
         /// Members whose presence is not "in the group and connected".
@@ -328,7 +340,11 @@ pub(crate) mod testing {
 
     impl FakeEngine {
         pub fn in_room(room: &str) -> Self {
-            FakeEngine { room: Mutex::new(Some(room.to_owned())), ..Default::default() }
+            FakeEngine {
+                room: Mutex::new(Some(room.to_owned())),
+                joined: Mutex::new(vec![(room.to_owned(), 0)]),
+                ..Default::default()
+            }
         }
         fn record(&self, call: String) {
             self.calls.lock().expect("not poisoned").push(call);
@@ -343,7 +359,7 @@ pub(crate) mod testing {
             self.room.lock().expect("not poisoned").clone()
         }
         fn is_member_of(&self, room: &str) -> bool {
-            self.current_room().as_deref() == Some(room)
+            self.joined.lock().expect("not poisoned").iter().any(|(name, _)| name == room)
         }
         fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
             self.record(format!("join {room} {}", password.expose()));
@@ -351,12 +367,52 @@ pub(crate) mod testing {
                 return Err(ClientError::WrongRoomPassword);
             }
             *self.room.lock().expect("not poisoned") = Some(room.to_owned());
+            self.joined.lock().expect("not poisoned").push((room.to_owned(), 0));
             Ok(())
         }
-        fn leave(&self) -> Result<(), ClientError> {
-            self.record("leave".into());
-            *self.room.lock().expect("not poisoned") = None;
+        fn leave(&self, room: Option<&str>) -> Result<(), ClientError> {
+            let name = match room {
+                Some(room) => room.to_owned(),
+                None => self.current_room().ok_or(ClientError::NotInRoom)?,
+            };
+            self.record(format!("leave {name}"));
+            let mut joined = self.joined.lock().expect("not poisoned");
+            let before = joined.len();
+            joined.retain(|(joined, _)| *joined != name);
+            if joined.len() == before {
+                return Err(ClientError::NoSuchRoom(name));
+            }
+            let mut current = self.room.lock().expect("not poisoned");
+            if current.as_deref() == Some(name.as_str()) {
+                *current = joined.last().map(|(name, _)| name.clone());
+            }
             Ok(())
+        }
+        fn switch(&self, target: &str) -> Result<String, ClientError> {
+            self.record(format!("switch {target}"));
+            let joined = self.joined.lock().expect("not poisoned");
+            let by_place = target.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
+            let found = joined
+                .iter()
+                .position(|(name, _)| name == target)
+                .or(by_place.filter(|place| *place < joined.len()));
+            let name =
+                joined[found.ok_or_else(|| ClientError::NoSuchRoom(target.into()))?].0.clone();
+            *self.room.lock().expect("not poisoned") = Some(name.clone());
+            Ok(name)
+        }
+        fn my_rooms(&self) -> Vec<RoomTab> {
+            let current = self.current_room();
+            let joined = self.joined.lock().expect("not poisoned");
+            joined
+                .iter()
+                .map(|(name, unread)| RoomTab {
+                    name: name.clone(),
+                    unread: *unread,
+                    current: current.as_deref() == Some(name.as_str()),
+                    entered: true,
+                })
+                .collect()
         }
         fn send_action(&self, text: &str) -> Result<(), ClientError> {
             self.record(format!("action {text}"));

@@ -29,9 +29,15 @@ impl Engine for Demo {
         *self.room.lock().unwrap_or_else(PoisonError::into_inner) = Some(room.into());
         Ok(())
     }
-    fn leave(&self) -> Result<(), ClientError> {
+    fn leave(&self, _room: Option<&str>) -> Result<(), ClientError> {
         *self.room.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
+    }
+    fn switch(&self, target: &str) -> Result<String, ClientError> {
+        match self.current_room() {
+            Some(room) if room == target || target == "1" => Ok(room),
+            _ => Err(ClientError::NoSuchRoom(target.into())),
+        }
     }
     fn send_action(&self, _text: &str) -> Result<(), ClientError> {
         Ok(())
@@ -65,6 +71,7 @@ impl ChatEngine for Demo {
         PromptStatus {
             nick: "alice".into(),
             room: self.current_room(),
+            others: Vec::new(),
             state: ConnectionState::Connected,
         }
     }
@@ -75,7 +82,7 @@ impl ChatEngine for Demo {
 
 fn main() -> std::io::Result<()> {
     let stock = std::env::args().any(|arg| arg == "--stock");
-    let renderer = Renderer { own_nick: "alice".into(), format: Format::Color };
+    let renderer = Renderer::new("alice".into(), Format::Color);
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let events = renderer.clone();
@@ -107,6 +114,7 @@ fn main() -> std::io::Result<()> {
         quit: Arc::new(QuitFlags::default()),
         access_code: Arc::default(),
         stock_printer: stock,
+        startup_lines: Vec::new(),
     }
     .run()
 }

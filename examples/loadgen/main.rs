@@ -1,12 +1,13 @@
 //! `loadgen`: the project's load generator and its yardstick.
 //!
-//! Seven scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
+//! Eight scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
 //!
 //! - `relay`: fan-out throughput and latency of the relay with raw clients, then of a bare TCP
 //!   fan-out (the yardstick, in `yardstick`) carrying the same traffic, and their ratio.
 //! - `idle`: the relay's resident memory per idle, registered connection.
 //! - `join`: how long a real client waits to send in a room of 10, 100 or 1000 members.
 //! - `latency`: end-to-end latency between real clients (MLS included).
+//! - `multiroom`: one real `chatter` in up to 32 rooms: joins, idle CPU and memory, latency.
 //! - `stall`: the relay's memory while members stop reading (the byte budgets).
 //! - `soak`: real clients in password rooms with churn, every message sequence-checked.
 //! - `resume`: a room back after a relay restart, and a cut member's backlog delivered.
@@ -20,6 +21,7 @@ mod histogram;
 mod idle;
 mod join;
 mod latency;
+mod multiroom;
 mod relay;
 mod resume;
 mod rooms;
@@ -51,6 +53,8 @@ enum Scenario {
     Join(join::Args),
     /// End-to-end latency between real clients in one room.
     Latency(latency::Args),
+    /// One real `chatter` in N rooms: join time per room, idle CPU and memory, latency.
+    Multiroom(multiroom::Args),
     /// Relay memory while members stop reading and others send them the largest messages.
     Stall(stall::Args),
     /// Engine clients in password rooms with churn; losses, duplicates, reorderings, and
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Idle(args) => idle::run(args).await,
             Scenario::Join(args) => join::run(args).await,
             Scenario::Latency(args) => latency::run(args).await,
+            Scenario::Multiroom(args) => multiroom::run(args).await,
             Scenario::Stall(args) => stall::run(args).await,
             Scenario::Soak(args) => soak::run(args).await,
             Scenario::Resume(args) => resume::run(args).await,

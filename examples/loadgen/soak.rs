@@ -267,7 +267,7 @@ impl Member {
                     Totals::add(&self.totals.churns, 1);
                     match churn {
                         Churn::Rejoin => {
-                            let _ = current.client.leave().await;
+                            let _ = current.client.leave(None).await;
                             current.last_seen.clear();
                             if !self.join(&current.client).await {
                                 session = None;

@@ -40,6 +40,10 @@ pub struct Args {
     #[arg(long, env = "CHATTER_IDENTITY", value_name = "PATH")]
     pub identity: Option<PathBuf>,
 
+    /// Join ROOM once connected (repeatable; after the config's autojoin rooms)
+    #[arg(long = "join", value_name = "ROOM")]
+    pub join: Vec<String>,
+
     /// Print your identity's fingerprint (creating the identity if needed) and exit
     #[arg(long)]
     pub fingerprint: bool,
@@ -56,7 +60,8 @@ ENVIRONMENT:
   CHATTER_IDENTITY       Same as --identity.
   NO_COLOR               Same as --no-color.
 
-CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false):
+CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false,
+  autojoin = [\"room\", ...], the rooms joined at start, before any --join):
   1. chatter.toml next to the chatter executable (preconfigured bundles)
   2. config.toml in the per-user config directory (e.g. ~/.config/chatter/config.toml)
   The first file that sets a key wins; command-line flags and the environment win over both.

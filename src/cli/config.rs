@@ -14,6 +14,8 @@ pub struct Config {
     pub nick: Option<String>,
     /// Whether to use colours.
     pub color: Option<bool>,
+    /// The rooms joined at start, in order (before any `--join`).
+    pub autojoin: Option<Vec<String>>,
 }
 
 impl Config {
@@ -23,6 +25,7 @@ impl Config {
             server: self.server.or(other.server),
             nick: self.nick.or(other.nick),
             color: self.color.or(other.color),
+            autojoin: self.autojoin.or(other.autojoin),
         }
     }
 
@@ -81,11 +84,16 @@ mod tests {
         let bundle = dir.path().join("chatter.toml");
         let user = dir.path().join("config.toml");
         std::fs::write(&bundle, "server = \"chat.example:7000\"\n").unwrap();
-        std::fs::write(&user, "server = \"other:1\"\nnick = \"alice\"\ncolor = false\n").unwrap();
+        std::fs::write(
+            &user,
+            "server = \"other:1\"\nnick = \"alice\"\ncolor = false\nautojoin = [\"dev\", \"ops\"]\n",
+        )
+        .unwrap();
         let config = Config::read(&bundle).unwrap().or(Config::read(&user).unwrap());
         assert_eq!(config.server.as_deref(), Some("chat.example:7000"));
         assert_eq!(config.nick.as_deref(), Some("alice"));
         assert_eq!(config.color, Some(false));
+        assert_eq!(config.autojoin, Some(vec!["dev".to_owned(), "ops".to_owned()]));
     }
 
     #[test]

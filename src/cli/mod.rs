@@ -93,7 +93,8 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
         server_and_access_code(env_access_code, &args, &config, &runtime, output.interactive)?;
     let nick = nickname(&args, &config, output.interactive)?;
 
-    let renderer = Renderer { own_nick: nick.clone(), format: output.format };
+    let renderer = Renderer::new(nick.clone(), output.format);
+    let startup_lines = autojoin_lines(config.autojoin.as_deref().unwrap_or_default(), &args.join);
     let notice = identity_notice(&nick, &identity, created);
     let session = Session::new(nick.clone(), runtime.handle().clone());
     let options = ClientOptions { server: server.clone(), nick, access_code };
@@ -102,7 +103,8 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
         let identity_path = args.identity.clone();
         let reload = move || -> anyhow::Result<Me> { load_me(identity_path.as_deref()) };
         let start = Start { options, me, reload: Box::new(reload) };
-        run_interactive(&runtime, session, renderer, start, &notice, output.color)?;
+        let look = Look { notice: &notice, color: output.color };
+        run_interactive(&runtime, session, renderer, start, look, startup_lines)?;
     } else {
         if created {
             // Line mode keeps stdout for events.
@@ -110,10 +112,28 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
         }
         let passwords =
             RoomPasswordSource { from_env: env_room_password, file: args.room_password_file };
-        run_line_mode(&runtime, &session, &renderer, options, me, passwords)?;
+        run_line_mode(&runtime, &session, &renderer, options, me, passwords, startup_lines)?;
     }
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the REPL shows first, and whether in colour.
+struct Look<'a> {
+    notice: &'a str,
+    color: bool,
+}
+
+/// The `/join` lines for the config's `autojoin` rooms, then for `--join`'s, each room once,
+/// run as if typed first: the join command's own rules and words apply to them.
+fn autojoin_lines(autojoin: &[String], join: &[String]) -> Vec<String> {
+    let mut rooms: Vec<&String> = Vec::new();
+    for room in autojoin.iter().chain(join) {
+        if !rooms.contains(&room) {
+            rooms.push(room);
+        }
+    }
+    rooms.into_iter().map(|room| format!("/join {room}")).collect()
 }
 
 /// Who we are: the persistent identity, and the keys of the people we have met.
@@ -232,6 +252,7 @@ fn run_line_mode(
     options: ClientOptions,
     me: Me,
     passwords: RoomPasswordSource,
+    startup_lines: Vec<String>,
 ) -> anyhow::Result<()> {
     let server = options.server.clone();
     // Each failed attempt is an event, like a lost link's; nothing here can ask again.
@@ -242,8 +263,9 @@ fn run_line_mode(
     };
     let error = match runtime.block_on(connect::connect(&options, me, &tell, &|_| {})) {
         connect::Startup::Connected(client, events) => {
+            let renderer = renderer.clone().with_focus(client.clone());
             session.connected(client);
-            runtime.spawn(pump(events, renderer.clone(), Box::new(|line| line_mode::emit(&line))));
+            runtime.spawn(pump(events, renderer, Box::new(|line| line_mode::emit(&line))));
             None
         }
         connect::Startup::WrongAccessCode(_) => Some(client::ClientError::WrongAccessCode),
@@ -271,7 +293,7 @@ fn run_line_mode(
         }
         std::process::exit(0);
     });
-    line_mode::run(session, renderer, passwords);
+    line_mode::run(session, renderer, passwords, startup_lines);
     Ok(())
 }
 
@@ -282,9 +304,10 @@ fn run_interactive(
     session: Arc<Session>,
     renderer: Renderer,
     start: Start,
-    notice: &str,
-    color: bool,
+    look: Look<'_>,
+    startup_lines: Vec<String>,
 ) -> anyhow::Result<()> {
+    let Look { notice, color } = look;
     let screen = SharedScreen::default();
     let (inbox, outbox) = Inbox::new(screen.clone());
     let quit = Arc::new(QuitFlags::default());
@@ -339,6 +362,7 @@ fn run_interactive(
         quit,
         access_code,
         stock_printer: false,
+        startup_lines,
     }
     .run()?;
     Ok(())
@@ -368,6 +392,7 @@ async fn connect_in_background(background: Background, mut options: ClientOption
     let error = loop {
         match connect::connect(&options, me, &tell, &attempting).await {
             connect::Startup::Connected(client, events) => {
+                let renderer = renderer.with_focus(client.clone());
                 session.connected(client);
                 let _ = outbox.send(renderer.notice(&format!(
                     "connected to {server} — /join ROOM to enter a room, /help for commands"
@@ -678,6 +703,8 @@ mod tests {
             "CHATTER_NICK",
             "--identity",
             "--fingerprint",
+            "--join",
+            "autojoin",
             "CHATTER_IDENTITY",
             "NO_COLOR",
             "chatter.toml",

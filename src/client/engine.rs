@@ -189,6 +189,14 @@ impl Engine {
 
     /// Hands out the core's events and answers, and shows its state to the handles.
     fn publish(&mut self) {
+        // The view first: whoever an answer wakes (a `/switch`, a `/join`) reads it next.
+        {
+            let mut view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            view.room = self.core.shown_room();
+            view.member_of = self.core.member_rooms();
+            view.tabs = self.core.room_tabs();
+            view.link = self.core.link_state();
+        }
         while let Some(event) = self.core.poll_event() {
             let _ = self.events.send(event);
         }
@@ -197,10 +205,6 @@ impl Engine {
                 let _ = reply.send(answer);
             }
         }
-        let mut view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        view.room = self.core.shown_room();
-        view.member_of = self.core.member_room();
-        view.link = self.core.link_state();
     }
 }
 

@@ -46,7 +46,7 @@ pub enum ClientError {
     Admission(RoomError),
     #[error("could not enter the room: {0}")]
     WelcomeRefused(RoomError),
-    #[error("the join was cancelled by a later /join or /leave")]
+    #[error("the join was cancelled by /leave")]
     JoinSuperseded,
     /// The room is lost to us until the user joins again; an [`Event::Room`](super::Event)
     /// said why.
@@ -56,6 +56,14 @@ pub enum ClientError {
     NotInRoom,
     #[error("you are already in {0}")]
     AlreadyInRoom(String),
+    #[error("already joining {0}; it is current now")]
+    JoinInProgress(String),
+    #[error("you are in no room called {0:?}; /rooms lists yours")]
+    NoSuchRoom(String),
+    #[error("you are in {max} rooms, the most one client may be in; /part one first")]
+    TooManyRooms { max: usize },
+    #[error("a room name cannot start with @: that is how direct messages are shown")]
+    RoomNameReserved,
     #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]
     MessageTooLong { len: usize, max: usize },
     #[error("message not sent: {0}")]

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::core::{MAX_ROOMS, RoomTab};
 use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
 use crate::mls::MlsMember;
@@ -204,8 +205,10 @@ pub struct RoomMembers {
 pub(crate) struct View {
     nick: String,
     room: Option<String>,
-    /// The room whose group we are in now (not on our way back in, not taken out).
-    member_of: Option<String>,
+    /// The rooms whose group we are in now (not on our way back in, not taken out).
+    member_of: Vec<String>,
+    /// Our rooms in the order joined, with their unread counts.
+    tabs: Vec<RoomTab>,
     link: LinkState,
 }
 
@@ -308,7 +311,8 @@ pub async fn try_connect_as(
     let view = Arc::new(Mutex::new(View {
         nick: nick.clone(),
         room: None,
-        member_of: None,
+        member_of: Vec::new(),
+        tabs: Vec::new(),
         link: LinkState::Connected,
     }));
     let parts = engine::Parts {
@@ -341,7 +345,12 @@ impl Client {
     /// Whether we are in `room` and its group now, so that joining it would only leave it
     /// and come back (a room we were taken out of, or are still joining, is not).
     pub fn is_member_of(&self, room: &str) -> bool {
-        self.view().member_of.as_deref() == Some(room)
+        self.view().member_of.iter().any(|member_of| member_of == room)
+    }
+
+    /// Our rooms in the order joined (the current one marked), with their unread counts.
+    pub fn room_tabs(&self) -> Vec<RoomTab> {
+        self.view().tabs.clone()
     }
 
     /// Whether the session goes on (connected, or reconnecting by itself).
@@ -380,15 +389,20 @@ impl Client {
     }
 
     /// Enters a room, creating it (with this password) if it is empty, otherwise proving the
-    /// password to its leader. Leaves the current room first.
+    /// password to its leader, and makes it current; the rooms we are in stay. A room we are
+    /// in only becomes current (`AlreadyInRoom`).
     pub async fn join(&self, room: &str, password: Secret) -> Result<(), ClientError> {
+        if room.starts_with('@') {
+            return Err(ClientError::RoomNameReserved);
+        }
         if !crate::proto::is_valid_name(room) {
             return Err(ClientError::RoomNameInvalid(room.to_owned()));
         }
         let request = Request::Join { room: room.to_owned(), password };
         let result = self.ask(request, JOIN_TIMEOUT, Awaited::RoomLeader).await;
         if let Err(ClientError::Timeout(_)) = result {
-            let _ = self.requests.send(engine::Ask { request: Request::AbandonJoin, reply: None });
+            let request = Request::AbandonJoin { room: room.to_owned() };
+            let _ = self.requests.send(engine::Ask { request, reply: None });
         }
         match result? {
             Reply::Done => Ok(()),
@@ -396,8 +410,20 @@ impl Client {
         }
     }
 
-    pub async fn leave(&self) -> Result<(), ClientError> {
-        self.ask_done(Request::Leave, REQUEST_TIMEOUT).await
+    /// Leaves the current room, or the one `room` names (by name or place); the others stay.
+    pub async fn leave(&self, room: Option<&str>) -> Result<(), ClientError> {
+        let request = Request::Leave { room: room.map(ToOwned::to_owned) };
+        self.ask_done(request, REQUEST_TIMEOUT).await
+    }
+
+    /// Makes the room `target` names (its name, or its place from 1 in the order joined)
+    /// current; returns its name.
+    pub async fn switch(&self, target: &str) -> Result<String, ClientError> {
+        let request = Request::Switch { target: target.to_owned() };
+        match self.ask(request, REQUEST_TIMEOUT, Awaited::Engine).await? {
+            Reply::Switched(room) => Ok(room),
+            _ => Err(ClientError::WrongReply),
+        }
     }
 
     /// Sends one chat message; multi-line text stays one message.

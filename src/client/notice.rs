@@ -80,8 +80,8 @@ pub enum NotSentReason {
     CouldNotGetBack,
     /// We are no longer in the room (a rejoin failed, or we were taken out for good).
     NoLongerInRoom,
-    /// The user joined another room.
-    JoinedAnotherRoom,
+    /// The user left the room it was typed for.
+    LeftRoom,
     /// The session ended.
     SessionEnded,
     /// Encrypting the line failed.

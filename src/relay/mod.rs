@@ -66,7 +66,9 @@ impl RelayConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             queue_limits: outbound::QueueLimits::default(),
-            max_rooms_per_client: 16,
+            // As many as a client lets its user join (`client::MAX_ROOMS`), so that the
+            // client's own limit, with its clearer words, is the one a user meets.
+            max_rooms_per_client: 32,
             room_deadlines: state::RoomDeadlines::default(),
             gate: GateLimits::default(),
             rate_limit: RateLimit::default(),

@@ -118,10 +118,19 @@ impl Output for LineOutput<'_> {
     }
 }
 
-/// Reads lines from stdin until end of input or `/quit`; the engine has been told to quit
-/// when this returns.
-pub fn run(session: &Session, renderer: &Renderer, mut passwords: RoomPasswordSource) {
+/// Runs `startup_lines` (the `/join`s of `--join` and `autojoin`), then reads lines from
+/// stdin until end of input or `/quit`; the engine has been told to quit when this returns.
+pub fn run(
+    session: &Session,
+    renderer: &Renderer,
+    mut passwords: RoomPasswordSource,
+    startup_lines: Vec<String>,
+) {
     let mut out = LineOutput { renderer, engine: session };
+    for line in &startup_lines {
+        let mut ctx = Context { engine: session, out: &mut out, secrets: &mut passwords };
+        commands::dispatch(&mut ctx, line);
+    }
     let lines = read_stdin(renderer.clone());
     let mut pacer = Pacer::for_default_relay(Instant::now());
     for line in lines {

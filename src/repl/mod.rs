@@ -35,8 +35,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// How long the rooms to join at start wait for the first connection.
+const STARTUP_CONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// What Ctrl-Z asks reedline to hand back (as a host command) so that the REPL suspends.
 const SUSPEND: &str = "suspend";
+/// What Alt-1 to Alt-9 hand back, followed by the room's place: make that room current.
+const SWITCH_TO: &str = "switch-to:";
+/// What Alt-Left and Alt-Right hand back: make the previous or the next room current.
+const SWITCH_PREVIOUS: &str = "switch-previous";
+const SWITCH_NEXT: &str = "switch-next";
 
 /// Flags raised by signal handlers (SIGTERM, SIGHUP, SIGCONT) for the REPL thread.
 #[derive(Debug, Default)]
@@ -98,6 +106,9 @@ pub struct Repl {
     /// Use reedline's printer without our fix, to reproduce its faults
     /// (`examples/printer_demo.rs --stock`); always `false` in `chatter`.
     pub stock_printer: bool,
+    /// Command lines run as if typed, once connected, before the first prompt (the
+    /// `/join`s of `--join` and `autojoin`).
+    pub startup_lines: Vec<String>,
 }
 
 impl Repl {
@@ -112,6 +123,15 @@ impl Repl {
             prompt::ChatPrompt::new(Box::new(move || status_session.status()), self.screen.clone());
         let mut out = TerminalOutput { renderer: &self.renderer, engine: engine.as_ref() };
         let mut quit_done = false;
+        if !self.startup_lines.is_empty() && self.wait_until_connected() {
+            for line in &self.startup_lines {
+                let mut secrets = TtyPassword;
+                let mut ctx =
+                    Context { engine: engine.as_ref(), out: &mut out, secrets: &mut secrets };
+                commands::dispatch(&mut ctx, line);
+                self.inbox.print_pending();
+            }
+        }
         loop {
             self.inbox.print_pending();
             if self.quit.requested.load(Ordering::SeqCst) {
@@ -151,6 +171,13 @@ impl Repl {
                     }
                 },
                 Signal::HostCommand(command) if command == SUSPEND => suspend(),
+                Signal::HostCommand(command) => {
+                    if let Some(target) = switch_target(engine.as_ref(), &command)
+                        && let Err(error) = engine.switch(&target)
+                    {
+                        out.error(&error.to_string());
+                    }
+                }
                 Signal::CtrlD => break,
                 Signal::ExternalBreak(_) if self.quit.requested.load(Ordering::SeqCst) => break,
                 // The connecting task has a question; reedline keeps what was being typed.
@@ -195,6 +222,26 @@ impl Repl {
             KeyModifiers::CONTROL,
             KeyCode::Char('z'),
             ReedlineEvent::ExecuteHostCommand(SUSPEND.to_owned()),
+        );
+        // Alt-1 to Alt-9 make room 1 to 9 current, Alt-Left and Alt-Right the previous and the
+        // next one (Ctrl-N and Ctrl-P stay reedline's history keys). reedline hands them back
+        // as host commands, keeping what was being typed.
+        for place in 1..=9u8 {
+            keybindings.add_binding(
+                KeyModifiers::ALT,
+                KeyCode::Char(char::from(b'0' + place)),
+                ReedlineEvent::ExecuteHostCommand(format!("{SWITCH_TO}{place}")),
+            );
+        }
+        keybindings.add_binding(
+            KeyModifiers::ALT,
+            KeyCode::Left,
+            ReedlineEvent::ExecuteHostCommand(SWITCH_PREVIOUS.to_owned()),
+        );
+        keybindings.add_binding(
+            KeyModifiers::ALT,
+            KeyCode::Right,
+            ReedlineEvent::ExecuteHostCommand(SWITCH_NEXT.to_owned()),
         );
         // Alt-Enter starts a new line in the same message.
         keybindings.add_binding(
@@ -257,6 +304,33 @@ impl Repl {
         editor.with_idle_callback(idle)
     }
 
+    /// Waits, printing what arrives, until the start-up connection is made (true) or has
+    /// failed, or a signal asked us to quit, or [`STARTUP_CONNECT_WAIT`] passed (false).
+    fn wait_until_connected(&self) -> bool {
+        let deadline = std::time::Instant::now() + STARTUP_CONNECT_WAIT;
+        loop {
+            self.inbox.print_pending();
+            match self.session.status().state {
+                prompt::ConnectionState::Connected => return true,
+                prompt::ConnectionState::Connecting { .. }
+                    if std::time::Instant::now() < deadline
+                        && !self.quit.requested.load(Ordering::SeqCst) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = writeln!(
+                        std::io::stdout(),
+                        "{}",
+                        self.renderer
+                            .error("not connected: the rooms to join at start were not joined")
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
     /// Removes the prompt and the line just submitted, which the formatted own line replaces.
     fn erase_echo(&self, line: &str) {
         let Ok((width, _)) = terminal::size() else { return };
@@ -281,6 +355,23 @@ impl Repl {
             Err(error) => out.error(&format!("not sent: {error}")),
         }
     }
+}
+
+/// The room a switching key means: its place, or the room before or after the current one
+/// (wrapping around); `None` for any other host command, or with no room to go to.
+fn switch_target(engine: &dyn Engine, command: &str) -> Option<String> {
+    if let Some(place) = command.strip_prefix(SWITCH_TO) {
+        return Some(place.to_owned());
+    }
+    let step: isize = match command {
+        SWITCH_PREVIOUS => -1,
+        SWITCH_NEXT => 1,
+        _ => return None,
+    };
+    let rooms = engine.my_rooms();
+    let current = rooms.iter().position(|tab| tab.current)?;
+    let next = (current as isize + step).rem_euclid(rooms.len() as isize) as usize;
+    rooms.get(next).map(|tab| tab.name.clone())
 }
 
 /// Stops the process as Ctrl-Z does in a cooked terminal (SIGTSTP, so a shell with job

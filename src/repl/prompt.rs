@@ -1,4 +1,5 @@
-//! The prompt: nickname, room and connection state, e.g. `alice@lobby> `.
+//! The prompt: nickname, current room, our other rooms with their unread counts, and
+//! connection state, e.g. `alice@dev ops(3) qa> `.
 
 use crate::repl::screen::SharedScreen;
 use reedline::{Color, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus};
@@ -9,8 +10,10 @@ use std::borrow::Cow;
 pub struct PromptStatus {
     /// Our nickname.
     pub nick: String,
-    /// The room we are in.
+    /// The current room.
     pub room: Option<String>,
+    /// Our other rooms, in the order joined, with the lines in each we have not seen yet.
+    pub others: Vec<(String, usize)>,
     /// The connection state.
     pub state: ConnectionState,
 }
@@ -52,7 +55,18 @@ impl ChatPrompt {
 
     /// The text of the left prompt for a status.
     pub fn left(status: &PromptStatus) -> String {
-        let room = status.room.as_deref().map(crate::repl::sanitize::sanitize_inline);
+        let others: String = status
+            .others
+            .iter()
+            .map(|(name, unread)| {
+                let name = crate::repl::sanitize::sanitize_inline(name);
+                if *unread > 0 { format!(" {name}({unread})") } else { format!(" {name}") }
+            })
+            .collect();
+        let room = status
+            .room
+            .as_deref()
+            .map(|room| format!("{}{others}", crate::repl::sanitize::sanitize_inline(room)));
         match (status.state, room) {
             (ConnectionState::Connecting { attempt: 1 }, _) => {
                 format!("{} (connecting…)", status.nick)
@@ -121,6 +135,7 @@ mod tests {
         let status = |room: Option<&str>, state| PromptStatus {
             nick: "alice".into(),
             room: room.map(Into::into),
+            others: Vec::new(),
             state,
         };
         assert_eq!(
@@ -144,12 +159,32 @@ mod tests {
     }
 
     #[test]
+    fn other_rooms_follow_the_current_one_with_their_unread_counts() {
+        let status = PromptStatus {
+            nick: "alice".into(),
+            room: Some("dev".into()),
+            others: vec![("ops".into(), 3), ("qa".into(), 0), ("e\x1b[2Jvil".into(), 1)],
+            state: ConnectionState::Connected,
+        };
+        assert_eq!(ChatPrompt::left(&status), "alice@dev ops(3) qa e^[[2Jvil(1)");
+        let offline = PromptStatus {
+            state: ConnectionState::Reconnecting { attempt: 2, waiting: 1 },
+            ..status
+        };
+        assert_eq!(
+            ChatPrompt::left(&offline),
+            "alice@dev ops(3) qa e^[[2Jvil(1) (reconnecting, attempt 2, 1 waiting)"
+        );
+    }
+
+    #[test]
     fn records_what_it_renders() {
         let screen = SharedScreen::default();
         let prompt = ChatPrompt::new(
             Box::new(|| PromptStatus {
                 nick: "bob".into(),
                 room: Some("x".into()),
+                others: Vec::new(),
                 state: ConnectionState::Connected,
             }),
             screen.clone(),

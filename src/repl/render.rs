@@ -7,7 +7,7 @@
 //! line of a message can pass for a message of its own.
 
 use crate::client::{
-    ClientError, ConnectionEvent, Event, LinkLoss, NotSentReason, Notice, SharedError,
+    Client, ClientError, ConnectionEvent, Event, LinkLoss, NotSentReason, Notice, SharedError,
 };
 use crate::proto::ErrorReason;
 use crate::repl::sanitize::{sanitize_inline, sanitize_lines};
@@ -59,12 +59,52 @@ pub struct Renderer {
     pub own_nick: String,
     /// The output form.
     pub format: Format,
+    /// The client whose current room needs no mark: a line of any other room is marked
+    /// with its room's name. `None` before there is a client (nothing is marked then).
+    pub focus: Option<Client>,
 }
 
 impl Renderer {
+    /// Renders for `own_nick` in `format`, marking no room until [`Renderer::with_focus`].
+    pub fn new(own_nick: String, format: Format) -> Renderer {
+        Renderer { own_nick, format, focus: None }
+    }
+
+    /// Marks the lines of every room but `client`'s current one with their room.
+    pub fn with_focus(self, client: Client) -> Renderer {
+        Renderer { focus: Some(client), ..self }
+    }
+
+    /// Renders an engine event as [`Renderer::event_unmarked`] does, with a line of a room
+    /// that is not the current one marked with that room's name (a colour per room, the name
+    /// sanitised), so a line never passes for one of the room the user is typing to. JSON
+    /// carries the room in every object instead.
+    pub fn event(&self, event: &Event) -> Option<Rendered> {
+        let mut rendered = self.event_unmarked(event)?;
+        if self.format == Format::Json {
+            return Some(rendered);
+        }
+        let current = self.focus.as_ref().and_then(Client::current_room);
+        if let (Some(room), Some(current)) = (event_room(event), current)
+            && room != current
+        {
+            rendered.text = format!("{} {}", self.room_mark(room), rendered.text);
+        }
+        Some(rendered)
+    }
+
+    /// `[room]`, in the room's colour at a colour terminal.
+    pub fn room_mark(&self, room: &str) -> String {
+        let mark = format!("[{}]", sanitize_inline(room));
+        match self.format {
+            Format::Color => Style::new().fg(peer_color(room)).paint(mark).to_string(),
+            Format::Plain | Format::Line | Format::Json => mark,
+        }
+    }
+
     /// Renders an engine event; `None` for our own messages, which the REPL prints when it
     /// sends them (the engine does not echo them; the check guards against a double line).
-    pub fn event(&self, event: &Event) -> Option<Rendered> {
+    pub fn event_unmarked(&self, event: &Event) -> Option<Rendered> {
         let now = SystemTime::now();
         let rendered = match event {
             Event::Message { from, .. } if *from == self.own_nick => return None,
@@ -451,6 +491,22 @@ impl Renderer {
     }
 }
 
+/// The room an event is about, where its words do not already name it ("bob joined dev"
+/// does), for the mark of a room that is not current.
+fn event_room(event: &Event) -> Option<&str> {
+    match event {
+        Event::Joined { .. } | Event::Left { .. } => None,
+        Event::Message { room, .. }
+        | Event::Gap { room, .. }
+        | Event::Room { room, .. }
+        | Event::KeyChanged { room, .. }
+        | Event::LookAlike { room, .. } => Some(room),
+        Event::Notice { room, .. } | Event::Warning { room, .. } => room.as_deref(),
+        Event::Status(notice) => notice_parts(notice).1,
+        Event::Connection(_) | Event::Disconnected(_) => None,
+    }
+}
+
 /// How loudly a notice is shown.
 enum Severity {
     Notice,
@@ -558,7 +614,7 @@ fn not_sent_text(reason: &NotSentReason) -> String {
         NotSentReason::RoomIsAnotherGroup => "the room now holds another group".into(),
         NotSentReason::CouldNotGetBack => "could not get back into the room".into(),
         NotSentReason::NoLongerInRoom => "no longer in the room".into(),
-        NotSentReason::JoinedAnotherRoom => "you joined another room".into(),
+        NotSentReason::LeftRoom => "you left its room".into(),
         NotSentReason::SessionEnded => "the session ended".into(),
         NotSentReason::CannotEncrypt(error) => error_text(error),
         NotSentReason::TooManyWaiting { max } => {
@@ -692,7 +748,7 @@ mod tests {
     use std::time::Duration;
 
     fn renderer(format: Format) -> Renderer {
-        Renderer { own_nick: "alice".into(), format }
+        Renderer::new("alice".into(), format)
     }
 
     fn message(from: &str, text: &str) -> Event {
@@ -1043,9 +1099,19 @@ mod tests {
         );
         let not_sent = Event::Connection(ConnectionEvent::NotSent {
             texts: vec!["hi".into()],
-            reason: NotSentReason::JoinedAnotherRoom,
+            reason: NotSentReason::LeftRoom,
         });
-        assert_eq!(json_of(&not_sent)["reason"], "you joined another room");
+        assert_eq!(json_of(&not_sent)["reason"], "you left its room");
+    }
+
+    #[test]
+    fn a_room_mark_is_sanitised_and_coloured_by_its_room() {
+        let hostile = "e\x1b[2Jvil";
+        assert_eq!(renderer(Format::Line).room_mark(hostile), "[e^[[2Jvil]");
+        let painted = renderer(Format::Color).room_mark("ops");
+        assert_eq!(painted, Style::new().fg(peer_color("ops")).paint("[ops]").to_string());
+        let hostile_painted = renderer(Format::Color).room_mark(hostile);
+        assert!(!hostile_painted.contains("\x1b[2J"), "{hostile_painted:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! on the network happens before it), so it sits in a slot the event task fills; `/nick`
 //! empties it and has the binary's connector fill it again under the new nickname.
 
-use crate::client::{Awaited, Client, ClientError, LinkState, RoomMembers, RoomSummary};
+use crate::client::{Awaited, Client, ClientError, LinkState, RoomMembers, RoomSummary, RoomTab};
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
@@ -102,7 +102,17 @@ impl Session {
                 ConnectionState::Connecting { attempt: self.attempt.load(Ordering::Relaxed) },
             ),
         };
-        PromptStatus { nick: self.current_nick(), room, state }
+        // The other rooms we are in (not those still being joined), in the order joined.
+        let others = match (&room, self.current()) {
+            (Some(_), Some(client)) => client
+                .room_tabs()
+                .into_iter()
+                .filter(|tab| !tab.current && tab.entered)
+                .map(|tab| (tab.name, tab.unread))
+                .collect(),
+            _ => Vec::new(),
+        };
+        PromptStatus { nick: self.current_nick(), room, others, state }
     }
 
     /// Sends a chat line to the current room.
@@ -135,9 +145,16 @@ impl Engine for Session {
         let client = self.client()?;
         self.runtime.block_on(client.join(room, password))
     }
-    fn leave(&self) -> Result<(), ClientError> {
+    fn leave(&self, room: Option<&str>) -> Result<(), ClientError> {
         let client = self.client()?;
-        self.runtime.block_on(client.leave())
+        self.runtime.block_on(client.leave(room))
+    }
+    fn switch(&self, target: &str) -> Result<String, ClientError> {
+        let client = self.client()?;
+        self.with_timeout(QUERY_TIMEOUT, client.switch(target))
+    }
+    fn my_rooms(&self) -> Vec<RoomTab> {
+        self.current().map(|client| client.room_tabs()).unwrap_or_default()
     }
     fn send_action(&self, text: &str) -> Result<(), ClientError> {
         let client = self.client()?;

@@ -388,6 +388,35 @@ async fn a_flood_is_refused_message_by_message_and_joins_still_go_through() {
     assert!(matches!(next_frame(bob).await, ServerFrame::Application { .. }));
 }
 
+/// A session in several rooms has one message budget, not one per room: a client cannot
+/// multiply its allowance by joining rooms.
+#[tokio::test(start_paused = true)]
+async fn the_message_budget_is_the_sessions_whatever_its_rooms() {
+    let limit = RateLimit { per_second: 1.0, burst: 10 };
+    let relay = support::start_relay_with(config_with(|c| c.rate_limit = limit)).await;
+    let mut alice = room_of(&relay, "dev", &["alice"]).await.remove(0);
+    alice.send(&ClientFrame::Join { room: "ops".into() }).await.unwrap();
+    assert_eq!(next_frame_held(&mut alice).await, ServerFrame::RoomCreated { room: "ops".into() });
+    // Virtual time stands still (every wait is on the socket, held): no bucket refills.
+    for (room, group) in [("dev", b"group-1"), ("ops", b"group-2")] {
+        let message = build_private_message(group, 0, APPLICATION, b"six of these");
+        for _ in 0..6 {
+            let frame = ClientFrame::Application { room: room.into(), message: message.clone() };
+            alice.send(&frame).await.unwrap();
+        }
+    }
+    alice.send(&ClientFrame::Ping).await.unwrap();
+    let mut refused = 0;
+    loop {
+        match next_frame_held(&mut alice).await {
+            ServerFrame::Error { reason: ErrorReason::RateLimited, .. } => refused += 1,
+            ServerFrame::Pong => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, 2, "twelve messages over two rooms against one burst of ten");
+}
+
 #[tokio::test(start_paused = true)]
 async fn sending_ten_times_past_the_limit_is_refused_frame_by_frame_then_disconnected() {
     let limit = RateLimit { per_second: 1.0, burst: 10 };

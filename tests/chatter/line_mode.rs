@@ -513,3 +513,52 @@ fn lines_a_stricter_relay_refuses_are_each_named() {
     let _ = bot.child.wait();
     relay.stop();
 }
+
+#[test]
+fn joined_at_start_in_several_rooms_every_event_names_its_room_and_others_are_marked() {
+    let relay = start_relay();
+    let joins = ["--join", "dev", "--join", "ops"];
+    let (mut alice, _a) =
+        Client::start(&relay.address, "alice", &[&["--json"], &joins[..]].concat());
+    // One after the other, so that alice founds both rooms and hears the others join.
+    alice.expect("you joined ops");
+    let (mut carol, _c) = Client::start(&relay.address, "carol", &joins);
+    carol.expect("you joined ops");
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &["--join", "dev"]);
+    bob.expect("you joined dev");
+    alice.expect("bob joined dev");
+
+    // Carol's current room is ops, the last joined: a line of dev is marked with its room.
+    bob.send("hello dev");
+    let line = carol.expect("bob: hello dev");
+    assert!(line.starts_with("[dev] "), "marked with its room: {line:?}");
+    let line = alice.expect("hello dev");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!((value["type"].as_str(), value["room"].as_str()), (Some("message"), Some("dev")));
+
+    // `/switch` by place answers with its own event, and the room's lines are no longer marked.
+    alice.send("/switch 1");
+    let line = alice.expect("\"switched\"");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(value["room"], "dev");
+    carol.send("/switch dev");
+    carol.expect("now in dev");
+    bob.send("again");
+    let line = carol.expect("bob: again");
+    assert!(!line.starts_with('['), "the current room is not marked: {line:?}");
+
+    // Own lines name the room they went to; `/part` leaves one room and keeps the other.
+    alice.send("to dev");
+    let line = alice.expect("to dev");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(value["room"], "dev");
+    alice.send("/part dev");
+    alice.expect("\"left\"");
+    alice.send("/rooms");
+    let line = alice.expect("\"my_room\"");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!((value["room"].as_str(), value["current"].as_bool()), (Some("ops"), Some(true)));
+    for client in [alice, bob, carol] {
+        assert!(client.finish().success());
+    }
+}

@@ -24,4 +24,5 @@ mod relay;
 mod repl;
 mod repl_support;
 mod rooms;
+mod several_rooms;
 mod support;

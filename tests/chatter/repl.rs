@@ -479,3 +479,71 @@ fn continued_after_a_stop_the_prompt_is_drawn_again_without_a_key() {
     alice.send_line("/quit").unwrap();
     assert!(wait_for_exit(&alice));
 }
+
+#[test]
+fn alt_keys_switch_rooms_and_the_prompt_counts_what_is_unread() {
+    let relay = start_relay();
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut alice = spawn(home_a.path(), &relay.address, "alice");
+    let mut bob = spawn(home_b.path(), &relay.address, "bob");
+    join(&mut alice, "dev");
+    join(&mut alice, "ops");
+    alice.expect("alice@ops dev> ").expect("the other room follows the current one");
+    join(&mut bob, "dev");
+    alice.expect("bob joined dev").unwrap();
+
+    // Lines of dev print at once, marked, and count as unread while ops is current.
+    bob.send_line("one").unwrap();
+    alice.expect("[dev] ").unwrap();
+    bob.send_line("two").unwrap();
+    alice.expect("alice@ops dev(2)> ").expect("two unread in dev");
+
+    // Alt-1 (ESC 1) makes dev current and reads it; Alt-Right goes to the next room.
+    alice.send("\x1b1").unwrap();
+    alice.expect("alice@dev ops> ").expect("switched by Alt-1");
+    alice.send("\x1b[1;3C").unwrap();
+    alice.expect("alice@ops dev> ").expect("switched by Alt-Right");
+    alice.send("\x1b[1;3D").unwrap();
+    alice.expect("alice@dev ops> ").expect("switched back by Alt-Left");
+
+    // What was being typed stays through a switch, and goes to the room current at Enter.
+    alice.send("half a").unwrap();
+    alice.send("\x1b2").unwrap();
+    alice.expect("alice@ops dev> ").unwrap();
+    alice.send("\x1b1").unwrap();
+    alice.expect("alice@dev ops> ").unwrap();
+    alice.send(" line\r").unwrap();
+    bob.expect("alice: half a line").expect("the line went to dev, whole");
+
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+    bob.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&bob));
+}
+
+#[test]
+fn rooms_given_with_join_are_joined_at_start_with_their_passwords_asked_for() {
+    let relay = start_relay();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = chatter(home.path());
+    command.env("CHATTER_ACCESS_CODE", ACCESS_CODE).args([
+        relay.address.as_str(),
+        "--nick",
+        "alice",
+        "--join",
+        "dev",
+        "--join",
+        "ops",
+    ]);
+    let mut alice = Session::spawn(command).expect("spawn chatter in a pty");
+    alice.set_expect_timeout(Some(Duration::from_secs(15)));
+    // "you joined dev" may print before or after the second question: the event and the
+    // answer to the join travel apart.
+    for room in ["dev", "ops"] {
+        alice.expect(format!("password for {room}").as_str()).unwrap();
+        alice.send_line("").unwrap();
+    }
+    alice.expect("alice@ops dev> ").expect("both rooms, the last one current");
+    alice.send_line("/quit").unwrap();
+    assert!(wait_for_exit(&alice));
+}

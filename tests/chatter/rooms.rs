@@ -150,7 +150,7 @@ async fn who_lists_members_with_the_leader_and_fingerprints() {
 async fn leaving_removes_the_member_for_everyone_and_it_hears_nothing_after() {
     let relay = support::start_relay().await;
     let mut members = room_of(&relay, "lobby", "pw", &["alice", "bob", "carol", "dave"]).await;
-    members[2].0.leave().await.unwrap();
+    members[2].0.leave(None).await.unwrap();
     expect_event(&mut members[2].1, is_left("carol")).await;
     for index in [0, 1, 3] {
         expect_event(&mut members[index].1, is_left("carol")).await;

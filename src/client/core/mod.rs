@@ -31,6 +31,7 @@ use rand::rngs::StdRng;
 
 pub use link::Link;
 pub use requests::{Answer, Reply, Request, RequestId};
+pub use rooms::{MAX_ROOMS, RoomTab};
 
 use super::resume::SessionNumbers;
 use super::{Event, LinkState};
@@ -117,12 +118,17 @@ impl Core {
         }
         let first_new_event = self.events.len();
         self.on_session_frame(frame, now);
-        if late {
-            for event in self.events.range_mut(first_new_event..) {
-                if let Event::Message { late, .. } = event {
-                    *late = true;
+        let mut unread = Vec::new();
+        for event in self.events.range_mut(first_new_event..) {
+            if let Event::Message { late: is_late, room, from, .. } = event {
+                *is_late |= late;
+                if *from != self.nick {
+                    unread.push(room.clone());
                 }
             }
+        }
+        for room in unread {
+            self.rooms.count_unread(&room);
         }
         self.after_input(now);
     }
@@ -189,13 +195,24 @@ impl Core {
         self.rooms.current().filter(|entry| entry.entered).map(|entry| entry.room.name.clone())
     }
 
-    /// The current room if we are in its group now: a member, or one asking a relay that
-    /// forgot us to take it back as it was. Joining it again would only leave and return.
-    pub fn member_room(&self) -> Option<String> {
+    /// The rooms whose group we are in now: a member, or one asking a relay that forgot us
+    /// to take it back as it was. Joining one of them again only makes it current.
+    pub fn member_rooms(&self) -> Vec<String> {
         self.rooms
-            .current()
-            .filter(|entry| entry.room.is_member() || entry.room.reclaiming())
-            .map(|entry| entry.room.name.clone())
+            .tabs()
+            .into_iter()
+            .map(|tab| tab.name)
+            .filter(|name| {
+                self.rooms
+                    .get(name)
+                    .is_some_and(|entry| entry.room.is_member() || entry.room.reclaiming())
+            })
+            .collect()
+    }
+
+    /// Our rooms in the order joined, with their unread counts, as the prompt shows them.
+    pub fn room_tabs(&self) -> Vec<RoomTab> {
+        self.rooms.tabs()
     }
 
     /// After any input: rooms lost to us go, and what waited for the room may go now, or
@@ -203,11 +220,10 @@ impl Core {
     fn after_input(&mut self, now: Now) {
         self.drop_gone_rooms();
         self.settle_reforming(now);
-        if self.rooms.current().is_none() {
-            // Out of the room for good (it is gone: a reclaim refused, a room re-created by
-            // others, taken out while joining): what waited for the room will not be sent.
-            self.drop_queued_lines(super::NotSentReason::NoLongerInRoom);
-        } else if self.link.backlog() == Some(0) && !self.queue.is_empty() {
+        // Out of a room for good (it is gone: a reclaim refused, a room re-created by
+        // others, taken out while joining): what waited for that room will not be sent.
+        self.drop_lines_of_lost_rooms();
+        if self.link.backlog() == Some(0) && !self.queue.is_empty() {
             self.send_queued_lines();
         }
     }

@@ -1,5 +1,6 @@
-//! Lines typed while the room could not take them (offline, taking the room back,
-//! rejoining it), kept in order and sent once it can, or listed as not sent.
+//! Lines typed while their room could not take them (offline, taking the room back,
+//! rejoining it), kept in order, each with the room it was typed for, and sent once that
+//! room can take them, or listed as not sent.
 
 use std::collections::VecDeque;
 
@@ -7,10 +8,12 @@ use super::{Core, MAX_QUEUED_LINES};
 use crate::client::{ClientError, ConnectionEvent, Event, NotSentReason, SharedError};
 use crate::proto::ChatPayload;
 
-/// The lines waiting, oldest first, for the current room.
+/// The lines waiting, oldest first, each with its room: a line typed for one room while
+/// another was current goes to the room it was typed for, whatever is current when the link
+/// comes back.
 #[derive(Debug, Default)]
 pub(super) struct LineQueue {
-    lines: VecDeque<ChatPayload>,
+    lines: VecDeque<(String, ChatPayload)>,
 }
 
 impl LineQueue {
@@ -21,33 +24,38 @@ impl LineQueue {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+
+    /// Whether lines for `room` wait: a new one then waits behind them, to keep the order.
+    pub fn holds(&self, room: &str) -> bool {
+        self.lines.iter().any(|(queued, _)| queued == room)
+    }
 }
 
 impl Core {
-    /// Keeps a line to send once the room can take it.
-    pub(super) fn queue_line(&mut self, payload: ChatPayload) -> Result<(), ClientError> {
-        if self.rooms.current().is_none() {
-            return Err(ClientError::NotInRoom);
-        }
+    /// Keeps a line for `room` to send once the room can take it.
+    pub(super) fn queue_line(
+        &mut self,
+        room: String,
+        payload: ChatPayload,
+    ) -> Result<(), ClientError> {
         if self.queue.len() >= MAX_QUEUED_LINES {
             return Err(ClientError::QueueFull { max: MAX_QUEUED_LINES });
         }
-        self.queue.lines.push_back(payload);
+        self.queue.lines.push_back((room, payload));
         let waiting = self.queue.len();
         self.emit(Event::Connection(ConnectionEvent::Queued { waiting }));
         Ok(())
     }
 
-    /// Sends the lines typed while the room could not take them, once it can.
+    /// Sends the lines whose room can take them now, in order; the others keep waiting.
     pub(super) fn send_queued_lines(&mut self) {
-        if !self.rooms.current().is_some_and(|entry| entry.room.is_member()) {
-            return;
-        }
         let mut sent = 0;
-        while let Some(payload) = self.queue.lines.pop_front() {
-            let Some(entry) = self.rooms.current_mut() else {
-                self.queue.lines.push_front(payload);
-                break;
+        let mut waiting = VecDeque::new();
+        while let Some((room, payload)) = self.queue.lines.pop_front() {
+            let Some(entry) = self.rooms.get_mut(&room).filter(|entry| entry.room.is_member())
+            else {
+                waiting.push_back((room, payload));
+                continue;
             };
             match entry.room.encrypt(&payload) {
                 Ok(frame) => {
@@ -63,17 +71,45 @@ impl Core {
                 }
             }
         }
+        self.queue.lines = waiting;
         if sent > 0 {
             self.emit(Event::Connection(ConnectionEvent::QueueSent { count: sent }));
         }
     }
 
-    /// Lines that will never be sent: the room is gone, or the session.
+    /// Lines that will never be sent: the session is over.
     pub(super) fn drop_queued_lines(&mut self, reason: NotSentReason) {
-        if self.queue.is_empty() {
+        self.drop_queued_lines_where(|_| true, reason);
+    }
+
+    /// Lines for `room` that will never be sent: we left it, or it is lost to us.
+    pub(super) fn drop_queued_lines_of(&mut self, room: &str, reason: NotSentReason) {
+        self.drop_queued_lines_where(|queued| queued == room, reason);
+    }
+
+    /// Lines for rooms we are no longer in (a rejoin failed, taken out for good, a room
+    /// re-created by others) will not be sent.
+    pub(super) fn drop_lines_of_lost_rooms(&mut self) {
+        let lost: Vec<String> = self
+            .queue
+            .lines
+            .iter()
+            .map(|(room, _)| room)
+            .filter(|room| !self.rooms.contains(room))
+            .cloned()
+            .collect();
+        let reason = NotSentReason::NoLongerInRoom;
+        self.drop_queued_lines_where(|room| lost.iter().any(|lost| lost == room), reason);
+    }
+
+    fn drop_queued_lines_where(&mut self, drop: impl Fn(&str) -> bool, reason: NotSentReason) {
+        let (dropped, kept): (VecDeque<_>, VecDeque<_>) =
+            self.queue.lines.drain(..).partition(|(room, _)| drop(room));
+        self.queue.lines = kept;
+        if dropped.is_empty() {
             return;
         }
-        let texts = self.queue.lines.drain(..).map(|payload| payload_text(&payload)).collect();
+        let texts = dropped.iter().map(|(_, payload)| payload_text(payload)).collect();
         self.emit(Event::Connection(ConnectionEvent::NotSent { texts, reason }));
     }
 }

@@ -18,14 +18,23 @@ use crate::secret::Secret;
 /// A request from a `Client` handle.
 #[derive(Debug)]
 pub enum Request {
-    /// Enter a room (leaving the current one).
+    /// Enter a room (keeping the others) and make it current.
     Join {
         room: String,
         password: Secret,
     },
-    /// The user stopped waiting for a join: give it up, if it is still going on.
-    AbandonJoin,
-    Leave,
+    /// The user stopped waiting for the join of `room`: give it up, if it is still going on.
+    AbandonJoin {
+        room: String,
+    },
+    /// Make a room current, named or by its place (from 1) in the order joined.
+    Switch {
+        target: String,
+    },
+    /// Leave the current room, or the one `room` names.
+    Leave {
+        room: Option<String>,
+    },
     Send(ChatPayload),
     Rooms,
     Members,
@@ -49,6 +58,8 @@ pub struct RequestId(pub u64);
 pub enum Reply {
     /// `Join`, `Leave`, `Send`, `Quit`.
     Done,
+    /// `Switch`: the room now current.
+    Switched(String),
     Rooms(Vec<RoomSummary>),
     Members(RoomMembers),
     WhoAmI(WhoAmI),
@@ -143,10 +154,12 @@ impl Core {
                 self.quit(id);
                 return None;
             }
-            Request::AbandonJoin => {
-                self.abandon_join();
+            Request::AbandonJoin { room } => {
+                self.abandon_join(&room);
                 return None;
             }
+            // Offline too: the rooms are ours while the link is away.
+            Request::Switch { target } => self.switch(&target).map(Reply::Switched),
             _ if self.is_closed() => Err(ClientError::NotConnected),
             Request::Send(payload) => self.say(payload).map(|()| Reply::Done),
             _ if !self.is_connected() => Err(ClientError::Offline),
@@ -154,7 +167,7 @@ impl Core {
                 self.join(id, room, password);
                 return None;
             }
-            Request::Leave => self.leave().map(|()| Reply::Done),
+            Request::Leave { room } => self.leave(room.as_deref()).map(|()| Reply::Done),
             Request::Rooms => {
                 let number = self.send(ClientFrame::ListRooms);
                 self.requests.sent.insert(number, Sent::Rooms(id));
@@ -182,11 +195,13 @@ impl Core {
             return Err(ClientError::MessageTooLong { len, max: MAX_CHAT_TEXT_BYTES });
         }
         let online = self.is_connected();
-        let queued = !self.queue.is_empty();
+        let Some(room) = self.rooms.current_name() else { return Err(ClientError::NotInRoom) };
+        let queued = self.queue.holds(&room);
         let Some(entry) = self.rooms.current_mut() else { return Err(ClientError::NotInRoom) };
-        // Offline, taking the room back, or rejoining it by ourselves: the line waits.
+        // Offline, taking the room back, or rejoining it by ourselves: the line waits, and
+        // goes to this room whatever is current when it can be sent.
         if !online || queued || entry.room.rejoining() {
-            return self.queue_line(payload);
+            return self.queue_line(room, payload);
         }
         if !entry.room.is_member() {
             return Err(ClientError::NotInRoom);

@@ -1,8 +1,11 @@
 //! The rooms, by name, and the frames about them: our own joins and leaves, the relay's and
 //! the leader's answers to them, and everything else a room hears (handled by `room::Room`).
 //!
-//! Today the user is in one room at a time (`/join` of another leaves the current one), so
-//! the room a request means is the current one; the map is ready for more.
+//! The user may be in several rooms at once (at most [`MAX_ROOMS`]): `/join` of another
+//! room keeps the ones we are in, and one of them is *current*, the room plain lines and
+//! `/who`, `/verify` and `/trust` are about. The others go on by themselves: their frames
+//! are handled as they come, and their messages count as unread until the user switches
+//! to them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,9 +22,16 @@ use crate::secret::Secret;
 /// place back with `Reclaim`, and `room::Room` decides when that is over.)
 const MAX_JOIN_RESTARTS: u32 = 5;
 
+/// The rooms one client may be in at once. Each costs the relay a membership and us a
+/// group's keys and a share of every keepalive's tick; a user needs a few, and a script
+/// that joins rooms in a loop should hear "no" long before anyone's memory does.
+pub const MAX_ROOMS: usize = 32;
+
 /// One room and what the core tracks about it beside the room's own state.
 pub(super) struct RoomEntry {
     pub room: Room,
+    /// Messages that arrived while another room was current.
+    pub unread: usize,
     /// The user's `/join` waiting for this room, if any.
     join: Option<RequestId>,
     /// The session number of the `Join` frame of the attempt in progress: the relay's
@@ -43,10 +53,24 @@ pub(super) struct RoomEntry {
 /// more is not believed, and we say that some were dropped.
 const MAX_FRAMES_BEFORE_WELCOME: usize = 1024;
 
+/// One of our rooms as the prompt and `/rooms` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomTab {
+    pub name: String,
+    /// Messages that arrived while another room was current.
+    pub unread: usize,
+    /// Whether this is the current room.
+    pub current: bool,
+    /// Whether we are in the room yet (not still joining it).
+    pub entered: bool,
+}
+
 /// The rooms, and the `Leave`s on their way.
 #[derive(Default)]
 pub(super) struct Rooms {
     map: BTreeMap<String, RoomEntry>,
+    /// The rooms' names in the order they were joined: `/switch N` and the prompt count in it.
+    order: Vec<String>,
     /// The room requests are about.
     current: Option<String>,
     /// `Leave`s sent per room whose `Left` has not come back yet: until it does, frames
@@ -71,11 +95,91 @@ impl Rooms {
         self.map.get_mut(room)
     }
 
+    pub fn get(&self, room: &str) -> Option<&RoomEntry> {
+        self.map.get(room)
+    }
+
+    pub fn contains(&self, room: &str) -> bool {
+        self.map.contains_key(room)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Adds a room after the others and makes it current.
+    fn insert(&mut self, name: String, entry: RoomEntry) {
+        if self.map.insert(name.clone(), entry).is_none() {
+            self.order.push(name.clone());
+        }
+        self.make_current(&name);
+    }
+
+    /// Makes `room` current; its messages are read from now on.
+    fn make_current(&mut self, room: &str) {
+        if let Some(entry) = self.map.get_mut(room) {
+            entry.unread = 0;
+            self.current = Some(room.to_owned());
+        }
+    }
+
+    /// Takes a room out. If it was current, the room joined just before it becomes current
+    /// (or the one after it, when it was the first), so that leaving one of several rooms
+    /// never leaves the user in none.
     fn remove(&mut self, room: &str) -> Option<RoomEntry> {
+        let entry = self.map.remove(room)?;
+        let place = self.order.iter().position(|name| name == room);
+        if let Some(place) = place {
+            self.order.remove(place);
+        }
         if self.current.as_deref() == Some(room) {
             self.current = None;
+            let next = place.and_then(|place| self.order.get(place.saturating_sub(1))).cloned();
+            if let Some(next) = next {
+                self.make_current(&next);
+            }
         }
-        self.map.remove(room)
+        Some(entry)
+    }
+
+    /// The room `target` names: a room's name, or its place (from 1) in the order joined.
+    pub fn find(&self, target: &str) -> Option<String> {
+        if self.map.contains_key(target) {
+            return Some(target.to_owned());
+        }
+        let place: usize = target.parse().ok()?;
+        self.order.get(place.checked_sub(1)?).cloned()
+    }
+
+    /// Makes the room `target` names current.
+    pub fn switch(&mut self, target: &str) -> Result<String, ClientError> {
+        let name = self.find(target).ok_or_else(|| ClientError::NoSuchRoom(target.to_owned()))?;
+        self.make_current(&name);
+        Ok(name)
+    }
+
+    /// Our rooms in the order joined, as the prompt shows them.
+    pub fn tabs(&self) -> Vec<RoomTab> {
+        self.order
+            .iter()
+            .filter_map(|name| self.map.get(name).map(|entry| (name, entry)))
+            .map(|(name, entry)| RoomTab {
+                name: name.clone(),
+                unread: entry.unread,
+                current: self.current.as_deref() == Some(name),
+                entered: entry.entered,
+            })
+            .collect()
+    }
+
+    /// Counts a message of `room` as unread, unless it is the current room.
+    pub fn count_unread(&mut self, room: &str) {
+        if self.current.as_deref() == Some(room) {
+            return;
+        }
+        if let Some(entry) = self.map.get_mut(room) {
+            entry.unread = entry.unread.saturating_add(1);
+        }
     }
 
     /// Whether `number` is the `Join` of the attempt in progress for `room`.
@@ -135,25 +239,32 @@ impl Rooms {
     /// The session is over: every room goes; returns the joins still waiting.
     pub fn clear(&mut self) -> Vec<RequestId> {
         self.current = None;
+        self.order.clear();
         std::mem::take(&mut self.map).into_values().filter_map(|entry| entry.join).collect()
     }
 }
 
 impl Core {
-    /// `/join`: leaves the current room (nothing typed for it waits any more) and asks to
-    /// enter `room`.
+    /// `/join`: asks to enter `room`, keeping the rooms we are in, and makes it current. A
+    /// room we are in (or on our way into) only becomes current.
     pub(super) fn join(&mut self, id: RequestId, room: String, password: Secret) {
-        // Leaving and coming back would show everyone a leave and a join, change the keys,
-        // and, with a mistyped password, leave us out of the room we were in.
-        if self.member_room().as_deref() == Some(room.as_str()) {
-            return self.answer(id, Err(ClientError::AlreadyInRoom(room)));
+        if let Some(entry) = self.rooms.get(&room) {
+            // Leaving and coming back would show everyone a leave and a join, change the
+            // keys, and, with a mistyped password, leave us out of the room we were in.
+            let error = if entry.room.is_member() || entry.room.reclaiming() {
+                ClientError::AlreadyInRoom(room.clone())
+            } else {
+                ClientError::JoinInProgress(room.clone())
+            };
+            self.rooms.make_current(&room);
+            return self.answer(id, Err(error));
         }
-        self.drop_queued_lines(NotSentReason::JoinedAnotherRoom);
-        if let Some(current) = self.rooms.current_name() {
-            self.leave_room(&current);
+        if self.rooms.len() >= MAX_ROOMS {
+            return self.answer(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }));
         }
         let entry = RoomEntry {
             room: Room::new(room.clone(), password),
+            unread: 0,
             join: Some(id),
             join_frame: 0,
             restarts: 0,
@@ -161,26 +272,34 @@ impl Core {
             dropped_before_welcome: false,
             entered: false,
         };
-        self.rooms.map.insert(room.clone(), entry);
-        self.rooms.current = Some(room.clone());
+        self.rooms.insert(room.clone(), entry);
         self.send(ClientFrame::Join { room });
     }
 
-    /// The user stopped waiting for a join: leave the room if we are not in it yet.
+    /// The user stopped waiting for the join of `room`: leave it if we are not in it yet.
     /// Offline, the join goes on: the relay may still hold it, and only a `Leave` ends it.
-    pub(super) fn abandon_join(&mut self) {
-        let joining = self.rooms.current().filter(|entry| !entry.room.is_member());
-        if let Some(name) = joining.map(|entry| entry.room.name.clone())
-            && self.is_connected()
-        {
-            self.rooms.remove(&name);
-            self.send(ClientFrame::Leave { room: name });
+    pub(super) fn abandon_join(&mut self, room: &str) {
+        let joining = self.rooms.get(room).is_some_and(|entry| !entry.room.is_member());
+        if joining && self.is_connected() {
+            self.rooms.remove(room);
+            self.send(ClientFrame::Leave { room: room.to_owned() });
         }
     }
 
-    /// `/leave`.
-    pub(super) fn leave(&mut self) -> Result<(), ClientError> {
-        let name = self.rooms.current_name().ok_or(ClientError::NotInRoom)?;
+    /// `/switch`: makes the room `target` names (its name, or its place in the order joined)
+    /// current.
+    pub(super) fn switch(&mut self, target: &str) -> Result<String, ClientError> {
+        self.rooms.switch(target)
+    }
+
+    /// `/leave`, of the current room or of the one `room` names; the others stay.
+    pub(super) fn leave(&mut self, room: Option<&str>) -> Result<(), ClientError> {
+        let name = match room {
+            Some(target) => {
+                self.rooms.find(target).ok_or_else(|| ClientError::NoSuchRoom(target.to_owned()))?
+            }
+            None => self.rooms.current_name().ok_or(ClientError::NotInRoom)?,
+        };
         self.leave_room(&name);
         Ok(())
     }
@@ -192,6 +311,7 @@ impl Core {
         if let Some(id) = entry.join {
             self.answer(id, Err(ClientError::JoinSuperseded));
         }
+        self.drop_queued_lines_of(name, NotSentReason::LeftRoom);
         self.emit(Event::Left { room: name.to_owned(), nick: self.nick.clone() });
         if let Some(farewell) = entry.room.farewell() {
             self.send(farewell);
@@ -219,8 +339,8 @@ impl Core {
     }
 
     /// Rooms that are lost to us until the user joins again (`Room::is_gone`; the room said
-    /// why) are dropped; a join still waiting for one ends. Lines queued for the current room
-    /// are then dropped as for any room we are no longer in (`Core::after_input`).
+    /// why) are dropped; a join still waiting for one ends. Lines queued for such a room are
+    /// then dropped as for any room we are no longer in (`Core::after_input`).
     pub(super) fn drop_gone_rooms(&mut self) {
         let gone: Vec<String> = self
             .rooms
@@ -265,13 +385,13 @@ impl Core {
     /// room would.
     pub(super) fn give_up_room(&mut self, name: &str, reason: ErrorReason) {
         self.rooms.remove(name);
-        let (refusal, lines) = match reason {
+        let (refusal, reason) = match reason {
             ErrorReason::RoomIsAnotherGroup => {
                 (ReclaimRefusal::AnotherGroup, NotSentReason::RoomIsAnotherGroup)
             }
             reason => (ReclaimRefusal::Unavailable(reason), NotSentReason::CouldNotGetBack),
         };
-        self.drop_queued_lines(lines);
+        self.drop_queued_lines_of(name, reason);
         let notice = RoomNotice::ReclaimRefused { reason: refusal };
         self.emit(Event::Room { room: name.to_owned(), notice });
     }

@@ -266,8 +266,150 @@ fn joining_the_room_we_are_in_neither_leaves_nor_joins() {
     assert_eq!(alice.sent(), [], "no Leave, no Join");
     assert!(matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(room)))]
             if *id == join && room == ROOM));
-    assert_eq!(alice.core.member_room().as_deref(), Some(ROOM));
+    assert_eq!(alice.core.member_rooms(), [ROOM]);
     assert!(alice.events().is_empty());
+}
+
+impl Harness {
+    /// Founds `room` as well, keeping the rooms we are in; it becomes current.
+    fn also_in(&mut self, room: &str) {
+        let join = self.request(Request::Join { room: room.into(), password: Secret::default() });
+        assert_eq!(self.sent(), [ClientFrame::Join { room: room.into() }], "no Leave");
+        self.frame(ServerFrame::RoomCreated { room: room.into() });
+        assert!(matches!(&self.answers()[..], [(id, Ok(Reply::Done))] if *id == join));
+        self.events();
+    }
+
+    fn tabs(&self) -> Vec<(String, bool)> {
+        self.core.room_tabs().into_iter().map(|tab| (tab.name, tab.current)).collect()
+    }
+}
+
+fn tabs(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+    list.iter().map(|(name, current)| ((*name).to_owned(), *current)).collect()
+}
+
+#[test]
+fn joining_another_room_keeps_the_first_and_joining_it_again_only_makes_it_current() {
+    let mut alice = Harness::new().in_room();
+    alice.also_in("ops");
+    assert_eq!(alice.tabs(), tabs(&[(ROOM, false), ("ops", true)]));
+    assert_eq!(alice.core.member_rooms(), [ROOM, "ops"]);
+
+    let again = alice.request(Request::Join { room: ROOM.into(), password: Secret::default() });
+    assert_eq!(alice.sent(), [], "neither a Leave nor a Join");
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::AlreadyInRoom(_)))] if *id == again)
+    );
+    assert_eq!(alice.tabs(), tabs(&[(ROOM, true), ("ops", false)]));
+
+    let switch = alice.request(Request::Switch { target: "2".into() });
+    assert!(
+        matches!(&alice.answers()[..], [(id, Ok(Reply::Switched(room)))] if *id == switch && room == "ops")
+    );
+    let nowhere = alice.request(Request::Switch { target: "3".into() });
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::NoSuchRoom(_)))] if *id == nowhere)
+    );
+    assert_eq!(alice.core.shown_room().as_deref(), Some("ops"), "a failed switch changes nothing");
+}
+
+#[test]
+fn parting_one_room_keeps_the_others_and_the_one_before_becomes_current() {
+    let mut alice = Harness::new().in_room();
+    alice.also_in("ops");
+    alice.also_in("qa");
+    alice.request(Request::Leave { room: Some("ops".into()) });
+    assert!(matches!(alice.sent().last(), Some(ClientFrame::Leave { room }) if room == "ops"));
+    assert_eq!(alice.tabs(), tabs(&[(ROOM, false), ("qa", true)]), "the current room stays");
+    alice.request(Request::Leave { room: None });
+    assert!(matches!(alice.sent().last(), Some(ClientFrame::Leave { room }) if room == "qa"));
+    assert_eq!(alice.tabs(), tabs(&[(ROOM, true)]), "never left in no room while in one");
+}
+
+#[test]
+fn a_client_is_in_at_most_max_rooms_and_is_told_so() {
+    let mut alice = Harness::new();
+    for n in 0..MAX_ROOMS {
+        alice.request(Request::Join { room: format!("r{n}"), password: Secret::default() });
+    }
+    assert_eq!(alice.sent().len(), MAX_ROOMS);
+    let over =
+        alice.request(Request::Join { room: "one-more".into(), password: Secret::default() });
+    assert_eq!(alice.sent(), [], "nothing asked of the relay");
+    assert!(
+        matches!(&alice.answers()[..], [(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }))] if *id == over)
+    );
+    assert_eq!(alice.core.room_tabs().len(), MAX_ROOMS);
+}
+
+#[test]
+fn a_line_typed_offline_goes_to_the_room_it_was_typed_for() {
+    let mut alice = Harness::new().in_room();
+    alice.also_in("ops");
+    alice.offline();
+    alice.request(text("for ops"));
+    alice.request(Request::Switch { target: ROOM.into() });
+    alice.request(text("for lobby"));
+    alice.request(Request::Switch { target: "ops".into() });
+    alice.answers();
+    alice.events();
+    // The relay had handled Register and both Joins.
+    alice.core.link_resumed(3, 0, ResumeToken([3; 32]), alice.now());
+    let rooms: Vec<String> = alice
+        .sent()
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::Application { room, .. } => Some(room),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rooms, ["ops", ROOM], "each line to its own room, in the order typed");
+}
+
+/// After a relay restart every room is asked back; one refused drops only its own lines,
+/// and the other room, taken back, gets the lines typed for it.
+#[test]
+fn a_restart_reclaims_every_room_and_a_refused_one_drops_only_its_lines() {
+    let mut alice = Harness::new().in_room();
+    alice.also_in("ops");
+    alice.offline();
+    alice.request(text("for ops"));
+    alice.request(Request::Switch { target: ROOM.into() });
+    alice.request(text("for lobby"));
+    alice.events();
+    alice.answers();
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, alice.now());
+    let reclaimed: Vec<String> = alice
+        .sent()
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ClientFrame::Reclaim { room, .. } => Some(room),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reclaimed, [ROOM, "ops"], "every room is asked back");
+    alice.events();
+    let reason = ReclaimRefusal::AnotherGroup;
+    alice.frame(ServerFrame::ReclaimRefused { room: "ops".into(), reason: reason.clone() });
+    let events = alice.events();
+    assert!(
+        events.contains(&Event::Connection(ConnectionEvent::NotSent {
+            texts: vec!["for ops".into()],
+            reason: NotSentReason::NoLongerInRoom,
+        })),
+        "{events:?}"
+    );
+    assert_eq!(alice.tabs(), tabs(&[(ROOM, true)]));
+    alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
+    let sent = alice.sent();
+    assert!(
+        sent.iter()
+            .any(|frame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM)),
+        "the line for lobby goes once lobby is back: {sent:?}"
+    );
+    assert_eq!(alice.core.link_state(), LinkState::Connected);
 }
 
 #[test]
@@ -485,18 +627,20 @@ fn a_resume_rotates_the_token_the_next_one_presents() {
 fn leaving_a_room_says_farewell_just_before_the_leave_or_the_quit() {
     let is_farewell = |frame: &ClientFrame| matches!(frame, ClientFrame::Application { room, .. } if room == ROOM);
     let mut alice = Harness::new().in_room();
-    alice.request(Request::Leave);
+    alice.request(Request::Leave { room: None });
     let sent = alice.sent();
     assert!(
         matches!(&sent[..], [farewell, ClientFrame::Leave { room }] if is_farewell(farewell) && room == ROOM),
         "{sent:?}"
     );
 
+    // A farewell to one of several rooms: to that room, just before its `Leave`.
     let mut alice = Harness::new().in_room();
-    alice.request(Request::Join { room: "elsewhere".into(), password: Secret::from("pw") });
+    alice.also_in("elsewhere");
+    alice.request(Request::Leave { room: Some(ROOM.into()) });
     let sent = alice.sent();
     assert!(
-        matches!(&sent[..], [farewell, ClientFrame::Leave { .. }, ClientFrame::Join { .. }] if is_farewell(farewell)),
+        matches!(&sent[..], [farewell, ClientFrame::Leave { room }] if is_farewell(farewell) && room == ROOM),
         "{sent:?}"
     );
 

@@ -197,7 +197,7 @@ impl SimClient {
     /// `/leave`.
     pub fn user_leave(&mut self, now: Instant) {
         self.leaving = true;
-        self.request(Request::Leave, now);
+        self.request(Request::Leave { room: None }, now);
         self.leaving = false;
     }
 
@@ -280,7 +280,10 @@ impl SimClient {
             self.join_request = None;
             self.events
                 .push(Event::Warning { room: None, text: format!("{:?}: the join timed out", id) });
-            self.request(Request::AbandonJoin, now);
+            let room = self.core().room_for_tests().map(|room| room.name.clone());
+            if let Some(room) = room {
+                self.request(Request::AbandonJoin { room }, now);
+            }
         }
         if self.deadline().is_some_and(|deadline| now.into_std() >= deadline) {
             let at = self.now(now);
