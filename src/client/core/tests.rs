@@ -402,7 +402,11 @@ fn a_restart_reclaims_every_room_and_a_refused_one_drops_only_its_lines() {
         "{events:?}"
     );
     assert_eq!(alice.tabs(), tabs(&[(ROOM, true)]));
-    alice.frame(ServerFrame::Reclaimed { room: ROOM.into(), members: vec!["alice".into()] });
+    alice.frame(ServerFrame::Reclaimed {
+        room: ROOM.into(),
+        members: vec!["alice".into()],
+        epoch: 0,
+    });
     let sent = alice.sent();
     assert!(
         sent.iter()
