@@ -95,8 +95,6 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
         "two hostile insiders (stale, garbler) refuse an honest leader's commit and it is taken out: a hostile majority, or a miscount",
     ),
     (258, "a member back late after a restart is refused as stale (StaleEpoch)"),
-    (271, "a stale reclaimer's leaf stays in the group while it is out of the room"),
-    (541, "a stale reclaimer's leaf stays in the group while it is out of the room"),
     (
         730,
         "after a restart, a member taken out during the first vote is refused on reclaim (TakenOut)",

@@ -299,6 +299,10 @@ impl State {
             };
             return self.send_to_room(room_name, None, &notice);
         };
+        // A member by admission now, at the room's epoch: whatever it claimed before (a
+        // reclaim of an older epoch, refused) is not its standing any more, or the next
+        // catch-up would take it out as stale.
+        room.claims.remove(&joiner.session);
         room.members.push(RoomMember {
             session: joiner.session,
             nick: joiner.nick.clone(),

@@ -1413,3 +1413,29 @@ fn a_member_two_commits_behind_after_a_restart_gets_both_from_the_commits_member
     expected.extend(replayed(3));
     assert_eq!(relay.frames(bob), expected);
 }
+
+#[test]
+fn a_claimant_refused_and_then_admitted_is_not_taken_out_by_its_old_claim() {
+    // After a restart alice re-forms the room at epoch 3; a stale claim of epoch 1 waits.
+    let mut relay = Harness::new();
+    let alice = relay.connect("alice");
+    relay.reclaim(alice, 3);
+    let stale = relay.connect("stale");
+    relay.reclaim(stale, 1);
+    relay.frames(stale);
+    // It gives up on its claim and joins as anyone does: admitted by alice, a member at 4.
+    relay.send(stale, ClientFrame::Leave { room: "lobby".into() });
+    relay.send(stale, ClientFrame::Join { room: "lobby".into() });
+    relay.admit(&[alice], stale, "stale", 3);
+    relay.frames(stale);
+    // Bob comes back at the room's epoch: nobody who is a member by now is refused as stale
+    // for what it claimed before it joined.
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 4);
+    assert!(
+        !relay.frames(stale).contains(&refused(ReclaimRefusal::StaleEpoch)),
+        "the member admitted since was taken out for its old claim"
+    );
+    let members = relay.state.rooms["lobby"].member_nicks();
+    assert!(members.contains(&"stale".to_string()), "{members:?}");
+}
