@@ -90,10 +90,6 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
         226,
         "an objector and an outsider across restarts: departed members' leaves stay in the group",
     ),
-    (
-        241,
-        "two hostile insiders (stale, garbler) refuse an honest leader's commit and it is taken out: a hostile majority, or a miscount",
-    ),
     (258, "a member back late after a restart is refused as stale (StaleEpoch)"),
     (
         730,

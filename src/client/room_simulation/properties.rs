@@ -584,6 +584,11 @@ fn no_veto(ledger: &Ledger, clients: &[SimClient], roles: &[Role], out: &mut Vec
             .filter(|(_, accept)| !accept)
             .map(|(voter, _)| clients[*voter].nick.as_str())
             .collect();
+        if refusers.len() * 2 > votes.len() {
+            // Hostile insiders who are most of the room outvote an honest leader: that is
+            // the majority rule, not a veto (one member cannot do it alone).
+            continue;
+        }
         out.push(Violation {
             property: Property::NoVeto,
             text: format!(
