@@ -90,7 +90,6 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
         226,
         "an objector and an outsider across restarts: departed members' leaves stay in the group",
     ),
-    (258, "a member back late after a restart is refused as stale (StaleEpoch)"),
     (
         730,
         "after a restart, a member taken out during the first vote is refused on reclaim (TakenOut)",

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 
 use super::rooms::{Entrant, Room, RoomMember};
 use super::{Request, SessionId, State};
+use crate::mls_header::{self, CONTENT_TYPE_COMMIT};
 use crate::proto::{self, ConfirmedCommit, MergedCommit, ReclaimRefusal, ServerFrame, SignedVote};
 
 /// A claim on a re-forming room by members of another group, or of another epoch.
@@ -499,6 +500,17 @@ impl Room {
         for (_, confirmed) in chain.filter(|(_, confirmed)| confirmed.reached > 0) {
             let ConfirmedCommit { reached, commit: MergedCommit { from, commit, joiner }, votes } =
                 confirmed;
+            // A commit of this group that ends the epoch before `reached`, as its header says:
+            // a claimant cannot file one commit under another epoch (members would be handed
+            // a commit they cannot use, and be taken out for it).
+            let fits = mls_header::peek_header(&commit).is_some_and(|header| {
+                header.group_id == group_id
+                    && header.epoch + 1 == reached
+                    && header.content_type == CONTENT_TYPE_COMMIT
+            });
+            if !fits {
+                continue;
+            }
             let commit = ServerFrame::Commit { room: room.to_owned(), from, commit, joiner };
             let confirmed =
                 ServerFrame::CommitConfirmed { room: room.to_owned(), epoch: reached, votes };

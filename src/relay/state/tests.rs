@@ -1237,7 +1237,11 @@ fn a_member_back_behind_commits_the_re_forming_room_confirmed_gets_them() {
 #[test]
 fn a_member_back_behind_after_a_restart_gets_the_commit_it_missed_from_one_ahead() {
     let proof = vec![SignedVote { from: "alice".into(), vote: vec![7] }];
-    let missed = MergedCommit { from: "alice".into(), commit: vec![1, 2, 3], joiner: None };
+    let missed = MergedCommit {
+        from: "alice".into(),
+        commit: build_private_message(GROUP, 2, CONTENT_TYPE_COMMIT, b"missed"),
+        joiner: None,
+    };
     // Alice is back first after a restart, at epoch 3, with the commit that led there and
     // its proof: the relay keeps both, though its own log died with the restart.
     let mut relay = Harness::new();
@@ -1333,7 +1337,11 @@ fn a_room_held_by_one_claim_alone_stays_open_to_the_members_coming_back_late() {
 #[test]
 fn a_member_behind_comes_along_when_the_claim_ahead_wins_and_gets_the_commit_it_missed() {
     let proof = vec![SignedVote { from: "alice".into(), vote: vec![7] }];
-    let missed = MergedCommit { from: "alice".into(), commit: vec![1, 2, 3], joiner: None };
+    let missed = MergedCommit {
+        from: "alice".into(),
+        commit: build_private_message(GROUP, 2, CONTENT_TYPE_COMMIT, b"missed"),
+        joiner: None,
+    };
     let reclaim =
         |group_id: &[u8], epoch, proof: Vec<SignedVote>, last_commit| ClientFrame::Reclaim {
             room: "lobby".into(),
@@ -1376,7 +1384,11 @@ fn a_member_behind_comes_along_when_the_claim_ahead_wins_and_gets_the_commit_it_
 #[test]
 fn a_member_two_commits_behind_after_a_restart_gets_both_from_the_commits_members_brought() {
     let proof = |n: u8| vec![SignedVote { from: "alice".into(), vote: vec![n] }];
-    let commit = |n: u8| MergedCommit { from: "alice".into(), commit: vec![n; 3], joiner: None };
+    let commit = |n: u8| MergedCommit {
+        from: "alice".into(),
+        commit: build_private_message(GROUP, u64::from(n) - 1, CONTENT_TYPE_COMMIT, &[n]),
+        joiner: None,
+    };
     // Alice is back first at epoch 3 with the commit that led there and the one before.
     let mut relay = Harness::new();
     let alice = relay.connect("alice");
@@ -1438,4 +1450,33 @@ fn a_claimant_refused_and_then_admitted_is_not_taken_out_by_its_old_claim() {
     );
     let members = relay.state.rooms["lobby"].member_nicks();
     assert!(members.contains(&"stale".to_string()), "{members:?}");
+}
+
+#[test]
+fn a_commit_brought_under_another_epoch_is_not_logged() {
+    // A claimant files the commit of epoch 5 as the one that led to epoch 3: its header
+    // says otherwise, so the relay keeps nothing of it for members behind.
+    let mut relay = Harness::new();
+    let liar = relay.connect("liar");
+    relay.send(
+        liar,
+        ClientFrame::Reclaim {
+            room: "lobby".into(),
+            group_id: GROUP.to_vec(),
+            epoch: 3,
+            pledged: None,
+            proof: vec![SignedVote { from: "liar".into(), vote: vec![7] }],
+            last_commit: Some(MergedCommit {
+                from: "liar".into(),
+                commit: build_private_message(GROUP, 5, CONTENT_TYPE_COMMIT, b"later"),
+                joiner: None,
+            }),
+            earlier: Vec::new(),
+        },
+    );
+    relay.frames(liar);
+    let bob = relay.connect("bob");
+    relay.reclaim(bob, 2);
+    let frames = relay.frames(bob);
+    assert!(!frames.iter().any(|frame| matches!(frame, ServerFrame::Commit { .. })), "{frames:?}");
 }
