@@ -175,9 +175,11 @@ impl Room {
         // Ours kept unsigned after a restart (see `reclaim`) counts too, while we wait on its
         // proof.
         let kept = membership.pledge_kept_ticks > 0;
-        let ballot = match (&membership.own_commit, &membership.voted) {
-            (Some(own), _) if own.voted || kept => own.ballot.clone(),
-            (_, Some(staged)) => staged.ballot.clone(),
+        // Our own yes counts only if we signed it: the room confirmed a commit of ours that
+        // we never voted on only if more than half of the others said yes.
+        let (ballot, signed) = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) if own.voted || kept => (own.ballot.clone(), own.voted),
+            (_, Some(staged)) => (staged.ballot.clone(), true),
             _ => {
                 // Nothing we accepted is up for confirmation: a replayed or forged frame.
                 return out
@@ -190,7 +192,7 @@ impl Room {
             &membership.farewells,
             &ballot,
             votes,
-            Some(true),
+            signed.then_some(true),
         );
         if !count.confirms() {
             let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };

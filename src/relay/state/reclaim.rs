@@ -356,14 +356,25 @@ impl State {
             .collect();
         for room_name in closed {
             let Some(room) = self.rooms.get_mut(&room_name) else { continue };
-            if room.members.len() < 2 && !room.founded_while_reforming {
+            if room.members.len() < 2
+                && !room.founded_while_reforming
+                && room.lone_extensions < MAX_LONE_EXTENSIONS
+            {
+                // Still open to a larger claim: more members may yet return to either side.
+                room.lone_extensions += 1;
                 room.reforming_until = Some(now + grace);
                 continue;
             }
-            room.reforming_until = None;
-            room.claims.clear();
-            room.proofs.clear();
-            room.brought_commits.clear();
+            if room.members.len() < 2 && !room.founded_while_reforming {
+                // Still open to a larger claim later; but those waiting now did not outnumber
+                // it in several grace periods, and are not kept waiting for ever.
+                room.reforming_until = Some(now + grace);
+            } else {
+                room.reforming_until = None;
+                room.claims.clear();
+                room.proofs.clear();
+                room.brought_commits.clear();
+            }
             let losers: Vec<SessionId> = room
                 .rivals
                 .drain(..)
@@ -405,6 +416,10 @@ impl State {
         self.send(id, &ServerFrame::ReclaimRefused { room: room_name.to_owned(), reason });
     }
 }
+
+/// How many grace periods claims may wait beside a room held by one claim alone before
+/// they are refused (the room itself stays open to a larger claim).
+const MAX_LONE_EXTENSIONS: u8 = 3;
 
 /// How many confirmed commits a room keeps for members coming back behind them, and how
 /// many bytes they may take at most (a confirmation carries the signed votes of more than

@@ -79,6 +79,8 @@ pub(super) struct Room {
     /// history, so a claim of as many members as they are wins it; and a claim of its group
     /// behind its epoch is stale for certain.
     pub(super) founded_while_reforming: bool,
+    /// Grace periods the re-forming window of a room held by one claim was extended.
+    pub(super) lone_extensions: u8,
     /// The epoch of the last commit a majority confirmed before every voter was heard, and
     /// the voters not heard yet: one of them refusing it is taken out.
     pub(super) late_voters: Option<LateVoters>,
