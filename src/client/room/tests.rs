@@ -647,6 +647,10 @@ fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_th
         epoch: before,
     };
     alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
+    // She never signed her yes, so it does not count: bob's alone is one of three.
+    let mut out = Outbox::default();
+    alice.commit_confirmed("alice", &votes[..1], &mut out, SystemTime::now());
+    assert_eq!(epoch(&alice), before, "merged without a signed majority");
     let mut out = Outbox::default();
     alice.commit_confirmed("alice", &votes, &mut out, SystemTime::now());
     assert_eq!(epoch(&alice), before + 1, "{:?}", out.events);
