@@ -615,8 +615,11 @@ fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof
     assert_ne!(*next, commit);
 }
 
-#[test]
-fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_the_others() {
+/// Alice leads bob, carol and dave; dave leaves, and alice's commit removing him is in
+/// flight when her link drops: bob and carol say yes to it, the relay confirms it on their
+/// votes, then restarts. Alice claims the room back. Returns alice (taken back, her commit
+/// kept), bob's and carol's signed votes, the commit and her epoch.
+fn a_leader_back_with_her_commit_in_flight() -> (Room, Room, Vec<SignedVote>, Vec<u8>, u64) {
     let (alice_mls, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();
     let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
@@ -624,8 +627,6 @@ fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_th
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
     admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
-    // Dave leaves; alice sends his removal, and her link drops before it comes back to her:
-    // bob and carol say yes and the relay confirms it on their votes, then restarts.
     let mut out = Outbox::default();
     alice.member_left("alice", "dave", "alice".into(), &mut out);
     let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
@@ -637,24 +638,36 @@ fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_th
         votes.push(signed(nick, &vote));
     }
     let before = epoch(&alice);
-    // Alice never signed a yes for it, but nobody else can hand her her own commit: she keeps
-    // it, names it in her claim, and merges it on the others' proof.
     let ClientFrame::Reclaim { pledged, .. } = alice.reclaim() else { panic!() };
-    assert_eq!(pledged, Some(commit_hash(&commit)));
+    assert_eq!(pledged, Some(commit_hash(&commit)), "she names the commit in her claim");
     let back = ServerFrame::Reclaimed {
         room: "lobby".into(),
         members: vec!["alice".into()],
         epoch: before,
     };
     alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
-    // She never signed her yes, so it does not count: bob's alone is one of three.
-    let mut out = Outbox::default();
-    alice.commit_confirmed("alice", &votes[..1], &mut out, SystemTime::now());
-    assert_eq!(epoch(&alice), before, "merged without a signed majority");
+    (alice, bob, votes, commit, before)
+}
+
+#[test]
+fn a_leaders_commit_in_flight_at_a_restart_is_kept_and_merged_on_the_proof_of_the_others() {
+    // She never signed a yes for it, but nobody else can hand her her own commit: she keeps
+    // it and merges it on the others' proof.
+    let (mut alice, bob, votes, _, before) = a_leader_back_with_her_commit_in_flight();
     let mut out = Outbox::default();
     alice.commit_confirmed("alice", &votes, &mut out, SystemTime::now());
     assert_eq!(epoch(&alice), before + 1, "{:?}", out.events);
     assert_eq!(alice.group().unwrap().group_id(), bob.group().unwrap().group_id());
+}
+
+#[test]
+fn a_kept_commit_we_never_signed_does_not_count_our_own_yes() {
+    // Bob's yes alone is one of three: with a yes of her own she never signed it would
+    // make two, and a forged confirmation could make her merge.
+    let (mut alice, _, votes, _, before) = a_leader_back_with_her_commit_in_flight();
+    let mut out = Outbox::default();
+    alice.commit_confirmed("alice", &votes[..1], &mut out, SystemTime::now());
+    assert_eq!(epoch(&alice), before, "merged without a signed majority");
 }
 
 #[test]
