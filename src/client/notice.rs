@@ -88,4 +88,6 @@ pub enum NotSentReason {
     CannotEncrypt(SharedError),
     /// Line mode read it while `max` lines were already waiting for their turn to be sent.
     TooManyWaiting { max: usize },
+    /// The one it was for refuses direct messages from us (their `dm` setting).
+    DmRefused,
 }
