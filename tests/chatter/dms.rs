@@ -2,10 +2,13 @@
 //! both at once, they land in one DM; their lines reach only the two; they outlive the room
 //! they were opened through; a refusal is reported; nobody else can enter their relay room.
 
-use chatter::client::{Client, DmPolicy, Event, Events, NotSentReason};
+use chatter::client::{Client, ConnectionEvent, DmPolicy, Event, Events, NotSentReason};
 use chatter::proto::{ClientFrame, ErrorReason, ReclaimRefusal, ServerFrame};
 use chatter::secret::Secret;
 
+use std::time::Duration;
+
+use crate::repl_support::spawn_relay_binary;
 use crate::support::{self, expect_event, expect_event_after, expect_frame};
 
 fn is_message(room: &str, from: &str, text: &str) -> impl Fn(&Event) -> bool {
@@ -199,4 +202,56 @@ async fn an_outsider_cannot_enter_or_name_a_dm_room() {
     // The DM goes on undisturbed.
     alice.msg("bob", "still private").await.unwrap();
     expect_event(&mut bob_events, is_message("@alice", "alice", "still private")).await;
+}
+
+/// Waits (at most 20 s: a restart takes the reconnection backoff) for an event.
+async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = events.recv().await {
+            let done = wanted(&event);
+            seen.push(event);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no such event in time; saw {seen:#?}");
+    seen
+}
+
+#[tokio::test]
+async fn a_dm_comes_back_after_a_relay_restart() {
+    let (mut relay, address) = spawn_relay_binary("127.0.0.1:0", support::ACCESS_CODE);
+    let server = address.to_string();
+    let [(alice, mut alice_events), (bob, mut bob_events), _carol] = three_in_dev(&server).await;
+    alice.msg("bob", "before").await.unwrap();
+    expect_event(&mut bob_events, is_message("@alice", "alice", "before")).await;
+
+    let pid = relay.id().to_string();
+    let killed = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+    assert!(killed.is_ok_and(|status| status.success()));
+    let _ = relay.wait();
+    (relay, _) = spawn_relay_binary(&server, support::ACCESS_CODE);
+    let back = |room: &'static str| {
+        move |e: &Event| {
+            matches!(e, Event::Notice { room: Some(r), text }
+                if r == room && text.starts_with("back in the room, with the same group"))
+        }
+    };
+    // (Each saw the notice once already, when the DM opened: the relay took them in.)
+    let reconnected =
+        |e: &Event| matches!(e, Event::Connection(ConnectionEvent::Reconnected { .. }));
+    wait_for(&mut alice_events, reconnected).await;
+    wait_for(&mut bob_events, reconnected).await;
+    wait_for(&mut alice_events, back("@bob")).await;
+    wait_for(&mut bob_events, back("@alice")).await;
+
+    alice.msg("bob", "after").await.unwrap();
+    wait_for(&mut bob_events, is_message("@alice", "alice", "after")).await;
+    bob.msg("alice", "me too").await.unwrap();
+    wait_for(&mut alice_events, is_message("@bob", "bob", "me too")).await;
+    let _ = relay.kill();
+    let _ = relay.wait();
 }

@@ -173,6 +173,9 @@ impl Core {
         if self.rooms.contains(&local) {
             return self.say_in(&local, payload);
         }
+        if !self.is_connected() {
+            return Err(ClientError::Offline);
+        }
         let (shared, mine, theirs) = self.shared_room_with(nick)?;
         if mine == theirs {
             return Err(ClientError::DmToOwnIdentity(nick.to_owned()));

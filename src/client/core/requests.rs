@@ -173,10 +173,11 @@ impl Core {
                 self.set_dm_policy(policy);
                 Ok(Reply::Done)
             }
-            _ if !self.is_connected() => Err(ClientError::Offline),
+            // Offline too, to an open DM (the line waits, as a plain line does).
             Request::Msg { nick, payload } => {
                 self.msg(&nick, payload, now.instant).map(|()| Reply::Done)
             }
+            _ if !self.is_connected() => Err(ClientError::Offline),
             Request::Join { room, password } => {
                 self.join(id, room, password);
                 return None;
