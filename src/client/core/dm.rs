@@ -12,8 +12,8 @@
 //! never sees a key. The group id is random and reaches the other only inside the Welcome;
 //! the relay's room is named after its hash (`proto::dm_room_name`), and the relay lets in
 //! only a `Reclaim` naming that very group. Locally the room is called `@NICK`: frames are
-//! renamed on their way out and in ([`Dms::to_relay`], [`Dms::from_relay`]), so the rest
-//! of the core, the prompt and every event see `@NICK` only.
+//! renamed on their way out and in ([`Dms::rename_outgoing`], [`Dms::rename_incoming`]), so
+//! the rest of the core, the prompt and every event see `@NICK` only.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -114,7 +114,7 @@ pub(super) struct Dms {
 
 impl Dms {
     /// A frame on its way to the relay, with a DM's room renamed to the relay's name.
-    pub fn to_relay(&self, frame: &ClientFrame) -> Option<ClientFrame> {
+    pub fn rename_outgoing(&self, frame: &ClientFrame) -> Option<ClientFrame> {
         let mut frame = frame.clone();
         let room = client_frame_room(&mut frame)?;
         *room = self.relay_names.get(room.as_str())?.clone();
@@ -122,7 +122,7 @@ impl Dms {
     }
 
     /// A frame from the relay, with a DM's room renamed to `@NICK`.
-    pub fn from_relay(&self, frame: &mut ServerFrame) {
+    pub fn rename_incoming(&self, frame: &mut ServerFrame) {
         if let Some(room) = server_frame_room(frame)
             && let Some(local) = self.local_names.get(room.as_str())
         {

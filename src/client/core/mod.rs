@@ -111,7 +111,7 @@ impl Core {
     /// One frame from the relay, read from the current link.
     pub fn handle_frame(&mut self, mut frame: ServerFrame, now: Now) {
         // A DM's room has another name on the relay than ours (`dm`).
-        self.dms.from_relay(&mut frame);
+        self.dms.rename_incoming(&mut frame);
         if let ServerFrame::Goodbye { reason } = frame {
             return self.goodbye(reason, now);
         }
@@ -251,7 +251,7 @@ impl Core {
     /// Numbers a frame of the session and keeps it until the relay acknowledges it; writes
     /// it if there is a link (otherwise a resume sends it). Returns its number.
     fn transmit(&mut self, frame: ClientFrame, chat: Option<ChatPayload>) -> u64 {
-        let bytes = match self.dms.to_relay(&frame) {
+        let bytes = match self.dms.rename_outgoing(&frame) {
             Some(renamed) => proto::encode(&renamed),
             None => proto::encode(&frame),
         };
