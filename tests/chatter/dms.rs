@@ -122,6 +122,27 @@ async fn a_dm_stays_open_when_the_shared_room_is_left() {
 }
 
 #[tokio::test]
+async fn a_dm_the_other_closed_is_opened_anew_by_the_next_line() {
+    let relay = support::start_relay().await;
+    let [(alice, mut alice_events), (bob, mut bob_events), _carol] =
+        three_in_dev(&relay.addr()).await;
+    alice.msg("bob", "first").await.unwrap();
+    expect_event(&mut bob_events, is_message("@alice", "alice", "first")).await;
+
+    bob.leave(Some("@alice")).await.unwrap();
+    // The relay handles bob's frames in order and tells alice in that order: once his next
+    // line in dev is there, so is the news that he left the DM.
+    bob.switch("dev").await.unwrap();
+    bob.send_text("closed it").await.unwrap();
+    expect_event(&mut alice_events, is_message("dev", "bob", "closed it")).await;
+    // Sent into the old DM, it would reach nobody.
+    alice.msg("bob", "second").await.unwrap();
+    expect_event(&mut bob_events, is_message("@alice", "alice", "second")).await;
+    assert_eq!(dm_tabs(&alice), ["@bob"]);
+    assert_eq!(dm_tabs(&bob), ["@alice"]);
+}
+
+#[tokio::test]
 async fn a_refused_dm_is_reported_to_the_sender() {
     let relay = support::start_relay().await;
     let [(alice, mut alice_events), (bob, _bob_events), _carol] = three_in_dev(&relay.addr()).await;

@@ -171,7 +171,16 @@ impl Core {
         }
         let local = format!("@{nick}");
         if self.rooms.contains(&local) {
-            return self.say_in(&local, payload);
+            // Once the other member has left the DM's relay room (`/part @NICK`), a line
+            // there would reach nobody: the DM is opened anew instead.
+            let peer_left = !self.dms.awaits_peer(&local)
+                && self.rooms.get(&local).is_some_and(|entry| {
+                    entry.room.is_member() && !entry.room.relay_members.iter().any(|m| m == nick)
+                });
+            if !peer_left {
+                return self.say_in(&local, payload);
+            }
+            let _ = self.leave(Some(&local));
         }
         if !self.is_connected() {
             return Err(ClientError::Offline);
