@@ -707,6 +707,7 @@ mod tests {
             "--fingerprint",
             "--join",
             "autojoin",
+            "--dm",
             "CHATTER_IDENTITY",
             "NO_COLOR",
             "chatter.toml",

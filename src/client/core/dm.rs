@@ -185,6 +185,10 @@ impl Core {
         if !self.is_connected() {
             return Err(ClientError::Offline);
         }
+        // A DM is one more room, of the client and of its relay session.
+        if self.rooms.len() >= super::MAX_ROOMS {
+            return Err(ClientError::TooManyRooms { max: super::MAX_ROOMS });
+        }
         let (shared, mine, theirs) = self.shared_room_with(nick)?;
         if mine == theirs {
             return Err(ClientError::DmToOwnIdentity(nick.to_owned()));
@@ -386,6 +390,14 @@ impl Core {
     /// Whether our setting answers a DM request from `from`; if not, `from` is told so (in
     /// the shared room) and so is our user.
     fn dm_allowed(&mut self, room: &str, from: &str, key: &[u8]) -> bool {
+        if self.rooms.len() >= super::MAX_ROOMS {
+            let text =
+                format!("could not open a direct message with {from}: you are in too many rooms");
+            self.emit(Event::Warning { room: Some(room.to_owned()), text });
+            // Said to the sender as a refusal, so that their lines are not left waiting.
+            let _ = self.signal(room, DmSignal::Refused { to: from.to_owned() });
+            return false;
+        }
         let policy = self.dms.policy;
         if policy.accepts(self.trust.mark(from, key)) {
             return true;
