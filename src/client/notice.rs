@@ -90,4 +90,6 @@ pub enum NotSentReason {
     TooManyWaiting { max: usize },
     /// The one it was for refuses direct messages from us (their `dm` setting).
     DmRefused,
+    /// The direct message it was for could not be opened: no answer came in time.
+    DmNotOpened,
 }

@@ -643,6 +643,7 @@ fn not_sent_text(reason: &NotSentReason) -> String {
             format!("{max} lines were already waiting for their turn to be sent")
         }
         NotSentReason::DmRefused => "they refuse your direct messages".into(),
+        NotSentReason::DmNotOpened => "the direct message got no answer in time".into(),
     }
 }
 

@@ -33,6 +33,9 @@ use crate::proto::{ChatPayload, ClientFrame, DmSignal, MAX_CHAT_TEXT_BYTES, Serv
 /// should hear "no" first.
 pub const MAX_DMS_PER_MINUTE: usize = 5;
 
+/// How long opening a DM may wait for the other side's answer.
+const OPENING_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Lines typed for a DM that is still being opened, kept until it is.
 const MAX_LINES_WHILE_OPENING: usize = 20;
 
@@ -91,6 +94,11 @@ enum Opening {
 /// A DM being opened.
 struct Pending {
     opening: Opening,
+    /// When it started: an opening that gets no answer is given up after
+    /// [`OPENING_TIMEOUT`] (the other left the room, or its answer was lost with a
+    /// restart), and its lines are listed as not sent. An answer to the other's request
+    /// starts counting at the next tick.
+    started: Option<Instant>,
     /// Lines the user typed for it meanwhile.
     lines: Vec<ChatPayload>,
 }
@@ -150,6 +158,31 @@ pub fn dm_key(one: &[u8], other: &[u8]) -> [u8; 32] {
 }
 
 impl Core {
+    /// Openings that got no answer in time are given up; their lines are listed as not
+    /// sent (at the keepalive's tick).
+    pub(super) fn expire_dm_openings(&mut self, now: Instant) {
+        let expired: Vec<[u8; 32]> = self
+            .dms
+            .pending
+            .iter_mut()
+            .filter_map(|(key, pending)| {
+                let started = *pending.started.get_or_insert(now);
+                (now.duration_since(started) > OPENING_TIMEOUT).then_some(*key)
+            })
+            .collect();
+        for key in expired {
+            let Some(pending) = self.dms.pending.remove(&key) else { continue };
+            if !pending.lines.is_empty() {
+                let texts = pending.lines.iter().map(super::queue::payload_text).collect();
+                let reason = NotSentReason::DmNotOpened;
+                self.emit(Event::Connection(crate::client::ConnectionEvent::NotSent {
+                    texts,
+                    reason,
+                }));
+            }
+        }
+    }
+
     /// `/dm` setting.
     pub(super) fn set_dm_policy(&mut self, policy: DmPolicy) {
         self.dms.policy = policy;
@@ -219,7 +252,7 @@ impl Core {
         };
         self.signal(&shared, signal)?;
         self.dms.started.push_back(now);
-        let pending = Pending { opening, lines: vec![payload] };
+        let pending = Pending { opening, started: Some(now), lines: vec![payload] };
         self.dms.pending.insert(key, pending);
         let text = format!("opening a direct message with {nick} (through {shared})");
         self.emit(Event::Notice { room: Some(local), text });
@@ -331,8 +364,11 @@ impl Core {
                 let key_package = own.bytes.clone();
                 let signal = DmSignal::KeyPackage { to: from.clone(), key_package };
                 if self.signal(&room, signal).is_ok() {
-                    let pending =
-                        Pending { opening: Opening::Welcome { _keys: own }, lines: Vec::new() };
+                    let pending = Pending {
+                        opening: Opening::Welcome { _keys: own },
+                        started: None,
+                        lines: Vec::new(),
+                    };
                     self.dms.pending.insert(key, pending);
                 }
             }
