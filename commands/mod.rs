@@ -12,6 +12,7 @@ mod help;
 mod join;
 mod leave;
 mod me;
+mod msg;
 mod nick;
 mod quit;
 mod rooms;
@@ -30,6 +31,7 @@ pub static REGISTRY: &[&dyn Command] = &[
     &join::Join,
     &switch::Switch,
     &leave::Leave,
+    &msg::Msg,
     &nick::Nick,
     &who::Who,
     &whoami::WhoAmI,
@@ -101,6 +103,10 @@ pub trait Engine: Send + Sync {
     /// Our rooms in the order joined, with their unread counts.
     fn my_rooms(&self) -> Vec<RoomTab> {
         Vec::new()
+    }
+    /// Sends a direct message to `nick`, opening the DM with them if needed (`/msg`).
+    fn msg(&self, _nick: &str, _text: &str) -> Result<(), ClientError> {
+        Err(ClientError::NotConnected)
     }
     /// Sends a `/me` action to the current room.
     fn send_action(&self, text: &str) -> Result<(), ClientError>;
@@ -416,6 +422,10 @@ pub(crate) mod testing {
         }
         fn send_action(&self, text: &str) -> Result<(), ClientError> {
             self.record(format!("action {text}"));
+            Ok(())
+        }
+        fn msg(&self, nick: &str, text: &str) -> Result<(), ClientError> {
+            self.record(format!("msg {nick} {text}"));
             Ok(())
         }
         fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {

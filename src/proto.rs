@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 /// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`);
 /// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
 /// restart by the claims of the members that return, rotates the resume token, and has
-/// `Error` name the frame it refuses (`request`).
-pub const PROTOCOL_VERSION: u16 = 7;
+/// `Error` name the frame it refuses (`request`); version 8 opens direct messages inside a
+/// shared room (`GroupMessage::Dm`) and keeps room names starting with `@` for them.
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -709,6 +710,61 @@ pub enum GroupMessage {
     Chat(ChatEnvelope),
     Vote(VoteStatement),
     Farewell(Farewell),
+    /// Opening a direct message (ARCHITECTURE.md, "Direct messages"), said in a room the two
+    /// share so that the relay never sees the key exchange. Every member of that room can
+    /// read these, and ignores those not addressed to its own nickname.
+    Dm(DmSignal),
+}
+
+/// One step of opening a direct message with the member named `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DmSignal {
+    /// From the member with the lower identity key, who creates the DM's group: send me a
+    /// KeyPackage.
+    Invite { to: String },
+    /// A KeyPackage to be added to the DM's group with (from the higher identity key, asked
+    /// or not).
+    KeyPackage {
+        to: String,
+        #[serde(with = "serde_bytes")]
+        key_package: Vec<u8>,
+    },
+    /// The DM group's Welcome, for the KeyPackage `to` sent.
+    Welcome {
+        to: String,
+        #[serde(with = "serde_bytes")]
+        welcome: Vec<u8>,
+    },
+    /// `to`'s request was refused by the receiver's DM setting.
+    Refused { to: String },
+}
+
+impl DmSignal {
+    /// The nickname the signal is addressed to.
+    pub fn to(&self) -> &str {
+        match self {
+            DmSignal::Invite { to }
+            | DmSignal::KeyPackage { to, .. }
+            | DmSignal::Welcome { to, .. }
+            | DmSignal::Refused { to } => to,
+        }
+    }
+}
+
+/// The relay's name of a direct message's room: `@` and 31 hex digits of the SHA-256 of its
+/// MLS group id. Only the two members (and the relay, which sees group ids in every MLS
+/// header) know the group id, so nobody else can name the room; the relay admits a `Reclaim`
+/// of a name starting with `@` only when it is this function of the group id claimed.
+pub fn dm_room_name(group_id: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest([b"chatter dm room\0".as_slice(), group_id].concat());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("@{}", &hex[..31])
+}
+
+/// Whether a room name is a direct message's (room names users pick cannot start with `@`).
+pub fn is_dm_room_name(name: &str) -> bool {
+    name.starts_with('@')
 }
 
 /// A member's last word before it leaves a room: the epoch it leaves in and the commit of

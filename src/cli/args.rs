@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long = "join", value_name = "ROOM")]
     pub join: Vec<String>,
 
+    /// Whose direct messages to accept: anyone (sharing a room with you; the default), pinned,
+    /// verified or nobody (also: dm = "..." in the config)
+    #[arg(long, value_name = "WHO")]
+    pub dm: Option<String>,
+
     /// Print your identity's fingerprint (creating the identity if needed) and exit
     #[arg(long)]
     pub fingerprint: bool,
@@ -61,7 +66,8 @@ ENVIRONMENT:
   NO_COLOR               Same as --no-color.
 
 CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false,
-  autojoin = [\"room\", ...], the rooms joined at start, before any --join):
+  autojoin = [\"room\", ...], the rooms joined at start, before any --join;
+  dm = \"anyone\"|\"pinned\"|\"verified\"|\"nobody\", whose direct messages you accept):
   1. chatter.toml next to the chatter executable (preconfigured bundles)
   2. config.toml in the per-user config directory (e.g. ~/.config/chatter/config.toml)
   The first file that sets a key wins; command-line flags and the environment win over both.

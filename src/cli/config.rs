@@ -16,6 +16,9 @@ pub struct Config {
     pub color: Option<bool>,
     /// The rooms joined at start, in order (before any `--join`).
     pub autojoin: Option<Vec<String>>,
+    /// Whose direct messages are accepted: `anyone` (who shares a room with us), `pinned`,
+    /// `verified` or `nobody`.
+    pub dm: Option<String>,
 }
 
 impl Config {
@@ -26,6 +29,7 @@ impl Config {
             nick: self.nick.or(other.nick),
             color: self.color.or(other.color),
             autojoin: self.autojoin.or(other.autojoin),
+            dm: self.dm.or(other.dm),
         }
     }
 

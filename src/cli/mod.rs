@@ -97,6 +97,8 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
     let startup_lines = autojoin_lines(config.autojoin.as_deref().unwrap_or_default(), &args.join);
     let notice = identity_notice(&nick, &identity, created);
     let session = Session::new(nick.clone(), runtime.handle().clone());
+    let dm = args.dm.clone().or(config.dm.clone()).unwrap_or_else(|| "anyone".to_owned());
+    session.set_dm_policy(dm.parse().map_err(|problem: String| anyhow::anyhow!(problem))?);
     let options = ClientOptions { server: server.clone(), nick, access_code };
     let me = Me { identity, known_peers };
     if output.interactive {
@@ -705,6 +707,7 @@ mod tests {
             "--fingerprint",
             "--join",
             "autojoin",
+            "--dm",
             "CHATTER_IDENTITY",
             "NO_COLOR",
             "chatter.toml",

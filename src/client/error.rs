@@ -64,6 +64,14 @@ pub enum ClientError {
     TooManyRooms { max: usize },
     #[error("a room name cannot start with @: that is how direct messages are shown")]
     RoomNameReserved,
+    #[error(
+        "you share no room with {0:?}: a direct message is opened through a room you are both in"
+    )]
+    NoSharedRoom(String),
+    #[error("{0} has your own identity: a direct message is between two people")]
+    DmToOwnIdentity(String),
+    #[error("you opened {max} direct messages in the last minute, the most allowed; wait a little")]
+    TooManyDms { max: usize },
     #[error("message not sent: it is {len} bytes, and a message may have at most {max}")]
     MessageTooLong { len: usize, max: usize },
     #[error("message not sent: {0}")]

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::core::{MAX_ROOMS, RoomTab};
+pub use self::core::{DmPolicy, MAX_DMS_PER_MINUTE, MAX_ROOMS, RoomTab};
 use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
 use crate::mls::MlsMember;
@@ -84,6 +84,10 @@ pub enum Event {
     Joined { room: String, nick: String },
     /// Someone (possibly us) left the room.
     Left { room: String, nick: String },
+    /// A direct message with `nick` is open, as `room` (`@nick`).
+    DmOpened { room: String, nick: String },
+    /// `nick` refused our direct message (their `dm` setting).
+    DmRefused { nick: String },
     /// News of a room's keys or membership, typed (see [`RoomNotice`]; the REPL words it).
     Room { room: String, notice: RoomNotice },
     /// Something informative that is not chat, worded by the room (e.g. a failed admission
@@ -430,6 +434,23 @@ impl Client {
     pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
         let payload = ChatPayload::Text(text.to_owned());
         self.ask_done(Request::Send(payload), REQUEST_TIMEOUT).await
+    }
+
+    /// Sends a direct message to `nick` (`/msg`), opening the DM first if none is open: the
+    /// line then waits until it is (`Event::DmOpened`), or is listed as not sent
+    /// (`Event::DmRefused`).
+    pub async fn msg(&self, nick: &str, text: &str) -> Result<(), ClientError> {
+        let request =
+            Request::Msg { nick: nick.to_owned(), payload: ChatPayload::Text(text.to_owned()) };
+        self.ask_done(request, REQUEST_TIMEOUT).await
+    }
+
+    /// Sets whose DM requests are answered (`dm` in the config, `--dm`). Requests are
+    /// handled in order, so set before any `/join` it holds for every DM request: nobody can
+    /// ask for a DM before sharing a room with us.
+    pub fn set_dm_policy(&self, policy: DmPolicy) {
+        let request = Request::SetDmPolicy(policy);
+        let _ = self.requests.send(engine::Ask { request, reply: None });
     }
 
     /// Sends an action ("/me waves").

@@ -88,4 +88,8 @@ pub enum NotSentReason {
     CannotEncrypt(SharedError),
     /// Line mode read it while `max` lines were already waiting for their turn to be sent.
     TooManyWaiting { max: usize },
+    /// The one it was for refuses direct messages from us (their `dm` setting).
+    DmRefused,
+    /// The direct message it was for could not be opened: no answer came in time.
+    DmNotOpened,
 }

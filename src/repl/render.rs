@@ -151,6 +151,27 @@ impl Renderer {
                 return None;
             }
             Event::Connection(change) => self.connection(change, now),
+            Event::DmOpened { room, nick } => self.line(
+                "dm_opened",
+                Some(room),
+                Some(nick),
+                &format!(
+                    "direct message with {} open: /msg {} TEXT or /switch {}",
+                    sanitize_inline(nick),
+                    sanitize_inline(nick),
+                    sanitize_inline(room)
+                ),
+                now,
+                Style::new().fg(Color::Green),
+            ),
+            Event::DmRefused { nick } => self.line(
+                "dm_refused",
+                None,
+                Some(nick),
+                &format!("{} does not accept direct messages from you", sanitize_inline(nick)),
+                now,
+                Style::new().fg(Color::Red),
+            ),
             Event::Joined { room, nick } if *nick == self.own_nick => self.line(
                 "joined",
                 Some(room),
@@ -495,7 +516,8 @@ impl Renderer {
 /// does), for the mark of a room that is not current.
 fn event_room(event: &Event) -> Option<&str> {
     match event {
-        Event::Joined { .. } | Event::Left { .. } => None,
+        Event::Joined { .. } | Event::Left { .. } | Event::DmRefused { .. } => None,
+        Event::DmOpened { room, .. } => Some(room),
         Event::Message { room, .. }
         | Event::Gap { room, .. }
         | Event::Room { room, .. }
@@ -620,6 +642,8 @@ fn not_sent_text(reason: &NotSentReason) -> String {
         NotSentReason::TooManyWaiting { max } => {
             format!("{max} lines were already waiting for their turn to be sent")
         }
+        NotSentReason::DmRefused => "they refuse your direct messages".into(),
+        NotSentReason::DmNotOpened => "the direct message got no answer in time".into(),
     }
 }
 

@@ -5,7 +5,9 @@
 //! on the network happens before it), so it sits in a slot the event task fills; `/nick`
 //! empties it and has the binary's connector fill it again under the new nickname.
 
-use crate::client::{Awaited, Client, ClientError, LinkState, RoomMembers, RoomSummary, RoomTab};
+use crate::client::{
+    Awaited, Client, ClientError, DmPolicy, LinkState, RoomMembers, RoomSummary, RoomTab,
+};
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
 use crate::repl::prompt::{ConnectionState, PromptStatus};
@@ -32,6 +34,9 @@ pub struct Session {
     runtime: Handle,
     nick: Mutex<String>,
     connector: OnceLock<Connector>,
+    /// Whose DM requests are answered, for every client this session connects (`/nick`
+    /// makes a new one).
+    dm_policy: Mutex<DmPolicy>,
 }
 
 impl Session {
@@ -44,6 +49,7 @@ impl Session {
             runtime,
             nick: Mutex::new(nick),
             connector: OnceLock::new(),
+            dm_policy: Mutex::new(DmPolicy::default()),
         })
     }
 
@@ -52,8 +58,15 @@ impl Session {
         let _ = self.connector.set(connector);
     }
 
-    /// Installs the connected client.
+    /// Sets whose DM requests are answered, before the client connects.
+    pub fn set_dm_policy(&self, policy: DmPolicy) {
+        *self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
+    }
+
+    /// Installs the connected client (with the DM setting, before any of its rooms).
     pub fn connected(&self, client: Client) {
+        client
+            .set_dm_policy(*self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
     }
 
@@ -155,6 +168,10 @@ impl Engine for Session {
     }
     fn my_rooms(&self) -> Vec<RoomTab> {
         self.current().map(|client| client.room_tabs()).unwrap_or_default()
+    }
+    fn msg(&self, nick: &str, text: &str) -> Result<(), ClientError> {
+        let client = self.client()?;
+        self.runtime.block_on(client.msg(nick, text))
     }
     fn send_action(&self, text: &str) -> Result<(), ClientError> {
         let client = self.client()?;

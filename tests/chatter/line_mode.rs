@@ -562,3 +562,37 @@ fn joined_at_start_in_several_rooms_every_event_names_its_room_and_others_are_ma
         assert!(client.finish().success());
     }
 }
+
+/// Two bots in one room: `/msg` opens a DM, whose events carry `"room": "@nick"` with the
+/// documented types; a third with `--dm nobody` refuses, and the sender hears so.
+#[test]
+fn bots_send_direct_messages_and_hear_a_refusal() {
+    let relay = start_relay();
+    let (mut alice, _a) = Client::start(&relay.address, "alice", &["--json", "--join", "dev"]);
+    alice.expect("\"joined\"");
+    let (mut bob, _b) = Client::start(&relay.address, "bob", &["--json", "--join", "dev"]);
+    bob.expect("\"joined\"");
+    let (mut carol, _c) =
+        Client::start(&relay.address, "carol", &["--json", "--dm", "nobody", "--join", "dev"]);
+    carol.expect("\"joined\"");
+    alice.expect("carol joined dev");
+
+    alice.send("/msg bob psst");
+    let sent: serde_json::Value = serde_json::from_str(&alice.expect("\"dm_sent\"")).unwrap();
+    assert_eq!((sent["room"].as_str(), sent["to"].as_str()), (Some("@bob"), Some("bob")), "{sent}");
+    let opened: serde_json::Value = serde_json::from_str(&bob.expect("\"dm_opened\"")).unwrap();
+    assert_eq!(opened["room"], "@alice", "{opened}");
+    let message: serde_json::Value = serde_json::from_str(&bob.expect("psst")).unwrap();
+    assert_eq!(
+        (message["type"].as_str(), message["room"].as_str()),
+        (Some("message"), Some("@alice"))
+    );
+
+    alice.send("/msg carol hello?");
+    let refused: serde_json::Value = serde_json::from_str(&alice.expect("\"dm_refused\"")).unwrap();
+    assert_eq!(refused["from"], "carol", "{refused}");
+    alice.expect("\"not_sent\"");
+    for bot in [alice, bob, carol] {
+        assert!(bot.finish().success());
+    }
+}

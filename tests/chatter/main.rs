@@ -13,6 +13,7 @@ mod abuse;
 mod attacks;
 mod continuity;
 mod dist_files;
+mod dms;
 mod fuzz_findings;
 mod hardening;
 mod identity;

@@ -302,6 +302,7 @@ impl Core {
         // Not after our `Quit`: nothing of the rooms goes out then.
         if !matches!(self.link, Link::Quitting { .. }) {
             self.tick_rooms();
+            self.expire_dm_openings(now.instant);
         }
     }
 

@@ -15,6 +15,7 @@
 //! It performs no IO, reads no clock, spawns nothing and holds no channel; the tokio driver
 //! (`client::engine`) does all of that.
 
+mod dm;
 mod link;
 mod members;
 mod queue;
@@ -29,6 +30,7 @@ use std::time::{Instant, SystemTime};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub use dm::{DmPolicy, MAX_DMS_PER_MINUTE};
 pub use link::Link;
 pub use requests::{Answer, Reply, Request, RequestId};
 pub use rooms::{MAX_ROOMS, RoomTab};
@@ -67,6 +69,8 @@ pub struct Core {
     numbers: SessionNumbers,
     link: Link,
     rooms: rooms::Rooms,
+    /// Direct messages being opened, and the relay's names of the open ones.
+    dms: dm::Dms,
     queue: queue::LineQueue,
     requests: requests::Waiting,
     /// Jitter for the reconnection backoff, seeded by the driver.
@@ -94,6 +98,7 @@ impl Core {
             numbers,
             link: Link::online(now, 0),
             rooms: rooms::Rooms::default(),
+            dms: dm::Dms::default(),
             queue: queue::LineQueue::default(),
             requests: requests::Waiting::default(),
             rng: StdRng::seed_from_u64(seed),
@@ -104,7 +109,9 @@ impl Core {
     }
 
     /// One frame from the relay, read from the current link.
-    pub fn handle_frame(&mut self, frame: ServerFrame, now: Now) {
+    pub fn handle_frame(&mut self, mut frame: ServerFrame, now: Now) {
+        // A DM's room has another name on the relay than ours (`dm`).
+        self.dms.rename_incoming(&mut frame);
         if let ServerFrame::Goodbye { reason } = frame {
             return self.goodbye(reason, now);
         }
@@ -223,6 +230,7 @@ impl Core {
         // Out of a room for good (it is gone: a reclaim refused, a room re-created by
         // others, taken out while joining): what waited for that room will not be sent.
         self.drop_lines_of_lost_rooms();
+        self.note_dm_peers();
         if self.link.backlog() == Some(0) && !self.queue.is_empty() {
             self.send_queued_lines();
         }
@@ -243,7 +251,10 @@ impl Core {
     /// Numbers a frame of the session and keeps it until the relay acknowledges it; writes
     /// it if there is a link (otherwise a resume sends it). Returns its number.
     fn transmit(&mut self, frame: ClientFrame, chat: Option<ChatPayload>) -> u64 {
-        let bytes = proto::encode(&frame);
+        let bytes = match self.dms.rename_outgoing(&frame) {
+            Some(renamed) => proto::encode(&renamed),
+            None => proto::encode(&frame),
+        };
         if self.is_connected() {
             self.transmits.push_back(bytes.clone());
         }

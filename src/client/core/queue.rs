@@ -52,7 +52,9 @@ impl Core {
         let mut sent = 0;
         let mut waiting = VecDeque::new();
         while let Some((room, payload)) = self.queue.lines.pop_front() {
-            let Some(entry) = self.rooms.get_mut(&room).filter(|entry| entry.room.is_member())
+            let awaits_peer = self.dms.awaits_peer(&room);
+            let Some(entry) =
+                self.rooms.get_mut(&room).filter(|entry| entry.room.is_member() && !awaits_peer)
             else {
                 waiting.push_back((room, payload));
                 continue;

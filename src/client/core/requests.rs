@@ -36,6 +36,13 @@ pub enum Request {
         room: Option<String>,
     },
     Send(ChatPayload),
+    /// A direct message to `nick` (`/msg`), opening the DM if needed.
+    Msg {
+        nick: String,
+        payload: ChatPayload,
+    },
+    /// Whose DM requests are answered.
+    SetDmPolicy(super::DmPolicy),
     Rooms,
     Members,
     Quit,
@@ -162,6 +169,14 @@ impl Core {
             Request::Switch { target } => self.switch(&target).map(Reply::Switched),
             _ if self.is_closed() => Err(ClientError::NotConnected),
             Request::Send(payload) => self.say(payload).map(|()| Reply::Done),
+            Request::SetDmPolicy(policy) => {
+                self.set_dm_policy(policy);
+                Ok(Reply::Done)
+            }
+            // Offline too, to an open DM (the line waits, as a plain line does).
+            Request::Msg { nick, payload } => {
+                self.msg(&nick, payload, now.instant).map(|()| Reply::Done)
+            }
             _ if !self.is_connected() => Err(ClientError::Offline),
             Request::Join { room, password } => {
                 self.join(id, room, password);
@@ -200,7 +215,8 @@ impl Core {
         let Some(entry) = self.rooms.current_mut() else { return Err(ClientError::NotInRoom) };
         // Offline, taking the room back, or rejoining it by ourselves: the line waits, and
         // goes to this room whatever is current when it can be sent.
-        if !online || queued || entry.room.rejoining() {
+        // A DM whose other member is not in the relay's room yet would not pass it on.
+        if !online || queued || entry.room.rejoining() || self.dms.awaits_peer(&room) {
             return self.queue_line(room, payload);
         }
         if !entry.room.is_member() {

@@ -49,6 +49,22 @@ pub(super) struct RoomEntry {
     dropped_before_welcome: bool,
 }
 
+impl RoomEntry {
+    /// A direct message's room (`dm`): entered, with no join of the user's waiting.
+    pub fn direct(room: Room) -> Self {
+        RoomEntry {
+            room,
+            unread: 0,
+            join: None,
+            join_frame: 0,
+            restarts: 0,
+            entered: true,
+            before_welcome: Vec::new(),
+            dropped_before_welcome: false,
+        }
+    }
+}
+
 /// At most this many frames are kept for the Welcome that follows them; a relay that sends
 /// more is not believed, and we say that some were dropped.
 const MAX_FRAMES_BEFORE_WELCOME: usize = 1024;
@@ -113,6 +129,17 @@ impl Rooms {
             self.order.push(name.clone());
         }
         self.make_current(&name);
+    }
+
+    /// Adds a room after the others without changing the current one (unless there is
+    /// none): a DM opened by the other side must not take the user's lines elsewhere.
+    pub fn insert_behind(&mut self, name: String, entry: RoomEntry) {
+        if self.map.insert(name.clone(), entry).is_none() {
+            self.order.push(name.clone());
+        }
+        if self.current.is_none() {
+            self.make_current(&name);
+        }
     }
 
     /// Makes `room` current; its messages are read from now on.
@@ -531,6 +558,7 @@ impl Core {
         for frame in out.frames {
             self.send(frame);
         }
+        self.on_signals(out.signals);
     }
 
     /// Joining: the relay's and the leader's answers to our `Join`.

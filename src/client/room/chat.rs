@@ -40,6 +40,10 @@ impl Room {
                         membership.farewells.retain(|(leaf, _)| *leaf != opened.leaf);
                         membership.farewells.push((opened.leaf, farewell));
                     }
+                    // Only the member it names acts on it; the core decides.
+                    Ok(GroupMessage::Dm(signal)) => {
+                        out.signals.push(dm::HeardSignal { room: room.clone(), from: signer, signal })
+                    }
                     // Votes count only inside a confirmation or an abort.
                     Ok(GroupMessage::Vote(_)) => out.warn(
                         &room,

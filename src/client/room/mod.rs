@@ -44,11 +44,13 @@ use crate::secret::Secret;
 
 mod admission;
 mod chat;
+mod dm;
 mod leader;
 mod pledge;
 mod reclaim;
 mod votes;
 
+pub use dm::HeardSignal;
 use leader::{Intent, OwnCommit, backoff_ticks};
 use pledge::StagedVote;
 use reclaim::MAX_EARLIER_COMMITS;
@@ -187,6 +189,8 @@ pub enum Welcomed {
 pub struct Outbox {
     pub events: Vec<Event>,
     pub frames: Vec<ClientFrame>,
+    /// Direct-message signals heard, for the client core (`client::core::dm`).
+    pub signals: Vec<HeardSignal>,
 }
 
 impl Outbox {

@@ -94,6 +94,12 @@ impl State {
             let (members, epoch) = (room.member_nicks(), room.epoch);
             return self.send(id, &ServerFrame::Reclaimed { room: room_name, members, epoch });
         }
+        if proto::is_dm_room_name(&room_name) && room_name != proto::dm_room_name(&group_id) {
+            // Only who holds a direct message's group id may enter its room, so an outsider
+            // who guesses who talks to whom can neither squat the name nor disturb the room.
+            let refusal = ReclaimRefusal::Unavailable(proto::ErrorReason::RoomNameInvalid);
+            return self.refuse_reclaim(id, &room_name, refusal);
+        }
         let entrant = match self.check_entry(id, &room_name) {
             Ok(entrant) => entrant,
             Err(reason) => {

@@ -146,6 +146,12 @@ impl State {
     }
 
     pub(super) fn join(&mut self, request: Request, room_name: String, now: Instant) {
+        if proto::is_dm_room_name(&room_name) {
+            // A direct message's room is entered only by `Reclaim` with its group id (which
+            // its name is the hash of): no `Join`, so no founding it under a guessed name and
+            // no admission into it.
+            return self.error(request, ErrorReason::RoomNameInvalid);
+        }
         match self.check_entry(request.session, &room_name) {
             Ok(entrant) => self.enter(request.session, room_name, entrant, now),
             Err(reason) => self.error(request, reason),
@@ -182,6 +188,8 @@ impl State {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()
+            // Direct messages are nobody else's business: never listed.
+            .filter(|(name, _)| !proto::is_dm_room_name(name))
             .map(|(name, room)| RoomSummary {
                 name: name.clone(),
                 members: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
