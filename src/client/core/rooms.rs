@@ -421,6 +421,7 @@ impl Core {
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             // Handled before, by the link or the driver.
             ServerFrame::Goodbye { .. }
+            | ServerFrame::Restarting
             | ServerFrame::Resumed { .. }
             | ServerFrame::ResumeRefused { .. }
             | ServerFrame::Ack { .. } => {}
@@ -619,6 +620,7 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Resumed { .. }
         | ServerFrame::ResumeRefused { .. }
         | ServerFrame::Ack { .. }
+        | ServerFrame::Restarting
         | ServerFrame::Goodbye { .. } => None,
     }
 }
