@@ -22,8 +22,14 @@ use serde::{Deserialize, Serialize};
 /// numbers frames so that a session survives its connection (`Resume`, `Ack`, `Reclaim`);
 /// version 5 carries members' signed votes with every confirmation, re-forms rooms after a
 /// restart by the claims of the members that return, rotates the resume token, and has
-/// `Error` name the frame it refuses (`request`); version 8 opens direct messages inside a
-/// shared room (`GroupMessage::Dm`) and keeps room names starting with `@` for them.
+/// `Error` name the frame it refuses (`request`); version 6 sends a joiner's Welcome only
+/// after its leader merged the confirmed commit and certifies each device's key by the
+/// person's identity; version 7 has `Reclaimed` carry the room's epoch and `Reclaim` bring
+/// the member's last commits, so members back behind a restart catch up; version 8 opens
+/// direct messages inside a
+/// shared room (`GroupMessage::Dm`), keeps room names starting with `@` for them, and adds
+/// [`ServerFrame::Restarting`], so that clients told of a restart come back on a short
+/// schedule instead of a grown backoff.
 pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
@@ -579,6 +585,12 @@ pub enum ServerFrame {
     Goodbye {
         reason: DisconnectReason,
     },
+    /// The relay is stopping (SIGTERM or SIGINT) and expects to be started again: sent to
+    /// every session just before its `Goodbye { ServerShutdown }`. A client told so retries
+    /// on a short jittered schedule (`client::reconnect`) rather than its growing backoff, so
+    /// that it is back within moments of the relay listening again. Like `Goodbye`, it
+    /// belongs to the connection and is not numbered.
+    Restarting,
 }
 
 /// Why a commit lost.
@@ -1036,6 +1048,27 @@ mod tests {
         );
         let hello = ClientHello { version: PROTOCOL_VERSION, pake_message: vec![1; 33] };
         assert_eq!(decode_client_hello(&encode(&hello)).unwrap(), hello);
+    }
+
+    #[test]
+    fn a_client_of_the_previous_version_is_refused_in_words_it_reads() {
+        // A protocol 7 client (before `Restarting`) is refused before anything else...
+        let old = ClientHello { version: 7, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(7)));
+        // ...by a `ServerHello` whose encoding has not changed since, so it decodes the
+        // refusal as "unsupported version, the server speaks 8" and stops retrying.
+        let refusal =
+            ServerHello::Reject(HelloRejection::UnsupportedVersion { supported: PROTOCOL_VERSION });
+        assert_eq!(encode(&refusal), [1, 0, 8]);
+    }
+
+    #[test]
+    fn restarting_is_a_frame_of_its_own_after_goodbye() {
+        // Appended last, so every other frame keeps its encoding.
+        let goodbye = ServerFrame::Goodbye { reason: DisconnectReason::ServerShutdown };
+        let tag = encode(&goodbye)[0];
+        assert_eq!(encode(&ServerFrame::Restarting), [tag + 1]);
+        assert_eq!(decode::<ServerFrame>(&[tag + 1]), Ok(ServerFrame::Restarting));
     }
 
     #[test]

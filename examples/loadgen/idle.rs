@@ -120,8 +120,19 @@ pub(crate) async fn start_server(
     code: &Secret,
     extra_args: &[&str],
 ) -> anyhow::Result<(Child, SocketAddr)> {
+    start_server_on(binary, "127.0.0.1:0", code, extra_args).await
+}
+
+/// Starts the relay on `listen` (a restarted relay takes its predecessor's port) and reads
+/// the address it announces, which it prints once it listens.
+pub(crate) async fn start_server_on(
+    binary: &PathBuf,
+    listen: &str,
+    code: &Secret,
+    extra_args: &[&str],
+) -> anyhow::Result<(Child, SocketAddr)> {
     let mut child = Command::new(binary)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .args(extra_args)
         .env("CHATTER_ACCESS_CODE", code.expose())
         .stdin(Stdio::null())

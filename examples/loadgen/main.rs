@@ -1,6 +1,6 @@
 //! `loadgen`: the project's load generator and its yardstick.
 //!
-//! Eight scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
+//! Nine scenarios, one subcommand each, all on loopback (127.0.0.0/8) only:
 //!
 //! - `relay`: fan-out throughput and latency of the relay with raw clients, then of a bare TCP
 //!   fan-out (the yardstick, in `yardstick`) carrying the same traffic, and their ratio.
@@ -11,6 +11,8 @@
 //! - `stall`: the relay's memory while members stop reading (the byte budgets).
 //! - `soak`: real clients in password rooms with churn, every message sequence-checked.
 //! - `resume`: a room back after a relay restart, and a cut member's backlog delivered.
+//! - `restart`: a thousand clients back in their rooms after the real relay is stopped
+//!   (SIGTERM or SIGKILL) and started again, and how they arrive.
 //!
 //! Every loop is bounded in count and in time. Run release builds for figures:
 //! `cargo run --release --example loadgen -- relay --help`. `docs/benchmarks.md` explains each
@@ -23,6 +25,7 @@ mod join;
 mod latency;
 mod multiroom;
 mod relay;
+mod restart;
 mod resume;
 mod rooms;
 mod soak;
@@ -63,6 +66,8 @@ enum Scenario {
     /// How fast a room is back after a relay restart, and a cut member's backlog after its
     /// link returns.
     Resume(resume::Args),
+    /// Clients back in their rooms after the relay binary is stopped and started again.
+    Restart(restart::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Stall(args) => stall::run(args).await,
             Scenario::Soak(args) => soak::run(args).await,
             Scenario::Resume(args) => resume::run(args).await,
+            Scenario::Restart(args) => restart::run(args).await,
         }
     })
 }

@@ -48,7 +48,12 @@ pub(super) async fn connect(
         if gives_up_at_start(&error) {
             return Startup::Failed(error);
         }
-        let retry_in = reconnect::wait_after(&mut backoff, Some(&error), rand::random());
+        let retry_in = reconnect::wait_after(
+            &mut backoff,
+            Some(&error),
+            rand::random(),
+            std::time::Instant::now(),
+        );
         let blocked = reconnect::is_blocked(&error);
         if blocked && !told_blocked {
             tell(Event::Status(Notice::AddressBlocked { retry_in }));

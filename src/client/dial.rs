@@ -6,7 +6,7 @@
 use super::core::Dial;
 use super::resume::SessionNumbers;
 use super::{Asked, ClientError, RawClient};
-use crate::proto::{ClientFrame, ResumeToken, ServerFrame};
+use crate::proto::{ClientFrame, DisconnectReason, ResumeToken, ServerFrame};
 use crate::secret::Secret;
 
 /// What an attempt brought.
@@ -37,6 +37,8 @@ pub(super) async fn dial(
             Ok((raw, Dialed::Registered(numbers)))
         }
         ServerFrame::Goodbye { reason } => Err(reason.into()),
+        // The relay is stopping as we arrive: a failed attempt like any other.
+        ServerFrame::Restarting => Err(DisconnectReason::ServerShutdown.into()),
         _ => Err(ClientError::UnexpectedAnswer(Asked::Resume)),
     }
 }

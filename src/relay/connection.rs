@@ -359,6 +359,12 @@ impl Session {
         // Operational only: a reason, never who, where from, or what they said.
         tracing::info!(?reason, "client disconnected");
         if let Some(reason) = reason {
+            // A relay stopping is almost always one being restarted (an upgrade, a new
+            // access code): saying so lets clients retry on a short schedule instead of a
+            // backoff grown through the downtime.
+            if reason == DisconnectReason::ServerShutdown {
+                let _ = writer.queue(&proto::encode(&ServerFrame::Restarting));
+            }
             // Best effort, and brief: a reader that stalled may never take the goodbye.
             let _ = writer.queue(&proto::encode(&ServerFrame::Goodbye { reason }));
             let _ = timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;

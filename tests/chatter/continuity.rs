@@ -283,6 +283,61 @@ async fn a_new_access_code_after_a_restart_stops_the_retries_with_a_clear_messag
     assert_eq!(events.try_recv(), None, "and nothing is tried after it");
 }
 
+/// The waits the engine announced before each reconnection attempt, in order.
+fn retry_waits(events: &[Event]) -> Vec<Duration> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Connection(ConnectionEvent::Reconnecting { retry_in, .. }) => Some(*retry_in),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lets `duration` of virtual time pass and returns the events meanwhile.
+async fn events_over(events: &mut Events, duration: Duration) -> Vec<Event> {
+    pass_time(duration).await;
+    std::iter::from_fn(|| events.try_recv()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_told_the_relay_is_restarting_comes_back_within_moments_one_cut_off_backs_off() {
+    let relay = support::start_relay().await;
+    let address = relay.address;
+    let cutter = LinkCutter::start(address).await;
+    let ((_alice, mut alice_events), (_bob, mut bob_events)) = alice_and_bob(&relay, &cutter).await;
+    // Bob's link dies without a word (a router reset), then the relay stops: only alice
+    // is told it is restarting.
+    cutter.cut(Cut::Close);
+    link_change(&mut bob_events, Duration::from_secs(1), |c| {
+        matches!(c, ConnectionEvent::Lost { .. })
+    })
+    .await;
+    held(relay.shutdown()).await;
+    let (_, _) = link_change(&mut alice_events, Duration::from_secs(1), |c| {
+        matches!(c, ConnectionEvent::Lost { .. })
+    })
+    .await;
+    cutter.restore();
+    // Ten seconds down. Alice tries about every quarter second and her waits never grow;
+    // bob's grow by half each time, as for any lost link.
+    let alice_seen = events_over(&mut alice_events, Duration::from_secs(10)).await;
+    let bob_seen = events_over(&mut bob_events, Duration::from_secs(10)).await;
+    let (alice_waits, bob_waits) = (retry_waits(&alice_seen), retry_waits(&bob_seen));
+    assert!(alice_waits.len() >= 25, "{alice_waits:?}");
+    assert!(alice_waits[0] < Duration::from_millis(250), "{alice_waits:?}");
+    assert!(alice_waits.iter().all(|wait| *wait < Duration::from_millis(375)), "{alice_waits:?}");
+    assert!(bob_waits.len() <= 9, "{bob_waits:?}");
+    assert!(bob_waits[0] >= Duration::from_millis(250), "{bob_waits:?}");
+    assert!(*bob_waits.last().unwrap() >= Duration::from_secs(1), "{bob_waits:?}");
+    // The relay listens again: alice is back within half a second of it.
+    let _restarted = support::start_relay_on(address, support::test_config()).await;
+    link_change(&mut alice_events, Duration::from_millis(500), |c| {
+        matches!(c, ConnectionEvent::Reconnected { relay_restarted: true, .. })
+    })
+    .await;
+}
+
 /// Waits on real time (the relay is another process) for an event that matches.
 async fn wait_for(events: &mut Events, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
     let mut seen = Vec::new();

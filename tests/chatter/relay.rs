@@ -653,6 +653,9 @@ async fn shutdown_tells_every_client_why() {
     let mut alice = support::raw_client(&relay, "alice").await;
     let mut bob = support::raw_client(&relay, "bob").await;
     relay.shutdown().await;
-    assert_eq!(goodbye_reason(&mut alice).await, Some(DisconnectReason::ServerShutdown));
-    assert_eq!(goodbye_reason(&mut bob).await, Some(DisconnectReason::ServerShutdown));
+    for client in [&mut alice, &mut bob] {
+        // First that it is restarting, so the client comes back on the short schedule.
+        assert_eq!(next_frame(client).await, ServerFrame::Restarting);
+        assert_eq!(goodbye_reason(client).await, Some(DisconnectReason::ServerShutdown));
+    }
 }

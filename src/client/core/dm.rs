@@ -571,7 +571,8 @@ fn server_frame_room(frame: &mut ServerFrame) -> Option<&mut String> {
         | ServerFrame::Resumed { .. }
         | ServerFrame::ResumeRefused { .. }
         | ServerFrame::Ack { .. }
-        | ServerFrame::Goodbye { .. } => None,
+        | ServerFrame::Goodbye { .. }
+        | ServerFrame::Restarting => None,
     }
 }
 

@@ -63,6 +63,9 @@ pub struct Connection {
     /// Frames still to come that the relay kept while we were away: messages in them are
     /// late, and lines typed offline wait until they are in.
     backlog: u64,
+    /// The relay said it is restarting: when the link drops, come back on the short
+    /// schedule (`reconnect::Backoff::after_restart`).
+    restarting: bool,
 }
 
 /// The next reconnection attempt.
@@ -151,6 +154,7 @@ impl Connection {
             last_heard_wall: now.wall,
             next_keepalive: now.instant + KEEPALIVE_INTERVAL,
             backlog,
+            restarting: false,
         }
     }
 }
@@ -172,7 +176,12 @@ impl Core {
                 // Offline since the relay was last heard from, not since we noticed: what
                 // was said after that may not have reached us.
                 let since = connection.last_heard_wall;
-                self.next_attempt(since, Backoff::default(), None, false, now);
+                let backoff = if connection.restarting {
+                    Backoff::after_restart(now.instant)
+                } else {
+                    Backoff::default()
+                };
+                self.next_attempt(since, backoff, None, false, now);
             }
             other @ (Link::Offline { .. } | Link::Closed) => self.link = other,
         }
@@ -267,6 +276,13 @@ impl Core {
         }
     }
 
+    /// The relay said it is restarting; its goodbye (or the link closing) follows.
+    pub(super) fn relay_restarting(&mut self) {
+        if let Some(connection) = self.link.connection_mut() {
+            connection.restarting = true;
+        }
+    }
+
     /// The relay closes the link: the session goes on unless it said why it will not.
     pub(super) fn goodbye(&mut self, reason: DisconnectReason, now: Now) {
         match std::mem::replace(&mut self.link, Link::Closed) {
@@ -331,8 +347,12 @@ impl Core {
     ) {
         let attempt = backoff.attempt();
         let jitter = self.rng.gen_range(0.0..1.0);
-        let retry_in =
-            reconnect::wait_after(&mut backoff, last_error.as_ref().map(SharedError::get), jitter);
+        let retry_in = reconnect::wait_after(
+            &mut backoff,
+            last_error.as_ref().map(SharedError::get),
+            jitter,
+            now.instant,
+        );
         let blocked = last_error.as_ref().is_some_and(|error| reconnect::is_blocked(error.get()));
         if blocked && !was_blocked {
             self.emit(Event::Status(Notice::AddressBlocked { retry_in }));

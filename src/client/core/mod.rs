@@ -115,6 +115,10 @@ impl Core {
         if let ServerFrame::Goodbye { reason } = frame {
             return self.goodbye(reason, now);
         }
+        if let ServerFrame::Restarting = frame {
+            // Not numbered: it belongs to this link, like the goodbye after it.
+            return self.relay_restarting();
+        }
         if matches!(frame, ServerFrame::Resumed { .. } | ServerFrame::ResumeRefused { .. }) {
             // Only ever the answer to our `Resume`, which the driver reads; out of place here.
             return;

@@ -448,6 +448,7 @@ impl Core {
             ServerFrame::Registered { .. } | ServerFrame::Left { .. } | ServerFrame::Pong => {}
             // Handled before, by the link or the driver.
             ServerFrame::Goodbye { .. }
+            | ServerFrame::Restarting
             | ServerFrame::Resumed { .. }
             | ServerFrame::ResumeRefused { .. }
             | ServerFrame::Ack { .. } => {}
@@ -647,6 +648,7 @@ fn frame_room(frame: &ServerFrame) -> Option<&str> {
         | ServerFrame::Resumed { .. }
         | ServerFrame::ResumeRefused { .. }
         | ServerFrame::Ack { .. }
+        | ServerFrame::Restarting
         | ServerFrame::Goodbye { .. } => None,
     }
 }

@@ -36,6 +36,7 @@ pub fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::Pong => "Pong",
         ServerFrame::Error { .. } => "Error",
         ServerFrame::Goodbye { .. } => "Goodbye",
+        ServerFrame::Restarting => "Restarting",
     }
 }
 
