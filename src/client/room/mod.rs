@@ -113,6 +113,9 @@ pub struct Membership {
     voted: Option<StagedVote>,
     /// The one commit we said yes to in the current epoch (see `ballot`).
     pledge: Option<Pledge>,
+    /// The commit we signed yes to in this epoch, even once the pledge was let go (after a
+    /// relay restart): we never sign no to it.
+    said_yes: Option<Pledge>,
     /// Set when the relay aborted the vote on the commit we pledged to without proof that
     /// it lost (from then on it wins only if the relay puts it to the vote again): the
     /// leaves whose signed no that abort carried.
@@ -159,6 +162,7 @@ impl Membership {
             admissions: HashMap::new(),
             voted: None,
             pledge: None,
+            said_yes: None,
             pledge_aborted: None,
             refused: None,
             split_warned: None,

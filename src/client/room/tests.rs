@@ -853,3 +853,39 @@ fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
         out.frames
     );
 }
+
+#[test]
+fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    // Carol leaves; alice commits her removal and signs her yes when it comes back.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    alice.incoming_commit("alice", "alice", &commit, None, &mut Outbox::default());
+    // The relay restarts and bob leads the re-formed room; no proof comes, and alice lets
+    // her kept yes go after the hold, commit and all.
+    let _ = alice.reclaim();
+    let back = ServerFrame::Reclaimed {
+        room: "lobby".into(),
+        members: vec!["bob".into(), "alice".into()],
+        epoch: epoch(&alice),
+    };
+    alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
+    for _ in 0..RECLAIM_HOLD_TICKS {
+        alice.tick("alice", &mut Outbox::default());
+    }
+    // Her commit comes back: she no longer holds it, and says nothing against it.
+    let mut out = Outbox::default();
+    alice.incoming_commit("alice", "alice", &commit, None, &mut out);
+    assert!(
+        !out.frames
+            .iter()
+            .any(|frame| matches!(frame, ClientFrame::CommitVote { accept: false, .. })),
+        "{:?}",
+        out.frames
+    );
+}

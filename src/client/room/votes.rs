@@ -61,6 +61,7 @@ impl Room {
             own.voted = true;
             let statement = own.ballot.statement(true);
             membership.pledge = Some(Pledge::of(&own.ballot));
+            membership.said_yes = membership.pledge;
             membership.pledge_aborted = None;
             return verdict(membership, statement, out);
         }
@@ -71,6 +72,17 @@ impl Room {
             let statement = staged.ballot.statement(true);
             membership.pledge_aborted = None;
             return verdict(membership, statement, out);
+        }
+        let said_yes =
+            membership.said_yes.is_some_and(|yes| yes.epoch == epoch && yes.commit == hash);
+        if from == me && said_yes {
+            // We signed yes to it and let it go since (its vote died with a relay restart):
+            // we cannot merge it now, and must never sign no to what we said yes to, or a
+            // relay could count our no against those who merged it on our yes.
+            return out.warn(
+                &room,
+                format!("a key change from {from} that you accepted earlier came back; no vote"),
+            );
         }
         if from == me {
             // A commit in our name that we do not hold: one we gave up after the relay refused
@@ -116,6 +128,7 @@ impl Room {
                 let ballot = Ballot { epoch, commit: hash, electorate };
                 let statement = ballot.statement(true);
                 membership.pledge = Some(Pledge::of(&ballot));
+                membership.said_yes = membership.pledge;
                 let merged = MergedCommit {
                     from: from.to_owned(),
                     commit: commit.to_vec(),
