@@ -593,6 +593,58 @@ pub enum ServerFrame {
     Restarting,
 }
 
+/// The room a server frame is about, by reference or mutably (one list of the frames that
+/// name a room, kept exhaustive so that a new frame must say whether it does).
+macro_rules! server_frame_room {
+    ($frame:expr) => {
+        match $frame {
+            ServerFrame::RoomCreated { room }
+            | ServerFrame::JoinPending { room, .. }
+            | ServerFrame::AdmissionRequest { room, .. }
+            | ServerFrame::AdmissionReply { room, .. }
+            | ServerFrame::AdmissionFinish { room, .. }
+            | ServerFrame::AdmissionRefused { room, .. }
+            | ServerFrame::Welcome { room, .. }
+            | ServerFrame::Commit { room, .. }
+            | ServerFrame::CommitConfirmed { room, .. }
+            | ServerFrame::CommitAborted { room, .. }
+            | ServerFrame::CommitRejected { room, .. }
+            | ServerFrame::Application { room, .. }
+            | ServerFrame::MemberJoined { room, .. }
+            | ServerFrame::MemberLeft { room, .. }
+            | ServerFrame::LeaderChanged { room, .. }
+            | ServerFrame::Removed { room, .. }
+            | ServerFrame::MemberList { room, .. }
+            | ServerFrame::Reclaimed { room, .. }
+            | ServerFrame::ReclaimPending { room, .. }
+            | ServerFrame::ReclaimRefused { room, .. }
+            | ServerFrame::MemberAway { room, .. }
+            | ServerFrame::Left { room } => Some(room),
+            ServerFrame::Registered { .. }
+            | ServerFrame::RoomList { .. }
+            | ServerFrame::Pong
+            | ServerFrame::Error { .. }
+            | ServerFrame::Resumed { .. }
+            | ServerFrame::ResumeRefused { .. }
+            | ServerFrame::Ack { .. }
+            | ServerFrame::Restarting
+            | ServerFrame::Goodbye { .. } => None,
+        }
+    };
+}
+
+impl ServerFrame {
+    /// The room this frame is about, if it is about one.
+    pub fn room(&self) -> Option<&String> {
+        server_frame_room!(self)
+    }
+
+    /// The same, to rename it (a direct message's relay room is `@NICK` locally).
+    pub fn room_mut(&mut self) -> Option<&mut String> {
+        server_frame_room!(self)
+    }
+}
+
 /// Why a commit lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum CommitRejection {

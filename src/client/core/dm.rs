@@ -131,7 +131,7 @@ impl Dms {
 
     /// A frame from the relay, with a DM's room renamed to `@NICK`.
     pub fn rename_incoming(&self, frame: &mut ServerFrame) {
-        if let Some(room) = server_frame_room(frame)
+        if let Some(room) = frame.room_mut()
             && let Some(local) = self.local_names.get(room.as_str())
         {
             *room = local.clone();
@@ -536,43 +536,6 @@ fn client_frame_room(frame: &mut ClientFrame) -> Option<&mut String> {
         | ClientFrame::Quit
         | ClientFrame::Resume { .. }
         | ClientFrame::Ack { .. } => None,
-    }
-}
-
-/// The room a server frame names, to rename.
-fn server_frame_room(frame: &mut ServerFrame) -> Option<&mut String> {
-    match frame {
-        ServerFrame::RoomCreated { room }
-        | ServerFrame::JoinPending { room, .. }
-        | ServerFrame::AdmissionRequest { room, .. }
-        | ServerFrame::AdmissionReply { room, .. }
-        | ServerFrame::AdmissionFinish { room, .. }
-        | ServerFrame::AdmissionRefused { room, .. }
-        | ServerFrame::Welcome { room, .. }
-        | ServerFrame::Commit { room, .. }
-        | ServerFrame::CommitConfirmed { room, .. }
-        | ServerFrame::CommitAborted { room, .. }
-        | ServerFrame::CommitRejected { room, .. }
-        | ServerFrame::Application { room, .. }
-        | ServerFrame::MemberJoined { room, .. }
-        | ServerFrame::MemberLeft { room, .. }
-        | ServerFrame::LeaderChanged { room, .. }
-        | ServerFrame::Removed { room, .. }
-        | ServerFrame::MemberList { room, .. }
-        | ServerFrame::Reclaimed { room, .. }
-        | ServerFrame::ReclaimPending { room, .. }
-        | ServerFrame::ReclaimRefused { room, .. }
-        | ServerFrame::MemberAway { room, .. }
-        | ServerFrame::Left { room } => Some(room),
-        ServerFrame::Registered { .. }
-        | ServerFrame::RoomList { .. }
-        | ServerFrame::Pong
-        | ServerFrame::Error { .. }
-        | ServerFrame::Resumed { .. }
-        | ServerFrame::ResumeRefused { .. }
-        | ServerFrame::Ack { .. }
-        | ServerFrame::Goodbye { .. }
-        | ServerFrame::Restarting => None,
     }
 }
 

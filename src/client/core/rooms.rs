@@ -252,7 +252,7 @@ impl Rooms {
     /// Whether a frame belongs to a membership we already ended; consumes the `Left` that
     /// closes one.
     fn is_stale(&mut self, frame: &ServerFrame) -> bool {
-        let Some(room) = frame_room(frame) else { return false };
+        let Some(room) = frame.room().map(String::as_str) else { return false };
         let Some(pending) = self.leaving.get_mut(room) else { return false };
         if let ServerFrame::Left { .. } = frame {
             *pending -= 1;
@@ -439,7 +439,7 @@ impl Core {
                 | ServerFrame::CommitConfirmed { .. }
                 | ServerFrame::Reclaimed { .. }
         )
-        .then(|| frame_room(&frame).map(str::to_owned))
+        .then(|| frame.room().map(String::as_str).map(str::to_owned))
         .flatten();
         match frame {
             ServerFrame::RoomList { rooms } => self.on_room_list(rooms),
@@ -465,7 +465,7 @@ impl Core {
     /// A frame about one room: to the room it names (frames about rooms we are not in are
     /// stale and dropped); what the room produces goes out together.
     fn on_room_frame(&mut self, frame: ServerFrame, now: Now) {
-        let Some(name) = frame_room(&frame).map(str::to_owned) else { return };
+        let Some(name) = frame.room().map(String::as_str).map(str::to_owned) else { return };
         let Some(entry) = self.rooms.map.get_mut(&name) else { return };
         let mut out = Outbox::default();
         match frame {
@@ -613,42 +613,5 @@ fn describe(frame: &ServerFrame) -> &'static str {
         ServerFrame::RoomCreated { .. } => "a new room",
         ServerFrame::JoinPending { .. } => "a join answer",
         _ => "an admission reply",
-    }
-}
-
-/// The room a room frame is about.
-fn frame_room(frame: &ServerFrame) -> Option<&str> {
-    match frame {
-        ServerFrame::RoomCreated { room }
-        | ServerFrame::JoinPending { room, .. }
-        | ServerFrame::AdmissionRequest { room, .. }
-        | ServerFrame::AdmissionReply { room, .. }
-        | ServerFrame::AdmissionFinish { room, .. }
-        | ServerFrame::AdmissionRefused { room, .. }
-        | ServerFrame::Welcome { room, .. }
-        | ServerFrame::Commit { room, .. }
-        | ServerFrame::CommitConfirmed { room, .. }
-        | ServerFrame::CommitAborted { room, .. }
-        | ServerFrame::CommitRejected { room, .. }
-        | ServerFrame::Application { room, .. }
-        | ServerFrame::MemberJoined { room, .. }
-        | ServerFrame::MemberLeft { room, .. }
-        | ServerFrame::LeaderChanged { room, .. }
-        | ServerFrame::Removed { room, .. }
-        | ServerFrame::MemberList { room, .. }
-        | ServerFrame::Reclaimed { room, .. }
-        | ServerFrame::ReclaimPending { room, .. }
-        | ServerFrame::ReclaimRefused { room, .. }
-        | ServerFrame::MemberAway { room, .. }
-        | ServerFrame::Left { room } => Some(room),
-        ServerFrame::Registered { .. }
-        | ServerFrame::RoomList { .. }
-        | ServerFrame::Pong
-        | ServerFrame::Error { .. }
-        | ServerFrame::Resumed { .. }
-        | ServerFrame::ResumeRefused { .. }
-        | ServerFrame::Ack { .. }
-        | ServerFrame::Restarting
-        | ServerFrame::Goodbye { .. } => None,
     }
 }
