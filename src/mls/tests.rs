@@ -185,6 +185,20 @@ fn add_and_remove_report_events_and_the_removed_member_is_locked_out() {
 }
 
 #[test]
+fn only_commits_that_remove_renew_the_committers_leaf_key() {
+    let mut clients = room_of(&["alice", "bob"]);
+    let before = clients[0].room.own_encryption_key();
+    add(&mut clients, 0, "carol");
+    assert_eq!(clients[0].room.own_encryption_key(), before, "an add carries no update path");
+    let removal = clients[0].room.commit_remove(&["bob"]).unwrap();
+    clients[0].room.merge_pending_commit().unwrap();
+    apply(&mut clients[2].room, &removal.commit).unwrap();
+    assert_ne!(clients[0].room.own_encryption_key(), before, "a removal renews the key");
+    let secret = clients[0].room.encrypt_message(b"after").unwrap();
+    assert_eq!(clients[2].room.process_incoming(&secret).unwrap(), message("alice", b"after"));
+}
+
+#[test]
 fn a_joiner_cannot_read_what_was_sent_before_it_joined() {
     let mut clients = room_of(&["alice", "bob"]);
     let earlier = clients[0].room.encrypt_message(b"before carol").unwrap();
