@@ -36,7 +36,7 @@ impl Ballot {
     }
 
     /// Whether `statement` is about this commit.
-    fn is_about(&self, statement: &VoteStatement) -> bool {
+    pub fn is_about(&self, statement: &VoteStatement) -> bool {
         statement.epoch == self.epoch && statement.commit == self.commit
     }
 }

@@ -35,6 +35,10 @@ pub enum RoomNotice {
     /// We had just founded the room while, after a relay restart, its members were still
     /// coming back; they claimed it, and our join goes on to their group.
     FoundingOutnumbered,
+    /// A key change by `committer` that removes us, which we refused, was accepted with the
+    /// signed yes votes of more than half of the members it keeps: we are out of the room
+    /// until the user joins again.
+    RemovedByRoom { committer: String },
     /// Our keys and the room's disagree on the epoch; we are out of the room until the user
     /// joins again.
     OutOfStep,

@@ -1034,6 +1034,7 @@ mod tests {
             RoomNotice::TakenOut { reason: RemovalReason::NoVote },
             RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
             RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
+            RoomNotice::RemovedByRoom { committer: "dave".into() },
             RoomNotice::OutOfStep,
         ];
         let error = SharedError::from(ClientError::NotInRoom);

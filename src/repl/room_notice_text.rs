@@ -105,6 +105,15 @@ pub fn word(notice: &RoomNotice) -> Worded {
             json!({ "reason": format!("{reason:?}") }),
             true,
         ),
+        RoomNotice::RemovedByRoom { committer } => worded(
+            "removed_by_room",
+            format!(
+                "a key change by {} that removes you was accepted by most of the room (their signed votes); you left the room — /join it to come back",
+                sanitize_inline(committer)
+            ),
+            json!({ "committer": committer }),
+            true,
+        ),
         RoomNotice::OutOfStep => worded(
             "out_of_step",
             "your keys and the room's are out of step; you left the room — /join it to come back"

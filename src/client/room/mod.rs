@@ -122,10 +122,18 @@ pub struct Membership {
     pledge_aborted: Option<Vec<u32>>,
     /// The last commit we refused, and who made it: to name it when the room aborts it.
     refused: Option<(u64, String)>,
+    /// A valid commit that removes us, which we refused, and who made it. If the room
+    /// confirms it with the signed yes of a majority of the members it keeps, we are out of
+    /// the group and say so, rather than stay in a group nobody else is in.
+    refused_removal: Option<(Ballot, String)>,
     /// The epoch in which we last warned that the room may be split (once per epoch).
     split_warned: Option<u64>,
     /// The farewells of members who left during this epoch, by leaf: they count as votes.
     farewells: Vec<(u32, Farewell)>,
+    /// Votes we opened, by the hash of their bytes, with their sender's leaf and what it
+    /// signed: opening one uses up its message key, so a vote carried again (by a later
+    /// confirmation, after an abort or a forged partial confirmation) is read from here.
+    opened_votes: HashMap<[u8; 32], (u32, VoteStatement)>,
     /// Ticks to wait, after taking the room back on a relay that lost it, before removing
     /// members it does not list: they may be on their way back too.
     hold_removals: u8,
@@ -140,6 +148,11 @@ pub struct Membership {
     /// after a relay restart, members still one epoch behind check and merge that commit on
     /// them (`ClientFrame::Reclaim::proof`).
     last_proof: Option<(u64, Vec<SignedVote>)>,
+    /// Our own signed yes, and the ballot it is about: it goes into `last_proof` in place of
+    /// whatever the relay's confirmation carried in our name, which nobody else could check
+    /// if the relay forged it (a room of two that merged on our yes alone would then hand
+    /// a member back behind a proof that proves nothing).
+    own_yes: Option<(VoteStatement, Vec<u8>)>,
     /// The commit that `last_proof` confirms, as the room got it (`ClientFrame::Reclaim`).
     last_commit: Option<MergedCommit>,
     /// The commits merged before that one, newest first, with their proofs (at most
@@ -165,12 +178,15 @@ impl Membership {
             said_yes: None,
             pledge_aborted: None,
             refused: None,
+            refused_removal: None,
             split_warned: None,
             farewells: Vec::new(),
+            opened_votes: HashMap::new(),
             hold_removals: 0,
             commit_wait_ticks: 0,
             refusals_in_a_row: 0,
             last_proof: None,
+            own_yes: None,
             last_commit: None,
             earlier: VecDeque::new(),
             pledge_kept_ticks: 0,

@@ -104,13 +104,7 @@ impl Room {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
-        let count = Self::count_votes(
-            &mut membership.group,
-            &membership.farewells,
-            &ballot,
-            &[],
-            Some(true),
-        );
+        let count = membership.count_votes(&ballot, &[], Some(true));
         if !count.refutes() {
             return;
         }

@@ -889,3 +889,64 @@ fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
         out.frames
     );
 }
+
+#[test]
+fn a_member_whose_removal_a_majority_signed_leaves_and_says_so() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    // The relay told alice that carol left; carol is back in time to see the commit.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "carol", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, adds: None, .. }) = out.frames.pop() else {
+        panic!("alice commits the removal")
+    };
+    bob.member_left("bob", "carol", "alice".into(), &mut out);
+    let votes = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    let mut refused = Outbox::default();
+    carol.incoming_commit("carol", "alice", &commit, None, &mut refused);
+    assert!(matches!(refused.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
+    // One yes of the two members the commit keeps proves nothing: carol stays as she was.
+    let mut unproven = Outbox::default();
+    carol.commit_confirmed("carol", &votes[..1], &mut unproven, SystemTime::now());
+    assert!(matches!(
+        &unproven.events[..],
+        [Event::Room { notice: RoomNotice::UnexpectedConfirmation, .. }]
+    ));
+    assert!(carol.is_member() && unproven.frames.is_empty());
+    // Both signed yes: the room went on without her. She leaves and is told, rather than
+    // stay alone in the old group.
+    let mut proven = Outbox::default();
+    carol.commit_confirmed("carol", &votes, &mut proven, SystemTime::now());
+    assert!(matches!(
+        &proven.events[..],
+        [Event::Room { notice: RoomNotice::RemovedByRoom { committer }, .. }] if committer == "alice"
+    ));
+    assert!(matches!(proven.frames[..], [ClientFrame::Leave { .. }]));
+    assert!(carol.is_gone());
+}
+
+#[test]
+fn the_proof_a_leader_keeps_holds_its_own_yes_not_what_the_relay_sent_in_its_name() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let mut out = Outbox::default();
+    alice.member_left("alice", "bob", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, adds: None, .. }) = out.frames.pop() else {
+        panic!("alice commits the removal")
+    };
+    let mut own = Outbox::default();
+    alice.incoming_commit("alice", "alice", &commit, None, &mut own);
+    let own_vote = signed("alice", &own);
+    // A relay confirms it with a vote in alice's name that is not hers; her own signed yes is
+    // the majority of the one member the commit keeps, so she merges.
+    let forged = SignedVote { from: "alice".into(), vote: vec![0x55; 120] };
+    let before = epoch(&alice);
+    alice.commit_confirmed("alice", &[forged], &mut Outbox::default(), SystemTime::now());
+    assert_eq!(epoch(&alice), before + 1);
+    let ClientFrame::Reclaim { proof, .. } = alice.reclaim() else { panic!("a reclaim") };
+    assert_eq!(proof, [own_vote], "members behind could not check anything else");
+}

@@ -50,7 +50,12 @@ impl Room {
         let hash = commit_hash(commit);
         let verdict = |membership: &mut Membership, statement: VoteStatement, out: &mut Outbox| {
             match Self::vote_frame(&room, &mut membership.group, statement) {
-                Ok(frame) => out.frames.push(frame),
+                Ok(frame) => {
+                    if let ClientFrame::CommitVote { vote, accept: true, .. } = &frame {
+                        membership.own_yes = Some((statement, vote.clone()));
+                    }
+                    out.frames.push(frame)
+                }
                 Err(error) => out.warn(&room, format!("could not sign a vote: {error}")),
             }
         };
@@ -117,6 +122,13 @@ impl Room {
         let replayed = membership.catch_up_to.is_some_and(|room_epoch| epoch < room_epoch);
         let relay_members = (!replayed).then_some(relay_members.as_slice());
         let staged = membership.group.stage_commit(commit);
+        let removal_of_us =
+            staged.as_ref().ok().filter(|summary| summary.removes_us).map(|summary| {
+                (
+                    Ballot { epoch, commit: hash, electorate: summary.electorate.clone() },
+                    from.to_owned(),
+                )
+            });
         let judged = staged.map_err(RoomError::from).and_then(|summary| {
             let view = RoomView { relay_members, joiner, group_members: &group_members };
             commit_policy::check(&summary, view)
@@ -140,38 +152,11 @@ impl Room {
             Err(error) => {
                 membership.group.discard_staged_commit();
                 membership.refused = Some((epoch, from.to_owned()));
+                membership.refused_removal = removal_of_us;
                 out.warn(&room, format!("refused a key change claimed to be from {from}: {error}"));
                 verdict(membership, VoteStatement { epoch, commit: hash, accept: false }, out);
             }
         }
-    }
-
-    /// The signed votes a confirmation or an abort carries, counted on `ballot`; our own
-    /// verdict (`own`) counts without the relay's help.
-    pub(super) fn count_votes(
-        group: &mut RoomGroup,
-        farewells: &[(u32, Farewell)],
-        ballot: &Ballot,
-        votes: &[SignedVote],
-        own: Option<bool>,
-    ) -> Count {
-        let said_farewell =
-            farewells.iter().filter_map(|(leaf, farewell)| Some((*leaf, farewell.on(ballot)?)));
-        let mut statements: Vec<(u32, VoteStatement)> = votes
-            .iter()
-            .filter_map(|signed| {
-                let opened = group.open_application(&signed.vote).ok()?;
-                match proto::decode::<GroupMessage>(&opened.payload?) {
-                    Ok(GroupMessage::Vote(statement)) => Some((opened.leaf, statement)),
-                    _ => None,
-                }
-            })
-            .collect();
-        if let Some(accept) = own {
-            statements.insert(0, (group.own_leaf(), ballot.statement(accept)));
-        }
-        statements.extend(said_farewell);
-        Count::of(ballot, statements)
     }
 
     /// The relay says the room accepted the commit in flight: merge it (ours, or the one we
@@ -194,19 +179,24 @@ impl Room {
             (Some(own), _) if own.voted || kept => (own.ballot.clone(), own.voted),
             (_, Some(staged)) => (staged.ballot.clone(), true),
             _ => {
+                if let Some((ballot, committer)) = membership.refused_removal.take() {
+                    let count = membership.count_votes(&ballot, votes, None);
+                    if count.confirms() {
+                        // More than half of the members it keeps signed the commit that
+                        // removes us: the room went on without us, and staying in the old
+                        // group would be a split nobody is told of.
+                        out.frames.push(ClientFrame::Leave { room: room.clone() });
+                        return self.give_up(out, RoomNotice::RemovedByRoom { committer });
+                    }
+                    membership.refused_removal = Some((ballot, committer));
+                }
                 // Nothing we accepted is up for confirmation: a replayed or forged frame.
                 return out
                     .events
                     .push(Event::Room { room, notice: RoomNotice::UnexpectedConfirmation });
             }
         };
-        let count = Self::count_votes(
-            &mut membership.group,
-            &membership.farewells,
-            &ballot,
-            votes,
-            signed.then_some(true),
-        );
+        let count = membership.count_votes(&ballot, votes, signed.then_some(true));
         if !count.confirms() {
             let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
             return out.events.push(Event::Room { room, notice });
@@ -220,13 +210,28 @@ impl Room {
         membership.pledge_kept_ticks = 0;
         membership.refusals_in_a_row = 0;
         membership.refused = None;
+        membership.refused_removal = None;
         membership.farewells.clear();
+        membership.opened_votes.clear();
         let previous = membership.last_proof.take().zip(membership.last_commit.take());
         if let Some(((reached, votes), commit)) = previous {
             membership.earlier.push_front(ConfirmedCommit { reached, commit, votes });
             membership.earlier.truncate(MAX_EARLIER_COMMITS);
         }
-        membership.last_proof = Some((ballot.epoch + 1, votes.to_vec()));
+        // Our own signed yes in place of whatever came in our name.
+        let own_yes = membership
+            .own_yes
+            .take()
+            .filter(|(statement, _)| statement.accept && ballot.is_about(statement))
+            .map(|(_, vote)| SignedVote { from: me.to_owned(), vote });
+        let mut proof: Vec<SignedVote> = votes.to_vec();
+        if let Some(own_yes) = own_yes {
+            match proof.iter_mut().find(|vote| vote.from == me) {
+                Some(in_our_name) => *in_our_name = own_yes,
+                None => proof.push(own_yes),
+            }
+        }
+        membership.last_proof = Some((ballot.epoch + 1, proof));
         membership.last_commit = match (&membership.own_commit, &membership.voted) {
             (Some(own), _) => match &own.frame {
                 ClientFrame::Commit { commit, adds, .. } => Some(MergedCommit {
@@ -292,13 +297,7 @@ impl Room {
         // The relay puts one commit to the vote at a time and sends it back to its committer
         // before any verdict on it: an abort while ours has not come back is about another.
         let (committer, refuted) = if let Some((ballot, committer, ours)) = membership.pledged(me) {
-            let count = Self::count_votes(
-                &mut membership.group,
-                &membership.farewells,
-                &ballot,
-                votes,
-                Some(true),
-            );
+            let count = membership.count_votes(&ballot, votes, Some(true));
             let refuted = count.refutes();
             if refuted {
                 membership.drop_pledged(ours);
@@ -334,6 +333,50 @@ impl Room {
         self.release_abandoned_pledge(me, out);
         // The room is free for the next commit: ours again, or what we owe.
         self.drive_commits(me, out);
+    }
+}
+
+/// The most votes a member remembers having opened in one epoch: more than a full room's
+/// worth of several rounds, so that only a flood from a hostile member or relay resets it.
+const MAX_OPENED_VOTES: usize = 4096;
+
+impl Membership {
+    /// The signed votes a confirmation or an abort carries, counted on `ballot`; our own
+    /// verdict (`own`) counts without the relay's help.
+    pub(super) fn count_votes(
+        &mut self,
+        ballot: &Ballot,
+        votes: &[SignedVote],
+        own: Option<bool>,
+    ) -> Count {
+        let mut statements: Vec<(u32, VoteStatement)> = Vec::new();
+        for signed in votes {
+            let key = commit_hash(&signed.vote);
+            if let Some(known) = self.opened_votes.get(&key) {
+                statements.push(*known);
+                continue;
+            }
+            let Ok(opened) = self.group.open_application(&signed.vote) else { continue };
+            let Some(Ok(GroupMessage::Vote(statement))) =
+                opened.payload.map(|payload| proto::decode::<GroupMessage>(&payload))
+            else {
+                continue;
+            };
+            if self.opened_votes.len() >= MAX_OPENED_VOTES {
+                self.opened_votes.clear();
+            }
+            self.opened_votes.insert(key, (opened.leaf, statement));
+            statements.push((opened.leaf, statement));
+        }
+        if let Some(accept) = own {
+            statements.insert(0, (self.group.own_leaf(), ballot.statement(accept)));
+        }
+        let said_farewell = self
+            .farewells
+            .iter()
+            .filter_map(|(leaf, farewell)| Some((*leaf, farewell.on(ballot)?)));
+        statements.extend(said_farewell);
+        Count::of(ballot, statements)
     }
 }
 
