@@ -3,7 +3,7 @@
 //! enabled ones add their moves to the steps the run draws from.
 //!
 //! [`BENIGN`] are faults of an honest network, [`HOSTILE`] the attacks of issue 19. The
-//! default test runs [`SURVIVED`], those protocol 7 survives alone over 1000 seeds; every other
+//! default test runs [`SURVIVED`], those protocol 8 survives alone over 1000 seeds; every other
 //! actor has its own ignored test in `room_simulation.rs`, whose reason names the finding
 //! (`docs/room-simulation-findings.md`) that still breaks it. Move an actor into
 //! [`SURVIVED`] (and delete its test) once its fix lands.

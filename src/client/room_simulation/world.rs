@@ -13,8 +13,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::super::Event;
 use super::super::room::Room;
+use super::super::{Event, Notice};
 use super::actors::Actor;
 use super::client::{SimClient, Up};
 use super::describe;
@@ -816,6 +816,16 @@ impl World {
         if self.clients[index].is_member() {
             self.ledger.tracking[index].admitted = true;
         }
+        // A user told that their join failed, or gave up, tries again: the join is theirs.
+        let join_failed = events.iter().any(|event| match event {
+            Event::Status(Notice::JoinFailed { .. }) => true,
+            Event::Warning { room: None, text } => text.ends_with("the join timed out"),
+            _ => false,
+        });
+        if join_failed && self.clients[index].room().is_none() {
+            let tracking = &mut self.ledger.tracking[index];
+            tracking.rejoin_due = tracking.wants_room;
+        }
         let group =
             self.clients[index].room().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
         let tracking = &mut self.ledger.tracking[index];
@@ -1380,7 +1390,10 @@ impl World {
             if self.chattering {
                 return false;
             }
-            quiet = if moved == 0 { quiet + 1 } else { 0 };
+            // Claims waiting on a room being re-formed are settled by a relay deadline, not
+            // by a frame: the network is not quiet until that has happened.
+            let waiting = self.net.relay.claims_waiting();
+            quiet = if moved == 0 && !waiting { quiet + 1 } else { 0 };
             if quiet >= QUIET_SECONDS {
                 return true;
             }

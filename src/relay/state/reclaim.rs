@@ -393,6 +393,13 @@ impl State {
         }
     }
 
+    /// Whether rival claims wait on a room being re-formed: a deadline will still settle
+    /// them, however quiet the links are (the simulation's quiet end waits for it).
+    #[cfg(test)]
+    pub fn claims_waiting(&self) -> bool {
+        self.rooms.values().any(|room| !room.rivals.is_empty())
+    }
+
     fn take_back(&mut self, id: SessionId, room_name: &str, entrant: Entrant, epoch: u64) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         let Entrant { nick, outbound } = entrant;
