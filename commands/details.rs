@@ -17,7 +17,10 @@ impl Command for Details {
         "show the current room and its member count"
     }
     fn long_help(&self) -> &'static str {
-        "Shows the name of the current room and how many members it has. /who lists them."
+        "Shows the name of the current room, how many members it has, how long your keys in \
+         it have been unchanged, and whose keys are the oldest (as far as this client saw: \
+         since you joined, for those already there). Keys renew by themselves once a day, or \
+         now with /rekey. /who lists the members."
     }
     fn run(&self, ctx: &mut Context<'_>, _args: &str) -> Outcome {
         if ctx.engine.current_room().is_none() {
@@ -28,10 +31,38 @@ impl Command for Details {
             Ok(view) => {
                 let members = count(view.members.len(), "member", "members");
                 ctx.out.notice(&format!("room {}: {members}", sanitize_inline(&view.room)));
+                let ours = view.members.iter().find(|member| member.is_self);
+                if let Some(age) = ours.and_then(|member| member.keys_age) {
+                    ctx.out.notice(&format!("your keys: unchanged for {}", how_long(age)));
+                }
+                let oldest = view
+                    .members
+                    .iter()
+                    .filter_map(|member| Some((member, member.keys_age?)))
+                    .max_by_key(|(_, age)| *age);
+                if let Some((member, age)) = oldest {
+                    let stale = if member.stale_keys { " (stale)" } else { "" };
+                    ctx.out.notice(&format!(
+                        "oldest keys in the room: {}'s, unchanged for {}{stale}",
+                        sanitize_inline(&member.nick),
+                        how_long(age)
+                    ));
+                }
             }
             Err(error) => ctx.out.error(&format!("could not get details: {}", describe(&error))),
         }
         Outcome::Continue
+    }
+}
+
+/// A duration as a person reads it: the largest unit that fits, rounded down.
+fn how_long(age: std::time::Duration) -> String {
+    let seconds = age.as_secs();
+    match seconds {
+        0..60 => count(seconds as usize, "second", "seconds"),
+        60..3600 => count((seconds / 60) as usize, "minute", "minutes"),
+        3600..86400 => count((seconds / 3600) as usize, "hour", "hours"),
+        _ => count((seconds / 86400) as usize, "day", "days"),
     }
 }
 
@@ -48,5 +79,29 @@ mod tests {
         let mut out = Recorder::default();
         out.run(&engine, "/details");
         assert_eq!(out.notices, ["room lobby: 2 members"]);
+    }
+
+    #[test]
+    fn shows_our_keys_age_and_the_oldest() {
+        use std::time::Duration;
+        let engine = FakeEngine {
+            members: vec![("alice".into(), true, true), ("bob".into(), false, false)],
+            keys_ages: vec![
+                ("alice".into(), Duration::from_secs(90)),
+                ("bob".into(), Duration::from_secs(3 * 86400 + 5)),
+            ],
+            stale: vec!["bob".into()],
+            ..FakeEngine::in_room("lobby")
+        };
+        let mut out = Recorder::default();
+        out.run(&engine, "/details");
+        assert_eq!(
+            out.notices,
+            [
+                "room lobby: 2 members",
+                "your keys: unchanged for 1 minute",
+                "oldest keys in the room: bob's, unchanged for 3 days (stale)",
+            ]
+        );
     }
 }

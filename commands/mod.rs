@@ -15,6 +15,7 @@ mod me;
 mod msg;
 mod nick;
 mod quit;
+mod rekey;
 mod rooms;
 mod switch;
 mod trust;
@@ -39,6 +40,7 @@ pub static REGISTRY: &[&dyn Command] = &[
     &trust::Trust,
     &rooms::Rooms,
     &details::Details,
+    &rekey::Rekey,
     &me::Me,
     &clear::Clear,
     &help::Help,
@@ -127,6 +129,10 @@ pub trait Engine: Send + Sync {
     /// Pins `nick`'s current key as verified (`/trust`).
     fn trust(&self, _nick: &str) -> Result<Trusted, ClientError> {
         Err(ClientError::NoIdentity)
+    }
+    /// Renews our leaf keys in the current room now (`/rekey`).
+    fn rekey(&self) -> Result<(), ClientError> {
+        Err(ClientError::NotConnected)
     }
     /// Connects under another nickname, outside rooms (`/nick`); the outcome arrives as
     /// events, as at start.
@@ -342,6 +348,10 @@ pub(crate) mod testing {
         pub wrong_password: bool,
         /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
         pub mark: Option<crate::identity::TrustMark>,
+        /// How long members' leaf keys have been unchanged, as `/who` and `/details` show.
+        pub keys_ages: Vec<(String, std::time::Duration)>,
+        /// Members whose leaf keys are stale.
+        pub stale: Vec<String>,
     }
 
     impl FakeEngine {
@@ -465,6 +475,12 @@ pub(crate) mod testing {
                         .iter()
                         .find(|(named, _)| named == nick)
                         .map(|(_, mark)| *mark),
+                    keys_age: self
+                        .keys_ages
+                        .iter()
+                        .find(|(named, _)| named == nick)
+                        .map(|(_, age)| *age),
+                    stale_keys: self.stale.iter().any(|named| named == nick),
                 })
                 .collect();
             Ok(RoomMembers { room, members })
@@ -505,6 +521,11 @@ pub(crate) mod testing {
                     code: "11111 22222 33333 44444 55555 66666".into(),
                 },
             })
+        }
+        fn rekey(&self) -> Result<(), ClientError> {
+            self.current_room().ok_or(ClientError::NotInRoom)?;
+            self.record("rekey".into());
+            Ok(())
         }
         fn trust(&self, nick: &str) -> Result<Trusted, ClientError> {
             self.record(format!("trust {nick}"));

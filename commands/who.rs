@@ -31,7 +31,9 @@ impl Command for Who {
          not the key you saw before: maybe not the person you know. Someone in the group whom the relay no longer \
          lists is marked \"in the group, not connected\" (its removal is on its way); someone \
          the relay lists who holds no key is marked \"connected, not in the group\": they \
-         cannot read the room."
+         cannot read the room. STALE KEYS marks a member whose keys have not been renewed for \
+         several renewal periods (a day each by default): their renewals are not being \
+         committed."
     }
     fn run(&self, ctx: &mut Context<'_>, _args: &str) -> Outcome {
         if ctx.engine.current_room().is_none() {
@@ -73,10 +75,15 @@ impl Command for Who {
                         member.same_identity_as.as_deref().map_or_else(String::new, |first| {
                             format!("  — same identity as {}", sanitize_inline(first))
                         });
+                    let stale = if member.stale_keys {
+                        "  STALE KEYS — not renewed for days"
+                    } else {
+                        ""
+                    };
                     let width = width.unwrap_or(0);
                     ctx.out.notice(&format!(
                         "  {marker} {nick:<width$}  {fingerprint}{you}{trust}{looks_like}\
-                         {same_identity}{presence}"
+                         {same_identity}{presence}{stale}"
                     ));
                 }
             }
@@ -90,6 +97,25 @@ impl Command for Who {
 mod tests {
     use super::super::testing::{FakeEngine, Recorder};
     use crate::client::Presence;
+
+    #[test]
+    fn marks_stale_keys() {
+        let engine = FakeEngine {
+            members: vec![("alice".into(), true, true), ("bob".into(), false, false)],
+            stale: vec!["bob".into()],
+            ..FakeEngine::in_room("lobby")
+        };
+        let mut out = Recorder::default();
+        out.run(&engine, "/who");
+        assert_eq!(
+            out.notices,
+            [
+                "lobby — 2 members:",
+                "  * alice  ab12:cd34:ef56:7890  (you)",
+                "    bob    ab12:cd34:ef56:7890  STALE KEYS — not renewed for days",
+            ]
+        );
+    }
 
     #[test]
     fn marks_the_leader_and_self() {

@@ -55,6 +55,8 @@ impl Engine for Demo {
             presence: Presence::InGroupAndConnected,
             same_identity_as: None,
             looks_like: None,
+            keys_age: None,
+            stale_keys: false,
         };
         Ok(RoomMembers {
             room: "lobby".into(),

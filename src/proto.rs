@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 /// direct messages inside a
 /// shared room (`GroupMessage::Dm`), keeps room names starting with `@` for them, and adds
 /// [`ServerFrame::Restarting`], so that clients told of a restart come back on a short
-/// schedule instead of a grown backoff.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// schedule instead of a grown backoff; version 9 passes on members' proposals to renew
+/// their own leaf keys (MLS Update proposals, in `Application`).
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -1104,14 +1105,14 @@ mod tests {
 
     #[test]
     fn a_client_of_the_previous_version_is_refused_in_words_it_reads() {
-        // A protocol 7 client (before `Restarting`) is refused before anything else...
-        let old = ClientHello { version: 7, pake_message: vec![1; 33] };
-        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(7)));
+        // A protocol 8 client (before key renewals) is refused before anything else...
+        let old = ClientHello { version: 8, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(8)));
         // ...by a `ServerHello` whose encoding has not changed since, so it decodes the
-        // refusal as "unsupported version, the server speaks 8" and stops retrying.
+        // refusal as "unsupported version, the server speaks 9" and stops retrying.
         let refusal =
             ServerHello::Reject(HelloRejection::UnsupportedVersion { supported: PROTOCOL_VERSION });
-        assert_eq!(encode(&refusal), [1, 0, 8]);
+        assert_eq!(encode(&refusal), [1, 0, 9]);
     }
 
     #[test]

@@ -67,7 +67,8 @@ ENVIRONMENT:
 
 CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false,
   autojoin = [\"room\", ...], the rooms joined at start, before any --join;
-  dm = \"anyone\"|\"pinned\"|\"verified\"|\"nobody\", whose direct messages you accept):
+  dm = \"anyone\"|\"pinned\"|\"verified\"|\"nobody\", whose direct messages you accept;
+  rekey_hours = N, how long your keys in a room are kept before they renew (24; /rekey now)):
   1. chatter.toml next to the chatter executable (preconfigured bundles)
   2. config.toml in the per-user config directory (e.g. ~/.config/chatter/config.toml)
   The first file that sets a key wins; command-line flags and the environment win over both.

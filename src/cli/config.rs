@@ -19,6 +19,8 @@ pub struct Config {
     /// Whose direct messages are accepted: `anyone` (who shares a room with us), `pinned`,
     /// `verified` or `nobody`.
     pub dm: Option<String>,
+    /// Hours a client keeps its keys in a room before renewing them (24 by default).
+    pub rekey_hours: Option<u64>,
 }
 
 impl Config {
@@ -30,6 +32,7 @@ impl Config {
             color: self.color.or(other.color),
             autojoin: self.autojoin.or(other.autojoin),
             dm: self.dm.or(other.dm),
+            rekey_hours: self.rekey_hours.or(other.rekey_hours),
         }
     }
 

@@ -99,6 +99,13 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
     let session = Session::new(nick.clone(), runtime.handle().clone());
     let dm = args.dm.clone().or(config.dm.clone()).unwrap_or_else(|| "anyone".to_owned());
     session.set_dm_policy(dm.parse().map_err(|problem: String| anyhow::anyhow!(problem))?);
+    if let Some(hours) = config.rekey_hours {
+        anyhow::ensure!(
+            (1..=24 * 365).contains(&hours),
+            "rekey_hours must be between 1 and 8760 (a year), not {hours}"
+        );
+        session.set_renew_after(std::time::Duration::from_secs(hours * 3600));
+    }
     let options = ClientOptions { server: server.clone(), nick, access_code };
     let me = Me { identity, known_peers };
     if output.interactive {

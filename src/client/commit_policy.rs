@@ -4,7 +4,9 @@
 //! room allows. Here is what ours allows (ARCHITECTURE.md, "Trust model"): only the leader
 //! the relay names commits; a commit adds at most one member, the joiner whose admission the
 //! relay saw, under a valid nickname; it removes only members the relay says are gone; it
-//! makes no proposal of any other kind; the committer keeps its own credential and key; the
+//! renews only the leaves of members who proposed it themselves, each keeping its credential
+//! and key (`mls::renewal` checks each proposal as it arrives); it makes no proposal of any
+//! other kind; the committer keeps its own credential and key; the
 //! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members, nor
 //! more than [`MAX_CLIENTS_PER_IDENTITY`] clients of one identity. (That every added leaf is
 //! certified by the identity it names, `RoomGroup::stage_commit` checks before this runs.)
@@ -78,7 +80,7 @@ pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyVi
     if summary.other_proposals > 0 {
         return Err(PolicyViolation::ForeignProposals);
     }
-    let proposals = summary.added.len() + summary.removed.len();
+    let proposals = summary.added.len() + summary.removed.len() + summary.renewed.len();
     if proposals > MAX_PROPOSALS_PER_COMMIT {
         return Err(PolicyViolation::TooManyProposals(proposals));
     }
@@ -156,6 +158,8 @@ mod tests {
             committer: member("alice", 1),
             removed: Vec::new(),
             added: Vec::new(),
+            renewed: Vec::new(),
+            renews_committer: true,
             other_proposals: 0,
             committer_identity_changed: false,
             removes_us: false,

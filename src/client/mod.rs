@@ -178,6 +178,12 @@ pub struct MemberView {
     pub same_identity_as: Option<String>,
     /// A pinned nickname this one looks like, under another key: a likely impostor.
     pub looks_like: Option<String>,
+    /// How long the member's leaf keys have been unchanged, as far as this client saw (since
+    /// it joined, for those already there); `None` for someone who holds no key.
+    pub keys_age: Option<std::time::Duration>,
+    /// Whether those keys are older than several renewal periods: the member's renewals are
+    /// not being committed (`client::room::renewal`).
+    pub stale_keys: bool,
 }
 
 /// Whether a member is in the MLS group, connected to the relay's room, or both. Only the
@@ -450,6 +456,20 @@ impl Client {
     /// ask for a DM before sharing a room with us.
     pub fn set_dm_policy(&self, policy: DmPolicy) {
         let request = Request::SetDmPolicy(policy);
+        let _ = self.requests.send(engine::Ask { request, reply: None });
+    }
+
+    /// Renews our leaf keys in the current room now (`/rekey`): as leader by a commit, as a
+    /// member by proposing it to the leader. Done once it is asked; the renewal itself shows
+    /// as `RoomNotice::KeysRenewed` when the room commits it.
+    pub async fn rekey(&self) -> Result<(), ClientError> {
+        self.ask_done(Request::Rekey, REQUEST_TIMEOUT).await
+    }
+
+    /// How long our leaf keys are kept in each room before they are renewed by themselves
+    /// (`rekey_hours` in the config; a day by default).
+    pub fn set_renew_after(&self, after: std::time::Duration) {
+        let request = Request::SetRenewAfter(after);
         let _ = self.requests.send(engine::Ask { request, reply: None });
     }
 

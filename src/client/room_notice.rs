@@ -39,6 +39,11 @@ pub enum RoomNotice {
     /// signed yes votes of more than half of the members it keeps: we are out of the room
     /// until the user joins again.
     RemovedByRoom { committer: String },
+    /// A commit renewed `nick`'s leaf keys at their request (ours too, when it is our nick).
+    KeysRenewed { nick: String },
+    /// Our leaf keys in this room are `hours` old, several renewal periods: our renewals are
+    /// not being committed (no leader answers, or it will not).
+    StaleKeys { hours: u64 },
     /// Our keys and the room's disagree on the epoch; we are out of the room until the user
     /// joins again.
     OutOfStep,

@@ -62,6 +62,10 @@ pub enum MlsError {
     /// of one identity into the room.
     #[error("{0}'s identity already has the most clients a room allows")]
     TooManyClients(String),
+    /// A member's proposal to renew its leaf would change the leaf's credential or
+    /// signature key: an update may renew keys, never the identity.
+    #[error("{0}'s key renewal would change their identity")]
+    RenewalChangesIdentity(String),
     /// A bug or an unexpected library failure; the text is openmls's description.
     #[error("internal mls error: {0}")]
     Internal(String),

@@ -12,6 +12,8 @@ pub enum RoomEvent {
     MemberRemoved { nick: String },
     /// A commit removed us: the group is dead for us and should be dropped.
     SelfRemoved,
+    /// A commit covered this member's update of its own leaf (fresh keys, same identity).
+    Renewed { nick: String },
 }
 
 /// One member of a room, as the member list shows it.
@@ -66,8 +68,12 @@ pub struct CommitSummary {
     pub removed: Vec<MemberInfo>,
     /// Members the commit adds, from their key packages.
     pub added: Vec<MemberInfo>,
-    /// Proposals of any other kind (updates by reference, pre-shared keys, re-init, group
-    /// context extensions, self-removes, custom): this client never makes them.
+    /// Members whose own update proposals the commit covers (`mls::renewal`).
+    pub renewed: Vec<MemberInfo>,
+    /// Whether the commit carries an update path, which renews the committer's leaf.
+    pub renews_committer: bool,
+    /// Proposals of any other kind (pre-shared keys, re-init, group context extensions,
+    /// self-removes, custom): this client never makes them.
     pub other_proposals: usize,
     /// Whether the committer's new leaf (the update path) carries another credential or
     /// signature key than its current one.

@@ -17,6 +17,7 @@ mod events;
 mod identity;
 mod padding;
 mod provider;
+mod renewal;
 mod room;
 
 pub use device::{CertificationError, MAX_CLIENTS_PER_IDENTITY};

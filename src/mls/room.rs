@@ -15,15 +15,18 @@ use super::device::{self, MAX_CLIENTS_PER_IDENTITY};
 use super::error::describe;
 use super::identity::{Session, fingerprint_of, identity_key_of, nick_of};
 use super::padding::{pad, unpad};
+use super::renewal::Renewals;
 use super::{CommitSummary, MemberInfo, MlsError, Opened, OutgoingCommit, RoomEvent};
 
 /// One MLS group, as seen by one member.
 pub struct RoomGroup {
-    group: MlsGroup,
-    session: Arc<Session>,
+    pub(super) group: MlsGroup,
+    pub(super) session: Arc<Session>,
     /// Another member's commit, verified and waiting for the room's verdict. Nothing of it
     /// is applied until [`RoomGroup::merge_staged_commit`].
     staged: Option<Box<StagedCommit>>,
+    /// Update proposals of this epoch, kept beside openmls's store (`renewal`).
+    pub(super) renewals: Renewals,
 }
 
 impl std::fmt::Debug for RoomGroup {
@@ -39,7 +42,7 @@ impl std::fmt::Debug for RoomGroup {
 
 impl RoomGroup {
     pub(crate) fn new(group: MlsGroup, session: Arc<Session>) -> Self {
-        RoomGroup { group, session, staged: None }
+        RoomGroup { group, session, staged: None, renewals: Renewals::default() }
     }
 
     /// Whether the member's store holds a copy of this group that OpenMLS could load back.
@@ -122,7 +125,7 @@ impl RoomGroup {
             return Err(MlsError::NickInRoom(expected_nick.to_owned()));
         }
         self.check_clients_per_identity(&key_package, &[])?;
-        self.commit(Vec::new(), Some(key_package))
+        self.commit(Vec::new(), Some(key_package), false)
     }
 
     /// Commits removing every leaf whose credential carries one of `nicks`.
@@ -134,7 +137,7 @@ impl RoomGroup {
         if leaves.is_empty() {
             return Err(MlsError::NoSuchMember(nicks.join(", ")));
         }
-        self.commit(leaves, None)
+        self.commit(leaves, None, false)
     }
 
     /// Re-admits a member that was taken out of the room and comes back: one commit removes
@@ -153,7 +156,7 @@ impl RoomGroup {
             return Err(MlsError::NoSuchMember(nick.to_owned()));
         }
         self.check_clients_per_identity(&key_package, &leaves)?;
-        self.commit(leaves, Some(key_package))
+        self.commit(leaves, Some(key_package), false)
     }
 
     /// Whether a commit of ours waits for the relay's decision.
@@ -170,6 +173,7 @@ impl RoomGroup {
         self.group
             .merge_pending_commit(&self.session.provider)
             .map_err(|error| MlsError::Internal(describe(&error)))?;
+        self.forget_renewals();
         Ok(events)
     }
 
@@ -245,7 +249,9 @@ impl RoomGroup {
         if self.staged.is_some() {
             return Err(MlsError::CommitPending);
         }
-        let processed = self.process(message, ContentType::Commit)?;
+        // A commit covers update proposals by reference: they must be in the store to check it.
+        let processed =
+            self.with_renewals_queued(|room| room.process(message, ContentType::Commit))?;
         let committer_index = match processed.sender() {
             Sender::Member(index) => *index,
             // Rooms accept no external committers or senders.
@@ -279,6 +285,7 @@ impl RoomGroup {
             // cannot fail this.
             let _ = self.group.delete(session.provider.storage());
         }
+        self.forget_renewals();
         Ok(events)
     }
 
@@ -289,7 +296,7 @@ impl RoomGroup {
 
     /// Parses, routes and verifies a private message of this group whose content is of the
     /// `expected` type; anything else is refused before any cryptography.
-    fn process(
+    pub(super) fn process(
         &mut self,
         message: &[u8],
         expected: ContentType,
@@ -353,8 +360,22 @@ impl RoomGroup {
             .collect::<Result<Vec<MemberInfo>, MlsError>>()?;
         let other_proposals = staged
             .queued_proposals()
-            .filter(|queued| !matches!(queued.proposal(), Proposal::Add(_) | Proposal::Remove(_)))
+            .filter(|queued| {
+                !matches!(
+                    queued.proposal(),
+                    Proposal::Add(_) | Proposal::Remove(_) | Proposal::Update(_)
+                )
+            })
             .count();
+        // Each was checked when it arrived (`receive_renewal`): a commit cannot cover a
+        // proposal that is not in our store, and only checked ones go there.
+        let renewed: Vec<MemberInfo> = staged
+            .update_proposals()
+            .filter_map(|update| match update.sender() {
+                Sender::Member(leaf) => info(*leaf),
+                _ => None,
+            })
+            .collect();
         // The whole credential, not only the nickname it claims: a certification by another
         // identity under the same nickname is another member.
         let committer_credential = self.group.member(committer_index);
@@ -373,6 +394,8 @@ impl RoomGroup {
             committer,
             removed,
             added,
+            renewed,
+            renews_committer: staged.update_path_leaf_node().is_some(),
             other_proposals,
             committer_identity_changed,
         })
@@ -451,7 +474,7 @@ impl RoomGroup {
         let key_package = key_package
             .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
-        self.commit(Vec::new(), Some(key_package))
+        self.commit(Vec::new(), Some(key_package), false)
     }
 
     /// Refuses a key package whose identity already has [`MAX_CLIENTS_PER_IDENTITY`] clients
@@ -496,10 +519,11 @@ impl RoomGroup {
     /// against 38 ms, `loadgen join`). The joiner learns only the new epoch's secrets from
     /// its Welcome either way; what an add forgoes is healing after a compromise of our leaf,
     /// which removals and self-updates still bring.
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         removals: Vec<LeafNodeIndex>,
         add: Option<KeyPackage>,
+        renew: bool,
     ) -> Result<OutgoingCommit, MlsError> {
         if !self.group.is_active() {
             return Err(MlsError::NotAMember);
@@ -518,7 +542,7 @@ impl RoomGroup {
             .commit_builder()
             .propose_removals(removals)
             .propose_adds(add)
-            .force_self_update(!adding)
+            .force_self_update(renew || !adding)
             .load_psks(provider.storage())
             .map_err(|error| internal(&error))?
             .build(provider.rand(), provider.crypto(), &session.signer, |_| true)
@@ -569,6 +593,12 @@ impl RoomGroup {
         for addition in staged.add_proposals() {
             let nick = nick_of(addition.add_proposal().key_package().leaf_node().credential());
             events.push(RoomEvent::MemberAdded { nick });
+        }
+        for update in staged.update_proposals() {
+            if let Sender::Member(leaf) = update.sender() {
+                let nick = self.group.member(*leaf).map(nick_of).unwrap_or_default();
+                events.push(RoomEvent::Renewed { nick });
+            }
         }
         if staged.self_removed() {
             events.push(RoomEvent::SelfRemoved);

@@ -652,3 +652,57 @@ fn one_identity_has_at_most_eight_clients_in_a_room() {
     let again = MlsMember::certified("alice-3", &identity, 2).unwrap();
     assert!(clients[0].room.commit_replace("alice-3", &again.key_package().unwrap()).is_ok());
 }
+
+#[test]
+fn a_member_renews_its_own_leaf_through_the_leaders_commit() {
+    let mut clients = room_of(&["alice", "bob", "carol"]);
+    let before = clients[1].room.own_encryption_key();
+    let epoch = clients[0].room.epoch();
+    let proposal = clients[1].room.propose_renewal().unwrap();
+    assert!(clients[1].room.renewal_proposed());
+    assert_eq!(clients[0].room.receive_renewal(&proposal).unwrap(), "bob");
+    assert_eq!(clients[2].room.receive_renewal(&proposal).unwrap(), "bob");
+    // Proposals kept aside do not stop anyone from chatting (or voting) meanwhile.
+    let line = clients[1].room.encrypt_message(b"still here").unwrap();
+    assert_eq!(clients[2].room.process_incoming(&line).unwrap(), message("bob", b"still here"));
+    assert_eq!(clients[0].room.renewals_waiting(), ["bob"]);
+    let commit = clients[0].room.commit_renewal().unwrap();
+    for index in [1, 2] {
+        let summary = clients[index].room.stage_commit(&commit.commit).unwrap();
+        assert_eq!(summary.renewed.iter().map(|m| m.nick.as_str()).collect::<Vec<_>>(), ["bob"]);
+        assert!(summary.renews_committer);
+        let vote = clients[index].room.encrypt_message(b"a vote").unwrap();
+        assert!(!vote.is_empty());
+    }
+    assert_eq!(
+        clients[0].room.merge_pending_commit().unwrap(),
+        [RoomEvent::Renewed { nick: "bob".into() }]
+    );
+    for index in [1, 2] {
+        assert_eq!(
+            clients[index].room.merge_staged_commit().unwrap(),
+            [RoomEvent::Renewed { nick: "bob".into() }]
+        );
+        assert_eq!(clients[index].room.epoch(), epoch + 1);
+    }
+    assert_ne!(clients[1].room.own_encryption_key(), before, "bob's leaf has new keys");
+    assert!(!clients[1].room.renewal_proposed());
+    assert_eq!(clients[0].room.epoch_authenticator(), clients[1].room.epoch_authenticator());
+    let line = clients[1].room.encrypt_message(b"renewed").unwrap();
+    assert_eq!(clients[0].room.process_incoming(&line).unwrap(), message("bob", b"renewed"));
+}
+
+#[test]
+fn a_renewal_that_takes_another_members_credential_is_refused() {
+    let mut clients = room_of(&["alice", "bob", "carol"]);
+    let forged = clients[1].room.propose_renewal_claiming("carol").unwrap();
+    assert_eq!(
+        clients[0].room.receive_renewal(&forged),
+        Err(MlsError::RenewalChangesIdentity("bob".into()))
+    );
+    assert!(clients[0].room.renewals_waiting().is_empty());
+    // Nothing to commit for it: the leader's renewal covers nobody else.
+    let commit = clients[0].room.commit_renewal().unwrap();
+    let summary = clients[2].room.stage_commit(&commit.commit).unwrap();
+    assert!(summary.renewed.is_empty());
+}

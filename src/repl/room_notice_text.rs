@@ -114,6 +114,20 @@ pub fn word(notice: &RoomNotice) -> Worded {
             json!({ "committer": committer }),
             true,
         ),
+        RoomNotice::KeysRenewed { nick } => worded(
+            "keys_renewed",
+            format!("{} has new keys in this room", sanitize_inline(nick)),
+            json!({ "nick": nick }),
+            false,
+        ),
+        RoomNotice::StaleKeys { hours } => worded(
+            "stale_keys",
+            format!(
+                "your keys in this room are {hours} hours old and were not renewed: the leader does not commit your renewal; /rekey asks again"
+            ),
+            json!({ "hours": hours }),
+            true,
+        ),
         RoomNotice::OutOfStep => worded(
             "out_of_step",
             "your keys and the room's are out of step; you left the room — /join it to come back"

@@ -37,6 +37,7 @@ pub struct Session {
     /// Whose DM requests are answered, for every client this session connects (`/nick`
     /// makes a new one).
     dm_policy: Mutex<DmPolicy>,
+    renew_after: Mutex<Option<std::time::Duration>>,
 }
 
 impl Session {
@@ -50,6 +51,7 @@ impl Session {
             nick: Mutex::new(nick),
             connector: OnceLock::new(),
             dm_policy: Mutex::new(DmPolicy::default()),
+            renew_after: Mutex::new(None),
         })
     }
 
@@ -63,10 +65,21 @@ impl Session {
         *self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
     }
 
-    /// Installs the connected client (with the DM setting, before any of its rooms).
+    /// Sets how long keys are kept in a room before they renew, before the client connects.
+    pub fn set_renew_after(&self, after: std::time::Duration) {
+        *self.renew_after.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(after);
+    }
+
+    /// Installs the connected client (with the DM and renewal settings, before any of its
+    /// rooms).
     pub fn connected(&self, client: Client) {
         client
             .set_dm_policy(*self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        if let Some(after) =
+            *self.renew_after.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            client.set_renew_after(after);
+        }
         *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
     }
 
@@ -196,6 +209,10 @@ impl Engine for Session {
     fn trust(&self, nick: &str) -> Result<Trusted, ClientError> {
         let client = self.client()?;
         self.with_timeout(QUERY_TIMEOUT, client.trust(nick))
+    }
+    fn rekey(&self) -> Result<(), ClientError> {
+        let client = self.client()?;
+        self.with_timeout(QUERY_TIMEOUT, client.rekey())
     }
     fn quit(&self) -> Result<(), ClientError> {
         match self.current() {

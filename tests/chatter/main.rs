@@ -22,6 +22,7 @@ mod ipv6;
 mod line_mode;
 mod operator;
 mod relay;
+mod renewal;
 mod repl;
 mod repl_support;
 mod rooms;

@@ -25,6 +25,8 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
             } else {
                 trust.looks_like(&member.nick, &member.identity_key)
             },
+            keys_age: room.leaf_age(me, &member.nick),
+            stale_keys: room.leaf_is_stale(me, &member.nick),
             presence: if room.away.contains(&member.nick) {
                 Presence::Away
             } else if member.is_self || room.relay_members.contains(&member.nick) {
@@ -45,6 +47,8 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
                 trust: None,
                 same_identity_as: None,
                 looks_like: None,
+                keys_age: None,
+                stale_keys: false,
             });
         }
     }

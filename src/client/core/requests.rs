@@ -43,6 +43,10 @@ pub enum Request {
     },
     /// Whose DM requests are answered.
     SetDmPolicy(super::DmPolicy),
+    /// Renew our leaf keys in the current room now (`/rekey`).
+    Rekey,
+    /// How long leaf keys are kept before they are renewed by themselves.
+    SetRenewAfter(std::time::Duration),
     Rooms,
     Members,
     Quit,
@@ -173,6 +177,10 @@ impl Core {
                 self.set_dm_policy(policy);
                 Ok(Reply::Done)
             }
+            Request::SetRenewAfter(after) => {
+                self.rooms.set_renew_after(after);
+                Ok(Reply::Done)
+            }
             // Offline too, to an open DM (the line waits, as a plain line does).
             Request::Msg { nick, payload } => {
                 self.msg(&nick, payload, now.instant).map(|()| Reply::Done)
@@ -183,6 +191,7 @@ impl Core {
                 return None;
             }
             Request::Leave { room } => self.leave(room.as_deref()).map(|()| Reply::Done),
+            Request::Rekey => self.rekey().map(|()| Reply::Done),
             Request::Rooms => {
                 let number = self.send(ClientFrame::ListRooms);
                 self.requests.sent.insert(number, Sent::Rooms(id));

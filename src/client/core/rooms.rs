@@ -92,9 +92,19 @@ pub(super) struct Rooms {
     /// `Leave`s sent per room whose `Left` has not come back yet: until it does, frames
     /// about that room belong to the membership we ended, not to a new one.
     leaving: HashMap<String, u32>,
+    /// How long leaf keys are kept before renewal, if the user set it (`Room::set_renew_after`).
+    renew_after: Option<std::time::Duration>,
 }
 
 impl Rooms {
+    /// Sets how long leaf keys are kept before renewal, in every room now and later.
+    pub fn set_renew_after(&mut self, after: std::time::Duration) {
+        self.renew_after = Some(after);
+        for entry in self.map.values_mut() {
+            entry.room.set_renew_after(after);
+        }
+    }
+
     pub fn current(&self) -> Option<&RoomEntry> {
         self.map.get(self.current.as_ref()?)
     }
@@ -289,8 +299,12 @@ impl Core {
         if self.rooms.len() >= MAX_ROOMS {
             return self.answer(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }));
         }
+        let mut new_room = Room::new(room.clone(), password);
+        if let Some(after) = self.rooms.renew_after {
+            new_room.set_renew_after(after);
+        }
         let entry = RoomEntry {
-            room: Room::new(room.clone(), password),
+            room: new_room,
             unread: 0,
             join: Some(id),
             join_frame: 0,
@@ -328,6 +342,16 @@ impl Core {
             None => self.rooms.current_name().ok_or(ClientError::NotInRoom)?,
         };
         self.leave_room(&name);
+        Ok(())
+    }
+
+    /// `/rekey`: renew our leaf keys in the current room now.
+    pub(super) fn rekey(&mut self) -> Result<(), ClientError> {
+        let me = self.nick.clone();
+        let mut out = Outbox::default();
+        let entry = self.rooms.current_mut().ok_or(ClientError::NotInRoom)?;
+        entry.room.request_renewal(&me, &mut out).map_err(|_| ClientError::NotInRoom)?;
+        self.flush_room_outbox(out);
         Ok(())
     }
 

@@ -38,6 +38,9 @@ pub(super) enum Intent {
     Remove {
         nicks: Vec<String>,
     },
+    /// Renew leaf keys: ours (the commit's update path) and every member's whose proposal we
+    /// keep (`mls::renewal`), in one commit.
+    Renew,
 }
 
 impl Room {
@@ -62,6 +65,11 @@ impl Room {
             if !membership.owes_removal_of(&nick) {
                 membership.intents.push_back(Intent::Remove { nicks: vec![nick] });
             }
+        }
+        // Renewals proposed to the leader before us are ours to commit now.
+        let renewing = membership.intents.iter().any(|intent| matches!(intent, Intent::Renew));
+        if !renewing && !membership.group.renewals_waiting().is_empty() {
+            membership.intents.push_back(Intent::Renew);
         }
     }
 
@@ -120,7 +128,7 @@ impl Room {
                     departed.extend(nicks.iter().cloned());
                     false
                 }
-                Intent::Add { .. } => true,
+                Intent::Add { .. } | Intent::Renew => true,
             });
             departed.sort();
             departed.dedup();
@@ -171,6 +179,7 @@ impl Room {
                         other => other.map(|commit| (commit, None)),
                     }
                 }
+                Intent::Renew => group.commit_renewal().map(|commit| (commit, None)),
             };
             match result {
                 Ok((commit, adds)) => {
@@ -217,6 +226,7 @@ impl Room {
                             nicks.join(", ")
                         ),
                     ),
+                    Intent::Renew => out.warn(&room, format!("could not renew keys: {error}")),
                 },
             }
         }

@@ -48,12 +48,15 @@ mod dm;
 mod leader;
 mod pledge;
 mod reclaim;
+mod renewal;
 mod votes;
 
 pub use dm::HeardSignal;
 use leader::{Intent, OwnCommit, backoff_ticks};
 use pledge::StagedVote;
 use reclaim::MAX_EARLIER_COMMITS;
+pub use renewal::DEFAULT_RENEW_AFTER;
+use renewal::LeafAges;
 
 /// Why a room operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +137,8 @@ pub struct Membership {
     /// signed: opening one uses up its message key, so a vote carried again (by a later
     /// confirmation, after an abort or a forged partial confirmation) is read from here.
     opened_votes: HashMap<[u8; 32], (u32, VoteStatement)>,
+    /// How old each leaf's keys are, and our own renewal in progress (`renewal`).
+    ages: LeafAges,
     /// Ticks to wait, after taking the room back on a relay that lost it, before removing
     /// members it does not list: they may be on their way back too.
     hold_removals: u8,
@@ -182,6 +187,7 @@ impl Membership {
             split_warned: None,
             farewells: Vec::new(),
             opened_votes: HashMap::new(),
+            ages: LeafAges::default(),
             hold_removals: 0,
             commit_wait_ticks: 0,
             refusals_in_a_row: 0,
@@ -241,6 +247,8 @@ pub struct Room {
     pub away: std::collections::HashSet<String>,
     /// Whether our join goes out at the next tick rather than now (see `reclaim_or_defer`).
     join_deferred: bool,
+    /// How many ticks members keep their leaf keys before renewing them (`renewal`).
+    renew_after_ticks: u32,
 }
 
 impl Room {
@@ -254,6 +262,7 @@ impl Room {
             gaps: SenderGaps::default(),
             away: std::collections::HashSet::new(),
             join_deferred: false,
+            renew_after_ticks: renewal::ticks(DEFAULT_RENEW_AFTER),
         }
     }
 
@@ -429,6 +438,7 @@ impl Room {
             }
         }
         self.release_abandoned_pledge(me, out);
+        self.renewal_tick(me, out);
         self.drive_commits(me, out);
     }
 
@@ -466,7 +476,14 @@ impl Room {
                 self.commit_rejected(me, commit, reason, out)
             }
             ServerFrame::Application { from, message, .. } => {
-                self.incoming_message(&from, &message, now, out)
+                let proposal = crate::mls_header::peek_header(&message).is_some_and(|header| {
+                    header.content_type == crate::mls_header::CONTENT_TYPE_PROPOSAL
+                });
+                if proposal {
+                    self.incoming_renewal(me, &from, &message, out)
+                } else {
+                    self.incoming_message(&from, &message, now, out)
+                }
             }
             ServerFrame::MemberJoined { nick, .. } => {
                 let returning = !self.relay_members.contains(&nick)

@@ -47,6 +47,8 @@ pub(super) struct StagedVote {
     pub(super) committer: String,
     /// The commit as the relay carried it, kept to hand to members behind after a restart.
     pub(super) merged: MergedCommit,
+    /// Whether it carries an update path: merged, it renews its committer's leaf keys.
+    pub(super) renews_committer: bool,
 }
 
 impl Room {

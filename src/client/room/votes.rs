@@ -132,11 +132,11 @@ impl Room {
         let judged = staged.map_err(RoomError::from).and_then(|summary| {
             let view = RoomView { relay_members, joiner, group_members: &group_members };
             commit_policy::check(&summary, view)
-                .map(|()| summary.electorate)
+                .map(|()| (summary.electorate, summary.renews_committer))
                 .map_err(RoomError::from)
         });
         match judged {
-            Ok(electorate) => {
+            Ok((electorate, renews_committer)) => {
                 let ballot = Ballot { epoch, commit: hash, electorate };
                 let statement = ballot.statement(true);
                 membership.pledge = Some(Pledge::of(&ballot));
@@ -146,7 +146,12 @@ impl Room {
                     commit: commit.to_vec(),
                     joiner: joiner.map(str::to_owned),
                 };
-                membership.voted = Some(StagedVote { ballot, committer: from.to_owned(), merged });
+                membership.voted = Some(StagedVote {
+                    ballot,
+                    committer: from.to_owned(),
+                    merged,
+                    renews_committer,
+                });
                 verdict(membership, statement, out);
             }
             Err(error) => {
@@ -244,10 +249,17 @@ impl Room {
             (None, Some(staged)) => Some(staged.merged.clone()),
             (None, None) => None,
         };
+        // A commit with an update path renews its committer's leaf: ours carries one unless
+        // it only adds (`RoomGroup::commit`).
+        let committer_renewed = match (&membership.own_commit, &membership.voted) {
+            (Some(own), _) => (!matches!(own.intent, Intent::Add { .. })).then(|| me.to_owned()),
+            (None, Some(staged)) => staged.renews_committer.then(|| staged.committer.clone()),
+            (None, None) => None,
+        };
         let merged = if let Some(own) = membership.own_commit.take() {
             let joined = match own.intent {
                 Intent::Add { joiner, .. } => Some(joiner),
-                Intent::Remove { .. } => None,
+                Intent::Remove { .. } | Intent::Renew => None,
             };
             let merged = membership.group.merge_pending_commit();
             if merged.is_ok()
@@ -277,6 +289,25 @@ impl Room {
                         self.gaps.joined(nick, now);
                     }
                 }
+                // New leaves, leaves whose owners' renewals it covered, and the committer's.
+                let renewed: Vec<String> = events
+                    .iter()
+                    .filter_map(|event| match event {
+                        RoomEvent::MemberAdded { nick } | RoomEvent::Renewed { nick } => {
+                            Some(nick.clone())
+                        }
+                        _ => None,
+                    })
+                    .chain(committer_renewed)
+                    .collect();
+                let renewals: Vec<String> = events
+                    .iter()
+                    .filter_map(|event| match event {
+                        RoomEvent::Renewed { nick } => Some(nick.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.leaves_renewed(me, &renewed, &renewals);
                 room_events(&room, events, out);
             }
             Err(error) => {
@@ -414,6 +445,10 @@ fn room_events(room: &str, events: Vec<RoomEvent>, out: &mut Outbox) {
             RoomEvent::SelfRemoved => {
                 out.warn(room, "you were removed from the room's keys".into());
             }
+            RoomEvent::Renewed { nick } => out.events.push(Event::Room {
+                room: room.to_owned(),
+                notice: RoomNotice::KeysRenewed { nick },
+            }),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::admission::{OwedWelcome, PendingJoiner, WrongPasswords};
 use super::commits::{CommitInFlight, LateVoters};
 use super::reclaim::{Claim, LoggedCommit, Rival};
 use super::{Request, SessionId, State};
-use crate::mls_header::{self, CONTENT_TYPE_APPLICATION};
+use crate::mls_header::{self, CONTENT_TYPE_APPLICATION, CONTENT_TYPE_PROPOSAL};
 use crate::proto::{
     self, ErrorReason, MAX_APPLICATION_LEN, MAX_ROOM_MEMBERS, RemovalReason, RoomSummary,
     ServerFrame, SignedVote,
@@ -219,8 +219,13 @@ impl State {
         let Some(sender) = room.member(id) else {
             return self.error(request, ErrorReason::NotInRoom);
         };
+        // Chat, votes and the like, and members' proposals to renew their own keys: never a
+        // commit, which goes through the vote.
         let Some(header) = mls_header::peek_header(&message)
-            .filter(|header| header.content_type == CONTENT_TYPE_APPLICATION)
+            .filter(|header| {
+                header.content_type == CONTENT_TYPE_APPLICATION
+                    || header.content_type == CONTENT_TYPE_PROPOSAL
+            })
             .filter(|header| room.group_id.as_ref().is_none_or(|id| *id == header.group_id))
         else {
             return self.error(request, ErrorReason::NotMls);
