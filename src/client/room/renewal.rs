@@ -47,6 +47,9 @@ pub(super) struct LeafAges {
     pub(super) wanted: bool,
     /// The epoch in which we proposed our renewal, while no commit covered it.
     pub(super) proposed_in: Option<u64>,
+    /// Ticks since that proposal: one that no commit covered after [`MIN_RENEWAL_GAP`] (the
+    /// leader found it too soon, or never heard it) is made again.
+    pub(super) proposed_ticks: u32,
     /// Whether our user was told that our keys are stale (once, until they change).
     pub(super) stale_told: bool,
 }
@@ -81,6 +84,7 @@ impl Room {
         ages.ours = ages.ours.saturating_add(1);
         ages.others.values_mut().for_each(|age| *age = age.saturating_add(1));
         ages.since_renewal.values_mut().for_each(|age| *age = age.saturating_add(1));
+        ages.proposed_ticks = ages.proposed_ticks.saturating_add(1);
         if ages.ours >= renew_after.saturating_mul(STALE_AFTER_PERIODS) && !ages.stale_told {
             ages.stale_told = true;
             let hours = u64::from(ages.ours) * TICK.as_secs() / 3600;
@@ -104,7 +108,11 @@ impl Room {
             return self.drive_commits(me, out);
         }
         let epoch = membership.group.epoch();
-        if membership.ages.proposed_in == Some(epoch) && membership.group.renewal_proposed() {
+        let waiting = membership.ages.proposed_ticks < ticks(MIN_RENEWAL_GAP);
+        if membership.ages.proposed_in == Some(epoch)
+            && membership.group.renewal_proposed()
+            && waiting
+        {
             return;
         }
         // Not in the middle of a vote: the proposal would be for an epoch about to end.
@@ -114,6 +122,7 @@ impl Room {
         match membership.group.propose_renewal() {
             Ok(message) => {
                 membership.ages.proposed_in = Some(epoch);
+                membership.ages.proposed_ticks = 0;
                 out.frames.push(ClientFrame::Application { room, message });
             }
             Err(error) => out.warn(&room, format!("could not propose new keys: {error}")),

@@ -1,6 +1,8 @@
 //! Unit tests of the sans-IO room: phase transitions and refusals, driven without sockets.
 //! The relay's part (forwarding frames, confirming commits) is played by hand.
 
+use std::time::Duration;
+
 use super::reclaim::RECLAIM_HOLD_TICKS;
 use super::*;
 use crate::mls_header::{CONTENT_TYPE_APPLICATION, CONTENT_TYPE_COMMIT, build_private_message};
@@ -949,4 +951,105 @@ fn the_proof_a_leader_keeps_holds_its_own_yes_not_what_the_relay_sent_in_its_nam
     assert_eq!(epoch(&alice), before + 1);
     let ClientFrame::Reclaim { proof, .. } = alice.reclaim() else { panic!("a reclaim") };
     assert_eq!(proof, [own_vote], "members behind could not check anything else");
+}
+
+/// The proposal a member's `/rekey` sent, as the relay carries it to the others.
+fn proposal_of(from: &str, out: &Outbox) -> ServerFrame {
+    let message = out
+        .frames
+        .iter()
+        .find_map(|frame| match frame {
+            ClientFrame::Application { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("a proposal");
+    ServerFrame::Application { room: "lobby".into(), from: from.into(), message }
+}
+
+fn commit_in(out: &Outbox) -> Option<Vec<u8>> {
+    out.frames.iter().find_map(|frame| match frame {
+        ClientFrame::Commit { commit, .. } => Some(commit.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_leader_commits_one_members_renewals_at_most_once_a_minute() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let mut asked = Outbox::default();
+    bob.request_renewal("bob", &mut asked).unwrap();
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", proposal_of("bob", &asked), SystemTime::now(), &mut out);
+    let commit = commit_in(&out).expect("alice commits bob's renewal");
+    let votes = vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    let mut renewed = Outbox::default();
+    bob.commit_confirmed("bob", &votes, &mut renewed, SystemTime::now());
+    alice.commit_confirmed("alice", &votes, &mut Outbox::default(), SystemTime::now());
+    assert!(renewed.events.iter().any(|event| matches!(
+        event,
+        Event::Room { notice: RoomNotice::KeysRenewed { nick }, .. } if nick == "bob"
+    )));
+    assert_eq!(epoch(&alice), epoch(&bob));
+    // Again at once: a member cannot make the room commit for it faster than that.
+    let mut again = Outbox::default();
+    bob.request_renewal("bob", &mut again).unwrap();
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", proposal_of("bob", &again), SystemTime::now(), &mut out);
+    assert_eq!(commit_in(&out), None);
+    assert!(
+        matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("within a minute"))
+    );
+    // Bob's client asks again a minute (twelve ticks) later, and then it is committed.
+    let mut later = Outbox::default();
+    let mut waited = 0;
+    while later.frames.is_empty() {
+        alice.tick("alice", &mut Outbox::default());
+        bob.tick("bob", &mut later);
+        waited += 1;
+        assert!(waited <= 12, "bob never asked again");
+    }
+    assert_eq!(waited, 12);
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", proposal_of("bob", &later), SystemTime::now(), &mut out);
+    assert!(commit_in(&out).is_some(), "{:?}", out.events);
+}
+
+#[test]
+fn a_renewal_in_another_members_name_is_refused_and_never_committed() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let forged = bob.group_mut_for_tests().unwrap().propose_renewal_claiming("alice").unwrap();
+    let frame =
+        ServerFrame::Application { room: "lobby".into(), from: "bob".into(), message: forged };
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", frame, SystemTime::now(), &mut out);
+    assert_eq!(commit_in(&out), None);
+    assert!(
+        matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("refused new keys"))
+    );
+}
+
+#[test]
+fn keys_not_renewed_for_three_periods_are_stale_and_their_owner_is_told_once() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    // Ten seconds is two ticks; bob's proposals go nowhere (no leader hears them).
+    bob.set_renew_after(Duration::from_secs(10));
+    let mut told = Vec::new();
+    for _ in 0..10 {
+        let mut out = Outbox::default();
+        bob.tick("bob", &mut out);
+        told.extend(out.events);
+    }
+    let stale: Vec<_> = told
+        .iter()
+        .filter(|event| matches!(event, Event::Room { notice: RoomNotice::StaleKeys { .. }, .. }))
+        .collect();
+    assert_eq!(stale.len(), 1, "{told:?}");
+    assert!(bob.leaf_is_stale("bob", "bob"));
+    assert_eq!(bob.leaf_age("bob", "bob"), Some(Duration::from_secs(50)));
 }
