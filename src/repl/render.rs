@@ -1035,6 +1035,8 @@ mod tests {
             RoomNotice::ReclaimWaiting { ours: 1, holders: 2 },
             RoomNotice::ReclaimRefused { reason: ReclaimRefusal::AnotherGroup },
             RoomNotice::RemovedByRoom { committer: "dave".into() },
+            RoomNotice::KeysRenewed { nick: "erin".into() },
+            RoomNotice::StaleKeys { hours: 72 },
             RoomNotice::OutOfStep,
         ];
         let error = SharedError::from(ClientError::NotInRoom);
