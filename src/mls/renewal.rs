@@ -67,9 +67,8 @@ impl RoomGroup {
     }
 
     /// Proposes an update of our leaf that carries `other`'s credential: what a hostile
-    /// member would send, for tests of what the others refuse.
-    #[cfg(test)]
-    pub(crate) fn propose_renewal_claiming(&mut self, other: &str) -> Result<Vec<u8>, MlsError> {
+    /// member would send, for the tests of what the others refuse.
+    pub fn propose_renewal_claiming(&mut self, other: &str) -> Result<Vec<u8>, MlsError> {
         use openmls::prelude::CredentialWithKey;
         let leaf = *self.leaves_of(other).first().ok_or(MlsError::NoSuchMember(other.into()))?;
         let credential = self.group.member(leaf).cloned().ok_or(MlsError::Unexpected)?;

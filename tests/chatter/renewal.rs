@@ -158,3 +158,70 @@ async fn a_member_renews_its_keys_by_itself_once_its_time_is_up() {
     assert!(after.0 > before.0, "{before:?} {after:?}");
     assert_eq!(room_code(&clients[0].0).await, after);
 }
+
+#[tokio::test]
+async fn a_members_renewal_that_takes_another_members_identity_is_refused_by_everyone() {
+    use chatter::admission::JoinerAdmission;
+    use chatter::mls::MlsMember;
+    use chatter::proto::{ClientFrame, ServerFrame};
+
+    let relay = support::start_relay().await;
+    let mut clients = room_of(&relay, &["alice", "bob"], None).await;
+    // Mallory joins honestly, with the password and her own key package ...
+    let mls = MlsMember::new("mallory").unwrap();
+    let mut mallory = support::raw_client(&relay, "mallory").await;
+    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    let ServerFrame::JoinPending { leader, .. } = support::next_frame(&mut mallory).await else {
+        panic!("mallory waits for the leader")
+    };
+    let (admission, start) =
+        JoinerAdmission::start("lobby", "mallory", &leader, PASSWORD.as_bytes());
+    mallory
+        .send(&ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: start })
+        .await
+        .unwrap();
+    let reply =
+        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionReply { .. }))
+            .await;
+    let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
+    let finish = admission.finish(&pake_message, &mls.key_package().unwrap()).unwrap();
+    mallory
+        .send(&ClientFrame::AdmissionFinish {
+            room: "lobby".into(),
+            confirmation: finish.confirmation.to_vec(),
+            sealed_key_package: finish.sealed_key_package,
+        })
+        .await
+        .unwrap();
+    let welcome =
+        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::Welcome { .. })).await;
+    let ServerFrame::Welcome { message, .. } = welcome else { unreachable!() };
+    let mut group = mls.join_room(&message).unwrap();
+    for (_, events) in &mut clients {
+        support::expect_event(events, joined("mallory")).await;
+    }
+    let before = room_code(&clients[0].0).await;
+
+    // ... then proposes new keys for her leaf that carry alice's credential.
+    let forged = group.propose_renewal_claiming("alice").unwrap();
+    mallory
+        .send(&ClientFrame::Application { room: "lobby".into(), message: forged })
+        .await
+        .unwrap();
+    for (_, events) in &mut clients {
+        support::expect_event(events, |e| {
+            matches!(e, Event::Warning { text, .. }
+                if text.starts_with("refused new keys claimed to be from mallory"))
+        })
+        .await;
+    }
+    // The leader commits nothing for it: after a round of chat, the room is where it was.
+    clients[1].0.send_text("after the forgery").await.unwrap();
+    support::expect_event(
+        &mut clients[0].1,
+        |e| matches!(e, Event::Message { text, .. } if text == "after the forgery"),
+    )
+    .await;
+    assert_eq!(room_code(&clients[0].0).await, before);
+    assert_eq!(room_code(&clients[1].0).await, before);
+}
