@@ -150,6 +150,14 @@ fn simulation_forging_relay() {
     assert_survives(&[Actor::ForgingRelay]);
 }
 
+/// Members asking for new keys survive 1000 seeds alone; mixed with the others, 13 of 1000
+/// seeds of the default mix with them break (as with the forging relay, mostly (a) still in
+/// the room), so they have a test of their own for now.
+#[test]
+fn simulation_renewals() {
+    assert_survives(&[Actor::Renewals]);
+}
+
 /// Every actor at once, benign and hostile.
 #[test]
 #[ignore = "fails until every finding is fixed"]

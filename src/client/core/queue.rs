@@ -53,8 +53,10 @@ impl Core {
         let mut waiting = VecDeque::new();
         while let Some((room, payload)) = self.queue.lines.pop_front() {
             let awaits_peer = self.dms.awaits_peer(&room);
-            let Some(entry) =
-                self.rooms.get_mut(&room).filter(|entry| entry.room.is_member() && !awaits_peer)
+            let Some(entry) = self
+                .rooms
+                .get_mut(&room)
+                .filter(|entry| entry.room.is_member() && !entry.room.behind() && !awaits_peer)
             else {
                 waiting.push_back((room, payload));
                 continue;

@@ -225,7 +225,12 @@ impl Core {
         // Offline, taking the room back, or rejoining it by ourselves: the line waits, and
         // goes to this room whatever is current when it can be sent.
         // A DM whose other member is not in the relay's room yet would not pass it on.
-        if !online || queued || entry.room.rejoining() || self.dms.awaits_peer(&room) {
+        if !online
+            || queued
+            || entry.room.rejoining()
+            || entry.room.behind()
+            || self.dms.awaits_peer(&room)
+        {
             return self.queue_line(room, payload);
         }
         if !entry.room.is_member() {

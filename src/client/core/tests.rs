@@ -800,3 +800,51 @@ fn a_join_cut_short_by_a_restart_starts_over_at_the_next_tick() {
     let sent = alice.sent();
     assert!(sent.contains(&ClientFrame::Join { room: ROOM.into() }), "{sent:?}");
 }
+
+/// A room the relay took us back into is epochs ahead of our group: a line typed meanwhile
+/// would be for an epoch the others left (the relay passes it to none of them), so it waits
+/// until we have caught up, as it would offline.
+#[test]
+fn lines_wait_while_the_room_we_are_back_in_is_ahead_of_our_group() {
+    let mut alice = reclaiming_after_a_relay_restart();
+    alice.frame(ServerFrame::Reclaimed {
+        room: ROOM.into(),
+        members: vec!["alice".into()],
+        epoch: 1,
+    });
+    let sent = alice.sent();
+    assert!(
+        !sent.iter().any(|frame| matches!(frame, ClientFrame::Application { .. })),
+        "the line typed offline waits: {sent:?}"
+    );
+    let later = alice.request(text("typed while behind"));
+    assert!(matches!(&alice.answers()[..], [(id, Ok(Reply::Done))] if *id == later));
+    let events = alice.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Connection(ConnectionEvent::Queued { waiting: 2 }))),
+        "{events:?}"
+    );
+    assert!(alice.sent().is_empty());
+}
+
+#[test]
+fn a_line_typed_while_behind_the_room_waits_too() {
+    let mut alice = Harness::new().in_room();
+    alice.offline();
+    alice.events();
+    let numbers = SessionNumbers::registered(ResumeToken([2; 32]), 8);
+    alice.core.link_registered(numbers, alice.now());
+    alice.sent();
+    alice.frame(ServerFrame::Reclaimed {
+        room: ROOM.into(),
+        members: vec!["alice".into()],
+        epoch: 1,
+    });
+    alice.events();
+    let line = alice.request(text("typed while behind"));
+    assert!(matches!(&alice.answers()[..], [(id, Ok(Reply::Done))] if *id == line));
+    assert_eq!(alice.events(), [Event::Connection(ConnectionEvent::Queued { waiting: 1 })]);
+    assert!(alice.sent().is_empty());
+}

@@ -306,6 +306,14 @@ impl Room {
     }
 
     /// Whether we are joining a group we were taken out of.
+    /// Whether the relay took us back into a room that is epochs ahead of our group, whose
+    /// commits we are still catching up on: a line encrypted now would be for an epoch the
+    /// others have left, and the relay passes it to none of them.
+    pub fn behind(&self) -> bool {
+        matches!(&self.phase, Phase::Member(membership)
+            if membership.catch_up_to.is_some_and(|room| room > membership.group.epoch()))
+    }
+
     pub fn rejoining(&self) -> bool {
         matches!(
             &self.phase,

@@ -38,6 +38,9 @@ pub enum Actor {
     LongAbsences,
     /// The relay restarts at any moment, while users go on joining, leaving and talking.
     RelayRestarts,
+    /// Honest members ask for new keys (`/rekey`) now and then: proposals to the leader,
+    /// committed beside joins and removals.
+    Renewals,
     // ---- Hostile (issue 19) ----
     /// 1. An insider that votes no on everything.
     AlwaysNoVoter,
@@ -65,6 +68,7 @@ impl Actor {
             Actor::LinkCuts => "link_cuts",
             Actor::LongAbsences => "long_absences",
             Actor::RelayRestarts => "relay_restarts",
+            Actor::Renewals => "renewals",
             Actor::QuietRestarts => "quiet_restarts",
             Actor::Stalls => "stalls",
             Actor::DuplicateMessages => "duplicate_messages",
@@ -98,6 +102,7 @@ pub const BENIGN: &[Actor] = &[
     Actor::LinkCuts,
     Actor::LongAbsences,
     Actor::RelayRestarts,
+    Actor::Renewals,
 ];
 
 /// The known attacks.

@@ -201,6 +201,11 @@ impl SimClient {
         self.leaving = false;
     }
 
+    /// `/rekey`: new keys for our leaf in the room.
+    pub fn user_rekey(&mut self, now: Instant) {
+        self.request(Request::Rekey, now);
+    }
+
     /// A chat line.
     pub fn user_say(&mut self, text: &str, now: Instant) {
         self.pending_lines.push_back(text.to_owned());

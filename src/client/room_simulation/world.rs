@@ -60,6 +60,8 @@ pub enum Step {
     Join(usize),
     Leave(usize),
     Say(usize),
+    /// The user asks for new keys (`/rekey`).
+    Rekey(usize),
     /// Seconds pass while the network works.
     Pass(u64),
     /// Seconds pass while the network delivers nothing.
@@ -387,6 +389,17 @@ impl World {
         if let Some(index) = self.choose(&talkers) {
             menu.push((8, Step::Say(index)));
         }
+        if self.has(Actor::Renewals) {
+            let members: Vec<usize> = awake
+                .iter()
+                .copied()
+                .filter(|&index| self.roles[index] == Role::Honest)
+                .filter(|&index| self.clients[index].is_member())
+                .collect();
+            if let Some(index) = self.choose(&members) {
+                menu.push((2, Step::Rekey(index)));
+            }
+        }
         let now = self.now;
         let down: Vec<usize> = (0..count)
             .filter(|&index| self.conditions[index].return_by.is_some_and(|by| now < by))
@@ -497,6 +510,7 @@ impl World {
             Step::Join(index) => self.user_join(index),
             Step::Leave(index) => self.user_leave(index),
             Step::Say(index) => self.say(index),
+            Step::Rekey(index) => self.user_rekey(index),
             Step::Pass(seconds) => {
                 for _ in 0..seconds {
                     self.settle();
@@ -615,6 +629,11 @@ impl World {
         tracking.excused_exit = false;
         self.note(format!("{}: /join", self.nick(index)));
         self.interact(index, Trigger::User, |client, now| client.user_join(ROOM, PASSWORD, now));
+    }
+
+    pub fn user_rekey(&mut self, index: usize) {
+        self.note(format!("{}: /rekey", self.nick(index)));
+        self.interact(index, Trigger::User, |client, now| client.user_rekey(now));
     }
 
     pub fn user_leave(&mut self, index: usize) {
