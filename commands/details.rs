@@ -1,4 +1,5 @@
-//! `/details`: how many members the current room has (as the original Python client had).
+//! `/details`: how many members the current room has (as the original Python client had),
+//! and the MLS ciphersuite its keys are agreed with.
 
 use super::{Command, Context, Outcome, count, describe};
 use crate::repl::sanitize::sanitize_inline;
@@ -14,10 +15,12 @@ impl Command for Details {
         "/details"
     }
     fn about(&self) -> &'static str {
-        "show the current room and its member count"
+        "show the current room, its member count and its ciphersuite"
     }
     fn long_help(&self) -> &'static str {
-        "Shows the name of the current room and how many members it has. /who lists them."
+        "Shows the name of the current room, how many members it has (/who lists them) and \
+         the MLS ciphersuite its keys are agreed with: a post-quantum room (created with \
+         --pq) says so."
     }
     fn run(&self, ctx: &mut Context<'_>, _args: &str) -> Outcome {
         if ctx.engine.current_room().is_none() {
@@ -27,7 +30,16 @@ impl Command for Details {
         match ctx.engine.members() {
             Ok(view) => {
                 let members = count(view.members.len(), "member", "members");
-                ctx.out.notice(&format!("room {}: {members}", sanitize_inline(&view.room)));
+                let room = sanitize_inline(&view.room);
+                // The suite is ours to name (never a peer's text), so it needs no sanitizing.
+                let suite = match view.suite {
+                    Some(suite) if suite.is_post_quantum() => {
+                        format!(", ciphersuite {} (post-quantum)", suite.name())
+                    }
+                    Some(suite) => format!(", ciphersuite {}", suite.name()),
+                    None => String::new(),
+                };
+                ctx.out.notice(&format!("room {room}: {members}{suite}"));
             }
             Err(error) => ctx.out.error(&format!("could not get details: {}", describe(&error))),
         }
@@ -48,5 +60,26 @@ mod tests {
         let mut out = Recorder::default();
         out.run(&engine, "/details");
         assert_eq!(out.notices, ["room lobby: 2 members"]);
+    }
+
+    #[test]
+    fn names_the_ciphersuite() {
+        use crate::mls::RoomSuite;
+        for (suite, shown) in [
+            (RoomSuite::Classic, "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"),
+            (
+                RoomSuite::PostQuantum,
+                "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 (post-quantum)",
+            ),
+        ] {
+            let engine = FakeEngine {
+                members: vec![("alice".into(), true, true)],
+                suite: Some(suite),
+                ..FakeEngine::in_room("lobby")
+            };
+            let mut out = Recorder::default();
+            out.run(&engine, "/details");
+            assert_eq!(out.notices, [format!("room lobby: 1 member, ciphersuite {shown}")]);
+        }
     }
 }

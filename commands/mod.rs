@@ -342,6 +342,8 @@ pub(crate) mod testing {
         pub wrong_password: bool,
         /// The trust mark `/verify NICK` and `/trust` report (seen before if unset).
         pub mark: Option<crate::identity::TrustMark>,
+        /// The room's ciphersuite, as `/details` shows it.
+        pub suite: Option<crate::mls::RoomSuite>,
     }
 
     impl FakeEngine {
@@ -467,7 +469,7 @@ pub(crate) mod testing {
                         .map(|(_, mark)| *mark),
                 })
                 .collect();
-            Ok(RoomMembers { room, members })
+            Ok(RoomMembers { room, members, suite: self.suite })
         }
         fn change_nick(&self, nick: &str) -> Result<(), ClientError> {
             if self.current_room().is_some() {

@@ -29,8 +29,10 @@ use serde::{Deserialize, Serialize};
 /// direct messages inside a
 /// shared room (`GroupMessage::Dm`), keeps room names starting with `@` for them, and adds
 /// [`ServerFrame::Restarting`], so that clients told of a restart come back on a short
-/// schedule instead of a grown backoff.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// schedule instead of a grown backoff; version 9 has the leader's `AdmissionReply` name the
+/// room's MLS ciphersuite, so that a joiner makes its KeyPackage for it (or says it cannot),
+/// and adds [`AdmissionRefusal::RoomFull`].
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
@@ -122,13 +124,18 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
-    /// Leader to joiner: the leader's PAKE message, for the joiner's admission `attempt`.
+    /// Leader to joiner: the leader's PAKE message, for the joiner's admission `attempt`,
+    /// and the number of the room's MLS ciphersuite, for which the joiner makes its
+    /// KeyPackage. The relay could change the number, but only to make the admission fail:
+    /// the leader adds only a KeyPackage of its group's suite, and the joiner keeps only a
+    /// group of a suite it supports.
     AdmissionReply {
         room: String,
         joiner: String,
         attempt: u64,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
+        suite: u16,
     },
     /// Joiner to leader: the joiner's key confirmation and its KeyPackage sealed under the
     /// PAKE key.
@@ -335,6 +342,10 @@ pub enum AdmissionRefusal {
     /// A member of the room already goes by this nickname, or by one that looks like it.
     #[error("a member of the room has this nickname or one that looks like it")]
     NickInRoom,
+    /// The room has the most members its MLS ciphersuite allows (a post-quantum room's
+    /// Welcome must fit in a frame, so it holds fewer than a classic one).
+    #[error("the room is full: it has the most members its ciphersuite allows")]
+    RoomFull,
 }
 
 /// What a client's MLS credential carries: its identity's certification of the signature key
@@ -468,12 +479,14 @@ pub enum ServerFrame {
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
-    /// To the joiner: the leader's PAKE message.
+    /// To the joiner: the leader's PAKE message and the room's MLS ciphersuite (its number,
+    /// as the leader sent it).
     AdmissionReply {
         room: String,
         leader: String,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
+        suite: u16,
     },
     /// To the leader: the joiner's confirmation and sealed KeyPackage.
     AdmissionFinish {
@@ -1104,14 +1117,15 @@ mod tests {
 
     #[test]
     fn a_client_of_the_previous_version_is_refused_in_words_it_reads() {
-        // A protocol 7 client (before `Restarting`) is refused before anything else...
-        let old = ClientHello { version: 7, pake_message: vec![1; 33] };
-        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(7)));
+        // A protocol 8 client (whose `AdmissionReply` names no ciphersuite) is refused before
+        // anything else...
+        let old = ClientHello { version: 8, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(8)));
         // ...by a `ServerHello` whose encoding has not changed since, so it decodes the
-        // refusal as "unsupported version, the server speaks 8" and stops retrying.
+        // refusal as "unsupported version, the server speaks 9" and stops retrying.
         let refusal =
             ServerHello::Reject(HelloRejection::UnsupportedVersion { supported: PROTOCOL_VERSION });
-        assert_eq!(encode(&refusal), [1, 0, 8]);
+        assert_eq!(encode(&refusal), [1, 0, 9]);
     }
 
     #[test]

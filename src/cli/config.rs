@@ -19,6 +19,8 @@ pub struct Config {
     /// Whose direct messages are accepted: `anyone` (who shares a room with us), `pinned`,
     /// `verified` or `nobody`.
     pub dm: Option<String>,
+    /// Whether the rooms this client creates use the post-quantum ciphersuite (`--pq`).
+    pub pq: Option<bool>,
 }
 
 impl Config {
@@ -30,6 +32,7 @@ impl Config {
             color: self.color.or(other.color),
             autojoin: self.autojoin.or(other.autojoin),
             dm: self.dm.or(other.dm),
+            pq: self.pq.or(other.pq),
         }
     }
 
@@ -90,7 +93,8 @@ mod tests {
         std::fs::write(&bundle, "server = \"chat.example:7000\"\n").unwrap();
         std::fs::write(
             &user,
-            "server = \"other:1\"\nnick = \"alice\"\ncolor = false\nautojoin = [\"dev\", \"ops\"]\n",
+            "server = \"other:1\"\nnick = \"alice\"\ncolor = false\nautojoin = [\"dev\", \"ops\"]\n\
+             pq = true\n",
         )
         .unwrap();
         let config = Config::read(&bundle).unwrap().or(Config::read(&user).unwrap());
@@ -98,6 +102,7 @@ mod tests {
         assert_eq!(config.nick.as_deref(), Some("alice"));
         assert_eq!(config.color, Some(false));
         assert_eq!(config.autojoin, Some(vec!["dev".to_owned(), "ops".to_owned()]));
+        assert_eq!(config.pq, Some(true));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod connect;
 
 use crate::client::{self, ClientOptions};
 use crate::identity::{Identity, KnownPeers};
+use crate::mls::RoomSuite;
 use crate::repl::access_code::AccessCodeQuestion;
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
@@ -99,6 +100,7 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
     let session = Session::new(nick.clone(), runtime.handle().clone());
     let dm = args.dm.clone().or(config.dm.clone()).unwrap_or_else(|| "anyone".to_owned());
     session.set_dm_policy(dm.parse().map_err(|problem: String| anyhow::anyhow!(problem))?);
+    session.set_room_suite(room_suite(&args, &config));
     let options = ClientOptions { server: server.clone(), nick, access_code };
     let me = Me { identity, known_peers };
     if output.interactive {
@@ -659,6 +661,12 @@ fn join_command(code: &str, server: &str) -> String {
             .unwrap_or_else(|_| "chatter".to_owned()),
     };
     format!("CHATTER_ACCESS_CODE={code} {program} {server}")
+}
+
+/// The ciphersuite of the rooms this client creates: post-quantum with `--pq` or `pq = true`
+/// in the config, classic otherwise. Rooms joined keep their creator's.
+fn room_suite(args: &Args, config: &Config) -> RoomSuite {
+    if args.pq || config.pq == Some(true) { RoomSuite::PostQuantum } else { RoomSuite::Classic }
 }
 
 #[cfg(test)]

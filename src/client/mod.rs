@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::core::{DmPolicy, MAX_DMS_PER_MINUTE, MAX_ROOMS, RoomTab};
 use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
-use crate::mls::MlsMember;
+use crate::mls::{MlsMember, RoomSuite};
 use crate::proto::ChatPayload;
 pub use crate::proto::RoomSummary;
 use crate::secret::Secret;
@@ -202,6 +202,8 @@ pub enum Presence {
 pub struct RoomMembers {
     pub room: String,
     pub members: Vec<MemberView>,
+    /// The room's MLS ciphersuite; `None` until we are in its group.
+    pub suite: Option<RoomSuite>,
 }
 
 /// What the handle can read without asking the engine.
@@ -450,6 +452,14 @@ impl Client {
     /// ask for a DM before sharing a room with us.
     pub fn set_dm_policy(&self, policy: DmPolicy) {
         let request = Request::SetDmPolicy(policy);
+        let _ = self.requests.send(engine::Ask { request, reply: None });
+    }
+
+    /// Sets the ciphersuite of the rooms this client creates from now on (`--pq`, `pq` in
+    /// the config): a room's suite is its creator's, and joiners follow it. Requests are
+    /// handled in order, so set before any `/join` it holds for every room we create.
+    pub fn set_room_suite(&self, suite: RoomSuite) {
+        let request = Request::SetRoomSuite(suite);
         let _ = self.requests.send(engine::Ask { request, reply: None });
     }
 

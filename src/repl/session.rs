@@ -10,6 +10,7 @@ use crate::client::{
 };
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
+use crate::mls::RoomSuite;
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -37,6 +38,9 @@ pub struct Session {
     /// Whose DM requests are answered, for every client this session connects (`/nick`
     /// makes a new one).
     dm_policy: Mutex<DmPolicy>,
+    /// The ciphersuite of the rooms this session creates (`--pq`), for every client it
+    /// connects.
+    room_suite: Mutex<RoomSuite>,
 }
 
 impl Session {
@@ -50,6 +54,7 @@ impl Session {
             nick: Mutex::new(nick),
             connector: OnceLock::new(),
             dm_policy: Mutex::new(DmPolicy::default()),
+            room_suite: Mutex::new(RoomSuite::default()),
         })
     }
 
@@ -63,10 +68,19 @@ impl Session {
         *self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
     }
 
-    /// Installs the connected client (with the DM setting, before any of its rooms).
+    /// Sets the ciphersuite of the rooms this session creates, before the client connects.
+    pub fn set_room_suite(&self, suite: RoomSuite) {
+        *self.room_suite.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = suite;
+    }
+
+    /// Installs the connected client (with the DM setting and the suite of the rooms it
+    /// creates, before any of its rooms).
     pub fn connected(&self, client: Client) {
         client
             .set_dm_policy(*self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        client.set_room_suite(
+            *self.room_suite.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
     }
 

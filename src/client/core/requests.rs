@@ -43,6 +43,8 @@ pub enum Request {
     },
     /// Whose DM requests are answered.
     SetDmPolicy(super::DmPolicy),
+    /// The ciphersuite of the rooms we create from now on.
+    SetRoomSuite(crate::mls::RoomSuite),
     Rooms,
     Members,
     Quit,
@@ -171,6 +173,10 @@ impl Core {
             Request::Send(payload) => self.say(payload).map(|()| Reply::Done),
             Request::SetDmPolicy(policy) => {
                 self.set_dm_policy(policy);
+                Ok(Reply::Done)
+            }
+            Request::SetRoomSuite(suite) => {
+                self.room_suite = suite;
                 Ok(Reply::Done)
             }
             // Offline too, to an open DM (the line waits, as a plain line does).

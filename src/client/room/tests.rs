@@ -13,7 +13,7 @@ fn password() -> Secret {
 fn founder(nick: &str) -> (MlsMember, Room) {
     let mls = MlsMember::new(nick).unwrap();
     let mut room = Room::new("lobby".into(), password());
-    room.created(&mls, &mut Outbox::default()).unwrap();
+    room.created(&mls, RoomSuite::Classic, &mut Outbox::default()).unwrap();
     (mls, room)
 }
 
@@ -39,7 +39,7 @@ fn admit(
         panic!("reply")
     };
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-        room.admission_reply(joiner_mls, &pake_message).unwrap()
+        room.admission_reply(joiner_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
     else {
         panic!("finish")
     };
@@ -303,7 +303,7 @@ fn removed_members_rejoin_only_the_group_they_left() {
     // An impostor "alice" with a group of her own admits bob (she knows the password).
     let fake_leader = MlsMember::new("alice").unwrap();
     let mut fake = Room::new("lobby".into(), password());
-    fake.created(&fake_leader, &mut Outbox::default()).unwrap();
+    fake.created(&fake_leader, RoomSuite::Classic, &mut Outbox::default()).unwrap();
     let ClientFrame::AdmissionStart { pake_message, .. } =
         bob.admission_pending("bob2", "alice".into()).unwrap()
     else {
@@ -313,7 +313,7 @@ fn removed_members_rejoin_only_the_group_they_left() {
     let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else { panic!() };
     let bob_mls = MlsMember::new("bob2").unwrap();
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-        bob.admission_reply(&bob_mls, &pake_message).unwrap()
+        bob.admission_reply(&bob_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
     else {
         panic!()
     };
@@ -489,7 +489,7 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
             panic!("reply")
         };
         let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-            bob.admission_reply(&bob_mls, &pake_message).unwrap()
+            bob.admission_reply(&bob_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
         else {
             panic!("finish")
         };
