@@ -113,6 +113,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let members_on = member_runtime
         .as_ref()
         .map_or_else(tokio::runtime::Handle::current, |runtime| runtime.handle().clone());
+    let measured = measure(&args, &members_on).await;
+    if let Some(runtime) = member_runtime {
+        // Its tasks have ended (or are abandoned with a failed run); a runtime may not be
+        // dropped (which blocks) inside another, which would hide the run's error in a panic.
+        runtime.shutdown_background();
+    }
+    measured
+}
+
+/// Builds the room on `members_on` and measures the joins.
+async fn measure(args: &Args, members_on: &tokio::runtime::Handle) -> anyhow::Result<()> {
     let (code, relay) = args.target.start().await?;
     let server = relay.address();
 
@@ -128,8 +139,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.build_timeout_secs);
     let staged = Arc::new(AtomicUsize::new(0));
-    let mut drains =
-        build_room(&args, &members_on, server, &code, &stop, deadline, &staged).await?;
+    let mut drains = build_room(args, members_on, server, &code, &stop, deadline, &staged).await?;
     let built = started.elapsed();
     let view = leader.members().await?;
     let members = view.members.len();
@@ -190,10 +200,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = leader.quit().await;
     watching.abort();
     relay.stop().await;
-    if let Some(runtime) = member_runtime {
-        // Its tasks have ended; a runtime may not be dropped (which blocks) inside another.
-        runtime.shutdown_background();
-    }
     Ok(())
 }
 
