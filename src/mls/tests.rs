@@ -707,10 +707,11 @@ fn a_post_quantum_room_carries_chat_and_takes_only_key_packages_of_its_suite() {
     // A classic KeyPackage cannot enter a post-quantum room (nor the other way round).
     let bob = MlsMember::new("bob").unwrap();
     let classic = bob.key_package_for_attempt(RoomSuite::Classic).unwrap();
-    assert!(matches!(
-        alice.commit_add(&classic.bytes, "bob"),
-        Err(MlsError::InvalidKeyPackage(reason)) if reason.contains("ciphersuite")
-    ));
+    // Refused by name before openmls builds anything (openmls would refuse it later too).
+    assert_eq!(
+        alice.commit_add(&classic.bytes, "bob").unwrap_err(),
+        MlsError::InvalidKeyPackage("the key package is not for the room's ciphersuite".into())
+    );
     let mut classic_room = leader.create_room().unwrap();
     let post_quantum = bob.key_package_for_attempt(RoomSuite::PostQuantum).unwrap();
     assert!(matches!(

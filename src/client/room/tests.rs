@@ -950,3 +950,47 @@ fn the_proof_a_leader_keeps_holds_its_own_yes_not_what_the_relay_sent_in_its_nam
     let ClientFrame::Reclaim { proof, .. } = alice.reclaim() else { panic!("a reclaim") };
     assert_eq!(proof, [own_vote], "members behind could not check anything else");
 }
+
+#[test]
+fn a_post_quantum_leader_names_its_suite_and_refuses_a_joiner_once_the_room_is_full() {
+    let mls = MlsMember::new("alice").unwrap();
+    let mut leader = Room::new("lobby".into(), password());
+    leader.created(&mls, RoomSuite::PostQuantum, &mut Outbox::default()).unwrap();
+    let ask = |leader: &mut Room, joiner: &str| {
+        let mut room = Room::new("lobby".into(), password());
+        let Ok(ClientFrame::AdmissionStart { pake_message, .. }) =
+            room.admission_pending(joiner, "alice".into())
+        else {
+            panic!("start")
+        };
+        let mut out = Outbox::default();
+        leader.admission_request("alice", joiner.into(), 1, &pake_message, &mut out);
+        out.frames
+    };
+    // The leader's answer names the room's suite, for the joiner's KeyPackage.
+    let frames = ask(&mut leader, "bob");
+    assert!(
+        matches!(frames.as_slice(), [ClientFrame::AdmissionReply { suite: 0x004f, .. }]),
+        "{frames:?}"
+    );
+    // At the cap, a joiner is refused before any password exchange.
+    let others: Vec<Vec<u8>> = (1..crate::mls::MAX_PQ_ROOM_MEMBERS)
+        .map(|n| {
+            MlsMember::new(&format!("m{n}"))
+                .unwrap()
+                .key_package_of(RoomSuite::PostQuantum)
+                .unwrap()
+        })
+        .collect();
+    let group = leader.group_mut_for_tests().unwrap();
+    group.commit_add_many(&others).unwrap();
+    group.merge_pending_commit().unwrap();
+    let frames = ask(&mut leader, "carol");
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [ClientFrame::AdmissionRefused { reason: AdmissionRefusal::RoomFull, .. }]
+        ),
+        "{frames:?}"
+    );
+}
