@@ -675,6 +675,18 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
+    fn rooms_are_post_quantum_by_the_flag_or_the_config() {
+        let plain = Args::parse_from(["chatter"]);
+        let flagged = Args::parse_from(["chatter", "--pq"]);
+        let configured = Config { pq: Some(true), ..Config::default() };
+        assert_eq!(room_suite(&plain, &Config::default()), RoomSuite::Classic);
+        assert_eq!(room_suite(&flagged, &Config::default()), RoomSuite::PostQuantum);
+        assert_eq!(room_suite(&plain, &configured), RoomSuite::PostQuantum);
+        let refused = Config { pq: Some(false), ..Config::default() };
+        assert_eq!(room_suite(&plain, &refused), RoomSuite::Classic);
+    }
+
+    #[test]
     fn server_addresses_get_the_default_port() {
         assert_eq!(normalize_server("chat.example").unwrap(), "chat.example:9001");
         assert_eq!(normalize_server("chat.example:7000").unwrap(), "chat.example:7000");
