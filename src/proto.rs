@@ -35,8 +35,10 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
-/// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
-/// is smaller. 2 MiB leaves room for both with a wide margin.
+/// Welcome for a 1000-member room of the classic suite is about 330 KB, and a commit that
+/// removes someone from it about 83 KB; a post-quantum room's are about 1.5 KB and 1.2 KB a
+/// member (465 KB and 361 KB at its cap of 300, `mls::MAX_PQ_ROOM_MEMBERS`;
+/// `docs/benchmarks.md`). 2 MiB leaves room for all of them with a wide margin.
 pub const MAX_FRAME_LEN: usize = 2 * 1024 * 1024;
 
 /// The largest handshake frame. Handshake messages are a few dozen bytes; an unauthenticated

@@ -5,7 +5,8 @@
 //! the relay names commits; a commit adds at most one member, the joiner whose admission the
 //! relay saw, under a valid nickname; it removes only members the relay says are gone; it
 //! makes no proposal of any other kind; the committer keeps its own credential and key; the
-//! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members, nor
+//! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members (fewer
+//! in a post-quantum room: `RoomSuite::max_members`, carried in the summary), nor
 //! more than [`MAX_CLIENTS_PER_IDENTITY`] clients of one identity. (That every added leaf is
 //! certified by the identity it names, `RoomGroup::stage_commit` checks before this runs.)
 //! A member refuses anything else, and the relay's vote takes the committer out.
