@@ -1,4 +1,5 @@
-//! `/details`: how many members the current room has (as the original Python client had).
+//! `/details`: how many members the current room has (as the original Python client had),
+//! and the MLS ciphersuite its keys are agreed with.
 
 use super::{Command, Context, Outcome, count, describe};
 use crate::repl::sanitize::sanitize_inline;
@@ -14,13 +15,14 @@ impl Command for Details {
         "/details"
     }
     fn about(&self) -> &'static str {
-        "show the current room and its member count"
+        "show the current room, its member count and its ciphersuite"
     }
     fn long_help(&self) -> &'static str {
-        "Shows the name of the current room, how many members it has, how long your keys in \
-         it have been unchanged, and whose keys are the oldest (as far as this client saw: \
-         since you joined, for those already there). Keys renew by themselves once a day, or \
-         now with /rekey. /who lists the members."
+        "Shows the name of the current room, how many members it has (/who lists them), the \
+         MLS ciphersuite its keys are agreed with (a post-quantum room, created with --pq, \
+         says so), how long your keys in it have been unchanged, and whose keys are the \
+         oldest (as far as this client saw: since you joined, for those already there). Keys \
+         renew by themselves once a day, or now with /rekey."
     }
     fn run(&self, ctx: &mut Context<'_>, _args: &str) -> Outcome {
         if ctx.engine.current_room().is_none() {
@@ -30,7 +32,16 @@ impl Command for Details {
         match ctx.engine.members() {
             Ok(view) => {
                 let members = count(view.members.len(), "member", "members");
-                ctx.out.notice(&format!("room {}: {members}", sanitize_inline(&view.room)));
+                let room = sanitize_inline(&view.room);
+                // The suite is ours to name (never a peer's text), so it needs no sanitizing.
+                let suite = match view.suite {
+                    Some(suite) if suite.is_post_quantum() => {
+                        format!(", ciphersuite {} (post-quantum)", suite.name())
+                    }
+                    Some(suite) => format!(", ciphersuite {}", suite.name()),
+                    None => String::new(),
+                };
+                ctx.out.notice(&format!("room {room}: {members}{suite}"));
                 let ours = view.members.iter().find(|member| member.is_self);
                 if let Some(age) = ours.and_then(|member| member.keys_age) {
                     ctx.out.notice(&format!("your keys: unchanged for {}", how_long(age)));
@@ -103,5 +114,26 @@ mod tests {
                 "oldest keys in the room: bob's, unchanged for 3 days (stale)",
             ]
         );
+    }
+
+    #[test]
+    fn names_the_ciphersuite() {
+        use crate::mls::RoomSuite;
+        for (suite, shown) in [
+            (RoomSuite::Classic, "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"),
+            (
+                RoomSuite::PostQuantum,
+                "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 (post-quantum)",
+            ),
+        ] {
+            let engine = FakeEngine {
+                members: vec![("alice".into(), true, true)],
+                suite: Some(suite),
+                ..FakeEngine::in_room("lobby")
+            };
+            let mut out = Recorder::default();
+            out.run(&engine, "/details");
+            assert_eq!(out.notices, [format!("room lobby: 1 member, ciphersuite {shown}")]);
+        }
     }
 }

@@ -352,6 +352,8 @@ pub(crate) mod testing {
         pub keys_ages: Vec<(String, std::time::Duration)>,
         /// Members whose leaf keys are stale.
         pub stale: Vec<String>,
+        /// The room's ciphersuite, as `/details` shows it.
+        pub suite: Option<crate::mls::RoomSuite>,
     }
 
     impl FakeEngine {
@@ -483,7 +485,7 @@ pub(crate) mod testing {
                     stale_keys: self.stale.iter().any(|named| named == nick),
                 })
                 .collect();
-            Ok(RoomMembers { room, members })
+            Ok(RoomMembers { room, members, suite: self.suite })
         }
         fn change_nick(&self, nick: &str) -> Result<(), ClientError> {
             if self.current_room().is_some() {

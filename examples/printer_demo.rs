@@ -61,6 +61,7 @@ impl Engine for Demo {
         Ok(RoomMembers {
             room: "lobby".into(),
             members: vec![member("alice", true), member("bob", false)],
+            suite: Some(chatter::mls::RoomSuite::Classic),
         })
     }
     fn quit(&self) -> Result<(), ClientError> {

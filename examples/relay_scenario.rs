@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         joiner: "bob".into(),
         attempt,
         pake_message: vec![2; 32],
+        suite: chatter::mls::RoomSuite::Classic.id(),
     };
     alice.send(&reply).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::AdmissionReply { .. })).await?;

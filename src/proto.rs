@@ -30,12 +30,16 @@ use serde::{Deserialize, Serialize};
 /// shared room (`GroupMessage::Dm`), keeps room names starting with `@` for them, and adds
 /// [`ServerFrame::Restarting`], so that clients told of a restart come back on a short
 /// schedule instead of a grown backoff; version 9 passes on members' proposals to renew
-/// their own leaf keys (MLS Update proposals, in `Application`).
+/// their own leaf keys (MLS Update proposals, in `Application`), has the leader's
+/// `AdmissionReply` name the room's MLS ciphersuite, so that a joiner makes its KeyPackage
+/// for it (or says it cannot), and adds [`AdmissionRefusal::RoomFull`].
 pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
-/// Welcome for a 1000-member room is about 180 KB; a Commit adding one member to such a room
-/// is smaller. 2 MiB leaves room for both with a wide margin.
+/// Welcome for a 1000-member room of the classic suite is about 330 KB, and a commit that
+/// removes someone from it about 83 KB; a post-quantum room's are about 1.5 KB and 1.2 KB a
+/// member (465 KB and 361 KB at its cap of 300, `mls::MAX_PQ_ROOM_MEMBERS`;
+/// `docs/benchmarks.md`). 2 MiB leaves room for all of them with a wide margin.
 pub const MAX_FRAME_LEN: usize = 2 * 1024 * 1024;
 
 /// The largest handshake frame. Handshake messages are a few dozen bytes; an unauthenticated
@@ -123,13 +127,18 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
-    /// Leader to joiner: the leader's PAKE message, for the joiner's admission `attempt`.
+    /// Leader to joiner: the leader's PAKE message, for the joiner's admission `attempt`,
+    /// and the number of the room's MLS ciphersuite, for which the joiner makes its
+    /// KeyPackage. The relay could change the number, but only to make the admission fail:
+    /// the leader adds only a KeyPackage of its group's suite, and the joiner keeps only a
+    /// group of a suite it supports.
     AdmissionReply {
         room: String,
         joiner: String,
         attempt: u64,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
+        suite: u16,
     },
     /// Joiner to leader: the joiner's key confirmation and its KeyPackage sealed under the
     /// PAKE key.
@@ -336,6 +345,10 @@ pub enum AdmissionRefusal {
     /// A member of the room already goes by this nickname, or by one that looks like it.
     #[error("a member of the room has this nickname or one that looks like it")]
     NickInRoom,
+    /// The room has the most members its MLS ciphersuite allows (a post-quantum room's
+    /// Welcome must fit in a frame, so it holds fewer than a classic one).
+    #[error("the room is full: it has the most members its ciphersuite allows")]
+    RoomFull,
 }
 
 /// What a client's MLS credential carries: its identity's certification of the signature key
@@ -469,12 +482,14 @@ pub enum ServerFrame {
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
     },
-    /// To the joiner: the leader's PAKE message.
+    /// To the joiner: the leader's PAKE message and the room's MLS ciphersuite (its number,
+    /// as the leader sent it).
     AdmissionReply {
         room: String,
         leader: String,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
+        suite: u16,
     },
     /// To the leader: the joiner's confirmation and sealed KeyPackage.
     AdmissionFinish {
@@ -1105,7 +1120,8 @@ mod tests {
 
     #[test]
     fn a_client_of_the_previous_version_is_refused_in_words_it_reads() {
-        // A protocol 8 client (before key renewals) is refused before anything else...
+        // A protocol 8 client (whose `AdmissionReply` names no ciphersuite, and that knows no
+        // key renewals) is refused before anything else...
         let old = ClientHello { version: 8, pake_message: vec![1; 33] };
         assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(8)));
         // ...by a `ServerHello` whose encoding has not changed since, so it decodes the

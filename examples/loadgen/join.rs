@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use chatter::admission::JoinerAdmission;
 use chatter::client::ballot::commit_hash;
 use chatter::client::{Client, ClientOptions, Event, Events, RawClient};
-use chatter::mls::{MlsMember, RoomEvent, RoomGroup};
+use chatter::mls::{MlsMember, RoomEvent, RoomGroup, RoomSuite};
 use chatter::proto::{self, ClientFrame, GroupMessage, ServerFrame, VoteStatement};
 use chatter::secret::Secret;
 use tokio::sync::{Semaphore, mpsc};
@@ -73,6 +73,10 @@ pub struct Args {
     /// 2026-12-06).
     #[arg(long, default_value_t = 2)]
     member_threads: usize,
+    /// The leader creates the room with the post-quantum suite (X-Wing), as `chatter --pq`;
+    /// every member then makes its KeyPackage for that suite.
+    #[arg(long)]
+    pq: bool,
     #[command(flatten)]
     target: RelayTarget,
 }
@@ -109,10 +113,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let members_on = member_runtime
         .as_ref()
         .map_or_else(tokio::runtime::Handle::current, |runtime| runtime.handle().clone());
+    let measured = measure(&args, &members_on).await;
+    if let Some(runtime) = member_runtime {
+        // Its tasks have ended (or are abandoned with a failed run); a runtime may not be
+        // dropped (which blocks) inside another, which would hide the run's error in a panic.
+        runtime.shutdown_background();
+    }
+    measured
+}
+
+/// Builds the room on `members_on` and measures the joins.
+async fn measure(args: &Args, members_on: &tokio::runtime::Handle) -> anyhow::Result<()> {
     let (code, relay) = args.target.start().await?;
     let server = relay.address();
 
     let (leader, leader_events) = engine_client(server, &code, "leader").await?;
+    if args.pq {
+        leader.set_room_suite(RoomSuite::PostQuantum);
+    }
     let (departures_sender, mut departures) = mpsc::unbounded_channel();
     let watching = tokio::spawn(watch_leader(leader_events, departures_sender));
     leader.join(ROOM, Secret::from(PASSWORD)).await.context("creating the room")?;
@@ -121,11 +139,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.build_timeout_secs);
     let staged = Arc::new(AtomicUsize::new(0));
-    let mut drains =
-        build_room(&args, &members_on, server, &code, &stop, deadline, &staged).await?;
+    let mut drains = build_room(args, members_on, server, &code, &stop, deadline, &staged).await?;
     let built = started.elapsed();
-    let members = leader.members().await?.members.len();
-    println!("room of {members} members built in {:.1} s", built.as_secs_f64());
+    let view = leader.members().await?;
+    let members = view.members.len();
+    let suite = view.suite.map_or("unknown", RoomSuite::name);
+    println!("room of {members} members ({suite}) built in {:.1} s", built.as_secs_f64());
     if members != args.members {
         println!("  (asked for {}: some members were disconnected)", args.members);
     }
@@ -181,10 +200,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = leader.quit().await;
     watching.abort();
     relay.stop().await;
-    if let Some(runtime) = member_runtime {
-        // Its tasks have ended; a runtime may not be dropped (which blocks) inside another.
-        runtime.shutdown_background();
-    }
     Ok(())
 }
 
@@ -366,12 +381,13 @@ async fn raw_member(
         matches!(f, ServerFrame::AdmissionReply { .. } | ServerFrame::AdmissionRefused { .. })
     })
     .await?;
-    let ServerFrame::AdmissionReply { pake_message, .. } = reply else {
+    let ServerFrame::AdmissionReply { pake_message, suite, .. } = reply else {
         bail!("refused: {reply:?}");
     };
     let identity = MlsMember::new(&nick)?;
-    // Its private keys live until the Welcome is processed, as an engine's do.
-    let key_package = identity.key_package_for_attempt()?;
+    // For the room's suite, as the leader named it; its private keys live until the Welcome
+    // is processed, as an engine's do.
+    let key_package = identity.key_package_for_attempt(RoomSuite::from_id(suite)?)?;
     let finish = admission.finish(&pake_message, &key_package.bytes)?;
     client
         .send(&ClientFrame::AdmissionFinish {

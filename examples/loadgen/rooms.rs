@@ -118,6 +118,7 @@ async fn admit(
         joiner: joiner_nick.into(),
         attempt,
         pake_message: vec![2; 33],
+        suite: chatter::mls::RoomSuite::Classic.id(),
     };
     leader.send(&reply).await?;
     expect(joiner, "admission reply", |f| matches!(f, ServerFrame::AdmissionReply { .. })).await?;

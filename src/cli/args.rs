@@ -49,6 +49,12 @@ pub struct Args {
     #[arg(long, value_name = "WHO")]
     pub dm: Option<String>,
 
+    /// Create rooms with the post-quantum hybrid MLS ciphersuite (X-Wing: ML-KEM-768 +
+    /// X25519; a draft's suite) instead of the classic one; rooms you join keep theirs (also:
+    /// pq = true in the config)
+    #[arg(long)]
+    pub pq: bool,
+
     /// Print your identity's fingerprint (creating the identity if needed) and exit
     #[arg(long)]
     pub fingerprint: bool,
@@ -68,7 +74,8 @@ ENVIRONMENT:
 CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false,
   autojoin = [\"room\", ...], the rooms joined at start, before any --join;
   dm = \"anyone\"|\"pinned\"|\"verified\"|\"nobody\", whose direct messages you accept;
-  rekey_hours = N, how long your keys in a room are kept before they renew (24; /rekey now)):
+  rekey_hours = N, how long your keys in a room are kept before they renew (24; /rekey now);
+  pq = true|false, whether the rooms you create use the post-quantum ciphersuite, as --pq):
   1. chatter.toml next to the chatter executable (preconfigured bundles)
   2. config.toml in the per-user config directory (e.g. ~/.config/chatter/config.toml)
   The first file that sets a key wins; command-line flags and the environment win over both.

@@ -21,6 +21,8 @@ pub struct Config {
     pub dm: Option<String>,
     /// Hours a client keeps its keys in a room before renewing them (24 by default).
     pub rekey_hours: Option<u64>,
+    /// Whether the rooms this client creates use the post-quantum ciphersuite (`--pq`).
+    pub pq: Option<bool>,
 }
 
 impl Config {
@@ -33,6 +35,7 @@ impl Config {
             autojoin: self.autojoin.or(other.autojoin),
             dm: self.dm.or(other.dm),
             rekey_hours: self.rekey_hours.or(other.rekey_hours),
+            pq: self.pq.or(other.pq),
         }
     }
 
@@ -93,7 +96,8 @@ mod tests {
         std::fs::write(&bundle, "server = \"chat.example:7000\"\n").unwrap();
         std::fs::write(
             &user,
-            "server = \"other:1\"\nnick = \"alice\"\ncolor = false\nautojoin = [\"dev\", \"ops\"]\n",
+            "server = \"other:1\"\nnick = \"alice\"\ncolor = false\nautojoin = [\"dev\", \"ops\"]\n\
+             pq = true\n",
         )
         .unwrap();
         let config = Config::read(&bundle).unwrap().or(Config::read(&user).unwrap());
@@ -101,6 +105,7 @@ mod tests {
         assert_eq!(config.nick.as_deref(), Some("alice"));
         assert_eq!(config.color, Some(false));
         assert_eq!(config.autojoin, Some(vec!["dev".to_owned(), "ops".to_owned()]));
+        assert_eq!(config.pq, Some(true));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod connect;
 
 use crate::client::{self, ClientOptions};
 use crate::identity::{Identity, KnownPeers};
+use crate::mls::RoomSuite;
 use crate::repl::access_code::AccessCodeQuestion;
 use crate::repl::line_mode::{self, RoomPasswordSource};
 use crate::repl::render::{Format, Renderer};
@@ -106,6 +107,7 @@ fn run(args: Args, env_secrets: EnvSecrets) -> anyhow::Result<ExitCode> {
         );
         session.set_renew_after(std::time::Duration::from_secs(hours * 3600));
     }
+    session.set_room_suite(room_suite(&args, &config));
     let options = ClientOptions { server: server.clone(), nick, access_code };
     let me = Me { identity, known_peers };
     if output.interactive {
@@ -668,10 +670,28 @@ fn join_command(code: &str, server: &str) -> String {
     format!("CHATTER_ACCESS_CODE={code} {program} {server}")
 }
 
+/// The ciphersuite of the rooms this client creates: post-quantum with `--pq` or `pq = true`
+/// in the config, classic otherwise. Rooms joined keep their creator's.
+fn room_suite(args: &Args, config: &Config) -> RoomSuite {
+    if args.pq || config.pq == Some(true) { RoomSuite::PostQuantum } else { RoomSuite::Classic }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn rooms_are_post_quantum_by_the_flag_or_the_config() {
+        let plain = Args::parse_from(["chatter"]);
+        let flagged = Args::parse_from(["chatter", "--pq"]);
+        let configured = Config { pq: Some(true), ..Config::default() };
+        assert_eq!(room_suite(&plain, &Config::default()), RoomSuite::Classic);
+        assert_eq!(room_suite(&flagged, &Config::default()), RoomSuite::PostQuantum);
+        assert_eq!(room_suite(&plain, &configured), RoomSuite::PostQuantum);
+        let refused = Config { pq: Some(false), ..Config::default() };
+        assert_eq!(room_suite(&plain, &refused), RoomSuite::Classic);
+    }
 
     #[test]
     fn server_addresses_get_the_default_port() {

@@ -7,7 +7,8 @@
 //! renews only the leaves of members who proposed it themselves, each keeping its credential
 //! and key (`mls::renewal` checks each proposal as it arrives); it makes no proposal of any
 //! other kind; the committer keeps its own credential and key; the
-//! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members, nor
+//! group never holds two look-alike nicknames, more than [`MAX_ROOM_MEMBERS`] members (fewer
+//! in a post-quantum room: `RoomSuite::max_members`, carried in the summary), nor
 //! more than [`MAX_CLIENTS_PER_IDENTITY`] clients of one identity. (That every added leaf is
 //! certified by the identity it names, `RoomGroup::stage_commit` checks before this runs.)
 //! A member refuses anything else, and the relay's vote takes the committer out.
@@ -58,7 +59,11 @@ pub enum PolicyViolation {
     RemovesUs,
     #[error("it would leave two members who look alike: {0} and {1}")]
     LookAlikes(String, String),
-    #[error("it would grow the room past {MAX_ROOM_MEMBERS} members")]
+    #[error(
+        "it would grow the room past the most members its ciphersuite allows ({MAX_ROOM_MEMBERS}, \
+         or {} post-quantum)",
+        crate::mls::MAX_PQ_ROOM_MEMBERS
+    )]
     TooLarge,
     #[error(
         "it would give {0}'s identity more than {MAX_CLIENTS_PER_IDENTITY} clients in the room"
@@ -106,7 +111,8 @@ pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyVi
     if let Some(present) = summary.removed.iter().find(|removed| listed(&removed.nick)) {
         return Err(PolicyViolation::RemovesPresentMember(present.nick.clone()));
     }
-    if summary.members_after > MAX_ROOM_MEMBERS {
+    // A post-quantum room's cap is lower than the relay's: its Welcomes must fit a frame.
+    if summary.members_after > summary.max_members.min(MAX_ROOM_MEMBERS) {
         return Err(PolicyViolation::TooLarge);
     }
     let remaining = view.group_members.iter().filter(|member| !summary.removed.contains(member));
@@ -164,6 +170,7 @@ mod tests {
             committer_identity_changed: false,
             removes_us: false,
             members_after: 3,
+            max_members: MAX_ROOM_MEMBERS,
             electorate: vec![0, 1, 2],
         }
     }
@@ -311,5 +318,11 @@ mod tests {
         ));
         let huge = CommitSummary { members_after: MAX_ROOM_MEMBERS + 1, ..summary() };
         assert_eq!(check(&huge, view(&fixture, None)), Err(PolicyViolation::TooLarge));
+        // A post-quantum room holds fewer.
+        let cap = crate::mls::MAX_PQ_ROOM_MEMBERS;
+        let at_cap = CommitSummary { members_after: cap, max_members: cap, ..summary() };
+        assert_eq!(check(&at_cap, view(&fixture, None)), Ok(()));
+        let past_cap = CommitSummary { members_after: cap + 1, max_members: cap, ..summary() };
+        assert_eq!(check(&past_cap, view(&fixture, None)), Err(PolicyViolation::TooLarge));
     }
 }

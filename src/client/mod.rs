@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::core::{DmPolicy, MAX_DMS_PER_MINUTE, MAX_ROOMS, RoomTab};
 use self::core::{Reply, Request};
 use crate::identity::{Identity, KnownPeers, PeerTrust};
-use crate::mls::MlsMember;
+use crate::mls::{MlsMember, RoomSuite};
 use crate::proto::ChatPayload;
 pub use crate::proto::RoomSummary;
 use crate::secret::Secret;
@@ -208,6 +208,8 @@ pub enum Presence {
 pub struct RoomMembers {
     pub room: String,
     pub members: Vec<MemberView>,
+    /// The room's MLS ciphersuite; `None` until we are in its group.
+    pub suite: Option<RoomSuite>,
 }
 
 /// What the handle can read without asking the engine.
@@ -470,6 +472,14 @@ impl Client {
     /// (`rekey_hours` in the config; a day by default).
     pub fn set_renew_after(&self, after: std::time::Duration) {
         let request = Request::SetRenewAfter(after);
+        let _ = self.requests.send(engine::Ask { request, reply: None });
+    }
+
+    /// Sets the ciphersuite of the rooms this client creates from now on (`--pq`, `pq` in
+    /// the config): a room's suite is its creator's, and joiners follow it. Requests are
+    /// handled in order, so set before any `/join` it holds for every room we create.
+    pub fn set_room_suite(&self, suite: RoomSuite) {
+        let request = Request::SetRoomSuite(suite);
         let _ = self.requests.send(engine::Ask { request, reply: None });
     }
 

@@ -1,13 +1,15 @@
 //! The group settings every room uses, in one place so creator and joiners cannot disagree.
 
 use openmls::prelude::{
-    Ciphersuite, MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
-    SenderRatchetConfiguration,
+    MlsGroupCreateConfig, MlsGroupJoinConfig, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    SenderRatchetConfiguration, SignatureScheme,
 };
 
-/// X25519, AES-128-GCM, SHA-256 and Ed25519: the mandatory-to-implement suite.
-pub(crate) const CIPHERSUITE: Ciphersuite =
-    Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+use super::RoomSuite;
+
+/// Every suite a room may use signs with Ed25519 (`super::suite`), so one device key serves
+/// all of a client's rooms, whatever their suite.
+pub(crate) const SIGNATURE_SCHEME: SignatureScheme = SignatureScheme::ED25519;
 
 /// How many past epochs keep their message keys, so that a message sent just before a commit
 /// still decrypts after it. Kept low: every retained epoch weakens forward secrecy.
@@ -32,14 +34,14 @@ fn sender_ratchet() -> SenderRatchetConfiguration {
     SenderRatchetConfiguration::new(OUT_OF_ORDER_TOLERANCE, MAXIMUM_FORWARD_DISTANCE)
 }
 
-/// Settings for creating a room.
+/// Settings for creating a room of `suite`.
 ///
 /// - Handshake messages are encrypted too (`PURE_CIPHERTEXT`): the relay sees no membership.
 /// - The ratchet tree travels inside the Welcome, because there is no directory service to
 ///   fetch it from (joining would otherwise fail with a missing ratchet tree).
-pub(crate) fn create_config() -> MlsGroupCreateConfig {
+pub(crate) fn create_config(suite: RoomSuite) -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
-        .ciphersuite(CIPHERSUITE)
+        .ciphersuite(suite.ciphersuite())
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .padding_size(PADDING_SIZE)
         .max_past_epochs(MAX_PAST_EPOCHS)

@@ -66,6 +66,14 @@ pub enum MlsError {
     /// signature key: an update may renew keys, never the identity.
     #[error("{0}'s key renewal would change their identity")]
     RenewalChangesIdentity(String),
+    /// The room's ciphersuite is not one this client can use: refused before any KeyPackage
+    /// is made for it, with the suite named.
+    #[error(transparent)]
+    UnsupportedSuite(#[from] super::UnsupportedSuite),
+    /// Adding one more member would take the room past the most its ciphersuite allows
+    /// (`RoomSuite::max_members`).
+    #[error("the room has {max} members, the most its ciphersuite allows")]
+    RoomFull { max: usize },
     /// A bug or an unexpected library failure; the text is openmls's description.
     #[error("internal mls error: {0}")]
     Internal(String),
@@ -79,6 +87,7 @@ impl MlsError {
             MlsError::Uncertified { .. } => AdmissionRefusal::Uncertified,
             MlsError::TooManyClients(_) => AdmissionRefusal::TooManyDevices,
             MlsError::NickInRoom(_) => AdmissionRefusal::NickInRoom,
+            MlsError::RoomFull { .. } => AdmissionRefusal::RoomFull,
             MlsError::InvalidKeyPackage(_) | MlsError::InvalidNick => {
                 AdmissionRefusal::InvalidKeyPackage
             }

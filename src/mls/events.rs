@@ -82,6 +82,8 @@ pub struct CommitSummary {
     pub removes_us: bool,
     /// The number of members after the commit.
     pub members_after: usize,
+    /// The most members the room's ciphersuite allows (`RoomSuite::max_members`).
+    pub max_members: usize,
     /// The leaves (of the tree before the commit) that the commit keeps: the members whose
     /// votes decide it, the committer included.
     pub electorate: Vec<u32>,

@@ -18,11 +18,11 @@ use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest, Sha256};
 
-use super::config::{CIPHERSUITE, create_config, join_config};
+use super::config::{SIGNATURE_SCHEME, create_config, join_config};
 use super::device;
 use super::error::describe;
 use super::provider::MemberProvider;
-use super::{MlsError, RoomGroup};
+use super::{MlsError, RoomGroup, RoomSuite};
 use crate::proto::DeviceCertificate;
 
 /// What a member and all its rooms share: the crypto provider with its in-memory key store
@@ -110,7 +110,7 @@ impl MlsMember {
         if !crate::proto::is_valid_nick(&certificate.claims.nick) {
             return Err(MlsError::InvalidNick);
         }
-        if device.signature_scheme() != CIPHERSUITE.signature_algorithm() {
+        if device.signature_scheme() != SIGNATURE_SCHEME {
             return Err(MlsError::Internal("the key is not an Ed25519 key".into()));
         }
         let credential = CredentialWithKey {
@@ -143,25 +143,42 @@ impl MlsMember {
         self.session.signer.public()
     }
 
-    /// A fresh KeyPackage, serialized as an MLS message, for someone to add us with.
+    /// A fresh KeyPackage of the classic suite, serialized as an MLS message, for someone to
+    /// add us with.
     ///
     /// Its private keys stay in this member's in-memory store until a Welcome uses them.
     pub fn key_package(&self) -> Result<Vec<u8>, MlsError> {
+        self.key_package_of(RoomSuite::Classic)
+    }
+
+    /// A fresh KeyPackage for a room of `suite`, serialized as an MLS message.
+    pub fn key_package_of(&self, suite: RoomSuite) -> Result<Vec<u8>, MlsError> {
         let session = &*self.session;
         let bundle = KeyPackage::builder()
-            .build(CIPHERSUITE, &session.provider, &session.signer, session.credential.clone())
+            .build(
+                suite.ciphersuite(),
+                &session.provider,
+                &session.signer,
+                session.credential.clone(),
+            )
             .map_err(|error| MlsError::Internal(describe(&error)))?;
         MlsMessageOut::from(bundle)
             .tls_serialize_detached()
             .map_err(|error| MlsError::Internal(describe(&error)))
     }
 
-    /// A fresh KeyPackage for one admission attempt, whose private keys live as long as the
-    /// returned value (see [`OwnKeyPackage`]).
-    pub fn key_package_for_attempt(&self) -> Result<OwnKeyPackage, MlsError> {
+    /// A fresh KeyPackage for one admission attempt into a room of `suite`, whose private
+    /// keys live as long as the returned value (see [`OwnKeyPackage`]). A KeyPackage is
+    /// made for one suite only, so the joiner must know the room's before it makes one.
+    pub fn key_package_for_attempt(&self, suite: RoomSuite) -> Result<OwnKeyPackage, MlsError> {
         let session = &*self.session;
         let bundle = KeyPackage::builder()
-            .build(CIPHERSUITE, &session.provider, &session.signer, session.credential.clone())
+            .build(
+                suite.ciphersuite(),
+                &session.provider,
+                &session.signer,
+                session.credential.clone(),
+            )
             .map_err(|error| MlsError::Internal(describe(&error)))?;
         let reference = bundle
             .key_package()
@@ -173,13 +190,19 @@ impl MlsMember {
         Ok(OwnKeyPackage { bytes, reference, session: Arc::clone(&self.session) })
     }
 
-    /// Creates a new room with a random group id and us as its only member.
+    /// Creates a new room of the classic suite with a random group id and us as its only
+    /// member.
     pub fn create_room(&self) -> Result<RoomGroup, MlsError> {
+        self.create_room_of(RoomSuite::Classic)
+    }
+
+    /// Creates a new room of `suite` with a random group id and us as its only member.
+    pub fn create_room_of(&self, suite: RoomSuite) -> Result<RoomGroup, MlsError> {
         let session = &*self.session;
         let group = MlsGroup::new(
             &session.provider,
             &session.signer,
-            &create_config(),
+            &create_config(suite),
             session.credential.clone(),
         )
         .map_err(|error| MlsError::Internal(describe(&error)))?;
@@ -214,9 +237,9 @@ impl MlsMember {
                 })?;
         }
         let group = staged.into_group(&session.provider).map_err(|error| invalid(&error))?;
-        if group.ciphersuite() != CIPHERSUITE {
-            return Err(MlsError::InvalidWelcome("unexpected ciphersuite".into()));
-        }
+        // Only our own KeyPackage's suite can open a Welcome, and we make those only for
+        // suites we support; checked again so that no group of another suite is ever kept.
+        RoomSuite::of(group.ciphersuite())?;
         Ok(RoomGroup::new(group, Arc::clone(&self.session)))
     }
 }
@@ -231,9 +254,9 @@ pub(crate) fn fingerprint_of(signature_public_key: &[u8]) -> String {
         .join(":")
 }
 
-/// A new Ed25519 key pair of the ciphersuite's scheme.
+/// A new Ed25519 key pair, the scheme of every suite a room may use.
 fn new_key_pair() -> Result<SignatureKeyPair, MlsError> {
-    SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+    SignatureKeyPair::new(SIGNATURE_SCHEME)
         .map_err(|error| MlsError::Internal(format!("key generation failed: {error:?}")))
 }
 

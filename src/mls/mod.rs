@@ -19,6 +19,7 @@ mod padding;
 mod provider;
 mod renewal;
 mod room;
+mod suite;
 
 pub use device::{CertificationError, MAX_CLIENTS_PER_IDENTITY};
 pub use error::MlsError;
@@ -26,6 +27,7 @@ pub use events::{CommitSummary, MemberInfo, Opened, OutgoingCommit, RoomEvent};
 pub(crate) use identity::fingerprint_of;
 pub use identity::{MlsMember, OwnKeyPackage};
 pub use room::RoomGroup;
+pub use suite::{MAX_PQ_ROOM_MEMBERS, RoomSuite, UnsupportedSuite};
 
 #[cfg(test)]
 mod tests;

@@ -10,13 +10,13 @@ use openmls::prelude::{
 };
 use openmls_traits::OpenMlsProvider as _;
 
-use super::config::{CIPHERSUITE, MAX_PAST_EPOCHS};
+use super::config::MAX_PAST_EPOCHS;
 use super::device::{self, MAX_CLIENTS_PER_IDENTITY};
 use super::error::describe;
 use super::identity::{Session, fingerprint_of, identity_key_of, nick_of};
 use super::padding::{pad, unpad};
 use super::renewal::Renewals;
-use super::{CommitSummary, MemberInfo, MlsError, Opened, OutgoingCommit, RoomEvent};
+use super::{CommitSummary, MemberInfo, MlsError, Opened, OutgoingCommit, RoomEvent, RoomSuite};
 
 /// One MLS group, as seen by one member.
 pub struct RoomGroup {
@@ -76,6 +76,18 @@ impl RoomGroup {
         self.group.epoch_authenticator().as_slice().to_vec()
     }
 
+    /// The room's ciphersuite, fixed when its creator made the group.
+    pub fn suite(&self) -> RoomSuite {
+        // A group is only ever created or joined with one of our suites (`create_room_of`,
+        // `join_room`), so the fallback is never taken.
+        RoomSuite::of(self.group.ciphersuite()).unwrap_or_default()
+    }
+
+    /// The most members this room may have, by its suite.
+    pub fn max_members(&self) -> usize {
+        self.suite().max_members()
+    }
+
     /// Whether we are still a member (false once a commit removed us).
     pub fn is_active(&self) -> bool {
         self.group.is_active()
@@ -125,6 +137,10 @@ impl RoomGroup {
             return Err(MlsError::NickInRoom(expected_nick.to_owned()));
         }
         self.check_clients_per_identity(&key_package, &[])?;
+        let max = self.max_members();
+        if self.group.members().count() >= max {
+            return Err(MlsError::RoomFull { max });
+        }
         self.commit(Vec::new(), Some(key_package), false)
     }
 
@@ -391,6 +407,7 @@ impl RoomGroup {
             epoch: self.epoch(),
             removes_us: staged.self_removed(),
             members_after: (members_before + added.len()).saturating_sub(removed.len()),
+            max_members: self.max_members(),
             committer,
             removed,
             added,
@@ -440,8 +457,8 @@ impl RoomGroup {
         let key_package = key_package
             .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
-        if key_package.ciphersuite() != CIPHERSUITE {
-            return Err(invalid("unexpected ciphersuite"));
+        if key_package.ciphersuite() != self.group.ciphersuite() {
+            return Err(invalid("the key package is not for the room's ciphersuite"));
         }
         let leaf = key_package.leaf_node();
         let certified = device::verify(
@@ -475,6 +492,47 @@ impl RoomGroup {
             .validate(self.session.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?;
         self.commit(Vec::new(), Some(key_package), false)
+    }
+
+    /// Commits adding every one of `key_packages` at once, unchecked: how a test builds a
+    /// room of hundreds quickly (one commit instead of one per member).
+    #[cfg(test)]
+    pub(crate) fn commit_add_many(
+        &mut self,
+        key_packages: &[Vec<u8>],
+    ) -> Result<OutgoingCommit, MlsError> {
+        let session = &*self.session;
+        let provider = &session.provider;
+        let mut adds = Vec::new();
+        for bytes in key_packages {
+            let message =
+                MlsMessageIn::tls_deserialize_exact(bytes).map_err(|_| MlsError::Malformed)?;
+            let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
+                return Err(MlsError::Malformed);
+            };
+            adds.push(
+                key_package
+                    .validate(provider.crypto(), ProtocolVersion::Mls10)
+                    .map_err(|error| MlsError::InvalidKeyPackage(describe(&error)))?,
+            );
+        }
+        let internal = |error: &dyn std::fmt::Display| MlsError::Internal(describe(error));
+        let epoch = self.epoch();
+        let bundle = self
+            .group
+            .commit_builder()
+            .propose_adds(adds)
+            .force_self_update(false)
+            .load_psks(provider.storage())
+            .map_err(|error| internal(&error))?
+            .build(provider.rand(), provider.crypto(), &session.signer, |_| true)
+            .map_err(|error| internal(&error))?
+            .stage_commit(provider)
+            .map_err(|error| internal(&error))?;
+        let electorate = self.electorate_without(&[]);
+        let (commit, welcome, _group_info) = bundle.into_messages();
+        let welcome = welcome.map(|welcome| serialize(&welcome)).transpose()?;
+        Ok(OutgoingCommit { epoch, commit: serialize(&commit)?, welcome, electorate })
     }
 
     /// Refuses a key package whose identity already has [`MAX_CLIENTS_PER_IDENTITY`] clients

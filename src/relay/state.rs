@@ -173,8 +173,8 @@ impl State {
             ClientFrame::AdmissionStart { room, pake_message } => {
                 self.admission_start(request, &room, pake_message, now)
             }
-            ClientFrame::AdmissionReply { room, joiner, attempt, pake_message } => {
-                self.admission_reply(request, &room, &joiner, attempt, pake_message)
+            ClientFrame::AdmissionReply { room, joiner, attempt, pake_message, suite } => {
+                self.admission_reply(request, &room, &joiner, attempt, pake_message, suite)
             }
             ClientFrame::AdmissionFinish { room, confirmation, sealed_key_package } => {
                 self.admission_finish(request, &room, confirmation, sealed_key_package, now)

@@ -10,6 +10,7 @@ use crate::client::{
 };
 use crate::commands::Engine;
 use crate::identity::{Trusted, Verification, WhoAmI};
+use crate::mls::RoomSuite;
 use crate::repl::prompt::{ConnectionState, PromptStatus};
 use crate::secret::Secret;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -38,6 +39,9 @@ pub struct Session {
     /// makes a new one).
     dm_policy: Mutex<DmPolicy>,
     renew_after: Mutex<Option<std::time::Duration>>,
+    /// The ciphersuite of the rooms this session creates (`--pq`), for every client it
+    /// connects.
+    room_suite: Mutex<RoomSuite>,
 }
 
 impl Session {
@@ -52,6 +56,7 @@ impl Session {
             connector: OnceLock::new(),
             dm_policy: Mutex::new(DmPolicy::default()),
             renew_after: Mutex::new(None),
+            room_suite: Mutex::new(RoomSuite::default()),
         })
     }
 
@@ -70,8 +75,13 @@ impl Session {
         *self.renew_after.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(after);
     }
 
-    /// Installs the connected client (with the DM and renewal settings, before any of its
-    /// rooms).
+    /// Sets the ciphersuite of the rooms this session creates, before the client connects.
+    pub fn set_room_suite(&self, suite: RoomSuite) {
+        *self.room_suite.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = suite;
+    }
+
+    /// Installs the connected client (with the DM and renewal settings and the suite of the
+    /// rooms it creates, before any of its rooms).
     pub fn connected(&self, client: Client) {
         client
             .set_dm_policy(*self.dm_policy.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
@@ -80,6 +90,9 @@ impl Session {
         {
             client.set_renew_after(after);
         }
+        client.set_room_suite(
+            *self.room_suite.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         *self.client.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(client);
     }
 

@@ -242,6 +242,7 @@ impl RogueLeader {
                 joiner: nick.clone(),
                 attempt,
                 pake_message: reply,
+                suite: chatter::mls::RoomSuite::Classic.id(),
             })
             .await
             .unwrap();

@@ -21,6 +21,7 @@ mod invariants;
 mod ipv6;
 mod line_mode;
 mod operator;
+mod post_quantum;
 mod relay;
 mod renewal;
 mod repl;

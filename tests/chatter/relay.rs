@@ -46,6 +46,7 @@ async fn admit(
             joiner: asked,
             attempt,
             pake_message: vec![2; 32],
+            suite: chatter::mls::RoomSuite::Classic.id(),
         })
         .await
         .unwrap();

@@ -25,7 +25,7 @@ use super::rooms::RoomEntry;
 use crate::client::room::{HeardSignal, Room};
 use crate::client::{ClientError, Event, NotSentReason};
 use crate::identity::TrustMark;
-use crate::mls::{MemberInfo, OwnKeyPackage};
+use crate::mls::{MemberInfo, OwnKeyPackage, RoomSuite};
 use crate::proto::{ChatPayload, ClientFrame, DmSignal, MAX_CHAT_TEXT_BYTES, ServerFrame};
 
 /// DMs this client may start per minute. Each costs a key exchange in a shared room that
@@ -243,7 +243,9 @@ impl Core {
         let (signal, opening) = if mine < theirs {
             (DmSignal::Invite { to: nick.to_owned() }, Opening::KeyPackage)
         } else {
-            let own = self.mls.key_package_for_attempt().map_err(ClientError::Mls)?;
+            // A DM's group is always of the classic suite (see `create_dm`).
+            let own =
+                self.mls.key_package_for_attempt(RoomSuite::Classic).map_err(ClientError::Mls)?;
             let key_package = own.bytes.clone();
             (
                 DmSignal::KeyPackage { to: nick.to_owned(), key_package },
@@ -353,7 +355,7 @@ impl Core {
                 if !self.dm_allowed(&room, &from, &theirs) {
                     return;
                 }
-                let own = match self.mls.key_package_for_attempt() {
+                let own = match self.mls.key_package_for_attempt(RoomSuite::Classic) {
                     Ok(own) => own,
                     Err(error) => {
                         return self.emit(warn(format!(
@@ -445,7 +447,9 @@ impl Core {
     }
 
     /// As the DM's creator: a group of the two from `from`'s KeyPackage, its Welcome sent
-    /// through the shared room.
+    /// through the shared room. A DM's group is of the classic suite whatever `--pq` says:
+    /// the other side sends its KeyPackage unasked (see `client::core::dm`), before it could
+    /// learn a suite, so both sides must know it in advance.
     fn create_dm(&mut self, room: &str, from: &str, theirs: &[u8], key: [u8; 32], kp: &[u8]) {
         let warn = |text: String| Event::Warning { room: Some(room.to_owned()), text };
         let made = self.mls.create_room().and_then(|mut group| {

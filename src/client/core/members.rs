@@ -66,5 +66,6 @@ pub(super) fn views(room: &Room, me: &str, trust: &PeerTrust) -> RoomMembers {
             .find(|earlier| identity_of(&earlier.nick) == Some(identity))
             .map(|earlier| earlier.nick.clone());
     }
-    RoomMembers { room: room.name.clone(), members }
+    let suite = room.group().map(|group| group.suite());
+    RoomMembers { room: room.name.clone(), members, suite }
 }

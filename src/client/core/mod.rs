@@ -38,7 +38,7 @@ pub use rooms::{MAX_ROOMS, RoomTab};
 use super::resume::SessionNumbers;
 use super::{Event, LinkState};
 use crate::identity::PeerTrust;
-use crate::mls::MlsMember;
+use crate::mls::{MlsMember, RoomSuite};
 use crate::proto::{self, ChatPayload, ClientFrame, ResumeToken, ServerFrame};
 
 /// Lines typed while offline that are kept to send once back.
@@ -71,6 +71,9 @@ pub struct Core {
     rooms: rooms::Rooms,
     /// Direct messages being opened, and the relay's names of the open ones.
     dms: dm::Dms,
+    /// The ciphersuite of the rooms this client creates (`--pq`, `pq = true`); a room we
+    /// join has its creator's.
+    room_suite: RoomSuite,
     queue: queue::LineQueue,
     requests: requests::Waiting,
     /// Jitter for the reconnection backoff, seeded by the driver.
@@ -99,6 +102,7 @@ impl Core {
             link: Link::online(now, 0),
             rooms: rooms::Rooms::default(),
             dms: dm::Dms::default(),
+            room_suite: RoomSuite::default(),
             queue: queue::LineQueue::default(),
             requests: requests::Waiting::default(),
             rng: StdRng::seed_from_u64(seed),

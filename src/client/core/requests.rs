@@ -47,6 +47,8 @@ pub enum Request {
     Rekey,
     /// How long leaf keys are kept before they are renewed by themselves.
     SetRenewAfter(std::time::Duration),
+    /// The ciphersuite of the rooms we create from now on.
+    SetRoomSuite(crate::mls::RoomSuite),
     Rooms,
     Members,
     Quit,
@@ -179,6 +181,10 @@ impl Core {
             }
             Request::SetRenewAfter(after) => {
                 self.rooms.set_renew_after(after);
+                Ok(Reply::Done)
+            }
+            Request::SetRoomSuite(suite) => {
+                self.room_suite = suite;
                 Ok(Reply::Done)
             }
             // Offline too, to an open DM (the line waits, as a plain line does).

@@ -591,15 +591,17 @@ impl Core {
         let Some(entry) = self.rooms.map.get_mut(name) else { return };
         let (me, mls, room) = (&self.nick, &self.mls, &mut entry.room);
         let result = match frame {
-            ServerFrame::RoomCreated { .. } => {
-                room.created(mls, out).map(|()| None).map_err(ClientError::CannotCreateRoom)
-            }
+            ServerFrame::RoomCreated { .. } => room
+                .created(mls, self.room_suite, out)
+                .map(|()| None)
+                .map_err(ClientError::CannotCreateRoom),
             ServerFrame::JoinPending { leader, .. } => {
                 room.admission_pending(me, leader).map(Some).map_err(ClientError::Admission)
             }
-            ServerFrame::AdmissionReply { pake_message, .. } => {
-                room.admission_reply(mls, &pake_message).map(Some).map_err(ClientError::Admission)
-            }
+            ServerFrame::AdmissionReply { pake_message, suite, .. } => room
+                .admission_reply(mls, &pake_message, suite)
+                .map(Some)
+                .map_err(ClientError::Admission),
             ServerFrame::Welcome { message, members, .. } => {
                 match room.welcomed(mls, &message, members) {
                     Ok(Welcomed::Joined) => Ok(None),

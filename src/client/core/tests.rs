@@ -688,7 +688,7 @@ fn a_commit_the_relay_was_too_busy_for_goes_again_at_the_tick() {
     let sent = alice.sent();
     let [ClientFrame::AdmissionReply { pake_message, .. }] = &sent[..] else { panic!("{sent:?}") };
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-        bob.admission_reply(&bob_mls, pake_message).unwrap()
+        bob.admission_reply(&bob_mls, pake_message, RoomSuite::Classic.id()).unwrap()
     else {
         panic!("finish")
     };
@@ -736,6 +736,7 @@ fn a_member_ignores_join_answers_it_did_not_ask_for() {
             room: room.clone(),
             leader: "mallory".into(),
             pake_message: vec![1; 33],
+            suite: crate::mls::RoomSuite::Classic.id(),
         },
         ServerFrame::AdmissionRefused {
             room: room.clone(),

@@ -4,12 +4,17 @@
 use super::*;
 
 impl Room {
-    /// The relay says the room was empty: we create its group and lead it.
-    pub fn created(&mut self, mls: &MlsMember, out: &mut Outbox) -> Result<(), RoomError> {
+    /// The relay says the room was empty: we create its group, of `suite`, and lead it.
+    pub fn created(
+        &mut self,
+        mls: &MlsMember,
+        suite: RoomSuite,
+        out: &mut Outbox,
+    ) -> Result<(), RoomError> {
         if !matches!(self.phase, Phase::Requested { .. }) {
             return Err(RoomError::OutOfTurn("a new room"));
         }
-        let group = mls.create_room()?;
+        let group = mls.create_room_of(suite)?;
         if let Phase::Requested { departed: Some(_) } = &self.phase {
             out.notice(
                 &self.name,
@@ -39,11 +44,14 @@ impl Room {
         Ok(ClientFrame::AdmissionStart { room: self.name.clone(), pake_message })
     }
 
-    /// The leader answered: finish the exchange and send our sealed KeyPackage.
+    /// The leader answered: finish the exchange and send our sealed KeyPackage, made for the
+    /// room's ciphersuite `suite` (its number, as the leader named it). A suite this client
+    /// cannot use ends the join here, with the suite named, before any KeyPackage exists.
     pub fn admission_reply(
         &mut self,
         mls: &MlsMember,
         pake_message: &[u8],
+        suite: u16,
     ) -> Result<ClientFrame, RoomError> {
         let Phase::Admitting { .. } = self.phase else {
             return Err(RoomError::OutOfTurn("an admission reply"));
@@ -53,7 +61,8 @@ impl Room {
         else {
             return Err(RoomError::OutOfTurn("an admission reply"));
         };
-        let key_package = mls.key_package_for_attempt()?;
+        let suite = RoomSuite::from_id(suite).map_err(MlsError::from)?;
+        let key_package = mls.key_package_for_attempt(suite)?;
         let finish = admission.finish(pake_message, &key_package.bytes)?;
         self.phase = Phase::AwaitingWelcome { leader, departed, _attempt_keys: key_package };
         Ok(ClientFrame::AdmissionFinish {
@@ -127,6 +136,13 @@ impl Room {
         let is_leader = self.is_leader(me);
         let password = self.password.clone();
         let Some(membership) = self.membership().filter(|_| is_leader) else { return };
+        // A full room is refused before the password exchange: nobody could be added anyway.
+        if membership.group.members().len() >= membership.group.max_members() {
+            let reason = AdmissionRefusal::RoomFull;
+            out.frames.push(ClientFrame::AdmissionRefused { room: name, joiner, attempt, reason });
+            return;
+        }
+        let suite = membership.group.suite().id();
         match LeaderAdmission::respond(&name, &joiner, me, password.expose().as_bytes(), pake) {
             Ok((admission, pake_message)) => {
                 membership.admissions.insert(joiner.clone(), (attempt, admission));
@@ -135,6 +151,7 @@ impl Room {
                     joiner,
                     attempt,
                     pake_message,
+                    suite,
                 });
             }
             Err(_) => out.frames.push(ClientFrame::AdmissionRefused {

@@ -34,7 +34,7 @@ use super::gaps::SenderGaps;
 use super::rejoin::{self, Departed, RejoinRefusal};
 use super::{Event, RoomNotice};
 use crate::admission::{AdmissionError, JoinerAdmission, LeaderAdmission};
-use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup};
+use crate::mls::{MlsError, MlsMember, OwnKeyPackage, RoomEvent, RoomGroup, RoomSuite};
 use crate::proto::{
     self, Addition, AdmissionRefusal, ChatEnvelope, ChatPayload, ClientFrame, CommitRejection,
     ConfirmedCommit, Farewell, GroupMessage, MAX_APPLICATION_LEN, MergedCommit, ReclaimRefusal,

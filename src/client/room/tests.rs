@@ -15,7 +15,7 @@ fn password() -> Secret {
 fn founder(nick: &str) -> (MlsMember, Room) {
     let mls = MlsMember::new(nick).unwrap();
     let mut room = Room::new("lobby".into(), password());
-    room.created(&mls, &mut Outbox::default()).unwrap();
+    room.created(&mls, RoomSuite::Classic, &mut Outbox::default()).unwrap();
     (mls, room)
 }
 
@@ -41,7 +41,7 @@ fn admit(
         panic!("reply")
     };
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-        room.admission_reply(joiner_mls, &pake_message).unwrap()
+        room.admission_reply(joiner_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
     else {
         panic!("finish")
     };
@@ -305,7 +305,7 @@ fn removed_members_rejoin_only_the_group_they_left() {
     // An impostor "alice" with a group of her own admits bob (she knows the password).
     let fake_leader = MlsMember::new("alice").unwrap();
     let mut fake = Room::new("lobby".into(), password());
-    fake.created(&fake_leader, &mut Outbox::default()).unwrap();
+    fake.created(&fake_leader, RoomSuite::Classic, &mut Outbox::default()).unwrap();
     let ClientFrame::AdmissionStart { pake_message, .. } =
         bob.admission_pending("bob2", "alice".into()).unwrap()
     else {
@@ -315,7 +315,7 @@ fn removed_members_rejoin_only_the_group_they_left() {
     let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else { panic!() };
     let bob_mls = MlsMember::new("bob2").unwrap();
     let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-        bob.admission_reply(&bob_mls, &pake_message).unwrap()
+        bob.admission_reply(&bob_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
     else {
         panic!()
     };
@@ -491,7 +491,7 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
             panic!("reply")
         };
         let ClientFrame::AdmissionFinish { confirmation, sealed_key_package, .. } =
-            bob.admission_reply(&bob_mls, &pake_message).unwrap()
+            bob.admission_reply(&bob_mls, &pake_message, RoomSuite::Classic.id()).unwrap()
         else {
             panic!("finish")
         };
@@ -1052,4 +1052,48 @@ fn keys_not_renewed_for_three_periods_are_stale_and_their_owner_is_told_once() {
     assert_eq!(stale.len(), 1, "{told:?}");
     assert!(bob.leaf_is_stale("bob", "bob"));
     assert_eq!(bob.leaf_age("bob", "bob"), Some(Duration::from_secs(50)));
+}
+
+#[test]
+fn a_post_quantum_leader_names_its_suite_and_refuses_a_joiner_once_the_room_is_full() {
+    let mls = MlsMember::new("alice").unwrap();
+    let mut leader = Room::new("lobby".into(), password());
+    leader.created(&mls, RoomSuite::PostQuantum, &mut Outbox::default()).unwrap();
+    let ask = |leader: &mut Room, joiner: &str| {
+        let mut room = Room::new("lobby".into(), password());
+        let Ok(ClientFrame::AdmissionStart { pake_message, .. }) =
+            room.admission_pending(joiner, "alice".into())
+        else {
+            panic!("start")
+        };
+        let mut out = Outbox::default();
+        leader.admission_request("alice", joiner.into(), 1, &pake_message, &mut out);
+        out.frames
+    };
+    // The leader's answer names the room's suite, for the joiner's KeyPackage.
+    let frames = ask(&mut leader, "bob");
+    assert!(
+        matches!(frames.as_slice(), [ClientFrame::AdmissionReply { suite: 0x004f, .. }]),
+        "{frames:?}"
+    );
+    // At the cap, a joiner is refused before any password exchange.
+    let others: Vec<Vec<u8>> = (1..crate::mls::MAX_PQ_ROOM_MEMBERS)
+        .map(|n| {
+            MlsMember::new(&format!("m{n}"))
+                .unwrap()
+                .key_package_of(RoomSuite::PostQuantum)
+                .unwrap()
+        })
+        .collect();
+    let group = leader.group_mut_for_tests().unwrap();
+    group.commit_add_many(&others).unwrap();
+    group.merge_pending_commit().unwrap();
+    let frames = ask(&mut leader, "carol");
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [ClientFrame::AdmissionRefused { reason: AdmissionRefusal::RoomFull, .. }]
+        ),
+        "{frames:?}"
+    );
 }

@@ -197,6 +197,7 @@ impl State {
         joiner: &str,
         attempt: u64,
         pake: Vec<u8>,
+        suite: u16,
     ) {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return self.error(request, ErrorReason::NotInRoom);
@@ -216,6 +217,9 @@ impl State {
             room: room_name.to_owned(),
             leader: self.sessions.nick_of(request.session),
             pake_message: pake,
+            // Passed on unread: the relay knows no ciphersuites, and a number it changed
+            // could only make this admission fail.
+            suite,
         };
         self.send(joiner, &frame);
     }

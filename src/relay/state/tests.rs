@@ -142,6 +142,7 @@ impl Harness {
                 joiner: nick.into(),
                 attempt,
                 pake_message: vec![2],
+                suite: crate::mls::RoomSuite::Classic.id(),
             },
         );
         self.send(
@@ -282,6 +283,7 @@ fn a_joiner_that_stalls_does_not_cost_the_leader_its_lead() {
             joiner: "carol".into(),
             attempt,
             pake_message: vec![2],
+            suite: crate::mls::RoomSuite::Classic.id(),
         },
     );
     relay.advance(LEADER_DEADLINE * 3);
@@ -457,6 +459,7 @@ fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
             joiner: "carol".into(),
             attempt: first,
             pake_message: vec![2],
+            suite: crate::mls::RoomSuite::Classic.id(),
         },
     );
     assert!(relay.frames(carol).is_empty(), "the stale answer is not passed on");
@@ -547,6 +550,7 @@ fn a_commit_adding_a_joiner_that_gave_up_still_goes_to_the_vote() {
             joiner: "carol".into(),
             attempt,
             pake_message: vec![2],
+            suite: crate::mls::RoomSuite::Classic.id(),
         },
     );
     relay.send(
