@@ -101,6 +101,10 @@ pub enum Phase {
     Gone,
 }
 
+/// Ticks (five seconds each) a member taken back behind the room waits for the commits it
+/// missed: the relay hands them over with the `Reclaimed`, so a few ticks cover a slow link.
+const MAX_BEHIND_TICKS: u8 = 6;
+
 /// What only a member has: the group, and the key changes in progress.
 pub struct Membership {
     group: RoomGroup,
@@ -166,6 +170,10 @@ pub struct Membership {
     /// Ticks left to keep, after a relay restart, the commit we said yes to: long enough for
     /// the proof to come if others merged it; then it goes, as the vote on it went.
     pledge_kept_ticks: u8,
+    /// Ticks spent behind the room the relay took us back into (`Room::behind`), waiting for
+    /// the commits we missed. Past [`MAX_BEHIND_TICKS`] they are not coming: we say so and
+    /// leave, rather than sit in an epoch nobody else is in.
+    behind_ticks: u8,
     /// The room's epoch when the relay took us back behind it (`Reclaimed`): the commits
     /// before it that the relay replays from its log were decided while we were away.
     catch_up_to: Option<u64>,
@@ -196,6 +204,7 @@ impl Membership {
             last_commit: None,
             earlier: VecDeque::new(),
             pledge_kept_ticks: 0,
+            behind_ticks: 0,
             catch_up_to: None,
         })
     }
@@ -446,8 +455,20 @@ impl Room {
             }
         }
         self.release_abandoned_pledge(me, out);
+        if self.behind_for_good() {
+            return self.resync(out);
+        }
         self.renewal_tick(me, out);
         self.drive_commits(me, out);
+    }
+
+    /// Counts a tick behind the room; true once the commits we missed are not coming.
+    fn behind_for_good(&mut self) -> bool {
+        let behind = self.behind();
+        let Some(membership) = self.membership() else { return false };
+        membership.behind_ticks =
+            if behind { membership.behind_ticks.saturating_add(1) } else { 0 };
+        membership.behind_ticks > MAX_BEHIND_TICKS
     }
 
     /// A frame about the room once we are in it (or leading it): admissions we run, key

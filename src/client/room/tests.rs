@@ -1097,3 +1097,23 @@ fn a_post_quantum_leader_names_its_suite_and_refuses_a_joiner_once_the_room_is_f
         "{frames:?}"
     );
 }
+
+#[test]
+fn a_member_taken_back_behind_the_room_that_never_catches_up_says_so_and_leaves() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let ClientFrame::Reclaim { .. } = bob.reclaim() else { panic!("a reclaim") };
+    // The room is an epoch ahead, and the commit bob missed never comes.
+    bob.reclaimed(vec!["alice".into(), "bob".into()], epoch(&bob) + 1).unwrap();
+    assert!(bob.behind());
+    let mut told = Outbox::default();
+    for _ in 0..6 {
+        bob.tick("bob", &mut told);
+    }
+    assert!(bob.is_member() && told.events.is_empty(), "a few ticks are the relay's to use");
+    bob.tick("bob", &mut told);
+    assert!(matches!(&told.events[..], [Event::Room { notice: RoomNotice::OutOfStep, .. }]));
+    assert!(matches!(told.frames[..], [ClientFrame::Leave { .. }]));
+    assert!(bob.is_gone());
+}
