@@ -261,7 +261,7 @@ async fn a_dm_comes_back_after_a_relay_restart() {
                 if r == room && text.starts_with("back in the room, with the same group"))
         }
     };
-    // (Each saw the notice once already, when the DM opened: the relay took them in.)
+    // (Not shown when the DM opened: the relay's first taking-in is the opening.)
     let reconnected =
         |e: &Event| matches!(e, Event::Connection(ConnectionEvent::Reconnected { .. }));
     wait_for(&mut alice_events, reconnected).await;

@@ -20,6 +20,7 @@ impl Room {
     pub fn direct(name: String, group: RoomGroup) -> (Self, ClientFrame) {
         let mut room = Room::new(name, Secret::default());
         room.phase = Phase::Member(Membership::new(group));
+        room.opening = true;
         let frame = room.reclaim();
         (room, frame)
     }

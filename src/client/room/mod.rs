@@ -258,6 +258,9 @@ pub struct Room {
     join_deferred: bool,
     /// How many ticks members keep their leaf keys before renewing them (`renewal`).
     renew_after_ticks: u32,
+    /// A direct message whose room the relay has not opened yet: its first `Reclaimed` is
+    /// its opening (the core says so), not a return.
+    opening: bool,
 }
 
 impl Room {
@@ -272,6 +275,7 @@ impl Room {
             away: std::collections::HashSet::new(),
             join_deferred: false,
             renew_after_ticks: renewal::ticks(DEFAULT_RENEW_AFTER),
+            opening: false,
         }
     }
 

@@ -161,7 +161,9 @@ impl Room {
         if let Err(error) = self.reclaimed(members, epoch) {
             return out.warn(&self.name.clone(), format!("ignored: {error}"));
         }
-        out.notice(&self.name.clone(), "back in the room, with the same group and keys".into());
+        if !std::mem::take(&mut self.opening) {
+            out.notice(&self.name.clone(), "back in the room, with the same group and keys".into());
+        }
         let leading = self.is_leader(me);
         if let Some(membership) = self.membership().filter(|_| leading) {
             // A leader cannot wait long on a kept yes (its joiners would give up

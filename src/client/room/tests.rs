@@ -1117,3 +1117,21 @@ fn a_member_taken_back_behind_the_room_that_never_catches_up_says_so_and_leaves(
     assert!(matches!(told.frames[..], [ClientFrame::Leave { .. }]));
     assert!(bob.is_gone());
 }
+
+#[test]
+fn a_direct_message_opening_is_not_announced_as_a_return() {
+    let alice_mls = MlsMember::new("alice").unwrap();
+    let group = alice_mls.create_room().unwrap();
+    let (mut dm, frame) = Room::direct("@bob".into(), group);
+    assert!(matches!(frame, ClientFrame::Reclaim { .. }));
+    let mut out = Outbox::default();
+    dm.back_in_room("alice", vec!["alice".into()], 0, &mut out);
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    // Taken back later (a relay restart), it is a return, and says so.
+    let ClientFrame::Reclaim { .. } = dm.reclaim() else { panic!("a reclaim") };
+    let mut out = Outbox::default();
+    dm.back_in_room("alice", vec!["alice".into()], 0, &mut out);
+    assert!(
+        matches!(&out.events[..], [Event::Notice { text, .. }] if text.starts_with("back in the room"))
+    );
+}
