@@ -68,6 +68,9 @@ pub struct SimClient {
     next_request: u64,
     /// The user's `/join` still waiting for its answer, and when the handle gives up.
     join_request: Option<(RequestId, Instant)>,
+    /// Set when the user's `/join` failed or timed out: the user was told, and will try
+    /// again (the world takes it).
+    pub join_failed: bool,
     /// Chat lines the core took and has not encrypted yet, oldest first, with the
     /// requests that gave them.
     pending_lines: VecDeque<String>,
@@ -114,6 +117,7 @@ impl SimClient {
             seed,
             next_request: 0,
             join_request: None,
+            join_failed: false,
             pending_lines: VecDeque::new(),
             say_requests: HashMap::new(),
             sent_messages: 0,
@@ -283,6 +287,7 @@ impl SimClient {
         {
             // `Client::join` timed out and asked the engine to give the join up.
             self.join_request = None;
+            self.join_failed = true;
             self.events
                 .push(Event::Warning { room: None, text: format!("{:?}: the join timed out", id) });
             let room = self.core().room_for_tests().map(|room| room.name.clone());
@@ -318,6 +323,7 @@ impl SimClient {
         for (id, answer) in answers {
             if self.join_request.is_some_and(|(waiting, _)| waiting == id) {
                 self.join_request = None;
+                self.join_failed |= answer.is_err();
             }
             let said = self.say_requests.remove(&id);
             if let Err(error) = answer {

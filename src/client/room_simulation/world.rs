@@ -835,12 +835,10 @@ impl World {
         if self.clients[index].is_member() {
             self.ledger.tracking[index].admitted = true;
         }
-        // A user told that their join failed, or gave up, tries again: the join is theirs.
-        let join_failed = events.iter().any(|event| match event {
-            Event::Status(Notice::JoinFailed { .. }) => true,
-            Event::Warning { room: None, text } => text.ends_with("the join timed out"),
-            _ => false,
-        });
+        // A user told that their join failed, or who gave up on it, tries again: the join
+        // is theirs.
+        let join_failed = std::mem::take(&mut self.clients[index].join_failed)
+            || events.iter().any(|event| matches!(event, Event::Status(Notice::JoinFailed { .. })));
         if join_failed && self.clients[index].room().is_none() {
             let tracking = &mut self.ledger.tracking[index];
             tracking.rejoin_due = tracking.wants_room;
