@@ -143,6 +143,12 @@ impl State {
             }
             return self.catch_up(&room_name, now);
         }
+        if same_group && room.taken_out_since(epoch, &entrant.nick) {
+            // It left, or the room took it out, at a commit logged since its epoch: the room
+            // went on without it, and there is nothing it could catch up on (its own kept
+            // commit, if any, lost to that one). Its user's `/join` brings it back.
+            return self.refuse_reclaim(id, &room_name, ReclaimRefusal::TakenOut);
+        }
         if same_group && epoch < room.epoch && room.founded_while_reforming {
             // The relay saw every epoch of this room since its founding: a claim behind it is
             // stale, not a rival (it cannot be a liar's made-up epoch).
@@ -481,6 +487,12 @@ impl Room {
             && !self.left_this_epoch.contains(nick)
             && (epoch..self.epoch)
                 .all(|wanted| logged(wanted).is_some_and(|entry| !entry.left.contains(nick)))
+    }
+
+    /// Whether `nick` left the room, or was taken out of it, at a commit logged since `epoch`.
+    fn taken_out_since(&self, epoch: u64, nick: &str) -> bool {
+        epoch < self.epoch
+            && self.commit_log.iter().any(|entry| entry.epoch >= epoch && entry.left.contains(nick))
     }
 
     /// The frames that bring a member from `epoch` to the room's, in order.
