@@ -782,6 +782,17 @@ fn a_post_quantum_room_carries_chat_and_takes_only_key_packages_of_its_suite() {
         bob_room.process_incoming(&sent).unwrap(),
         message("alice", b"after the quantum computer")
     );
+    // Key renewal works in the post-quantum suite too: bob's leaf gets new X-Wing keys.
+    let proposal = bob_room.propose_renewal().unwrap();
+    assert_eq!(alice.receive_renewal(&proposal).unwrap(), "bob");
+    let renewal = alice.commit_renewal().unwrap();
+    bob_room.stage_commit(&renewal.commit).unwrap();
+    alice.merge_pending_commit().unwrap();
+    assert_eq!(
+        bob_room.merge_staged_commit().unwrap(),
+        [RoomEvent::Renewed { nick: "bob".into() }]
+    );
+    assert_eq!(bob_room.epoch_authenticator(), alice.epoch_authenticator());
 }
 
 /// The cap of a post-quantum room, at the cap: its Welcome, in the relay's `Welcome` frame
