@@ -143,10 +143,11 @@ impl State {
             }
             return self.catch_up(&room_name, now);
         }
-        if same_group && room.taken_out_since(epoch, &entrant.nick) {
-            // It left, or the room took it out, at a commit logged since its epoch: the room
-            // went on without it, and there is nothing it could catch up on (its own kept
-            // commit, if any, lost to that one). Its user's `/join` brings it back.
+        if same_group && claim.pledged && room.taken_out_since(epoch, &entrant.nick) {
+            // It holds a commit of its own epoch, and the room took it out at the commit that
+            // won that epoch instead: there is nothing it could catch up on, and waiting
+            // beside the room would change nothing. Its user's `/join` brings it back. (A
+            // member merely forgotten hears below that the room moved on.)
             return self.refuse_reclaim(id, &room_name, ReclaimRefusal::TakenOut);
         }
         if same_group && epoch < room.epoch && room.founded_while_reforming {
