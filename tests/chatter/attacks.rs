@@ -354,30 +354,8 @@ async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
     // Mallory registers as "mallory", knows the password, and offers a key package that
     // says "bob": she would sit in the group under bob's name.
     let mut mallory = support::raw_client(&relay, "mallory").await;
-    mallory.send(&ClientFrame::Join { room: "den".into() }).await.unwrap();
-    let ServerFrame::JoinPending { leader, .. } = support::next_frame(&mut mallory).await else {
-        panic!("mallory waits for the leader")
-    };
-    let (admission, start) =
-        chatter::admission::JoinerAdmission::start("den", "mallory", &leader, b"pw");
-    mallory
-        .send(&ClientFrame::AdmissionStart { room: "den".into(), pake_message: start })
-        .await
-        .unwrap();
-    let reply =
-        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionReply { .. }))
-            .await;
-    let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
     let posing_as_bob = MlsMember::new("bob").unwrap().key_package().unwrap();
-    let finish = admission.finish(&pake_message, &posing_as_bob).unwrap();
-    mallory
-        .send(&ClientFrame::AdmissionFinish {
-            room: "den".into(),
-            confirmation: finish.confirmation.to_vec(),
-            sealed_key_package: finish.sealed_key_package,
-        })
-        .await
-        .unwrap();
+    support::raw_join(&mut mallory, "den", "mallory", "pw", &posing_as_bob).await;
     // The leader refuses and says why; mallory is told; nobody's group changed.
     let refused =
         support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionRefused { .. }))

@@ -86,57 +86,13 @@ async fn a_members_rekey_moves_the_room_to_a_new_epoch_with_one_code_for_all() {
     assert!(!bob.stale_keys);
 }
 
-/// Lets virtual time pass a second at a time (the engines' keepalives and ticks run on it)
-/// until `events` shows what is wanted, with real sockets keeping up between steps.
-async fn pass_seconds_until(
-    events: &mut Events,
-    limit: Duration,
-    wanted: impl Fn(&Event) -> bool,
-) -> Vec<Event> {
-    let mut seen = Vec::new();
-    let mut passed = Duration::ZERO;
-    loop {
-        let found = held(async {
-            let until = std::time::Instant::now() + Duration::from_millis(5);
-            while std::time::Instant::now() < until {
-                while let Some(event) = events.try_recv() {
-                    let hit = wanted(&event);
-                    seen.push(event);
-                    if hit {
-                        return true;
-                    }
-                }
-                tokio::task::yield_now().await;
-            }
-            false
-        })
-        .await;
-        if found {
-            return seen;
-        }
-        assert!(passed < limit, "nothing wanted within {limit:?}; saw {seen:#?}");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        passed += Duration::from_secs(1);
-    }
-}
+/// A second: steps of virtual time coarse enough to run minutes of it quickly.
+const SECOND: Duration = Duration::from_secs(1);
 
-/// Lets `duration` of virtual time pass a second at a time; returns the events seen.
+/// Lets `duration` of virtual time pass; returns the events of that time.
 async fn pass_seconds(events: &mut Events, duration: Duration) -> Vec<Event> {
-    let mut seen = Vec::new();
-    for _ in 0..duration.as_secs() {
-        held(async {
-            let until = std::time::Instant::now() + Duration::from_millis(5);
-            while std::time::Instant::now() < until {
-                while let Some(event) = events.try_recv() {
-                    seen.push(event);
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
-        tokio::time::advance(Duration::from_secs(1)).await;
-    }
-    seen
+    support::pass_time_by(SECOND, duration).await;
+    std::iter::from_fn(|| events.try_recv()).collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -152,8 +108,10 @@ async fn a_member_renews_its_keys_by_itself_once_its_time_is_up() {
     assert!(!early.iter().any(renewed("bob")), "{early:#?}");
     assert_eq!(room_code(&clients[1].0).await, before, "no renewal within 100 s");
     // ... and then bob's own, committed by alice, without anyone asking.
-    pass_seconds_until(&mut clients[1].1, Duration::from_secs(60), renewed("bob")).await;
-    pass_seconds_until(&mut clients[0].1, Duration::from_secs(5), renewed("bob")).await;
+    support::pass_time_until_by(SECOND, &mut clients[1].1, Duration::from_secs(60), renewed("bob"))
+        .await;
+    support::pass_time_until_by(SECOND, &mut clients[0].1, Duration::from_secs(5), renewed("bob"))
+        .await;
     let after = room_code(&clients[1].0).await;
     assert!(after.0 > before.0, "{before:?} {after:?}");
     assert_eq!(room_code(&clients[0].0).await, after);
@@ -161,7 +119,6 @@ async fn a_member_renews_its_keys_by_itself_once_its_time_is_up() {
 
 #[tokio::test]
 async fn a_members_renewal_that_takes_another_members_identity_is_refused_by_everyone() {
-    use chatter::admission::JoinerAdmission;
     use chatter::mls::MlsMember;
     use chatter::proto::{ClientFrame, ServerFrame};
 
@@ -170,29 +127,8 @@ async fn a_members_renewal_that_takes_another_members_identity_is_refused_by_eve
     // Mallory joins honestly, with the password and her own key package ...
     let mls = MlsMember::new("mallory").unwrap();
     let mut mallory = support::raw_client(&relay, "mallory").await;
-    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
-    let ServerFrame::JoinPending { leader, .. } = support::next_frame(&mut mallory).await else {
-        panic!("mallory waits for the leader")
-    };
-    let (admission, start) =
-        JoinerAdmission::start("lobby", "mallory", &leader, PASSWORD.as_bytes());
-    mallory
-        .send(&ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: start })
-        .await
-        .unwrap();
-    let reply =
-        support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::AdmissionReply { .. }))
-            .await;
-    let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
-    let finish = admission.finish(&pake_message, &mls.key_package().unwrap()).unwrap();
-    mallory
-        .send(&ClientFrame::AdmissionFinish {
-            room: "lobby".into(),
-            confirmation: finish.confirmation.to_vec(),
-            sealed_key_package: finish.sealed_key_package,
-        })
-        .await
-        .unwrap();
+    let key_package = mls.key_package().unwrap();
+    support::raw_join(&mut mallory, "lobby", "mallory", PASSWORD, &key_package).await;
     let welcome =
         support::expect_frame(&mut mallory, |f| matches!(f, ServerFrame::Welcome { .. })).await;
     let ServerFrame::Welcome { message, .. } = welcome else { unreachable!() };

@@ -109,6 +109,36 @@ pub async fn expect_frame(
     }
 }
 
+/// A raw client asks to join `room` and runs the joiner's side of the password exchange by
+/// hand, offering `key_package` (any bytes: a test may offer a forged one). The leader's
+/// answer (a `Welcome` or a refusal) is left for the caller to wait for.
+pub async fn raw_join(
+    joiner: &mut RawClient,
+    room: &str,
+    nick: &str,
+    password: &str,
+    key_package: &[u8],
+) {
+    use chatter::proto::ClientFrame;
+    joiner.send(&ClientFrame::Join { room: room.into() }).await.expect("send join");
+    let ServerFrame::JoinPending { leader, .. } = next_frame(joiner).await else {
+        panic!("{nick} waits for the leader")
+    };
+    let (admission, start) =
+        chatter::admission::JoinerAdmission::start(room, nick, &leader, password.as_bytes());
+    let start = ClientFrame::AdmissionStart { room: room.into(), pake_message: start };
+    joiner.send(&start).await.expect("send admission start");
+    let reply = expect_frame(joiner, |f| matches!(f, ServerFrame::AdmissionReply { .. })).await;
+    let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
+    let finish = admission.finish(&pake_message, key_package).expect("the leader's reply");
+    let finish = ClientFrame::AdmissionFinish {
+        room: room.into(),
+        confirmation: finish.confirmation.to_vec(),
+        sealed_key_package: finish.sealed_key_package,
+    };
+    joiner.send(&finish).await.expect("send admission finish");
+}
+
 /// Has a joiner that the relay just told `JoinPending` open its admission with opaque bytes,
 /// and returns the attempt number the leader sees, which its answers must carry.
 pub async fn admission_attempt(joiner: &mut RawClient, leader: &mut RawClient, room: &str) -> u64 {
@@ -240,7 +270,7 @@ pub async fn next_frame_held(client: &mut RawClient) -> ServerFrame {
     held(client.recv()).await.expect("connection failed")
 }
 
-/// Lets virtual time pass, `STEP` at a time, until `events` yields an event that matches
+/// Lets virtual time pass, a tenth of a second at a time, until `events` yields an event that matches
 /// (or `limit` of virtual time has passed, which fails the test); returns it and the events
 /// skipped before it.
 ///
@@ -250,9 +280,19 @@ pub async fn next_frame_held(client: &mut RawClient) -> ServerFrame {
 pub async fn pass_time_until(
     events: &mut chatter::client::Events,
     limit: Duration,
+    wanted: impl FnMut(&chatter::client::Event) -> bool,
+) -> (chatter::client::Event, Vec<chatter::client::Event>) {
+    pass_time_until_by(Duration::from_millis(100), events, limit, wanted).await
+}
+
+/// [`pass_time_until`] in steps of `step`: coarser steps for long spells of virtual time
+/// (a day's key renewal run in minutes), where nothing needs finer timing.
+pub async fn pass_time_until_by(
+    step: Duration,
+    events: &mut chatter::client::Events,
+    limit: Duration,
     mut wanted: impl FnMut(&chatter::client::Event) -> bool,
 ) -> (chatter::client::Event, Vec<chatter::client::Event>) {
-    const STEP: Duration = Duration::from_millis(100);
     let mut skipped = Vec::new();
     let mut passed = Duration::ZERO;
     loop {
@@ -274,15 +314,19 @@ pub async fn pass_time_until(
             return (event, skipped);
         }
         assert!(passed < limit, "no such event within {limit:?}; skipped: {skipped:#?}");
-        tokio::time::advance(STEP).await;
-        passed += STEP;
+        tokio::time::advance(step).await;
+        passed += step;
     }
 }
 
 /// Lets `duration` of virtual time pass in steps, real sockets keeping up (see
 /// [`pass_time_until`]); events are left for later.
 pub async fn pass_time(duration: Duration) {
-    const STEP: Duration = Duration::from_millis(100);
+    pass_time_by(Duration::from_millis(100), duration).await;
+}
+
+/// [`pass_time`] in steps of `step`.
+pub async fn pass_time_by(step: Duration, duration: Duration) {
     let mut passed = Duration::ZERO;
     while passed < duration {
         held(async {
@@ -292,7 +336,7 @@ pub async fn pass_time(duration: Duration) {
             }
         })
         .await;
-        tokio::time::advance(STEP).await;
-        passed += STEP;
+        tokio::time::advance(step).await;
+        passed += step;
     }
 }
