@@ -204,6 +204,17 @@ impl<R: AsyncRead + Unpin> SealedReader<R> {
             self.opened = record;
             self.position = 0;
         }
+        self.frame_in_record().map(Some)
+    }
+
+    /// The next frame of the record already opened, if it holds another: what a reader can
+    /// take without waiting, so a burst of frames can be handled together.
+    pub fn buffered_frame(&mut self) -> Option<Result<&[u8], TransportError>> {
+        (self.position < self.opened.len()).then(|| self.frame_in_record())
+    }
+
+    /// The frame at the current position of the opened record, which holds at least a byte.
+    fn frame_in_record(&mut self) -> Result<&[u8], TransportError> {
         let rest = &self.opened[self.position..];
         let Some((prefix, rest)) = rest.split_first_chunk::<LENGTH_PREFIX_LEN>() else {
             return Err(TransportError::BadRecord);
@@ -213,7 +224,7 @@ impl<R: AsyncRead + Unpin> SealedReader<R> {
             return Err(TransportError::BadRecord);
         };
         self.position += LENGTH_PREFIX_LEN + frame_len;
-        Ok(Some(frame))
+        Ok(frame)
     }
 
     /// Reads and decodes the next frame.

@@ -25,7 +25,7 @@ use super::gate::{Admission, HandshakeOutcome};
 use super::outbound;
 use super::rate::{ConnectionLimiter, Verdict};
 use super::replay::ReplayBuffer;
-use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId};
+use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId, State};
 use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, HelloRejection, ServerFrame};
 use crate::transport::{
     self, HandshakeError, SealedConnection, SealedReader, SealedWriter, TransportError,
@@ -186,11 +186,40 @@ impl Session {
         }
     }
 
-    /// Checks one frame against the rate limits and hands it to the state (under its lock).
-    /// A connection's first frame may instead take back an earlier session (`Resume`).
-    /// `Err` ends the session with the reason to give.
+    /// Handles a frame from the client, and with it every frame already read behind it (the
+    /// rest of its record), under one hold of the state's lock, so that a burst of chat is
+    /// relayed as one batch (`state::chat_batch`). A connection's first frame may instead take
+    /// back an earlier session (`Resume`). `Err` ends the session with the reason to give.
     async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), Option<DisconnectReason>> {
         self.last_heard = Instant::now();
+        if let ClientFrame::Resume { token, received } = &frame {
+            let (kick, kicked) = oneshot::channel();
+            let resumption = self.shared.state().resume(self.id, token, kick, self.last_heard);
+            // Out of place after the first frame: then it is numbered and refused as a request.
+            if !matches!(resumption, Resumption::NotFirst) {
+                return self.take_back(resumption, kicked, *received).await;
+            }
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.state();
+        state.batch_chat(true);
+        let mut frame = frame;
+        loop {
+            self.handle(&mut state, frame)?;
+            frame = match self.reader.buffered_frame() {
+                None => return Ok(()),
+                Some(read) => decoded(read.map(Some))?,
+            };
+        }
+    }
+
+    /// Checks one frame against the rate limits and hands it to the state, whose lock the
+    /// caller holds. A later `Resume` is numbered and refused there, as any misplaced request.
+    fn handle(
+        &mut self,
+        state: &mut State,
+        frame: ClientFrame,
+    ) -> Result<(), Option<DisconnectReason>> {
         if let ClientFrame::Ack { received } = frame {
             // Acknowledgements are not numbered, not rate limited (they cost next to
             // nothing) and answered only when there is news, so a flood of them is idle.
@@ -200,14 +229,6 @@ impl Session {
                 let _ = self.own_queue.try_send(Bytes::from(proto::encode(&ack)));
             }
             return Ok(());
-        }
-        if let ClientFrame::Resume { token, received } = &frame {
-            let (kick, kicked) = oneshot::channel();
-            let resumption = self.shared.state().resume(self.id, token, kick, self.last_heard);
-            // Out of place after the first frame: then it is numbered and refused as a request.
-            if !matches!(resumption, Resumption::NotFirst) {
-                return self.take_back(resumption, kicked, *received).await;
-            }
         }
         self.replay.handled_one();
         let number = self.replay.handled();
@@ -222,8 +243,7 @@ impl Session {
             }
             Verdict::Disconnect => return Err(Some(DisconnectReason::RateLimited)),
         }
-        let control =
-            self.shared.state().handle(self.id, number, frame, self.last_heard, &mut self.signals);
+        let control = state.handle(self.id, number, frame, self.last_heard, &mut self.signals);
         for signal in self.signals.drain(..) {
             match signal {
                 AbuseSignal::WrongRoomPassword { ip } => {

@@ -87,11 +87,35 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, state::State> {
+    fn state(&self) -> StateGuard<'_> {
         // The state is only mutated through methods that keep it consistent at every await-free
         // step; a poisoned lock means a bug panicked mid-frame, and the rest of the relay is
         // better served by carrying on than by dying with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        StateGuard(self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// The state's lock, held. Letting it go queues any chat still waiting in a batch
+/// (`state::chat_batch`), so nothing relayed waits for the next frame to be handled.
+struct StateGuard<'a>(MutexGuard<'a, state::State>);
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = state::State;
+
+    fn deref(&self) -> &state::State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut state::State {
+        &mut self.0
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.0.batch_chat(false);
     }
 }
 

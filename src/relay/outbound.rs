@@ -5,6 +5,10 @@
 //! budget of its own, and all queues together share a global one. A frame that would exceed
 //! either is not queued, and its session is told to go as a slow reader (see `state`), exactly
 //! as when the frame count runs out.
+//!
+//! A room's chat is queued in batches: the frames one sender's burst put in a room are one
+//! [`Batch`], shared by every recipient, so a delivery costs one queue push (and one wake-up)
+//! per recipient per burst, not per frame. The receiving side still hands out single frames.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,30 +55,86 @@ struct Budget {
     limits: QueueLimits,
     global: Arc<GlobalQueue>,
     session: AtomicUsize,
+    /// Frames queued for the session: batches hold several.
+    frames: AtomicUsize,
 }
 
 impl Budget {
-    /// Reserves room for `len` bytes, or says there is none.
-    fn reserve(&self, len: usize) -> bool {
+    /// Reserves room for `frames` frames of `len` bytes in all, or says there is none.
+    fn reserve(&self, frames: usize, len: usize) -> bool {
+        let queued_frames = self.frames.fetch_add(frames, Ordering::Relaxed) + frames;
         let session = self.session.fetch_add(len, Ordering::Relaxed) + len;
         let global = self.global.queued.fetch_add(len, Ordering::Relaxed) + len;
-        if session > self.limits.bytes_per_session || global > self.limits.bytes_total {
-            self.release(len);
+        if queued_frames > self.limits.frames_per_session
+            || session > self.limits.bytes_per_session
+            || global > self.limits.bytes_total
+        {
+            self.release(frames, len);
             return false;
         }
         true
     }
 
-    fn release(&self, len: usize) {
+    fn release(&self, frames: usize, len: usize) {
+        self.frames.fetch_sub(frames, Ordering::Relaxed);
         self.session.fetch_sub(len, Ordering::Relaxed);
         self.global.queued.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Frames queued together for several sessions: one sender's burst in one room. Cloning it
+/// is one reference count, whatever it holds.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    frames: Arc<[Bytes]>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// The frames, in order. `None` when there are none.
+    pub fn new(frames: Vec<Bytes>) -> Option<Batch> {
+        if frames.is_empty() {
+            return None;
+        }
+        let bytes = frames.iter().map(Bytes::len).sum();
+        Some(Batch { frames: frames.into(), bytes })
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// What one queue push carries.
+enum Queued {
+    One(Bytes),
+    Many(Batch),
+}
+
+impl Queued {
+    fn frames(&self) -> usize {
+        match self {
+            Queued::One(_) => 1,
+            Queued::Many(batch) => batch.len(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Queued::One(frame) => frame.len(),
+            Queued::Many(batch) => batch.bytes,
+        }
     }
 }
 
 /// The sending side, held by the relay's state (and by every room the session is in).
 #[derive(Clone)]
 pub struct Outbound {
-    sender: mpsc::Sender<Bytes>,
+    sender: mpsc::Sender<Queued>,
     budget: Arc<Budget>,
 }
 
@@ -85,12 +145,21 @@ pub struct QueueFull;
 impl Outbound {
     /// Queues a frame without waiting.
     pub fn try_send(&self, frame: Bytes) -> Result<(), QueueFull> {
-        let len = frame.len();
-        if !self.budget.reserve(len) {
+        self.push(Queued::One(frame))
+    }
+
+    /// Queues a batch of frames without waiting: all of them, or none.
+    pub fn try_send_batch(&self, batch: &Batch) -> Result<(), QueueFull> {
+        self.push(Queued::Many(batch.clone()))
+    }
+
+    fn push(&self, queued: Queued) -> Result<(), QueueFull> {
+        let (frames, bytes) = (queued.frames(), queued.bytes());
+        if !self.budget.reserve(frames, bytes) {
             return Err(QueueFull);
         }
-        self.sender.try_send(frame).map_err(|_| {
-            self.budget.release(len);
+        self.sender.try_send(queued).map_err(|_| {
+            self.budget.release(frames, bytes);
             QueueFull
         })
     }
@@ -98,32 +167,66 @@ impl Outbound {
 
 /// The receiving side, held by the session's connection task.
 pub struct Inbound {
-    receiver: mpsc::Receiver<Bytes>,
+    receiver: mpsc::Receiver<Queued>,
     budget: Arc<Budget>,
+    /// The batch being handed out, and how many of its frames have been. Its frames no longer
+    /// count against the budget: they were released when it was taken off the queue.
+    current: Option<(Batch, usize)>,
 }
 
 impl Inbound {
     /// The next queued frame; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        let frame = self.receiver.recv().await?;
-        self.budget.release(frame.len());
-        Some(frame)
+        if let Some(frame) = self.next_of_current() {
+            return Some(frame);
+        }
+        let queued = self.receiver.recv().await?;
+        Some(self.take(queued))
     }
 
     /// How many frames are queued.
     pub fn len(&self) -> usize {
-        self.receiver.len()
+        let current = self.current.as_ref().map_or(0, |(batch, taken)| batch.len() - taken);
+        self.budget.frames.load(Ordering::Relaxed) + current
     }
 
     /// Whether no frame is queued.
     pub fn is_empty(&self) -> bool {
-        self.receiver.is_empty()
+        self.len() == 0
     }
 
     /// A queued frame, if one is waiting.
     pub fn try_recv(&mut self) -> Option<Bytes> {
-        let frame = self.receiver.try_recv().ok()?;
-        self.budget.release(frame.len());
+        if let Some(frame) = self.next_of_current() {
+            return Some(frame);
+        }
+        let queued = self.receiver.try_recv().ok()?;
+        Some(self.take(queued))
+    }
+
+    /// Releases what a push reserved and hands out its first frame.
+    fn take(&mut self, queued: Queued) -> Bytes {
+        self.budget.release(queued.frames(), queued.bytes());
+        match queued {
+            Queued::One(frame) => frame,
+            Queued::Many(batch) => {
+                // A batch is never empty (`Batch::new`).
+                let first = batch.frames[0].clone();
+                if batch.len() > 1 {
+                    self.current = Some((batch, 1));
+                }
+                first
+            }
+        }
+    }
+
+    fn next_of_current(&mut self) -> Option<Bytes> {
+        let (batch, taken) = self.current.as_mut()?;
+        let frame = batch.frames[*taken].clone();
+        *taken += 1;
+        if *taken == batch.len() {
+            self.current = None;
+        }
         Some(frame)
     }
 }
@@ -132,18 +235,24 @@ impl Drop for Inbound {
     fn drop(&mut self) {
         // Frames still queued when the connection ends count against nobody any more.
         self.receiver.close();
-        while let Ok(frame) = self.receiver.try_recv() {
-            self.budget.release(frame.len());
+        while let Ok(queued) = self.receiver.try_recv() {
+            self.budget.release(queued.frames(), queued.bytes());
         }
     }
 }
 
 /// A new queue for one session.
 pub fn queue(limits: QueueLimits, global: &Arc<GlobalQueue>) -> (Outbound, Inbound) {
+    // Every push holds at least one frame, so the budget's frame count bounds the channel
+    // before its capacity does.
     let (sender, receiver) = mpsc::channel(limits.frames_per_session.max(1));
-    let budget =
-        Arc::new(Budget { limits, global: Arc::clone(global), session: AtomicUsize::new(0) });
-    (Outbound { sender, budget: Arc::clone(&budget) }, Inbound { receiver, budget })
+    let budget = Arc::new(Budget {
+        limits,
+        global: Arc::clone(global),
+        session: AtomicUsize::new(0),
+        frames: AtomicUsize::new(0),
+    });
+    (Outbound { sender, budget: Arc::clone(&budget) }, Inbound { receiver, budget, current: None })
 }
 
 #[cfg(test)]
@@ -177,5 +286,27 @@ mod tests {
         drop(first_inbound);
         assert_eq!(global.queued_bytes(), 500);
         assert_eq!(first.try_send(Bytes::from(vec![0; 1])), Err(QueueFull), "closed");
+    }
+
+    #[tokio::test]
+    async fn a_batch_counts_every_frame_and_is_handed_out_one_frame_at_a_time() {
+        let global = Arc::new(GlobalQueue::default());
+        let limits =
+            QueueLimits { frames_per_session: 5, bytes_per_session: 1000, bytes_total: 1000 };
+        let (outbound, mut inbound) = queue(limits, &global);
+        let frame = |byte: u8| Bytes::from(vec![byte; 10]);
+        let batch = Batch::new(vec![frame(1), frame(2), frame(3)]).expect("three frames");
+        assert_eq!(outbound.try_send_batch(&batch), Ok(()));
+        assert_eq!((inbound.len(), global.queued_bytes()), (3, 30));
+        // Five frames at most: a second batch of three does not fit, whole or in part.
+        assert_eq!(outbound.try_send_batch(&batch), Err(QueueFull));
+        assert_eq!(outbound.try_send(frame(4)), Ok(()));
+        let mut heard = Vec::new();
+        while let Some(frame) = inbound.try_recv() {
+            heard.push(frame[0]);
+        }
+        assert_eq!(heard, [1, 2, 3, 4]);
+        assert_eq!((inbound.len(), global.queued_bytes()), (0, 0));
+        assert!(Batch::new(Vec::new()).is_none());
     }
 }

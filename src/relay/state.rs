@@ -12,6 +12,7 @@
 //! written anywhere; a session's traces go when it ends and a room goes with its last member.
 
 mod admission;
+mod chat_batch;
 mod commits;
 mod reclaim;
 mod rooms;
@@ -98,6 +99,9 @@ pub struct State {
     /// Rooms whose re-forming window was still open when their last member left, and until
     /// when: a `Join` that finds one empty re-forms it rather than founding it for good.
     reforming_names: HashMap<String, Instant>,
+    /// Chat relayed and not queued yet, while `batching_chat` lets it wait (`chat_batch`).
+    pending_chat: Option<chat_batch::PendingChat>,
+    batching_chat: bool,
 }
 
 impl State {
@@ -145,6 +149,10 @@ impl State {
         self.first_frame_at.get_or_insert(now);
         let request = Request { session: id, number };
         let registered = self.sessions.get(id).is_some_and(|session| session.nick().is_some());
+        if !matches!(frame, ClientFrame::Application { .. }) {
+            // Whatever this frame changes, the chat relayed before it goes out first.
+            self.flush_chat();
+        }
         match frame {
             ClientFrame::Ping => self.send(id, &ServerFrame::Pong),
             ClientFrame::Quit => return Control::Close(DisconnectReason::Quit),
@@ -246,6 +254,7 @@ impl State {
     /// frames or bytes) has stopped reading: it is told to close rather than slowing everyone
     /// else down or growing the relay's memory; an away one will not be resumed.
     fn send_bytes(&mut self, id: SessionId, bytes: Bytes) {
+        self.flush_chat();
         let Some(session) = self.sessions.get(id) else { return };
         if session.outbound.try_send(bytes).is_err() {
             self.sessions.missed_a_frame(id);

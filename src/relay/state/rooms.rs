@@ -235,20 +235,10 @@ impl State {
             from: sender.nick.clone(),
             message,
         }));
-        // The hot path of the relay: one queue push per recipient, nothing looked up.
-        let mut stalled = Vec::new();
-        for member in &room.members {
-            if member.session != id
-                && member.join_epoch <= header.epoch
-                && member.outbound.try_send(frame.clone()).is_err()
-            {
-                stalled.push(member.session);
-            }
-        }
+        // The hot path of the relay: nothing looked up per recipient, and one queue push per
+        // recipient per burst of the sender's (`chat_batch`).
         room.group_id.get_or_insert(header.group_id);
-        for session in stalled {
-            self.sessions.missed_a_frame(session);
-        }
+        self.relay_chat(room_name, id, header.epoch, frame);
     }
 
     /// Takes a member out of a room on the relay's own decision, telling it why.

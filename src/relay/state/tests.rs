@@ -1492,3 +1492,39 @@ fn a_commit_brought_under_another_epoch_is_not_logged() {
     let frames = relay.frames(bob);
     assert!(!frames.iter().any(|frame| matches!(frame, ServerFrame::Commit { .. })), "{frames:?}");
 }
+
+#[test]
+fn chat_waiting_in_a_batch_goes_out_first_and_in_order() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    relay.state.batch_chat(true);
+    let chat = |relay: &mut Harness, id| {
+        relay.send(id, ClientFrame::Application { room: "lobby".into(), message: message(2) });
+    };
+    chat(&mut relay, alice);
+    chat(&mut relay, alice);
+    assert!(relay.frames(bob).is_empty(), "a burst waits in its batch");
+    // Another sender's chat starts a batch of its own, after alice's.
+    chat(&mut relay, carol);
+    chat(&mut relay, alice);
+    // Whatever is not chat goes after the chat relayed before it.
+    relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
+    relay.state.batch_chat(false);
+    let senders: Vec<String> = relay
+        .frames(bob)
+        .into_iter()
+        .map(|frame| match frame {
+            ServerFrame::Application { from, .. } => from,
+            other => format!("{other:?}").split_whitespace().next().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    assert_eq!(senders[..4], ["alice", "alice", "carol", "alice"]);
+    assert!(senders.len() > 4 && senders[4..].iter().all(|name| name != "alice"), "{senders:?}");
+    let carol_heard = relay.frames(carol);
+    assert_eq!(
+        carol_heard.iter().filter(|frame| matches!(frame, ServerFrame::Application { .. })).count(),
+        3,
+        "carol heard alice's three before she left: {carol_heard:?}"
+    );
+}
