@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::failures::FailureReason;
 use super::gate::{Admission, HandshakeOutcome};
-use super::outbound;
+use super::outbound::{self, Chunk};
 use super::rate::{ConnectionLimiter, Verdict};
 use super::replay::ReplayBuffer;
 use super::state::{AbuseSignal, Control, Parked, Resumption, SessionChannel, SessionId, State};
@@ -99,8 +99,8 @@ async fn handshake(
 enum Wake {
     /// A frame from the client, or why reading ended (`None`: the client closed).
     Read(Result<ClientFrame, Option<DisconnectReason>>),
-    /// A frame queued for the client by anyone, the first of a batch.
-    Queued(Bytes),
+    /// Frames queued for the client by anyone, the first of a write.
+    Queued(Chunk),
     /// The state closed the session (a stalled reader), with the reason to give.
     Kicked(Option<DisconnectReason>),
     Stopped,
@@ -168,7 +168,7 @@ impl Session {
         loop {
             let wake = tokio::select! {
                 read = self.reader.next_frame() => Wake::Read(decoded(read)),
-                Some(frame) = self.queued.recv() => Wake::Queued(frame),
+                Some(chunk) = self.queued.recv_chunk() => Wake::Queued(chunk),
                 reason = &mut self.kicked => Wake::Kicked(reason.ok()),
                 () = stop.cancelled() => Wake::Stopped,
                 () = &mut idle => Wake::IdleTimer,
@@ -261,15 +261,19 @@ impl Session {
     /// listening for a kick or a stop while the write waits on a slow reader.
     async fn write_queued(
         &mut self,
-        first: Bytes,
+        first: Chunk,
         stop: &CancellationToken,
     ) -> Result<(), Option<DisconnectReason>> {
-        let mut sealed = self.writer.queue(&first).is_ok();
-        self.replay.sent_one(first);
-        for _ in 1..MAX_FRAMES_PER_WRITE {
-            let Some(frame) = self.queued.try_recv() else { break };
-            sealed &= self.writer.queue(&frame).is_ok();
-            self.replay.sent_one(frame);
+        let mut sealed = true;
+        let mut frames = 0;
+        let mut next = Some(first);
+        while let Some(chunk) = next {
+            for frame in chunk.frames() {
+                sealed &= self.writer.queue(frame).is_ok();
+            }
+            frames += chunk.frames().len();
+            self.replay.sent_chunk(chunk);
+            next = if frames < MAX_FRAMES_PER_WRITE { self.queued.try_recv_chunk() } else { None };
         }
         if !sealed {
             return Err(Some(DisconnectReason::ProtocolViolation));

@@ -109,24 +109,39 @@ impl Batch {
     }
 }
 
-/// What one queue push carries.
-enum Queued {
+/// What one queue push carries, and what the receiving side hands on whole: one frame, or
+/// the frames of a batch from `from` on. Kept whole as far as the replay buffer, so a frame of
+/// a batch costs no reference count of its own on its way to the socket.
+#[derive(Debug, Clone)]
+pub enum Chunk {
     One(Bytes),
-    Many(Batch),
+    Many { batch: Batch, from: usize },
 }
 
-impl Queued {
-    fn frames(&self) -> usize {
+impl Chunk {
+    /// The frames, in order.
+    pub fn frames(&self) -> &[Bytes] {
         match self {
-            Queued::One(_) => 1,
-            Queued::Many(batch) => batch.len(),
+            Chunk::One(frame) => std::slice::from_ref(frame),
+            Chunk::Many { batch, from } => batch.frames.get(*from..).unwrap_or_default(),
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Queued::One(frame) => frame.len(),
-            Queued::Many(batch) => batch.bytes,
+            Chunk::One(frame) => frame.len(),
+            Chunk::Many { batch, from: 0 } => batch.bytes,
+            Chunk::Many { .. } => self.frames().iter().map(Bytes::len).sum(),
+        }
+    }
+
+    /// The same chunk without its first frame; `None` when that was the last.
+    pub fn without_first(self) -> Option<Chunk> {
+        match self {
+            Chunk::One(_) => None,
+            Chunk::Many { batch, from } => {
+                (from + 1 < batch.len()).then_some(Chunk::Many { batch, from: from + 1 })
+            }
         }
     }
 }
@@ -134,7 +149,7 @@ impl Queued {
 /// The sending side, held by the relay's state (and by every room the session is in).
 #[derive(Clone)]
 pub struct Outbound {
-    sender: mpsc::Sender<Queued>,
+    sender: mpsc::Sender<Chunk>,
     budget: Arc<Budget>,
 }
 
@@ -145,20 +160,20 @@ pub struct QueueFull;
 impl Outbound {
     /// Queues a frame without waiting.
     pub fn try_send(&self, frame: Bytes) -> Result<(), QueueFull> {
-        self.push(Queued::One(frame))
+        self.push(Chunk::One(frame))
     }
 
     /// Queues a batch of frames without waiting: all of them, or none.
     pub fn try_send_batch(&self, batch: &Batch) -> Result<(), QueueFull> {
-        self.push(Queued::Many(batch.clone()))
+        self.push(Chunk::Many { batch: batch.clone(), from: 0 })
     }
 
-    fn push(&self, queued: Queued) -> Result<(), QueueFull> {
-        let (frames, bytes) = (queued.frames(), queued.bytes());
+    fn push(&self, chunk: Chunk) -> Result<(), QueueFull> {
+        let (frames, bytes) = (chunk.frames().len(), chunk.bytes());
         if !self.budget.reserve(frames, bytes) {
             return Err(QueueFull);
         }
-        self.sender.try_send(queued).map_err(|_| {
+        self.sender.try_send(chunk).map_err(|_| {
             self.budget.release(frames, bytes);
             QueueFull
         })
@@ -167,26 +182,43 @@ impl Outbound {
 
 /// The receiving side, held by the session's connection task.
 pub struct Inbound {
-    receiver: mpsc::Receiver<Queued>,
+    receiver: mpsc::Receiver<Chunk>,
     budget: Arc<Budget>,
-    /// The batch being handed out, and how many of its frames have been. Its frames no longer
-    /// count against the budget: they were released when it was taken off the queue.
-    current: Option<(Batch, usize)>,
+    /// What is left of a chunk handed out one frame at a time. It no longer counts against
+    /// the budget: that was released when it was taken off the queue.
+    current: Option<Chunk>,
 }
 
 impl Inbound {
-    /// The next queued frame; `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<Bytes> {
-        if let Some(frame) = self.next_of_current() {
-            return Some(frame);
+    /// The next queued chunk; `None` once every sender is gone.
+    pub async fn recv_chunk(&mut self) -> Option<Chunk> {
+        if let Some(chunk) = self.current.take() {
+            return Some(chunk);
         }
-        let queued = self.receiver.recv().await?;
-        Some(self.take(queued))
+        let chunk = self.receiver.recv().await?;
+        Some(self.released(chunk))
+    }
+
+    /// A queued chunk, if one is waiting.
+    pub fn try_recv_chunk(&mut self) -> Option<Chunk> {
+        if let Some(chunk) = self.current.take() {
+            return Some(chunk);
+        }
+        let chunk = self.receiver.try_recv().ok()?;
+        Some(self.released(chunk))
+    }
+
+    /// A queued frame, if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let chunk = self.try_recv_chunk()?;
+        let first = chunk.frames().first().cloned();
+        self.current = chunk.without_first();
+        first
     }
 
     /// How many frames are queued.
     pub fn len(&self) -> usize {
-        let current = self.current.as_ref().map_or(0, |(batch, taken)| batch.len() - taken);
+        let current = self.current.as_ref().map_or(0, |chunk| chunk.frames().len());
         self.budget.frames.load(Ordering::Relaxed) + current
     }
 
@@ -195,39 +227,9 @@ impl Inbound {
         self.len() == 0
     }
 
-    /// A queued frame, if one is waiting.
-    pub fn try_recv(&mut self) -> Option<Bytes> {
-        if let Some(frame) = self.next_of_current() {
-            return Some(frame);
-        }
-        let queued = self.receiver.try_recv().ok()?;
-        Some(self.take(queued))
-    }
-
-    /// Releases what a push reserved and hands out its first frame.
-    fn take(&mut self, queued: Queued) -> Bytes {
-        self.budget.release(queued.frames(), queued.bytes());
-        match queued {
-            Queued::One(frame) => frame,
-            Queued::Many(batch) => {
-                // A batch is never empty (`Batch::new`).
-                let first = batch.frames[0].clone();
-                if batch.len() > 1 {
-                    self.current = Some((batch, 1));
-                }
-                first
-            }
-        }
-    }
-
-    fn next_of_current(&mut self) -> Option<Bytes> {
-        let (batch, taken) = self.current.as_mut()?;
-        let frame = batch.frames[*taken].clone();
-        *taken += 1;
-        if *taken == batch.len() {
-            self.current = None;
-        }
-        Some(frame)
+    fn released(&self, chunk: Chunk) -> Chunk {
+        self.budget.release(chunk.frames().len(), chunk.bytes());
+        chunk
     }
 }
 
@@ -235,8 +237,8 @@ impl Drop for Inbound {
     fn drop(&mut self) {
         // Frames still queued when the connection ends count against nobody any more.
         self.receiver.close();
-        while let Ok(queued) = self.receiver.try_recv() {
-            self.budget.release(queued.frames(), queued.bytes());
+        while let Ok(chunk) = self.receiver.try_recv() {
+            self.budget.release(chunk.frames().len(), chunk.bytes());
         }
     }
 }
@@ -270,7 +272,7 @@ mod tests {
         assert_eq!(outbound.try_send(Bytes::from(vec![0; 600])), Ok(()));
         assert_eq!(outbound.try_send(Bytes::from(vec![0; 600])), Err(QueueFull));
         assert_eq!(global.queued_bytes(), 600);
-        assert_eq!(inbound.recv().await.map(|frame| frame.len()), Some(600));
+        assert_eq!(inbound.try_recv().map(|frame| frame.len()), Some(600));
         assert_eq!(global.queued_bytes(), 0);
         assert_eq!(outbound.try_send(Bytes::from(vec![0; 1000])), Ok(()));
     }

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::outbound::Chunk;
+
 /// How much a session keeps for a resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayLimits {
@@ -42,7 +44,11 @@ pub struct ReplayBuffer {
     limits: ReplayLimits,
     /// The number of the first frame in `unacked` (frames are numbered from 1).
     first: u64,
-    unacked: VecDeque<Bytes>,
+    /// Kept as written, in chunks: a frame of a batch shared by a room costs no reference
+    /// count of its own here.
+    unacked: VecDeque<Chunk>,
+    /// Frames and bytes in `unacked`.
+    frames: usize,
     bytes: usize,
     /// Frames of the client's the relay has handled.
     handled: u64,
@@ -56,6 +62,7 @@ impl ReplayBuffer {
             limits,
             first: 1,
             unacked: VecDeque::new(),
+            frames: 0,
             bytes: 0,
             handled: 0,
             acknowledged: 0,
@@ -64,7 +71,7 @@ impl ReplayBuffer {
 
     /// The number of frames sent so far.
     pub fn sent(&self) -> u64 {
-        self.first + self.unacked.len() as u64 - 1
+        self.first + self.frames as u64 - 1
     }
 
     /// Frames of the client's handled so far.
@@ -79,9 +86,16 @@ impl ReplayBuffer {
 
     /// Keeps a frame as it is written, forgetting the oldest past the limits.
     pub fn sent_one(&mut self, frame: Bytes) {
-        self.bytes += frame.len();
-        self.unacked.push_back(frame);
-        while self.unacked.len() > self.limits.frames || self.bytes > self.limits.bytes {
+        self.sent_chunk(Chunk::One(frame));
+    }
+
+    /// Keeps a chunk of frames as they are written, forgetting the oldest past the limits.
+    pub fn sent_chunk(&mut self, chunk: Chunk) {
+        let frames = chunk.frames();
+        self.frames += frames.len();
+        self.bytes += frames.iter().map(Bytes::len).sum::<usize>();
+        self.unacked.push_back(chunk);
+        while self.frames > self.limits.frames || self.bytes > self.limits.bytes {
             self.forget_oldest();
         }
     }
@@ -90,7 +104,7 @@ impl ReplayBuffer {
     /// capped: it acknowledges nothing that does not exist.
     pub fn acknowledge(&mut self, received: u64) {
         let received = received.min(self.sent());
-        while self.first <= received && !self.unacked.is_empty() {
+        while self.first <= received && self.frames > 0 {
             self.forget_oldest();
         }
     }
@@ -109,14 +123,18 @@ impl ReplayBuffer {
             return Err(Forgotten);
         }
         self.acknowledge(received);
-        Ok(self.unacked.iter().cloned().collect())
+        Ok(self.unacked.iter().flat_map(|chunk| chunk.frames().iter().cloned()).collect())
     }
 
     fn forget_oldest(&mut self) {
-        if let Some(frame) = self.unacked.pop_front() {
-            self.bytes -= frame.len();
-            self.first += 1;
+        let Some(oldest) = self.unacked.pop_front() else { return };
+        let len = oldest.frames().first().map_or(0, Bytes::len);
+        if let Some(rest) = oldest.without_first() {
+            self.unacked.push_front(rest);
         }
+        self.frames -= 1;
+        self.bytes -= len;
+        self.first += 1;
     }
 }
 
@@ -178,5 +196,25 @@ mod tests {
         assert_eq!(buffer.sent(), 1);
         buffer.sent_one(frame(2));
         assert_eq!(buffer.missing(1), Ok(vec![frame(2)]));
+    }
+
+    #[test]
+    fn frames_of_a_batch_are_numbered_acknowledged_and_forgotten_one_by_one() {
+        use crate::relay::outbound::Batch;
+        let mut buffer = ReplayBuffer::new(ReplayLimits { frames: 4, bytes: 1000 });
+        buffer.sent_one(frame(1));
+        let batch = Batch::new((2..=4).map(frame).collect()).expect("three frames");
+        buffer.sent_chunk(Chunk::Many { batch, from: 0 });
+        assert_eq!(buffer.sent(), 4);
+        buffer.acknowledge(2);
+        assert_eq!(buffer.missing(2), Ok(vec![frame(3), frame(4)]));
+        // Past the limit of four, the oldest frames go, even from the middle of a batch.
+        let batch = Batch::new((5..=7).map(frame).collect()).expect("three frames");
+        buffer.sent_chunk(Chunk::Many { batch, from: 1 });
+        assert_eq!(buffer.sent(), 6, "the chunk held frames 6 and 7 of its batch");
+        assert_eq!(buffer.missing(2), Ok(vec![frame(3), frame(4), frame(6), frame(7)]));
+        buffer.sent_one(frame(8));
+        assert_eq!(buffer.missing(2), Err(Forgotten));
+        assert_eq!(buffer.missing(3), Ok(vec![frame(4), frame(6), frame(7), frame(8)]));
     }
 }
