@@ -127,7 +127,8 @@ impl Chunk {
         }
     }
 
-    fn bytes(&self) -> usize {
+    /// The bytes of its frames.
+    pub fn bytes(&self) -> usize {
         match self {
             Chunk::One(frame) => frame.len(),
             Chunk::Many { batch, from: 0 } => batch.bytes,
@@ -143,6 +144,15 @@ impl Chunk {
                 (from + 1 < batch.len()).then_some(Chunk::Many { batch, from: from + 1 })
             }
         }
+    }
+
+    /// Drops the first `count` frames, fewer than it holds, returning their bytes.
+    pub fn skip(&mut self, count: usize) -> usize {
+        let bytes = self.frames().iter().take(count).map(Bytes::len).sum();
+        if let Chunk::Many { from, .. } = self {
+            *from += count;
+        }
+        bytes
     }
 }
 

@@ -91,12 +91,14 @@ impl ReplayBuffer {
 
     /// Keeps a chunk of frames as they are written, forgetting the oldest past the limits.
     pub fn sent_chunk(&mut self, chunk: Chunk) {
-        let frames = chunk.frames();
-        self.frames += frames.len();
-        self.bytes += frames.iter().map(Bytes::len).sum::<usize>();
+        self.frames += chunk.frames().len();
+        self.bytes += chunk.bytes();
         self.unacked.push_back(chunk);
-        while self.frames > self.limits.frames || self.bytes > self.limits.bytes {
-            self.forget_oldest();
+        if self.frames > self.limits.frames {
+            self.forget(self.frames - self.limits.frames);
+        }
+        while self.bytes > self.limits.bytes {
+            self.forget(1);
         }
     }
 
@@ -104,8 +106,8 @@ impl ReplayBuffer {
     /// capped: it acknowledges nothing that does not exist.
     pub fn acknowledge(&mut self, received: u64) {
         let received = received.min(self.sent());
-        while self.first <= received && self.frames > 0 {
-            self.forget_oldest();
+        if received >= self.first {
+            self.forget((received - self.first + 1) as usize);
         }
     }
 
@@ -126,15 +128,24 @@ impl ReplayBuffer {
         Ok(self.unacked.iter().flat_map(|chunk| chunk.frames().iter().cloned()).collect())
     }
 
-    fn forget_oldest(&mut self) {
-        let Some(oldest) = self.unacked.pop_front() else { return };
-        let len = oldest.frames().first().map_or(0, Bytes::len);
-        if let Some(rest) = oldest.without_first() {
-            self.unacked.push_front(rest);
+    /// Forgets the oldest `count` frames (all of them, if there are fewer): whole chunks
+    /// while they fit, then the first frames of the next.
+    fn forget(&mut self, mut count: usize) {
+        while count > 0 {
+            let Some(oldest) = self.unacked.front_mut() else { return };
+            let frames = oldest.frames().len();
+            let (forgotten, bytes) = if frames <= count {
+                let bytes = oldest.bytes();
+                self.unacked.pop_front();
+                (frames, bytes)
+            } else {
+                (count, oldest.skip(count))
+            };
+            self.frames -= forgotten;
+            self.bytes -= bytes;
+            self.first += forgotten as u64;
+            count -= forgotten;
         }
-        self.frames -= 1;
-        self.bytes -= len;
-        self.first += 1;
     }
 }
 
