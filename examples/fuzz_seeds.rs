@@ -84,8 +84,7 @@ fn main() -> anyhow::Result<()> {
     let room = || "lobby".to_owned();
     let client_frames = [
         ClientFrame::Register { nick: "alice".into() },
-        ClientFrame::Join { room: room() },
-        ClientFrame::AdmissionStart { room: room(), pake_message: client_pake.clone() },
+        ClientFrame::Join { room: room(), pake_message: client_pake.clone() },
         ClientFrame::Commit { room: room(), commit: mls.commit.clone(), adds: None, electorate: 2 },
         ClientFrame::Application { room: room(), message: mls.application.clone() },
         ClientFrame::CommitVote {

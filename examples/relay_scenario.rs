@@ -50,14 +50,13 @@ async fn main() -> anyhow::Result<()> {
 
     let mut alice = RawClient::connect(&server, &code).await?;
     alice.register("alice").await?;
-    alice.send(&ClientFrame::Join { room: ROOM.into() }).await?;
+    alice.send(&ClientFrame::Join { room: ROOM.into(), pake_message: vec![1; 32] }).await?;
     recv_until(&mut alice, |f| matches!(f, ServerFrame::RoomCreated { .. })).await?;
 
     let mut bob = RawClient::connect(&server, &code).await?;
     bob.register("bob").await?;
-    bob.send(&ClientFrame::Join { room: ROOM.into() }).await?;
+    bob.send(&ClientFrame::Join { room: ROOM.into(), pake_message: vec![1; 32] }).await?;
     recv_until(&mut bob, |f| matches!(f, ServerFrame::JoinPending { .. })).await?;
-    bob.send(&ClientFrame::AdmissionStart { room: ROOM.into(), pake_message: vec![1; 32] }).await?;
     let request =
         recv_until(&mut alice, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await?;
     let ServerFrame::AdmissionRequest { attempt, .. } = request else {

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! joiner                                   leader
-//!   JoinerAdmission::start ── pake msg ──▶  LeaderAdmission::respond
+//!   JoinerAdmission::start ── pake msg (with the Join) ──▶  LeaderAdmission::respond
 //!                          ◀── pake msg ──
 //!   JoinerAdmission::finish ─ confirmation + sealed KeyPackage ─▶ LeaderAdmission::verify
 //! ```
@@ -17,7 +17,10 @@
 //! when the Welcome arrives.
 //!
 //! The room name and both nicknames are bound into the exchange, so an exchange cannot be
-//! replayed into another room or presented as coming from someone else.
+//! replayed into another room or presented as coming from someone else. The joiner's first
+//! message names only the room and the joiner (it goes with the `Join`, before the joiner
+//! knows who leads); the leader's nickname, which the relay gives with the reply, is bound
+//! into the keys both sides derive, so a confirmation made with another leader in mind fails.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
@@ -25,7 +28,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use crate::pake::{self, PakeError, PendingExchange, Role, SessionKeys};
 
 /// The pake context label: names the purpose and version of this exchange.
-const CONTEXT_LABEL: &str = "chatter room admission v1";
+const CONTEXT_LABEL: &str = "chatter room admission v2";
 
 /// Associated data of the sealed KeyPackage, so the ciphertext cannot pass for anything else.
 const SEAL_AAD: &[u8] = b"chatter room admission v1 sealed key package";
@@ -65,10 +68,10 @@ impl std::fmt::Debug for JoinerAdmission {
 }
 
 impl JoinerAdmission {
-    /// Starts an admission to `room`, run by `leader`; returns the state and the message to
-    /// send to the leader.
-    pub fn start(room: &str, joiner: &str, leader: &str, password: &[u8]) -> (Self, Vec<u8>) {
-        let (initiator_id, responder_id) = identities(room, joiner, leader);
+    /// Starts an admission to `room`; returns the state and the message to send with the
+    /// `Join`, to whoever leads.
+    pub fn start(room: &str, joiner: &str, password: &[u8]) -> (Self, Vec<u8>) {
+        let (initiator_id, responder_id) = identities(room, joiner);
         let context = pake::Context {
             label: CONTEXT_LABEL,
             initiator_id: &initiator_id,
@@ -78,13 +81,18 @@ impl JoinerAdmission {
         (JoinerAdmission { exchange }, message)
     }
 
-    /// Completes the exchange with the leader's message and seals `key_package` for it.
+    /// Completes the exchange with the message of `leader` (as the relay named it) and seals
+    /// `key_package` for it.
     pub fn finish(
         self,
+        leader: &str,
         leader_message: &[u8],
         key_package: &[u8],
     ) -> Result<JoinerFinish, AdmissionError> {
-        let keys = self.exchange.finish(leader_message).map_err(from_pake)?;
+        let keys = self
+            .exchange
+            .finish_binding(leader_message, Some(leader.as_bytes()))
+            .map_err(from_pake)?;
         let sealed_key_package = cipher(&keys, Direction::Sending)
             .encrypt(&single_use_nonce(), Payload { msg: key_package, aad: SEAL_AAD })
             // ChaCha20-Poly1305 fails only beyond 256 GiB of plaintext.
@@ -114,14 +122,15 @@ impl LeaderAdmission {
         password: &[u8],
         joiner_message: &[u8],
     ) -> Result<(Self, Vec<u8>), AdmissionError> {
-        let (initiator_id, responder_id) = identities(room, joiner, leader);
+        let (initiator_id, responder_id) = identities(room, joiner);
         let context = pake::Context {
             label: CONTEXT_LABEL,
             initiator_id: &initiator_id,
             responder_id: &responder_id,
         };
         let (exchange, message) = pake::start(Role::Responder, password, &context);
-        let keys = exchange.finish(joiner_message).map_err(from_pake)?;
+        let keys =
+            exchange.finish_binding(joiner_message, Some(leader.as_bytes())).map_err(from_pake)?;
         Ok((LeaderAdmission { keys }, message))
     }
 
@@ -140,11 +149,12 @@ impl LeaderAdmission {
     }
 }
 
-/// `room NUL nick` for each side. Room names and nicknames never contain NUL (both are
-/// validated as printable text before they get here), so the pair is unambiguous.
-fn identities(room: &str, joiner: &str, leader: &str) -> (Vec<u8>, Vec<u8>) {
+/// `room NUL joiner` for the joiner, `room NUL` for whoever leads (named at the finish).
+/// Room names and nicknames never contain NUL (both are validated as printable text before
+/// they get here), so the pair is unambiguous.
+fn identities(room: &str, joiner: &str) -> (Vec<u8>, Vec<u8>) {
     let identity = |nick: &str| [room.as_bytes(), &[0], nick.as_bytes()].concat();
-    (identity(joiner), identity(leader))
+    (identity(joiner), identity(""))
 }
 
 enum Direction {
@@ -193,7 +203,7 @@ mod tests {
     /// Runs a whole admission; the leader's view may differ from the joiner's.
     fn admit(joiner: &Side<'_>, leader: &Side<'_>) -> Result<Vec<u8>, AdmissionError> {
         let (state, joiner_message) =
-            JoinerAdmission::start(joiner.room, joiner.joiner, joiner.leader, joiner.password);
+            JoinerAdmission::start(joiner.room, joiner.joiner, joiner.password);
         let (leader_state, leader_message) = LeaderAdmission::respond(
             leader.room,
             leader.joiner,
@@ -201,7 +211,7 @@ mod tests {
             leader.password,
             &joiner_message,
         )?;
-        let finish = state.finish(&leader_message, KEY_PACKAGE)?;
+        let finish = state.finish(joiner.leader, &leader_message, KEY_PACKAGE)?;
         leader_state.verify(&finish.confirmation, &finish.sealed_key_package)
     }
 
@@ -215,7 +225,7 @@ mod tests {
         // A confirmation from the leader would let a joiner test password guesses offline, so
         // its reply must be a bare SPAKE2 message, exactly as long as the joiner's.
         let (_, joiner_message) =
-            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, JOINER.password);
+            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.password);
         let (_, leader_message) = LeaderAdmission::respond(
             JOINER.room,
             JOINER.joiner,
@@ -254,7 +264,7 @@ mod tests {
     /// One honest exchange, stopped just before the leader verifies.
     fn exchange() -> (LeaderAdmission, JoinerFinish) {
         let (state, joiner_message) =
-            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, JOINER.password);
+            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.password);
         let (leader, leader_message) = LeaderAdmission::respond(
             JOINER.room,
             JOINER.joiner,
@@ -263,7 +273,7 @@ mod tests {
             &joiner_message,
         )
         .unwrap();
-        (leader, state.finish(&leader_message, KEY_PACKAGE).unwrap())
+        (leader, state.finish(JOINER.leader, &leader_message, KEY_PACKAGE).unwrap())
     }
 
     #[test]
@@ -299,9 +309,8 @@ mod tests {
     fn garbage_never_panics() {
         let garbage: [&[u8]; 5] = [b"", b"\x00", &[0xff; 33], &[0x41; 500], &[0; 32]];
         for junk in garbage {
-            let (state, _) =
-                JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, JOINER.password);
-            assert!(state.finish(junk, KEY_PACKAGE).is_err());
+            let (state, _) = JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.password);
+            assert!(state.finish(JOINER.leader, junk, KEY_PACKAGE).is_err());
             let result = LeaderAdmission::respond(
                 JOINER.room,
                 JOINER.joiner,
@@ -314,7 +323,7 @@ mod tests {
             }
         }
         let (_, joiner_message) =
-            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, JOINER.password);
+            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.password);
         for junk in garbage {
             let (leader, _) = LeaderAdmission::respond(
                 JOINER.room,
@@ -331,7 +340,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_state() {
         let (state, joiner_message) =
-            JoinerAdmission::start(JOINER.room, JOINER.joiner, JOINER.leader, b"hunter2");
+            JoinerAdmission::start(JOINER.room, JOINER.joiner, b"hunter2");
         let (leader, _) = LeaderAdmission::respond(
             JOINER.room,
             JOINER.joiner,

@@ -113,7 +113,21 @@ impl PendingExchange {
     /// Completes the exchange with the peer's message. This cannot tell whether the passwords
     /// matched; that is what the confirmation tags of the returned [`SessionKeys`] are for.
     pub fn finish(self, peer_message: &[u8]) -> Result<SessionKeys, PakeError> {
+        self.finish_binding(peer_message, None)
+    }
+
+    /// As [`PendingExchange::finish`], binding into the keys a value the first message could
+    /// not name yet (room admission: the leader, whom a joiner learns only from the reply).
+    /// Both sides must bind the same value, or the confirmation fails as a wrong password does.
+    pub fn finish_binding(
+        self,
+        peer_message: &[u8],
+        bound: Option<&[u8]>,
+    ) -> Result<SessionKeys, PakeError> {
         let PendingExchange { spake, role, mut transcript_prefix, own_message } = self;
+        if let Some(bound) = bound {
+            append_length_prefixed(&mut transcript_prefix, bound);
+        }
         let mut shared = spake.finish(peer_message).map_err(|_| PakeError::MalformedMessage)?;
         let (initiator_message, responder_message) = match role {
             Role::Initiator => (own_message.as_slice(), peer_message),

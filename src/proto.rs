@@ -119,10 +119,10 @@ pub enum ClientFrame {
     ListRooms,
     /// Asks for [`ServerFrame::MemberList`] of a room this client is in.
     ListMembers { room: String },
-    /// Joins a room: creates it if nobody is in it, else starts admission by its leader.
-    Join { room: String },
-    /// Joiner to leader: the joiner's PAKE message on the room password.
-    AdmissionStart {
+    /// Joins a room: creates it if nobody is in it (`pake_message` then goes nowhere), else
+    /// starts admission by its leader, passing it `pake_message`, the joiner's PAKE message on
+    /// the room password, at once.
+    Join {
         room: String,
         #[serde(with = "serde_bytes")]
         pake_message: Vec<u8>,
@@ -1033,7 +1033,7 @@ mod tests {
     fn sample_client_frames() -> Vec<ClientFrame> {
         vec![
             ClientFrame::Register { nick: "alice".into() },
-            ClientFrame::Join { room: "lobby".into() },
+            ClientFrame::Join { room: "lobby".into(), pake_message: vec![9; 32] },
             ClientFrame::Commit {
                 room: "lobby".into(),
                 commit: vec![1, 2, 3],
@@ -1054,7 +1054,7 @@ mod tests {
         // `serde_bytes` must not change the encoding: a varint length, then the bytes.
         let message: Vec<u8> = (0..200u8).collect();
         let frame = ClientFrame::Application { room: "r".into(), message: message.clone() };
-        let variant = 9; // Application's index in ClientFrame.
+        let variant = 8; // Application's index in ClientFrame.
         let mut expected = vec![variant, 1, b'r', 0xc8, 0x01];
         expected.extend_from_slice(&message);
         assert_eq!(encode(&frame), expected);

@@ -1,7 +1,7 @@
 //! Rooms of raw clients, built through the relay's real admission flow with opaque bytes and
 //! fake MLS headers: the relay cannot tell them from real ones, and the load generator spends
 //! no time on MLS. The first client creates the room and plays the leader; each joiner runs
-//! Join → AdmissionStart → (leader) AdmissionReply → AdmissionFinish → (leader) Commit with
+//! Join (with the joiner's exchange message) → (leader) AdmissionReply → AdmissionFinish → (leader) Commit with
 //! its Welcome.
 
 use std::time::Duration;
@@ -57,7 +57,8 @@ pub async fn build(
     let mut members: Vec<RawClient> = Vec::with_capacity(clients.len());
     for (index, mut client) in clients.into_iter().enumerate() {
         if index == 0 {
-            client.send(&ClientFrame::Join { room: name.into() }).await?;
+            let join = ClientFrame::Join { room: name.into(), pake_message: Vec::new() };
+            client.send(&join).await?;
             expect(&mut client, "room created", |f| matches!(f, ServerFrame::RoomCreated { .. }))
                 .await?;
         } else {
@@ -96,14 +97,14 @@ async fn admit(
     epoch: u64,
 ) -> anyhow::Result<()> {
     let (leader, voters) = members.split_first_mut().context("a room has a leader")?;
-    joiner.send(&ClientFrame::Join { room: room.into() }).await?;
+    // Opaque bytes: the raw leader does not run the exchange.
+    let pake_message = vec![1; 33];
+    joiner.send(&ClientFrame::Join { room: room.into(), pake_message }).await?;
     let pending =
         expect(joiner, "join pending", |f| matches!(f, ServerFrame::JoinPending { .. })).await?;
     if !matches!(&pending, ServerFrame::JoinPending { leader, .. } if leader == leader_nick) {
         bail!("unexpected leader: {pending:?}");
     }
-    let pake_message = vec![1; 33];
-    joiner.send(&ClientFrame::AdmissionStart { room: room.into(), pake_message }).await?;
     let request = expect(
         leader,
         "admission request",

@@ -37,15 +37,15 @@ fuzz_target!(|input: Input<'_>| {
         assert!(leader.verify(input.confirmation, input.sealed_key_package).is_err());
     }
     // A joiner hearing garbage from a "leader".
-    let (joiner, _) = JoinerAdmission::start("room", "joiner", "leader", b"pw");
-    let _ = joiner.finish(input.peer_message, KEY_PACKAGE);
+    let (joiner, _) = JoinerAdmission::start("room", "joiner", b"pw");
+    let _ = joiner.finish("leader", input.peer_message, KEY_PACKAGE);
 
     // An honest exchange, then the relay alters what the joiner sent.
     let joiner_password: &[u8] = if input.joiner_knows_the_password { b"pw" } else { b"guess" };
-    let (joiner, start) = JoinerAdmission::start("room", "joiner", "leader", joiner_password);
+    let (joiner, start) = JoinerAdmission::start("room", "joiner", joiner_password);
     let (leader, reply) = LeaderAdmission::respond("room", "joiner", "leader", b"pw", &start)
         .expect("a real SPAKE2 message");
-    let finish = joiner.finish(&reply, KEY_PACKAGE).expect("a real SPAKE2 message");
+    let finish = joiner.finish("leader", &reply, KEY_PACKAGE).expect("a real SPAKE2 message");
     let confirmation = xor(&finish.confirmation, &input.confirmation_mask);
     let sealed = xor(&finish.sealed_key_package, &input.sealed_mask);
     let untouched = confirmation == finish.confirmation && sealed == finish.sealed_key_package;

@@ -136,7 +136,7 @@ mod tests {
             assert_eq!(limiter.check(&message(), now), Verdict::Pass);
         }
         assert_eq!(limiter.check(&message(), now), Verdict::Refuse);
-        let join = ClientFrame::Join { room: "lobby".into() };
+        let join = ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] };
         assert_eq!(limiter.check(&join, now), Verdict::Pass);
         assert_eq!(limiter.check(&ClientFrame::Quit, now), Verdict::Pass);
     }

@@ -177,10 +177,7 @@ impl State {
             }
             ClientFrame::ListRooms => self.list_rooms(id),
             ClientFrame::ListMembers { room } => self.list_members(request, &room),
-            ClientFrame::Join { room } => self.join(request, room, now),
-            ClientFrame::AdmissionStart { room, pake_message } => {
-                self.admission_start(request, &room, pake_message, now)
-            }
+            ClientFrame::Join { room, pake_message } => self.join(request, room, pake_message, now),
             ClientFrame::AdmissionReply { room, joiner, attempt, pake_message, suite } => {
                 self.admission_reply(request, &room, &joiner, attempt, pake_message, suite)
             }

@@ -377,8 +377,12 @@ async fn a_flood_is_refused_message_by_message_and_joins_still_go_through() {
     assert_eq!(delivered, 10);
     // Room traffic has its own allowance: a newcomer can still be admitted by alice.
     let mut carol = support::raw_client(&relay, "carol").await;
-    carol.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    carol
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert!(matches!(next_frame(&mut carol).await, ServerFrame::JoinPending { .. }));
+    assert!(matches!(next_frame(alice).await, ServerFrame::AdmissionRequest { .. }));
     alice.send(&ClientFrame::ListMembers { room: "lobby".into() }).await.unwrap();
     assert!(matches!(next_frame(alice).await, ServerFrame::MemberList { .. }));
     // A second later, one more message is allowed.
@@ -395,7 +399,7 @@ async fn the_message_budget_is_the_sessions_whatever_its_rooms() {
     let limit = RateLimit { per_second: 1.0, burst: 10 };
     let relay = support::start_relay_with(config_with(|c| c.rate_limit = limit)).await;
     let mut alice = room_of(&relay, "dev", &["alice"]).await.remove(0);
-    alice.send(&ClientFrame::Join { room: "ops".into() }).await.unwrap();
+    alice.send(&ClientFrame::Join { room: "ops".into(), pake_message: vec![1; 32] }).await.unwrap();
     assert_eq!(next_frame_held(&mut alice).await, ServerFrame::RoomCreated { room: "ops".into() });
     // Virtual time stands still (every wait is on the socket, held): no bucket refills.
     for (room, group) in [("dev", b"group-1"), ("ops", b"group-2")] {
@@ -453,9 +457,12 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
     let relay = support::start_relay().await;
     let mut leader = room_of(&relay, "lobby", &["alice"]).await.remove(0);
     let refuse = async |leader: &mut RawClient, joiner: &mut RawClient, nick: &str| {
-        joiner.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+        joiner
+            .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+            .await
+            .unwrap();
         assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
-        let attempt = support::admission_attempt(joiner, leader, "lobby").await;
+        let attempt = support::admission_attempt(leader).await;
         let refusal = ClientFrame::AdmissionRefused {
             room: "lobby".into(),
             joiner: nick.into(),
@@ -478,11 +485,16 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
         assert_eq!(refuse(&mut leader, &mut mallory, "mallory").await, expected);
     }
     let mut housemate = client_from(&relay, ATTACKER, "housemate").await;
-    housemate.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    housemate
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert!(
         matches!(next_frame(&mut housemate).await, ServerFrame::JoinPending { .. }),
         "same address, another nick: still gets in line"
     );
+    // Its join reached the leader too.
+    support::admission_attempt(&mut leader).await;
     housemate.send(&ClientFrame::Leave { room: "lobby".into() }).await.unwrap();
 
     // Three guesses under one nickname from three addresses: the nickname is banned.
@@ -495,7 +507,7 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
         assert!(eventually(|| relay.relay.stats().nicknames == 3).await);
     }
     let mut eve = client_from(&relay, loopback(7), "eve").await;
-    eve.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    eve.send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] }).await.unwrap();
     // The refusal names eve's second frame (after `Register`).
     let banned_from_room = ServerFrame::Error { request: 2, reason: ErrorReason::BannedFromRoom };
     assert_eq!(next_frame(&mut eve).await, banned_from_room, "same nick, new address");
@@ -508,7 +520,10 @@ async fn room_password_guessing_bans_the_nickname_not_the_address_for_the_life_o
     // The bans live as long as the room: once it is empty and gone, it is a new room.
     leader.send(&ClientFrame::Quit).await.unwrap();
     assert!(eventually(|| relay.relay.stats().rooms == 0).await);
-    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    mallory
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert_eq!(next_frame(&mut mallory).await, ServerFrame::RoomCreated { room: "lobby".into() });
 }
 
@@ -584,7 +599,10 @@ async fn nothing_of_a_client_remains_after_it_quits_or_drops() {
     let relay = support::start_relay().await;
     let mut clients = room_of(&relay, "lobby", &["alice", "bob"]).await;
     let mut carol = client_from(&relay, BYSTANDER, "carol").await;
-    carol.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
+    carol
+        .send(&ClientFrame::Join { room: "elsewhere".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert!(matches!(next_frame(&mut carol).await, ServerFrame::RoomCreated { .. }));
     let message = build_private_message(b"group-1", 1, APPLICATION, b"hello");
     clients[0].send(&ClientFrame::Application { room: "lobby".into(), message }).await.unwrap();

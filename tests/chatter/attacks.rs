@@ -207,7 +207,9 @@ impl RogueLeader {
     async fn create(relay: &support::TestRelay, room: &str) -> (Self, MlsMember) {
         let mls = MlsMember::new("mallory").unwrap();
         let mut raw = support::raw_client(relay, "mallory").await;
-        raw.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+        raw.send(&ClientFrame::Join { room: room.into(), pake_message: vec![1; 32] })
+            .await
+            .unwrap();
         assert!(matches!(support::next_frame(&mut raw).await, ServerFrame::RoomCreated { .. }));
         let group = mls.create_room().unwrap();
         (RogueLeader { raw, group, epoch: 0 }, mls)
@@ -433,12 +435,9 @@ async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange
         "{sent_after:?}"
     );
     assert!(
-        !sent_after.iter().any(|frame| matches!(
-            frame,
-            ClientFrame::AdmissionStart { .. }
-                | ClientFrame::Join { .. }
-                | ClientFrame::Leave { .. }
-        )),
+        !sent_after
+            .iter()
+            .any(|frame| matches!(frame, ClientFrame::Join { .. } | ClientFrame::Leave { .. })),
         "no password exchange, no leaving: {sent_after:?}"
     );
 }
@@ -533,7 +532,7 @@ async fn a_forged_certification_is_refused_with_a_warning_and_its_reason() {
     for (attempt, (device, certificate, warning, reason)) in (1u64..).zip(cases) {
         let mallory = MlsMember::with_certificate(device, certificate).unwrap();
         let seen = control.sent_by_client.lock().unwrap().len();
-        let (admission, start) = JoinerAdmission::start("vault", "carol", "bob", b"pw");
+        let (admission, start) = JoinerAdmission::start("vault", "carol", b"pw");
         let request = ServerFrame::AdmissionRequest {
             room: "vault".into(),
             joiner: "carol".into(),
@@ -543,7 +542,8 @@ async fn a_forged_certification_is_refused_with_a_warning_and_its_reason() {
         control.inject.send(request).unwrap();
         let reply = control.sent(seen, |f| matches!(f, ClientFrame::AdmissionReply { .. })).await;
         let ClientFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
-        let finish = admission.finish(&pake_message, &mallory.key_package().unwrap()).unwrap();
+        let finish =
+            admission.finish("bob", &pake_message, &mallory.key_package().unwrap()).unwrap();
         control
             .inject
             .send(ServerFrame::AdmissionFinish {

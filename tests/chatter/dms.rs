@@ -179,7 +179,10 @@ async fn an_outsider_cannot_enter_or_name_a_dm_room() {
     let mut mallory = support::raw_client(&relay, "mallory").await;
     // No `Join` of a DM's name: it would found the room, or start an admission into it.
     mallory
-        .send(&ClientFrame::Join { room: "@0123456789abcdef0123456789abcde".into() })
+        .send(&ClientFrame::Join {
+            room: "@0123456789abcdef0123456789abcde".into(),
+            pake_message: vec![1; 32],
+        })
         .await
         .unwrap();
     let refused =

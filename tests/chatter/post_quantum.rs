@@ -50,7 +50,10 @@ async fn a_post_quantum_room_carries_chat_and_every_member_sees_its_suite() {
 async fn a_joiner_that_cannot_use_the_rooms_suite_is_refused_with_the_suite_named() {
     let relay = support::start_relay().await;
     let mut leader = raw_client(&relay, "alice").await;
-    leader.send(&ClientFrame::Join { room: "future".into() }).await.unwrap();
+    leader
+        .send(&ClientFrame::Join { room: "future".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     expect_frame(&mut leader, |f| matches!(f, ServerFrame::RoomCreated { .. })).await;
     let (bob, _bob_events) = chat_client(&relay, "bob").await;
     let joining = tokio::spawn({

@@ -29,12 +29,8 @@ async fn admit(
     epoch: u64,
 ) {
     let (leader, voters) = members.split_first_mut().unwrap();
-    joiner.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+    joiner.send(&ClientFrame::Join { room: room.into(), pake_message: vec![1; 32] }).await.unwrap();
     assert!(matches!(next_frame(joiner).await, ServerFrame::JoinPending { .. }));
-    joiner
-        .send(&ClientFrame::AdmissionStart { room: room.into(), pake_message: vec![1; 32] })
-        .await
-        .unwrap();
     let request = expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await;
     let ServerFrame::AdmissionRequest { joiner: asked, attempt, .. } = request else {
         unreachable!()
@@ -122,7 +118,10 @@ pub(crate) async fn room_of(
     for (index, nick) in nicks.iter().enumerate() {
         let mut client = support::raw_client(relay, nick).await;
         if index == 0 {
-            client.send(&ClientFrame::Join { room: room.into() }).await.unwrap();
+            client
+                .send(&ClientFrame::Join { room: room.into(), pake_message: vec![1; 32] })
+                .await
+                .unwrap();
             assert_eq!(
                 next_frame(&mut client).await,
                 ServerFrame::RoomCreated { room: room.into() }
@@ -167,7 +166,10 @@ async fn nicknames_are_unique_and_checked() {
     // Before registering, nothing else is allowed.
     let mut third =
         RawClient::connect(&relay.addr(), &Secret::from(support::ACCESS_CODE)).await.unwrap();
-    third.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    third
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert_eq!(
         next_frame(&mut third).await,
         ServerFrame::Error { request: 1, reason: ErrorReason::NotRegistered }
@@ -183,7 +185,10 @@ async fn every_error_names_the_request_that_caused_it() {
     // Acknowledgements are not numbered; every other frame is, from `Register` on.
     alice.send(&ClientFrame::Ack { received: 1 }).await.unwrap();
     assert_eq!(next_frame(&mut alice).await, ServerFrame::Ack { received: 1 });
-    alice.send(&ClientFrame::Join { room: "no spaces".into() }).await.unwrap();
+    alice
+        .send(&ClientFrame::Join { room: "no spaces".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert_eq!(
         next_frame(&mut alice).await,
         ServerFrame::Error { request: 2, reason: ErrorReason::RoomNameInvalid }
@@ -236,7 +241,9 @@ async fn rooms_are_created_joined_listed_and_handed_on() {
         );
     }
     // Joiners now go to bob.
-    dave.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    dave.send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert_eq!(
         next_frame(&mut dave).await,
         ServerFrame::JoinPending { room: "lobby".into(), leader: "bob".into() }
@@ -594,10 +601,12 @@ async fn three_wrong_room_passwords_ban_the_nickname_from_the_room() {
     let mut clients = room_of(&relay, "lobby", &["alice"]).await;
     let mut mallory = support::raw_client(&relay, "mallory").await;
     for attempt in 1..=3 {
-        mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+        mallory
+            .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+            .await
+            .unwrap();
         assert!(matches!(next_frame(&mut mallory).await, ServerFrame::JoinPending { .. }));
-        let joiner_attempt =
-            support::admission_attempt(&mut mallory, &mut clients[0], "lobby").await;
+        let joiner_attempt = support::admission_attempt(&mut clients[0]).await;
         clients[0]
             .send(&ClientFrame::AdmissionRefused {
                 room: "lobby".into(),
@@ -614,14 +623,20 @@ async fn three_wrong_room_passwords_ban_the_nickname_from_the_room() {
             ServerFrame::AdmissionRefused { room: "lobby".into(), reason: expected }
         );
     }
-    mallory.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    mallory
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     let refused = next_frame(&mut mallory).await;
     assert!(
         matches!(refused, ServerFrame::Error { reason: ErrorReason::BannedFromRoom, .. }),
         "{refused:?}"
     );
     // Another room is still open to mallory.
-    mallory.send(&ClientFrame::Join { room: "elsewhere".into() }).await.unwrap();
+    mallory
+        .send(&ClientFrame::Join { room: "elsewhere".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert_eq!(
         next_frame(&mut mallory).await,
         ServerFrame::RoomCreated { room: "elsewhere".into() }

@@ -313,13 +313,16 @@ async fn a_removed_members_saved_state_cannot_decrypt_later_messages() {
     let bob_mls = MlsMember::new("bob").unwrap();
     let mut alice = support::raw_client(&relay, "alice").await;
     let mut bob = support::raw_client(&relay, "bob").await;
-    alice.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    alice
+        .send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] })
+        .await
+        .unwrap();
     assert!(matches!(next_frame(&mut alice).await, ServerFrame::RoomCreated { .. }));
     let mut alice_group = alice_mls.create_room().unwrap();
 
-    bob.send(&ClientFrame::Join { room: "lobby".into() }).await.unwrap();
+    bob.send(&ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] }).await.unwrap();
     assert!(matches!(next_frame(&mut bob).await, ServerFrame::JoinPending { .. }));
-    let attempt = support::admission_attempt(&mut bob, &mut alice, "lobby").await;
+    let attempt = support::admission_attempt(&mut alice).await;
     let add = alice_group.commit_add(&bob_mls.key_package().unwrap(), "bob").unwrap();
     alice
         .send(&ClientFrame::Commit {

@@ -523,8 +523,7 @@ fn is_pair(members: &[MemberInfo], nick: &str, key: &[u8]) -> bool {
 fn client_frame_room(frame: &mut ClientFrame) -> Option<&mut String> {
     match frame {
         ClientFrame::ListMembers { room }
-        | ClientFrame::Join { room }
-        | ClientFrame::AdmissionStart { room, .. }
+        | ClientFrame::Join { room, .. }
         | ClientFrame::AdmissionReply { room, .. }
         | ClientFrame::AdmissionFinish { room, .. }
         | ClientFrame::AdmissionRefused { room, .. }

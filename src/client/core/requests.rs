@@ -251,7 +251,7 @@ impl Core {
     /// `text` is the chat line a frame carries.
     pub(super) fn on_sent(&mut self, number: u64, frame: ClientFrame, text: Option<String>) {
         let sent = match frame {
-            ClientFrame::Join { room } => {
+            ClientFrame::Join { room, .. } => {
                 if let Some(entry) = self.rooms.get_mut(&room) {
                     entry.join_frame = number;
                 }

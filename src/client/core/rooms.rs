@@ -299,7 +299,7 @@ impl Core {
         if self.rooms.len() >= MAX_ROOMS {
             return self.answer(id, Err(ClientError::TooManyRooms { max: MAX_ROOMS }));
         }
-        let mut new_room = Room::new(room.clone(), password);
+        let mut new_room = Room::new(room.clone(), password).joining_as(&self.nick);
         if let Some(after) = self.rooms.renew_after {
             new_room.set_renew_after(after);
         }
@@ -314,7 +314,10 @@ impl Core {
             entered: false,
         };
         self.rooms.insert(room.clone(), entry);
-        self.send(ClientFrame::Join { room });
+        if let Some(entry) = self.rooms.get_mut(&room) {
+            let join = entry.room.join_frame();
+            self.send(join);
+        }
     }
 
     /// The user stopped waiting for the join of `room`: leave it if we are not in it yet.
@@ -589,15 +592,17 @@ impl Core {
     /// Joining: the relay's and the leader's answers to our `Join`.
     fn on_join_frame(&mut self, name: &str, frame: ServerFrame, out: &mut Outbox) {
         let Some(entry) = self.rooms.map.get_mut(name) else { return };
-        let (me, mls, room) = (&self.nick, &self.mls, &mut entry.room);
+        let (mls, room) = (&self.mls, &mut entry.room);
         let result = match frame {
             ServerFrame::RoomCreated { .. } => room
                 .created(mls, self.room_suite, out)
                 .map(|()| None)
                 .map_err(ClientError::CannotCreateRoom),
-            ServerFrame::JoinPending { leader, .. } => {
-                room.admission_pending(me, leader).map(Some).map_err(ClientError::Admission)
-            }
+            ServerFrame::JoinPending { leader, .. } => match room.admission_pending(leader) {
+                // The leader has our half of the exchange already: nothing to send yet.
+                Ok(()) => return,
+                Err(error) => Err(ClientError::Admission(error)),
+            },
             ServerFrame::AdmissionReply { pake_message, suite, .. } => room
                 .admission_reply(mls, &pake_message, suite)
                 .map(Some)

@@ -14,6 +14,8 @@ impl Room {
         if !matches!(self.phase, Phase::Requested { .. }) {
             return Err(RoomError::OutOfTurn("a new room"));
         }
+        // Nobody leads but us: our half of a password exchange goes nowhere.
+        self.sent_admission = None;
         let group = mls.create_room_of(suite)?;
         if let Phase::Requested { departed: Some(_) } = &self.phase {
             out.notice(
@@ -26,22 +28,32 @@ impl Room {
         Ok(())
     }
 
-    /// The relay says the room exists: start the password exchange with its leader.
-    pub fn admission_pending(
-        &mut self,
-        me: &str,
-        leader: String,
-    ) -> Result<ClientFrame, RoomError> {
+    /// A `Join`, carrying the first message of a new password exchange (kept until the
+    /// relay answers): a joiner does not wait to learn who leads before starting it.
+    pub fn join_frame(&mut self) -> ClientFrame {
+        let (admission, pake_message) = JoinerAdmission::start(
+            &self.name,
+            &self.joiner_nick,
+            self.password.expose().as_bytes(),
+        );
+        self.sent_admission = Some(Box::new(admission));
+        ClientFrame::Join { room: self.name.clone(), pake_message }
+    }
+
+    /// The relay says the room exists and passed our half of the password exchange to
+    /// `leader`: wait for its answer.
+    pub fn admission_pending(&mut self, leader: String) -> Result<(), RoomError> {
         // A reclaim is never answered by a password exchange: only the user's own `/join`
         // starts one (a relay that could start them could guess the password online).
         let Phase::Requested { departed } = &mut self.phase else {
             return Err(RoomError::OutOfTurn("a join answer"));
         };
+        let Some(admission) = self.sent_admission.take() else {
+            return Err(RoomError::OutOfTurn("a join answer"));
+        };
         let departed = departed.take();
-        let (admission, pake_message) =
-            JoinerAdmission::start(&self.name, me, &leader, self.password.expose().as_bytes());
-        self.phase = Phase::Admitting { leader, admission: Box::new(admission), departed };
-        Ok(ClientFrame::AdmissionStart { room: self.name.clone(), pake_message })
+        self.phase = Phase::Admitting { leader, admission, departed };
+        Ok(())
     }
 
     /// The leader answered: finish the exchange and send our sealed KeyPackage, made for the
@@ -63,7 +75,7 @@ impl Room {
         };
         let suite = RoomSuite::from_id(suite).map_err(MlsError::from)?;
         let key_package = mls.key_package_for_attempt(suite)?;
-        let finish = admission.finish(pake_message, &key_package.bytes)?;
+        let finish = admission.finish(&leader, pake_message, &key_package.bytes)?;
         self.phase = Phase::AwaitingWelcome { leader, departed, _attempt_keys: key_package };
         Ok(ClientFrame::AdmissionFinish {
             room: self.name.clone(),
@@ -89,7 +101,7 @@ impl Room {
             Phase::Gone => None,
         };
         self.phase = Phase::Requested { departed };
-        ClientFrame::Join { room: self.name.clone() }
+        self.join_frame()
     }
 
     /// A Welcome arrived. Accepted only after our own password exchange, and, when we are

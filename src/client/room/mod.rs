@@ -261,6 +261,11 @@ pub struct Room {
     /// A direct message whose room the relay has not opened yet: its first `Reclaimed` is
     /// its opening (the core says so), not a return.
     opening: bool,
+    /// Our nickname, as a joiner names itself in the password exchange (`join_frame`).
+    joiner_nick: String,
+    /// Our half of the password exchange sent with our last `Join`, until the relay says who
+    /// leads (`Phase::Admitting` then holds it) or that we founded the room (it goes).
+    sent_admission: Option<Box<JoinerAdmission>>,
 }
 
 impl Room {
@@ -276,7 +281,15 @@ impl Room {
             join_deferred: false,
             renew_after_ticks: renewal::ticks(DEFAULT_RENEW_AFTER),
             opening: false,
+            joiner_nick: String::new(),
+            sent_admission: None,
         }
+    }
+
+    /// The same room, joined as `nick` (the name our password exchange gives).
+    pub fn joining_as(mut self, nick: &str) -> Self {
+        self.joiner_nick = nick.to_owned();
+        self
     }
 
     pub fn is_member(&self) -> bool {
@@ -444,7 +457,7 @@ impl Room {
     /// keeps answering "busy" costs one frame per tick.
     pub fn tick(&mut self, me: &str, out: &mut Outbox) {
         if std::mem::take(&mut self.join_deferred) && self.join_requested() {
-            out.frames.push(ClientFrame::Join { room: self.name.clone() });
+            out.frames.push(self.join_frame());
         }
         if let Some(membership) = self.membership() {
             membership.hold_removals = membership.hold_removals.saturating_sub(1);

@@ -19,6 +19,14 @@ fn founder(nick: &str) -> (MlsMember, Room) {
     (mls, room)
 }
 
+/// Sends `room`'s `Join` and hears that `leader` leads: returns the password-exchange
+/// message the `Join` carried to the leader.
+fn start_admission(room: &mut Room, leader: &str) -> Vec<u8> {
+    let ClientFrame::Join { pake_message, .. } = room.join_frame() else { panic!("join") };
+    room.admission_pending(leader.into()).expect("the join was under way");
+    pake_message
+}
+
 /// Runs a joiner through the whole admission with `leader`; returns the joiner's room. The
 /// other `voters` vote on the commit as the relay would ask them to.
 fn admit(
@@ -29,12 +37,8 @@ fn admit(
     let (leader_mls, leader_room) = leader;
     let me = leader_mls.nick();
     let joiner = joiner_mls.nick();
-    let mut room = Room::new("lobby".into(), password());
-    let ClientFrame::AdmissionStart { pake_message, .. } =
-        room.admission_pending(joiner, me.into()).unwrap()
-    else {
-        panic!("start")
-    };
+    let mut room = Room::new("lobby".into(), password()).joining_as(joiner);
+    let pake_message = start_admission(&mut room, me);
     let mut out = Outbox::default();
     leader_room.admission_request(me, joiner.into(), 1, &pake_message, &mut out);
     let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else {
@@ -288,7 +292,7 @@ fn removed_members_rejoin_only_the_group_they_left() {
     // exchange of his own accord.
     let frame = bob.removed(RemovalReason::NoVote, &mut out);
     assert!(matches!(frame, Some(ClientFrame::Reclaim { .. })), "{frame:?}");
-    assert!(bob.admission_pending("bob", "alice".into()).is_err());
+    assert!(bob.admission_pending("alice".into()).is_err());
     // Refused: out of the room until the user joins again.
     let refused = ServerFrame::ReclaimRefused {
         room: "lobby".into(),
@@ -300,17 +304,13 @@ fn removed_members_rejoin_only_the_group_they_left() {
     // engine's rejoin does, through `restart_join` on a member.
     let (leader_mls, mut leader) = founder("alice");
     let mut bob = admit((&leader_mls, &mut leader), &MlsMember::new("bob2").unwrap(), &mut []);
-    let _ = bob.restart_join();
+    let ClientFrame::Join { pake_message, .. } = bob.restart_join() else { panic!("join") };
     assert!(bob.rejoining());
     // An impostor "alice" with a group of her own admits bob (she knows the password).
     let fake_leader = MlsMember::new("alice").unwrap();
     let mut fake = Room::new("lobby".into(), password());
     fake.created(&fake_leader, RoomSuite::Classic, &mut Outbox::default()).unwrap();
-    let ClientFrame::AdmissionStart { pake_message, .. } =
-        bob.admission_pending("bob2", "alice".into()).unwrap()
-    else {
-        panic!("start")
-    };
+    bob.admission_pending("alice".into()).unwrap();
     fake.admission_request("alice", "bob2".into(), 1, &pake_message, &mut out);
     let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else { panic!() };
     let bob_mls = MlsMember::new("bob2").unwrap();
@@ -366,7 +366,7 @@ fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
 
     // Told to go through admission instead: refused, no password exchange starts.
     bob.reclaim();
-    assert!(bob.admission_pending("bob", "alice".into()).is_err());
+    assert!(bob.admission_pending("alice".into()).is_err());
     // Told the room is another group's now: out, keys kept, waiting for the user.
     let mut out = Outbox::default();
     let refused = ServerFrame::ReclaimRefused {
@@ -478,13 +478,9 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
     // leader sends no Welcome until it merged the commit with the room's signed yes.
     let (_, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = Room::new("lobby".into(), password());
+    let mut bob = Room::new("lobby".into(), password()).joining_as("bob");
     let attempt = |bob: &mut Room, alice: &mut Room, number: u64| {
-        let ClientFrame::AdmissionStart { pake_message, .. } =
-            bob.admission_pending("bob", "alice".into()).unwrap()
-        else {
-            panic!("start")
-        };
+        let pake_message = start_admission(bob, "alice");
         let mut out = Outbox::default();
         alice.admission_request("alice", "bob".into(), number, &pake_message, &mut out);
         let Some(ClientFrame::AdmissionReply { pake_message, .. }) = out.frames.pop() else {
@@ -1060,12 +1056,8 @@ fn a_post_quantum_leader_names_its_suite_and_refuses_a_joiner_once_the_room_is_f
     let mut leader = Room::new("lobby".into(), password());
     leader.created(&mls, RoomSuite::PostQuantum, &mut Outbox::default()).unwrap();
     let ask = |leader: &mut Room, joiner: &str| {
-        let mut room = Room::new("lobby".into(), password());
-        let Ok(ClientFrame::AdmissionStart { pake_message, .. }) =
-            room.admission_pending(joiner, "alice".into())
-        else {
-            panic!("start")
-        };
+        let mut room = Room::new("lobby".into(), password()).joining_as(joiner);
+        let pake_message = start_admission(&mut room, "alice");
         let mut out = Outbox::default();
         leader.admission_request("alice", joiner.into(), 1, &pake_message, &mut out);
         out.frames

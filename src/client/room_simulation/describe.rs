@@ -97,7 +97,6 @@ pub fn client(frame: &ClientFrame) -> String {
         ClientFrame::Join { .. } => "Join".into(),
         ClientFrame::Leave { .. } => "Leave".into(),
         ClientFrame::Reclaim { epoch, .. } => format!("Reclaim epoch {epoch}"),
-        ClientFrame::AdmissionStart { .. } => "AdmissionStart".into(),
         ClientFrame::AdmissionReply { joiner, attempt, .. } => {
             format!("AdmissionReply {joiner}#{attempt}")
         }

@@ -22,7 +22,7 @@
 //!   before it arrived (its client says so on reconnecting). A line is owed to the honest members
 //!   in the relay's room when the relay takes it, and in the sender's group since that epoch
 //!   or before (the relay's own rule), that neither left nor joined anew since;
-//! - (d) no password exchange (`AdmissionStart`) that the user neither asked for (`/join`) nor
+//! - (d) no password exchange (a `Join`, which carries the joiner's half) that the user neither asked for (`/join`) nor
 //!   was told about, or that a frame the honest relay never sent (forged, replayed) began;
 //! - (e) no honest member merged garbage, or a commit without the yes of more than half of
 //!   the electorate its committer counted (each voter's last verdict, as sent);
@@ -94,8 +94,8 @@ pub enum Role {
     Outsider,
 }
 
-/// What made a client send a `Join` or `Reclaim`: the start of the membership an
-/// `AdmissionStart` belongs to.
+/// What made a client send a `Join` or `Reclaim`: the start of the membership a password
+/// exchange belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
     /// The user's `/join`.
@@ -132,6 +132,9 @@ pub struct Line {
 pub struct Tracking {
     /// The user's last word was `/join`.
     pub wants_room: bool,
+    /// Genuine commits the relay delivered, with their epochs: a joiner holds those that
+    /// come before its Welcome and votes on them as the Welcome is processed.
+    pub delivered_commits: Vec<(u64, Vec<u8>)>,
     /// In the room since that `/join`.
     pub admitted: bool,
     /// Counts the user's `/join`s and `/leave`s.

@@ -771,13 +771,11 @@ impl World {
                     {
                         tracking.join_cause = Some(cause);
                     }
-                }
-                ClientFrame::AdmissionStart { .. } => {
-                    let cause = self.ledger.tracking[index]
-                        .join_cause
-                        .clone()
-                        .unwrap_or(Cause::Other("nothing"));
-                    self.ledger.admissions.push(Admission { client: index, cause });
+                    // A `Join` starts a password exchange (it carries the joiner's half).
+                    if matches!(frame, ClientFrame::Join { .. }) {
+                        let cause = tracking.join_cause.clone().unwrap_or(Cause::Other("nothing"));
+                        self.ledger.admissions.push(Admission { client: index, cause });
+                    }
                 }
                 ClientFrame::Commit { commit, electorate, .. } => {
                     self.ledger.electorates.insert(commit.clone(), electorate);
@@ -787,14 +785,29 @@ impl World {
                         tracking.commits.push((header.epoch, commit));
                     }
                 }
-                ClientFrame::CommitVote { accept, .. } => {
+                ClientFrame::CommitVote { accept, epoch, .. } => {
                     // A vote on a commit a hostile relay sent again decides nothing.
-                    if let Trigger::Frame {
-                        commit: Some(commit),
-                        provenance: Provenance::Genuine,
-                        ..
-                    } = trigger
-                    {
+                    let commit = match trigger {
+                        Trigger::Frame {
+                            commit: Some(commit),
+                            provenance: Provenance::Genuine,
+                            ..
+                        } => Some(commit.clone()),
+                        // A commit that came before our Welcome, voted on as it is processed.
+                        Trigger::Frame {
+                            kind: "Welcome",
+                            commit: None,
+                            provenance: Provenance::Genuine,
+                            ..
+                        } => self.ledger.tracking[index]
+                            .delivered_commits
+                            .iter()
+                            .rev()
+                            .find(|(delivered, _)| *delivered == epoch)
+                            .map(|(_, commit)| commit.clone()),
+                        _ => None,
+                    };
+                    if let Some(commit) = &commit {
                         self.ledger.votes.entry(commit.clone()).or_default().push((index, accept));
                         if accept && let Some(header) = mls_header::peek_header(commit) {
                             self.ledger.tracking[index]
@@ -945,6 +958,16 @@ impl World {
         if let (Provenance::Forged, ServerFrame::Removed { .. }) = (delivery.provenance, &frame) {
             // A hostile relay can always put a member out; it cannot hide that it did.
             self.ledger.tracking[index].excused_exit = true;
+        }
+        if let (Provenance::Genuine, ServerFrame::Commit { commit, .. }) =
+            (delivery.provenance, &frame)
+            && let Some(header) = mls_header::peek_header(commit)
+        {
+            let delivered = &mut self.ledger.tracking[index].delivered_commits;
+            delivered.push((header.epoch, commit.clone()));
+            if delivered.len() > 8 {
+                delivered.remove(0);
+            }
         }
         let trigger = Trigger::Frame {
             kind: describe::kind(&frame),

@@ -2,7 +2,7 @@
 //! between them, what a wrong password costs, and the leader that keeps a joiner waiting.
 //!
 //! The relay cannot test a room password: the joiner and the leader run SPAKE2 through it
-//! (`AdmissionStart`, `AdmissionReply`, `AdmissionFinish`), and only the leader can say the
+//! (the `Join` carries the joiner's half, then `AdmissionReply`, `AdmissionFinish`), and only the leader can say the
 //! password was wrong (`AdmissionRefused`). Each attempt has the relay's own number, so the
 //! leader's answer to an earlier attempt reaches nobody. A nickname refused for a wrong
 //! password [`WRONG_PASSWORDS_BEFORE_BAN`] times is banned from the room for the room's
@@ -34,7 +34,7 @@ pub const WRONG_PASSWORDS_BEFORE_BAN: u32 = 3;
 /// commit that adds it) before the next member leads instead, by default.
 pub const LEADER_DEADLINE: Duration = Duration::from_secs(8);
 
-/// How many finished admission attempts of the current epoch a room remembers.
+/// How many finished admission attempts whose joiner no commit added yet a room remembers.
 const MAX_FINISHED_ATTEMPTS: usize = 64;
 
 pub(super) struct PendingJoiner {
@@ -171,6 +171,8 @@ impl State {
         leader
     }
 
+    /// Passes a joiner's first password-exchange message (from its `Join`) to the leader,
+    /// who owes it an answer from now.
     pub(super) fn admission_start(
         &mut self,
         request: Request,

@@ -247,7 +247,13 @@ impl State {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
         room.epoch = in_flight.epoch + 1;
         let left = std::mem::take(&mut room.left_this_epoch);
-        room.finished_attempts.clear();
+        // The other finished attempts stay (the oldest go past a bound): a leader whose
+        // commit for one of them was aborted sends that same commit again in the next epoch
+        // it may, since it said yes to it, and its joiner may have started over meanwhile.
+        if let Some(adds) = &in_flight.adds {
+            room.finished_attempts
+                .retain(|(nick, attempt)| *nick != adds.to || *attempt != adds.attempt);
+        }
         room.advance_claims(in_flight.epoch);
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };

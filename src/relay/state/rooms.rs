@@ -41,8 +41,8 @@ pub(super) struct Room {
     pub(super) members: Vec<RoomMember>,
     /// Joiners waiting for the leader, in the order they asked.
     pub(super) pending: Vec<PendingJoiner>,
-    /// Admission attempts of this epoch whose password exchange finished, by nickname: what
-    /// a commit may add (`admission`).
+    /// Admission attempts whose password exchange finished and whose joiner no confirmed
+    /// commit added yet, by nickname: what a commit may add (`admission`).
     pub(super) finished_attempts: Vec<(String, u64)>,
     /// Joiners the room confirmed whose Welcome their committer still owes.
     pub(super) owed_welcomes: Vec<OwedWelcome>,
@@ -145,7 +145,15 @@ impl State {
         Ok(Entrant { nick, outbound: session.outbound.clone() })
     }
 
-    pub(super) fn join(&mut self, request: Request, room_name: String, now: Instant) {
+    /// A `Join`: the room is founded by the session, or its leader gets the joiner's first
+    /// password-exchange message at once (one round trip less than asking for it).
+    pub(super) fn join(
+        &mut self,
+        request: Request,
+        room_name: String,
+        pake_message: Vec<u8>,
+        now: Instant,
+    ) {
         if proto::is_dm_room_name(&room_name) {
             // A direct message's room is entered only by `Reclaim` with its group id (which
             // its name is the hash of): no `Join`, so no founding it under a guessed name and
@@ -153,15 +161,19 @@ impl State {
             return self.error(request, ErrorReason::RoomNameInvalid);
         }
         match self.check_entry(request.session, &room_name) {
-            Ok(entrant) => self.enter(request.session, room_name, entrant, now),
+            Ok(entrant) => {
+                if self.enter(request.session, room_name.clone(), entrant, now) {
+                    self.admission_start(request, &room_name, pake_message, now);
+                }
+            }
             Err(reason) => self.error(request, reason),
         }
     }
 
     /// Creates the room with the session as its leader, or queues it for the leader's
-    /// admission. A room founded while its old members may still be coming back to it
-    /// (`reclaim_window`) is re-forming: their claim may still win it.
-    fn enter(&mut self, id: SessionId, room_name: String, entrant: Entrant, now: Instant) {
+    /// admission (then `true`). A room founded while its old members may still be coming back
+    /// to it (`reclaim_window`) is re-forming: their claim may still win it.
+    fn enter(&mut self, id: SessionId, room_name: String, entrant: Entrant, now: Instant) -> bool {
         let reply = match self.rooms.get_mut(&room_name) {
             Some(room) if !room.members.is_empty() => {
                 self.next_attempt += 1;
@@ -178,10 +190,12 @@ impl State {
                 ServerFrame::RoomCreated { room: room_name.clone() }
             }
         };
+        let queued = matches!(reply, ServerFrame::JoinPending { .. });
         if let Some(session) = self.sessions.get_mut(id) {
             session.rooms.push(room_name);
         }
         self.send(id, &reply);
+        queued
     }
 
     pub(super) fn list_rooms(&mut self, id: SessionId) {

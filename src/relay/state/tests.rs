@@ -93,7 +93,7 @@ impl Harness {
         let mut ids: Vec<SessionId> = Vec::new();
         for (index, nick) in nicks.iter().enumerate() {
             let id = self.connect(nick);
-            self.send(id, ClientFrame::Join { room: "lobby".into() });
+            self.send(id, join("lobby"));
             if index > 0 {
                 self.admit(&ids, id, nick, index as u64 - 1);
             }
@@ -130,10 +130,6 @@ impl Harness {
         nick: &str,
         epoch: u64,
     ) -> u64 {
-        self.send(
-            joiner,
-            ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] },
-        );
         let attempt = self.attempt(nick);
         self.send(
             members[0],
@@ -245,8 +241,7 @@ fn a_leader_that_keeps_a_joiner_waiting_hands_over_the_lead() {
     let mut relay = Harness::new();
     let ids = relay.room(&["sleepy", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
-    relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    relay.send(carol, join("lobby"));
     relay.frames(carol);
     relay.advance(LEADER_DEADLINE - Duration::from_millis(1));
     assert!(relay.frames(ids[1]).is_empty());
@@ -261,7 +256,7 @@ fn a_leader_that_keeps_a_joiner_waiting_hands_over_the_lead() {
     let change = ServerFrame::LeaderChanged { room: "lobby".into(), leader: "bob".into() };
     assert_eq!(relay.frames(ids[1]).last(), Some(&change));
     // Carol starts over and is now admitted by bob.
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     assert_eq!(
         relay.frames(carol),
         [ServerFrame::JoinPending { room: "lobby".into(), leader: "bob".into() }]
@@ -273,8 +268,7 @@ fn a_joiner_that_stalls_does_not_cost_the_leader_its_lead() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
-    relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    relay.send(carol, join("lobby"));
     let attempt = relay.attempt("carol");
     relay.send(
         ids[0],
@@ -295,8 +289,7 @@ fn a_lone_leader_that_never_answers_tells_the_joiner_why() {
     let mut relay = Harness::new();
     relay.room(&["sleepy"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
-    relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    relay.send(carol, join("lobby"));
     relay.frames(carol);
     relay.advance(LEADER_DEADLINE);
     assert_eq!(
@@ -314,7 +307,7 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
     let ids = relay.room(&["alice"]);
     let guesser = relay.connect("guesser");
     for attempt in 1..=WRONG_PASSWORDS_BEFORE_BAN {
-        relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
+        relay.send(guesser, join("lobby"));
         let joiner_attempt = relay.attempt("guesser");
         relay.send(
             ids[0],
@@ -336,11 +329,11 @@ fn wrong_passwords_ban_the_nickname_but_not_its_address() {
             Some(&ServerFrame::AdmissionRefused { room: "lobby".into(), reason: expected })
         );
     }
-    relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
+    relay.send(guesser, join("lobby"));
     assert_eq!(relay.frames(guesser), [relay.error(guesser, ErrorReason::BannedFromRoom)]);
     // A housemate behind the same address still gets in line.
     let housemate = relay.connect("housemate");
-    relay.send(housemate, ClientFrame::Join { room: "lobby".into() });
+    relay.send(housemate, join("lobby"));
     assert!(matches!(relay.frames(housemate).as_slice(), [ServerFrame::JoinPending { .. }]));
 }
 
@@ -423,7 +416,7 @@ fn a_joiner_that_leaves_mid_vote_is_reported_gone_after_the_confirmation() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     relay.commit(ids[0], 1, Some("carol"));
     relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
     relay.vote(ids[1], 1, true);
@@ -447,11 +440,12 @@ fn a_leaders_answer_to_an_earlier_attempt_does_not_reach_the_new_one() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     let first = relay.attempt("carol");
     relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     relay.frames(carol);
+    relay.frames(ids[0]);
     relay.send(
         ids[0],
         ClientFrame::AdmissionReply {
@@ -471,7 +465,7 @@ fn the_joiner_gets_its_welcome_only_from_its_committer_once_confirmed() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     let attempt = relay.admit_until_confirmed(&ids, carol, "carol", 1);
     // Confirmed: carol is counted in, but no Welcome exists until alice merged and sent it.
     assert!(
@@ -506,7 +500,7 @@ fn a_joiner_whose_welcome_never_comes_starts_over() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     relay.admit_until_confirmed(&ids, carol, "carol", 1);
     relay.frames(carol);
     relay.frames(ids[1]);
@@ -540,8 +534,7 @@ fn a_commit_adding_a_joiner_that_gave_up_still_goes_to_the_vote() {
     let mut relay = Harness::new();
     let ids = relay.room(&["alice", "bob"]);
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
-    relay.send(carol, ClientFrame::AdmissionStart { room: "lobby".into(), pake_message: vec![1] });
+    relay.send(carol, join("lobby"));
     let attempt = relay.attempt("carol");
     relay.send(
         ids[0],
@@ -622,10 +615,10 @@ fn a_full_room_refuses_the_next_joiner() {
     relay.room(&["alice"]);
     for n in 1..MAX_ROOM_MEMBERS {
         let id = relay.connect(&format!("m{n}"));
-        relay.send(id, ClientFrame::Join { room: "lobby".into() });
+        relay.send(id, join("lobby"));
     }
     let late = relay.connect("late");
-    relay.send(late, ClientFrame::Join { room: "lobby".into() });
+    relay.send(late, join("lobby"));
     assert_eq!(relay.frames(late), [relay.error(late, ErrorReason::RoomFull)]);
 }
 
@@ -881,7 +874,7 @@ fn after_a_restart_the_room_goes_to_the_claim_most_members_return_to() {
     assert_eq!(relay.frames(outsider), [refused(ReclaimRefusal::Outnumbered)]);
     // A newcomer's join reaches the group most members returned to.
     let carol = relay.connect("carol");
-    relay.send(carol, ClientFrame::Join { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
     assert_eq!(
         relay.frames(carol),
         [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
@@ -893,7 +886,7 @@ fn a_room_founded_by_a_join_just_after_a_restart_still_goes_to_its_returning_mem
     let mut relay = Harness::new();
     // A joiner whose admission the restart cut short joins again, first: it founds the room.
     let joiner = relay.connect("joiner");
-    relay.send(joiner, ClientFrame::Join { room: "lobby".into() });
+    relay.send(joiner, join("lobby"));
     assert_eq!(relay.frames(joiner), [ServerFrame::RoomCreated { room: "lobby".into() }]);
     // A member comes back with its group: rather than being told the room holds another
     // group, its claim wins, since the founder brings no history to a tie.
@@ -905,7 +898,7 @@ fn a_room_founded_by_a_join_just_after_a_restart_still_goes_to_its_returning_mem
     );
     assert_eq!(relay.frames(joiner), [refused(ReclaimRefusal::Outnumbered)]);
     // The founder's next join reaches the room's real leader.
-    relay.send(joiner, ClientFrame::Join { room: "lobby".into() });
+    relay.send(joiner, join("lobby"));
     assert_eq!(
         relay.frames(joiner),
         [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
@@ -919,7 +912,7 @@ fn a_room_founded_once_the_relay_settled_is_nobody_elses_to_claim() {
     relay.send(early, ClientFrame::Ping);
     relay.advance(GRACE_PERIOD);
     let founder = relay.connect("founder");
-    relay.send(founder, ClientFrame::Join { room: "lobby".into() });
+    relay.send(founder, join("lobby"));
     relay.frames(founder);
     let alice = relay.connect("alice");
     relay.reclaim(alice, 4);
@@ -950,7 +943,7 @@ fn every_error_names_the_frame_that_caused_it() {
     let mut relay = Harness::new();
     let alice = relay.connect("alice");
     relay.send(alice, ClientFrame::Ping);
-    relay.send(alice, ClientFrame::Join { room: "no spaces".into() });
+    relay.send(alice, join("no spaces"));
     relay.send(alice, ClientFrame::ListMembers { room: "lobby".into() });
     assert_eq!(
         relay.frames(alice),
@@ -1053,7 +1046,7 @@ fn join_and_reclaim_pass_the_same_entry_check() {
     // Banned by wrong passwords: no way back in "as it was" either.
     let guesser = relay.connect("guesser");
     for _ in 0..WRONG_PASSWORDS_BEFORE_BAN {
-        relay.send(guesser, ClientFrame::Join { room: "lobby".into() });
+        relay.send(guesser, join("lobby"));
         let attempt = relay.attempt("guesser");
         let refusal = ClientFrame::AdmissionRefused {
             room: "lobby".into(),
@@ -1072,7 +1065,7 @@ fn join_and_reclaim_pass_the_same_entry_check() {
     // A full room is full for both doors.
     for n in 2..MAX_ROOM_MEMBERS {
         let id = relay.connect(&format!("m{n}"));
-        relay.send(id, ClientFrame::Join { room: "lobby".into() });
+        relay.send(id, join("lobby"));
     }
     let late = relay.connect("late");
     relay.reclaim(late, 1);
@@ -1449,7 +1442,7 @@ fn a_claimant_refused_and_then_admitted_is_not_taken_out_by_its_old_claim() {
     relay.frames(stale);
     // It gives up on its claim and joins as anyone does: admitted by alice, a member at 4.
     relay.send(stale, ClientFrame::Leave { room: "lobby".into() });
-    relay.send(stale, ClientFrame::Join { room: "lobby".into() });
+    relay.send(stale, join("lobby"));
     relay.admit(&[alice], stale, "stale", 3);
     relay.frames(stale);
     // Bob comes back at the room's epoch: nobody who is a member by now is refused as stale
@@ -1527,4 +1520,35 @@ fn chat_waiting_in_a_batch_goes_out_first_and_in_order() {
         3,
         "carol heard alice's three before she left: {carol_heard:?}"
     );
+}
+
+/// A `Join` of `room`, with the joiner's half of a password exchange (opaque to the relay).
+fn join(room: &str) -> ClientFrame {
+    ClientFrame::Join { room: room.into(), pake_message: vec![1] }
+}
+
+#[test]
+fn a_join_brings_the_leader_the_joiners_half_of_the_exchange_at_once() {
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let carol = relay.connect("carol");
+    relay.send(carol, ClientFrame::Join { room: "lobby".into(), pake_message: vec![7; 32] });
+    assert_eq!(
+        relay.frames(carol),
+        [ServerFrame::JoinPending { room: "lobby".into(), leader: "alice".into() }]
+    );
+    let attempt = relay.attempt("carol");
+    assert_eq!(
+        relay.frames(ids[0]),
+        [ServerFrame::AdmissionRequest {
+            room: "lobby".into(),
+            joiner: "carol".into(),
+            attempt,
+            pake_message: vec![7; 32],
+        }]
+    );
+    // Founding a room, the exchange goes nowhere.
+    let dave = relay.connect("dave");
+    relay.send(dave, ClientFrame::Join { room: "new".into(), pake_message: vec![7; 32] });
+    assert_eq!(relay.frames(dave), [ServerFrame::RoomCreated { room: "new".into() }]);
 }

@@ -120,17 +120,15 @@ pub async fn raw_join(
     key_package: &[u8],
 ) {
     use chatter::proto::ClientFrame;
-    joiner.send(&ClientFrame::Join { room: room.into() }).await.expect("send join");
+    let (admission, pake_message) =
+        chatter::admission::JoinerAdmission::start(room, nick, password.as_bytes());
+    joiner.send(&ClientFrame::Join { room: room.into(), pake_message }).await.expect("send join");
     let ServerFrame::JoinPending { leader, .. } = next_frame(joiner).await else {
         panic!("{nick} waits for the leader")
     };
-    let (admission, start) =
-        chatter::admission::JoinerAdmission::start(room, nick, &leader, password.as_bytes());
-    let start = ClientFrame::AdmissionStart { room: room.into(), pake_message: start };
-    joiner.send(&start).await.expect("send admission start");
     let reply = expect_frame(joiner, |f| matches!(f, ServerFrame::AdmissionReply { .. })).await;
     let ServerFrame::AdmissionReply { pake_message, .. } = reply else { unreachable!() };
-    let finish = admission.finish(&pake_message, key_package).expect("the leader's reply");
+    let finish = admission.finish(&leader, &pake_message, key_package).expect("the leader's reply");
     let finish = ClientFrame::AdmissionFinish {
         room: room.into(),
         confirmation: finish.confirmation.to_vec(),
@@ -139,14 +137,9 @@ pub async fn raw_join(
     joiner.send(&finish).await.expect("send admission finish");
 }
 
-/// Has a joiner that the relay just told `JoinPending` open its admission with opaque bytes,
-/// and returns the attempt number the leader sees, which its answers must carry.
-pub async fn admission_attempt(joiner: &mut RawClient, leader: &mut RawClient, room: &str) -> u64 {
-    let start = chatter::proto::ClientFrame::AdmissionStart {
-        room: room.into(),
-        pake_message: vec![1; 32],
-    };
-    joiner.send(&start).await.expect("send admission start");
+/// The attempt number the leader sees for a joiner's `Join` (which opened its admission with
+/// opaque bytes), which the leader's answers must carry.
+pub async fn admission_attempt(leader: &mut RawClient) -> u64 {
     match expect_frame(leader, |f| matches!(f, ServerFrame::AdmissionRequest { .. })).await {
         ServerFrame::AdmissionRequest { attempt, .. } => attempt,
         _ => unreachable!("matched above"),
