@@ -93,18 +93,12 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
     ),
     (
         519,
-        "after restarts and a forking relay, an honest member's reclaim is refused as a stale \
-     epoch and it is out of the room (seen since joins carry their password exchange, \
-     protocol 10; not analysed yet)",
+        "a joiner welcomed into the epoch whose commit took out an objector that the relay \
+         had just listed as back refuses the leader's removal of that member (its view says \
+         the member is still in the room), and is itself taken out as an objector: an honest \
+         objector, the class of seed 730",
     ),
 ];
-
-/// Seeds of the forging relay alone that break, as [`KNOWN_FAILURES`] for the default mix.
-const KNOWN_FORGING_FAILURES: &[(u64, &str)] = &[(
-    196,
-    "a forged `Removed` and forged confirmations around a room founded while re-forming \
-     leave an honest member out of the room (seen since protocol 10; not analysed yet)",
-)];
 
 /// Runs every seed with `allowed` (or the actors `CHATTER_SIM_ACTORS` names) and fails with
 /// the first failing seed's log and a summary of all failing seeds, `known` failures aside
@@ -162,8 +156,7 @@ fn simulation_default() {
 /// of 1000 seeds of the default mix with it break), so it has a test of its own.
 #[test]
 fn simulation_forging_relay() {
-    let known = if actors::from_env().is_some() { &[][..] } else { KNOWN_FORGING_FAILURES };
-    assert_survives_but(&[Actor::ForgingRelay], known);
+    assert_survives(&[Actor::ForgingRelay]);
 }
 
 /// Members asking for new keys survive 1000 seeds alone; mixed with the others, 13 of 1000

@@ -856,6 +856,15 @@ impl World {
             let tracking = &mut self.ledger.tracking[index];
             tracking.rejoin_due = tracking.wants_room;
         }
+        // Told it was taken out of a room it was still joining (as a forging relay may say):
+        // its client drops the room until the user joins again, and a user who wants it does.
+        let taken_out = events.iter().any(|event| {
+            matches!(event, Event::Room { notice: crate::client::RoomNotice::TakenOut { .. }, .. })
+        });
+        if taken_out && self.clients[index].room().is_none() {
+            let tracking = &mut self.ledger.tracking[index];
+            tracking.rejoin_due = tracking.wants_room;
+        }
         let group =
             self.clients[index].room().and_then(Room::group).map(|g| (g.group_id(), g.epoch()));
         let tracking = &mut self.ledger.tracking[index];

@@ -1552,3 +1552,47 @@ fn a_join_brings_the_leader_the_joiners_half_of_the_exchange_at_once() {
     relay.send(dave, ClientFrame::Join { room: "new".into(), pake_message: vec![7; 32] });
     assert_eq!(relay.frames(dave), [ServerFrame::RoomCreated { room: "new".into() }]);
 }
+
+#[test]
+fn a_commit_for_an_attempt_finished_an_epoch_earlier_still_goes_to_the_vote() {
+    // The leader said yes to its commit adding carol's first attempt, whose vote was aborted;
+    // an epoch later (another commit was confirmed meanwhile) it sends that same commit again
+    // while carol starts over. The relay must take it, or the leader, pledged to it, is stuck.
+    let mut relay = Harness::new();
+    let ids = relay.room(&["alice", "bob"]);
+    let (alice, bob) = (ids[0], ids[1]);
+    let carol = relay.connect("carol");
+    relay.send(carol, join("lobby"));
+    let first = relay.attempt("carol");
+    let reply = ClientFrame::AdmissionReply {
+        room: "lobby".into(),
+        joiner: "carol".into(),
+        attempt: first,
+        pake_message: vec![2],
+        suite: crate::mls::RoomSuite::Classic.id(),
+    };
+    relay.send(alice, reply);
+    let finish = ClientFrame::AdmissionFinish {
+        room: "lobby".into(),
+        confirmation: vec![3],
+        sealed_key_package: vec![4],
+    };
+    relay.send(carol, finish);
+    relay.commit(alice, 1, None);
+    relay.vote(bob, 1, true);
+    relay.send(carol, ClientFrame::Leave { room: "lobby".into() });
+    relay.send(carol, join("lobby"));
+    relay.frames(alice);
+    relay.frames(bob);
+    let commit = build_private_message(GROUP, 2, CONTENT_TYPE_COMMIT, b"commit again");
+    let adds = Some(Addition { to: "carol".into(), attempt: first });
+    relay.send(alice, ClientFrame::Commit { room: "lobby".into(), commit, adds, electorate: 2 });
+    assert!(
+        relay
+            .frames(alice)
+            .iter()
+            .all(|frame| !matches!(frame, ServerFrame::CommitRejected { .. })),
+        "the commit was taken"
+    );
+    assert!(relay.frames(bob).iter().any(|frame| matches!(frame, ServerFrame::Commit { .. })));
+}
