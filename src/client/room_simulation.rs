@@ -93,10 +93,9 @@ const KNOWN_FAILURES: &[(u64, &str)] = &[
     ),
     (
         519,
-        "a joiner welcomed into the epoch whose commit took out an objector that the relay \
-         had just listed as back refuses the leader's removal of that member (its view says \
-         the member is still in the room), and is itself taken out as an objector: an honest \
-         objector, the class of seed 730",
+        "a joiner welcomed into the epoch in which an objector was taken out shows that member \
+         as back, refuses the leader's removal of it (still in the room, by its view), and is \
+         taken out as an objector in turn: an honest objector, the class of seed 730",
     ),
 ];
 
