@@ -558,10 +558,12 @@ pub enum ServerFrame {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
-    /// A member was admitted (its Welcome was accepted).
+    /// A member was admitted (its Welcome was accepted), or taken back, with the room at
+    /// `epoch`: a member whose group is past it is hearing an old notice again (a replay).
     MemberJoined {
         room: String,
         nick: String,
+        epoch: u64,
     },
     /// A member left or was disconnected. `leader` is the leader now, who commits the
     /// removal. `epoch` is the room's epoch when it left: members at another epoch take it

@@ -531,7 +531,16 @@ impl Room {
                     self.incoming_message(&from, &message, now, out)
                 }
             }
-            ServerFrame::MemberJoined { nick, .. } => {
+            ServerFrame::MemberJoined { nick, epoch, .. } => {
+                if self.group().is_some_and(|group| group.epoch() > epoch) {
+                    // Said of an epoch our group is past: a replay of an old notice (the
+                    // member may have gone since), not news. Believed, it would make us
+                    // refuse the removal of a member who is gone.
+                    return out.warn(
+                        &self.name.clone(),
+                        format!("ignored a notice that {nick} joined, from epoch {epoch}"),
+                    );
+                }
                 let returning = !self.relay_members.contains(&nick)
                     && self.group().is_some_and(|group| {
                         group.members().iter().any(|member| member.nick == nick && !member.is_self)

@@ -692,6 +692,34 @@ fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing
 }
 
 #[test]
+fn a_notice_that_someone_joined_from_an_epoch_we_are_past_is_a_replay_and_changes_nothing() {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let now = epoch(&alice);
+    let left = ServerFrame::MemberLeft {
+        room: "lobby".into(),
+        nick: "bob".into(),
+        leader: "alice".into(),
+        epoch: now,
+    };
+    alice.on_member_frame("alice", left, SystemTime::now(), &mut Outbox::default());
+    assert!(!alice.relay_members.contains(&"bob".to_string()));
+    let joined =
+        |epoch| ServerFrame::MemberJoined { room: "lobby".into(), nick: "bob".into(), epoch };
+    // Bob joined at epoch 0 once: a replay of that notice must not list him as back, or
+    // this member would refuse the removal the room owes.
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", joined(now - 1), SystemTime::now(), &mut out);
+    assert!(matches!(&out.events[..], [Event::Warning { text, .. }] if text.contains("ignored")));
+    assert!(!alice.relay_members.contains(&"bob".to_string()));
+    // Said at the room's epoch: he is back.
+    let mut out = Outbox::default();
+    alice.on_member_frame("alice", joined(now), SystemTime::now(), &mut out);
+    assert!(alice.relay_members.contains(&"bob".to_string()), "{:?}", out.events);
+}
+
+#[test]
 fn a_pledge_is_abandoned_when_the_listed_members_that_did_not_refuse_are_too_few() {
     let (alice_mls, mut alice) = founder("alice");
     let bob_mls = MlsMember::new("bob").unwrap();

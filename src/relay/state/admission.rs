@@ -322,7 +322,8 @@ impl State {
             committer,
             since: now,
         });
-        let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick: joiner.nick };
+        let notice =
+            ServerFrame::MemberJoined { room: room_name.to_owned(), nick: joiner.nick, epoch };
         self.send_to_room(room_name, Some(joiner.session), &notice);
     }
 

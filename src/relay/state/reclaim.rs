@@ -421,7 +421,7 @@ impl State {
             session.rooms.push(room_name.to_owned());
         }
         self.send(id, &ServerFrame::Reclaimed { room: room_name.to_owned(), members, epoch });
-        let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick };
+        let notice = ServerFrame::MemberJoined { room: room_name.to_owned(), nick, epoch };
         self.send_to_room(room_name, Some(id), &notice);
         // A member back may outnumber nobody, but claimants waiting should know the count.
         self.settle_claims(room_name);
