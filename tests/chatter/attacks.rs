@@ -442,6 +442,42 @@ async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange
     );
 }
 
+/// Protocol 10: a relay (or anyone in the middle) that replays an old `MemberJoined` cannot
+/// make a member list someone as back who has gone: the notice names its epoch, and a member
+/// past it ignores it, saying so. Believed, it would make the member refuse the removal the
+/// room owes, and be taken out for it (simulation seed 519).
+#[tokio::test]
+async fn a_replayed_notice_that_someone_joined_is_not_believed() {
+    let relay = support::start_relay().await;
+    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
+    alice.join("vault", Secret::from("pw")).await.unwrap();
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    bob.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut alice_events, "bob").await;
+    // Carol joins (the room goes to epoch 2) and leaves (her removal takes it to 3).
+    let (carol, _carol_events) = chat_client(&relay, "carol").await;
+    carol.join("vault", Secret::from("pw")).await.unwrap();
+    joined(&mut bob_events, "carol").await;
+    carol.leave(None).await.unwrap();
+    expect_event(&mut bob_events, |e| matches!(e, Event::Left { nick, .. } if nick == "carol"))
+        .await;
+    alice.send_text("carol is gone").await.unwrap();
+    expect_event(&mut bob_events, is_message("alice", "carol is gone")).await;
+
+    let replayed =
+        ServerFrame::MemberJoined { room: "vault".into(), nick: "carol".into(), epoch: 2 };
+    control.inject.send(replayed).unwrap();
+    expect_event(&mut bob_events, is_warning("ignored a notice that carol joined")).await;
+    bob.send_text("still here").await.unwrap();
+    expect_event(&mut alice_events, is_message("bob", "still here")).await;
+}
+
 /// Protocol 5: a relay that answers a leader's commit "busy" while keeping it gets the very
 /// same commit again, never a second one for the epoch (attack 5 needed two), and the joiner
 /// gets in once the relay takes it.
