@@ -24,6 +24,22 @@ fn is_warning(containing: &str) -> impl Fn(&Event) -> bool {
     move |event| matches!(event, Event::Warning { text, .. } if text.contains(&containing))
 }
 
+/// A chat client that reaches the relay through a man in the middle holding the access code,
+/// and the controls that make the man in the middle meddle.
+async fn chat_client_through_a_mitm(
+    relay: &support::TestRelay,
+    nick: &str,
+) -> (chatter::client::Client, Events, support::mitm::Control) {
+    let (mitm, control) = support::mitm::start_with_control(
+        relay.address,
+        support::ACCESS_CODE,
+        support::mitm::Meddling::None,
+    )
+    .await;
+    let (client, events) = chat_client_at(&mitm.to_string(), nick).await;
+    (client, events, control)
+}
+
 async fn joined(events: &mut Events, nick: &str) {
     expect_event(events, |e| matches!(e, Event::Joined { nick: n, .. } if n == nick)).await;
 }
@@ -33,13 +49,7 @@ async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
     let relay = support::start_relay().await;
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
     bob.join("vault", Secret::from("pw")).await.unwrap();
     joined(&mut alice_events, "bob").await;
     bob.send_text("hi").await.unwrap();
@@ -131,13 +141,8 @@ async fn a_relay_in_the_middle_cannot_move_a_member_into_a_group_of_its_own() {
 #[tokio::test]
 async fn a_garbage_commit_costs_the_leader_the_room_and_the_others_nothing() {
     let relay = support::start_relay().await;
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (mallory, mut mallory_events) = chat_client_at(&mitm.to_string(), "mallory").await;
+    let (mallory, mut mallory_events, control) =
+        chat_client_through_a_mitm(&relay, "mallory").await;
     mallory.join("den", Secret::from("pw")).await.unwrap();
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("den", Secret::from("pw")).await.unwrap();
@@ -390,13 +395,7 @@ async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange
     let relay = support::start_relay().await;
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
     bob.join("vault", Secret::from("pw")).await.unwrap();
     joined(&mut alice_events, "bob").await;
     // Carol's join gives bob a real confirmation to replay.
@@ -451,13 +450,7 @@ async fn a_replayed_notice_that_someone_joined_is_not_believed() {
     let relay = support::start_relay().await;
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
     bob.join("vault", Secret::from("pw")).await.unwrap();
     joined(&mut alice_events, "bob").await;
     // Carol joins (the room goes to epoch 2) and leaves (her removal takes it to 3).
@@ -484,13 +477,7 @@ async fn a_replayed_notice_that_someone_joined_is_not_believed() {
 #[tokio::test]
 async fn a_leader_told_busy_sends_the_same_commit_again() {
     let relay = support::start_relay().await;
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (alice, mut alice_events) = chat_client_at(&mitm.to_string(), "alice").await;
+    let (alice, mut alice_events, control) = chat_client_through_a_mitm(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
     control.answer_commits_busy.store(true, std::sync::atomic::Ordering::SeqCst);
     let (bob, mut bob_events) = chat_client(&relay, "bob").await;
@@ -524,13 +511,7 @@ async fn a_forged_certification_is_refused_with_a_warning_and_its_reason() {
     use std::sync::atomic::Ordering;
 
     let relay = support::start_relay().await;
-    let (mitm, control) = support::mitm::start_with_control(
-        relay.address,
-        support::ACCESS_CODE,
-        support::mitm::Meddling::None,
-    )
-    .await;
-    let (bob, mut bob_events) = chat_client_at(&mitm.to_string(), "bob").await;
+    let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
     bob.join("vault", Secret::from("pw")).await.unwrap();
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
