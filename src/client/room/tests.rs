@@ -19,6 +19,14 @@ fn founder(nick: &str) -> (MlsMember, Room) {
     (mls, room)
 }
 
+/// Alice founds the room and admits bob: each one's MLS member and room.
+fn alice_and_bob() -> (MlsMember, Room, MlsMember, Room) {
+    let (alice_mls, mut alice) = founder("alice");
+    let bob_mls = MlsMember::new("bob").unwrap();
+    let bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    (alice_mls, alice, bob_mls, bob)
+}
+
 /// Sends `room`'s `Join` and hears that `leader` leads: returns the password-exchange
 /// message the `Join` carried to the leader.
 fn start_admission(room: &mut Room, leader: &str) -> Vec<u8> {
@@ -170,9 +178,7 @@ fn a_welcome_is_accepted_only_after_our_own_admission() {
 
 #[test]
 fn a_garbage_commit_gets_a_no_vote_and_changes_nothing() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let group_id = bob.group().unwrap().group_id();
     let before = epoch(&bob);
     let garbage = build_private_message(&group_id, before, CONTENT_TYPE_COMMIT, &[0x55; 300]);
@@ -202,9 +208,7 @@ fn a_garbage_commit_gets_a_no_vote_and_changes_nothing() {
 
 #[test]
 fn a_message_from_a_future_epoch_is_reported_and_starts_nothing() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let group_id = bob.group().unwrap().group_id();
     let ahead = build_private_message(
         &group_id,
@@ -220,9 +224,7 @@ fn a_message_from_a_future_epoch_is_reported_and_starts_nothing() {
 
 #[test]
 fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     assert_eq!(epoch(&bob), epoch(&alice));
@@ -267,9 +269,7 @@ fn a_commit_is_merged_on_confirmation_and_dropped_on_abort() {
 
 #[test]
 fn a_commit_from_anyone_but_the_leader_is_refused() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // Bob, not the leader, removes alice: carol refuses.
@@ -284,9 +284,7 @@ fn a_commit_from_anyone_but_the_leader_is_refused() {
 
 #[test]
 fn removed_members_rejoin_only_the_group_they_left() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let mut out = Outbox::default();
     // Taken out by the relay: bob asks for his place back as he was, never a password
     // exchange of his own accord.
@@ -336,9 +334,7 @@ fn an_oversized_message_is_refused_before_it_is_sent() {
 
 #[test]
 fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let (group_id, epoch_before) = (bob.group().unwrap().group_id(), epoch(&bob));
 
     // A relay that did not forget us claims it took us back: ignored, with a warning.
@@ -380,9 +376,7 @@ fn a_reclaim_keeps_the_group_and_a_forged_reclaimed_changes_nothing() {
 
 #[test]
 fn a_confirmation_needs_the_signed_yes_of_a_majority() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
@@ -423,9 +417,7 @@ fn a_confirmation_needs_the_signed_yes_of_a_majority() {
 
 #[test]
 fn an_honest_member_accepts_one_commit_per_epoch() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // Carol leaves and alice commits her removal; bob accepts it.
@@ -451,9 +443,7 @@ fn an_honest_member_accepts_one_commit_per_epoch() {
 
 #[test]
 fn an_undecryptable_message_of_our_epoch_warns_once_that_the_room_may_be_split() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let group_id = bob.group().unwrap().group_id();
     let forged =
         build_private_message(&group_id, epoch(&bob), CONTENT_TYPE_APPLICATION, &[0x42; 120]);
@@ -527,9 +517,7 @@ fn the_welcome_exists_only_once_the_room_confirmed_its_commit() {
 
 #[test]
 fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
@@ -574,9 +562,7 @@ fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
 
 #[test]
 fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
@@ -618,9 +604,7 @@ fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof
 /// votes, then restarts. Alice claims the room back. Returns alice (taken back, her commit
 /// kept), bob's and carol's signed votes, the commit and her epoch.
 fn a_leader_back_with_her_commit_in_flight() -> (Room, Room, Vec<SignedVote>, Vec<u8>, u64) {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
@@ -670,9 +654,7 @@ fn a_kept_commit_we_never_signed_does_not_count_our_own_yes() {
 
 #[test]
 fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, mut alice, _, _bob) = alice_and_bob();
     let left = |epoch| ServerFrame::MemberLeft {
         room: "lobby".into(),
         nick: "bob".into(),
@@ -693,9 +675,7 @@ fn a_notice_that_someone_left_from_another_epoch_is_a_replay_and_changes_nothing
 
 #[test]
 fn a_notice_that_someone_joined_from_an_epoch_we_are_past_is_a_replay_and_changes_nothing() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, mut alice, _, _bob) = alice_and_bob();
     let now = epoch(&alice);
     let left = ServerFrame::MemberLeft {
         room: "lobby".into(),
@@ -721,9 +701,7 @@ fn a_notice_that_someone_joined_from_an_epoch_we_are_past_is_a_replay_and_change
 
 #[test]
 fn a_pledge_is_abandoned_when_the_listed_members_that_did_not_refuse_are_too_few() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
@@ -754,9 +732,7 @@ fn a_pledge_is_abandoned_when_the_listed_members_that_did_not_refuse_are_too_few
 
 #[test]
 fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead_brings() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // Carol leaves; alice commits her removal; both say yes; alice merges, and the relay
@@ -792,9 +768,7 @@ fn a_member_behind_after_a_restart_merges_its_commit_on_the_proof_a_member_ahead
 
 #[test]
 fn just_back_after_a_restart_the_leader_holds_even_a_removal_it_was_told_of() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let _carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let _ = alice.reclaim();
@@ -826,9 +800,7 @@ fn a_leader_whose_commits_the_room_keeps_refusing_waits_longer_each_time() {
     assert_eq!((1..=9).map(backoff_ticks).collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64, 64, 64]);
     // Bob refuses everything in a room of two: each of alice's commits is refuted by his
     // signed no, and she waits one tick, then two, then four before the next.
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let mut out = Outbox::default();
@@ -856,9 +828,7 @@ fn a_leader_whose_commits_the_room_keeps_refusing_waits_longer_each_time() {
 
 #[test]
 fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let mut out = Outbox::default();
@@ -882,9 +852,7 @@ fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
 
 #[test]
 fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // Carol leaves; alice commits her removal and signs her yes when it comes back.
@@ -918,9 +886,7 @@ fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
 
 #[test]
 fn a_member_whose_removal_a_majority_signed_leaves_and_says_so() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     // The relay told alice that carol left; carol is back in time to see the commit.
@@ -956,9 +922,7 @@ fn a_member_whose_removal_a_majority_signed_leaves_and_says_so() {
 
 #[test]
 fn the_proof_a_leader_keeps_holds_its_own_yes_not_what_the_relay_sent_in_its_name() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let _bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, mut alice, _, _bob) = alice_and_bob();
     let mut out = Outbox::default();
     alice.member_left("alice", "bob", "alice".into(), &mut out);
     let Some(ClientFrame::Commit { commit, adds: None, .. }) = out.frames.pop() else {
@@ -999,9 +963,7 @@ fn commit_in(out: &Outbox) -> Option<Vec<u8>> {
 
 #[test]
 fn a_leader_commits_one_members_renewals_at_most_once_a_minute() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, mut alice, _, mut bob) = alice_and_bob();
     let mut asked = Outbox::default();
     bob.request_renewal("bob", &mut asked).unwrap();
     let mut out = Outbox::default();
@@ -1042,9 +1004,7 @@ fn a_leader_commits_one_members_renewals_at_most_once_a_minute() {
 
 #[test]
 fn a_renewal_in_another_members_name_is_refused_and_never_committed() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, mut alice, _, mut bob) = alice_and_bob();
     let forged = bob.group_mut_for_tests().unwrap().propose_renewal_claiming("alice").unwrap();
     let frame =
         ServerFrame::Application { room: "lobby".into(), from: "bob".into(), message: forged };
@@ -1058,9 +1018,7 @@ fn a_renewal_in_another_members_name_is_refused_and_never_committed() {
 
 #[test]
 fn keys_not_renewed_for_three_periods_are_stale_and_their_owner_is_told_once() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     // Ten seconds is two ticks; bob's proposals go nowhere (no leader hears them).
     bob.set_renew_after(Duration::from_secs(10));
     let mut told = Vec::new();
@@ -1120,9 +1078,7 @@ fn a_post_quantum_leader_names_its_suite_and_refuses_a_joiner_once_the_room_is_f
 
 #[test]
 fn a_member_taken_back_behind_the_room_that_never_catches_up_says_so_and_leaves() {
-    let (alice_mls, mut alice) = founder("alice");
-    let bob_mls = MlsMember::new("bob").unwrap();
-    let mut bob = admit((&alice_mls, &mut alice), &bob_mls, &mut []);
+    let (_, _, _, mut bob) = alice_and_bob();
     let ClientFrame::Reclaim { .. } = bob.reclaim() else { panic!("a reclaim") };
     // The room is an epoch ahead, and the commit bob missed never comes.
     bob.reclaimed(vec!["alice".into(), "bob".into()], epoch(&bob) + 1).unwrap();
