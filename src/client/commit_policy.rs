@@ -2,7 +2,8 @@
 //!
 //! MLS checks that a commit is well formed and signed by a member; it does not know what a
 //! room allows. Here is what ours allows (ARCHITECTURE.md, "Trust model"): only the leader
-//! the relay names commits; a commit adds at most one member, the joiner whose admission the
+//! the relay names commits (or carries, unchanged, a commit that adds nobody of another
+//! member the relay lists, made while that member led); a commit adds at most one member, the joiner whose admission the
 //! relay saw, under a valid nickname; it removes only members the relay says are gone; it
 //! renews only the leaves of members who proposed it themselves, each keeping its credential
 //! and key (`mls::renewal` checks each proposal as it arrives); it makes no proposal of any
@@ -74,8 +75,16 @@ pub enum PolicyViolation {
 /// Checks a staged commit against the room's rules.
 pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyViolation> {
     let leader = view.relay_members.map(|members| members.first().map(String::as_str));
+    let committer = summary.committer.nick.as_str();
+    // A commit of another member the relay lists, which the leader carries: its committer
+    // made it while it led in this epoch, and its vote died with the relay's memory or was
+    // cut short (`Room::carry_pledged`). The signed majority still decides it; it may add
+    // nobody, since only its committer could send the joiner's Welcome.
+    let carried = summary.added.is_empty()
+        && view.relay_members.is_some_and(|members| members.iter().any(|m| m == committer));
     if let Some(leader) = leader
-        && Some(summary.committer.nick.as_str()) != leader
+        && Some(committer) != leader
+        && !carried
     {
         return Err(PolicyViolation::NotFromLeader {
             committer: summary.committer.nick.clone(),
@@ -200,9 +209,21 @@ mod tests {
     #[test]
     fn only_the_leader_commits() {
         let fixture = fixture();
-        let commit = CommitSummary { committer: member("bob", 2), ..summary() };
+        let commit = CommitSummary { committer: member("carol", 4), ..summary() };
         assert!(matches!(
             check(&commit, view(&fixture, None)),
+            Err(PolicyViolation::NotFromLeader { .. })
+        ));
+    }
+
+    #[test]
+    fn the_leader_carries_a_present_members_commit_only_if_it_adds_nobody() {
+        let fixture = fixture();
+        let carried = CommitSummary { committer: member("bob", 2), ..summary() };
+        assert_eq!(check(&carried, view(&fixture, None)), Ok(()));
+        let adding = CommitSummary { added: vec![member("dave", 5)], ..carried };
+        assert!(matches!(
+            check(&adding, view(&fixture, Some("dave"))),
             Err(PolicyViolation::NotFromLeader { .. })
         ));
     }

@@ -85,11 +85,7 @@ fn print_outcome(outcome: &Outcome) {
 /// Seeds of the default test that break a property because of a finding not fixed yet,
 /// with the finding (`docs/room-simulation-findings.md`). Each must still fail: once its
 /// finding is fixed the default test says so, and the seed leaves this list.
-const KNOWN_FAILURES: &[(u64, &str)] = &[(
-    730,
-    "after a restart, the new leader commits against a commit it said yes to before; the \
-         members still pledged to that one refuse it, and the leader is taken out",
-)];
+const KNOWN_FAILURES: &[(u64, &str)] = &[];
 
 /// Runs every seed with `allowed` (or the actors `CHATTER_SIM_ACTORS` names) and fails with
 /// the first failing seed's log and a summary of all failing seeds, `known` failures aside

@@ -116,8 +116,9 @@ impl Room {
         }
         let epoch = membership.group.epoch();
         if membership.voted.is_some() || membership.pledge.is_some_and(|p| p.epoch == epoch) {
-            // We said yes to another member's commit of this epoch, which may still win.
-            return;
+            // We said yes to another member's commit of this epoch, which may still win: if
+            // its vote ended without a verdict, we put it to the vote again.
+            return self.carry_pledged(out);
         }
         while membership.own_commit.is_none() {
             // Departed members go first, all in one commit: until their leaves are gone, the
@@ -246,6 +247,13 @@ impl Room {
     ) {
         let room = self.name.clone();
         let Some(membership) = self.membership() else { return };
+        if let Some(staged) = membership.voted.as_mut().filter(|s| s.ballot.commit == commit) {
+            // The commit we carry for its committer (`carry_pledged`): busy, try again later;
+            // refused otherwise, our yes stays with it and it waits for its proof or its end.
+            staged.carry = matches!(reason, CommitRejection::Busy | CommitRejection::TooManyAway);
+            membership.commit_wait_ticks = membership.commit_wait_ticks.max(1);
+            return;
+        }
         let Some(own) = membership.own_commit.as_mut().filter(|own| own.ballot.commit == commit)
         else {
             return;

@@ -448,6 +448,18 @@ impl Room {
                 membership.own_commit = None;
             }
         }
+        if self.is_leader(me)
+            && let Some(membership) = self.membership()
+        {
+            // Leading now: the commit we said yes to, ours or another's, goes to the vote
+            // again (the relay's vote on it, if any, ended with the leader it had).
+            if let Some(own) = membership.own_commit.as_mut().filter(|own| own.voted) {
+                own.resend = true;
+            }
+            if let Some(staged) = membership.voted.as_mut() {
+                staged.carry = true;
+            }
+        }
         self.reconcile(me);
         self.drive_commits(me, out);
     }
@@ -549,7 +561,11 @@ impl Room {
                     // Already holds the room's keys: back after the relay forgot it.
                     out.notice(&self.name.clone(), format!("{nick} is back"));
                 }
-                self.member_joined(nick)
+                self.member_joined(nick);
+                // As leader, a commit we carry for its committer waits for it to be back.
+                if returning {
+                    self.drive_commits(me, out);
+                }
             }
             ServerFrame::Reclaimed { members, epoch, .. } => {
                 self.back_in_room(me, members, epoch, out)

@@ -49,9 +49,48 @@ pub(super) struct StagedVote {
     pub(super) merged: MergedCommit,
     /// Whether it carries an update path: merged, it renews its committer's leaf keys.
     pub(super) renews_committer: bool,
+    /// Whether its vote ended without a verdict (an abort that proves nothing, or the
+    /// relay's restart): as leader, we put it to the vote again ourselves (`carry_pledged`).
+    pub(super) carry: bool,
+}
+
+impl StagedVote {
+    /// Whether a leader may put this commit to the vote in its committer's stead: it adds
+    /// nobody (only its committer holds the joiner's Welcome).
+    pub(super) fn carriable(&self) -> bool {
+        self.merged.joiner.is_none()
+    }
 }
 
 impl Room {
+    /// As leader, pledged to another member's commit of this epoch whose vote ended
+    /// without a verdict (the relay restarted, or aborted it without proof): we put that
+    /// very commit to the vote again, since the relay takes commits from the leader alone.
+    /// Making one of our own instead would have those who said yes to it refuse ours, and
+    /// take us out for it. Its committer must still be listed (it holds the commit as its
+    /// own and merges it); members check it as a carried commit (`commit_policy::check`).
+    pub(super) fn carry_pledged(&mut self, out: &mut Outbox) {
+        let room = self.name.clone();
+        let relay_members = self.relay_members.clone();
+        let Some(membership) = self.membership() else { return };
+        let epoch = membership.group.epoch();
+        let Some(staged) = membership.voted.as_mut() else { return };
+        let due = staged.carry
+            && staged.carriable()
+            && staged.ballot.epoch == epoch
+            && relay_members.contains(&staged.committer);
+        if !due {
+            return;
+        }
+        staged.carry = false;
+        out.frames.push(ClientFrame::Commit {
+            room,
+            commit: staged.merged.commit.clone(),
+            adds: None,
+            electorate: u32::try_from(staged.ballot.electorate.len()).unwrap_or(u32::MAX),
+        });
+    }
+
     /// The commit we said yes to can no longer win, though nobody proved it: its vote was
     /// aborted, and the members of its electorate that the relay still lists are too few to
     /// make a majority of it (the others vanished without a farewell: crashed, forgotten

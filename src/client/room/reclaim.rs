@@ -69,6 +69,9 @@ impl Room {
                 if let Some(own) = membership.own_commit.as_mut() {
                     own.resend = false;
                 }
+                if let Some(staged) = membership.voted.as_mut() {
+                    staged.carry = true;
+                }
                 membership.intents.clear();
                 membership.admissions.clear();
                 let proof = membership
@@ -171,11 +174,15 @@ impl Room {
             // if the others merged it, is already on its way and wins); another
             // commit, or one adding a joiner whose admission died with the
             // relay's memory, is kept one tick only.
+            // Another member's commit we said yes to is put to the vote again by us if we
+            // can carry it (`carry_pledged`), and is kept while that vote runs.
+            let carriable = membership.voted.as_ref().is_some_and(|staged| staged.carriable());
             match membership.own_commit.as_mut() {
                 Some(own) if own.voted && matches!(own.intent, Intent::Remove { .. }) => {
                     own.resend = true;
                     membership.pledge_kept_ticks = 0;
                 }
+                None if carriable => {}
                 _ => membership.pledge_kept_ticks = membership.pledge_kept_ticks.min(1),
             }
         }

@@ -851,6 +851,70 @@ fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
 }
 
 #[test]
+fn a_new_leader_after_a_restart_carries_the_commit_it_said_yes_to() {
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
+    let carol_mls = MlsMember::new("carol").unwrap();
+    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    let dave_mls = MlsMember::new("dave").unwrap();
+    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
+    // Dave leaves; alice commits his removal, and she and bob say yes to it while carol's
+    // link is down. The relay restarts before it confirms.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "dave", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
+    bob.member_left("bob", "dave", "alice".into(), &mut Outbox::default());
+    vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    let before = epoch(&bob);
+    let reclaimed = |members: &[&str]| ServerFrame::Reclaimed {
+        room: "lobby".into(),
+        members: members.iter().map(|nick| nick.to_string()).collect(),
+        epoch: before,
+    };
+    // Bob is back first and leads. Alice's commit cannot be voted on until she is back: he
+    // makes no commit of his own, which those who said yes to hers would refuse.
+    let _ = bob.reclaim();
+    let mut out = Outbox::default();
+    bob.on_member_frame("bob", reclaimed(&["bob"]), SystemTime::now(), &mut out);
+    assert!(commit_in(&out).is_none(), "{:?}", out.frames);
+    // Alice is back: bob puts her very commit to the vote, adding nobody.
+    let _ = alice.reclaim();
+    alice.on_member_frame("alice", reclaimed(&["bob", "alice"]), SystemTime::now(), &mut out);
+    let back =
+        ServerFrame::MemberJoined { room: "lobby".into(), nick: "alice".into(), epoch: before };
+    let mut out = Outbox::default();
+    bob.on_member_frame("bob", back, SystemTime::now(), &mut out);
+    assert!(
+        matches!(&out.frames[..], [ClientFrame::Commit { commit: carried, adds: None, electorate: 3, .. }] if *carried == commit),
+        "{:?}",
+        out.frames
+    );
+    // Every member votes yes: alice on her own commit, carol (who never saw it) on a commit
+    // of a present member that the leader carries; all merge the one commit.
+    let _ = carol.reclaim();
+    let mut out = Outbox::default();
+    carol.on_member_frame(
+        "carol",
+        reclaimed(&["bob", "alice", "carol"]),
+        SystemTime::now(),
+        &mut out,
+    );
+    let votes = vote_on(
+        ("bob", &mut bob),
+        &mut [("alice", &mut alice), ("carol", &mut carol)],
+        &commit,
+        None,
+    );
+    for (nick, room) in [("alice", &mut alice), ("bob", &mut bob), ("carol", &mut carol)] {
+        room.commit_confirmed(nick, &votes, &mut Outbox::default(), SystemTime::now());
+        assert_eq!(epoch(room), before + 1);
+    }
+    assert_eq!(
+        alice.group().unwrap().epoch_authenticator(),
+        carol.group().unwrap().epoch_authenticator()
+    );
+}
+
+#[test]
 fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
     let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();

@@ -132,11 +132,11 @@ impl Room {
         let judged = staged.map_err(RoomError::from).and_then(|summary| {
             let view = RoomView { relay_members, joiner, group_members: &group_members };
             commit_policy::check(&summary, view)
-                .map(|()| (summary.electorate, summary.renews_committer))
+                .map(|()| (summary.electorate, summary.renews_committer, summary.committer.nick))
                 .map_err(RoomError::from)
         });
         match judged {
-            Ok((electorate, renews_committer)) => {
+            Ok((electorate, renews_committer, committer)) => {
                 let ballot = Ballot { epoch, commit: hash, electorate };
                 let statement = ballot.statement(true);
                 membership.pledge = Some(Pledge::of(&ballot));
@@ -146,12 +146,8 @@ impl Room {
                     commit: commit.to_vec(),
                     joiner: joiner.map(str::to_owned),
                 };
-                membership.voted = Some(StagedVote {
-                    ballot,
-                    committer: from.to_owned(),
-                    merged,
-                    renews_committer,
-                });
+                membership.voted =
+                    Some(StagedVote { ballot, committer, merged, renews_committer, carry: false });
                 verdict(membership, statement, out);
             }
             Err(error) => {
@@ -342,6 +338,11 @@ impl Room {
                 }
             } else {
                 membership.pledge_aborted = Some(count.no.clone());
+                if let Some(staged) = membership.voted.as_mut().filter(|_| !ours) {
+                    // As leader we put it to the vote again ourselves (`carry_pledged`).
+                    staged.carry = true;
+                    membership.commit_wait_ticks = membership.commit_wait_ticks.max(1);
+                }
                 if let Some(own) = membership.own_commit.as_mut().filter(|_| ours) {
                     // Again, but at the next tick: a room that cannot decide is not flooded.
                     own.resend = true;
