@@ -33,6 +33,9 @@ pub struct RoomView<'a> {
     pub relay_members: Option<&'a [String]>,
     /// The member the relay says this commit admits, if any.
     pub joiner: Option<&'a str>,
+    /// Who the relay says sent the commit to the vote: the leader, for a commit it carries
+    /// for another member.
+    pub sender: &'a str,
     /// The group's members before the commit.
     pub group_members: &'a [MemberInfo],
 }
@@ -81,6 +84,7 @@ pub fn check(summary: &CommitSummary, view: RoomView<'_>) -> Result<(), PolicyVi
     // cut short (`Room::carry_pledged`). The signed majority still decides it; it may add
     // nobody, since only its committer could send the joiner's Welcome.
     let carried = summary.added.is_empty()
+        && leader == Some(Some(view.sender))
         && view.relay_members.is_some_and(|members| members.iter().any(|m| m == committer));
     if let Some(leader) = leader
         && Some(committer) != leader
@@ -197,7 +201,12 @@ mod tests {
     }
 
     fn view<'a>(fixture: &'a Fixture, joiner: Option<&'a str>) -> RoomView<'a> {
-        RoomView { relay_members: Some(&fixture.relay), joiner, group_members: &fixture.group }
+        RoomView {
+            relay_members: Some(&fixture.relay),
+            joiner,
+            group_members: &fixture.group,
+            sender: "alice",
+        }
     }
 
     #[test]
@@ -221,6 +230,8 @@ mod tests {
         let fixture = fixture();
         let carried = CommitSummary { committer: member("bob", 2), ..summary() };
         assert_eq!(check(&carried, view(&fixture, None)), Ok(()));
+        let sent_by_bob = RoomView { sender: "bob", ..view(&fixture, None) };
+        assert!(matches!(check(&carried, sent_by_bob), Err(PolicyViolation::NotFromLeader { .. })));
         let adding = CommitSummary { added: vec![member("dave", 5)], ..carried };
         assert!(matches!(
             check(&adding, view(&fixture, Some("dave"))),

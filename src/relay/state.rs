@@ -1,7 +1,8 @@
 //! Everything the relay knows, in memory: sessions, nicknames and rooms, composed here from
 //! one file per job — `sessions` (who is connected, away, or coming back), `rooms` (members
 //! in order and who may enter), `admission` (joiners, the password exchange, bans, slow
-//! leaders) and `commits` (the commit in flight and its vote). This file holds them together,
+//! leaders), `commits` (the commit in flight and its vote) and `pledges` (the yes votes
+//! members bring back through a restart, which excuse their no). This file holds them together,
 //! sends each frame to its handler, enforces the deadlines and queues frames for sessions.
 //!
 //! All of it sits behind one `std::sync::Mutex` in `Shared`. That is deliberate: no `.await`
@@ -14,6 +15,7 @@
 mod admission;
 mod chat_batch;
 mod commits;
+mod pledges;
 mod reclaim;
 mod rooms;
 mod sessions;

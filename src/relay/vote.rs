@@ -52,9 +52,16 @@ impl Tally {
     }
 
     /// Whether the connected voters could form a majority at all: if not, the relay does not
-    /// start the vote.
-    pub fn can_win(&self) -> bool {
-        self.waiting.len() * 2 > self.electorate
+    /// start the vote. `bound` of them cannot say yes (they keep a yes to another commit of the epoch).
+    pub fn can_win_without(&self, bound: usize) -> bool {
+        self.waiting.len().saturating_sub(bound) * 2 > self.electorate
+    }
+
+    /// Whether more than half of the electorate refused it, leaving out the no votes of those
+    /// `excused` (their no did not judge the commit).
+    pub fn refused_without(&self, excused: impl Fn(SessionId) -> bool) -> bool {
+        let refusers = self.refused.iter().filter(|(session, _)| !excused(*session)).count();
+        refusers * 2 > self.electorate
     }
 
     /// Records a voter's verdict; a session that is not waiting to vote changes nothing.
@@ -179,10 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn voters_bound_elsewhere_cannot_carry_a_commit_and_their_noes_judge_nothing() {
+        // Five members: three connected, two of them still pledged to another commit.
+        let tally = Tally::new(5, sessions(&[1, 2, 3]));
+        assert!(tally.can_win_without(0));
+        assert!(!tally.can_win_without(1));
+        let mut three = Tally::new(3, sessions(&[1, 2, 3]));
+        cast(&mut three, 1, true);
+        cast(&mut three, 2, false);
+        cast(&mut three, 3, false);
+        assert!(three.refused_without(|_| false));
+        assert!(!three.refused_without(|session| session == SessionId(3)));
+    }
+
+    #[test]
     fn away_members_count_in_the_electorate() {
         // Four members, two away: the two connected cannot make a majority.
-        assert!(!Tally::new(4, sessions(&[1, 2])).can_win());
-        assert!(Tally::new(4, sessions(&[1, 2, 3])).can_win());
+        assert!(!Tally::new(4, sessions(&[1, 2])).can_win_without(0));
+        assert!(Tally::new(4, sessions(&[1, 2, 3])).can_win_without(0));
         // A silent voter forgotten: its place still counts, so two yes of four decide nothing.
         let mut tally = Tally::new(4, sessions(&[1, 2, 3]));
         cast(&mut tally, 1, true);

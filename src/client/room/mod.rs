@@ -133,6 +133,9 @@ pub struct Membership {
     /// confirms it with the signed yes of a majority of the members it keeps, we are out of
     /// the group and say so, rather than stay in a group nobody else is in.
     refused_removal: Option<(Ballot, String)>,
+    /// The commit we last refused because we said yes to another of the epoch: merged if
+    /// the room proves it won (`Room::merge_proven_rival`).
+    refused_rival: Option<MergedCommit>,
     /// The epoch in which we last warned that the room may be split (once per epoch).
     split_warned: Option<u64>,
     /// The farewells of members who left during this epoch, by leaf: they count as votes.
@@ -192,6 +195,7 @@ impl Membership {
             pledge_aborted: None,
             refused: None,
             refused_removal: None,
+            refused_rival: None,
             split_warned: None,
             farewells: Vec::new(),
             opened_votes: HashMap::new(),

@@ -49,6 +49,9 @@ pub(super) struct StagedVote {
     pub(super) merged: MergedCommit,
     /// Whether it carries an update path: merged, it renews its committer's leaf keys.
     pub(super) renews_committer: bool,
+    /// Whether we signed yes to it; not for a commit we refused for our pledge and stage
+    /// once the room proved it (`Room::merge_proven_rival`).
+    pub(super) said_yes: bool,
     /// Whether its vote ended without a verdict (an abort that proves nothing, or the
     /// relay's restart): as leader, we put it to the vote again ourselves (`carry_pledged`).
     pub(super) carry: bool,

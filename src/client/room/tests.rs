@@ -915,6 +915,64 @@ fn a_new_leader_after_a_restart_carries_the_commit_it_said_yes_to() {
 }
 
 #[test]
+fn members_who_refused_for_their_pledge_merge_the_commit_the_room_proved() {
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
+    let mut others: Vec<Room> = Vec::new();
+    for nick in ["carol", "dave", "frank", "eve"] {
+        let mls = MlsMember::new(nick).unwrap();
+        let mut voters: Vec<&mut Room> =
+            std::iter::once(&mut bob).chain(others.iter_mut()).collect();
+        let room = admit((&alice_mls, &mut alice), &mls, &mut voters);
+        others.push(room);
+    }
+    let [mut carol, mut dave, mut frank, _eve] = <[Room; 4]>::try_from(others).ok().unwrap();
+    // Eve leaves. Alice commits her removal and only bob sees it and says yes before the
+    // relay restarts; carol leads the room back and commits the same removal her own way.
+    let mut out = Outbox::default();
+    alice.member_left("alice", "eve", "alice".into(), &mut out);
+    let Some(ClientFrame::Commit { commit: first, .. }) = out.frames.pop() else { panic!() };
+    bob.member_left("bob", "eve", "alice".into(), &mut Outbox::default());
+    vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &first, None);
+    let mut out = Outbox::default();
+    for (nick, room) in [("dave", &mut dave), ("frank", &mut frank), ("carol", &mut carol)] {
+        room.member_left(nick, "eve", "alice".into(), &mut Outbox::default());
+        out = Outbox::default();
+        room.leader_changed(nick, "carol", &mut out);
+    }
+    let second = commit_in(&out).expect("carol commits the removal");
+    assert_ne!(second, first);
+    let votes = vote_on(
+        ("carol", &mut carol),
+        &mut [("dave", &mut dave), ("frank", &mut frank)],
+        &second,
+        None,
+    );
+    // Alice and bob said yes to the first: they refuse the second, as honest members must.
+    for (nick, room) in [("alice", &mut alice), ("bob", &mut bob)] {
+        let mut out = Outbox::default();
+        room.incoming_commit(nick, "carol", &second, None, &mut out);
+        assert!(matches!(out.frames[..], [ClientFrame::CommitVote { accept: false, .. }]));
+    }
+    // Three of the five members the first needed signed yes to the second: the first can
+    // never win. Alice (her own commit) and bob (another's) merge the second on that proof,
+    // with everyone else: one group, not a minority left behind.
+    let before = epoch(&bob);
+    for (nick, room) in [
+        ("carol", &mut carol),
+        ("dave", &mut dave),
+        ("frank", &mut frank),
+        ("alice", &mut alice),
+        ("bob", &mut bob),
+    ] {
+        room.commit_confirmed(nick, &votes, &mut Outbox::default(), SystemTime::now());
+        assert_eq!(epoch(room), before + 1, "{nick}");
+    }
+    let authenticator = carol.group().unwrap().epoch_authenticator();
+    assert_eq!(alice.group().unwrap().epoch_authenticator(), authenticator);
+    assert_eq!(bob.group().unwrap().epoch_authenticator(), authenticator);
+}
+
+#[test]
 fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
     let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();

@@ -112,6 +112,11 @@ impl Room {
             // member accepts one, or two halves of the room could merge different commits.
             let refusal = VoteStatement { epoch, commit: hash, accept: false };
             membership.refused = Some((epoch, from.to_owned()));
+            // Kept: if the room confirms it with the signed yes of most of the members ours
+            // needed, ours lost, and we merge this one on that proof (`merge_proven_rival`).
+            let joiner = joiner.map(str::to_owned);
+            membership.refused_rival =
+                Some(MergedCommit { from: from.to_owned(), commit: commit.to_vec(), joiner });
             verdict(membership, refusal, out);
             let notice = RoomNotice::AcceptedAnother { committer: from.into() };
             return out.events.push(Event::Room { room: room.clone(), notice });
@@ -130,7 +135,8 @@ impl Room {
                 )
             });
         let judged = staged.map_err(RoomError::from).and_then(|summary| {
-            let view = RoomView { relay_members, joiner, group_members: &group_members };
+            let view =
+                RoomView { relay_members, joiner, group_members: &group_members, sender: from };
             commit_policy::check(&summary, view)
                 .map(|()| (summary.electorate, summary.renews_committer, summary.committer.nick))
                 .map_err(RoomError::from)
@@ -146,8 +152,14 @@ impl Room {
                     commit: commit.to_vec(),
                     joiner: joiner.map(str::to_owned),
                 };
-                membership.voted =
-                    Some(StagedVote { ballot, committer, merged, renews_committer, carry: false });
+                membership.voted = Some(StagedVote {
+                    ballot,
+                    committer,
+                    merged,
+                    renews_committer,
+                    said_yes: true,
+                    carry: false,
+                });
                 verdict(membership, statement, out);
             }
             Err(error) => {
@@ -178,7 +190,7 @@ impl Room {
         // we never voted on only if more than half of the others said yes.
         let (ballot, signed) = match (&membership.own_commit, &membership.voted) {
             (Some(own), _) if own.voted || kept => (own.ballot.clone(), own.voted),
-            (_, Some(staged)) => (staged.ballot.clone(), true),
+            (_, Some(staged)) => (staged.ballot.clone(), staged.said_yes),
             _ => {
                 if let Some((ballot, committer)) = membership.refused_removal.take() {
                     let count = membership.count_votes(&ballot, votes, None);
@@ -198,6 +210,10 @@ impl Room {
             }
         };
         let count = membership.count_votes(&ballot, votes, signed.then_some(true));
+        if !count.confirms() && self.merge_proven_rival(&ballot, votes) {
+            return self.commit_confirmed(me, votes, out, now);
+        }
+        let Some(membership) = self.membership() else { return };
         if !count.confirms() {
             let notice = RoomNotice::UnprovenConfirmation { yes: count.yes.len(), of: count.of };
             return out.events.push(Event::Room { room, notice });
@@ -211,6 +227,7 @@ impl Room {
         membership.pledge_kept_ticks = 0;
         membership.refusals_in_a_row = 0;
         membership.refused = None;
+        membership.refused_rival = None;
         membership.refused_removal = None;
         membership.farewells.clear();
         membership.opened_votes.clear();
@@ -365,6 +382,60 @@ impl Room {
         self.release_abandoned_pledge(me, out);
         // The room is free for the next commit: ours again, or what we owe.
         self.drive_commits(me, out);
+    }
+}
+
+impl Room {
+    /// A confirmation that does not prove the commit we said yes to (`pledged`) may prove
+    /// the one we refused for it: if more than half of the members ours needed signed yes to
+    /// that one, ours can never win (an honest member signs yes once an epoch). Then we let
+    /// ours go and stage the other, to merge it on the same proof, rather than stay behind
+    /// the room; the relay does not take out a member for a no its pledge made
+    /// (`relay::state::pledges`). Returns whether the other is staged now.
+    fn merge_proven_rival(&mut self, pledged: &Ballot, votes: &[SignedVote]) -> bool {
+        let Some(membership) = self.membership() else { return false };
+        let Some(rival) = membership.refused_rival.take() else { return false };
+        let epoch = crate::mls_header::peek_header(&rival.commit).map(|header| header.epoch);
+        if epoch != Some(pledged.epoch) || epoch != Some(membership.group.epoch()) {
+            return false;
+        }
+        let hash = commit_hash(&rival.commit);
+        let electorate = pledged.electorate.clone();
+        let probe = Ballot { epoch: pledged.epoch, commit: hash, electorate };
+        if !membership.count_votes(&probe, votes, None).confirms() {
+            membership.refused_rival = Some(rival);
+            return false;
+        }
+        let ours =
+            membership.own_commit.as_ref().is_some_and(|own| own.ballot.commit == pledged.commit);
+        membership.drop_pledged(ours);
+        membership.refused = None;
+        // Judged as a commit the room decided while we looked elsewhere: who led and who was
+        // present then were the signed majority's to check; what it changes is checked as
+        // ever.
+        let group_members = membership.group.members();
+        let staged = membership.group.stage_commit(&rival.commit).map_err(RoomError::from);
+        let judged = staged.and_then(|summary| {
+            let joiner = rival.joiner.as_deref();
+            let sender = rival.from.as_str();
+            let view =
+                RoomView { relay_members: None, joiner, group_members: &group_members, sender };
+            commit_policy::check(&summary, view).map(|()| summary).map_err(RoomError::from)
+        });
+        let Ok(summary) = judged else {
+            membership.group.discard_staged_commit();
+            return false;
+        };
+        let ballot = Ballot { epoch: pledged.epoch, commit: hash, electorate: summary.electorate };
+        membership.voted = Some(StagedVote {
+            ballot,
+            committer: summary.committer.nick,
+            merged: rival,
+            renews_committer: summary.renews_committer,
+            said_yes: false,
+            carry: false,
+        });
+        true
     }
 }
 

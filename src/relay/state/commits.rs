@@ -33,6 +33,8 @@ pub const VOTE_DEADLINE: Duration = Duration::from_secs(5);
 /// was confirmed is taken out at once.
 pub(super) struct LateVoters {
     epoch: u64,
+    /// The hash of the commit they are late for: a no from one pledged elsewhere is excused.
+    commit: [u8; 32],
     voters: Vec<SessionId>,
     deadline: Instant,
 }
@@ -46,6 +48,8 @@ pub(super) struct CommitInFlight {
     /// The `Commit` frame as members got it: kept, with its confirmation, while the room
     /// re-forms, for members who come back behind it (`reclaim`).
     frame: Bytes,
+    /// The commit's hash, as members sign it in their votes.
+    hash: [u8; 32],
     tally: Tally,
     deadline: Instant,
 }
@@ -126,8 +130,15 @@ impl State {
         // The committer's count of the members its commit keeps: the same the members check.
         let electorate =
             usize::try_from(electorate).unwrap_or(usize::MAX).clamp(1, MAX_ROOM_MEMBERS);
+        let hash = proto::commit_hash(&commit);
         let tally = Tally::new(electorate, voters.clone());
-        if !tally.can_win() {
+        // Members back from a restart still saying yes to another commit of this epoch
+        // cannot say yes to this one (`pledges`): those free to must be able to carry it.
+        let bound_elsewhere = voters
+            .iter()
+            .filter(|voter| room.kept_pledges.elsewhere(**voter, room.epoch, &hash, now))
+            .count();
+        if !tally.can_win_without(bound_elsewhere) {
             // Nothing is forwarded, so nobody is bound by it: the leader sends it again later.
             return self.reject_commit(id, room_name, &commit, CommitRejection::TooManyAway);
         }
@@ -142,6 +153,7 @@ impl State {
             committer: id,
             adds,
             frame: frame.clone(),
+            hash,
             tally,
             deadline: now + self.deadlines.vote,
         });
@@ -189,15 +201,20 @@ impl State {
             // A vote on a commit the majority already settled: one refusing what was
             // confirmed is out of step with the room, as an objector in time would be.
             let late = room.late_voters.as_mut().filter(|late| late.epoch == epoch);
-            let Some(LateVoters { voters, .. }) = late else { return };
+            let Some(LateVoters { voters, commit, .. }) = late else { return };
             let Some(position) = voters.iter().position(|voter| *voter == id) else { return };
             voters.remove(position);
-            if !accept {
+            let excused = room.kept_pledges.elsewhere(id, epoch, commit, now);
+            if !accept && !excused {
                 self.remove_from_room(id, room_name, RemovalReason::OutVoted, now);
             }
             return;
         };
         in_flight.tally.record(id, accept, SignedVote { from, vote });
+        if accept {
+            // A yes to this commit: whatever it kept a yes for before, it let go.
+            room.kept_pledges.forget(id);
+        }
         self.settle(room_name, now);
     }
 
@@ -209,9 +226,17 @@ impl State {
             return;
         };
         let Some(in_flight) = room.in_flight.take() else { return };
+        let (epoch, hash) = (in_flight.epoch, in_flight.hash);
+        let excused: Vec<SessionId> = room
+            .members
+            .iter()
+            .map(|member| member.session)
+            .filter(|session| room.kept_pledges.elsewhere(*session, epoch, &hash, now))
+            .collect();
         room.late_voters = match &verdict {
             Verdict::Confirmed { .. } => Some(LateVoters {
                 epoch: in_flight.epoch,
+                commit: in_flight.hash,
                 voters: in_flight.tally.waiting(),
                 deadline: in_flight.deadline,
             }),
@@ -220,16 +245,23 @@ impl State {
         match verdict {
             Verdict::Confirmed { votes, objectors } => {
                 // A minority refused what the rest verified: they are out of step with the
-                // room (or lying about it), and leave it; they may join again.
-                for objector in objectors {
+                // room (or lying about it), and leave it; they may join again. Those who
+                // keep a yes to another commit of the epoch stay, and merge this one on its
+                // proof (`pledges`).
+                for objector in objectors.into_iter().filter(|o| !excused.contains(o)) {
                     self.remove_from_room(objector, room_name, RemovalReason::OutVoted, now);
                 }
                 self.confirm(room_name, in_flight, votes, now);
             }
             Verdict::Refused { votes } => {
                 self.abort(room_name, &in_flight, votes);
-                let committer = in_flight.committer;
-                self.remove_from_room(committer, room_name, RemovalReason::KeyChangeRefused, now);
+                // Refused by the noes of members pledged elsewhere, it is aborted as a tie
+                // is: they did not judge it, so its committer stays.
+                if in_flight.tally.refused_without(|session| excused.contains(&session)) {
+                    let committer = in_flight.committer;
+                    let reason = RemovalReason::KeyChangeRefused;
+                    self.remove_from_room(committer, room_name, reason, now);
+                }
             }
             Verdict::Undecided { votes } => self.abort(room_name, &in_flight, votes),
         }
@@ -255,6 +287,7 @@ impl State {
                 .retain(|(nick, attempt)| *nick != adds.to || *attempt != adds.attempt);
         }
         room.advance_claims(in_flight.epoch);
+        room.kept_pledges.advance(room.epoch);
         let epoch = room.epoch;
         let confirmed = ServerFrame::CommitConfirmed { room: room_name.to_owned(), epoch, votes };
         let confirmed = Bytes::from(proto::encode(&confirmed));

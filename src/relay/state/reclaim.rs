@@ -56,6 +56,8 @@ pub(super) struct Claim {
 /// its epoch, and that commit.
 struct Brought<'a> {
     room: &'a str,
+    /// The commit of its epoch it still says yes to, and since when (`pledges`).
+    pledged: Option<([u8; 32], Instant)>,
     proof: Vec<SignedVote>,
     last_commit: Option<MergedCommit>,
     earlier: Vec<ConfirmedCommit>,
@@ -80,7 +82,9 @@ impl State {
         now: Instant,
     ) {
         let Claimed { group_id, epoch, pledged, proof, last_commit, earlier } = claimed;
-        let brought = Brought { room: &room_name, proof, last_commit, earlier };
+        let pledged_since = pledged.map(|commit| (commit, now));
+        let brought =
+            Brought { room: &room_name, pledged: pledged_since, proof, last_commit, earlier };
         let claim = Claim { epoch, pledged: pledged.is_some() };
         let id = request.session;
         let present = self.rooms.get(&room_name).filter(|room| {
@@ -525,7 +529,10 @@ impl Room {
     /// back later, one epoch behind, catches up on it although the relay restarted since.
     fn note_claim(&mut self, id: SessionId, claim: Claim, group_id: &[u8], brought: Brought<'_>) {
         self.claims.insert(id, claim);
-        let Brought { room, proof, last_commit, earlier } = brought;
+        let Brought { room, pledged, proof, last_commit, earlier } = brought;
+        if let Some((commit, since)) = pledged.filter(|_| claim.pledged) {
+            self.kept_pledges.keep(id, claim.epoch, commit, since);
+        }
         if proof.is_empty() {
             return;
         }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::admission::{OwedWelcome, PendingJoiner, WrongPasswords};
 use super::commits::{CommitInFlight, LateVoters};
+use super::pledges::KeptPledges;
 use super::reclaim::{Claim, LoggedCommit, Rival};
 use super::{Request, SessionId, State};
 use crate::mls_header::{self, CONTENT_TYPE_APPLICATION, CONTENT_TYPE_PROPOSAL};
@@ -64,6 +65,8 @@ pub(super) struct Room {
     /// While it re-forms: what each returning member claimed, and the proofs (signed yes
     /// votes) they brought, by group and epoch (`reclaim`).
     pub(super) claims: HashMap<SessionId, Claim>,
+    /// The commits returning members still keep their yes for (`pledges`).
+    pub(super) kept_pledges: KeptPledges,
     /// The last commits it confirmed (bounded in count and bytes), by the epoch each ended,
     /// with their confirmations, for members who come back behind them (`reclaim`): a
     /// member forgotten while away, or back after a restart later than the others, catches
@@ -282,6 +285,7 @@ impl State {
         self.forget_room_of(id, room_name);
         self.leave_vote(room_name, id);
         let Some(room) = self.rooms.get_mut(room_name) else { return was_pending };
+        room.kept_pledges.forget(id);
         if room.members.is_empty() {
             if self.hand_to_claimants(room_name, now) {
                 return was_pending || left.is_some();

@@ -1596,3 +1596,90 @@ fn a_commit_for_an_attempt_finished_an_epoch_earlier_still_goes_to_the_vote() {
     );
     assert!(relay.frames(bob).iter().any(|frame| matches!(frame, ServerFrame::Commit { .. })));
 }
+
+#[test]
+fn a_no_a_kept_pledge_made_takes_nobody_out_and_a_commit_it_would_block_waits() {
+    let claim = |pledged: Option<[u8; 32]>| ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch: 4,
+        pledged,
+        proof: Vec::new(),
+        last_commit: None,
+        earlier: Vec::new(),
+    };
+    let removed = |frames: Vec<ServerFrame>| {
+        frames.iter().any(|frame| matches!(frame, ServerFrame::Removed { .. }))
+    };
+    // After a restart alice is back first and leads; bob and carol still say yes to another
+    // commit of epoch 4, which alice never saw.
+    let mut relay = Harness::new();
+    let ids: Vec<SessionId> =
+        ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
+    relay.send(ids[0], claim(None));
+    relay.send(ids[1], claim(Some([9; 32])));
+    relay.send(ids[2], claim(Some([9; 32])));
+    for id in &ids {
+        relay.frames(*id);
+    }
+    // Alice's own commit cannot win while they keep that yes: it is not put to the vote.
+    relay.commit(ids[0], 4, None);
+    assert!(matches!(
+        &relay.frames(ids[0])[..],
+        [ServerFrame::CommitRejected { reason: CommitRejection::TooManyAway, .. }]
+    ));
+    assert!(relay.frames(ids[1]).is_empty());
+    // Carol lets hers go and says yes to the next: it goes to the vote; bob's no, made by his
+    // pledge, does not take him out, and the commit is confirmed on the others' yes.
+    relay.state.rooms.get_mut("lobby").unwrap().kept_pledges.forget(ids[2]);
+    relay.commit(ids[0], 4, None);
+    relay.vote(ids[0], 4, true);
+    relay.vote(ids[1], 4, false);
+    relay.vote(ids[2], 4, true);
+    assert_eq!(relay.state.rooms["lobby"].epoch, 5);
+    assert!(!removed(relay.frames(ids[1])), "bob stays, to merge it on its proof");
+    // At the next epoch bob's pledge excuses nothing: refusing what the others confirm, he
+    // is an objector again.
+    relay.commit(ids[0], 5, None);
+    relay.vote(ids[0], 5, true);
+    relay.vote(ids[1], 5, false);
+    relay.vote(ids[2], 5, true);
+    assert!(removed(relay.frames(ids[1])));
+}
+
+#[test]
+fn a_majority_of_noes_made_by_kept_pledges_does_not_take_the_committer_out() {
+    let claim = |pledged: Option<[u8; 32]>| ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch: 4,
+        pledged,
+        proof: Vec::new(),
+        last_commit: None,
+        earlier: Vec::new(),
+    };
+    let mut relay = Harness::new();
+    let ids: Vec<SessionId> =
+        ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
+    relay.send(ids[0], claim(None));
+    relay.send(ids[1], claim(Some([9; 32])));
+    relay.send(ids[2], claim(None));
+    relay.commit(ids[0], 4, None);
+    relay.vote(ids[0], 4, true);
+    relay.vote(ids[1], 4, false);
+    relay.vote(ids[2], 4, false);
+    let frames = relay.frames(ids[0]);
+    assert!(frames.iter().any(|frame| matches!(frame, ServerFrame::CommitAborted { .. })));
+    assert!(
+        !frames.iter().any(|frame| matches!(frame, ServerFrame::Removed { .. })),
+        "one honest no and one made by a pledge are not the room refusing alice: {frames:?}"
+    );
+    // Once bob's pledge is let go, the same refusal takes her out.
+    relay.advance(super::pledges::PLEDGE_KEPT_FOR);
+    relay.commit(ids[0], 4, None);
+    relay.vote(ids[0], 4, true);
+    relay.vote(ids[1], 4, false);
+    relay.vote(ids[2], 4, false);
+    let frames = relay.frames(ids[0]);
+    assert!(frames.iter().any(|frame| matches!(frame, ServerFrame::Removed { .. })), "{frames:?}");
+}
