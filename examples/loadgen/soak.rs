@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chatter::client::{Client, ClientOptions, Event, Events};
+use chatter::client::{Client, ClientOptions, ConnectionEvent, Event, Events};
 use chatter::secret::Secret;
 use rand::Rng;
 use tokio::sync::mpsc;
@@ -80,6 +80,11 @@ struct Totals {
     join_failures: AtomicU64,
     send_failures: AtomicU64,
     churns: AtomicU64,
+    /// Messages receivers were told they missed (`Event::Gap`), and lines senders were told
+    /// were not sent or may not have been (`ConnectionEvent::NotSent`): a loss with either
+    /// notice is not silent.
+    told_missed: AtomicU64,
+    told_not_sent: AtomicU64,
 }
 
 impl Totals {
@@ -180,6 +185,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         load(&totals.send_failures),
         load(&totals.churns),
     );
+    println!(
+        "told: receivers of {} missed messages, senders of {} lines not sent",
+        load(&totals.told_missed),
+        load(&totals.told_not_sent),
+    );
     let readings: Vec<String> =
         rss.iter().map(|(at, bytes)| format!("{at} s: {} KiB", bytes / 1024)).collect();
     println!("relay RSS: {}", readings.join(", "));
@@ -268,6 +278,13 @@ impl Member {
                     match churn {
                         Churn::Rejoin => {
                             let _ = current.client.leave(None).await;
+                            // What arrived before we left (the engine had it when the relay
+                            // said we left) is checked against what we saw then; the record
+                            // starts afresh only for what comes after the rejoin. Clearing
+                            // it first counted the lines sent while we were out as lost.
+                            while let Some(event) = current.events.try_recv() {
+                                self.check(current, event);
+                            }
                             current.last_seen.clear();
                             if !self.join(&current.client).await {
                                 session = None;
@@ -323,7 +340,14 @@ impl Member {
 
     /// Checks one event against the sender's sequence.
     fn check(&self, session: &mut Session, event: Event) {
-        let Event::Message { text, .. } = event else { return };
+        let text = match event {
+            Event::Message { text, .. } => text,
+            Event::Gap { missed, .. } => return Totals::add(&self.totals.told_missed, missed),
+            Event::Connection(ConnectionEvent::NotSent { texts, .. }) => {
+                return Totals::add(&self.totals.told_not_sent, texts.len() as u64);
+            }
+            _ => return,
+        };
         let Some((sender, seq)) = text
             .strip_prefix("soak ")
             .and_then(|rest| rest.split_once(' '))
