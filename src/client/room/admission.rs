@@ -202,6 +202,12 @@ impl Room {
         };
         match admission.verify(confirmation, sealed_key_package) {
             Ok(key_package) => {
+                // It proved the password to us just now as a joiner, so the relay does not
+                // have it in the room, whatever an older notice said (a replayed
+                // `MemberJoined` of this epoch): its old leaf goes in the commit that adds
+                // it again. (A replayed admission frame cannot get this far: the exchange
+                // is fresh each time.)
+                self.relay_members.retain(|member| *member != joiner);
                 if let Some(membership) = self.membership() {
                     membership.intents.push_back(Intent::Add { joiner, attempt, key_package });
                 }

@@ -973,6 +973,31 @@ fn members_who_refused_for_their_pledge_merge_the_commit_the_room_proved() {
 }
 
 #[test]
+fn a_leader_admits_a_member_back_although_a_replayed_notice_lists_it_as_present() {
+    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
+    let carol_mls = MlsMember::new("carol").unwrap();
+    admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    // Back after a restart, alice holds her removals for a while; carol leaves meanwhile,
+    // and a replaying relay then hands alice the old notice that carol joined, of the same
+    // epoch.
+    let _ = alice.reclaim();
+    let now = epoch(&alice);
+    let members = vec!["alice".to_string(), "bob".into(), "carol".into()];
+    let back = ServerFrame::Reclaimed { room: "lobby".into(), members, epoch: now };
+    alice.on_member_frame("alice", back, SystemTime::now(), &mut Outbox::default());
+    alice.member_left("alice", "carol", "alice".into(), &mut Outbox::default());
+    bob.member_left("bob", "carol", "alice".into(), &mut Outbox::default());
+    let replayed =
+        ServerFrame::MemberJoined { room: "lobby".into(), nick: "carol".into(), epoch: now };
+    alice.on_member_frame("alice", replayed, SystemTime::now(), &mut Outbox::default());
+    // Carol joins again and proves the password: she is no member, and alice admits her in
+    // place of her old leaf rather than refusing her for good.
+    let carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
+    assert!(carol.is_member());
+    assert_eq!(alice.group().unwrap().members().len(), 3);
+}
+
+#[test]
 fn a_member_never_signs_no_to_a_commit_it_said_yes_to() {
     let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
