@@ -55,6 +55,11 @@ pub(super) struct CommitInFlight {
 }
 
 impl Room {
+    /// The `Commit` frame of the commit being voted on, if any.
+    pub(super) fn in_flight_frame(&self) -> Option<Bytes> {
+        self.in_flight.as_ref().map(|in_flight| in_flight.frame.clone())
+    }
+
     /// Stops waiting for a member's vote (it went away, or left).
     pub(super) fn excuse_voter(&mut self, session: SessionId) {
         if let Some(in_flight) = self.in_flight.as_mut() {

@@ -125,12 +125,19 @@ impl State {
         let same_group = room.group_id.as_deref() == Some(group_id.as_slice());
         let reforming = room.reforming_until.is_some_and(|until| now < until);
         if same_group && room.epoch == epoch {
-            if room.left_this_epoch.contains(&entrant.nick) || room.in_flight.is_some() {
+            if room.left_this_epoch.contains(&entrant.nick) {
                 // The room took it out (its removal is owed or being voted on).
                 return self.refuse_reclaim(id, &room_name, ReclaimRefusal::TakenOut);
             }
             room.note_claim(id, claim, &group_id, brought);
+            // A commit of its epoch in flight goes to it too, as to an away member: it checks
+            // it, and merges it on the confirmation that follows, or drops it on the abort.
+            // (Refusing it the room for a vote it had no part in took honest members out.)
+            let in_flight = room.in_flight_frame();
             self.take_back(id, &room_name, entrant, epoch);
+            if let Some(frame) = in_flight {
+                self.send_bytes(id, frame);
+            }
             return self.catch_up(&room_name, now);
         }
         let behind_by_its_commit = epoch + 1 == room.epoch && claim.pledged;

@@ -1683,3 +1683,33 @@ fn a_majority_of_noes_made_by_kept_pledges_does_not_take_the_committer_out() {
     let frames = relay.frames(ids[0]);
     assert!(frames.iter().any(|frame| matches!(frame, ServerFrame::Removed { .. })), "{frames:?}");
 }
+
+#[test]
+fn a_member_back_while_a_commit_of_its_epoch_is_voted_on_is_taken_back_and_sent_it() {
+    let claim = ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch: 4,
+        pledged: None,
+        proof: Vec::new(),
+        last_commit: None,
+        earlier: Vec::new(),
+    };
+    let mut relay = Harness::new();
+    let ids: Vec<SessionId> =
+        ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
+    relay.send(ids[0], claim.clone());
+    relay.send(ids[1], claim.clone());
+    relay.commit(ids[0], 4, None);
+    // Carol is back mid-vote: the room is hers as it was, and the commit comes to her to
+    // check, as it would to an away member; she merges it on the confirmation.
+    relay.send(ids[2], claim);
+    let frames = relay.frames(ids[2]);
+    assert!(
+        matches!(&frames[..], [ServerFrame::Reclaimed { .. }, ServerFrame::Commit { .. }]),
+        "{frames:?}"
+    );
+    relay.vote(ids[0], 4, true);
+    relay.vote(ids[1], 4, true);
+    assert_eq!(relay.frames(ids[2]), [confirmed(5, &["alice", "bob"])]);
+}
