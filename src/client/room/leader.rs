@@ -16,7 +16,8 @@ pub(super) struct OwnCommit {
     pub(super) welcome: Option<Welcome>,
     /// Whether the relay has yet to answer the last send: put it to the vote (it comes back
     /// to us) or refuse it (`CommitRejected` naming it). Until then the relay may still put
-    /// it to the vote, so it is never remade.
+    /// it to the vote, so it is never remade, nor let go (it would come back to a leader
+    /// that no longer holds it, cannot vote on it, and is taken out for not voting).
     pub(super) awaiting_answer: bool,
     /// Whether we signed our yes (the relay took it to a vote); from then on only proof that
     /// it lost lets us drop it.
@@ -104,7 +105,7 @@ impl Room {
         if let Some(own) = membership.own_commit.as_mut() {
             if own.resend {
                 own.resend = false;
-                own.awaiting_answer = !own.voted;
+                own.awaiting_answer = true;
                 out.frames.push(own.frame.clone());
             }
             return;

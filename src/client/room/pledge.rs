@@ -115,6 +115,10 @@ impl Room {
         let Some(membership) = self.membership() else { return };
         let Some(refusers) = membership.pledge_aborted.clone() else { return };
         let Some((ballot, committer, ours)) = membership.pledged(me) else { return };
+        if ours && membership.own_commit.as_ref().is_some_and(|own| own.awaiting_answer) {
+            // Sent again and not answered yet: the relay may be putting it to the vote.
+            return;
+        }
         let committer_gone =
             !ours && membership.pledge_kept_ticks == 0 && !relay_members.contains(&committer);
         if committer_gone {

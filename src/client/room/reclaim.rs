@@ -68,6 +68,8 @@ impl Room {
                 }
                 if let Some(own) = membership.own_commit.as_mut() {
                     own.resend = false;
+                    // The relay that could have answered is gone with its memory.
+                    own.awaiting_answer &= !own.voted;
                 }
                 if let Some(staged) = membership.voted.as_mut() {
                     staged.carry = true;

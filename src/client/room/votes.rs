@@ -64,6 +64,7 @@ impl Room {
             && own.ballot.commit == hash
         {
             own.voted = true;
+            own.awaiting_answer = false;
             let statement = own.ballot.statement(true);
             membership.pledge = Some(Pledge::of(&own.ballot));
             membership.said_yes = membership.pledge;
