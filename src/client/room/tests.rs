@@ -567,19 +567,25 @@ fn a_pledge_whose_voters_vanished_is_abandoned_once_its_vote_was_aborted() {
     assert_ne!(*next, commit);
 }
 
-#[test]
-fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof() {
+/// Alice leads bob, carol and dave; dave leaves, alice commits his removal, and she and bob
+/// say yes to it (carol does not see it). Returns alice, bob, carol and the commit.
+fn dave_leaves_and_alice_and_bob_say_yes() -> (Room, Room, Room, Vec<u8>) {
     let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
     let carol_mls = MlsMember::new("carol").unwrap();
     let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
     let dave_mls = MlsMember::new("dave").unwrap();
     admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
-    // Dave leaves; alice commits his removal and everyone says yes to it.
     let mut out = Outbox::default();
     alice.member_left("alice", "dave", "alice".into(), &mut out);
     let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
     bob.member_left("bob", "dave", "alice".into(), &mut Outbox::default());
     vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    (alice, bob, carol, commit)
+}
+
+#[test]
+fn a_pledge_is_abandoned_once_its_committer_is_gone_after_an_abort_without_proof() {
+    let (_alice, mut bob, _carol, commit) = dave_leaves_and_alice_and_bob_say_yes();
     // The relay aborts the vote without proof (a voter's link dropped), and alice is gone
     // for good before she sends it again. Bob and carol could still carry it, but only its
     // committer can put it to the vote: bob stops waiting, says so, and as the new leader
@@ -859,18 +865,9 @@ fn a_leader_back_after_a_restart_puts_its_own_kept_commit_to_the_vote_again() {
 
 #[test]
 fn a_new_leader_after_a_restart_carries_the_commit_it_said_yes_to() {
-    let (alice_mls, mut alice, _, mut bob) = alice_and_bob();
-    let carol_mls = MlsMember::new("carol").unwrap();
-    let mut carol = admit((&alice_mls, &mut alice), &carol_mls, &mut [&mut bob]);
-    let dave_mls = MlsMember::new("dave").unwrap();
-    admit((&alice_mls, &mut alice), &dave_mls, &mut [&mut bob, &mut carol]);
-    // Dave leaves; alice commits his removal, and she and bob say yes to it while carol's
-    // link is down. The relay restarts before it confirms.
-    let mut out = Outbox::default();
-    alice.member_left("alice", "dave", "alice".into(), &mut out);
-    let Some(ClientFrame::Commit { commit, .. }) = out.frames.pop() else { panic!() };
-    bob.member_left("bob", "dave", "alice".into(), &mut Outbox::default());
-    vote_on(("alice", &mut alice), &mut [("bob", &mut bob)], &commit, None);
+    // Carol's link is down while alice and bob say yes; the relay restarts before it
+    // confirms.
+    let (mut alice, mut bob, mut carol, commit) = dave_leaves_and_alice_and_bob_say_yes();
     let before = epoch(&bob);
     let reclaimed = |members: &[&str]| ServerFrame::Reclaimed {
         room: "lobby".into(),

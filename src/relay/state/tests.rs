@@ -1599,15 +1599,7 @@ fn a_commit_for_an_attempt_finished_an_epoch_earlier_still_goes_to_the_vote() {
 
 #[test]
 fn a_no_a_kept_pledge_made_takes_nobody_out_and_a_commit_it_would_block_waits() {
-    let claim = |pledged: Option<[u8; 32]>| ClientFrame::Reclaim {
-        room: "lobby".into(),
-        group_id: GROUP.to_vec(),
-        epoch: 4,
-        pledged,
-        proof: Vec::new(),
-        last_commit: None,
-        earlier: Vec::new(),
-    };
+    let claim = |pledged| reclaim_at(4, pledged);
     let removed = |frames: Vec<ServerFrame>| {
         frames.iter().any(|frame| matches!(frame, ServerFrame::Removed { .. }))
     };
@@ -1649,15 +1641,7 @@ fn a_no_a_kept_pledge_made_takes_nobody_out_and_a_commit_it_would_block_waits() 
 
 #[test]
 fn a_majority_of_noes_made_by_kept_pledges_does_not_take_the_committer_out() {
-    let claim = |pledged: Option<[u8; 32]>| ClientFrame::Reclaim {
-        room: "lobby".into(),
-        group_id: GROUP.to_vec(),
-        epoch: 4,
-        pledged,
-        proof: Vec::new(),
-        last_commit: None,
-        earlier: Vec::new(),
-    };
+    let claim = |pledged| reclaim_at(4, pledged);
     let mut relay = Harness::new();
     let ids: Vec<SessionId> =
         ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
@@ -1686,15 +1670,7 @@ fn a_majority_of_noes_made_by_kept_pledges_does_not_take_the_committer_out() {
 
 #[test]
 fn a_member_back_while_a_commit_of_its_epoch_is_voted_on_is_taken_back_and_sent_it() {
-    let claim = ClientFrame::Reclaim {
-        room: "lobby".into(),
-        group_id: GROUP.to_vec(),
-        epoch: 4,
-        pledged: None,
-        proof: Vec::new(),
-        last_commit: None,
-        earlier: Vec::new(),
-    };
+    let claim = reclaim_at(4, None);
     let mut relay = Harness::new();
     let ids: Vec<SessionId> =
         ["alice", "bob", "carol"].iter().map(|nick| relay.connect(nick)).collect();
@@ -1712,4 +1688,17 @@ fn a_member_back_while_a_commit_of_its_epoch_is_voted_on_is_taken_back_and_sent_
     relay.vote(ids[0], 4, true);
     relay.vote(ids[1], 4, true);
     assert_eq!(relay.frames(ids[2]), [confirmed(5, &["alice", "bob"])]);
+}
+
+/// A `Reclaim` of `lobby` in `GROUP` at `epoch`, naming the commit it still says yes to.
+fn reclaim_at(epoch: u64, pledged: Option<[u8; 32]>) -> ClientFrame {
+    ClientFrame::Reclaim {
+        room: "lobby".into(),
+        group_id: GROUP.to_vec(),
+        epoch,
+        pledged,
+        proof: Vec::new(),
+        last_commit: None,
+        earlier: Vec::new(),
+    }
 }
