@@ -32,8 +32,12 @@ use serde::{Deserialize, Serialize};
 /// schedule instead of a grown backoff; version 9 passes on members' proposals to renew
 /// their own leaf keys (MLS Update proposals, in `Application`), has the leader's
 /// `AdmissionReply` name the room's MLS ciphersuite, so that a joiner makes its KeyPackage
-/// for it (or says it cannot), and adds [`AdmissionRefusal::RoomFull`].
-pub const PROTOCOL_VERSION: u16 = 9;
+/// for it (or says it cannot), and adds [`AdmissionRefusal::RoomFull`]; version 10 has a
+/// `Join` carry the joiner's half of the password exchange (no `AdmissionStart`) and
+/// `MemberJoined` name the room's epoch, and lets a leader carry to the vote the commit of
+/// another member it said yes to (members accept it), while the relay keeps the yes that
+/// members bring back through a restart (`relay::state::pledges`).
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The largest frame, in bytes, either side accepts once the handshake is done. An MLS
 /// Welcome for a 1000-member room of the classic suite is about 330 KB, and a commit that
@@ -1122,15 +1126,16 @@ mod tests {
 
     #[test]
     fn a_client_of_the_previous_version_is_refused_in_words_it_reads() {
-        // A protocol 8 client (whose `AdmissionReply` names no ciphersuite, and that knows no
-        // key renewals) is refused before anything else...
-        let old = ClientHello { version: 8, pake_message: vec![1; 33] };
-        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(8)));
+        // A protocol 9 client (whose `Join` carries no half of the password exchange, and
+        // whose members would refuse a commit their leader carries) is refused before
+        // anything else...
+        let old = ClientHello { version: 9, pake_message: vec![1; 33] };
+        assert_eq!(decode_client_hello(&encode(&old)), Err(DecodeError::UnsupportedVersion(9)));
         // ...by a `ServerHello` whose encoding has not changed since, so it decodes the
-        // refusal as "unsupported version, the server speaks 9" and stops retrying.
+        // refusal as "unsupported version, the server speaks 10" and stops retrying.
         let refusal =
             ServerHello::Reject(HelloRejection::UnsupportedVersion { supported: PROTOCOL_VERSION });
-        assert_eq!(encode(&refusal), [1, 0, 9]);
+        assert_eq!(encode(&refusal), [1, 0, 10]);
     }
 
     #[test]
