@@ -387,21 +387,57 @@ async fn a_joiner_with_the_password_cannot_join_under_another_members_name() {
     assert_eq!(who.members.iter().filter(|m| m.nick == "bob").count(), 1);
 }
 
-/// Protocol 5: nothing the relay sends makes a member run the password exchange, which would
-/// hand the relay one online guess at the room password per forced rejoin.
-#[tokio::test]
-async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange() {
-    use chatter::client::RoomNotice;
+/// The room `vault`: alice founds it, bob joins through a man in the middle, carol joins
+/// after him (the room is at epoch 2).
+struct Vault {
+    _relay: support::TestRelay,
+    alice: chatter::client::Client,
+    alice_events: Events,
+    bob: chatter::client::Client,
+    bob_events: Events,
+    control: support::mitm::Control,
+    carol: chatter::client::Client,
+    _carol_events: Events,
+}
+
+async fn vault_with_bob_through_a_mitm_and_carol() -> Vault {
     let relay = support::start_relay().await;
     let (alice, mut alice_events) = chat_client(&relay, "alice").await;
     alice.join("vault", Secret::from("pw")).await.unwrap();
     let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
     bob.join("vault", Secret::from("pw")).await.unwrap();
     joined(&mut alice_events, "bob").await;
-    // Carol's join gives bob a real confirmation to replay.
-    let (carol, _carol_events) = chat_client(&relay, "carol").await;
+    let (carol, carol_events) = chat_client(&relay, "carol").await;
     carol.join("vault", Secret::from("pw")).await.unwrap();
     joined(&mut bob_events, "carol").await;
+    Vault {
+        _relay: relay,
+        alice,
+        alice_events,
+        bob,
+        bob_events,
+        control,
+        carol,
+        _carol_events: carol_events,
+    }
+}
+
+/// Protocol 5: nothing the relay sends makes a member run the password exchange, which would
+/// hand the relay one online guess at the room password per forced rejoin.
+#[tokio::test]
+async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange() {
+    use chatter::client::RoomNotice;
+    // Carol's join gives bob a real confirmation to replay.
+    let Vault {
+        _relay,
+        alice,
+        mut alice_events,
+        bob,
+        mut bob_events,
+        control,
+        carol: _carol,
+        _carol_events,
+    } = vault_with_bob_through_a_mitm_and_carol().await;
     let seen_before = control.sent_by_client.lock().unwrap().len();
 
     // A forged removal: bob asks for his place back as it was, and has it.
@@ -447,16 +483,17 @@ async fn a_forged_removal_or_a_replayed_confirmation_starts_no_password_exchange
 /// room owes, and be taken out for it (simulation seed 519).
 #[tokio::test]
 async fn a_replayed_notice_that_someone_joined_is_not_believed() {
-    let relay = support::start_relay().await;
-    let (alice, mut alice_events) = chat_client(&relay, "alice").await;
-    alice.join("vault", Secret::from("pw")).await.unwrap();
-    let (bob, mut bob_events, control) = chat_client_through_a_mitm(&relay, "bob").await;
-    bob.join("vault", Secret::from("pw")).await.unwrap();
-    joined(&mut alice_events, "bob").await;
     // Carol joins (the room goes to epoch 2) and leaves (her removal takes it to 3).
-    let (carol, _carol_events) = chat_client(&relay, "carol").await;
-    carol.join("vault", Secret::from("pw")).await.unwrap();
-    joined(&mut bob_events, "carol").await;
+    let Vault {
+        _relay,
+        alice,
+        mut alice_events,
+        bob,
+        mut bob_events,
+        control,
+        carol,
+        _carol_events,
+    } = vault_with_bob_through_a_mitm_and_carol().await;
     carol.leave(None).await.unwrap();
     expect_event(&mut bob_events, |e| matches!(e, Event::Left { nick, .. } if nick == "carol"))
         .await;
