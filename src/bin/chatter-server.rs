@@ -11,6 +11,7 @@ mod unix {
     use std::time::Duration;
 
     use anyhow::{Context, bail};
+    use chatter::relay::cluster::{ClusterConfig, ClusterKey};
     use chatter::relay::{GateLimits, RateLimit, Relay, RelayConfig, ReportConfig};
     use chatter::secret::Secret;
     use clap::Parser;
@@ -117,6 +118,27 @@ mod unix {
         /// Write no report: the relay then writes no file at all.
         #[arg(long, env = "CHATTER_NO_REPORT")]
         no_report: bool,
+
+        /// Share rooms with the other relays of this NATS server (JetStream enabled): a
+        /// client of any of them is in the same rooms, and resumes on another when its relay
+        /// dies. Needs the cluster key (--cluster-key-file) and the same access code on
+        /// every relay.
+        #[arg(long, env = "CHATTER_NATS_URL", value_name = "URL")]
+        nats: Option<String>,
+
+        /// Read the cluster's key from this file: 64 hexadecimal digits, the same on every
+        /// relay (make one with --new-cluster-key). Otherwise it comes from
+        /// CHATTER_CLUSTER_KEY.
+        #[arg(long, value_name = "PATH", requires = "nats")]
+        cluster_key_file: Option<PathBuf>,
+
+        /// The JetStream stream the cluster shares; relays with another name share nothing.
+        #[arg(long, env = "CHATTER_NATS_STREAM", default_value = "CHATTER", requires = "nats")]
+        nats_stream: String,
+
+        /// Print a new random cluster key and exit.
+        #[arg(long, exclusive = true)]
+        new_cluster_key: bool,
     }
 
     /// The log levels an operator may choose; `trace` is left out, being for developers.
@@ -184,6 +206,28 @@ mod unix {
         config
     }
 
+    /// The cluster to join, with its key from the file or `from_env` (CHATTER_CLUSTER_KEY).
+    fn cluster_config(
+        args: &Args,
+        from_env: Option<Secret>,
+    ) -> anyhow::Result<Option<ClusterConfig>> {
+        let Some(url) = args.nats.clone() else { return Ok(None) };
+        let key = if let Some(path) = &args.cluster_key_file {
+            chatter::secret::read_first_line(path)
+                .with_context(|| format!("cannot read the cluster key file {}", path.display()))?
+        } else if let Some(key) = from_env {
+            key
+        } else {
+            bail!(
+                "--nats needs the cluster key: set CHATTER_CLUSTER_KEY or pass --cluster-key-file (make one with --new-cluster-key)"
+            )
+        };
+        let key = ClusterKey::from_hex(key.expose()).map_err(anyhow::Error::msg)?;
+        let mut config = ClusterConfig::new(url, key);
+        config.stream.clone_from(&args.nats_stream);
+        Ok(Some(config))
+    }
+
     fn access_code(args: &Args, from_env: Option<Secret>) -> anyhow::Result<Secret> {
         let code = if let Some(path) = &args.access_code_file {
             chatter::secret::read_first_line(path)
@@ -203,11 +247,16 @@ mod unix {
 
     /// Runs the relay; `env_code` is `CHATTER_ACCESS_CODE`, already taken out of the
     /// environment.
-    pub fn main(env_code: Option<Secret>) -> anyhow::Result<()> {
+    pub fn main(env_code: Option<Secret>, env_cluster_key: Option<Secret>) -> anyhow::Result<()> {
         if let Err(error) = chatter::hardening::disable_core_dumps() {
             eprintln!("chatter-server: warning: could not turn core dumps off: {error}");
         }
         let args = Args::parse();
+        if args.new_cluster_key {
+            println!("{}", ClusterKey::new_hex().as_str());
+            return Ok(());
+        }
+        let cluster = cluster_config(&args, env_cluster_key)?;
         tracing_subscriber::fmt()
             .with_max_level(log_level(&args).filter())
             .with_ansi(log_in_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
@@ -225,7 +274,12 @@ mod unix {
                 chatter::proto::PROTOCOL_VERSION
             );
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
-            let relay = Relay::new(relay_config(&args, code));
+            let mut config = relay_config(&args, code);
+            if let Some(cluster) = cluster {
+                eprintln!("chatter-server shares rooms through NATS (stream {})", cluster.stream);
+                config.cluster = Some(cluster);
+            }
+            let relay = Relay::new(config);
             // SIGUSR1 lifts every block: no restart (sessions stay), and no control socket
             // or file for anyone else to reach.
             let mut lift = signal(SignalKind::user_defined1())?;
@@ -317,7 +371,9 @@ mod unix {
 fn main() -> std::process::ExitCode {
     // SAFETY: the first statement of the process: no other thread exists yet.
     let env_code = unsafe { chatter::hardening::take_env_secret("CHATTER_ACCESS_CODE") };
-    match unix::main(env_code) {
+    // SAFETY: still before any other thread exists.
+    let env_cluster_key = unsafe { chatter::hardening::take_env_secret("CHATTER_CLUSTER_KEY") };
+    match unix::main(env_code, env_cluster_key) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chatter-server: {error:#}");

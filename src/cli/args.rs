@@ -12,7 +12,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "chatter", version, after_long_help = AFTER_HELP, after_help = AFTER_HELP)]
 pub struct Args {
-    /// Relay address, host[:port] (default port 9001); overrides the config files
+    /// Relay address, host[:port] (default port 9001); overrides the config files. Relays
+    /// that share rooms go comma-separated, HOST1,HOST2: when one is lost, the next is tried
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
 
@@ -72,6 +73,7 @@ ENVIRONMENT:
   NO_COLOR               Same as --no-color.
 
 CONFIGURATION (TOML; keys: server = \"host:port\", nick = \"...\", color = true|false,
+  servers = [\"host:port\", ...], relays that share rooms, tried in turn (after server);
   autojoin = [\"room\", ...], the rooms joined at start, before any --join;
   dm = \"anyone\"|\"pinned\"|\"verified\"|\"nobody\", whose direct messages you accept;
   rekey_hours = N, how long your keys in a room are kept before they renew (24; /rekey now);

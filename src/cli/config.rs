@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// `host:port` of the relay.
     pub server: Option<String>,
+    /// Relays that share rooms, tried in turn (`client::relays`); `server` comes first.
+    pub servers: Option<Vec<String>>,
     /// The nickname.
     pub nick: Option<String>,
     /// Whether to use colours.
@@ -30,6 +32,7 @@ impl Config {
     pub fn or(self, other: Config) -> Config {
         Config {
             server: self.server.or(other.server),
+            servers: self.servers.or(other.servers),
             nick: self.nick.or(other.nick),
             color: self.color.or(other.color),
             autojoin: self.autojoin.or(other.autojoin),

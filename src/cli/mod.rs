@@ -230,9 +230,10 @@ fn server_and_access_code(
     runtime: &tokio::runtime::Runtime,
     interactive: bool,
 ) -> anyhow::Result<(String, Secret, Option<RelayGuard>)> {
-    match args.server.clone().or(config.server.clone()) {
+    let servers = config.servers.as_ref().map(|servers| servers.join(","));
+    match args.server.clone().or(config.server.clone()).or(servers) {
         Some(server) => {
-            let server = normalize_server(&server)?;
+            let server = normalize_servers(&server)?;
             let code = access_code(env_access_code, args, &server, interactive)?;
             Ok((server, code, None))
         }
@@ -518,6 +519,14 @@ async fn wait_for_signal(interrupt_quits: bool) -> Received {
         let _ = tokio::signal::ctrl_c().await;
         Received::Terminate
     }
+}
+
+/// A list of relays sharing rooms, `host[:port],host[:port]…` (`client::relays`): each
+/// normalized as [`normalize_server`] does.
+pub fn normalize_servers(servers: &str) -> anyhow::Result<String> {
+    let normalized: Vec<String> =
+        servers.split(',').map(normalize_server).collect::<anyhow::Result<_>>()?;
+    Ok(normalized.join(","))
 }
 
 /// `host` → `host:9001`; `host:port` and `[v6]:port` are kept; a bare IPv6 gets brackets.

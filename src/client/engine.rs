@@ -20,6 +20,7 @@ use tokio::time::{Instant, error::Elapsed};
 
 use super::core::{Answer, Core, Now, Request, RequestId};
 use super::dial::{self, Dialed};
+use super::relays::Relays;
 use super::resume::SessionNumbers;
 use super::{Awaited, ClientError, Event, LinkLoss, RawClient, View};
 use crate::identity::PeerTrust;
@@ -43,8 +44,8 @@ pub(super) struct Parts {
     pub nick: String,
     pub mls: MlsMember,
     pub trust: PeerTrust,
-    /// Where new links go.
-    pub server: String,
+    /// Where new links go, in turn.
+    pub relays: Relays,
     /// Kept for reconnecting, in memory only.
     pub access_code: Secret,
     pub numbers: SessionNumbers,
@@ -67,7 +68,7 @@ enum Wake {
 struct Engine {
     core: Core,
     nick: String,
-    server: String,
+    relays: Relays,
     access_code: Secret,
     /// The link to the relay, while there is one.
     link: Option<RawClient>,
@@ -81,12 +82,12 @@ struct Engine {
 
 /// Starts the engine for an authenticated, registered connection.
 pub(super) fn spawn(parts: Parts, raw: RawClient, requests: mpsc::UnboundedReceiver<Ask>) {
-    let Parts { nick, mls, trust, server, access_code, numbers, events, view } = parts;
+    let Parts { nick, mls, trust, relays, access_code, numbers, events, view } = parts;
     let core = Core::new(nick.clone(), mls, trust, numbers, now(), rand::random());
     let engine = Engine {
         core,
         nick,
-        server,
+        relays,
         access_code,
         link: Some(raw),
         attempt: None,
@@ -111,7 +112,7 @@ impl Engine {
             }
             if let Some(dial) = self.core.poll_dial() {
                 let attempt = dial::dial(
-                    self.server.clone(),
+                    self.relays.take_turn().to_owned(),
                     self.access_code.clone(),
                     self.nick.clone(),
                     dial,

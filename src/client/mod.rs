@@ -21,6 +21,7 @@ mod notice;
 pub mod raw;
 pub mod reconnect;
 pub mod rejoin;
+pub mod relays;
 pub mod resume;
 mod room;
 mod room_notice;
@@ -296,11 +297,11 @@ pub async fn try_connect_as(
         return Err(failed(ClientError::NickInvalid(nick, problem), identity, known_peers));
     }
     let setup = async {
-        let mut raw = RawClient::connect(&server, &access_code).await?;
+        let (mut raw, relay) = RawClient::connect_to_one_of(&server, &access_code).await?;
         let registration = raw.register(&nick).await?;
-        Ok::<_, ClientError>((raw, registration))
+        Ok::<_, ClientError>((raw, registration, relay))
     };
-    let (raw, registration) = match tokio::time::timeout(CONNECT_TIMEOUT, setup).await {
+    let (raw, registration, relay) = match tokio::time::timeout(CONNECT_TIMEOUT, setup).await {
         Ok(Ok(done)) => done,
         Ok(Err(error)) => return Err(failed(error, identity, known_peers)),
         Err(_) => {
@@ -327,11 +328,13 @@ pub async fn try_connect_as(
         tabs: Vec::new(),
         link: LinkState::Connected,
     }));
+    let mut relays = relays::Relays::parse(&server);
+    relays.connected_to(relay);
     let parts = engine::Parts {
         nick,
         mls,
         trust,
-        server,
+        relays,
         access_code,
         numbers: registration,
         events: event_sender,

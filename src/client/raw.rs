@@ -21,11 +21,32 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `server` ("host:port") and completes the encrypted handshake.
     pub async fn connect(server: &str, access_code: &Secret) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(server)
-            .await
-            .map_err(|error| ClientError::Unreachable { server: server.to_owned(), error })?;
-        let (reader, writer) = transport::client_handshake(stream, access_code).await?;
-        Ok(RawClient { reader, writer })
+        Self::connect_to_one_of(server, access_code).await.map(|(raw, _)| raw)
+    }
+
+    /// Connects to the first of `servers` (comma-separated: `client::relays`) that answers,
+    /// saying which; the error is the last one's.
+    pub async fn connect_to_one_of(
+        servers: &str,
+        access_code: &Secret,
+    ) -> Result<(Self, usize), ClientError> {
+        let relays = super::relays::Relays::parse(servers);
+        let mut failed = None;
+        for (index, server) in relays.addresses().iter().enumerate() {
+            let stream = match TcpStream::connect(server.as_str()).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    failed = Some(ClientError::Unreachable { server: server.clone(), error });
+                    continue;
+                }
+            };
+            let (reader, writer) = transport::client_handshake(stream, access_code).await?;
+            return Ok((RawClient { reader, writer }, index));
+        }
+        Err(failed.unwrap_or_else(|| ClientError::Unreachable {
+            server: servers.to_owned(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no server given"),
+        }))
     }
 
     /// Connects from a chosen local address (tests use 127.0.0.2, 127.0.0.3, … to be several

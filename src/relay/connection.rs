@@ -46,21 +46,37 @@ pub(super) async fn serve(
     ip: IpAddr,
     stop: CancellationToken,
 ) {
-    let _permit = match shared.gate.admit(ip) {
-        Admission::Admit(permit) => permit,
-        Admission::Refuse(reason) => {
-            tracing::info!(%reason, "connection refused before the handshake");
-            return transport::refuse(stream, reason).await;
-        }
-        Admission::Blocked => {
-            shared.failures.record(FailureReason::BlockedAddress);
-            return transport::refuse(stream, HelloRejection::Blocked).await;
-        }
+    let Some((_permit, (reader, writer))) = admit(&shared, stream, ip, &stop).await else {
+        return;
     };
-    let Some((reader, writer)) = handshake(&shared, stream, ip, &stop).await else { return };
     let mut session = Session::open(shared, ip, reader, writer);
     let reason = session.run(&stop).await;
     session.close(reason).await;
+}
+
+/// The gate's decision and the handshake: the connection, and the gate's permit to hold
+/// while it lasts, or `None` when it is over (refused, failed, or the relay is stopping).
+pub(super) async fn admit(
+    shared: &Shared,
+    stream: TcpStream,
+    ip: IpAddr,
+    stop: &CancellationToken,
+) -> Option<(super::gate::ConnectionPermit, SealedConnection)> {
+    let permit = match shared.gate.admit(ip) {
+        Admission::Admit(permit) => permit,
+        Admission::Refuse(reason) => {
+            tracing::info!(%reason, "connection refused before the handshake");
+            transport::refuse(stream, reason).await;
+            return None;
+        }
+        Admission::Blocked => {
+            shared.failures.record(FailureReason::BlockedAddress);
+            transport::refuse(stream, HelloRejection::Blocked).await;
+            return None;
+        }
+    };
+    let connection = handshake(shared, stream, ip, stop).await?;
+    Some((permit, connection))
 }
 
 /// Runs the server's side of the handshake and tells the gate how it ended; `None` when the
@@ -397,7 +413,7 @@ impl Session {
 }
 
 /// A frame read from the client, decoded; or why reading ended (`None`: a clean close).
-fn decoded(
+pub(super) fn decoded(
     read: Result<Option<&[u8]>, TransportError>,
 ) -> Result<ClientFrame, Option<DisconnectReason>> {
     match read {

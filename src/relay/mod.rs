@@ -8,6 +8,7 @@
 //! report (the only file the relay ever writes) in `report`. Relay code never calls openmls: it
 //! reads MLS headers through `mls_header` only.
 
+pub mod cluster;
 mod connection;
 pub mod failures;
 pub mod gate;
@@ -57,6 +58,9 @@ pub struct RelayConfig {
     pub replay_limits: replay::ReplayLimits,
     /// Where to write the abuse report; `None` writes nothing at all.
     pub report: Option<ReportConfig>,
+    /// The NATS server through which this relay shares rooms with others (`cluster`);
+    /// `None` for a relay of its own.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl RelayConfig {
@@ -74,6 +78,7 @@ impl RelayConfig {
             rate_limit: RateLimit::default(),
             replay_limits: replay::ReplayLimits::default(),
             report: None,
+            cluster: None,
         }
     }
 }
@@ -84,6 +89,8 @@ pub(crate) struct Shared {
     gate: Gate,
     queued: Arc<outbound::GlobalQueue>,
     failures: failures::HandshakeFailures,
+    /// This relay's membership of a cluster, once it joined one.
+    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 impl Shared {
@@ -127,11 +134,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(config: RelayConfig) -> Self {
-        let away_limits = state::AwayLimits {
-            per_address: config.gate.max_connections_per_ip,
-            ipv6_prefix_len: config.gate.ipv6_prefix_len,
-            ..state::AwayLimits::default()
-        };
+        let away_limits = away_limits(&config.gate);
         let state = Mutex::new(
             state::State::new(config.max_rooms_per_client, config.room_deadlines)
                 .with_away_limits(away_limits),
@@ -139,7 +142,8 @@ impl Relay {
         let gate = Gate::new(config.gate.clone());
         let queued = Arc::new(outbound::GlobalQueue::default());
         let failures = failures::HandshakeFailures::default();
-        Relay { shared: Arc::new(Shared { config, state, gate, queued, failures }) }
+        let cluster = std::sync::OnceLock::new();
+        Relay { shared: Arc::new(Shared { config, state, gate, queued, failures, cluster }) }
     }
 
     /// Bytes queued for clients right now, across every connection.
@@ -149,7 +153,10 @@ impl Relay {
 
     /// What the relay holds right now, as counts.
     pub fn stats(&self) -> RelayStats {
-        self.shared.state().stats()
+        match self.shared.cluster.get() {
+            Some(cluster) => cluster.replica().state().stats(),
+            None => self.shared.state().stats(),
+        }
     }
 
     /// Failed handshakes so far, by reason.
@@ -169,6 +176,9 @@ impl Relay {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        if let Some(config) = self.shared.config.cluster.clone() {
+            return cluster::serve(Arc::clone(&self.shared), config, listener, shutdown).await;
+        }
         let stop = CancellationToken::new();
         // If this future is dropped instead of shut down, connections and housekeeping stop too.
         let _stop_when_dropped = stop.clone().drop_guard();
@@ -209,6 +219,15 @@ impl Relay {
         let _ = housekeeping.await;
         let _ = deadlines.await;
         Ok(())
+    }
+}
+
+/// How many away sessions to keep, per address as the gate counts addresses.
+fn away_limits(gate: &GateLimits) -> state::AwayLimits {
+    state::AwayLimits {
+        per_address: gate.max_connections_per_ip,
+        ipv6_prefix_len: gate.ipv6_prefix_len,
+        ..state::AwayLimits::default()
     }
 }
 

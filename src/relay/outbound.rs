@@ -159,8 +159,16 @@ impl Chunk {
 /// The sending side, held by the relay's state (and by every room the session is in).
 #[derive(Clone)]
 pub struct Outbound {
-    sender: mpsc::Sender<Chunk>,
-    budget: Arc<Budget>,
+    sink: Sink,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// A queue read by the connection task serving the session.
+    Queue { sender: mpsc::Sender<Chunk>, budget: Arc<Budget> },
+    /// The session's log on a relay that shares rooms (`cluster::log`): every relay numbers
+    /// and keeps every session's frames alike, whichever relay serves it.
+    Log(Arc<std::sync::Mutex<crate::relay::cluster::SessionLog>>),
 }
 
 /// The frame could not be queued: the session has stopped reading (or is gone).
@@ -178,15 +186,30 @@ impl Outbound {
         self.push(Chunk::Many { batch: batch.clone(), from: 0 })
     }
 
+    /// Frames for a session that a relay of a cluster logs (see [`Sink::Log`]).
+    pub fn logged(log: Arc<std::sync::Mutex<crate::relay::cluster::SessionLog>>) -> Outbound {
+        Outbound { sink: Sink::Log(log) }
+    }
+
     fn push(&self, chunk: Chunk) -> Result<(), QueueFull> {
-        let (frames, bytes) = (chunk.frames().len(), chunk.bytes());
-        if !self.budget.reserve(frames, bytes) {
-            return Err(QueueFull);
+        match &self.sink {
+            Sink::Queue { sender, budget } => {
+                let (frames, bytes) = (chunk.frames().len(), chunk.bytes());
+                if !budget.reserve(frames, bytes) {
+                    return Err(QueueFull);
+                }
+                sender.try_send(chunk).map_err(|_| {
+                    budget.release(frames, bytes);
+                    QueueFull
+                })
+            }
+            // A log never refuses: it forgets its oldest frames instead, and a connection
+            // that cannot keep up is let go by the log, to resume from it.
+            Sink::Log(log) => {
+                log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(chunk);
+                Ok(())
+            }
         }
-        self.sender.try_send(chunk).map_err(|_| {
-            self.budget.release(frames, bytes);
-            QueueFull
-        })
     }
 }
 
@@ -264,7 +287,8 @@ pub fn queue(limits: QueueLimits, global: &Arc<GlobalQueue>) -> (Outbound, Inbou
         session: AtomicUsize::new(0),
         frames: AtomicUsize::new(0),
     });
-    (Outbound { sender, budget: Arc::clone(&budget) }, Inbound { receiver, budget, current: None })
+    let outbound = Outbound { sink: Sink::Queue { sender, budget: Arc::clone(&budget) } };
+    (outbound, Inbound { receiver, budget, current: None })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ mod reclaim;
 mod rooms;
 mod sessions;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -88,7 +88,9 @@ struct Request {
 #[derive(Default)]
 pub struct State {
     sessions: Sessions,
-    rooms: HashMap<String, Room>,
+    /// Ordered, as every map here that is walked: relays sharing rooms (`cluster`) must
+    /// make the same choices in the same order from the same inputs.
+    rooms: BTreeMap<String, Room>,
     /// The last admission attempt's number (`admission`).
     next_attempt: u64,
     max_rooms_per_session: usize,
@@ -100,10 +102,47 @@ pub struct State {
     first_frame_at: Option<Instant>,
     /// Rooms whose re-forming window was still open when their last member left, and until
     /// when: a `Join` that finds one empty re-forms it rather than founding it for good.
-    reforming_names: HashMap<String, Instant>,
+    reforming_names: BTreeMap<String, Instant>,
     /// Chat relayed and not queued yet, while `batching_chat` lets it wait (`chat_batch`).
     pending_chat: Option<chat_batch::PendingChat>,
     batching_chat: bool,
+    /// Where resume tokens come from (see [`TokenSource`]).
+    tokens: TokenSource,
+}
+
+/// Where a relay's resume tokens come from. A relay of its own draws them at random. Relays
+/// that share rooms (`cluster`) must all issue the same token to the same session, since the
+/// client may present it to any of them: they derive it from the cluster's secret key and the
+/// count of tokens issued, which is the same on every relay because every relay applies the
+/// same inputs in the same order.
+#[derive(Default)]
+pub enum TokenSource {
+    #[default]
+    Random,
+    Derived {
+        key: zeroize::Zeroizing<[u8; 32]>,
+        issued: u64,
+    },
+}
+
+impl TokenSource {
+    fn next(&mut self) -> proto::ResumeToken {
+        match self {
+            TokenSource::Random => proto::ResumeToken(rand::random()),
+            TokenSource::Derived { key, issued } => {
+                use hmac::{Hmac, Mac};
+                *issued += 1;
+                // HMAC-SHA256 under a 32-byte key is a pseudo-random function: a token says
+                // nothing of the key or of other tokens.
+                let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key.as_slice()) else {
+                    return proto::ResumeToken(rand::random());
+                };
+                mac.update(b"chatter resume token");
+                mac.update(&issued.to_be_bytes());
+                proto::ResumeToken(mac.finalize().into_bytes().into())
+            }
+        }
+    }
 }
 
 impl State {
@@ -115,6 +154,14 @@ impl State {
     /// The same state, keeping away sessions within `limits`.
     pub fn with_away_limits(mut self, limits: AwayLimits) -> Self {
         self.sessions.away_limits = limits;
+        self
+    }
+
+    /// The same state as one of several relays sharing rooms: every relay of the cluster
+    /// must build it with the same `relay_boot` and `key`.
+    pub fn shared_by_a_cluster(mut self, relay_boot: u64, key: [u8; 32]) -> Self {
+        self.relay_boot = relay_boot;
+        self.tokens = TokenSource::Derived { key: zeroize::Zeroizing::new(key), issued: 0 };
         self
     }
 
@@ -237,6 +284,12 @@ impl State {
         for recipient in recipients {
             self.send_bytes(recipient, bytes.clone());
         }
+    }
+
+    /// Tells a session that its frame `number` was refused (by a relay of a cluster, which
+    /// answers its rate limit's refusals through the shared state: `cluster`).
+    pub fn refuse(&mut self, session: SessionId, number: u64, reason: ErrorReason) {
+        self.error(Request { session, number }, reason);
     }
 
     /// Tells a session that its request failed, naming the request.

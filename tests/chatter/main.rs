@@ -11,6 +11,7 @@
 
 mod abuse;
 mod attacks;
+mod cluster;
 mod continuity;
 mod dist_files;
 mod dms;

@@ -10,7 +10,7 @@
 //! ([`AwayLimits`]): a client that connects, registers and vanishes over and over cannot fill
 //! the relay with sessions kept for nobody.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -280,7 +280,9 @@ impl Session {
 #[derive(Default)]
 pub(super) struct Sessions {
     next_id: u64,
-    by_id: HashMap<SessionId, Session>,
+    /// Ordered: walking it (the grace period, the away limits) must go the same way on
+    /// every relay that shares rooms.
+    by_id: BTreeMap<SessionId, Session>,
     /// Registered nicknames by their confusable skeletons (`proto::nick_skeletons`: one or
     /// two per nickname), so that a look-alike of a connected nickname, or the same name in
     /// other case, is "taken".
@@ -324,13 +326,18 @@ impl Sessions {
 impl State {
     /// Registers an authenticated connection.
     pub fn add_session(&mut self, ip: IpAddr, channel: SessionChannel) -> SessionId {
-        let sessions = &mut self.sessions;
-        sessions.next_id += 1;
-        let id = SessionId(sessions.next_id);
+        self.sessions.next_id += 1;
+        let id = SessionId(self.sessions.next_id);
+        self.add_session_as(id, ip, channel);
+        id
+    }
+
+    /// Registers an authenticated connection under a number its relay chose: relays of a
+    /// cluster number their own sessions so that no two relays pick the same (`cluster`).
+    pub fn add_session_as(&mut self, id: SessionId, ip: IpAddr, channel: SessionChannel) {
         let phase = SessionPhase::Opening { kick: Some(channel.kick) };
         let session = Session { phase, outbound: channel.outbound, rooms: Vec::new(), ip };
-        sessions.by_id.insert(id, session);
-        id
+        self.sessions.by_id.insert(id, session);
     }
 
     /// Erases every trace of a session: nickname, memberships, pending joins. The remaining
@@ -400,14 +407,61 @@ impl State {
         now: Instant,
     ) -> Option<(Outbound, ResumeToken)> {
         self.remove_session(fresh, now);
-        let session = self.sessions.by_id.get_mut(&id)?;
-        let outbound = session.outbound.clone();
-        let registration = session.phase.registration_mut()?;
-        let token = ResumeToken(rand::random());
+        let outbound = self.sessions.get(id)?.outbound.clone();
+        let token = self.renew_token(id)?;
+        Some((outbound, token))
+    }
+
+    /// Gives a session a new resume token, voiding the old one.
+    fn renew_token(&mut self, id: SessionId) -> Option<ResumeToken> {
+        let token = self.tokens.next();
+        let registration = self.sessions.by_id.get_mut(&id)?.phase.registration_mut()?;
         let old = std::mem::replace(&mut registration.token, token.clone());
         self.sessions.by_token.remove(&old);
         self.sessions.by_token.insert(token.clone(), id);
-        Some((outbound, token))
+        Some(token)
+    }
+
+    /// On a relay of a cluster (`cluster`): the connection whose own session is `fresh`
+    /// presents a resume token as its first frame, and the session it names is served by that
+    /// connection from now on, wherever it was served before. There is no handover: every
+    /// relay of the cluster logs every session's frames, so the relay taking it over already
+    /// has them. `fresh` goes; `None` when there is no such session to take over.
+    pub fn take_over(
+        &mut self,
+        fresh: SessionId,
+        token: &ResumeToken,
+        now: Instant,
+    ) -> Option<(SessionId, ResumeToken)> {
+        self.sessions.get_mut(fresh)?.phase.heard_from();
+        let id = *self.sessions.by_token.get(token)?;
+        let session = self.sessions.get_mut(id)?;
+        // Nobody holds the receiving end: on a relay of a cluster the connection is told to
+        // go through its delivery channel (`cluster::log::Delivery::Close`), not this.
+        let (kick, _) = oneshot::channel();
+        let was_away = session.step(|phase| match phase {
+            SessionPhase::Away { registration, .. } => {
+                (SessionPhase::Connected { registration, kick: Some(kick) }, Some(true))
+            }
+            SessionPhase::Connected { registration, .. }
+            | SessionPhase::HandingOver { registration, .. } => {
+                (SessionPhase::Connected { registration, kick: Some(kick) }, Some(false))
+            }
+            phase @ (SessionPhase::Opening { .. } | SessionPhase::Unregistered { .. }) => {
+                (phase, None)
+            }
+        })?;
+        if was_away {
+            self.announce_presence(id, false, now);
+        }
+        self.remove_session(fresh, now);
+        let token = self.renew_token(id)?;
+        Some((id, token))
+    }
+
+    /// Whether the session exists (connected, away, or not registered yet).
+    pub fn has_session(&self, id: SessionId) -> bool {
+        self.sessions.by_id.contains_key(&id)
     }
 
     /// A frame arrived from the session (see [`SessionPhase::heard_from`]); `false` when
@@ -432,7 +486,7 @@ impl State {
         }
         let Some(session) = self.sessions.by_id.get_mut(&id) else { return };
         let SessionPhase::Unregistered { kick } = &mut session.phase else { return };
-        let token = ResumeToken(rand::random());
+        let token = self.tokens.next();
         let registration = Registration { nick: nick.clone(), token: token.clone() };
         session.phase = SessionPhase::Connected { registration, kick: kick.take() };
         for skeleton in skeletons {

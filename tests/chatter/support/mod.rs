@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod cutter;
 pub mod mitm;
+pub mod nats;
 pub mod proxy;
 pub mod split;
 

@@ -1,0 +1,171 @@
+//! The replica without NATS: inputs handed in by hand, in one order, to several replicas.
+
+use super::*;
+
+const FIRST: RelayId = RelayId(1);
+const SECOND: RelayId = RelayId(2);
+
+fn template() -> StateTemplate {
+    StateTemplate {
+        max_rooms_per_session: 8,
+        deadlines: RoomDeadlines::default(),
+        away_limits: AwayLimits::default(),
+        replay_limits: ReplayLimits::default(),
+        token_key: [3; 32],
+    }
+}
+
+fn replica(me: RelayId) -> Replica {
+    Replica::new(me, template(), 77)
+}
+
+fn session(relay: RelayId, count: u64) -> u64 {
+    (u64::from(relay.0) << 32) | count
+}
+
+fn frame(session: u64, frame: &ClientFrame) -> Input {
+    Input::Frame { session, frame: proto::encode(frame), refused: false }
+}
+
+fn opened(session: u64) -> Input {
+    Input::Opened { session, ip: IpAddr::from([127, 0, 0, 1]) }
+}
+
+/// Every frame the replica logged for `session`, decoded.
+fn logged(replica: &mut Replica, session: u64) -> Vec<ServerFrame> {
+    logged_after(replica, session, 0)
+}
+
+/// The frames the replica logged for `session` after the first `received`, decoded.
+fn logged_after(replica: &mut Replica, session: u64, received: u64) -> Vec<ServerFrame> {
+    let log = replica.logs.get(&SessionId(session)).expect("a log");
+    let frames = lock(log).replay().missing(received).expect("all kept");
+    frames.iter().map(|frame| proto::decode(frame).expect("a server frame")).collect()
+}
+
+/// Applies `inputs` to every replica, one second of stream time apart.
+fn apply_all(replicas: &mut [&mut Replica], inputs: &[(RelayId, Input)], start: Instant) {
+    for (n, (from, input)) in inputs.iter().enumerate() {
+        let now = start + Duration::from_secs(n as u64);
+        for replica in replicas.iter_mut() {
+            replica.apply(Envelope { from: *from, input: input.clone() }, now);
+        }
+    }
+}
+
+/// Alice on the first relay and bob on the second register, and alice founds `lobby`.
+fn alice_and_bob() -> Vec<(RelayId, Input)> {
+    let (alice, bob) = (session(FIRST, 1), session(SECOND, 1));
+    let register = |nick: &str| ClientFrame::Register { nick: nick.into() };
+    vec![
+        (FIRST, opened(alice)),
+        (SECOND, opened(bob)),
+        (FIRST, frame(alice, &register("alice"))),
+        (SECOND, frame(bob, &register("bob"))),
+        (
+            FIRST,
+            frame(alice, &ClientFrame::Join { room: "lobby".into(), pake_message: vec![1; 32] }),
+        ),
+        (
+            SECOND,
+            frame(bob, &ClientFrame::Join { room: "lobby".into(), pake_message: vec![2; 32] }),
+        ),
+        (SECOND, frame(bob, &ClientFrame::ListRooms)),
+    ]
+}
+
+#[tokio::test]
+async fn replicas_fed_the_same_inputs_send_every_session_the_same_frames() {
+    let (mut first, mut second) = (replica(FIRST), replica(SECOND));
+    apply_all(&mut [&mut first, &mut second], &alice_and_bob(), Instant::now());
+    for session in [session(FIRST, 1), session(SECOND, 1)] {
+        let (here, there) = (logged(&mut first, session), logged(&mut second, session));
+        assert!(here.len() >= 2, "{here:?}");
+        assert_eq!(here, there, "session {session:x}");
+    }
+    // Including the resume token, which the client may present to either relay.
+    let token = |frames: &[ServerFrame]| {
+        frames.iter().find_map(|frame| match frame {
+            ServerFrame::Registered { token, .. } => Some(token.0),
+            _ => None,
+        })
+    };
+    let alice = session(FIRST, 1);
+    assert!(token(&logged(&mut first, alice)).is_some());
+    assert_eq!(first.state().stats(), second.state().stats());
+    assert_eq!(first.state().stats().room_memberships, 1, "bob waits for alice to admit him");
+    assert_eq!(first.state().stats().pending_joins, 1);
+}
+
+#[tokio::test]
+async fn a_client_resuming_on_another_relay_is_sent_exactly_what_it_missed() {
+    let (mut first, mut second) = (replica(FIRST), replica(SECOND));
+    let alice = session(FIRST, 1);
+    let (alice_link, mut alice_connection) = mpsc::channel(64);
+    first.attach(SessionId(alice), alice_link);
+    let start = Instant::now();
+    apply_all(&mut [&mut first, &mut second], &alice_and_bob(), start);
+    let sent = logged(&mut second, alice);
+    let token = match &sent[0] {
+        ServerFrame::Registered { token, .. } => token.0,
+        other => panic!("first frame {other:?}"),
+    };
+    // Alice's relay dies after she got the first frame only; she comes back on the second.
+    let fresh = session(SECOND, 2);
+    let (fresh_link, mut fresh_connection) = mpsc::channel(64);
+    second.attach(SessionId(fresh), fresh_link);
+    let inputs = [
+        (SECOND, opened(fresh)),
+        (SECOND, Input::Resume { fresh, token, received: 1 }),
+        // Sent by the first relay before it died, and ordered after the resume: stale.
+        (FIRST, frame(alice, &ClientFrame::ListRooms)),
+    ];
+    apply_all(&mut [&mut first, &mut second], &inputs, start + Duration::from_secs(10));
+    let Some(Delivery::Resumed { session: resumed, resumed: answer, missing }) =
+        fresh_connection.recv().await
+    else {
+        panic!("no answer to the resume")
+    };
+    assert_eq!(resumed, SessionId(alice));
+    let answer: ServerFrame = proto::decode(&answer).expect("a frame");
+    assert!(
+        matches!(answer, ServerFrame::Resumed { received: 2, backlog, .. } if backlog == sent.len() as u64 - 1),
+        "{answer:?}"
+    );
+    let missing: Vec<ServerFrame> =
+        missing.iter().map(|frame| proto::decode(frame).expect("a frame")).collect();
+    assert_eq!(missing, sent[1..], "exactly what she missed, in order");
+    // The first relay, were it alive, lets its connection go; the stale frame was not handled.
+    let mut closed = false;
+    while let Ok(delivery) = alice_connection.try_recv() {
+        closed |= matches!(delivery, Delivery::Close(Some(DisconnectReason::ResumedElsewhere)));
+    }
+    assert!(closed);
+    assert_eq!(logged_after(&mut first, alice, 1), logged_after(&mut second, alice, 1));
+    assert_eq!(first.owners.get(&SessionId(alice)), Some(&SECOND));
+    let handled = |replica: &Replica| {
+        let log = replica.logs.get(&SessionId(alice)).expect("a log");
+        lock(log).replay().handled()
+    };
+    assert_eq!((handled(&first), handled(&second)), (2, 2), "the stale frame changed nothing");
+    assert!(!first.logs.contains_key(&SessionId(fresh)), "the fresh session went");
+}
+
+#[tokio::test]
+async fn a_relay_that_stopped_ticking_is_gone_and_its_members_away_on_every_relay() {
+    let (mut first, mut second) = (replica(FIRST), replica(SECOND));
+    let start = Instant::now();
+    let mut inputs = alice_and_bob();
+    inputs.push((FIRST, Input::Tick));
+    apply_all(&mut [&mut first, &mut second], &inputs, start);
+    assert_eq!(second.state().stats().away_sessions, 0);
+    // Only the second relay ticks from now on.
+    let later = start + Duration::from_secs(inputs.len() as u64);
+    let ticks = [(SECOND, Input::Tick)];
+    apply_all(&mut [&mut first, &mut second], &ticks, later);
+    assert_eq!(second.state().stats().away_sessions, 0, "not silent for long enough yet");
+    apply_all(&mut [&mut first, &mut second], &ticks, later + RELAY_SILENT_LIMIT);
+    assert_eq!(second.state().stats().away_sessions, 1, "alice is away");
+    assert_eq!(first.state().stats(), second.state().stats());
+    assert!(second.gone.contains(&FIRST));
+}
