@@ -119,17 +119,17 @@ pub struct State {
 pub enum TokenSource {
     #[default]
     Random,
-    Derived {
-        key: zeroize::Zeroizing<[u8; 32]>,
-        issued: u64,
-    },
+    /// `incarnation` is the cluster's `relay_boot`: a cluster that starts again from nothing
+    /// counts its tokens from one again, and must not issue a token of its last life to
+    /// someone else (their old holders present them when they come back).
+    Derived { key: zeroize::Zeroizing<[u8; 32]>, incarnation: u64, issued: u64 },
 }
 
 impl TokenSource {
     fn next(&mut self) -> proto::ResumeToken {
         match self {
             TokenSource::Random => proto::ResumeToken(rand::random()),
-            TokenSource::Derived { key, issued } => {
+            TokenSource::Derived { key, incarnation, issued } => {
                 use hmac::{Hmac, Mac};
                 *issued += 1;
                 // HMAC-SHA256 under a 32-byte key is a pseudo-random function: a token says
@@ -138,6 +138,7 @@ impl TokenSource {
                     return proto::ResumeToken(rand::random());
                 };
                 mac.update(b"chatter resume token");
+                mac.update(&incarnation.to_be_bytes());
                 mac.update(&issued.to_be_bytes());
                 proto::ResumeToken(mac.finalize().into_bytes().into())
             }
@@ -161,7 +162,8 @@ impl State {
     /// must build it with the same `relay_boot` and `key`.
     pub fn shared_by_a_cluster(mut self, relay_boot: u64, key: [u8; 32]) -> Self {
         self.relay_boot = relay_boot;
-        self.tokens = TokenSource::Derived { key: zeroize::Zeroizing::new(key), issued: 0 };
+        let key = zeroize::Zeroizing::new(key);
+        self.tokens = TokenSource::Derived { key, incarnation: relay_boot, issued: 0 };
         self
     }
 

@@ -102,7 +102,7 @@ fn cluster_relay_binary(nats: &TestNats) -> RelayProcess {
     RelayProcess::spawn(
         "127.0.0.1:0",
         support::ACCESS_CODE,
-        &["--no-report", "--nats", &url],
+        &["--no-report", "--nats", &url, "--log-level", "info"],
         &[("CHATTER_CLUSTER_KEY", &key)],
     )
 }
@@ -151,4 +151,160 @@ async fn a_member_whose_relay_is_killed_resumes_on_another_within_two_seconds_an
     alice.send_text("back").await.expect("alice sends");
     support::expect_event(&mut bob_events, is_message("back")).await;
     eprintln!("failover took {failover:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_commits_for_one_epoch_through_two_relays_exactly_one_wins_for_every_member() {
+    use chatter::mls_header::build_private_message;
+    use chatter::proto::{ClientFrame, CommitRejection, ServerFrame, commit_hash};
+
+    use crate::relay::{GROUP, room_across, vote};
+    use crate::support::{COMMIT, expect_frame, next_frame};
+
+    let Some(nats) = TestNats::start() else { return };
+    let (first, second) = (cluster_relay(&nats).await, cluster_relay(&nats).await);
+    // Alice (the leader) and carol on the first relay, bob and dave on the second.
+    let nicks = ["alice", "bob", "carol", "dave"];
+    let mut clients = room_across(&[&first, &second], "lobby", &nicks).await;
+    let commit = |text: &[u8]| build_private_message(GROUP, 3, COMMIT, text);
+    let frame = |text: &[u8]| ClientFrame::Commit {
+        room: "lobby".into(),
+        commit: commit(text),
+        adds: None,
+        electorate: 4,
+    };
+    // Three commits for epoch 3 at once: alice's two through the first relay, bob's through
+    // the second. The stream puts them in one order; the relay state takes the leader's
+    // first and no other, on both relays alike.
+    let (alice, rest) = clients.split_first_mut().expect("alice");
+    let (bob, _) = rest.split_first_mut().expect("bob");
+    tokio::join!(
+        async {
+            alice.send(&frame(b"alice's first")).await.expect("send");
+            alice.send(&frame(b"alice's second")).await.expect("send");
+        },
+        async { bob.send(&frame(b"bob's")).await.expect("send") },
+    );
+    let rejected = |text: &[u8], reason| ServerFrame::CommitRejected {
+        room: "lobby".into(),
+        commit: commit_hash(&commit(text)),
+        reason,
+    };
+    let winner = |frame: &ServerFrame| {
+        matches!(frame, ServerFrame::Commit { from, commit: c, .. }
+            if from == "alice" && *c == commit(b"alice's first"))
+    };
+    // Each member is sent the winner and nothing else of the three; bob is told his was
+    // refused, before or after it, as the stream ordered them.
+    let bobs_refusal = rejected(b"bob's", CommitRejection::NotLeader);
+    for (index, member) in clients.iter_mut().enumerate() {
+        let first = next_frame(member).await;
+        if index == 1 && first == bobs_refusal {
+            let second = next_frame(member).await;
+            assert!(winner(&second), "{second:?}");
+        } else {
+            assert!(winner(&first), "{first:?}");
+            if index == 1 {
+                assert_eq!(next_frame(member).await, bobs_refusal);
+            }
+        }
+    }
+    // Alice's own two went through one relay in her order: the second was one too many.
+    let alices_refusal = rejected(b"alice's second", CommitRejection::Busy);
+    assert_eq!(next_frame(&mut clients[0]).await, alices_refusal);
+    // Votes through both relays confirm it for everyone, with the same votes.
+    for member in &mut clients {
+        vote(member, "lobby", 3, true).await;
+    }
+    let mut confirmations = Vec::new();
+    for member in &mut clients {
+        confirmations
+            .push(expect_frame(member, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await);
+    }
+    assert!(confirmations.windows(2).all(|pair| pair[0] == pair[1]), "{confirmations:?}");
+    assert!(matches!(&confirmations[0], ServerFrame::CommitConfirmed { epoch: 4, .. }));
+    // The epoch moved on for every relay: a commit for epoch 3 now is one too late.
+    clients[0].send(&frame(b"too late")).await.expect("send");
+    assert_eq!(
+        next_frame(&mut clients[0]).await,
+        rejected(b"too late", CommitRejection::EpochMovedOn { attempted: 3, current: 4 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_nats_restarts_the_relays_say_so_and_their_rooms_come_back() {
+    let Some(mut nats) = TestNats::start() else { return };
+    let first = cluster_relay_binary(&nats);
+    let second = cluster_relay_binary(&nats);
+    let (alice, mut alice_events) =
+        support::chat_client_at(&first.address.to_string(), "alice").await;
+    alice.join("lobby", Secret::from(PASSWORD)).await.expect("alice founds lobby");
+    let (bob, mut bob_events) = support::chat_client_at(&second.address.to_string(), "bob").await;
+    bob.join("lobby", Secret::from(PASSWORD)).await.expect("bob joins through the other relay");
+    joined(&mut alice_events, "bob").await;
+    joined(&mut bob_events, "bob").await;
+
+    // NATS restarts: JetStream kept the stream in memory only, so it is gone.
+    nats.restart();
+    for relay in [&first, &second] {
+        let said = wait_for_line(relay, "the cluster's stream was lost", Duration::from_secs(10));
+        assert!(said, "a relay says it lost the cluster's state");
+    }
+    for (who, events) in [("alice", &mut alice_events), ("bob", &mut bob_events)] {
+        let wanted = |event: &Event| {
+            matches!(
+                event,
+                Event::Connection(ConnectionEvent::Reconnected { relay_restarted: true, .. })
+            )
+        };
+        let mut seen = Vec::new();
+        let reconnected = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(event) = events.recv().await {
+                if wanted(&event) {
+                    return;
+                }
+                seen.push(event);
+            }
+        })
+        .await;
+        if reconnected.is_err() {
+            for line in first.log.try_iter() {
+                eprintln!("first: {line}");
+            }
+            for line in second.log.try_iter() {
+                eprintln!("second: {line}");
+            }
+            panic!("{who} did not reconnect; saw {seen:#?}");
+        }
+    }
+    // The room is back, on both relays, with both in it: each hears the other.
+    let mut heard = false;
+    for attempt in 0..20 {
+        let text = format!("after {attempt}");
+        alice.send_text(&text).await.expect("alice sends");
+        let wait = tokio::time::timeout(
+            Duration::from_millis(500),
+            support::expect_event(&mut bob_events, is_message(&text)),
+        );
+        if wait.await.is_ok() {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "bob hears alice again");
+    bob.send_text("and back").await.expect("bob sends");
+    support::expect_event(&mut alice_events, is_message("and back")).await;
+}
+
+/// Whether the relay's log shows a line containing `needle` within `limit`.
+fn wait_for_line(relay: &RelayProcess, needle: &str, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match relay.log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::support::{self, APPLICATION, COMMIT, expect_frame, next_frame};
 
-const GROUP: &[u8] = b"group-1";
+pub(crate) const GROUP: &[u8] = b"group-1";
 
 /// Runs the admission message flow with opaque bytes (the relay cannot tell), has the leader
 /// (`members[0]`, named `nicks[0]`) commit the add at `epoch`, as a real leader would after
@@ -76,13 +76,26 @@ async fn admit(
     }
     let confirmed =
         expect_frame(leader, |f| matches!(f, ServerFrame::CommitConfirmed { .. })).await;
-    // A majority decides: the confirmation carries the first votes that made it one.
+    // A majority decides: the confirmation carries the first votes that made it one (in the
+    // order they reached the relay: through several relays, the cluster's order).
     let majority = nicks.len() / 2 + 1;
-    let votes = signed_votes(nicks.iter().take(majority).map(|nick| (*nick, true)));
-    assert_eq!(
-        confirmed,
-        ServerFrame::CommitConfirmed { room: room.into(), epoch: epoch + 1, votes }
+    let ServerFrame::CommitConfirmed { room: confirmed_room, epoch: confirmed_epoch, votes } =
+        confirmed
+    else {
+        panic!("expected the confirmation")
+    };
+    assert_eq!((confirmed_room.as_str(), confirmed_epoch), (room, epoch + 1));
+    assert_eq!(votes.len(), majority, "{votes:?}");
+    assert!(
+        votes.iter().all(|vote| nicks.contains(&vote.from.as_str()) && vote.vote == [1]),
+        "{votes:?}"
     );
+    let mut voters: Vec<&str> = votes.iter().map(|vote| vote.from.as_str()).collect();
+    voters.dedup();
+    assert_eq!(voters.len(), majority, "one vote each");
+    if voters.len() == 1 {
+        assert_eq!(votes, signed_votes([(nicks[0], true)]));
+    }
     // The leader merged it: now, and only now, it sends the joiner's Welcome.
     let welcome = Welcome { to: joiner_nick.into(), attempt, message: b"welcome".to_vec() };
     leader.send(&ClientFrame::Welcome { room: room.into(), welcome }).await.unwrap();
@@ -95,7 +108,7 @@ async fn admit(
 
 /// A member's verdict. The signed vote is opaque to the relay, which only carries it back
 /// with the verdict: here one byte, the verdict, as the relay's unit tests do.
-async fn vote(voter: &mut RawClient, room: &str, epoch: u64, accept: bool) {
+pub(crate) async fn vote(voter: &mut RawClient, room: &str, epoch: u64, accept: bool) {
     let vote = vec![u8::from(accept)];
     voter.send(&ClientFrame::CommitVote { room: room.into(), epoch, accept, vote }).await.unwrap();
 }
@@ -114,9 +127,18 @@ pub(crate) async fn room_of(
     room: &str,
     nicks: &[&str],
 ) -> Vec<RawClient> {
+    room_across(&[relay], room, nicks).await
+}
+
+/// The same, with member `n` on relay `n % relays.len()` (relays that share rooms).
+pub(crate) async fn room_across(
+    relays: &[&support::TestRelay],
+    room: &str,
+    nicks: &[&str],
+) -> Vec<RawClient> {
     let mut clients = Vec::new();
     for (index, nick) in nicks.iter().enumerate() {
-        let mut client = support::raw_client(relay, nick).await;
+        let mut client = support::raw_client(relays[index % relays.len()], nick).await;
         if index == 0 {
             client
                 .send(&ClientFrame::Join { room: room.into(), pake_message: vec![1; 32] })

@@ -25,6 +25,9 @@ pub struct RelayId(pub u32);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub from: RelayId,
+    /// The cluster's incarnation (its `relay_boot`) the input was published for: an input a
+    /// relay published before it noticed the stream was replaced counts in no other.
+    pub incarnation: u64,
     pub input: Input,
 }
 
@@ -155,6 +158,7 @@ mod tests {
         let key = ClusterKey::new([7; 32]);
         let envelope = Envelope {
             from: RelayId(9),
+            incarnation: 4,
             input: Input::Resume { fresh: 3, token: [5; 32], received: 12 },
         };
         let sealed = key.seal(&envelope);

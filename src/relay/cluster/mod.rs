@@ -85,6 +85,8 @@ pub(crate) struct Cluster {
     clock: Mutex<stream::StreamClock>,
     /// The stream sequence of the last input applied (0: none yet, in this incarnation).
     applied_through: AtomicU64,
+    /// The incarnation the replica is built for (its `relay_boot`), stamped on inputs.
+    incarnation: AtomicU64,
     read_any: AtomicBool,
     next_session: AtomicU32,
     shared: Arc<Shared>,
@@ -131,6 +133,7 @@ impl Cluster {
             replica: Mutex::new(Replica::new(me, template, 0)),
             clock: Mutex::new(stream::StreamClock::default()),
             applied_through: AtomicU64::new(0),
+            incarnation: AtomicU64::new(0),
             read_any: AtomicBool::new(false),
             next_session: AtomicU32::new(0),
             config,
@@ -172,6 +175,7 @@ impl Cluster {
         let mut replica = self.replica();
         let now = self.clock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).at(published);
         if let Some(envelope) = envelope {
+            tracing::trace!(sequence, input = ?envelope.input, "applying");
             let applied = replica.apply(envelope, now);
             for ip in applied.wrong_room_passwords {
                 self.shared.gate.record_wrong_room_password(ip);
@@ -186,6 +190,7 @@ impl Cluster {
         let mut replica = self.replica();
         replica.reset(relay_boot);
         self.applied_through.store(0, Ordering::Release);
+        self.incarnation.store(relay_boot, Ordering::Release);
     }
 }
 

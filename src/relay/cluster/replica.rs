@@ -130,8 +130,11 @@ impl Replica {
 
     /// Applies one input, at the stream's time `now`.
     pub fn apply(&mut self, envelope: Envelope, now: Instant) -> Applied {
-        let Envelope { from, input } = envelope;
+        let Envelope { from, incarnation, input } = envelope;
         let mut applied = Applied::default();
+        if incarnation != self.state.relay_boot() {
+            return applied;
+        }
         self.state.batch_chat(true);
         match input {
             Input::Opened { session, ip } => self.opened(from, SessionId(session), ip),
@@ -239,8 +242,11 @@ impl Replica {
             return;
         }
         let answer = self.take_over(from, fresh, token, received, now);
-        self.logs.remove(&fresh);
-        self.owners.remove(&fresh);
+        if answer.is_some() {
+            // The connection serves the session it took back; its own is gone.
+            self.logs.remove(&fresh);
+            self.owners.remove(&fresh);
+        }
         if from != self.me {
             return;
         }

@@ -205,7 +205,8 @@ impl StreamClock {
 
 /// An input as published: who sent it, sealed.
 pub(super) fn sealed(cluster: &Cluster, input: Input) -> Vec<u8> {
-    cluster.key.seal(&Envelope { from: cluster.me, input })
+    let incarnation = cluster.incarnation.load(std::sync::atomic::Ordering::Acquire);
+    cluster.key.seal(&Envelope { from: cluster.me, incarnation, input })
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ fn apply_all(replicas: &mut [&mut Replica], inputs: &[(RelayId, Input)], start: 
     for (n, (from, input)) in inputs.iter().enumerate() {
         let now = start + Duration::from_secs(n as u64);
         for replica in replicas.iter_mut() {
-            replica.apply(Envelope { from: *from, input: input.clone() }, now);
+            let incarnation = replica.state().relay_boot();
+            replica.apply(Envelope { from: *from, incarnation, input: input.clone() }, now);
         }
     }
 }
@@ -168,4 +169,21 @@ async fn a_relay_that_stopped_ticking_is_gone_and_its_members_away_on_every_rela
     assert_eq!(second.state().stats().away_sessions, 1, "alice is away");
     assert_eq!(first.state().stats(), second.state().stats());
     assert!(second.gone.contains(&FIRST));
+}
+
+#[tokio::test]
+async fn a_cluster_started_again_issues_no_token_of_its_last_life_and_ignores_its_inputs() {
+    let registered = |replica: &mut Replica| match logged(replica, session(FIRST, 1)).first() {
+        Some(ServerFrame::Registered { token, .. }) => token.0,
+        other => panic!("{other:?}"),
+    };
+    let mut before = replica(FIRST);
+    let mut after = Replica::new(FIRST, template(), 78);
+    apply_all(&mut [&mut before], &alice_and_bob(), Instant::now());
+    apply_all(&mut [&mut after], &alice_and_bob(), Instant::now());
+    assert_ne!(registered(&mut before), registered(&mut after), "alice's old token is not bob's");
+    // An input published for the last life changes nothing in this one.
+    let stale = Envelope { from: SECOND, incarnation: 77, input: opened(session(SECOND, 9)) };
+    after.apply(stale, Instant::now());
+    assert!(!after.state().has_session(SessionId(session(SECOND, 9))));
 }
