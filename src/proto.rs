@@ -1032,6 +1032,60 @@ pub fn invisible_kind(c: char) -> Option<&'static str> {
     Some(kind)
 }
 
+// --- Between the relays of a cluster (`relay::cluster`), sealed under the cluster key ---
+
+/// Which relay of the cluster an input came from: drawn at random when the relay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RelayId(pub u32);
+
+/// One change to the shared state, from the relay that saw it happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: RelayId,
+    /// The cluster's incarnation (its `relay_boot`) the input was published for: an input a
+    /// relay published before it noticed the stream was replaced counts in no other.
+    pub incarnation: u64,
+    pub input: Input,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A client passed the relay's gate and handshake; its session is numbered `session`.
+    /// `ip` is its address as IPv6 (an IPv4 address mapped), for the away limits.
+    Opened { session: u64, ip: [u8; 16] },
+    /// A frame from the session's client, as its plaintext encoding. `refused`: the relay's
+    /// rate limit refused it, and every relay answers it so.
+    Frame {
+        session: u64,
+        #[serde(with = "serde_bytes")]
+        frame: Vec<u8>,
+        refused: bool,
+    },
+    /// The client acknowledged the first `received` frames of its session.
+    Ack { session: u64, received: u64 },
+    /// A new connection's first frame asks for session `token`'s back.
+    Resume { fresh: u64, token: [u8; 32], received: u64 },
+    /// The connection serving the session ended: its link dropped (`link_lost`, the session
+    /// waits for its client), or it ended for good.
+    Closed { session: u64, link_lost: bool },
+    /// The relay is alive; the clock moved (the stream's time of this input).
+    Tick,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither frames nor tokens: the kind of input and its session only.
+        match self {
+            Input::Opened { session, .. } => write!(f, "Opened({session})"),
+            Input::Frame { session, refused, .. } => write!(f, "Frame({session}, {refused})"),
+            Input::Ack { session, received } => write!(f, "Ack({session}, {received})"),
+            Input::Resume { fresh, .. } => write!(f, "Resume({fresh})"),
+            Input::Closed { session, link_lost } => write!(f, "Closed({session}, {link_lost})"),
+            Input::Tick => f.write_str("Tick"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,11 @@ pub(super) async fn serve(
     let (link, deliveries) = mpsc::channel(frames);
     let session = cluster.new_session();
     cluster.replica().attach(session, link);
-    cluster.publish(Input::Opened { session: session.0, ip }).await;
+    let address = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    cluster.publish(Input::Opened { session: session.0, ip: address }).await;
     let limiter = ConnectionLimiter::new(shared.config.rate_limit, Instant::now());
     let mut connection = Connection {
         cluster,

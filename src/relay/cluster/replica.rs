@@ -137,7 +137,10 @@ impl Replica {
         }
         self.state.batch_chat(true);
         match input {
-            Input::Opened { session, ip } => self.opened(from, SessionId(session), ip),
+            Input::Opened { session, ip } => {
+                let ip = IpAddr::from(ip).to_canonical();
+                self.opened(from, SessionId(session), ip)
+            }
             Input::Frame { session, frame, refused } => {
                 self.frame(from, SessionId(session), &frame, refused, now, &mut applied)
             }

@@ -28,7 +28,8 @@ fn frame(session: u64, frame: &ClientFrame) -> Input {
 }
 
 fn opened(session: u64) -> Input {
-    Input::Opened { session, ip: IpAddr::from([127, 0, 0, 1]) }
+    let ip = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets();
+    Input::Opened { session, ip }
 }
 
 /// Every frame the replica logged for `session`, decoded.
