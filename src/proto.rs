@@ -1068,8 +1068,12 @@ pub enum Input {
     /// The connection serving the session ended: its link dropped (`link_lost`, the session
     /// waits for its client), or it ended for good.
     Closed { session: u64, link_lost: bool },
-    /// The relay is alive; the clock moved (the stream's time of this input).
-    Tick,
+    /// The relay is alive; the clock moved (the stream's time of this input). `gate` is
+    /// HMAC-SHA256 of the relay's access code under the cluster key: the first relay heard
+    /// sets the cluster's, and a relay whose differs is not part of the cluster (each relay
+    /// lets clients in on its own access code, so one with another code would open a side
+    /// door into every room).
+    Tick { gate: [u8; 32] },
 }
 
 impl std::fmt::Debug for Input {
@@ -1081,7 +1085,7 @@ impl std::fmt::Debug for Input {
             Input::Ack { session, received } => write!(f, "Ack({session}, {received})"),
             Input::Resume { fresh, .. } => write!(f, "Resume({fresh})"),
             Input::Closed { session, link_lost } => write!(f, "Closed({session}, {link_lost})"),
-            Input::Tick => f.write_str("Tick"),
+            Input::Tick { .. } => f.write_str("Tick"),
         }
     }
 }

@@ -308,3 +308,30 @@ fn wait_for_line(relay: &RelayProcess, needle: &str, limit: Duration) -> bool {
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_another_access_code_serves_no_one_in_the_cluster() {
+    let Some(nats) = TestNats::start() else { return };
+    let _member = cluster_relay(&nats).await;
+    let key: String = KEY.iter().map(|byte| format!("{byte:02x}")).collect();
+    let url = nats.url();
+    let stranger = RelayProcess::spawn(
+        "127.0.0.1:0",
+        "another access code",
+        &["--no-report", "--nats", &url],
+        &[("CHATTER_CLUSTER_KEY", &key)],
+    );
+    let said =
+        wait_for_line(&stranger, "access code is not the cluster's", Duration::from_secs(10));
+    assert!(said, "the relay says why it serves no one");
+    // Its clients, who know its code, get nowhere near the cluster's rooms.
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(2),
+        chatter::client::RawClient::connect(
+            &stranger.address.to_string(),
+            &Secret::from("another access code"),
+        ),
+    )
+    .await;
+    assert!(!matches!(attempt, Ok(Ok(_))), "a handshake with a relay outside the cluster");
+}

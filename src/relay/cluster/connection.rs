@@ -38,6 +38,11 @@ pub(super) async fn serve(
     let Some((_permit, (reader, writer))) = admit(&shared, socket, ip, &stop).await else {
         return;
     };
+    // A connection that arrives while the cluster starts again waits for it.
+    tokio::select! {
+        () = cluster.until_ready() => {}
+        () = stop.cancelled() => return,
+    }
     let frames = shared.config.queue_limits.frames_per_session.max(1);
     let (link, deliveries) = mpsc::channel(frames);
     let session = cluster.new_session();

@@ -68,6 +68,19 @@ impl ClusterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// What a relay with `access_code` announces in its ticks (`Input::Tick`): relays of one
+    /// cluster must have one access code. A keyed hash, inside sealed inputs: nobody without
+    /// the cluster key can test a guess of the code against it.
+    pub fn gate(&self, access_code: &crate::secret::Secret) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_slice()) else {
+            return [0; 32];
+        };
+        mac.update(b"chatter cluster gate");
+        mac.update(access_code.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.derived(b"chatter cluster inputs").as_slice().into())
     }

@@ -90,13 +90,18 @@ pub(crate) struct Cluster {
     read_any: AtomicBool,
     next_session: AtomicU32,
     shared: Arc<Shared>,
-    /// Whether the replica is built on the stream yet: no client is served before.
+    /// Whether this relay is part of the cluster yet (its own tick came back admitted): no
+    /// client is served before.
     ready: tokio::sync::watch::Sender<bool>,
+    /// This relay's gate (`Input::Tick`).
+    gate: [u8; 32],
+    said_refused: AtomicBool,
 }
 
 impl Cluster {
     /// Connects to NATS (trying again until it answers) and builds an empty replica.
     async fn connect(shared: Arc<Shared>, config: ClusterConfig) -> io::Result<Arc<Cluster>> {
+        let gate = config.key.gate(&shared.config.access_code);
         let me = RelayId(rand::random::<u32>().max(1));
         let client = async_nats::ConnectOptions::new()
             .name("chatter-server")
@@ -139,7 +144,15 @@ impl Cluster {
             config,
             shared,
             ready: tokio::sync::watch::Sender::new(false),
+            gate,
+            said_refused: AtomicBool::new(false),
         }))
+    }
+
+    /// Waits until this relay is part of the cluster's current incarnation.
+    async fn until_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
     }
 
     pub(crate) fn replica(&self) -> MutexGuard<'_, Replica> {
@@ -176,19 +189,38 @@ impl Cluster {
         let now = self.clock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).at(published);
         if let Some(envelope) = envelope {
             tracing::trace!(sequence, input = ?envelope.input, "applying");
+            let own_tick = envelope.from == self.me && matches!(envelope.input, Input::Tick { .. });
             let applied = replica.apply(envelope, now);
             for ip in applied.wrong_room_passwords {
                 self.shared.gate.record_wrong_room_password(ip);
+            }
+            if own_tick {
+                self.heard_own_tick(replica.admitted());
             }
         }
         self.applied_through.store(sequence, Ordering::Release);
         self.read_any.store(true, Ordering::Release);
     }
 
+    /// This relay's tick came back: it serves clients if the cluster admitted it, and says
+    /// so, once, if not.
+    fn heard_own_tick(&self, admitted: bool) {
+        self.ready.send_if_modified(|ready| std::mem::replace(ready, admitted) != admitted);
+        let said = self.said_refused.swap(!admitted, Ordering::AcqRel);
+        if !admitted && !said {
+            tracing::error!(
+                "this relay's access code is not the cluster's: it serves no client until it is (every relay of a cluster needs the same access code)"
+            );
+        }
+    }
+
     /// Starts the replica again from nothing, for a stream whose incarnation is `relay_boot`.
     fn reset(&self, relay_boot: u64) {
         let mut replica = self.replica();
         replica.reset(relay_boot);
+        // Until this relay's tick is heard in the new incarnation, the cluster would drop
+        // its inputs: new connections wait (`connection::serve`).
+        self.ready.send_replace(false);
         self.applied_through.store(0, Ordering::Release);
         self.incarnation.store(relay_boot, Ordering::Release);
     }
@@ -209,9 +241,8 @@ pub(super) async fn serve(
     let tasks = TaskTracker::new();
     tasks.spawn(stream::run(Arc::clone(&cluster), stop.clone()));
     tasks.spawn(stream::tick(Arc::clone(&cluster), stop.clone()));
-    let mut ready = cluster.ready.subscribe();
     tokio::select! {
-        _ = ready.wait_for(|ready| *ready) => {}
+        () = cluster.until_ready() => {}
         () = &mut shutdown => return Ok(()),
     }
     let housekeeping = tokio::spawn(super::report::run(

@@ -75,6 +75,10 @@ pub struct Replica {
     /// When each relay last ticked, by the stream's clock; ordered, to be walked alike.
     heard: BTreeMap<RelayId, Instant>,
     gone: BTreeSet<RelayId>,
+    /// The cluster's gate (`Input::Tick`): the first relay's, heard in this incarnation.
+    gate: Option<[u8; 32]>,
+    /// Relays whose gate is the cluster's: inputs from any other change nothing.
+    admitted: BTreeSet<RelayId>,
     /// The connections of this relay, by the session they serve (or will, once their
     /// `Opened` is applied).
     links: HashMap<SessionId, mpsc::Sender<Delivery>>,
@@ -92,6 +96,8 @@ impl Replica {
             owners: HashMap::new(),
             heard: BTreeMap::new(),
             gone: BTreeSet::new(),
+            gate: None,
+            admitted: BTreeSet::new(),
             links: HashMap::new(),
             signals: Vec::new(),
         }
@@ -135,6 +141,12 @@ impl Replica {
         if incarnation != self.state.relay_boot() {
             return applied;
         }
+        if let Input::Tick { gate } = input {
+            self.admit(from, gate);
+        }
+        if !self.admitted.contains(&from) {
+            return applied;
+        }
         self.state.batch_chat(true);
         match input {
             Input::Opened { session, ip } => {
@@ -151,10 +163,25 @@ impl Replica {
             Input::Closed { session, link_lost } => {
                 self.closed(from, SessionId(session), link_lost, now)
             }
-            Input::Tick => self.tick(from, now),
+            Input::Tick { .. } => self.tick(from, now),
         }
         self.state.batch_chat(false);
         applied
+    }
+
+    /// Whether this relay is part of the cluster: its ticks carry the cluster's gate.
+    pub fn admitted(&self) -> bool {
+        self.admitted.contains(&self.me)
+    }
+
+    /// A relay's tick names its gate: the first one heard becomes the cluster's, and a relay
+    /// whose gate differs (another access code) is not admitted, by every replica alike.
+    fn admit(&mut self, relay: RelayId, gate: [u8; 32]) {
+        if *self.gate.get_or_insert(gate) == gate {
+            self.admitted.insert(relay);
+        } else {
+            self.admitted.remove(&relay);
+        }
     }
 
     fn opened(&mut self, from: RelayId, session: SessionId, ip: IpAddr) {

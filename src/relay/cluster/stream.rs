@@ -75,7 +75,6 @@ pub(super) async fn run(cluster: Arc<Cluster>, stop: CancellationToken) {
             }
             cluster.reset(relay_boot);
         }
-        cluster.ready.send_replace(true);
         let ended = tokio::select! {
             ended = read(&cluster, &incarnation) => ended,
             () = stop.cancelled() => return,
@@ -177,7 +176,7 @@ pub(super) async fn tick(cluster: Arc<Cluster>, stop: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = tick.tick() => cluster.publish(Input::Tick).await,
+            _ = tick.tick() => cluster.publish(Input::Tick { gate: cluster.gate }).await,
             () = stop.cancelled() => return,
         }
     }

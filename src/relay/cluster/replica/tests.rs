@@ -23,6 +23,10 @@ fn session(relay: RelayId, count: u64) -> u64 {
     (u64::from(relay.0) << 32) | count
 }
 
+fn tick() -> Input {
+    Input::Tick { gate: [1; 32] }
+}
+
 fn frame(session: u64, frame: &ClientFrame) -> Input {
     Input::Frame { session, frame: proto::encode(frame), refused: false }
 }
@@ -44,10 +48,10 @@ fn logged_after(replica: &mut Replica, session: u64, received: u64) -> Vec<Serve
     frames.iter().map(|frame| proto::decode(frame).expect("a server frame")).collect()
 }
 
-/// Applies `inputs` to every replica, one second of stream time apart.
+/// Applies `inputs` to every replica, a tenth of a second of stream time apart.
 fn apply_all(replicas: &mut [&mut Replica], inputs: &[(RelayId, Input)], start: Instant) {
     for (n, (from, input)) in inputs.iter().enumerate() {
-        let now = start + Duration::from_secs(n as u64);
+        let now = start + Duration::from_millis(100 * n as u64);
         for replica in replicas.iter_mut() {
             let incarnation = replica.state().relay_boot();
             replica.apply(Envelope { from: *from, incarnation, input: input.clone() }, now);
@@ -60,6 +64,8 @@ fn alice_and_bob() -> Vec<(RelayId, Input)> {
     let (alice, bob) = (session(FIRST, 1), session(SECOND, 1));
     let register = |nick: &str| ClientFrame::Register { nick: nick.into() };
     vec![
+        (FIRST, tick()),
+        (SECOND, tick()),
         (FIRST, opened(alice)),
         (SECOND, opened(bob)),
         (FIRST, frame(alice, &register("alice"))),
@@ -107,6 +113,7 @@ async fn a_client_resuming_on_another_relay_is_sent_exactly_what_it_missed() {
     first.attach(SessionId(alice), alice_link);
     let start = Instant::now();
     apply_all(&mut [&mut first, &mut second], &alice_and_bob(), start);
+    let start = start + Duration::from_secs(1);
     let sent = logged(&mut second, alice);
     let token = match &sent[0] {
         ServerFrame::Registered { token, .. } => token.0,
@@ -122,7 +129,7 @@ async fn a_client_resuming_on_another_relay_is_sent_exactly_what_it_missed() {
         // Sent by the first relay before it died, and ordered after the resume: stale.
         (FIRST, frame(alice, &ClientFrame::ListRooms)),
     ];
-    apply_all(&mut [&mut first, &mut second], &inputs, start + Duration::from_secs(10));
+    apply_all(&mut [&mut first, &mut second], &inputs, start);
     let Some(Delivery::Resumed { session: resumed, resumed: answer, missing }) =
         fresh_connection.recv().await
     else {
@@ -157,13 +164,12 @@ async fn a_client_resuming_on_another_relay_is_sent_exactly_what_it_missed() {
 async fn a_relay_that_stopped_ticking_is_gone_and_its_members_away_on_every_relay() {
     let (mut first, mut second) = (replica(FIRST), replica(SECOND));
     let start = Instant::now();
-    let mut inputs = alice_and_bob();
-    inputs.push((FIRST, Input::Tick));
+    let inputs = alice_and_bob();
     apply_all(&mut [&mut first, &mut second], &inputs, start);
     assert_eq!(second.state().stats().away_sessions, 0);
+    let later = start + Duration::from_secs(1);
     // Only the second relay ticks from now on.
-    let later = start + Duration::from_secs(inputs.len() as u64);
-    let ticks = [(SECOND, Input::Tick)];
+    let ticks = [(SECOND, tick())];
     apply_all(&mut [&mut first, &mut second], &ticks, later);
     assert_eq!(second.state().stats().away_sessions, 0, "not silent for long enough yet");
     apply_all(&mut [&mut first, &mut second], &ticks, later + RELAY_SILENT_LIMIT);
@@ -187,4 +193,25 @@ async fn a_cluster_started_again_issues_no_token_of_its_last_life_and_ignores_it
     let stale = Envelope { from: SECOND, incarnation: 77, input: opened(session(SECOND, 9)) };
     after.apply(stale, Instant::now());
     assert!(!after.state().has_session(SessionId(session(SECOND, 9))));
+}
+
+#[tokio::test]
+async fn a_relay_with_another_access_code_is_not_part_of_the_cluster() {
+    let (mut first, mut second) = (replica(FIRST), replica(SECOND));
+    let stranger = RelayId(3);
+    let mut inputs = alice_and_bob();
+    let carol = session(stranger, 1);
+    inputs.extend([
+        (stranger, Input::Tick { gate: [9; 32] }),
+        (stranger, opened(carol)),
+        (stranger, frame(carol, &ClientFrame::Register { nick: "carol".into() })),
+    ]);
+    apply_all(&mut [&mut first, &mut second], &inputs, Instant::now());
+    for replica in [&first, &second] {
+        assert!(replica.admitted());
+        assert!(!replica.state().has_session(SessionId(carol)), "carol came in by a side door");
+    }
+    let mut refused = Replica::new(stranger, template(), 77);
+    apply_all(&mut [&mut refused], &inputs, Instant::now());
+    assert!(!refused.admitted(), "the stranger knows it is out");
 }
