@@ -165,12 +165,23 @@ pub async fn connect_many(
     code: &Secret,
     prefix: &str,
 ) -> anyhow::Result<Vec<RawClient>> {
+    connect_many_across(indices, &[server], code, prefix).await
+}
+
+/// The same, client `index` to relay `index % servers.len()` (relays that share rooms).
+pub async fn connect_many_across(
+    indices: std::ops::Range<usize>,
+    servers: &[SocketAddr],
+    code: &Secret,
+    prefix: &str,
+) -> anyhow::Result<Vec<RawClient>> {
     let (first, count) = (indices.start, indices.len());
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for index in indices {
         let permit = Arc::clone(&permits).acquire_owned().await?;
         let (code, nick) = (code.clone(), format!("{prefix}{index}"));
+        let server = servers[index % servers.len()];
         tasks.spawn(async move {
             let client = connect_raw(index, server, &code, &nick).await;
             drop(permit);
@@ -203,9 +214,18 @@ pub struct RelayTarget {
     /// Worker threads for the in-process relay (and yardstick); 0 shares the load generator's.
     #[arg(long, default_value_t = 0)]
     pub server_threads: usize,
+    /// Further external relays sharing rooms with `--server` (a cluster on NATS): client k
+    /// connects to relay k modulo their number.
+    #[arg(long, requires = "server")]
+    pub also_server: Vec<SocketAddr>,
 }
 
 impl RelayTarget {
+    /// Every relay the clients use: the one started or named, then `--also-server`.
+    pub fn servers(&self, relay: &RelayPlace) -> Vec<SocketAddr> {
+        std::iter::once(relay.address()).chain(self.also_server.iter().copied()).collect()
+    }
+
     /// The access code and the relay, started here unless `--server` names one.
     pub async fn start(&self) -> anyhow::Result<(Secret, RelayPlace)> {
         let code = Secret::new(self.access_code.clone());

@@ -79,14 +79,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// One round: a relay, a room of `--members` engines, the messages; returns the latencies.
 async fn run_round(args: &Args) -> anyhow::Result<Histogram> {
     let (code, relay) = args.target.start().await?;
-    let server = relay.address().to_string();
+    let servers = args.target.servers(&relay);
 
     let mut clients = Vec::new();
     let mut all_events = Vec::new();
     for member in 0..args.members {
         let nick = format!("m{member}");
-        let options =
-            ClientOptions { server: server.clone(), nick: nick.clone(), access_code: code.clone() };
+        let server = servers[member % servers.len()].to_string();
+        let options = ClientOptions { server, nick: nick.clone(), access_code: code.clone() };
         let (client, events) = chatter::client::connect(options)
             .await
             .with_context(|| format!("connecting {nick}"))?;

@@ -12,7 +12,7 @@ use chatter::transport::{SealedReader, SealedWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::common::{
-    LocalServer, RelayTarget, connect_many, group_thousands, raise_fd_limit, rate,
+    LocalServer, RelayTarget, connect_many_across, group_thousands, raise_fd_limit, rate,
 };
 use crate::histogram::millis;
 use crate::traffic::{self, FrameSink, FrameSource, Member, Outcome, Plan, Received, stamp_of};
@@ -120,7 +120,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("round {round} of {}:", args.repeats);
         }
         let (code, relay) = args.target.start().await?;
-        let (relay_outcome, messages) = run_relay(&args, &plan, relay.address(), &code).await?;
+        let servers = args.target.servers(&relay);
+        let (relay_outcome, messages) = run_relay(&args, &plan, &servers, &code).await?;
         relay.stop().await;
         report("relay", &relay_outcome);
         complete &= relay_outcome.deliveries >= relay_outcome.expected;
@@ -197,11 +198,11 @@ fn report(name: &str, outcome: &Outcome) {
 async fn run_relay(
     args: &Args,
     plan: &Plan,
-    server: SocketAddr,
+    servers: &[SocketAddr],
     code: &Secret,
 ) -> anyhow::Result<(Outcome, Vec<Vec<u8>>)> {
     let started = std::time::Instant::now();
-    let mut clients = connect_many(0..args.clients, server, code, "lg").await?;
+    let mut clients = connect_many_across(0..args.clients, servers, code, "lg").await?;
     println!("relay: {} clients connected in {}", clients.len(), millis(started.elapsed()));
     let started = std::time::Instant::now();
     let mut rooms = Vec::new();

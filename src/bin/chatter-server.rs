@@ -274,12 +274,7 @@ mod unix {
                 chatter::proto::PROTOCOL_VERSION
             );
             eprintln!("chatter-server listening on {}", listener.local_addr()?);
-            let mut config = relay_config(&args, code);
-            if let Some(cluster) = cluster {
-                eprintln!("chatter-server shares rooms through NATS (stream {})", cluster.stream);
-                config.cluster = Some(cluster);
-            }
-            let relay = Relay::new(config);
+            let relay = Relay::new(relay_config(&args, code));
             // SIGUSR1 lifts every block: no restart (sessions stay), and no control socket
             // or file for anyone else to reach.
             let mut lift = signal(SignalKind::user_defined1())?;
@@ -297,7 +292,16 @@ mod unix {
                     _ = terminate.recv() => {}
                 }
             };
-            relay.serve(listener, shutdown).await?;
+            match cluster {
+                Some(cluster) => {
+                    eprintln!(
+                        "chatter-server shares rooms through NATS (stream {})",
+                        cluster.stream
+                    );
+                    relay.serve_in_cluster(cluster, listener, shutdown).await?;
+                }
+                None => relay.serve(listener, shutdown).await?,
+            }
             eprintln!("chatter-server stopped");
             Ok(())
         })

@@ -58,9 +58,6 @@ pub struct RelayConfig {
     pub replay_limits: replay::ReplayLimits,
     /// Where to write the abuse report; `None` writes nothing at all.
     pub report: Option<ReportConfig>,
-    /// The NATS server through which this relay shares rooms with others (`cluster`);
-    /// `None` for a relay of its own.
-    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl RelayConfig {
@@ -78,7 +75,6 @@ impl RelayConfig {
             rate_limit: RateLimit::default(),
             replay_limits: replay::ReplayLimits::default(),
             report: None,
-            cluster: None,
         }
     }
 }
@@ -89,8 +85,9 @@ pub(crate) struct Shared {
     gate: Gate,
     queued: Arc<outbound::GlobalQueue>,
     failures: failures::HandshakeFailures,
-    /// This relay's membership of a cluster, once it joined one.
-    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
+    /// This relay's copy of a cluster's state, once it joined one (for `stats`; only the
+    /// replica, so that a relay that never joins one carries none of the NATS client).
+    cluster: std::sync::OnceLock<Arc<Mutex<cluster::Replica>>>,
 }
 
 impl Shared {
@@ -154,7 +151,9 @@ impl Relay {
     /// What the relay holds right now, as counts.
     pub fn stats(&self) -> RelayStats {
         match self.shared.cluster.get() {
-            Some(cluster) => cluster.replica().state().stats(),
+            Some(replica) => {
+                replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).state().stats()
+            }
             None => self.shared.state().stats(),
         }
     }
@@ -176,9 +175,6 @@ impl Relay {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        if let Some(config) = self.shared.config.cluster.clone() {
-            return cluster::serve(Arc::clone(&self.shared), config, listener, shutdown).await;
-        }
         let stop = CancellationToken::new();
         // If this future is dropped instead of shut down, connections and housekeeping stop too.
         let _stop_when_dropped = stop.clone().drop_guard();
@@ -219,6 +215,20 @@ impl Relay {
         let _ = housekeeping.await;
         let _ = deadlines.await;
         Ok(())
+    }
+}
+
+impl Relay {
+    /// Like [`Relay::serve`], as one of the relays that share rooms through `cluster`'s
+    /// NATS (`cluster`). Kept apart from `serve` so that a program that never joins a cluster
+    /// (the client's embedded relay) carries none of the NATS client.
+    pub async fn serve_in_cluster(
+        &self,
+        cluster: cluster::ClusterConfig,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        cluster::serve(Arc::clone(&self.shared), cluster, listener, shutdown).await
     }
 }
 

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chatter::client::{ConnectionEvent, Event, Events};
-use chatter::relay::RelayConfig;
 use chatter::relay::cluster::{ClusterConfig, ClusterKey};
 use chatter::secret::Secret;
 
@@ -15,14 +14,10 @@ use crate::support::{self, TestRelay};
 const PASSWORD: &str = "room password";
 const KEY: [u8; 32] = [42; 32];
 
-fn cluster_config(nats: &TestNats) -> RelayConfig {
-    let mut config = support::test_config();
-    config.cluster = Some(ClusterConfig::new(nats.url(), ClusterKey::new(KEY)));
-    config
-}
-
 async fn cluster_relay(nats: &TestNats) -> TestRelay {
-    support::start_relay_with(cluster_config(nats)).await
+    let cluster = ClusterConfig::new(nats.url(), ClusterKey::new(KEY));
+    let address = "127.0.0.1:0".parse().expect("an address");
+    support::start_relay_in(address, support::test_config(), Some(cluster)).await
 }
 
 /// The texts of the messages in `events`, in order.

@@ -81,7 +81,7 @@ pub(crate) struct Cluster {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     subject: String,
-    replica: Mutex<Replica>,
+    replica: Arc<Mutex<Replica>>,
     clock: Mutex<stream::StreamClock>,
     /// The stream sequence of the last input applied (0: none yet, in this incarnation).
     applied_through: AtomicU64,
@@ -135,7 +135,7 @@ impl Cluster {
             client,
             jetstream,
             subject,
-            replica: Mutex::new(Replica::new(me, template, 0)),
+            replica: Arc::new(Mutex::new(Replica::new(me, template, 0))),
             clock: Mutex::new(stream::StreamClock::default()),
             applied_through: AtomicU64::new(0),
             incarnation: AtomicU64::new(0),
@@ -234,7 +234,7 @@ pub(super) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let cluster = Cluster::connect(Arc::clone(&shared), config).await?;
-    let _ = shared.cluster.set(Arc::clone(&cluster));
+    let _ = shared.cluster.set(Arc::clone(&cluster.replica));
     let stop = CancellationToken::new();
     let _stop_when_dropped = stop.clone().drop_guard();
     tokio::pin!(shutdown);

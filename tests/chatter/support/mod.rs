@@ -66,17 +66,28 @@ pub async fn start_relay_with(config: RelayConfig) -> TestRelay {
 
 /// A relay on a given address: a restarted relay takes its predecessor's port.
 pub async fn start_relay_on(address: std::net::SocketAddr, config: RelayConfig) -> TestRelay {
+    start_relay_in(address, config, None).await
+}
+
+/// A relay on `address`, one of `cluster`'s relays if given (`cluster.rs`).
+pub async fn start_relay_in(
+    address: std::net::SocketAddr,
+    config: RelayConfig,
+    cluster: Option<chatter::relay::cluster::ClusterConfig>,
+) -> TestRelay {
     let listener = chatter::relay::listener::bind(address).expect("bind loopback");
     let address = listener.local_addr().expect("local address");
     let relay = Relay::new(config);
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = relay.clone();
     let task = tokio::spawn(async move {
-        serving
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        match cluster {
+            Some(cluster) => serving.serve_in_cluster(cluster, listener, stopped).await,
+            None => serving.serve(listener, stopped).await,
+        }
     });
     TestRelay { address, relay, stop: Some(stop), task: Some(task) }
 }
