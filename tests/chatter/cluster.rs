@@ -330,3 +330,20 @@ async fn a_relay_with_another_access_code_serves_no_one_in_the_cluster() {
     .await;
     assert!(!matches!(attempt, Ok(Ok(_))), "a handshake with a relay outside the cluster");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_started_later_learns_the_rooms_from_the_stream() {
+    let Some(nats) = TestNats::start() else { return };
+    let first = cluster_relay(&nats).await;
+    let (alice, mut alice_events) = member(&first, "alice").await;
+    alice.send_text("before the second relay").await.expect("alice sends");
+    // The second relay starts after the room was made, and rebuilds it from the stream.
+    let second = cluster_relay(&nats).await;
+    let (bob, mut bob_events) = member(&second, "bob").await;
+    joined(&mut alice_events, "bob").await;
+    bob.send_text("hello from the late relay").await.expect("bob sends");
+    support::expect_event(&mut alice_events, is_message("hello from the late relay")).await;
+    alice.send_text("welcome").await.expect("alice sends");
+    support::expect_event(&mut bob_events, is_message("welcome")).await;
+    assert_eq!(first.relay.stats(), second.relay.stats(), "one state on both");
+}
