@@ -1048,19 +1048,24 @@ pub struct Envelope {
     pub input: Input,
 }
 
+/// One frame from a client, as its plaintext encoding; `refused`: the relay's rate limit
+/// refused it (and the frame is left out), and every relay answers it so.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInput {
+    #[serde(with = "serde_bytes")]
+    pub frame: Vec<u8>,
+    pub refused: bool,
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A client passed the relay's gate and handshake; its session is numbered `session`.
     /// `ip` is its address as IPv6 (an IPv4 address mapped), for the away limits.
     Opened { session: u64, ip: [u8; 16] },
-    /// A frame from the session's client, as its plaintext encoding. `refused`: the relay's
-    /// rate limit refused it, and every relay answers it so.
-    Frame {
-        session: u64,
-        #[serde(with = "serde_bytes")]
-        frame: Vec<u8>,
-        refused: bool,
-    },
+    /// Frames from the session's client, in order: those of one record as the client sent
+    /// it, so that a burst is one input (and one batch for each member, as on a relay of
+    /// its own).
+    Frames { session: u64, frames: Vec<ClientInput> },
     /// The client acknowledged the first `received` frames of its session.
     Ack { session: u64, received: u64 },
     /// A new connection's first frame asks for session `token`'s back.
@@ -1081,7 +1086,7 @@ impl std::fmt::Debug for Input {
         // Neither frames nor tokens: the kind of input and its session only.
         match self {
             Input::Opened { session, .. } => write!(f, "Opened({session})"),
-            Input::Frame { session, refused, .. } => write!(f, "Frame({session}, {refused})"),
+            Input::Frames { session, frames } => write!(f, "Frames({session}, {})", frames.len()),
             Input::Ack { session, received } => write!(f, "Ack({session}, {received})"),
             Input::Resume { fresh, .. } => write!(f, "Resume({fresh})"),
             Input::Closed { session, link_lost } => write!(f, "Closed({session}, {link_lost})"),

@@ -347,3 +347,18 @@ async fn a_relay_started_later_learns_the_rooms_from_the_stream() {
     support::expect_event(&mut bob_events, is_message("welcome")).await;
     assert_eq!(first.relay.stats(), second.relay.stats(), "one state on both");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_nats_cannot_carry_is_refused_in_words_not_dropped() {
+    use chatter::proto::{ClientFrame, DisconnectReason, ServerFrame};
+
+    let Some(nats) = TestNats::start_with_max_payload("64KB") else { return };
+    let relay = cluster_relay(&nats).await;
+    let mut client = support::raw_client(&relay, "alice").await;
+    client
+        .send(&ClientFrame::Application { room: "lobby".into(), message: vec![7; 100_000] })
+        .await
+        .expect("send");
+    let told = support::expect_frame(&mut client, |f| matches!(f, ServerFrame::Goodbye { .. }));
+    assert_eq!(told.await, ServerFrame::Goodbye { reason: DisconnectReason::FrameTooLarge });
+}

@@ -16,13 +16,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
-use super::input::Input;
+use super::input::{ClientInput, Input};
 use super::log::Delivery;
 use crate::proto::{self, ClientFrame, DisconnectReason, ServerFrame};
 use crate::relay::connection::{admit, decoded};
 use crate::relay::rate::{ConnectionLimiter, Verdict};
 use crate::relay::state::SessionId;
 use crate::transport::{SealedReader, SealedWriter};
+
+/// The most bytes of frames one input carries, unless one frame alone is larger: well under
+/// NATS's default `max_payload` (1 MiB), which a frame may still exceed (a Welcome to a
+/// large room; `dist/cluster/nats.conf` raises it).
+const RUN_BYTES: usize = 256 * 1024;
 
 /// Frames written to the socket before flushing, as a relay of its own does.
 const MAX_FRAMES_PER_WRITE: usize = 64;
@@ -51,10 +56,11 @@ pub(super) async fn serve(
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     };
-    cluster.publish(Input::Opened { session: session.0, ip: address }).await;
+    let _ = cluster.publish(Input::Opened { session: session.0, ip: address }).await;
     let limiter = ConnectionLimiter::new(shared.config.rate_limit, Instant::now());
     let mut connection = Connection {
         cluster,
+        ip,
         session,
         reader,
         writer,
@@ -69,8 +75,11 @@ pub(super) async fn serve(
 
 /// How a connection ended.
 enum Ended {
-    /// The link dropped or went quiet: the session waits for its client.
+    /// The link dropped: the session waits for its client.
     LinkLost,
+    /// Nothing was heard for the idle timeout: the session waits for its client, who is
+    /// told, if it still listens.
+    Idle,
     /// For good, telling the client why.
     Closed(DisconnectReason),
     /// The cluster already ended the session and told the connection (`Delivery::Close`).
@@ -79,6 +88,7 @@ enum Ended {
 
 struct Connection {
     cluster: Arc<Cluster>,
+    ip: IpAddr,
     session: SessionId,
     reader: SealedReader<OwnedReadHalf>,
     writer: SealedWriter<OwnedWriteHalf>,
@@ -96,7 +106,7 @@ impl Connection {
         loop {
             tokio::select! {
                 read = self.reader.next_frame() => {
-                    let frame = match read {
+                    let first = match read {
                         Ok(Some(plaintext)) => plaintext.to_vec(),
                         other => {
                             return match decoded(other.map(|_| None)) {
@@ -105,7 +115,7 @@ impl Connection {
                             };
                         }
                     };
-                    if let Err(ended) = self.on_frame(frame).await {
+                    if let Err(ended) = self.on_record(first).await {
                         return ended;
                     }
                 }
@@ -123,7 +133,7 @@ impl Connection {
                 () = &mut idle => {
                     let deadline = self.last_heard + idle_timeout;
                     if Instant::now() >= deadline {
-                        return Ended::LinkLost;
+                        return Ended::Idle;
                     }
                     idle.as_mut().reset(deadline);
                 }
@@ -131,25 +141,73 @@ impl Connection {
         }
     }
 
-    /// Publishes a frame from the client. `Err` ends the connection.
-    async fn on_frame(&mut self, plaintext: Vec<u8>) -> Result<(), Ended> {
+    /// Publishes a frame from the client and every frame already read behind it (the rest
+    /// of its record), consecutive frames as one input. `Err` ends the connection.
+    async fn on_record(&mut self, first: Vec<u8>) -> Result<(), Ended> {
         self.last_heard = Instant::now();
+        let mut inputs = Vec::new();
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(plaintext) = next {
+            self.sort(plaintext, &mut frames, &mut inputs)?;
+            next = match self.reader.buffered_frame() {
+                None => None,
+                Some(Ok(plaintext)) => Some(plaintext.to_vec()),
+                Some(Err(_)) => return Err(Ended::Closed(DisconnectReason::BadFrame)),
+            };
+        }
+        if !frames.is_empty() {
+            inputs.push(Input::Frames { session: self.session.0, frames });
+        }
+        for input in inputs {
+            // NATS refuses a message past its `max_payload`: the frame cannot be relayed, and
+            // the client is told so rather than left waiting for an answer.
+            if self.cluster.publish(input).await.is_err() {
+                return Err(Ended::Closed(DisconnectReason::FrameTooLarge));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one frame to the run of frames, or, for a `Resume` or an `Ack`, ends the run and
+    /// makes an input of its own.
+    fn sort(
+        &mut self,
+        plaintext: Vec<u8>,
+        frames: &mut Vec<ClientInput>,
+        inputs: &mut Vec<Input>,
+    ) -> Result<(), Ended> {
         let first = !std::mem::replace(&mut self.heard_any, true);
         let frame = proto::decode::<ClientFrame>(&plaintext)
             .map_err(|_| Ended::Closed(DisconnectReason::BadFrame))?;
         let session = self.session.0;
-        let input = match frame {
+        let own = match frame {
             ClientFrame::Resume { token, received } if first => {
                 Input::Resume { fresh: session, token: token.0, received }
             }
             ClientFrame::Ack { received } => Input::Ack { session, received },
-            frame => match self.limiter.check(&frame, self.last_heard) {
-                Verdict::Pass => Input::Frame { session, frame: plaintext, refused: false },
-                Verdict::Refuse => Input::Frame { session, frame: Vec::new(), refused: true },
-                Verdict::Disconnect => return Err(Ended::Closed(DisconnectReason::RateLimited)),
-            },
+            frame => {
+                let refused = match self.limiter.check(&frame, self.last_heard) {
+                    Verdict::Pass => false,
+                    Verdict::Refuse => true,
+                    Verdict::Disconnect => {
+                        return Err(Ended::Closed(DisconnectReason::RateLimited));
+                    }
+                };
+                let frame = if refused { Vec::new() } else { plaintext };
+                // A run is cut before it outgrows what one NATS message should carry.
+                let run: usize = frames.iter().map(|input| input.frame.len()).sum();
+                if run + frame.len() > RUN_BYTES && !frames.is_empty() {
+                    inputs.push(Input::Frames { session, frames: std::mem::take(frames) });
+                }
+                frames.push(ClientInput { frame, refused });
+                return Ok(());
+            }
         };
-        self.cluster.publish(input).await;
+        if !frames.is_empty() {
+            inputs.push(Input::Frames { session, frames: std::mem::take(frames) });
+        }
+        inputs.push(own);
         Ok(())
     }
 
@@ -199,14 +257,21 @@ impl Connection {
         let reason = match ended {
             Ended::LinkLost => {
                 let input = Input::Closed { session: self.session.0, link_lost: true };
-                self.cluster.publish(input).await;
+                let _ = self.cluster.publish(input).await;
                 None
+            }
+            Ended::Idle => {
+                let input = Input::Closed { session: self.session.0, link_lost: true };
+                let _ = self.cluster.publish(input).await;
+                self.cluster.shared.gate.record_idle_drop(self.ip);
+                Some(DisconnectReason::IdleTimeout)
             }
             Ended::Closed(reason) => {
                 // A relay stopping is one being restarted or replaced: its session waits
                 // for its client, who comes back here or to another relay of the cluster.
                 let link_lost = reason == DisconnectReason::ServerShutdown;
-                self.cluster.publish(Input::Closed { session: self.session.0, link_lost }).await;
+                let input = Input::Closed { session: self.session.0, link_lost };
+                let _ = self.cluster.publish(input).await;
                 Some(reason)
             }
             Ended::ByTheCluster(reason) => reason,

@@ -14,7 +14,7 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-pub use crate::proto::{Envelope, Input, RelayId};
+pub use crate::proto::{ClientInput, Envelope, Input, RelayId};
 
 /// The cluster's key: seals and opens inputs.
 pub struct ClusterKey(Zeroizing<[u8; 32]>);

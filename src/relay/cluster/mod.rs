@@ -174,13 +174,25 @@ impl Cluster {
         SessionId((u64::from(self.me.0) << 32) | u64::from(count))
     }
 
-    /// Publishes one input to the stream. One that cannot be published (NATS is gone) is
-    /// dropped here; the stream will be replaced when NATS is back, and the replica with it.
-    async fn publish(&self, input: Input) {
+    /// Publishes one input to the stream. While NATS is away the client holds it until it
+    /// is back (and if the stream was lost meanwhile, the replica starts again with it). An
+    /// input NATS refuses outright (past its `max_payload`) is an error the caller reports.
+    async fn publish(&self, input: Input) -> Result<(), ()> {
         let sealed = stream::sealed(self, input);
-        if let Err(error) = self.client.publish(self.subject.clone(), sealed.into()).await {
-            tracing::debug!(%error, "an input could not be published");
+        let max_payload = self.client.server_info().max_payload;
+        if max_payload > 0 && sealed.len() > max_payload {
+            tracing::error!(
+                bytes = sealed.len(),
+                max_payload,
+                "a client's frame is larger than NATS's max_payload: raise it (dist/cluster/nats.conf)"
+            );
+            return Err(());
         }
+        if let Err(error) = self.client.publish(self.subject.clone(), sealed.into()).await {
+            tracing::warn!(%error, "an input could not be published");
+            return Err(());
+        }
+        Ok(())
     }
 
     /// Applies the input the stream numbered `sequence` (`None`: one that did not open).

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::input::{Envelope, Input, RelayId};
+use super::input::{ClientInput, Envelope, Input, RelayId};
 use super::log::{Delivery, SessionLog};
 use crate::proto::{self, ClientFrame, DisconnectReason, ErrorReason, ResumeToken, ServerFrame};
 use crate::relay::outbound::{self, Outbound};
@@ -153,8 +153,10 @@ impl Replica {
                 let ip = IpAddr::from(ip).to_canonical();
                 self.opened(from, SessionId(session), ip)
             }
-            Input::Frame { session, frame, refused } => {
-                self.frame(from, SessionId(session), &frame, refused, now, &mut applied)
+            Input::Frames { session, frames } => {
+                for ClientInput { frame, refused } in frames {
+                    self.frame(from, SessionId(session), &frame, refused, now, &mut applied);
+                }
             }
             Input::Ack { session, received } => self.ack(from, SessionId(session), received),
             Input::Resume { fresh, token, received } => {
@@ -251,6 +253,9 @@ impl Replica {
         if !self.serves(from, session) {
             return;
         }
+        // The answer goes straight into the log: chat still waiting in a batch goes first,
+        // as it would on every relay.
+        self.state.flush_chat();
         let Some(log) = self.logs.get(&session) else { return };
         let mut log = lock(log);
         log.replay().acknowledge(received);
@@ -271,6 +276,8 @@ impl Replica {
         if !self.serves(from, fresh) {
             return;
         }
+        // What the client missed is read from the log: everything queued goes in first.
+        self.state.flush_chat();
         let answer = self.take_over(from, fresh, token, received, now);
         if answer.is_some() {
             // The connection serves the session it took back; its own is gone.

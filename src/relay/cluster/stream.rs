@@ -176,7 +176,9 @@ pub(super) async fn tick(cluster: Arc<Cluster>, stop: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = tick.tick() => cluster.publish(Input::Tick { gate: cluster.gate }).await,
+            _ = tick.tick() => {
+                let _ = cluster.publish(Input::Tick { gate: cluster.gate }).await;
+            }
             () = stop.cancelled() => return,
         }
     }

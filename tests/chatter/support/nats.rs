@@ -15,6 +15,7 @@ pub struct TestNats {
     binary: PathBuf,
     pub port: u16,
     store: tempfile::TempDir,
+    max_payload: &'static str,
 }
 
 fn binary() -> Option<PathBuf> {
@@ -36,6 +37,11 @@ fn binary() -> Option<PathBuf> {
 impl TestNats {
     /// A nats-server on a port of its choosing; `None` (outside CI) when there is none.
     pub fn start() -> Option<TestNats> {
+        Self::start_with_max_payload("4MB")
+    }
+
+    /// The same, with another `max_payload` (NATS's default is 1MB).
+    pub fn start_with_max_payload(max_payload: &'static str) -> Option<TestNats> {
         let Some(binary) = binary() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("nats-server cannot run in CI; .ci/run must install it");
@@ -46,7 +52,7 @@ impl TestNats {
             return None;
         };
         let store = tempfile::tempdir().expect("temporary store");
-        let mut nats = TestNats { child: None, binary, port: 0, store };
+        let mut nats = TestNats { child: None, binary, port: 0, store, max_payload };
         nats.run("-1");
         Some(nats)
     }
@@ -57,7 +63,13 @@ impl TestNats {
 
     /// Starts the server on `port` ("-1": any) and waits until it listens.
     fn run(&mut self, port: &str) {
+        // As dist/cluster/nats.conf: a client frame may be larger than the default 1 MB.
+        let config = self.store.path().join("nats.conf");
+        let settings = format!("max_payload: {}\n", self.max_payload);
+        std::fs::write(&config, settings).expect("write nats.conf");
         let mut child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config)
             .args(["-a", "127.0.0.1", "-p", port, "-js", "-sd"])
             .arg(self.store.path())
             .stdin(Stdio::null())

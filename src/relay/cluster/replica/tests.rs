@@ -28,7 +28,10 @@ fn tick() -> Input {
 }
 
 fn frame(session: u64, frame: &ClientFrame) -> Input {
-    Input::Frame { session, frame: proto::encode(frame), refused: false }
+    Input::Frames {
+        session,
+        frames: vec![ClientInput { frame: proto::encode(frame), refused: false }],
+    }
 }
 
 fn opened(session: u64) -> Input {
