@@ -31,7 +31,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$store"
+    rm -rf "$store" "$store".relay-*.log
 }
 trap cleanup EXIT
 

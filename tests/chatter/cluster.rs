@@ -90,16 +90,45 @@ async fn members_on_two_relays_talk_in_one_room_in_one_order() {
     assert_eq!(second.relay.stats().room_memberships, 4);
 }
 
-/// The real `chatter-server` binary as a relay of the cluster.
-fn cluster_relay_binary(nats: &TestNats) -> RelayProcess {
+/// A relay process, killed when the test is done with it (pass or fail).
+struct Spawned(RelayProcess);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = RelayProcess;
+
+    fn deref(&self) -> &RelayProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut RelayProcess {
+        &mut self.0
+    }
+}
+
+/// The real `chatter-server` binary as a relay of the cluster, with `access_code`.
+fn cluster_relay_binary_with(nats: &TestNats, access_code: &str) -> Spawned {
     let key: String = KEY.iter().map(|byte| format!("{byte:02x}")).collect();
     let url = nats.url();
-    RelayProcess::spawn(
+    Spawned(RelayProcess::spawn(
         "127.0.0.1:0",
-        support::ACCESS_CODE,
-        &["--no-report", "--nats", &url, "--log-level", "info"],
+        access_code,
+        &["--no-report", "--nats", &url],
         &[("CHATTER_CLUSTER_KEY", &key)],
-    )
+    ))
+}
+
+/// The real `chatter-server` binary as a relay of the cluster.
+fn cluster_relay_binary(nats: &TestNats) -> Spawned {
+    cluster_relay_binary_with(nats, support::ACCESS_CODE)
 }
 
 fn is_message(text: &str) -> impl Fn(&Event) -> bool {
@@ -292,7 +321,7 @@ async fn when_nats_restarts_the_relays_say_so_and_their_rooms_come_back() {
 }
 
 /// Whether the relay's log shows a line containing `needle` within `limit`.
-fn wait_for_line(relay: &RelayProcess, needle: &str, limit: Duration) -> bool {
+fn wait_for_line(relay: &Spawned, needle: &str, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         match relay.log.recv_timeout(left) {
@@ -308,14 +337,7 @@ fn wait_for_line(relay: &RelayProcess, needle: &str, limit: Duration) -> bool {
 async fn a_relay_with_another_access_code_serves_no_one_in_the_cluster() {
     let Some(nats) = TestNats::start() else { return };
     let _member = cluster_relay(&nats).await;
-    let key: String = KEY.iter().map(|byte| format!("{byte:02x}")).collect();
-    let url = nats.url();
-    let stranger = RelayProcess::spawn(
-        "127.0.0.1:0",
-        "another access code",
-        &["--no-report", "--nats", &url],
-        &[("CHATTER_CLUSTER_KEY", &key)],
-    );
+    let stranger = cluster_relay_binary_with(&nats, "another access code");
     let said =
         wait_for_line(&stranger, "access code is not the cluster's", Duration::from_secs(10));
     assert!(said, "the relay says why it serves no one");

@@ -282,7 +282,9 @@ pub(super) async fn serve(
     stop.cancel();
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
-    let _ = cluster.client.flush().await;
+    // What is still on its way to NATS goes, unless NATS is gone: then stopping must not wait
+    // for it to come back.
+    let _ = tokio::time::timeout(Duration::from_secs(1), cluster.client.flush()).await;
     let _ = housekeeping.await;
     Ok(())
 }
