@@ -20,17 +20,6 @@ async fn cluster_relay(nats: &TestNats) -> TestRelay {
     support::start_relay_in(address, support::test_config(), Some(cluster)).await
 }
 
-/// The texts of the messages in `events`, in order.
-fn messages(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn joined(events: &mut Events, who: &str) {
     let who = who.to_owned();
     support::expect_event(events, move |e| matches!(e, Event::Joined { nick, .. } if *nick == who))
@@ -51,7 +40,7 @@ async fn messages_until(events: &mut Events, count: usize) -> Vec<String> {
     while seen.len() < count {
         let (event, _) =
             support::expect_event_after(events, |e| matches!(e, Event::Message { .. })).await;
-        seen.extend(messages(&[event]));
+        seen.extend(support::texts(&[event]));
     }
     seen
 }
@@ -167,7 +156,7 @@ async fn a_member_whose_relay_is_killed_resumes_on_another_within_two_seconds_an
     assert!(matches!(resumed, Event::Connection(ConnectionEvent::Resumed { .. })));
     let (_, before) =
         support::expect_event_after(&mut alice_events, is_message("while away 4")).await;
-    let mut got = messages(&before);
+    let mut got = support::texts(&before);
     got.push("while away 4".to_owned());
     let expected: Vec<String> = (0..5).map(|n| format!("while away {n}")).collect();
     assert_eq!(got, expected, "each once, in order");

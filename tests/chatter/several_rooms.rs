@@ -23,17 +23,6 @@ fn is_joined(room: &str, nick: &str) -> impl Fn(&Event) -> bool {
     move |event| matches!(event, Event::Joined { room: r, nick: n } if *r == room && *n == nick)
 }
 
-/// The texts of the messages among `events`.
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn tabs(client: &Client) -> Vec<(String, usize, bool)> {
     client
         .room_tabs()
@@ -82,10 +71,10 @@ async fn a_client_in_two_rooms_hears_both_and_each_line_goes_only_where_it_was_m
     alice.send_text("ops again").await.unwrap();
     let (_, bob_saw) =
         expect_event_after(&mut bob_events, is_message("dev", "alice", "to dev")).await;
-    assert!(texts(&bob_saw).is_empty(), "a line for ops reached dev: {bob_saw:?}");
+    assert!(support::texts(&bob_saw).is_empty(), "a line for ops reached dev: {bob_saw:?}");
     let (_, carol_saw) =
         expect_event_after(&mut carol_events, is_message("ops", "alice", "ops again")).await;
-    assert_eq!(texts(&carol_saw), ["to ops"], "only the lines for ops, in order");
+    assert_eq!(support::texts(&carol_saw), ["to ops"], "only the lines for ops, in order");
 
     alice.switch("dev").await.unwrap();
     carol.send_text("carol's line").await.unwrap();

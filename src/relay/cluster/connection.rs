@@ -51,7 +51,7 @@ pub(super) async fn serve(
     let frames = shared.config.queue_limits.frames_per_session.max(1);
     let (link, deliveries) = mpsc::channel(frames);
     let session = cluster.new_session();
-    cluster.replica().attach(session, link);
+    cluster.replica().attach(session, link.clone());
     let address = match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -60,6 +60,7 @@ pub(super) async fn serve(
     let limiter = ConnectionLimiter::new(shared.config.rate_limit, Instant::now());
     let mut connection = Connection {
         cluster,
+        link,
         ip,
         session,
         reader,
@@ -88,6 +89,8 @@ enum Ended {
 
 struct Connection {
     cluster: Arc<Cluster>,
+    /// What this connection is attached to the replica with (`Replica::attach`).
+    link: mpsc::Sender<Delivery>,
     ip: IpAddr,
     session: SessionId,
     reader: SealedReader<OwnedReadHalf>,
@@ -253,7 +256,7 @@ impl Connection {
 
     /// Tells the cluster the connection ended, then the client why.
     async fn close(mut self, ended: Ended) {
-        self.cluster.replica().detach(self.session);
+        self.cluster.replica().detach(self.session, &self.link);
         let reason = match ended {
             Ended::LinkLost => {
                 let input = Input::Closed { session: self.session.0, link_lost: true };

@@ -60,6 +60,13 @@ impl SessionLog {
         self.forward = forward;
     }
 
+    /// The connection of `link` no longer serves the session (another may already).
+    pub fn stop_serving_through(&mut self, link: &mpsc::Sender<Delivery>) {
+        if self.forward.as_ref().is_some_and(|forward| forward.same_channel(link)) {
+            self.forward = None;
+        }
+    }
+
     pub fn served_here(&self) -> bool {
         self.forward.as_ref().is_some_and(|forward| !forward.is_closed())
     }

@@ -197,17 +197,22 @@ impl Cluster {
 
     /// Applies the input the stream numbered `sequence` (`None`: one that did not open).
     fn apply(&self, sequence: u64, envelope: Option<Envelope>, published: i128) {
-        let mut replica = self.replica();
-        let now = self.clock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).at(published);
         if let Some(envelope) = envelope {
             tracing::trace!(sequence, input = ?envelope.input, "applying");
             let own_tick = envelope.from == self.me && matches!(envelope.input, Input::Tick { .. });
-            let applied = replica.apply(envelope, now);
+            let (applied, admitted) = {
+                let mut replica = self.replica();
+                let clock =
+                    &mut *self.clock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let applied = replica.apply(envelope, clock.at(published));
+                (applied, replica.admitted())
+            };
+            // The gate has a lock of its own, never taken under the replica's.
             for ip in applied.wrong_room_passwords {
                 self.shared.gate.record_wrong_room_password(ip);
             }
             if own_tick {
-                self.heard_own_tick(replica.admitted());
+                self.heard_own_tick(admitted);
             }
         }
         self.applied_through.store(sequence, Ordering::Release);

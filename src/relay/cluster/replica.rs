@@ -117,10 +117,15 @@ impl Replica {
     }
 
     /// A connection of this relay ended.
-    pub fn detach(&mut self, session: SessionId) {
-        self.links.remove(&session);
+    /// A connection of this relay ended: `link` is the one it was attached with. A newer
+    /// connection of this relay may serve the session by now (its client came back here
+    /// while the old link still looked alive); that one stays.
+    pub fn detach(&mut self, session: SessionId, link: &mpsc::Sender<Delivery>) {
+        if self.links.get(&session).is_some_and(|attached| attached.same_channel(link)) {
+            self.links.remove(&session);
+        }
         if let Some(log) = self.logs.get(&session) {
-            lock(log).serve_through(None);
+            lock(log).stop_serving_through(link);
         }
     }
 

@@ -193,6 +193,17 @@ pub async fn chat_client(
     chat_client_at(&relay.addr(), nick).await
 }
 
+/// The texts of the messages among `events`, in order.
+pub fn texts(events: &[chatter::client::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            chatter::client::Event::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Waits (at most five seconds) for an event that matches and returns it; the events before
 /// it are skipped, and listed if the wait fails. Where what else arrived matters, use
 /// [`expect_event_after`].

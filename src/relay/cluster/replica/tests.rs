@@ -218,3 +218,37 @@ async fn a_relay_with_another_access_code_is_not_part_of_the_cluster() {
     apply_all(&mut [&mut refused], &inputs, Instant::now());
     assert!(!refused.admitted(), "the stranger knows it is out");
 }
+
+#[tokio::test]
+async fn a_client_back_on_the_same_relay_keeps_its_new_link_when_the_old_one_ends() {
+    let mut first = replica(FIRST);
+    let alice = session(FIRST, 1);
+    let (old_link, mut old_connection) = mpsc::channel(64);
+    first.attach(SessionId(alice), old_link.clone());
+    apply_all(&mut [&mut first], &alice_and_bob(), Instant::now());
+    let token = match logged(&mut first, alice).first() {
+        Some(ServerFrame::Registered { token, .. }) => token.0,
+        other => panic!("{other:?}"),
+    };
+    // Alice's client comes back to the same relay while her old link still looks alive.
+    let fresh = session(FIRST, 2);
+    let (new_link, mut new_connection) = mpsc::channel(64);
+    first.attach(SessionId(fresh), new_link);
+    let later = Instant::now() + Duration::from_secs(1);
+    let back = [(FIRST, opened(fresh)), (FIRST, Input::Resume { fresh, token, received: 1 })];
+    apply_all(&mut [&mut first], &back, later);
+    assert!(matches!(new_connection.recv().await, Some(Delivery::Resumed { .. })));
+    let mut told_to_go = false;
+    while let Ok(delivery) = old_connection.try_recv() {
+        told_to_go |= matches!(delivery, Delivery::Close(Some(DisconnectReason::ResumedElsewhere)));
+    }
+    assert!(told_to_go);
+    // The old connection ends: the new one still gets what is sent to the session.
+    first.detach(SessionId(alice), &old_link);
+    let ack = [(FIRST, Input::Ack { session: alice, received: 1 })];
+    apply_all(&mut [&mut first], &ack, later + Duration::from_secs(1));
+    assert!(
+        matches!(new_connection.try_recv(), Ok(Delivery::Frames(_))),
+        "the new link was let go with the old"
+    );
+}
