@@ -186,26 +186,9 @@ impl Relay {
         ));
         let deadlines = tokio::spawn(enforce_deadlines(Arc::clone(&self.shared), stop.clone()));
         tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = &mut shutdown => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors or a connection reset before accept: keep
-                    // serving the others, after a pause so a persistent error does not spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        while let Some((stream, ip)) = next_connection(&listener, &mut shutdown).await {
             let shared = Arc::clone(&self.shared);
-            let stop = stop.clone();
-            // An IPv4 client of a dual-stack listener is counted (and reported) as IPv4.
-            let ip = peer.ip().to_canonical();
-            tasks.spawn(connection::serve(shared, stream, ip, stop));
+            tasks.spawn(connection::serve(shared, stream, ip, stop.clone()));
         }
         tracing::info!("shutting down");
         stop.cancel();
@@ -229,6 +212,29 @@ impl Relay {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         cluster::serve(Arc::clone(&self.shared), cluster, listener, shutdown).await
+    }
+}
+
+/// The next connection and its client's address, or `None` once `shutdown` completes.
+async fn next_connection<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    shutdown: &mut std::pin::Pin<&mut F>,
+) -> Option<(tokio::net::TcpStream, std::net::IpAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.as_mut() => return None,
+        };
+        match accepted {
+            // An IPv4 client of a dual-stack listener is counted (and reported) as IPv4.
+            Ok((stream, peer)) => return Some((stream, peer.ip().to_canonical())),
+            Err(error) => {
+                // Out of file descriptors or a connection reset before accept: keep serving
+                // the others, after a pause so a persistent error does not spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

@@ -179,17 +179,12 @@ impl Cluster {
     /// input NATS refuses outright (past its `max_payload`) is an error the caller reports.
     async fn publish(&self, input: Input) -> Result<(), ()> {
         let sealed = stream::sealed(self, input);
-        let max_payload = self.client.server_info().max_payload;
-        if max_payload > 0 && sealed.len() > max_payload {
-            tracing::error!(
-                bytes = sealed.len(),
-                max_payload,
-                "a client's frame is larger than NATS's max_payload: raise it (dist/cluster/nats.conf)"
-            );
-            return Err(());
-        }
+        // The NATS client checks the size against the server's `max_payload` itself.
         if let Err(error) = self.client.publish(self.subject.clone(), sealed.into()).await {
-            tracing::warn!(%error, "an input could not be published");
+            tracing::error!(
+                %error,
+                "an input could not be published (past NATS's max_payload? dist/cluster/nats.conf raises it)"
+            );
             return Err(());
         }
         Ok(())
@@ -267,20 +262,7 @@ pub(super) async fn serve(
         shared.config.report.clone(),
         stop.clone(),
     ));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (socket, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let ip = peer.ip().to_canonical();
+    while let Some((socket, ip)) = super::next_connection(&listener, &mut shutdown).await {
         tasks.spawn(connection::serve(Arc::clone(&cluster), socket, ip, stop.clone()));
     }
     tracing::info!("shutting down");

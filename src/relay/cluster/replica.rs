@@ -103,10 +103,6 @@ impl Replica {
         }
     }
 
-    pub fn me(&self) -> RelayId {
-        self.me
-    }
-
     pub fn state(&self) -> &State {
         &self.state
     }
